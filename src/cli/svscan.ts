@@ -1,0 +1,86 @@
+/** t6-svscan: the supervision tree's root — scanner, pid 1 and the supervisor of every service. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { type CommandIo, UsageError } from './_run.ts';
+import { getopt, uintOption } from './_getopt.ts';
+import { Scanner, ScannerSetupError, type ScannerSignal, DIVERTIBLE_SIGNALS } from '../supervise/scanner.ts';
+import { execve, setChildSubreaper, getpid, setProcessName } from '../sys/index.ts';
+
+const USAGE = 't6-svscan [ -c max ] [ -t rescan ] [ -d notif ] [ -X consoleholder ] [ scandir ]';
+const HELP = `${USAGE}
+Supervises every service directory of scandir (default: the current directory), as
+s6-svscan and s6-supervise do, in one process. As pid 1 it reaps every orphan; otherwise
+it makes itself a child subreaper.
+  -c max        at most max supervisors (a service and its logger count as two; default 1000)
+  -t rescan     rescan scandir every rescan milliseconds (default: only when told)
+  -d notif      write a newline to fd notif once the control FIFO listens, then close it
+  -X fd         give fd (a console holder) to the catch-all logger s6-svscan-log as stderr
+Control: t6-svscanctl (or s6-svscanctl) on scandir; signals as s6-svscan, with
+scandir/.s6-svscan/SIG<NAME> scripts replacing the built-in actions.
+`;
+
+export async function main(args: string[], io: CommandIo): Promise<number> {
+  if (args.includes('--help')) { io.out(HELP); return 0; }
+  const { options, rest } = getopt(args, { withArg: 'ctdX' });
+  let rescanMs = 0;
+  let maxServices = 1000;
+  let notifyFd: number | undefined;
+  let consoleFd: number | undefined;
+  for (const opt of options) {
+    if (opt.name === 'c') maxServices = Math.min(Math.max(uintOption('c', opt.value), 4), 160000);
+    else if (opt.name === 't') rescanMs = uintOption('t', opt.value);
+    else if (opt.name === 'd') notifyFd = uintOption('d', opt.value);
+    else if (opt.name === 'X') consoleFd = uintOption('X', opt.value);
+  }
+  if (rest.length > 1) throw new UsageError(USAGE);
+  for (const fd of [notifyFd, consoleFd]) {
+    if (fd === undefined) continue;
+    if (fd < 3) throw new UsageError(`${USAGE}\nfd ${fd} must be 3 or more`);
+    try { fs.fstatSync(fd); } catch { throw new UsageError(`${USAGE}\nfd ${fd} is not open`); }
+  }
+  const scandir = path.resolve(rest[0] ?? '.');
+  const report = (level: string, message: string): void => io.err(`t6-svscan: ${level}: ${message}\n`);
+
+  // pid 1 must not die: anything that escapes a guard is reported, and life goes on.
+  process.on('uncaughtException', (err) => report('error', `uncaught: ${err.stack ?? err.message}`));
+  process.on('unhandledRejection', (err) => report('error', `unhandled rejection: ${String(err)}`));
+
+  if (getpid() !== 1) {
+    try { setChildSubreaper(); } catch (err) { report('warning', `unable to become a subreaper: ${String(err)}`); }
+  }
+  setProcessName('t6-svscan');
+
+  let scanner: Scanner;
+  try {
+    scanner = Scanner.open({
+      scandir, rescanMs, maxServices, report,
+      ...(consoleFd === undefined ? {} : { consoleFd }),
+    });
+  } catch (err) {
+    if (err instanceof ScannerSetupError) {
+      io.err(`t6-svscan: fatal: ${err.message}\n`);
+      return err.exitCode;
+    }
+    throw err;
+  }
+  process.on('SIGCHLD', () => scanner.reaper.reap());
+  scanner.reaper.reap();
+  const signals: ScannerSignal[] = [...DIVERTIBLE_SIGNALS, 'SIGALRM', 'SIGABRT'];
+  for (const sig of signals) process.on(sig, () => scanner.signal(sig));
+  if (notifyFd !== undefined) {
+    try { fs.writeSync(notifyFd, '\n'); } catch (err) { report('warning', `unable to write to fd ${notifyFd}: ${String(err)}`); }
+    fs.closeSync(notifyFd);
+  }
+
+  const exit = await scanner.done;
+  scanner.releaseLock();
+  for (const sig of signals) process.removeAllListeners(sig);
+  if (exit.finish !== undefined) {
+    process.chdir(scandir);
+    const err = execve(exit.finish, ['.s6-svscan/finish']);
+    report('error', `unable to exec ${exit.finish}: ${err.message}`);
+    return 111;
+  }
+  // No finish script: as s6-svscan, exit 0 (pid 1 exiting would panic the kernel; t6-linux-init always provides one).
+  process.exit(0);
+}

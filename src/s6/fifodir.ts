@@ -1,0 +1,112 @@
+/**
+ * The `event/` fifodir: listeners place a FIFO named `ftrig1:@<tai64n>:<6 chars>` (39 bytes)
+ * in it; the notifier writes each event to every such FIFO without blocking and removes the
+ * ones nobody reads any more.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { O_NONBLOCK, O_RDONLY, O_WRONLY, mkfifo, open, close } from '../sys/fd.ts';
+import { tainFormat, tainNow } from './tai.ts';
+
+const LISTENER_PREFIX = 'ftrig1:@';
+const LISTENER_NAME_LENGTH = 39;
+
+/** Creates `dir` as a fifodir (mode 03730, group = our egid) if it does not exist. */
+export function makeFifodir(dir: string): void {
+  try {
+    fs.mkdirSync(dir, { mode: 0o700 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST' && fs.statSync(dir).isDirectory()) return;
+    throw err;
+  }
+  fs.chownSync(dir, -1, process.getegid?.() ?? 0);
+  fs.chmodSync(dir, 0o3730);
+}
+
+/**
+ * Writes `event` to every listener in `dir`. Never blocks, never throws for a listener's
+ * sake: a FIFO with no reader is removed; a full one just misses this event (as in s6).
+ * Returns how many listeners received it.
+ */
+export function notifyFifodir(dir: string, event: string): number {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return 0;
+  }
+  const bytes = Buffer.from(event, 'latin1');
+  let delivered = 0;
+  for (const name of names) {
+    if (name.length !== LISTENER_NAME_LENGTH || !name.startsWith(LISTENER_PREFIX)) continue;
+    const fifo = path.join(dir, name);
+    let fd: number;
+    try {
+      fd = open(fifo, O_WRONLY | O_NONBLOCK);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENXIO') fs.rmSync(fifo, { force: true });
+      continue;
+    }
+    try {
+      fs.writeSync(fd, bytes);
+      delivered++;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EPIPE') fs.rmSync(fifo, { force: true });
+    } finally {
+      close(fd);
+    }
+  }
+  return delivered;
+}
+
+/** A subscription to a fifodir: events arrive through `onEvent`, `close()` removes the FIFO. */
+export interface FifodirListener {
+  readonly fifoPath: string;
+  close(): void;
+}
+
+/**
+ * Subscribes to `dir` the way s6-ftrigrd does: make `.ftrig1:@…:XXXXXX`, open its read end
+ * non-blocking and a write end (so it never reports EOF), then rename it into place.
+ * Events are delivered byte by byte, in order.
+ */
+export function listenFifodir(dir: string, onEvent: (byte: string) => void): FifodirListener {
+  makeFifodir(dir);
+  const stamp = tainFormat(tainNow());
+  let name = '';
+  let tmp = '';
+  for (let attempt = 0; ; attempt++) {
+    const suffix = randomBytes(6).toString('base64').replace(/[+/=]/g, 'x').slice(0, 6);
+    name = `ftrig1:${stamp}:${suffix}`;
+    tmp = path.join(dir, `.${name}`);
+    try {
+      mkfifo(tmp, 0o600);
+      if (!fs.lstatSync(tmp).isFIFO()) throw new Error('not a fifo');
+      break;
+    } catch (err) {
+      if (attempt > 10) throw err;
+    }
+  }
+  const readFd = open(tmp, O_RDONLY | O_NONBLOCK);
+  const keepFd = open(tmp, O_WRONLY | O_NONBLOCK);
+  const fifoPath = path.join(dir, name);
+  fs.renameSync(tmp, fifoPath);
+  const socket = new net.Socket({ fd: readFd, readable: true, writable: false });
+  socket.on('data', (chunk: Buffer) => {
+    for (const byte of chunk.toString('latin1')) onEvent(byte);
+  });
+  socket.on('error', () => { /* the FIFO went away; close() cleans up */ });
+  let closed = false;
+  return {
+    fifoPath,
+    close() {
+      if (closed) return;
+      closed = true;
+      socket.destroy();
+      close(keepFd);
+      fs.rmSync(fifoPath, { force: true });
+    },
+  };
+}

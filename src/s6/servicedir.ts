@@ -1,0 +1,87 @@
+/**
+ * Reading a service directory's small settings files the way s6-supervise does: fresh at
+ * each use, first line only, an unsigned decimal (or a signal). A bad value is a warning
+ * that names the file, and the default applies.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseSignal } from './signals.ts';
+
+/** A setting's value, or the problem found reading it (absent file = value undefined, no problem). */
+export interface Setting<T> {
+  value: T | undefined;
+  problem?: string;
+}
+
+function readFirstLine(file: string, maxBytes: number): Setting<string> {
+  let text: string;
+  try {
+    const buf = Buffer.alloc(maxBytes);
+    const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    try {
+      text = buf.subarray(0, fs.readSync(fd, buf, 0, maxBytes, 0)).toString('latin1');
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { value: undefined };
+    return { value: undefined, problem: `unable to read ${file}: ${code ?? String(err)}` };
+  }
+  const nl = text.indexOf('\n');
+  return { value: nl < 0 ? text : text.slice(0, nl) };
+}
+
+/** An unsigned decimal setting such as `notification-fd` or `timeout-kill`. */
+export function readUintSetting(dir: string, name: string): Setting<number> {
+  const file = path.join(dir, name);
+  const line = readFirstLine(file, 24);
+  if (line.value === undefined) return { value: undefined, ...(line.problem === undefined ? {} : { problem: line.problem }) };
+  if (!/^\d+$/.test(line.value) || Number(line.value) > 0x7fffffff) {
+    return { value: undefined, problem: `invalid ${file}: ${JSON.stringify(line.value.slice(0, 40))} is not an unsigned integer` };
+  }
+  return { value: Number(line.value) };
+}
+
+/** A signal setting such as `down-signal` (name with or without SIG, or a number). */
+export function readSignalSetting(dir: string, name: string): Setting<number> {
+  const file = path.join(dir, name);
+  const line = readFirstLine(file, 15);
+  if (line.value === undefined) return { value: undefined, ...(line.problem === undefined ? {} : { problem: line.problem }) };
+  const sig = parseSignal(line.value);
+  if (sig === undefined || sig === 0) return { value: undefined, problem: `invalid ${file}: ${JSON.stringify(line.value)} is not a signal` };
+  return { value: sig };
+}
+
+/** Does this file exist (any type)? */
+export function exists(file: string): boolean {
+  try {
+    fs.lstatSync(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Why `run` (or `finish`) cannot be executed, in words, or undefined if it looks runnable.
+ * Used to turn a bare ENOENT/EACCES from spawn into a message a person can act on.
+ */
+export function explainNotRunnable(file: string): string | undefined {
+  let lst: fs.Stats;
+  try {
+    lst = fs.lstatSync(file);
+  } catch {
+    return `${file} does not exist`;
+  }
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch {
+    return lst.isSymbolicLink() ? `${file} is a dangling symbolic link (to ${fs.readlinkSync(file)})` : `${file} cannot be read`;
+  }
+  if (st.isDirectory()) return `${file} is a directory, not a program`;
+  if (!st.isFile()) return `${file} is not a regular file`;
+  if ((st.mode & 0o111) === 0) return `${file} is not executable (mode ${(st.mode & 0o7777).toString(8)})`;
+  return undefined;
+}

@@ -1,0 +1,454 @@
+/**
+ * The Scanner: s6-svscan inside t6-svscan. It owns the scan directory, keeps one
+ * Supervisor per service directory (and one per `log/`), holds the service→logger pipes
+ * so neither side's restart loses a byte, obeys `.s6-svscan/control` and the divertible
+ * signals, and reaps every child, known or orphan (s6-spec/svscan.md).
+ *
+ * Lifecycle: `Scanner.open()` sets up `.s6-svscan/` (lock, control FIFO) and scans; the
+ * scanner then runs until a terminate/quit/abort, when `done` resolves with what to exec
+ * next (`.s6-svscan/finish`). It never exits the process itself: the CLI does.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { O_CREAT, O_NONBLOCK, O_RDONLY, O_WRONLY, close, mkfifo, open, pipe, tryLock } from '../sys/fd.ts';
+import { spawn as sysSpawn, kill as sysKill } from '../sys/spawn.ts';
+import { describeError, errorCode } from '../sys/errors.ts';
+import { isSvscanCommand } from '../s6/control.ts';
+import { tainNow } from '../s6/tai.ts';
+import { Reaper } from './reaper.ts';
+import { Supervisor, SupervisorSetupError, type SupervisorHost, type SupervisorStdio, type TimerHandle } from './supervisor.ts';
+
+/** The name of the catch-all logger service, which is never itself logged. */
+export const CATCHALL_LOGGER = 's6-svscan-log';
+
+/** Divertible signals: a `.s6-svscan/SIG<NAME>` script replaces the built-in action. */
+export const DIVERTIBLE_SIGNALS = ['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGPWR', 'SIGWINCH'] as const;
+/** Signals the scanner acts on. */
+export type ScannerSignal = (typeof DIVERTIBLE_SIGNALS)[number] | 'SIGALRM' | 'SIGABRT';
+
+const BUILTIN: Record<ScannerSignal, string> = {
+  SIGHUP: 'h', SIGINT: 't', SIGTERM: 't', SIGQUIT: 'q', SIGUSR1: '', SIGUSR2: '', SIGPWR: '', SIGWINCH: '',
+  SIGALRM: 'a', SIGABRT: 'b',
+};
+
+/** How the scanner ended, and what the caller should exec (s6-svscan execs `.s6-svscan/finish`). */
+export interface ScannerExit {
+  reason: 'terminate' | 'quit' | 'abort';
+  /** Absolute path of `.s6-svscan/finish` if it exists, else undefined (exit 0). */
+  finish: string | undefined;
+}
+
+/** Options of t6-svscan. */
+export interface ScannerOptions {
+  scandir: string;
+  /** Rescan every so many ms (-t); 0 = only on demand. */
+  rescanMs?: number;
+  /** Maximum number of supervisors (-c); a service and its logger take one each. */
+  maxServices?: number;
+  /** Console holder fd given to the catch-all logger as stderr (-X). */
+  consoleFd?: number;
+  report(level: 'info' | 'warning' | 'error', message: string): void;
+  /** Observer for every event byte of every service (JSON event streams build on it). */
+  onEvent?(service: string, event: string): void;
+}
+
+/** Thrown by Scanner.open when the scan directory cannot be taken; `exitCode` as s6-svscan's. */
+export class ScannerSetupError extends Error {
+  override name = 'ScannerSetupError';
+  readonly exitCode: number;
+  constructor(message: string, exitCode: number) {
+    super(message);
+    this.exitCode = exitCode;
+  }
+}
+
+interface Slot {
+  /** `foo` or `foo/log`. */
+  name: string;
+  sup: Supervisor | undefined;
+  /** Monotonic ms of the last supervisor start (restarts are at least 1 s apart). */
+  lastStart: number;
+  restart: TimerHandle | undefined;
+}
+
+interface ServiceEntry {
+  key: string;
+  name: string;
+  active: boolean;
+  main: Slot;
+  log: Slot | undefined;
+  /** [read, write]: the producer→logger pipe, held by the scanner for the entry's life. */
+  pipe: [number, number] | undefined;
+  writeClosed: boolean;
+}
+
+const SUPERVISOR_RETRY_MS = 10_000;
+const SCAN_RETRY_MS = 3_000;
+
+/** s6-svscan as an object. */
+export class Scanner {
+  readonly scandir: string;
+  readonly reaper: Reaper;
+  readonly done: Promise<ScannerExit>;
+  #opts: ScannerOptions;
+  #services = new Map<string, ServiceEntry>();
+  #bySupervisor = new Map<Supervisor, { entry: ServiceEntry; slot: Slot }>();
+  #lockFd = -1;
+  #controlKeepFd = -1;
+  #control: net.Socket | undefined;
+  #rescanTimer: NodeJS.Timeout | undefined;
+  #retryScan: NodeJS.Timeout | undefined;
+  #ending: ScannerExit['reason'] | undefined;
+  #resolve!: (exit: ScannerExit) => void;
+  #host: SupervisorHost;
+  #maxServices: number;
+
+  private constructor(opts: ScannerOptions) {
+    this.#opts = opts;
+    this.scandir = path.resolve(opts.scandir);
+    this.#maxServices = opts.maxServices ?? 1000;
+    this.reaper = new Reaper((err) => opts.report('error', `internal error after reaping a child: ${describeError(err)}`));
+    this.done = new Promise((resolve) => { this.#resolve = resolve; });
+    this.#host = {
+      spawn: (spawnOpts, onExit) => {
+        const pid = sysSpawn(spawnOpts);
+        this.reaper.watch(pid, onExit);
+        return pid;
+      },
+      kill: (pid, signal) => {
+        try {
+          sysKill(pid, signal);
+        } catch (err) {
+          opts.report('warning', `unable to send signal ${signal} to ${pid}: ${describeError(err)}`);
+        }
+      },
+      monotonicMs: () => performance.now(),
+      now: tainNow,
+      setTimer: (ms, fn) => {
+        const t = setTimeout(() => this.#guard('timer', fn), ms);
+        return { cancel: () => clearTimeout(t) };
+      },
+      report: opts.report,
+      exited: (sup) => this.#supervisorExited(sup),
+      event: (sup, event) => opts.onEvent?.(sup.name, event),
+    };
+  }
+
+  /**
+   * Takes the scan directory (s6-svscan's startup): `.s6-svscan/` with its lock and control
+   * FIFO, then the first scan. Throws ScannerSetupError (exit 100 if another scanner runs
+   * there or the directory is not usable, 111 for a system error).
+   */
+  static open(opts: ScannerOptions): Scanner {
+    const scanner = new Scanner(opts);
+    scanner.#setUp();
+    scanner.scan();
+    if ((opts.rescanMs ?? 0) > 0) {
+      scanner.#rescanTimer = setInterval(() => scanner.#guard('rescan', () => scanner.scan()), opts.rescanMs);
+    }
+    return scanner;
+  }
+
+  /** Names of the services known, with their supervisors (for status tools and tests). */
+  supervisors(): Supervisor[] {
+    return [...this.#bySupervisor.keys()];
+  }
+
+  /** Applies scanner control bytes in order (as written to `.s6-svscan/control`). */
+  command(bytes: string): void {
+    let unknown = 0;
+    let sample = '';
+    for (const ch of bytes) {
+      if (!isSvscanCommand(ch)) {
+        if (unknown++ === 0) sample = ch;
+        continue;
+      }
+      switch (ch) {
+        case 'z': this.reaper.reap(); break;
+        case 'a': this.scan(); break;
+        case 'h': this.scan(); this.#prune(false); break;
+        case 'n': this.#prune(false); break;
+        case 'N': this.#prune(true); break;
+        case 't': case 'i': this.#terminate('terminate'); break;
+        case 'q': this.#terminate('quit'); break;
+        case 'b': this.#terminate('abort'); break;
+      }
+    }
+    if (unknown > 0) {
+      const shown = JSON.stringify(sample);
+      this.#opts.report('warning', `${path.join(this.scandir, '.s6-svscan/control')}: ignored ${unknown} unknown control byte${unknown === 1 ? '' : 's'} (first: ${shown})`);
+    }
+  }
+
+  /** A signal to the scanner: runs `.s6-svscan/SIG<NAME>` if it exists, else the built-in action. */
+  signal(sig: ScannerSignal): void {
+    if ((DIVERTIBLE_SIGNALS as readonly string[]).includes(sig)) {
+      const script = path.join(this.scandir, '.s6-svscan', sig);
+      try {
+        const pid = sysSpawn({ path: script, argv: [`.s6-svscan/${sig}`], cwd: this.scandir, newSession: false });
+        this.reaper.watch(pid, () => {});
+        return;
+      } catch (err) {
+        if (errorCode(err) !== 'ENOENT') this.#opts.report('warning', `unable to spawn ${script}: ${describeError(err)} - using the built-in action`);
+      }
+    }
+    const builtin = BUILTIN[sig];
+    if (builtin !== '') this.command(builtin);
+  }
+
+  /** One scan of the scan directory (s6-svscan §3): new services get supervisors, vanished ones turn inactive. */
+  scan(): void {
+    if (this.#ending !== undefined) return;
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.scandir);
+    } catch (err) {
+      this.#opts.report('warning', `unable to read ${this.scandir}: ${describeError(err)} - retrying in ${SCAN_RETRY_MS / 1000} seconds`);
+      this.#scheduleScanRetry();
+      return;
+    }
+    const seen = new Set<string>();
+    let retry = false;
+    for (const name of names) {
+      if (name.startsWith('.')) continue;
+      const dir = path.join(this.scandir, name);
+      let st: fs.Stats;
+      try {
+        st = fs.statSync(dir);
+      } catch (err) {
+        const dangling = errorCode(err) === 'ENOENT' ? ' (dangling symbolic link?)' : '';
+        this.#opts.report('warning', `unable to stat ${dir}: ${describeError(err)}${dangling}`);
+        retry = true;
+        continue;
+      }
+      if (!st.isDirectory()) continue;
+      const key = `${st.dev}:${st.ino}`;
+      seen.add(key);
+      let entry = this.#services.get(key);
+      if (entry === undefined) {
+        entry = { key, name, active: true, main: newSlot(name), log: undefined, pipe: undefined, writeClosed: false };
+        this.#services.set(key, entry);
+      }
+      entry.name = name;
+      entry.active = true;
+      if (entry.log === undefined && name !== CATCHALL_LOGGER && isDirectory(path.join(dir, 'log'))) {
+        try {
+          entry.pipe = pipe();
+          entry.writeClosed = false;
+          entry.log = newSlot(`${name}/log`);
+        } catch (err) {
+          this.#opts.report('warning', `unable to create the logger pipe for ${dir}: ${describeError(err)}`);
+          retry = true;
+          continue;
+        }
+      }
+      if (entry.log !== undefined) this.#startSlot(entry, entry.log);
+      this.#startSlot(entry, entry.main);
+    }
+    for (const entry of this.#services.values()) {
+      if (seen.has(entry.key)) continue;
+      entry.active = false;
+      for (const slot of slots(entry)) {
+        slot.restart?.cancel();
+        slot.restart = undefined;
+      }
+      this.#forgetIfDead(entry);
+    }
+    if (retry) this.#scheduleScanRetry();
+  }
+
+  // ---- internals -------------------------------------------------------------------------
+
+  #setUp(): void {
+    const ctl = path.join(this.scandir, '.s6-svscan');
+    try {
+      if (!fs.statSync(this.scandir).isDirectory()) throw new ScannerSetupError(`${this.scandir} is not a directory`, 100);
+    } catch (err) {
+      if (err instanceof ScannerSetupError) throw err;
+      throw new ScannerSetupError(`unable to use ${this.scandir}: ${describeError(err)}`, 111);
+    }
+    try {
+      fs.mkdirSync(ctl, { mode: 0o700 });
+    } catch (err) {
+      if (errorCode(err) !== 'EEXIST') throw new ScannerSetupError(`unable to create ${ctl}: ${describeError(err)}`, 111);
+      if (!isDirectory(ctl)) throw new ScannerSetupError(`${ctl} exists and is not a directory`, 100);
+    }
+    const lockPath = path.join(ctl, 'lock');
+    try {
+      this.#lockFd = open(lockPath, O_WRONLY | O_CREAT | O_NONBLOCK, 0o600);
+    } catch (err) {
+      throw new ScannerSetupError(`unable to open ${lockPath}: ${describeError(err)}`, 111);
+    }
+    if (!tryLock(this.#lockFd, lockPath)) {
+      throw new ScannerSetupError(`another instance of t6-svscan or s6-svscan is already running on ${this.scandir} (${lockPath} is locked)`, 100);
+    }
+    const controlPath = path.join(ctl, 'control');
+    let readFd: number;
+    try {
+      mkfifo(controlPath, 0o600);
+      readFd = open(controlPath, O_RDONLY | O_NONBLOCK);
+      this.#controlKeepFd = open(controlPath, O_WRONLY | O_NONBLOCK);
+    } catch (err) {
+      throw new ScannerSetupError(`unable to set up ${controlPath}: ${describeError(err)}`, errorCode(err) === 'EEXIST' ? 100 : 111);
+    }
+    const control = new net.Socket({ fd: readFd, readable: true, writable: false });
+    control.on('data', (chunk: Buffer) => this.#guard('control', () => this.command(chunk.toString('latin1'))));
+    control.on('error', (err) => this.#opts.report('error', `${controlPath}: ${describeError(err)}`));
+    this.#control = control;
+  }
+
+  #startSlot(entry: ServiceEntry, slot: Slot): void {
+    if (slot.sup !== undefined || slot.restart !== undefined || !entry.active || this.#ending !== undefined) return;
+    const wait = slot.lastStart + 1000 - performance.now();
+    if (slot.lastStart > 0 && wait > 0) {
+      slot.restart = this.#host.setTimer(wait, () => { slot.restart = undefined; this.#startSlot(entry, slot); });
+      return;
+    }
+    if (this.#bySupervisor.size >= this.#maxServices) {
+      this.#opts.report('warning', `unable to start a supervisor for ${path.join(this.scandir, slot.name)}: too many services (the limit is ${this.#maxServices}; raise it with -c)`);
+      return;
+    }
+    const isLog = slot !== entry.main;
+    const stdio: SupervisorStdio = {};
+    if (entry.pipe !== undefined) {
+      if (isLog) stdio.stdin = entry.pipe[0];
+      else if (!entry.writeClosed) stdio.stdout = entry.pipe[1];
+    }
+    if (entry.name === CATCHALL_LOGGER && this.#opts.consoleFd !== undefined) stdio.stderr = this.#opts.consoleFd;
+    slot.lastStart = performance.now();
+    try {
+      slot.sup = Supervisor.open(slot.name, path.join(this.scandir, slot.name), this.#host, stdio);
+      this.#bySupervisor.set(slot.sup, { entry, slot });
+    } catch (err) {
+      const why = err instanceof SupervisorSetupError ? err.message : describeError(err);
+      this.#opts.report('warning', `unable to supervise ${path.join(this.scandir, slot.name)}: ${why} - retrying in ${SUPERVISOR_RETRY_MS / 1000} seconds`);
+      slot.restart = this.#host.setTimer(SUPERVISOR_RETRY_MS, () => { slot.restart = undefined; this.#startSlot(entry, slot); });
+    }
+  }
+
+  #supervisorExited(sup: Supervisor): void {
+    const owner = this.#bySupervisor.get(sup);
+    if (owner === undefined) return;
+    this.#bySupervisor.delete(sup);
+    const { entry, slot } = owner;
+    slot.sup = undefined;
+    if (this.#ending !== undefined || !entry.active) {
+      // The producer is gone for good: drop our write end so its logger can reach EOF.
+      if (slot === entry.main) this.#closeWriteEnd(entry);
+      this.#forgetIfDead(entry);
+      if (this.#ending !== undefined) this.#maybeFinish();
+      return;
+    }
+    this.#startSlot(entry, slot); // restarted at once, or 1 s after its previous start
+  }
+
+  #closeWriteEnd(entry: ServiceEntry): void {
+    if (entry.pipe === undefined || entry.writeClosed) return;
+    close(entry.pipe[1]);
+    entry.writeClosed = true;
+    entry.log?.sup?.setStdio({ stdin: entry.pipe[0] });
+  }
+
+  #forgetIfDead(entry: ServiceEntry): void {
+    if (entry.active && this.#ending === undefined) return;
+    if (entry.main.sup === undefined) this.#closeWriteEnd(entry);
+    if (slots(entry).some((s) => s.sup !== undefined)) return;
+    for (const slot of slots(entry)) slot.restart?.cancel();
+    if (entry.pipe !== undefined) {
+      close(entry.pipe[0]);
+      this.#closeWriteEnd(entry);
+      entry.pipe = undefined;
+    }
+    this.#services.delete(entry.key);
+  }
+
+  /** Stops the supervisors of inactive services: services get 'term', loggers 'hup' (or 'term' with N). */
+  #prune(loggersToo: boolean): void {
+    for (const entry of this.#services.values()) {
+      if (entry.active) continue;
+      entry.main.sup?.request('term');
+      entry.log?.sup?.request(loggersToo ? 'term' : 'hup');
+      this.#forgetIfDead(entry);
+    }
+  }
+
+  #terminate(reason: ScannerExit['reason']): void {
+    if (this.#ending !== undefined && reason !== 'abort') return;
+    this.#ending = reason;
+    if (this.#rescanTimer !== undefined) clearInterval(this.#rescanTimer);
+    if (this.#retryScan !== undefined) clearTimeout(this.#retryScan);
+    const entries = [...this.#services.values()];
+    for (const entry of entries) {
+      for (const slot of slots(entry)) {
+        slot.restart?.cancel();
+        slot.restart = undefined;
+      }
+    }
+    if (reason !== 'abort') {
+      for (const entry of entries) {
+        entry.main.sup?.request('term');
+        entry.log?.sup?.request(reason === 'quit' ? 'term' : 'hup');
+        if (entry.main.sup === undefined) this.#closeWriteEnd(entry);
+      }
+    }
+    this.#maybeFinish();
+  }
+
+  #maybeFinish(): void {
+    if (this.#ending === undefined) return;
+    if (this.#ending !== 'abort' && this.#bySupervisor.size > 0) return;
+    this.#control?.destroy();
+    this.#control = undefined;
+    if (this.#controlKeepFd >= 0) close(this.#controlKeepFd);
+    this.#controlKeepFd = -1;
+    for (const entry of this.#services.values()) {
+      if (entry.pipe !== undefined) {
+        close(entry.pipe[0]);
+        this.#closeWriteEnd(entry);
+        entry.pipe = undefined;
+      }
+    }
+    const finish = path.join(this.scandir, '.s6-svscan', 'finish');
+    this.#resolve({ reason: this.#ending, finish: fs.existsSync(finish) ? finish : undefined });
+  }
+
+  /** Releases the scan directory lock (after `done`, before exec'ing finish or exiting). */
+  releaseLock(): void {
+    if (this.#lockFd >= 0) close(this.#lockFd);
+    this.#lockFd = -1;
+  }
+
+  #scheduleScanRetry(): void {
+    if (this.#retryScan !== undefined || this.#ending !== undefined) return;
+    this.#retryScan = setTimeout(() => {
+      this.#retryScan = undefined;
+      this.#guard('rescan', () => this.scan());
+    }, SCAN_RETRY_MS);
+  }
+
+  /** Runs a callback so that nothing it throws can reach the event loop (pid 1 must not die). */
+  #guard(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.#opts.report('error', `internal error in ${what}: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+    }
+  }
+}
+
+function newSlot(name: string): Slot {
+  return { name, sup: undefined, lastStart: 0, restart: undefined };
+}
+
+function slots(entry: ServiceEntry): Slot[] {
+  return entry.log === undefined ? [entry.main] : [entry.main, entry.log];
+}
+
+function isDirectory(p: string): boolean {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,5 @@
+/** The system layer: the only part of t6 that calls libc. */
+export * from './errors.ts';
+export * from './spawn.ts';
+export * from './fd.ts';
+export * from './system.ts';

@@ -1,0 +1,161 @@
+/**
+ * Starting and reaping processes: posix_spawn with a new session, an empty signal mask and
+ * every signal reset to its default (Node ignores SIGPIPE; that must not reach services),
+ * and waitpid(-1) for every child, known or orphan. Never child_process: libuv's reaper
+ * and ours would steal each other's children.
+ */
+import { c, errno } from './libc.ts';
+import { SysError } from './errors.ts';
+
+const POSIX_SPAWN_SETSIGDEF = 0x4;
+const POSIX_SPAWN_SETSIGMASK = 0x8;
+const POSIX_SPAWN_SETSID = 0x80;
+const F_DUPFD_CLOEXEC = 1030;
+const F_GETFD = 1;
+const O_RDWR = 2;
+const WNOHANG = 1;
+
+const emptySigset = Buffer.alloc(128);
+const fullSigset = Buffer.alloc(128);
+c.sigemptyset(emptySigset);
+c.sigfillset(fullSigset);
+
+/** Where one fd of the child comes from: a parent fd, or /dev/null. */
+export type FdSource = number | 'null';
+
+/** How to start a process. */
+export interface SpawnOptions {
+  /** Program to execute (absolute, or relative to `cwd`). */
+  path: string;
+  /** Full argv, argv[0] included. */
+  argv: readonly string[];
+  /** Environment as `NAME=value` strings; default: this process's environment. */
+  env?: readonly string[];
+  /** Working directory of the child. */
+  cwd?: string;
+  /** Child fd → where it comes from. fds above 2 not listed are closed; 0–2 are inherited (or /dev/null if closed here) unless listed. */
+  fds?: ReadonlyMap<number, FdSource>;
+  /** Start the child as leader of a new session (default true). */
+  newSession?: boolean;
+  /** Search PATH for `path` when it has no slash (default false). */
+  searchPath?: boolean;
+}
+
+/** This process's environment as a `NAME=value` list. */
+export function currentEnv(): string[] {
+  const env: string[] = [];
+  for (const [name, value] of Object.entries(process.env)) if (value !== undefined) env.push(`${name}=${value}`);
+  return env;
+}
+
+/** Starts a process and returns its pid; throws SysError (ENOENT, EACCES, ENOEXEC…) if it cannot run. */
+export function spawn(opts: SpawnOptions): number {
+  const fileActions = Buffer.alloc(80);
+  const attr = Buffer.alloc(336);
+  c.fa_init(fileActions);
+  c.attr_init(attr);
+  const copies: number[] = [];
+  try {
+    let flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+    if (opts.newSession !== false) flags |= POSIX_SPAWN_SETSID;
+    c.attr_setflags(attr, flags);
+    c.attr_setsigmask(attr, emptySigset);
+    c.attr_setsigdefault(attr, fullSigset);
+    if (opts.cwd !== undefined) c.fa_addchdir(fileActions, opts.cwd);
+    let maxTarget = 2;
+    // Node marks its own fds 0–2 close-on-exec; a child inherits them only through an
+    // explicit dup2 onto themselves (which clears the flag in the child). A closed one
+    // becomes /dev/null, so a service never starts with a hole at 0, 1 or 2.
+    for (let fd = 0; fd <= 2; fd++) {
+      if (opts.fds?.has(fd)) continue;
+      if (c.fcntl(fd, F_GETFD, 'int', 0) >= 0) c.fa_adddup2(fileActions, fd, fd);
+      else c.fa_addopen(fileActions, fd, '/dev/null', O_RDWR, 0);
+    }
+    if (opts.fds !== undefined) {
+      for (const target of opts.fds.keys()) maxTarget = Math.max(maxTarget, target);
+      // A source that is also some target could be overwritten by an earlier dup2 in the
+      // child; give such sources a fresh number above every target first (in the parent).
+      for (const [target, source] of opts.fds) {
+        if (source === 'null') {
+          c.fa_addopen(fileActions, target, '/dev/null', O_RDWR, 0);
+          continue;
+        }
+        let from = source;
+        if (source !== target && opts.fds.has(source)) {
+          from = c.fcntl(source, F_DUPFD_CLOEXEC, 'int', maxTarget + 1);
+          if (from < 0) throw new SysError('fcntl', errno(), `F_DUPFD_CLOEXEC ${source}`);
+          copies.push(from);
+        }
+        // dup2 onto itself clears FD_CLOEXEC in glibc's posix_spawn (since 2.29).
+        c.fa_adddup2(fileActions, from, target);
+      }
+    }
+    c.fa_addclosefrom(fileActions, maxTarget + 1);
+    const pid = [0];
+    const argv = [...opts.argv, null];
+    const env = [...(opts.env ?? currentEnv()), null];
+    const call = opts.searchPath === true && !opts.path.includes('/') ? c.posix_spawnp : c.posix_spawn;
+    const rc = call(pid, opts.path, fileActions, attr, argv, env);
+    if (rc !== 0) throw new SysError('spawn', rc, opts.path);
+    return pid[0]!;
+  } finally {
+    for (const fd of copies) c.close(fd);
+    c.fa_destroy(fileActions);
+    c.attr_destroy(attr);
+  }
+}
+
+/** One reaped child: its pid and raw 16-bit wait status (as s6 stores it). */
+export interface Reaped {
+  pid: number;
+  wstat: number;
+}
+
+/** Reaps every child that has exited, without blocking; returns them in reaping order. */
+export function reapAll(): Reaped[] {
+  const out: Reaped[] = [];
+  const status = [0];
+  for (;;) {
+    const pid = c.waitpid(-1, status, WNOHANG);
+    if (pid <= 0) break; // 0: children remain, none dead; -1: ECHILD (none at all) or EINTR
+    out.push({ pid, wstat: status[0]! & 0xffff });
+  }
+  return out;
+}
+
+/** Reaps one specific child if it has exited; returns its wait status or undefined. */
+export function reapPid(pid: number): number | undefined {
+  const status = [0];
+  const rc = c.waitpid(pid, status, WNOHANG);
+  return rc === pid ? status[0]! & 0xffff : undefined;
+}
+
+/** Sends a signal; returns false (instead of throwing) when the process is already gone. */
+export function kill(pid: number, signal: number): boolean {
+  if (c.kill(pid, signal) === 0) return true;
+  const e = errno();
+  if (e === 3 /* ESRCH */) return false;
+  throw new SysError('kill', e, String(pid));
+}
+
+/** Replaces this process image (used by pid 1 to hand over, and by finish/crash). Returns only on failure. */
+export function execve(path: string, argv: readonly string[], env?: readonly string[]): SysError {
+  c.execve(path, [...argv, null], [...(env ?? currentEnv()), null]);
+  return new SysError('execve', errno(), path);
+}
+
+/** Decoded wait status. */
+export interface WaitStatus {
+  exited: boolean;
+  exitCode: number;
+  signaled: boolean;
+  signal: number;
+}
+
+/** Splits a raw wait status (Linux encoding) into exit code or signal. */
+export function decodeWaitStatus(wstat: number): WaitStatus {
+  const low = wstat & 0x7f;
+  const exited = low === 0;
+  const signaled = !exited && ((low + 1) >> 1) > 0 && low !== 0x7f;
+  return { exited, exitCode: exited ? (wstat >> 8) & 0xff : 0, signaled, signal: signaled ? low : 0 };
+}

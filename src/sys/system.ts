@@ -1,0 +1,81 @@
+/** Whole-process and whole-machine calls: subreaper, limits, umask, mount, reboot, sync. */
+import { c, errno } from './libc.ts';
+import { SysError } from './errors.ts';
+
+const PR_SET_CHILD_SUBREAPER = 36;
+const PR_SET_NAME = 15;
+
+/** Makes this process the reaper of its descendants' orphans (when it is not pid 1). */
+export function setChildSubreaper(): void {
+  if (c.prctl(PR_SET_CHILD_SUBREAPER, 'unsigned long', 1, 'unsigned long', 0, 'unsigned long', 0, 'unsigned long', 0) !== 0) {
+    throw new SysError('prctl', errno(), 'PR_SET_CHILD_SUBREAPER');
+  }
+}
+
+/** Sets the thread name shown by ps (at most 15 bytes). */
+export function setProcessName(name: string): void {
+  const buf = Buffer.alloc(16);
+  buf.write(name.slice(0, 15));
+  c.prctl(PR_SET_NAME, 'void *', buf, 'unsigned long', 0, 'unsigned long', 0, 'unsigned long', 0);
+}
+
+/** This process's pid as the kernel sees it (process.pid agrees; this one needs no Node state). */
+export function getpid(): number {
+  return c.getpid();
+}
+
+/** Starts a new session with this process as leader. */
+export function setsid(): void {
+  if (c.setsid() < 0) throw new SysError('setsid', errno());
+}
+
+/** Sets the file creation mask and returns the previous one. */
+export function umask(mask: number): number {
+  return c.umask(mask);
+}
+
+/** Resource limit numbers (x86_64). */
+export const RLIMIT = { CPU: 0, FSIZE: 1, DATA: 2, STACK: 3, CORE: 4, NPROC: 6, NOFILE: 7, MEMLOCK: 8, AS: 9 } as const;
+/** RLIM_INFINITY as a bigint. */
+export const RLIM_INFINITY = 0xffffffffffffffffn;
+
+/** Reads a resource limit. */
+export function getrlimit(resource: number): { soft: bigint; hard: bigint } {
+  const buf = Buffer.alloc(16);
+  if (c.getrlimit(resource, buf) !== 0) throw new SysError('getrlimit', errno(), String(resource));
+  return { soft: buf.readBigUInt64LE(0), hard: buf.readBigUInt64LE(8) };
+}
+
+/** Sets a resource limit. */
+export function setrlimit(resource: number, soft: bigint, hard: bigint): void {
+  const buf = Buffer.alloc(16);
+  buf.writeBigUInt64LE(soft, 0);
+  buf.writeBigUInt64LE(hard, 8);
+  if (c.setrlimit(resource, buf) !== 0) throw new SysError('setrlimit', errno(), String(resource));
+}
+
+/** Mount flags (x86_64 Linux). */
+export const MS = { RDONLY: 0x1, NOSUID: 0x2, NODEV: 0x4, NOEXEC: 0x8, REMOUNT: 0x20, BIND: 0x1000, MOVE: 0x2000 } as const;
+
+/** mount(2). */
+export function mount(source: string, target: string, fstype: string, flags: number, data = ''): void {
+  if (c.mount(source, target, fstype, flags, data === '' ? null : data) !== 0) throw new SysError('mount', errno(), target);
+}
+
+/** umount2(2); flags: 1 MNT_FORCE, 2 MNT_DETACH. */
+export function umount(target: string, flags = 0): void {
+  if (c.umount2(target, flags) !== 0) throw new SysError('umount2', errno(), target);
+}
+
+/** reboot(2) commands. */
+export const RB = { AUTOBOOT: 0x1234567, HALT_SYSTEM: 0xcdef0123 | 0, POWER_OFF: 0x4321fedc, ENABLE_CAD: 0x89abcdef | 0, DISABLE_CAD: 0 } as const;
+
+/** reboot(2): halts, powers off or reboots the machine (returns only on failure). */
+export function reboot(cmd: number): void {
+  if (c.reboot(cmd) !== 0) throw new SysError('reboot', errno());
+}
+
+/** sync(2). */
+export function sync(): void {
+  c.sync();
+}
