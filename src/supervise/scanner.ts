@@ -318,7 +318,10 @@ export class Scanner {
     if (entry.name === CATCHALL_LOGGER && this.#opts.consoleFd !== undefined) stdio.stderr = this.#opts.consoleFd;
     slot.lastStart = performance.now();
     try {
-      slot.sup = Supervisor.open(slot.name, path.join(this.scandir, slot.name), this.#host, stdio);
+      // Resolved once, as s6-supervise chdir()s into it: removing or renaming the scan dir's
+      // link later must not pull the directory out from under a running supervisor.
+      const dir = fs.realpathSync(path.join(this.scandir, slot.name));
+      slot.sup = Supervisor.open(slot.name, dir, this.#host, stdio);
       this.#bySupervisor.set(slot.sup, { entry, slot });
     } catch (err) {
       const why = err instanceof SupervisorSetupError ? err.message : describeError(err);

@@ -159,6 +159,31 @@ export class Tree {
     return Number(children[0]);
   }
 
+  /**
+   * The pid in our namespace of a process the tree knows as `nsPid` (status files hold
+   * namespace pids; signalling those numbers from here would hit the wrong process).
+   */
+  hostPid(nsPid: number): number {
+    const queue = [this.pid1];
+    while (queue.length > 0) {
+      const pid = queue.shift()!;
+      let status: string;
+      try { status = fs.readFileSync(`/proc/${pid}/status`, 'utf8'); } catch { continue; }
+      const ns = status.match(/^NSpid:\s+(.*)$/m)?.[1]?.trim().split(/\s+/);
+      if (ns !== undefined && Number(ns[ns.length - 1]) === nsPid) return pid;
+      try {
+        const kids = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+        if (kids !== '') queue.push(...kids.split(/\s+/).map(Number));
+      } catch { /* gone */ }
+    }
+    throw new Error(`no process ${nsPid} in the tree's namespace`);
+  }
+
+  /** Sends a signal to a process of the tree, named by its pid inside the namespace. */
+  signalNs(nsPid: number, sig: NodeJS.Signals): void {
+    process.kill(this.hostPid(nsPid), sig);
+  }
+
   /** Sends a signal to the tree's pid 1. */
   signal(sig: NodeJS.Signals): void {
     process.kill(this.pid1, sig);
