@@ -1,0 +1,86 @@
+/**
+ * t6-svstat: prints the status of a service directory (s6-svstat), or of every service of
+ * a scan directory (-a). Exit: 0; 1 not supervised; 100 usage or bad field list; 111
+ * system error.
+ */
+import { type CommandIo, FatalError, UsageError } from './_run.ts';
+import { parseClientArgs } from './_client.ts';
+import { ClientError, type ScanEntry, probeService, scanServices } from '../s6/client.ts';
+import {
+  FIELD_LETTERS, type FieldName, FieldListError, MAX_FIELDS, type ServiceView,
+  formatFields, formatLegacy, parseFieldList, toJson,
+} from '../s6/svstat.ts';
+import { tainFromUnixMs } from '../s6/tai.ts';
+
+const USAGE = 't6-svstat [ -uwNrpgest | -o up,wantedup,normallyup,ready,paused,pid,exitcode,signal,signum,updownsince,readysince,updownfor,readyfor,pgid ] [ -n ] [ --json ] servicedir | -a scandir';
+
+const HELP = `usage: ${USAGE}
+Prints one line about the service: "up (pid P) S seconds[, normally down][, paused]
+[, want down][, ready R seconds]" or "down (exitcode E | signal SIGX) S seconds[, normally up]
+[, want up][, ready R seconds]".
+  -n        print signals as numbers
+  -o LIST   print these fields instead, space-separated (names may be abbreviated);
+            letters: -u up -w wantedup -N normallyup -r ready -p pid -g pgid -e exitcode
+            -s signal -t updownfor
+  --json    print a JSON object
+  -a DIR    every service of scan directory DIR (and its log/), one "name: status" line
+            each (--json: an array)
+Exit: 0, 1 not supervised, 100 usage, 111 system error.
+`;
+
+// Date.now(), not tainNow(): the first use of the global `performance` loads perf_hooks,
+// and whole seconds do not need sub-millisecond precision.
+export async function main(args: string[], io: CommandIo): Promise<number> {
+  const parsed = parseClientArgs(args, { flags: 'nuwNrpgest', withArg: 'oa', long: { json: 'flag' } }, USAGE);
+  if (parsed === undefined) { io.out(HELP); return 0; }
+  let numeric = false;
+  let json = false;
+  let scandir: string | undefined;
+  const fields: FieldName[] = [];
+  for (const { name, value = '' } of parsed.options) {
+    if (name === 'n') numeric = true;
+    else if (name === 'json') json = true;
+    else if (name === 'a') scandir = value;
+    else {
+      let more: FieldName[];
+      try {
+        more = name === 'o' ? parseFieldList(value) : [FIELD_LETTERS[name as keyof typeof FIELD_LETTERS]];
+      } catch (err) {
+        if (err instanceof FieldListError) throw new FatalError(err.message, 100);
+        throw err;
+      }
+      if (fields.length + more.length > MAX_FIELDS) throw new FatalError('too many option fields', 100);
+      fields.push(...more);
+    }
+  }
+  const show = (v: ServiceView): string => (fields.length > 0 ? formatFields(v, fields) : formatLegacy(v, numeric));
+
+  try {
+    if (scandir !== undefined) {
+      const entries = await scanServices(scandir);
+      const now = tainFromUnixMs(Date.now());
+      io.out(json ? `${JSON.stringify(entries.map((e) => entryJson(e, { now })))}\n` : entries.map((e) => `${e.name}: ${entryText(e, now, show)}\n`).join(''));
+      return 0;
+    }
+    const dir = parsed.rest[0];
+    if (dir === undefined) throw new UsageError(USAGE);
+    const probe = await probeService(dir);
+    if (!probe.supervised) throw new FatalError(`unable to read status for ${dir}: s6-supervise not running`, 1);
+    const view = { ...probe, now: tainFromUnixMs(Date.now()) };
+    io.out(`${json ? JSON.stringify(toJson(view)) : show(view)}\n`);
+    return 0;
+  } catch (err) {
+    if (err instanceof ClientError) throw new FatalError(err.message, 111);
+    throw err;
+  }
+}
+
+function entryText(e: ScanEntry, now: ServiceView['now'], show: (v: ServiceView) => string): string {
+  if (e.supervised === true) return show({ status: e.status, normallyUp: e.normallyUp, now });
+  return e.supervised === false ? 'not supervised' : e.error.message;
+}
+
+function entryJson(e: ScanEntry, { now }: { now: ServiceView['now'] }): object {
+  if (e.supervised === true) return { name: e.name, supervised: true, ...toJson({ status: e.status, normallyUp: e.normallyUp, now }) };
+  return e.supervised === false ? { name: e.name, supervised: false } : { name: e.name, supervised: false, error: e.error.message };
+}
