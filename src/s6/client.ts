@@ -387,15 +387,12 @@ export async function waitFor(
     const test = (i: number): boolean => up[i] === want.up && (!want.ready || ready[i] === true);
     return want.any ? dirs.some((_, i) => test(i)) : dirs.every((_, i) => test(i));
   };
-  // Moves through the phases while their goals hold; sets `result` at the end.
+  // Moves through the phases while their goals hold; sets `result` at the end. As in
+  // s6-svwait, failures in the first phase of a restart end the wait there.
   const advance = (): void => {
     while (result === undefined && got(phases[phase]!)) {
-      if (phase + 1 < phases.length && failures === 0) {
-        phase++;
-        failures = 0;
-      } else {
-        result = { reached: failures === 0 || phase === phases.length - 1, failures, timedOut: false };
-      }
+      if (phase + 1 < phases.length && failures === 0) phase++;
+      else result = { reached: phase === phases.length - 1, failures, timedOut: false };
     }
   };
   const onEvent = (i: number, byte: string): void => {
