@@ -1,0 +1,76 @@
+/**
+ * Cold start: from launching the supervisor (in a fresh pid namespace, on a fresh scan
+ * directory) until every one of N longruns runs. Each `run` writes one byte into a FIFO
+ * the bench reads, then execs `sleep 1d`; the N-th byte ends the measurement, so nothing
+ * polls. Same `run` scripts for every supervisor.
+ *
+ *   node_modules/.bin/node bench/coldstart.mjs
+ * env: BENCH_COLD_SIZES (default 10,100,1000), BENCH_COLD_SAMPLES (default 5),
+ *      BENCH_COLD_SAMPLES_1000 (default 3), BENCH_PEERS (default t6,s6,runit)
+ * Target (issue 2): t6 ≤ 0.5 × s6 at 100 and at 1,000.
+ */
+import path from 'node:path';
+import {
+  ByteFifo, Tree, envInt, fmt, isMain, makeServices, makeTemp, printSamples, printTable, ratio,
+  removeTemp, runScript, selectedPeers, summarize, writeResults,
+  waitQuiet,
+} from './lib.mjs';
+
+/** One cold start: returns ms from spawn to the N-th "running" byte. */
+export async function coldStartOnce(sup, count) {
+  const dir = makeTemp(`t6-bench-cold-${sup.name}-`);
+  const fifo = new ByteFifo(path.join(dir, 'running'));
+  const scandir = path.join(dir, 'scan');
+  makeServices(scandir, count, runScript(fifo.path));
+  const tree = Tree.start(sup, scandir);
+  try {
+    const timeout = 30_000 + count * 20;
+    const done = fifo.waitFor(count, timeout, `${count} services of ${sup.title} to run`);
+    const at = await Promise.race([done, tree.exited.then(() => tree.checkAlive('cold start'))]);
+    return at - tree.startedAt;
+  } finally {
+    await tree.stop();
+    fifo.close();
+    removeTemp(dir);
+  }
+}
+
+export async function run() {
+  const sizes = (process.env.BENCH_COLD_SIZES ?? '10,100,1000').split(',').map(Number);
+  const samplesDefault = envInt('BENCH_COLD_SAMPLES', 5);
+  const peers = selectedPeers();
+  const machineBusy = await waitQuiet();
+  const results = {};
+  console.log('\n== cold start: launch until N longruns run (ms) ==');
+  for (const n of sizes) {
+    const samples = n >= 1000 ? envInt('BENCH_COLD_SAMPLES_1000', 3) : samplesDefault;
+    const per = Object.fromEntries(peers.map((p) => [p.name, []]));
+    // Interleave the peers sample by sample, so that drift in the machine hits all alike.
+    await coldStartOnce(peers[0], Math.min(n, 10)); // warm the page cache and binaries
+    for (let i = 0; i < samples; i++) {
+      for (const sup of peers) per[sup.name].push(await coldStartOnce(sup, n));
+    }
+    results[n] = {};
+    console.log(`\n-- ${n} longruns, ${samples} samples each`);
+    for (const sup of peers) {
+      results[n][sup.name] = summarize(per[sup.name]);
+      printSamples(sup.title, results[n][sup.name]);
+    }
+  }
+  const rows = [['N', ...peers.map((p) => `${p.name} ms`), 't6/s6', 't6/runit', 'target']];
+  for (const n of sizes) {
+    const r = results[n];
+    const med = (name) => r[name]?.median;
+    rows.push([n, ...peers.map((p) => fmt(med(p.name))), fmt(ratio(med('t6'), med('s6'))), fmt(ratio(med('t6'), med('runit'))),
+      n === 100 || n === 1000 ? 't6/s6 ≤ 0.5' : '–']);
+  }
+  console.log('');
+  printTable(rows);
+  const file = writeResults('coldstart', { machineBusy, unit: 'ms', results });
+  console.log(`results: ${file}`);
+  return results;
+}
+
+if (isMain(import.meta.url)) {
+  await run();
+}
