@@ -1,0 +1,121 @@
+/**
+ * Runs every benchmark of bench/ — t6 beside s6 and runit, in the same run — and prints
+ * one summary table against issue 2's targets. Results: bench/results/*.json (the summary
+ * in summary-<time>.json and summary-latest.json).
+ *
+ *   npm run bench                       (builds, then runs this)
+ *   node_modules/.bin/node bench/run.mjs [coldstart memory restart clients idle]
+ *
+ * Each benchmark also runs alone (node_modules/.bin/node bench/<name>.mjs) and documents
+ * its own environment variables; the common ones:
+ *   BENCH_PEERS=t6,s6,runit   which supervisors
+ *   BENCH_IDLE_SECONDS=60     length of the idle window (shorter for a quick run)
+ *   BENCH_QUIET_WAIT_S=60     how long to wait for the machine to be quiet before each benchmark
+ *   BENCH_QUIET_MAX_PERCENT=15  what "quiet" means (CPU busy outside the bench)
+ */
+import { fmt, isMain, printTable, ratio, writeResults } from './lib.mjs';
+import * as coldstart from './coldstart.mjs';
+import * as memory from './memory.mjs';
+import * as restart from './restart.mjs';
+import * as clients from './clients.mjs';
+import * as idle from './idle.mjs';
+
+const BENCHMARKS = { coldstart, memory, restart, clients, idle };
+
+/** "yes"/"NO" for a target check, "–" when it cannot be judged. */
+function verdict(ok) {
+  return ok === undefined ? '–' : ok ? 'yes' : 'NO';
+}
+
+/** The summary rows: measurement, t6, s6, runit, t6/s6, t6/runit, target, met. */
+export function summaryRows(all) {
+  const rows = [];
+  const add = (label, v, unit, target, ok) => {
+    rows.push([label, fmt(v.t6), fmt(v.s6), fmt(v.runit), fmt(ratio(v.t6, v.s6)), fmt(ratio(v.t6, v.runit)), target, verdict(ok)]);
+  };
+  const cs = all.coldstart;
+  if (cs) {
+    for (const n of Object.keys(cs)) {
+      const v = Object.fromEntries(Object.entries(cs[n]).map(([k, s]) => [k, s.median]));
+      const r = ratio(v.t6, v.s6);
+      const judged = n === '100' || n === '1000';
+      add(`cold start, ${n} longruns (ms)`, v, 'ms', judged ? 't6/s6 ≤ 0.5' : '–', judged && r !== undefined ? r <= 0.5 : undefined);
+    }
+  }
+  const mem = all.memory;
+  if (mem) {
+    for (const n of Object.keys(mem)) {
+      const v = Object.fromEntries(Object.entries(mem[n]).map(([k, s]) => [k, s.pssMB]));
+      if (n === '10') add(`memory PSS, ${n} longruns (MB)`, v, 'MB', 't6 ≤ 60 MB', v.t6 === undefined ? undefined : v.t6 <= 60);
+      else if (n === '1000') {
+        const r = ratio(v.t6, v.s6);
+        add(`memory PSS, ${n} longruns (MB)`, v, 'MB', 't6/s6 ≤ 0.5', r === undefined ? undefined : r <= 0.5);
+      } else add(`memory PSS, ${n} longruns (MB)`, v, 'MB', '–', undefined);
+    }
+  }
+  const rs = all.restart;
+  if (rs) {
+    const v = Object.fromEntries(Object.entries(rs.readiness).map(([k, s]) => [k, s.median]));
+    add('restart after SIGKILL, ready >1 s (ms)', v, 'ms', 't6 ≤ 1.5 ms', v.t6 === undefined ? undefined : v.t6 <= 1.5);
+    if (Object.keys(rs.noReadiness).length > 0) {
+      const w = Object.fromEntries(Object.entries(rs.noReadiness).map(([k, s]) => [k, s.median]));
+      add('  same, no notification-fd (ms)', w, 'ms', '–', undefined);
+    }
+  }
+  const cl = all.clients;
+  if (cl) {
+    for (const [row, per] of Object.entries(cl.rows)) {
+      if (row.startsWith('interop')) continue;
+      const v = Object.fromEntries(Object.entries(per).map(([k, s]) => [k, s.median]));
+      const isAll = row.startsWith('svstat -a');
+      const n = Number(row.match(/\((\d+)\)/)?.[1]);
+      const limit = isAll ? (n === 1000 ? 60 : undefined) : 30;
+      const label = isAll ? `t6-svstat -a, ${n} svcs (ms) [s6: loop, runit: sv status *]` : `one ${row === 'svc -u DIR' ? 'svc -u' : 'svstat'} call (ms)`;
+      add(label, v, 'ms', limit === undefined ? '–' : `t6 ≤ ${limit} ms`, v.t6 === undefined || limit === undefined ? undefined : v.t6 <= limit);
+    }
+    for (const s of cl.skipped) if (s.column === 't6') rows.push([`${s.row} (t6)`, 'skipped', '', '', '', '', s.reason.slice(0, 40), '–']);
+    if (cl.floor) rows.push(['  (spawnSync floor: /bin/true)', fmt(cl.floor.median), '', '', '', '', '', '']);
+  }
+  const id = all.idle;
+  if (id) {
+    const sec = Object.values(id)[0]?.seconds;
+    const v = Object.fromEntries(Object.entries(id).map(([k, s]) => [k, s.cpuMs]));
+    add(`idle CPU, 100 longruns, ${sec} s (ms)`, v, 'ms', 't6 = 0', v.t6 === undefined ? undefined : v.t6 === 0);
+    const w = Object.fromEntries(Object.entries(id).map(([k, s]) => [k, s.contextSwitches]));
+    rows.push(['  context switches in that window', ...['t6', 's6', 'runit'].map((k) => (w[k] === undefined ? '–' : String(w[k]))), '', '', '', '']);
+  }
+  return rows;
+}
+
+export async function runAll(names) {
+  const started = Date.now();
+  const all = {};
+  const failures = {};
+  for (const name of names) {
+    try {
+      all[name] = await BENCHMARKS[name].run();
+    } catch (err) {
+      failures[name] = String(err?.stack ?? err);
+      console.log(`\n!! ${name} failed: ${err?.stack ?? err}`);
+    }
+  }
+  const rows = [['measurement', 't6', 's6', 'runit', 't6/s6', 't6/runit', 'target', 'met'], ...summaryRows(all)];
+  console.log(`\n== summary (${((Date.now() - started) / 1000).toFixed(0)} s) ==`);
+  printTable(rows);
+  for (const [name, err] of Object.entries(failures)) console.log(`FAILED: ${name}: ${err.split('\n')[0]}`);
+  const file = writeResults('summary', { table: rows, results: all, failures });
+  console.log(`results: ${file}`);
+  return { all, failures };
+}
+
+if (isMain(import.meta.url)) {
+  const names = process.argv.slice(2);
+  for (const n of names) {
+    if (!(n in BENCHMARKS)) {
+      console.error(`unknown benchmark ${n} (known: ${Object.keys(BENCHMARKS).join(' ')})`);
+      process.exit(100);
+    }
+  }
+  const { failures } = await runAll(names.length > 0 ? names : Object.keys(BENCHMARKS));
+  process.exit(Object.keys(failures).length > 0 ? 1 : 0);
+}
