@@ -42,11 +42,11 @@ export async function run() {
   const machineBusy = await waitQuiet();
   const results = {};
   console.log('\n== cold start: launch until N longruns run (ms) ==');
+  for (const sup of peers) await coldStartOnce(sup, 10); // warm the page cache: binaries, libraries, dist/
   for (const n of sizes) {
     const samples = n >= 1000 ? envInt('BENCH_COLD_SAMPLES_1000', 3) : samplesDefault;
     const per = Object.fromEntries(peers.map((p) => [p.name, []]));
     // Interleave the peers sample by sample, so that drift in the machine hits all alike.
-    await coldStartOnce(peers[0], Math.min(n, 10)); // warm the page cache and binaries
     for (let i = 0; i < samples; i++) {
       for (const sup of peers) per[sup.name].push(await coldStartOnce(sup, n));
     }

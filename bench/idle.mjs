@@ -71,6 +71,15 @@ export async function run() {
         const c = before[i].cpu.perPid[pid];
         b.ticks += c.ticks; b.cpuMs += c.cpuMs; b.runNs += c.runNs; b.switches += c.switches;
       }
+      // Which threads of pid 1 woke up (names as the kernel knows them), to tell a poller from a one-off.
+      const root = before[i].pids[0];
+      const t0 = before[i].cpu.perPid[root]?.perThread ?? {};
+      const t1 = after.perPid[root]?.perThread ?? {};
+      const woke = [];
+      for (const [tid, th] of Object.entries(t1)) {
+        const d = th.switches - (t0[tid]?.switches ?? 0);
+        if (d > 0) woke.push({ tid: Number(tid), comm: th.comm, switches: d, onCpuMs: (th.runNs - (t0[tid]?.runNs ?? 0)) / 1e6 });
+      }
       results[s.sup.name] = {
         seconds,
         services: count,
@@ -81,9 +90,11 @@ export async function run() {
         onCpuMs: (after.runNs - b.runNs) / 1e6,
         contextSwitches: after.switches - b.switches,
         vanished: gone.length,
+        pid1ThreadsThatWoke: woke,
       };
       const r = results[s.sup.name];
       console.log(`  ${s.sup.title}: ${r.cpuTicks} ticks = ${fmt(r.cpuMs)} ms utime+stime, ${fmt(r.onCpuMs, 3)} ms on CPU, ${r.contextSwitches} context switches over ${r.supervisorProcesses} processes / ${r.threads} threads${gone.length ? `, ${gone.length} vanished` : ''}`);
+      for (const w of woke) console.log(`    pid 1 thread ${w.tid} (${w.comm}): ${w.switches} wake-ups, ${fmt(w.onCpuMs, 3)} ms on CPU`);
     }
     const rows = [['over ' + seconds + ' s', ...peers.map((p) => p.name), 'target']];
     rows.push(['utime+stime ms', ...peers.map((p) => fmt(results[p.name].cpuMs)), 't6 = 0']);

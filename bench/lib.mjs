@@ -350,17 +350,19 @@ export function cpuOf(pid) {
   const ticks = Number(f[11]) + Number(f[12]); // fields 14 and 15: utime, stime
   let runNs = 0;
   let switches = 0;
-  let threads = 0;
+  const perThread = {};
   for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
     try {
-      runNs += Number(fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
+      const ns = Number(fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
       const st = fs.readFileSync(`/proc/${pid}/task/${t}/status`, 'utf8');
-      switches += Number(st.match(/^voluntary_ctxt_switches:\s+(\d+)/m)?.[1] ?? 0);
-      switches += Number(st.match(/^nonvoluntary_ctxt_switches:\s+(\d+)/m)?.[1] ?? 0);
-      threads++;
+      const sw = Number(st.match(/^voluntary_ctxt_switches:\s+(\d+)/m)?.[1] ?? 0)
+        + Number(st.match(/^nonvoluntary_ctxt_switches:\s+(\d+)/m)?.[1] ?? 0);
+      perThread[t] = { comm: st.match(/^Name:\s+(.*)$/m)?.[1] ?? '?', runNs: ns, switches: sw };
+      runNs += ns;
+      switches += sw;
     } catch { /* thread gone */ }
   }
-  return { ticks, cpuMs: (ticks * 1000) / CLK_TCK, runNs, switches, threads };
+  return { ticks, cpuMs: (ticks * 1000) / CLK_TCK, runNs, switches, threads: Object.keys(perThread).length, perThread };
 }
 
 // ---- statistics and reports -----------------------------------------------------------
