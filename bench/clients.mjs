@@ -20,8 +20,8 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  BIN, ByteFifo, Tree, envInt, fmt, isMain, makeServices, makeTemp, printSamples, printTable, ratio,
-  removeTemp, runScript, selectedPeers, sleep, summarize, writeResults,
+  ByteFifo, Tree, envInt, fmt, isMain, makeServices, makeTemp, printSamples, printTable, ratio,
+  removeTemp, runScript, selectedPeers, sleep, summarize, t6Bin, writeResults,
   waitQuiet,
 } from './lib.mjs';
 
@@ -69,8 +69,8 @@ export async function run() {
     }
     await sleep(1000);
 
-    const t6svstat = path.join(BIN, 't6-svstat');
-    const t6svc = path.join(BIN, 't6-svc');
+    const t6svstat = t6Bin('t6-svstat');
+    const t6svc = t6Bin('t6-svc');
     // [row, column, argv, expected lines of output]
     const cases = [['spawnSync floor', 'floor', ['/bin/true']]];
     if (has('t6')) {

@@ -33,7 +33,7 @@ export const SUPERVISORS = {
   t6: {
     name: 't6',
     title: 't6-svscan',
-    command: (scandir) => [path.join(BIN, 't6-svscan'), '-c', '4000', scandir],
+    command: (scandir) => [t6Bin('t6-svscan'), '-c', '4000', scandir],
     supervisorComms: ['t6-svscan', 'node'],
     readiness: true,
     available: () => fs.existsSync(path.join(BIN, 't6-svscan')),
@@ -58,21 +58,47 @@ export const SUPERVISORS = {
 export const PEERS = ['t6', 's6', 'runit'];
 
 /**
- * t6-svscan run through its own wrapper (bin/t6-svscan, unchanged) but on a private copy
- * of the Node binary, in `dir`: dir/bin/t6-svscan, dir/dist -> ROOT/dist,
- * dir/node_modules/node/bin/node. PSS divides a shared page among the processes that map
- * it; on a real machine t6-svscan is the only long-lived Node process, but here the bench
- * itself and anyone's tests run the same binary and would take a share of t6's pages.
+ * A private copy of t6's build, made once per bench process: DIR/bin (the generated
+ * wrappers, unchanged), DIR/dist (the bundles), DIR/node_modules/* -> ROOT/node_modules/*.
+ * Everything t6 runs from it, so a rebuild of dist/ during the run (others work in this
+ * tree) neither breaks the bench nor mixes two builds in one set of results.
+ *
+ * With `privateNode`, DIR/node_modules/node/bin/node is a copy of the Node binary rather
+ * than a link. PSS divides a shared page among the processes that map it; on a real
+ * machine t6-svscan is the only long-lived Node process, but here the bench itself and
+ * anyone's tests run the same binary and would take a share of t6's pages.
  */
+function snapshotT6(dir, privateNode) {
+  fs.cpSync(path.join(ROOT, 'bin'), path.join(dir, 'bin'), { recursive: true });
+  fs.cpSync(path.join(ROOT, 'dist'), path.join(dir, 'dist'), { recursive: true });
+  fs.mkdirSync(path.join(dir, 'node_modules'));
+  for (const name of fs.readdirSync(path.join(ROOT, 'node_modules'))) {
+    if (privateNode && name === 'node') continue;
+    fs.symlinkSync(path.join(ROOT, 'node_modules', name), path.join(dir, 'node_modules', name));
+  }
+  if (privateNode) {
+    const node = path.join(dir, 'node_modules', 'node', 'bin', 'node');
+    fs.mkdirSync(path.dirname(node), { recursive: true });
+    fs.copyFileSync(fs.realpathSync(path.join(ROOT, 'node_modules', 'node', 'bin', 'node')), node);
+    fs.chmodSync(node, 0o755);
+  }
+  for (const f of ['t6-svscan.js', 'commands.json']) {
+    if (!fs.existsSync(path.join(dir, 'dist', f))) throw new Error(`dist/${f} is missing: run \`npm run build\` (or a build was under way)`);
+  }
+  return dir;
+}
+
+let snapshotDir;
+
+/** Path of t6 command `name` (e.g. 't6-svstat') in this run's private copy of the build. */
+export function t6Bin(name) {
+  snapshotDir ??= snapshotT6(makeTemp('t6-bench-build-'), false);
+  return path.join(snapshotDir, 'bin', name);
+}
+
+/** The t6 peer, running on a private copy of the Node binary (made in `dir`). */
 export function privateNodeT6(dir) {
-  fs.mkdirSync(path.join(dir, 'bin'), { recursive: true });
-  fs.mkdirSync(path.join(dir, 'node_modules', 'node', 'bin'), { recursive: true });
-  fs.copyFileSync(path.join(BIN, 't6-svscan'), path.join(dir, 'bin', 't6-svscan'));
-  fs.chmodSync(path.join(dir, 'bin', 't6-svscan'), 0o755);
-  fs.symlinkSync(path.join(ROOT, 'dist'), path.join(dir, 'dist'));
-  const node = path.join(dir, 'node_modules', 'node', 'bin', 'node');
-  fs.copyFileSync(fs.realpathSync(path.join(ROOT, 'node_modules', 'node', 'bin', 'node')), node);
-  fs.chmodSync(node, 0o755);
+  snapshotT6(dir, true);
   return {
     ...SUPERVISORS.t6,
     command: (scandir) => [path.join(dir, 'bin', 't6-svscan'), ...SUPERVISORS.t6.command(scandir).slice(1)],
@@ -468,6 +494,8 @@ export function environment() {
     kernel: os.release(),
     otherNodeProcesses: Number(others) - 1,
     commit: spawnSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout.trim(),
+    // t6 is measured as built in dist/ when the run began: with these uncommitted changes to src/.
+    uncommittedSrc: spawnSync('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean),
   };
 }
 
