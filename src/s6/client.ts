@@ -5,7 +5,8 @@
  * - Commands: open `DIR/supervise/control` write-only and non-blocking (ENXIO: nobody
  *   reads, "supervisor not listening"), then write all the bytes in one write(2).
  * - "Is it supervised?": does anyone hold a write lock on `DIR/supervise/lock`
- *   (s6_svc_ok's F_GETLK probe).
+ *   (s6_svc_ok's F_GETLK probe). t6-svstat first tries a cheaper sign that needs no
+ *   koffi: a reader on the control FIFO (see controlHasReader).
  * - Status: the 35-byte `DIR/supervise/status`, plus whether `DIR/down` exists.
  * - Waiting: subscribe to `DIR/event` first, read the status second, act third, then follow
  *   the events; a transition can then never fall between reading and listening.
@@ -254,15 +255,39 @@ export type ServiceProbe =
   | { supervised: false }
   | ({ supervised: true } & ServiceStatus);
 
-function probeSync(dir: string, isLocked: (fd: number, path?: string) => boolean): ServiceProbe {
-  if (!svOkSync(dir, isLocked)) return { supervised: false };
+/**
+ * A fast "yes" for t6-svstat: is some process reading `DIR/supervise/control`? Only a live
+ * supervisor does (s6-supervise and t6-svscan open it close-on-exec for their whole life,
+ * and it is how s6-svc decides "supervisor not listening"), and the test needs no koffi.
+ * false means "do not know": the caller then asks the lock, so a "not supervised" answer
+ * always comes from s6's own test (F_GETLK on `supervise/lock`).
+ */
+function controlHasReader(dir: string): boolean {
+  let fd: number;
+  try {
+    fd = fs.openSync(`${dir}/supervise/control`, O_WRONLY | O_NONBLOCK);
+  } catch {
+    return false; // ENXIO (no reader), ENOENT, EACCES…: undecided
+  }
+  try {
+    return fs.fstatSync(fd).isFIFO();
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function statusProbe(dir: string): ServiceProbe {
   return { supervised: true, ...readStatus(dir) };
 }
 
-/** s6-svstat's reading: supervised? then status and `down`. Throws ClientError 'system'. */
+/**
+ * s6-svstat's reading: supervised? then the status and `down`. "Supervised" is decided by a
+ * reader on the control FIFO when there is one, else by the lock probe (svOk).
+ * Throws ClientError 'system'.
+ */
 export async function probeService(dir: string): Promise<ServiceProbe> {
-  const { isLocked } = await loadSysFd();
-  return probeSync(dir, isLocked);
+  if (controlHasReader(dir) || (await svOk(dir))) return statusProbe(dir);
+  return { supervised: false };
 }
 
 /** One service of a scan directory, as `t6-svstat -a` reports it. */
@@ -272,9 +297,10 @@ export type ScanEntry = { name: string; dir: string } & (ServiceProbe | { superv
  * Every service of a scan directory in name order: each non-dot entry that is a directory
  * (symlinks followed), and its `log/` when that is a directory, named `NAME/log`. A failure
  * on one service is reported in its entry; an unreadable scandir throws ClientError 'system'.
+ * Costs about seven system calls per service, and loads koffi only if some service has no
+ * reader on its control FIFO.
  */
 export async function scanServices(scandir: string): Promise<ScanEntry[]> {
-  const { isLocked } = await loadSysFd();
   let entries: Dirent[];
   try {
     entries = fs.readdirSync(scandir, { withFileTypes: true });
@@ -288,18 +314,31 @@ export async function scanServices(scandir: string): Promise<ScanEntry[]> {
   }
   names.sort();
   const out: ScanEntry[] = [];
-  const add = (name: string, dir: string): void => {
+  const undecided: number[] = [];
+  const probe = (i: number, decide: (dir: string) => ServiceProbe | undefined): void => {
+    const { name, dir } = out[i]!;
     try {
-      out.push({ name, dir, ...probeSync(dir, isLocked) });
+      const p = decide(dir);
+      if (p === undefined) undecided.push(i);
+      else out[i] = { name, dir, ...p };
     } catch (err) {
       if (!(err instanceof ClientError)) throw err;
-      out.push({ name, dir, supervised: 'error', error: err });
+      out[i] = { name, dir, supervised: 'error', error: err };
     }
   };
+  const fast = (dir: string): ServiceProbe | undefined => (controlHasReader(dir) ? statusProbe(dir) : undefined);
   for (const name of names) {
     const dir = `${scandir}/${name}`;
-    add(name, dir);
-    if (isDirectory(`${dir}/log`)) add(`${name}/log`, `${dir}/log`);
+    out.push({ name, dir, supervised: false });
+    probe(out.length - 1, fast);
+    if (isDirectory(`${dir}/log`)) {
+      out.push({ name: `${name}/log`, dir: `${dir}/log`, supervised: false });
+      probe(out.length - 1, fast);
+    }
+  }
+  if (undecided.length > 0) {
+    const { isLocked } = await loadSysFd();
+    for (const i of undecided) probe(i, (dir) => (svOkSync(dir, isLocked) ? statusProbe(dir) : { supervised: false }));
   }
   return out;
 }

@@ -8,7 +8,7 @@
  * names match by prefix in table order. `pgid` (s6 ≥ 2.13) is accepted as an extra field.
  */
 import type { SupervisorStatus } from './status.ts';
-import { type Tain, tainFormat, tainSecondsBetween, tainToUnixMs } from './tai.ts';
+import { type Tain, tainSecondsBetween, tainToUnixMs } from './tai.ts';
 import { signalName } from './signals.ts';
 
 /** Everything a status line depends on. */
@@ -78,8 +78,8 @@ const FIELD_PRINTERS = {
   exitcode: (v: ServiceView) => String(exitCodeOf(v.status)),
   signal: (v: ServiceView) => { const n = signumOf(v.status); return n < 0 ? 'NA' : skalibsSignalName(n); },
   signum: (v: ServiceView) => String(signumOf(v.status)),
-  updownsince: (v: ServiceView) => tainFormat(effectiveStamp(v)),
-  readysince: (v: ServiceView) => tainFormat(v.status.readyStamp),
+  updownsince: (v: ServiceView) => taiText(effectiveStamp(v)),
+  readysince: (v: ServiceView) => taiText(v.status.readyStamp),
   updownfor: (v: ServiceView) => String(tainSecondsBetween(effectiveStamp(v), v.now)),
   readyfor: (v: ServiceView) => String(tainSecondsBetween(v.status.readyStamp, v.now)),
   // s6 ≥ 2.13: the service is a session leader, so its pgid is its pid.
@@ -172,8 +172,13 @@ export interface SvstatJson {
   readyFor: number;
 }
 
+/** tainFormat without its Buffer: `t6-svstat -a --json` formats two stamps per service. */
+function taiText(t: Tain): string {
+  return `@${t.sec.toString(16).padStart(16, '0')}${t.nano.toString(16).padStart(8, '0')}`;
+}
+
 function jsonStamp(t: Tain): JsonStamp {
-  return { iso: new Date(tainToUnixMs(t)).toISOString(), tai: tainFormat(t) };
+  return { iso: new Date(tainToUnixMs(t)).toISOString(), tai: taiText(t) };
 }
 
 /** The JSON form of a service's status. */

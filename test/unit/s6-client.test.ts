@@ -129,6 +129,27 @@ test('svOk sees a lock held on supervise/lock; probeService then reads status an
   }
 });
 
+test('probeService takes a reader on supervise/control as a live supervisor, without the lock', async () => {
+  const base = tmpdir();
+  const dir = fakeService(base, 'svc', { pid: 43 });
+  const fifo = path.join(dir, 'supervise', 'control');
+  mkfifo(fifo, 0o600);
+  try {
+    assert.deepEqual(await probeService(dir), { supervised: false }, 'a FIFO nobody reads proves nothing');
+    const reader = open(fifo, O_RDONLY | O_NONBLOCK);
+    const p = await probeService(dir);
+    close(reader);
+    assert.ok(p.supervised && p.status.pid === 43);
+    assert.equal(await svOk(dir), false, 't6-svok asks the lock only, as s6-svok');
+    // a regular file in place of the FIFO is not a reader
+    fs.rmSync(fifo);
+    fs.writeFileSync(fifo, '');
+    assert.deepEqual(await probeService(dir), { supervised: false });
+  } finally {
+    fs.rmSync(base, { recursive: true, force: true });
+  }
+});
+
 test('scanServices lists non-dot directories and symlinks, with log/, in name order', async () => {
   const base = tmpdir();
   const scan = path.join(base, 'scan');
@@ -142,9 +163,15 @@ test('scanServices lists non-dot directories and symlinks, with log/, in name or
     fs.writeFileSync(path.join(scan, 'notadir'), '');
     const fd = open(path.join(scan, 'b', 'supervise', 'lock'), O_RDWR | O_CREAT);
     assert.ok(tryLock(fd));
-    const entries = await scanServices(scan);
-    close(fd);
+    let entries = await scanServices(scan);
     assert.deepEqual(entries.map((e) => [e.name, e.supervised]), [['a', false], ['b', true], ['b/log', false]]);
+    const fifo = path.join(base, 'elsewhere', 'supervise', 'control');
+    mkfifo(fifo, 0o600);
+    const reader = open(fifo, O_RDONLY | O_NONBLOCK);
+    entries = await scanServices(scan);
+    close(reader);
+    close(fd);
+    assert.deepEqual(entries.map((e) => [e.name, e.supervised]), [['a', true], ['b', true], ['b/log', false]]);
     await assert.rejects(scanServices(path.join(base, 'nope')), { code: 'system' });
   } finally {
     fs.rmSync(base, { recursive: true, force: true });
