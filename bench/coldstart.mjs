@@ -16,7 +16,7 @@ import {
   waitQuiet,
 } from './lib.mjs';
 
-/** One cold start: returns ms from spawn to the N-th "running" byte. */
+/** One cold start: ms from spawn to the N-th "running" byte (`all`) and to the first (`first`). */
 export async function coldStartOnce(sup, count) {
   const dir = makeTemp(`t6-bench-cold-${sup.name}-`);
   const fifo = new ByteFifo(path.join(dir, 'running'));
@@ -27,7 +27,7 @@ export async function coldStartOnce(sup, count) {
     const timeout = 30_000 + count * 20;
     const done = fifo.waitFor(count, timeout, `${count} services of ${sup.title} to run`);
     const at = await Promise.race([done, tree.exited.then(() => tree.checkAlive('cold start'))]);
-    return at - tree.startedAt;
+    return { all: at - tree.startedAt, first: fifo.firstAt - tree.startedAt };
   } finally {
     await tree.stop();
     fifo.close();
@@ -46,15 +46,21 @@ export async function run() {
   for (const n of sizes) {
     const samples = n >= 1000 ? envInt('BENCH_COLD_SAMPLES_1000', 3) : samplesDefault;
     const per = Object.fromEntries(peers.map((p) => [p.name, []]));
+    const first = Object.fromEntries(peers.map((p) => [p.name, []]));
     // Interleave the peers sample by sample, so that drift in the machine hits all alike.
     for (let i = 0; i < samples; i++) {
-      for (const sup of peers) per[sup.name].push(await coldStartOnce(sup, n));
+      for (const sup of peers) {
+        const r = await coldStartOnce(sup, n);
+        per[sup.name].push(r.all);
+        first[sup.name].push(r.first);
+      }
     }
     results[n] = {};
     console.log(`\n-- ${n} longruns, ${samples} samples each`);
     for (const sup of peers) {
-      results[n][sup.name] = summarize(per[sup.name]);
+      results[n][sup.name] = { ...summarize(per[sup.name]), firstRunning: summarize(first[sup.name]) };
       printSamples(sup.title, results[n][sup.name]);
+      console.log(`    first service running after: median ${fmt(results[n][sup.name].firstRunning.median)} ms`);
     }
   }
   const rows = [['N', ...peers.map((p) => `${p.name} ms`), 't6/s6', 't6/runit', 'target']];

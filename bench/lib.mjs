@@ -150,12 +150,14 @@ export class ByteFifo {
     // O_RDWR: writers never block on open and we never see EOF between writers.
     this.fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
     this.count = 0;
-    /** arrival time (performance.now()) of the most recent byte */
+    /** arrival times (performance.now()) of the first and of the most recent byte */
+    this.firstAt = 0;
     this.lastAt = 0;
     this.waiters = [];
     this.socket = new net.Socket({ fd: this.fd, readable: true, writable: false });
     this.socket.on('data', (chunk) => {
       const at = performance.now();
+      if (this.count === 0) this.firstAt = at;
       this.count += chunk.length;
       this.lastAt = at;
       for (const w of [...this.waiters]) {
