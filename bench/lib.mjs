@@ -92,7 +92,7 @@ let snapshotDir;
 
 /** Path of t6 command `name` (e.g. 't6-svstat') in this run's private copy of the build. */
 export function t6Bin(name) {
-  snapshotDir ??= snapshotT6(makeTemp('t6-bench-build-'), false);
+  snapshotDir ??= snapshotT6(makeTemp('t6-bench-build-', os.tmpdir()), false);
   return path.join(snapshotDir, 'bin', name);
 }
 
@@ -114,9 +114,40 @@ export function hasProgram(name) {
 const liveTrees = new Set();
 const tempDirs = new Set();
 
-/** A fresh temporary directory, removed at exit (or by `removeTemp`). */
-export function makeTemp(prefix = 't6-bench-') {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+/**
+ * Where scan directories go: BENCH_TMPDIR, else /dev/shm when it is a tmpfs, else the
+ * system's temporary directory. A real scan directory lives on a tmpfs (/run/service),
+ * and a disk file system distorts the comparison: after the bench has created and removed
+ * tens of thousands of inodes, ext4 spends most of a create or mkdir in its inode
+ * allocator (recently_deleted), which a one-process supervisor pays serially and
+ * 1,000 supervise processes pay on every CPU at once.
+ */
+export const SCAN_BASE = process.env.BENCH_TMPDIR || (fsType('/dev/shm') === 'tmpfs' ? '/dev/shm' : os.tmpdir());
+
+/** The file system type of the mount holding `dir` (from /proc/self/mountinfo), or undefined. */
+export function fsType(dir) {
+  try {
+    const real = fs.realpathSync(dir);
+    let best = { mount: '', type: undefined };
+    for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+      const [left, right] = line.split(' - ');
+      if (right === undefined) continue;
+      const mount = left.split(' ')[4].replace(/\\040/g, ' ');
+      const inside = real === mount || real.startsWith(mount.endsWith('/') ? mount : `${mount}/`);
+      if (inside && mount.length >= best.mount.length) best = { mount, type: right.split(' ')[0] };
+    }
+    return best.type;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A fresh temporary directory, removed at exit (or by `removeTemp`): under SCAN_BASE
+ * (for service trees) unless `base` says otherwise.
+ */
+export function makeTemp(prefix = 't6-bench-', base = SCAN_BASE) {
+  const dir = fs.mkdtempSync(path.join(base, prefix));
   tempDirs.add(dir);
   return dir;
 }
@@ -494,6 +525,8 @@ export function environment() {
     memTotalMB: Math.round(os.totalmem() / 2 ** 20),
     loadavg: os.loadavg(),
     kernel: os.release(),
+    scanDirBase: SCAN_BASE,
+    scanDirFs: fsType(SCAN_BASE),
     otherNodeProcesses: Number(others) - 1,
     commit: spawnSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout.trim(),
     // t6 is measured as built in dist/ when the run began: with these uncommitted changes to src/.

@@ -16,6 +16,7 @@
  *      BENCH_PEERS (default t6,s6,runit)
  * Targets (issue 2): t6 ≤ 60 MB at 10; t6 ≤ 0.5 × s6 at 1,000.
  */
+import os from 'node:os';
 import path from 'node:path';
 import {
   ByteFifo, Tree, envInt, fmt, isMain, makeServices, makeTemp, memoryOf, printTable, privateNodeT6, ratio,
@@ -63,7 +64,7 @@ export async function run() {
   const sizes = (process.env.BENCH_MEM_SIZES ?? '10,100,1000').split(',').map(Number);
   const settleMs = envInt('BENCH_SETTLE_MS', 2000);
   const shared = process.env.BENCH_SHARED_NODE === '1';
-  const nodeDir = shared ? undefined : makeTemp('t6-bench-node-');
+  const nodeDir = shared ? undefined : makeTemp('t6-bench-node-', os.tmpdir());
   const peers = selectedPeers().map((p) => (p.name === 't6' && !shared ? privateNodeT6(nodeDir) : p));
   const machineBusy = await waitQuiet();
   const results = {};

@@ -13,7 +13,7 @@
  *   BENCH_QUIET_WAIT_S=60     how long to wait for the machine to be quiet before each benchmark
  *   BENCH_QUIET_MAX_PERCENT=15  what "quiet" means (CPU busy outside the bench)
  */
-import { fmt, isMain, printTable, ratio, writeResults } from './lib.mjs';
+import { SCAN_BASE, fmt, fsType, isMain, printTable, ratio, writeResults } from './lib.mjs';
 import * as coldstart from './coldstart.mjs';
 import * as memory from './memory.mjs';
 import * as restart from './restart.mjs';
@@ -89,6 +89,7 @@ export function summaryRows(all) {
 
 export async function runAll(names) {
   const started = Date.now();
+  console.log(`scan directories under ${SCAN_BASE} (${fsType(SCAN_BASE) ?? 'unknown file system'})`);
   const all = {};
   const failures = {};
   for (const name of names) {
