@@ -65,23 +65,23 @@ export function exists(file: string): boolean {
 
 /**
  * Why `run` (or `finish`) cannot be executed, in words, or undefined if it looks runnable.
- * Used to turn a bare ENOENT/EACCES from spawn into a message a person can act on.
+ * Used to turn a bare ENOENT/EACCES from spawn into a reason a person can act on.
  */
 export function explainNotRunnable(file: string): string | undefined {
   let lst: fs.Stats;
   try {
     lst = fs.lstatSync(file);
   } catch {
-    return `${file} does not exist`;
+    return 'no such file';
   }
   let st: fs.Stats;
   try {
     st = fs.statSync(file);
   } catch {
-    return lst.isSymbolicLink() ? `${file} is a dangling symbolic link (to ${fs.readlinkSync(file)})` : `${file} cannot be read`;
+    return lst.isSymbolicLink() ? `dangling symbolic link to ${fs.readlinkSync(file)}` : 'cannot be read';
   }
-  if (st.isDirectory()) return `${file} is a directory, not a program`;
-  if (!st.isFile()) return `${file} is not a regular file`;
-  if ((st.mode & 0o111) === 0) return `${file} is not executable (mode ${(st.mode & 0o7777).toString(8)})`;
+  if (st.isDirectory()) return 'is a directory, not a program';
+  if (!st.isFile()) return 'is not a regular file';
+  if ((st.mode & 0o111) === 0) return `not executable (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')})`;
   return undefined;
 }

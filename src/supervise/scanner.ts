@@ -99,6 +99,7 @@ export class Scanner {
   #control: net.Socket | undefined;
   #rescanTimer: NodeJS.Timeout | undefined;
   #retryScan: NodeJS.Timeout | undefined;
+  #controlRetry: NodeJS.Timeout | undefined;
   #ending: ScannerExit['reason'] | undefined;
   #resolve!: (exit: ScannerExit) => void;
   #host: SupervisorHost;
@@ -210,6 +211,10 @@ export class Scanner {
     }
     const seen = new Set<string>();
     let retry = false;
+    // Problems are gathered and reported once per scan, so that a scan dir full of junk
+    // gives a few clear lines instead of thousands.
+    const unstatable: string[] = [];
+    const tooMany: string[] = [];
     for (const name of names) {
       if (name.startsWith('.')) continue;
       const dir = path.join(this.scandir, name);
@@ -217,8 +222,8 @@ export class Scanner {
       try {
         st = fs.statSync(dir);
       } catch (err) {
-        const dangling = errorCode(err) === 'ENOENT' ? ' (dangling symbolic link?)' : '';
-        this.#opts.report('warning', `unable to stat ${dir}: ${describeError(err)}${dangling}`);
+        const code = errorCode(err);
+        unstatable.push(`${name} (${code === 'ENOENT' ? 'dangling symbolic link' : describeError(err)})`);
         retry = true;
         continue;
       }
@@ -243,8 +248,15 @@ export class Scanner {
           continue;
         }
       }
-      if (entry.log !== undefined) this.#startSlot(entry, entry.log);
-      this.#startSlot(entry, entry.main);
+      for (const slot of slots(entry)) {
+        if (this.#startSlot(entry, slot) === 'too-many') tooMany.push(slot.name);
+      }
+    }
+    if (unstatable.length > 0) {
+      this.#opts.report('warning', `unable to stat ${unstatable.length} entr${unstatable.length === 1 ? 'y' : 'ies'} of ${this.scandir}: ${listSome(unstatable)} - retrying in ${SCAN_RETRY_MS / 1000} seconds`);
+    }
+    if (tooMany.length > 0) {
+      this.#opts.report('warning', `not supervising ${tooMany.length} service director${tooMany.length === 1 ? 'y' : 'ies'} of ${this.scandir}: too many services (the limit is ${this.#maxServices}; raise it with -c): ${listSome(tooMany)}`);
     }
     for (const entry of this.#services.values()) {
       if (seen.has(entry.key)) continue;
@@ -261,7 +273,6 @@ export class Scanner {
   // ---- internals -------------------------------------------------------------------------
 
   #setUp(): void {
-    const ctl = path.join(this.scandir, '.s6-svscan');
     try {
       if (!fs.statSync(this.scandir).isDirectory()) throw new ScannerSetupError(`${this.scandir} is not a directory`, 100);
     } catch (err) {
@@ -269,28 +280,62 @@ export class Scanner {
       throw new ScannerSetupError(`unable to use ${this.scandir}: ${describeError(err)}`, 111);
     }
     try {
+      this.#setUpControl();
+    } catch (err) {
+      if (err instanceof ScannerSetupError) throw err;
+      // A read-only or full scan dir: supervise anyway (signals still work), and set up
+      // the control FIFO once the filesystem allows. pid 1 must not give up here.
+      this.#opts.report('warning', `${describeError(err)} - running without ${path.join(this.scandir, '.s6-svscan/control')}; retrying every ${SCAN_RETRY_MS / 1000} seconds`);
+      this.#retryControl();
+    }
+  }
+
+  #retryControl(): void {
+    this.#controlRetry = setTimeout(() => {
+      this.#controlRetry = undefined;
+      if (this.#ending !== undefined) return;
+      try {
+        this.#setUpControl();
+        this.#opts.report('info', `${path.join(this.scandir, '.s6-svscan/control')} is listening`);
+      } catch (err) {
+        if (err instanceof ScannerSetupError) this.#opts.report('error', err.message);
+        else this.#retryControl();
+      }
+    }, SCAN_RETRY_MS);
+  }
+
+  /** `.s6-svscan/` with its lock and control FIFO. Throws ScannerSetupError if another scanner runs there, Error otherwise. */
+  #setUpControl(): void {
+    const ctl = path.join(this.scandir, '.s6-svscan');
+    try {
       fs.mkdirSync(ctl, { mode: 0o700 });
     } catch (err) {
-      if (errorCode(err) !== 'EEXIST') throw new ScannerSetupError(`unable to create ${ctl}: ${describeError(err)}`, 111);
+      if (errorCode(err) !== 'EEXIST') throw new Error(`unable to create ${ctl}: ${describeError(err)}`);
       if (!isDirectory(ctl)) throw new ScannerSetupError(`${ctl} exists and is not a directory`, 100);
     }
     const lockPath = path.join(ctl, 'lock');
-    try {
-      this.#lockFd = open(lockPath, O_WRONLY | O_CREAT | O_NONBLOCK, 0o600);
-    } catch (err) {
-      throw new ScannerSetupError(`unable to open ${lockPath}: ${describeError(err)}`, 111);
-    }
-    if (!tryLock(this.#lockFd, lockPath)) {
-      throw new ScannerSetupError(`another instance of t6-svscan or s6-svscan is already running on ${this.scandir} (${lockPath} is locked)`, 100);
+    if (this.#lockFd < 0) {
+      try {
+        this.#lockFd = open(lockPath, O_WRONLY | O_CREAT | O_NONBLOCK, 0o600);
+      } catch (err) {
+        throw new Error(`unable to open ${lockPath}: ${describeError(err)}`);
+      }
+      if (!tryLock(this.#lockFd, lockPath)) {
+        close(this.#lockFd);
+        this.#lockFd = -1;
+        throw new ScannerSetupError(`another instance of t6-svscan or s6-svscan is already running on ${this.scandir} (${lockPath} is locked)`, 100);
+      }
     }
     const controlPath = path.join(ctl, 'control');
-    let readFd: number;
+    let readFd = -1;
     try {
       mkfifo(controlPath, 0o600);
       readFd = open(controlPath, O_RDONLY | O_NONBLOCK);
       this.#controlKeepFd = open(controlPath, O_WRONLY | O_NONBLOCK);
     } catch (err) {
-      throw new ScannerSetupError(`unable to set up ${controlPath}: ${describeError(err)}`, errorCode(err) === 'EEXIST' ? 100 : 111);
+      if (readFd >= 0) close(readFd);
+      if (errorCode(err) === 'EEXIST') throw new ScannerSetupError(`${controlPath} exists and is not a FIFO`, 100);
+      throw new Error(`unable to set up ${controlPath}: ${describeError(err)}`);
     }
     const control = new net.Socket({ fd: readFd, readable: true, writable: false });
     control.on('data', (chunk: Buffer) => this.#guard('control', () => this.command(chunk.toString('latin1'))));
@@ -298,17 +343,15 @@ export class Scanner {
     this.#control = control;
   }
 
-  #startSlot(entry: ServiceEntry, slot: Slot): void {
-    if (slot.sup !== undefined || slot.restart !== undefined || !entry.active || this.#ending !== undefined) return;
+  /** Starts the slot's supervisor if it should run and may; says 'too-many' when the -c limit stops it. */
+  #startSlot(entry: ServiceEntry, slot: Slot): 'too-many' | undefined {
+    if (slot.sup !== undefined || slot.restart !== undefined || !entry.active || this.#ending !== undefined) return undefined;
     const wait = slot.lastStart + 1000 - performance.now();
     if (slot.lastStart > 0 && wait > 0) {
-      slot.restart = this.#host.setTimer(wait, () => { slot.restart = undefined; this.#startSlot(entry, slot); });
-      return;
+      slot.restart = this.#host.setTimer(wait, () => { slot.restart = undefined; this.#restartSlot(entry, slot); });
+      return undefined;
     }
-    if (this.#bySupervisor.size >= this.#maxServices) {
-      this.#opts.report('warning', `unable to start a supervisor for ${path.join(this.scandir, slot.name)}: too many services (the limit is ${this.#maxServices}; raise it with -c)`);
-      return;
-    }
+    if (this.#bySupervisor.size >= this.#maxServices) return 'too-many';
     const isLog = slot !== entry.main;
     const stdio: SupervisorStdio = {};
     if (entry.pipe !== undefined) {
@@ -326,7 +369,14 @@ export class Scanner {
     } catch (err) {
       const why = err instanceof SupervisorSetupError ? err.message : describeError(err);
       this.#opts.report('warning', `unable to supervise ${path.join(this.scandir, slot.name)}: ${why} - retrying in ${SUPERVISOR_RETRY_MS / 1000} seconds`);
-      slot.restart = this.#host.setTimer(SUPERVISOR_RETRY_MS, () => { slot.restart = undefined; this.#startSlot(entry, slot); });
+      slot.restart = this.#host.setTimer(SUPERVISOR_RETRY_MS, () => { slot.restart = undefined; this.#restartSlot(entry, slot); });
+    }
+    return undefined;
+  }
+
+  #restartSlot(entry: ServiceEntry, slot: Slot): void {
+    if (this.#startSlot(entry, slot) === 'too-many') {
+      this.#opts.report('warning', `not supervising ${path.join(this.scandir, slot.name)}: too many services (the limit is ${this.#maxServices}; raise it with -c)`);
     }
   }
 
@@ -343,7 +393,7 @@ export class Scanner {
       if (this.#ending !== undefined) this.#maybeFinish();
       return;
     }
-    this.#startSlot(entry, slot); // restarted at once, or 1 s after its previous start
+    this.#restartSlot(entry, slot); // at once, or 1 s after its previous start
   }
 
   #closeWriteEnd(entry: ServiceEntry): void {
@@ -381,6 +431,7 @@ export class Scanner {
     this.#ending = reason;
     if (this.#rescanTimer !== undefined) clearInterval(this.#rescanTimer);
     if (this.#retryScan !== undefined) clearTimeout(this.#retryScan);
+    if (this.#controlRetry !== undefined) clearTimeout(this.#controlRetry);
     const entries = [...this.#services.values()];
     for (const entry of entries) {
       for (const slot of slots(entry)) {
@@ -438,6 +489,12 @@ export class Scanner {
       this.#opts.report('error', `internal error in ${what}: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
     }
   }
+}
+
+/** The first few items of a list, and how many more. */
+function listSome(items: string[], max = 5): string {
+  const shown = items.slice(0, max).join(', ');
+  return items.length > max ? `${shown} and ${items.length - max} more` : shown;
 }
 
 function newSlot(name: string): Slot {

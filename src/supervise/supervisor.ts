@@ -114,6 +114,7 @@ const SPAWN_RETRY_MS = 10_000;
 const KILL_REARM_MS = 5_000;
 const STATUS_RETRY_MS = 1_000;
 const DEFAULT_TIMEOUT_FINISH_MS = 5_000;
+const FILES_RETRY_MS = 2_000;
 
 /** Thrown by `Supervisor.open` when the service directory cannot be supervised. */
 export class SupervisorSetupError extends Error {
@@ -150,6 +151,9 @@ export class Supervisor {
   #statusDirty = false;
   #statusRetry: TimerHandle | undefined;
   #statusFailing = false;
+  /** false while supervise/ could not be set up (degraded: no control FIFO, no status file). */
+  #filesReady = true;
+  #filesRetry: TimerHandle | undefined;
 
   private constructor(name: string, dir: string, host: SupervisorHost, stdio: SupervisorStdio) {
     this.name = name;
@@ -167,7 +171,16 @@ export class Supervisor {
    */
   static open(name: string, dir: string, host: SupervisorHost, stdio: SupervisorStdio = {}): Supervisor {
     const sup = new Supervisor(name, dir, host, stdio);
-    sup.#setUpFiles();
+    try {
+      sup.#setUpFiles();
+    } catch (err) {
+      if (!(err instanceof SupervisorSetupError) || err.busy) throw err;
+      // A read-only or full /run must not keep the service from running: supervise it
+      // without its control files, and set them up as soon as the filesystem allows.
+      sup.#filesReady = false;
+      host.report('warning', `${err.message} - running ${name} without its control files; retrying every ${FILES_RETRY_MS / 1000} seconds`);
+      sup.#retryFiles();
+    }
     sup.#status.wantUp = !exists(path.join(dir, 'down'));
     sup.#commit('s');
     if (sup.#status.wantUp) sup.#input('timeout');
@@ -490,6 +503,7 @@ export class Supervisor {
   }
 
   #recordDeath(stamp: Tain, wstat: number): void {
+    if (!this.#filesReady) return;
     const max = Math.min(this.#uintSetting('max-death-tally', DEFAULT_DEATH_TALLY), MAX_DEATH_TALLY);
     if (max === 0) return;
     const file = path.join(this.dir, 'supervise', 'death_tally');
@@ -534,6 +548,8 @@ export class Supervisor {
     this.#closeReadiness();
     this.#statusRetry?.cancel();
     this.#statusRetry = undefined;
+    this.#filesRetry?.cancel();
+    this.#filesRetry = undefined;
     this.#notify('x');
     this.#state = 'gone';
     this.#control?.destroy();
@@ -547,7 +563,7 @@ export class Supervisor {
 
   // ---- files -----------------------------------------------------------------------------
 
-  #setUpFiles(): void {
+  #setUpFiles(resetDeathTally = true): void {
     const superviseDir = path.join(this.dir, 'supervise');
     const step = (what: string, fn: () => void): void => {
       try {
@@ -592,7 +608,7 @@ export class Supervisor {
         this.#controlKeepFd = open(controlPath, O_WRONLY | O_NONBLOCK);
       });
       const death = path.join(superviseDir, 'death_tally');
-      step(`truncate ${death}`, () => fs.writeFileSync(death, ''));
+      if (resetDeathTally) step(`truncate ${death}`, () => fs.writeFileSync(death, ''));
     } catch (err) {
       if (this.#controlReadFd >= 0) close(this.#controlReadFd);
       if (this.#controlKeepFd >= 0) close(this.#controlKeepFd);
@@ -617,7 +633,28 @@ export class Supervisor {
     this.#host.event?.(this, events);
   }
 
+  #retryFiles(): void {
+    this.#filesRetry = this.#host.setTimer(FILES_RETRY_MS, () => {
+      this.#filesRetry = undefined;
+      if (this.#state === 'gone') return;
+      try {
+        this.#setUpFiles(false);
+      } catch (err) {
+        if (err instanceof SupervisorSetupError && err.busy) {
+          this.#host.report('error', `${err.message} - ${this.name} is now supervised twice; stop one of them`);
+          return;
+        }
+        this.#retryFiles();
+        return;
+      }
+      this.#filesReady = true;
+      this.#host.report('info', `${path.join(this.dir, 'supervise')} is set up: ${this.name} can be controlled again`);
+      this.#writeStatus();
+    });
+  }
+
   #writeStatus(): void {
+    if (!this.#filesReady) return;
     const file = path.join(this.dir, 'supervise', 'status');
     try {
       fs.writeFileSync(`${file}.new`, encodeStatus(this.#status));
