@@ -432,7 +432,7 @@ const dimIfEvent = (line: string): string => (/^\[[ \d.]+s\] \| /.test(line) ? l
 // ---- main --------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
-  if (!fs.existsSync(path.join(ROOT, 'dist', 't6-svscan.js'))) {
+  if (!fs.existsSync(path.join(ROOT, 'dist', 't6-svscan.cjs'))) {
     process.stderr.write('demo: fatal: t6 is not built: run `npm run demo` (or `npm run build` first)\n');
     process.exit(100);
   }
