@@ -82,8 +82,11 @@ function snapshotT6(dir, privateNode) {
     fs.copyFileSync(fs.realpathSync(path.join(ROOT, 'node_modules', 'node', 'bin', 'node')), node);
     fs.chmodSync(node, 0o755);
   }
-  for (const f of ['t6-svscan.js', 'commands.json']) {
-    if (!fs.existsSync(path.join(dir, 'dist', f))) throw new Error(`dist/${f} is missing: run \`npm run build\` (or a build was under way)`);
+  // The wrappers name their bundle (dist/t6-NAME.js or .cjs, as the build decides).
+  const wrapper = fs.readFileSync(path.join(dir, 'bin', 't6-svscan'), 'utf8');
+  const bundle = wrapper.match(/\/dist\/(t6-svscan\.[a-z]+)/)?.[1];
+  if (bundle === undefined || !fs.existsSync(path.join(dir, 'dist', bundle))) {
+    throw new Error(`bin/t6-svscan names no bundle present in dist/: run \`npm run build\` (or a build was under way)`);
   }
   return dir;
 }

@@ -41,6 +41,8 @@ export function summaryRows(all) {
       const judged = n === '100' || n === '1000';
       add(`cold start, ${n} longruns (ms)`, v, 'ms', judged ? 't6/s6 ≤ 0.5' : '–', judged && r !== undefined ? r <= 0.5 : undefined);
     }
+    const floors = Object.keys(cs).filter((n) => cs[n].floor).map((n) => `${n}: ${fmt(cs[n].floor.median)}`);
+    if (floors.length > 0) rows.push([`  (no supervisor, sh loop: ${floors.join(', ')} ms)`, '', '', '', '', '', '', '']);
   }
   const mem = all.memory;
   if (mem) {
