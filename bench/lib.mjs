@@ -519,7 +519,10 @@ export async function waitQuiet(maxBusy = envInt('BENCH_QUIET_MAX_PERCENT', 15) 
 
 /** What the run looked like: machine, load, competing node processes. */
 export function environment() {
-  const others = spawnSync('sh', ['-c', 'ps -eo comm= | grep -c -x -e node -e t6-svscan'], { encoding: 'utf8' }).stdout.trim();
+  // Node processes other than this one (Node 24 names its main thread MainThread) and t6-svscans.
+  const others = spawnSync('ps', ['-eo', 'pid=,comm='], { encoding: 'utf8' }).stdout.split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter(([pid, comm]) => Number(pid) !== process.pid && ['node', 'MainThread', 't6-svscan'].includes(comm)).length;
   return {
     date: new Date().toISOString(),
     node: process.version,
@@ -530,7 +533,7 @@ export function environment() {
     kernel: os.release(),
     scanDirBase: SCAN_BASE,
     scanDirFs: fsType(SCAN_BASE),
-    otherNodeProcesses: Number(others) - 1,
+    otherNodeProcesses: others,
     commit: spawnSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout.trim(),
     // t6 is measured as built in dist/ when the run began: with these uncommitted changes to src/.
     uncommittedSrc: spawnSync('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean),
