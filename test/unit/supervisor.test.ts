@@ -1,0 +1,304 @@
+/**
+ * The Supervisor state machine with a fake host: no process is started, the clock and
+ * timers are simulated, so each rule of supervise-protocol.md §3 and servicedir.md §4–8
+ * is checked in milliseconds. Files (status, events) are real, in a temp directory.
+ */
+import { test, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ACTIONS, Supervisor, type SupervisorHost } from '../../src/supervise/supervisor.ts';
+import { SUPERVISE_COMMANDS } from '../../src/s6/control.ts';
+import { decodeStatus } from '../../src/s6/status.ts';
+import { decodeDeathTally } from '../../src/s6/deathtally.ts';
+import { tainFromUnixMs } from '../../src/s6/tai.ts';
+import { tmpdir } from '../lib/harness.ts';
+
+interface Spawned { pid: number; argv: readonly string[]; fds: ReadonlyMap<number, unknown> | undefined; onExit: (w: number) => void; childFds: Map<number, number> }
+
+/** A fake world: spawns are recorded, kills are recorded, time moves only when told. */
+class FakeHost implements SupervisorHost {
+  now_ = 1_700_000_000_000;
+  mono = 0;
+  nextPid = 100;
+  spawned: Spawned[] = [];
+  kills: [number, number][] = [];
+  reports: string[] = [];
+  events: string[] = [];
+  timers: { at: number; fn: () => void; live: boolean }[] = [];
+  exitedCount = 0;
+  failSpawn: string | undefined;
+  spawn(opts: { argv: readonly string[]; fds?: ReadonlyMap<number, unknown> }, onExit: (w: number) => void): number {
+    if (this.failSpawn !== undefined) throw Object.assign(new Error(this.failSpawn), { code: this.failSpawn });
+    const pid = this.nextPid++;
+    // Like a real child, keep our own copy of each fd above 2 (the supervisor closes its copy).
+    const childFds = new Map<number, number>();
+    for (const [target, source] of opts.fds ?? []) {
+      if (target > 2 && typeof source === 'number') childFds.set(target, fs.openSync(`/proc/self/fd/${source}`, 'w'));
+    }
+    this.spawned.push({ pid, argv: opts.argv, fds: opts.fds, onExit, childFds });
+    return pid;
+  }
+  kill(pid: number, signal: number): void { this.kills.push([pid, signal]); }
+  monotonicMs(): number { return this.mono; }
+  now() { return tainFromUnixMs(this.now_ + this.mono); }
+  setTimer(ms: number, fn: () => void) {
+    const t = { at: this.mono + ms, fn, live: true };
+    this.timers.push(t);
+    return { cancel: () => { t.live = false; } };
+  }
+  report(level: string, message: string): void { this.reports.push(`${level}: ${message}`); }
+  exited(): void { this.exitedCount++; }
+  event(_sup: Supervisor, event: string): void { this.events.push(event); }
+  /** Moves the clock forward, firing due timers in order. */
+  advance(ms: number): void {
+    const end = this.mono + ms;
+    for (;;) {
+      const due = this.timers.filter((t) => t.live && t.at <= end).sort((a, b) => a.at - b.at)[0];
+      if (due === undefined) break;
+      due.live = false;
+      this.mono = Math.max(this.mono, due.at);
+      due.fn();
+    }
+    this.mono = end;
+  }
+  last(): Spawned { return this.spawned[this.spawned.length - 1]!; }
+  get eventText(): string { return this.events.join(''); }
+}
+
+const open: Supervisor[] = [];
+// Every supervisor holds its control FIFO open; end them all so the test process can exit.
+afterEach(() => { for (const sup of open.splice(0)) sup.request('quit'); });
+
+function setup(files: Record<string, string> = {}, opts: { finish?: string; down?: boolean } = {}) {
+  const dir = path.join(tmpdir(), 'svc');
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'run'), '#!/bin/sh\n', { mode: 0o755 });
+  if (opts.finish !== undefined) fs.writeFileSync(path.join(dir, 'finish'), opts.finish, { mode: 0o755 });
+  if (opts.down === true) fs.writeFileSync(path.join(dir, 'down'), '');
+  for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), text);
+  const host = new FakeHost();
+  const sup = Supervisor.open('svc', dir, host);
+  open.push(sup);
+  const status = () => decodeStatus(fs.readFileSync(path.join(dir, 'supervise/status')))!;
+  return { dir, host, sup, status };
+}
+
+const EXIT = (code: number): number => code << 8;
+
+test('the table has a cell for every state and every control byte, and only known actions', () => {
+  for (const [state, row] of Object.entries(ACTIONS)) {
+    for (const byte of SUPERVISE_COMMANDS) assert.ok(byte in row, `${state} lacks ${byte}`);
+    for (const input of ['timeout', 'death', 'term', 'hup', 'quit']) assert.ok(input in row, `${state} lacks ${input}`);
+  }
+});
+
+test('the table matches supervise-protocol.md §3.3 for the state-changing bytes', () => {
+  // Transcribed from the spec's table, one string per state: o d u D U x O Q.
+  const spec = {
+    down: ['wantdownStart', 'wantdown', 'wantupStart', 'wantDOWN', 'wantUPstart', 'bail', 'wantdown', 'wantDOWN'],
+    up: ['wantdown', 'stop', 'wantup', 'wantDOWNstop', 'wantUP', 'lastupClose', 'wantdown', 'wantDOWN'],
+    finish: ['wantdown', 'wantdown', 'wantup', 'wantDOWN', 'wantUP', 'lastfinishClose', 'wantdown', 'wantDOWN'],
+    lastup: ['wantdown', 'stop', 'wantup', 'wantDOWNstop', 'wantUP', 'close', 'wantdown', 'wantDOWN'],
+    lastfinish: ['wantdown', 'wantdown', 'wantup', 'wantDOWN', 'wantUP', 'close', 'wantdown', 'wantDOWN'],
+  } as const;
+  for (const [state, actions] of Object.entries(spec)) {
+    [...'oduDUxOQ'].forEach((byte, i) => assert.equal(ACTIONS[state as keyof typeof ACTIONS][byte as 'o'], actions[i], `${state}/${byte}`));
+  }
+  // Signal bytes act only while run lives (UP, LASTUP).
+  for (const byte of 'abqhkti12y') {
+    assert.equal(ACTIONS.up[byte as 'a'], 'sig');
+    assert.equal(ACTIONS.lastup[byte as 'a'], 'sig');
+    assert.equal(ACTIONS.down[byte as 'a'], 'nop');
+    assert.equal(ACTIONS.finish[byte as 'a'], 'nop');
+  }
+});
+
+test('at start: status written (down, ready, want up), event s, then run spawned with ./run NAME', () => {
+  const { host, sup, status } = setup();
+  assert.equal(host.eventText, 'su');
+  assert.deepEqual(host.last().argv, ['./run', 'svc']);
+  assert.equal(sup.state, 'up');
+  const st = status();
+  assert.equal(st.pid, 100);
+  assert.equal(st.wantUp, true);
+  assert.equal(st.ready, false);
+});
+
+test('a down file keeps the service down at start', () => {
+  const { host, sup, status } = setup({}, { down: true });
+  assert.equal(host.eventText, 's');
+  assert.equal(sup.state, 'down');
+  assert.equal(status().wantUp, false);
+  assert.equal(status().ready, true);
+});
+
+test('in UP, d sends the down-signal then SIGCONT and clears want-up; no event until death', () => {
+  const { host, sup, status } = setup({ 'down-signal': 'SIGUSR1\n' });
+  sup.command('d');
+  assert.deepEqual(host.kills, [[100, 10], [100, 18]]);
+  assert.equal(status().wantUp, false);
+  assert.equal(host.eventText, 'su');
+  host.last().onExit(10); // killed by SIGUSR1
+  assert.equal(host.eventText, 'sudD');
+  assert.equal(sup.state, 'down');
+  assert.equal(status().wstat, 10);
+  host.advance(5000);
+  assert.equal(host.spawned.length, 1, 'not restarted: want down');
+});
+
+test('without readiness a dead service restarts one second after it went down', () => {
+  const { host } = setup();
+  host.last().onExit(EXIT(1));
+  assert.equal(host.eventText, 'sudD');
+  host.advance(999);
+  assert.equal(host.spawned.length, 1);
+  host.advance(1);
+  assert.equal(host.spawned.length, 2);
+  assert.equal(host.eventText, 'sudDu');
+});
+
+test('a service ready for more than a second restarts at once; one ready less than a second ago waits for that second', async () => {
+  const { host } = setup({ 'notification-fd': '3\n' });
+  const notify = async (text: string): Promise<void> => {
+    const fd = host.last().childFds.get(3)!;
+    fs.writeSync(fd, text);
+    fs.closeSync(fd);
+    await new Promise((r) => setTimeout(r, 50)); // let libuv deliver the pipe data
+  };
+  await notify('\n');
+  assert.equal(host.eventText, 'suU');
+  host.advance(1500);
+  host.last().onExit(9);
+  assert.equal(host.spawned.length, 2, 'restarted in the same turn');
+  assert.equal(host.eventText, 'suUdDu');
+  // Second life: ready at once, killed 300 ms later ⇒ waits until 1 s after readiness.
+  await notify('ready\n');
+  host.advance(300);
+  host.last().onExit(9);
+  assert.equal(host.spawned.length, 2);
+  host.advance(699);
+  assert.equal(host.spawned.length, 2);
+  host.advance(2);
+  assert.equal(host.spawned.length, 3);
+});
+
+test('finish runs with exit code, signal, name and pid; exit 125 gives O then D and clears want-up', () => {
+  const { host, sup, status } = setup({}, { finish: '#!/bin/sh\n' });
+  host.last().onExit(EXIT(3));
+  const fin = host.last();
+  assert.deepEqual(fin.argv, ['./finish', '3', '0', 'svc', '100']);
+  assert.equal(sup.state, 'finish');
+  assert.equal(status().pid, fin.pid, 'status shows the finish pid');
+  assert.equal(status().finishing, true);
+  assert.equal(host.eventText, 'sud');
+  fin.onExit(EXIT(125));
+  assert.equal(host.eventText, 'sudOD');
+  assert.equal(status().wantUp, false);
+  assert.equal(status().ready, true);
+  host.advance(10_000);
+  assert.equal(host.spawned.length, 2, 'no restart after a permanent failure');
+});
+
+test('a signal death gives finish 256 and the signal number', () => {
+  const { host } = setup({}, { finish: '#!/bin/sh\n' });
+  host.last().onExit(15);
+  assert.deepEqual(host.last().argv.slice(1, 4), ['256', '15', 'svc']);
+});
+
+test('timeout-finish kills finish with SIGCONT+SIGKILL and re-arms', () => {
+  const { host } = setup({ 'timeout-finish': '200\n' }, { finish: '#!/bin/sh\n' });
+  host.last().onExit(EXIT(0));
+  const fin = host.last().pid;
+  host.advance(199);
+  assert.deepEqual(host.kills, []);
+  host.advance(1);
+  assert.deepEqual(host.kills, [[fin, 18], [fin, 9]]);
+  assert.match(host.reports.join('\n'), /finish script lifetime reached maximum value/);
+});
+
+test('timeout-kill: SIGKILL after the delay if the service ignores its down-signal', () => {
+  const { host, sup } = setup({ 'timeout-kill': '300\n' });
+  sup.command('d');
+  host.advance(299);
+  assert.equal(host.kills.length, 2);
+  host.advance(1);
+  assert.deepEqual(host.kills.slice(2), [[100, 9], [100, 18]]);
+});
+
+test('x in UP: the supervisor ends once the service is down, and never restarts it', () => {
+  const { host, sup } = setup();
+  sup.command('x');
+  assert.equal(sup.state, 'lastup');
+  assert.equal(host.exitedCount, 0);
+  host.last().onExit(EXIT(0));
+  assert.equal(sup.state, 'gone');
+  assert.equal(host.exitedCount, 1);
+  assert.equal(host.eventText, 'sudDx');
+  host.advance(5000);
+  assert.equal(host.spawned.length, 1);
+});
+
+test('term from the scanner in UP: down-signal, then exit after death (s6-svc -xd)', () => {
+  const { host, sup } = setup();
+  sup.request('term');
+  assert.deepEqual(host.kills, [[100, 15], [100, 18]]);
+  host.last().onExit(15);
+  assert.equal(sup.state, 'gone');
+});
+
+test('D creates ./down and stops; U removes it and starts', () => {
+  const { host, sup, dir } = setup();
+  sup.command('D');
+  assert.ok(fs.existsSync(path.join(dir, 'down')));
+  host.last().onExit(15);
+  sup.command('U');
+  assert.ok(!fs.existsSync(path.join(dir, 'down')));
+  assert.equal(host.spawned.length, 2);
+});
+
+test('p and c pause and continue, with the paused flag in status', () => {
+  const { host, sup, status } = setup();
+  sup.command('p');
+  assert.equal(status().paused, true);
+  sup.command('c');
+  assert.equal(status().paused, false);
+  assert.deepEqual(host.kills, [[100, 19], [100, 18]]);
+});
+
+test('unknown bytes are ignored; several commands in one write run in order', () => {
+  const { host, sup, status } = setup();
+  sup.command('\u0000zZ!dO');
+  assert.equal(status().wantUp, false);
+  assert.deepEqual(host.kills, [[100, 15], [100, 18]]);
+});
+
+test('a spawn failure keeps the service down, says why, and retries in 10 seconds', () => {
+  const { host, sup } = setup({}, { down: true });
+  host.failSpawn = 'ENOENT';
+  fs.rmSync(path.join(sup.dir, 'run'));
+  sup.command('u');
+  assert.equal(sup.state, 'down');
+  assert.match(host.reports.join('\n'), /unable to spawn .*\/run: no such file - waiting 10 seconds/);
+  host.failSpawn = undefined;
+  host.advance(10_000);
+  assert.equal(sup.state, 'up');
+});
+
+test('death tally: one 14-byte record per death, exit code or 128+signal, capped by max-death-tally', () => {
+  const { host, dir } = setup({ 'max-death-tally': '2\n' });
+  host.last().onExit(EXIT(3));
+  host.advance(1000);
+  host.last().onExit(9);
+  host.advance(1000);
+  host.last().onExit(EXIT(4));
+  const records = decodeDeathTally(fs.readFileSync(path.join(dir, 'supervise/death_tally')));
+  assert.deepEqual(records.map((r) => [r.exitCode, r.signal]), [[137, 9], [4, 0]]);
+});
+
+test('notification-fd equal to lock-fd: not started, and said so', () => {
+  const { host, sup } = setup({ 'notification-fd': '4\n', 'lock-fd': '4\n' }, { down: true });
+  sup.command('u');
+  assert.equal(host.spawned.length, 0);
+  assert.match(host.reports.join('\n'), /notification-fd and lock-fd are both 4/);
+});
