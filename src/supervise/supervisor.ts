@@ -347,12 +347,21 @@ export class Supervisor {
 
   /** Spawns `run` now (s6's "start"). */
   #start(): void {
+    const spawned = this.#spawnRun();
+    if (spawned !== undefined) this.#started(spawned);
+  }
+
+  /**
+   * The process half of "start": spawn `run` with its fds. On failure it says why and arms
+   * the retry, and returns undefined; on success the caller must call #started.
+   */
+  #spawnRun(): { pid: number; readinessRead: number } | undefined {
     this.#disarm();
     const notificationFd = this.#uintSetting('notification-fd', -1);
     const lockFd = this.#uintSetting('lock-fd', -1);
     if (notificationFd >= 0 && notificationFd === lockFd) {
       this.#host.report('warning', `${this.name}: notification-fd and lock-fd are both ${lockFd} - not starting the service (fix one, then send u)`);
-      return;
+      return undefined;
     }
     const fds = this.#stdioFds();
     let readinessRead = -1;
@@ -387,10 +396,15 @@ export class Supervisor {
       const why = locked ? err.message : (explainNotRunnable(path.join(this.dir, 'run')) ?? describeError(err));
       this.#host.report('warning', locked ? why : `unable to spawn ${path.join(this.dir, 'run')}: ${why} - waiting ${SPAWN_RETRY_MS / 1000} seconds`);
       this.#arm(locked ? 1000 : SPAWN_RETRY_MS);
-      return;
+      return undefined;
     }
     if (readinessWrite >= 0) close(readinessWrite);
     if (serviceLock >= 0) close(serviceLock); // the child holds the lock through its copy
+    return { pid: this.#runPid, readinessRead };
+  }
+
+  /** The bookkeeping half of "start": state UP, status, event u, readiness watch. */
+  #started({ readinessRead }: { pid: number; readinessRead: number }): void {
     this.#nextStart = 0;
     this.#pendingKill = false;
     const st = this.#status;
@@ -443,14 +457,22 @@ export class Supervisor {
     this.#disarm();
     this.#closeReadiness();
     this.#pendingKill = false;
+    const finishPath = path.join(this.dir, 'finish');
+    const hasFinish = exists(finishPath);
+    // A service ready for more than a second and with no finish restarts at once. Then
+    // spawn first and do the bookkeeping after: the service's downtime is what its users
+    // feel. Listeners still see status and events in their order: d, D, then u.
+    let respawned: { pid: number; readinessRead: number } | 'failed' | undefined;
+    if (next === 'finish' && !hasFinish && this.#status.wantUp && this.#nextStart > 0 && this.#nextStart <= this.#host.monotonicMs()) {
+      respawned = this.#spawnRun() ?? 'failed';
+    }
     const st = this.#status;
     st.wstat = wstat;
     st.paused = false;
     st.ready = false;
     st.stamp = this.#host.now();
     this.#recordDeath(st.stamp, wstat);
-    const finishPath = path.join(this.dir, 'finish');
-    if (exists(finishPath)) {
+    if (hasFinish) {
       const ws = decodeWaitStatus(wstat);
       const argv = ['./finish', ws.exited ? String(ws.exitCode) : '256', String(ws.signal), this.name, String(st.pid)];
       const fds = this.#stdioFds();
@@ -472,6 +494,11 @@ export class Supervisor {
     }
     this.#state = 'down';
     const last = next === 'lastfinish';
+    if (respawned !== undefined) {
+      this.#downAndReady('dD', true); // no timer: the restart already happened (or its retry is armed)
+      if (respawned !== 'failed') this.#started(respawned);
+      return;
+    }
     this.#downAndReady('dD', last);
     if (last) this.#bail();
   }
@@ -486,17 +513,17 @@ export class Supervisor {
   }
 
   /**
-   * Down and ready to start again: status, event, and (unless the supervisor is ending)
-   * the restart deadline by the 1-second rule.
+   * Down and ready to start again: status, event, and (unless `noRestart`: the supervisor
+   * is ending, or the restart is already done) the restart deadline by the 1-second rule.
    */
-  #downAndReady(events: string, last: boolean): void {
+  #downAndReady(events: string, noRestart: boolean): void {
     const st = this.#status;
     st.pid = 0;
     st.finishing = false;
     st.ready = true;
     st.readyStamp = this.#host.now();
     this.#commit(events);
-    if (last || !st.wantUp) return;
+    if (noRestart || !st.wantUp) return;
     const now = this.#host.monotonicMs();
     const deadline = this.#nextStart > 0 ? this.#nextStart : now + 1000;
     this.#arm(deadline - now);
