@@ -4,7 +4,7 @@ import path from 'node:path';
 import { type CommandIo, UsageError } from './_run.ts';
 import { getopt, uintOption } from './_getopt.ts';
 import { Scanner, ScannerSetupError, type ScannerSignal, DIVERTIBLE_SIGNALS } from '../supervise/scanner.ts';
-import { execve, setChildSubreaper, getpid, setProcessName } from '../sys/index.ts';
+import { execve, setChildSubreaper, getpid, setProcessName, pageOutExecutable } from '../sys/index.ts';
 
 const USAGE = 't6-svscan [ -c max ] [ -t rescan ] [ -d notif ] [ -X consoleholder ] [ scandir ]';
 const HELP = `${USAGE}
@@ -71,6 +71,10 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     try { fs.writeSync(notifyFd, '\n'); } catch (err) { report('warning', `unable to write to fd ${notifyFd}: ${String(err)}`); }
     fs.closeSync(notifyFd);
   }
+
+  // Start-up is over once the first scan's supervisors are running: give back the
+  // executable pages only start-up needed (pid 1 lives for months; see pageOutExecutable).
+  setTimeout(() => pageOutExecutable(), 1000).unref();
 
   const exit = await scanner.done;
   scanner.releaseLock();

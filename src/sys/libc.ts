@@ -76,6 +76,7 @@ export const c = {
   sync: fn('void sync()'),
   execve: fn('int execve(const char *path, const char **argv, const char **envp)'),
   ioctl: fn('int ioctl(int fd, unsigned long request, ...)'),
+  madvise: fn('int madvise(uintptr_t addr, size_t length, int advice)'),
   strerror: lib.func('const char *strerror(int errnum)') as (errnum: number) => string,
 };
 

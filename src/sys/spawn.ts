@@ -41,11 +41,21 @@ export interface SpawnOptions {
   searchPath?: boolean;
 }
 
-/** This process's environment as a `NAME=value` list. */
+let envCache: { source: NodeJS.ProcessEnv; list: string[]; keys: number } | undefined;
+
+/**
+ * This process's environment as a `NAME=value` list. Reading process.env costs a getenv
+ * per variable, so the list is kept and rebuilt only when the variable count changes (t6
+ * sets no variables while running; services get the environment t6 started with).
+ */
 export function currentEnv(): string[] {
-  const env: string[] = [];
-  for (const [name, value] of Object.entries(process.env)) if (value !== undefined) env.push(`${name}=${value}`);
-  return env;
+  const keys = Object.keys(process.env).length;
+  if (envCache === undefined || envCache.source !== process.env || envCache.keys !== keys) {
+    const list: string[] = [];
+    for (const [name, value] of Object.entries(process.env)) if (value !== undefined) list.push(`${name}=${value}`);
+    envCache = { source: process.env, list, keys };
+  }
+  return envCache.list;
 }
 
 /** Starts a process and returns its pid; throws SysError (ENOENT, EACCES, ENOEXEC…) if it cannot run. */
