@@ -1,0 +1,124 @@
+/**
+ * The compiled service database: what t6-rc-compile writes and every other t6-rc tool
+ * reads, once, with one JSON.parse. Everything was validated at compile time; loading
+ * checks only the format version and the shape.
+ *
+ * A compiled directory holds:
+ *   db.json              CompiledDb, below
+ *   servicedirs/NAME/    one ready-to-run s6 service directory per longrun (run, finish,
+ *                        notification-fd, timeout-kill, …, env/, data/, as in the source)
+ *   lock                 empty; t6-rc takes it shared while it uses the database
+ * It is written to a temporary sibling and renamed into place, so it appears whole or not at all.
+ *
+ * Indexes: longruns first, then oneshots, then bundles (as s6-rc numbers them); the live
+ * `state` file has one byte per atomic service (longruns and oneshots) in index order.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+
+/** Version of the db.json format; bump on any incompatible change. */
+export const DB_VERSION = 1;
+
+/** Names t6 reserves for its own internal services (like s6-rc's `s6rc-` prefix). */
+export const RESERVED_PREFIXES = ['s6rc-', 's6-rc-', 't6rc-', 't6-rc-'] as const;
+
+/** Fields every service has. */
+interface ServiceBase {
+  name: string;
+  /** Position in `services` (and, for atomics, in the live state file). */
+  index: number;
+  /** The source directory it was compiled from (for messages). */
+  source: string;
+  /** flag-essential: `t6-rc -d` does not stop it; `-D` does. */
+  essential: boolean;
+}
+
+/** A oneshot or a longrun. */
+interface AtomicBase extends ServiceBase {
+  /** Direct dependencies as atomic service indexes (bundles already expanded, sorted, unique). */
+  deps: number[];
+  /** Milliseconds; 0 = no limit. */
+  timeoutUp: number;
+  timeoutDown: number;
+}
+
+/** A oneshot: `up` and `down` were lexed like execlineb into argvs at compile time. */
+export interface OneshotService extends AtomicBase {
+  type: 'oneshot';
+  /** argv of `up`; empty when the script is empty (success, nothing run). */
+  up: string[];
+  /** argv of `down`; empty when there is no `down` file (nothing to do). */
+  down: string[];
+}
+
+/** A longrun: supervised by t6-svscan from `servicedirs/NAME`. */
+export interface LongrunService extends AtomicBase {
+  type: 'longrun';
+  /** Whether the servicedir has a notification-fd (up means ready, not just spawned). */
+  readiness: boolean;
+  /** Pipeline wiring: index of the consumer this one feeds (producer-for), if any. */
+  producerFor: number | undefined;
+  /** Indexes of the producers feeding this one (consumer-for). */
+  consumerFor: number[];
+  /** Name of the pipeline bundle this longrun heads, if `pipeline-name` was given. */
+  pipelineName: string | undefined;
+}
+
+/** A bundle: a name for a set of atomic services. */
+export interface BundleService extends ServiceBase {
+  type: 'bundle';
+  /** Atomic members as indexes (nested bundles expanded, sorted, unique). */
+  contents: number[];
+}
+
+/** Any service of the database. */
+export type Service = OneshotService | LongrunService | BundleService;
+
+/** db.json. */
+export interface CompiledDb {
+  version: typeof DB_VERSION;
+  /** Number of longruns (they come first). */
+  longruns: number;
+  /** Number of oneshots (after the longruns). */
+  oneshots: number;
+  /** Every service, in index order. */
+  services: Service[];
+}
+
+/** A loaded database with its lookups. */
+export interface Db extends CompiledDb {
+  /** Directory it was loaded from (absolute). */
+  dir: string;
+  byName: Map<string, Service>;
+  /** Number of atomic services (= size of the live state). */
+  atomics: number;
+}
+
+/** Thrown when a compiled directory is missing, unreadable or of another format. */
+export class DbError extends Error {
+  override name = 'DbError';
+}
+
+/** Loads a compiled database directory. */
+export function loadDb(dir: string): Db {
+  const abs = path.resolve(dir);
+  const file = path.join(abs, 'db.json');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new DbError(`unable to read ${file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const db = parsed as CompiledDb;
+  if (typeof db !== 'object' || db === null || db.version !== DB_VERSION || !Array.isArray(db.services)) {
+    throw new DbError(`${file} is not a t6 compiled database of version ${DB_VERSION}`);
+  }
+  const byName = new Map<string, Service>();
+  for (const s of db.services) byName.set(s.name, s);
+  return { ...db, dir: abs, byName, atomics: db.longruns + db.oneshots };
+}
+
+/** The atomic services a name stands for: itself, or a bundle's contents. */
+export function atomicsOf(service: Service): number[] {
+  return service.type === 'bundle' ? service.contents : [service.index];
+}
