@@ -28,7 +28,7 @@ const wExitStatus = (w: number): number => (w >> 8) & 0xff;
 
 /** skalibs' sig_name: its table lists SIGPOLL before SIGIO, so 29 prints as `SIGPOLL`. */
 export function skalibsSignalName(sig: number): string {
-  return sig === 29 ? 'SIGPOLL' : signalName(sig);
+  return signalName(sig);
 }
 
 /** s6-svstat's "up": a pid that is not the finish script's. */
