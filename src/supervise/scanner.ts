@@ -17,6 +17,7 @@ import { describeError, errorCode } from '../sys/errors.ts';
 import { isSvscanCommand } from '../s6/control.ts';
 import { tainNow } from '../s6/tai.ts';
 import { Reaper } from './reaper.ts';
+import { OneshotRunner } from './runner.ts';
 import { Supervisor, SupervisorSetupError, type SupervisorHost, type SupervisorStdio, type TimerHandle } from './supervisor.ts';
 
 /** The name of the catch-all logger service, which is never itself logged. */
@@ -97,6 +98,7 @@ export class Scanner {
   #lockFd = -1;
   #controlKeepFd = -1;
   #control: net.Socket | undefined;
+  #runner: OneshotRunner | undefined;
   #rescanTimer: NodeJS.Timeout | undefined;
   #retryScan: NodeJS.Timeout | undefined;
   #controlRetry: NodeJS.Timeout | undefined;
@@ -337,10 +339,26 @@ export class Scanner {
       if (errorCode(err) === 'EEXIST') throw new ScannerSetupError(`${controlPath} exists and is not a FIFO`, 100);
       throw new Error(`unable to set up ${controlPath}: ${describeError(err)}`);
     }
+    this.#listenRunner(ctl);
     const control = new net.Socket({ fd: readFd, readable: true, writable: false });
     control.on('data', (chunk: Buffer) => this.#guard('control', () => this.command(chunk.toString('latin1'))));
     control.on('error', (err) => this.#opts.report('error', `${controlPath}: ${describeError(err)}`));
     this.#control = control;
+  }
+
+  /** The built-in oneshot runner on `.s6-svscan/run` (see runner.ts); a failure only costs oneshots. */
+  #listenRunner(ctl: string): void {
+    if (this.#runner !== undefined) return;
+    const socketPath = path.join(ctl, 'run');
+    try {
+      this.#runner = OneshotRunner.listen(socketPath, {
+        spawn: this.#host.spawn,
+        kill: this.#host.kill,
+        report: this.#opts.report,
+      });
+    } catch (err) {
+      this.#opts.report('warning', `unable to listen on ${socketPath}: ${describeError(err)} - oneshots cannot run`);
+    }
   }
 
   /** Starts the slot's supervisor if it should run and may; says 'too-many' when the -c limit stops it. */
@@ -454,6 +472,8 @@ export class Scanner {
     if (this.#ending !== 'abort' && this.#bySupervisor.size > 0) return;
     this.#control?.destroy();
     this.#control = undefined;
+    this.#runner?.close();
+    this.#runner = undefined;
     if (this.#controlKeepFd >= 0) close(this.#controlKeepFd);
     this.#controlKeepFd = -1;
     for (const entry of this.#services.values()) {

@@ -1,0 +1,131 @@
+/**
+ * The oneshot runner built into t6-svscan (`.s6-svscan/run`): runs a command as the
+ * scanner's child with the scanner's stdout, reports pid and wait status, enforces the
+ * timeout, outlives a client that goes away, and shrugs off bad input.
+ */
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { Tree, tmpdir, until } from '../lib/harness.ts';
+import { runOneshot, runnerSocket } from '../../src/rc/oneshot.ts';
+
+let tree: Tree;
+let sd: string;
+let sock: string;
+before(async () => {
+  sd = tmpdir();
+  tree = await Tree.start(sd);
+  sock = runnerSocket(sd);
+  await until('the runner socket', () => fs.existsSync(sock));
+});
+after(async () => { await tree.stop(); });
+
+/** Sends raw bytes and collects every reply line until the runner closes the connection. */
+function raw(bytes: string | Buffer, end = true): Promise<string> {
+  return new Promise((resolve) => {
+    let out = '';
+    const s = net.connect(sock, () => { s.write(bytes); if (end) s.end(); });
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => { out += d; });
+    s.on('error', () => {});
+    s.on('close', () => resolve(out));
+  });
+}
+
+test('the socket is root-only: mode 0600 in the 0700 .s6-svscan', () => {
+  assert.equal(fs.statSync(sock).mode & 0o777, 0o600);
+  assert.equal(fs.statSync(path.dirname(sock)).mode & 0o777, 0o700);
+  assert.ok(fs.statSync(sock).isSocket());
+});
+
+test('a command runs as the scanner child, its output is the scanner output, its wait status comes back', async () => {
+  let pid = 0;
+  const r = await runOneshot(sock, { argv: ['sh', '-c', 'echo "runner says $RC_NAME from $(pwd)"; exit 3'], cwd: '/tmp', env: null, setenv: ['RC_NAME=hello'], timeoutMs: 0 }, (p) => { pid = p; });
+  assert.deepEqual(r, { kind: 'exited', wstat: 3 << 8, timedOut: false });
+  assert.ok(pid > 1);
+  await tree.output.waitFor(/runner says hello from \/tmp/);
+});
+
+test('stdin is /dev/null and the process leads a new session', async () => {
+  const out = path.join(sd, '..', `${path.basename(sd)}-stdin`);
+  const r = await runOneshot(sock, { argv: ['sh', '-c', `readlink /proc/self/fd/0 > ${out}; ps -o sid= -p $$ >> ${out}; echo $$ >> ${out}`], cwd: '/', env: null, timeoutMs: 0 });
+  assert.equal(r.kind, 'exited');
+  const [stdin, sid, self] = fs.readFileSync(out, 'utf8').trim().split('\n').map((s) => s.trim());
+  assert.equal(stdin, '/dev/null');
+  assert.equal(sid, self);
+  fs.rmSync(out);
+});
+
+test('an explicit env replaces the scanner environment', async () => {
+  await runOneshot(sock, { argv: ['/usr/bin/env'], cwd: '/', env: ['A=1', 'PATH=/usr/bin:/bin'], setenv: ['A=2'], timeoutMs: 0 });
+  await tree.output.waitFor(/^A=2$/m);
+});
+
+test('a command past its timeout gets SIGTERM, then SIGKILL one second later', async () => {
+  const t0 = performance.now();
+  const r = await runOneshot(sock, { argv: ['sleep', '30'], cwd: '/', env: null, timeoutMs: 200 });
+  assert.deepEqual(r, { kind: 'exited', wstat: 15, timedOut: true });
+  assert.ok(performance.now() - t0 < 2000);
+  const t1 = performance.now();
+  const r2 = await runOneshot(sock, { argv: ['sh', '-c', 'trap "" TERM; sleep 30'], cwd: '/', env: null, timeoutMs: 100 });
+  assert.deepEqual(r2, { kind: 'exited', wstat: 9, timedOut: true });
+  const took = performance.now() - t1;
+  assert.ok(took >= 1000 && took < 3000, `took ${took} ms`);
+});
+
+test('a command that cannot be spawned gets an error reply', async () => {
+  const r = await runOneshot(sock, { argv: ['/nonexistent/prog'], cwd: '/', env: null, timeoutMs: 0 });
+  assert.equal(r.kind, 'error');
+  assert.match((r as { message: string }).message, /ENOENT/);
+});
+
+test('the process runs to completion when the client goes away', async () => {
+  const marker = path.join(sd, '..', `${path.basename(sd)}-survivor`);
+  const s = net.connect(sock);
+  s.on('error', () => {});
+  s.write(`${JSON.stringify({ argv: ['sh', '-c', `sleep 0.3; echo done > ${marker}`], cwd: '/', env: null, timeoutMs: 0 })}\n`);
+  await new Promise<void>((resolve) => s.once('data', () => resolve()));
+  s.destroy();
+  await until('the orphaned oneshot to finish', () => fs.existsSync(marker) && fs.readFileSync(marker, 'utf8') === 'done\n', 5000);
+  fs.rmSync(marker);
+});
+
+test('bad input gets an error reply and a closed connection, and the scanner lives on', async () => {
+  assert.match(await raw('garbage\n'), /^\{"error":"request is not valid JSON"\}\n$/);
+  assert.match(await raw('[1,2]\n'), /not a JSON object/);
+  assert.match(await raw('{"argv":[],"cwd":"/","env":null}\n'), /argv must be/);
+  assert.match(await raw('{"argv":["x"],"cwd":"rel","env":null}\n'), /cwd must be/);
+  assert.match(await raw('{"argv":["x"],"cwd":"/","env":[1]}\n'), /env must be/);
+  assert.match(await raw('{"argv":["x"],"cwd":"/","env":null,"timeoutMs":-1}\n'), /timeoutMs/);
+  assert.match(await raw('{"argv":["true"]'), /incomplete request/);
+  assert.match(await raw(''), /empty request/);
+  assert.match(await raw(Buffer.alloc(200_000, 'x'), false), /longer than 65536/);
+  assert.match(await raw(Buffer.from([0xff, 0xfe, 0x00, 0x0a])), /not valid JSON/);
+  // Many clients that connect and vanish at once.
+  await Promise.all(Array.from({ length: 50 }, () => new Promise<void>((resolve) => {
+    const s = net.connect(sock, () => { s.write('{"argv":["tr'); s.destroy(); resolve(); });
+    s.on('error', () => resolve());
+  })));
+  const r = await runOneshot(sock, { argv: ['true'], cwd: '/', env: null, timeoutMs: 0 });
+  assert.deepEqual(r, { kind: 'exited', wstat: 0, timedOut: false });
+  assert.doesNotMatch(tree.output.text, /internal error|uncaught/);
+});
+
+test('a stale socket is replaced when t6-svscan starts again', async () => {
+  const dir = tmpdir();
+  fs.mkdirSync(path.join(dir, '.s6-svscan'), { mode: 0o700 });
+  // A process that listened and was killed leaves the classic stale socket behind.
+  const sockPath = runnerSocket(dir);
+  spawnSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(sockPath)}, () => process.kill(process.pid, 'SIGKILL'))`]);
+  assert.ok(fs.statSync(runnerSocket(dir)).isSocket());
+  const t = await Tree.start(dir);
+  try {
+    const r = await runOneshot(runnerSocket(dir), { argv: ['true'], cwd: '/', env: null, timeoutMs: 0 });
+    assert.equal(r.kind, 'exited');
+  } finally {
+    await t.stop();
+  }
+});
