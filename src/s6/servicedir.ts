@@ -6,6 +6,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseSignal } from './signals.ts';
+import { O_NONBLOCK, O_RDONLY, close, openIfExists } from '../sys/fd.ts';
+import { describeError } from '../sys/errors.ts';
 
 /** A setting's value, or the problem found reading it (absent file = value undefined, no problem). */
 export interface Setting<T> {
@@ -16,17 +18,16 @@ export interface Setting<T> {
 function readFirstLine(file: string, maxBytes: number): Setting<string> {
   let text: string;
   try {
-    const buf = Buffer.alloc(maxBytes);
-    const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    const fd = openIfExists(file, O_RDONLY | O_NONBLOCK);
+    if (fd === undefined) return { value: undefined };
     try {
+      const buf = Buffer.alloc(maxBytes);
       text = buf.subarray(0, fs.readSync(fd, buf, 0, maxBytes, 0)).toString('latin1');
     } finally {
-      fs.closeSync(fd);
+      close(fd);
     }
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return { value: undefined };
-    return { value: undefined, problem: `unable to read ${file}: ${code ?? String(err)}` };
+    return { value: undefined, problem: `unable to read ${file}: ${describeError(err)}` };
   }
   const nl = text.indexOf('\n');
   return { value: nl < 0 ? text : text.slice(0, nl) };
@@ -53,11 +54,10 @@ export function readSignalSetting(dir: string, name: string): Setting<number> {
   return { value: sig };
 }
 
-/** Does this file exist (any type)? */
+/** Does this file exist (any type)? Never throws. */
 export function exists(file: string): boolean {
   try {
-    fs.lstatSync(file);
-    return true;
+    return fs.lstatSync(file, { throwIfNoEntry: false }) !== undefined;
   } catch {
     return false;
   }

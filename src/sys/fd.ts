@@ -41,6 +41,19 @@ export function open(path: string, flags: number, mode = 0o644): number {
   return fd;
 }
 
+/**
+ * open(2) that answers a missing file with undefined instead of an exception: settings
+ * files are mostly absent, and building an Error (with its stack) for each costs more than
+ * the system call, on the path that restarts a dead service.
+ */
+export function openIfExists(path: string, flags: number): number | undefined {
+  const fd = c.open(path, flags | O_CLOEXEC, 0);
+  if (fd >= 0) return fd;
+  const e = errno();
+  if (e === 2 /* ENOENT */ || e === 20 /* ENOTDIR */) return undefined;
+  throw new SysError('open', e, path);
+}
+
 /** Closes an fd, ignoring errors (the fd is gone either way). */
 export function close(fd: number): void {
   c.close(fd);
