@@ -221,3 +221,39 @@ test('signals: a .s6-svscan/SIGxxx script replaces the built-in action; SIGTERM 
   assert.match(fs.readFileSync(marker, 'utf8'), /finish/);
   assert.equal(readStatus(path.join(sd, 'svc'))!.pid, 0, 'the service was brought down before finish');
 });
+
+test('soak: 300 start/stop cycles with readiness leave t6-svscan with the same fds, and no FIFO behind', { timeout: 120_000 }, async () => {
+  const sd = tmpdir();
+  const dir = makeService(path.join(sd, 'churn'), {
+    run: '#!/bin/sh\necho >&3\nexec sleep 3600\n',
+    files: { 'notification-fd': '3\n' },
+    down: true,
+  });
+  const logged = makeService(path.join(sd, 'logged'), { run: '#!/bin/sh\nexec sleep 3600\n', log: { run: '#!/bin/sh\nexec cat > /dev/null\n' } });
+  fs.mkdirSync(path.join(dir, 'event'));
+  const events = new EventLog(dir);
+  cleanups.push(() => events.close());
+  const t = await tree(sd);
+  await until('logged up', () => (readStatus(logged)?.pid ?? 0) > 0);
+  await events.waitFor(/^s$/);
+  const fds = (): number => fs.readdirSync(`/proc/${t.pid1}/fd`).length;
+  const control = path.join(dir, 'supervise/control');
+  const send = (bytes: string): void => {
+    const fd = fs.openSync(control, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+    try { fs.writeSync(fd, bytes); } finally { fs.closeSync(fd); }
+  };
+  // One warm-up cycle, then the baseline.
+  send('u'); await events.waitFor(/suU$/); send('d'); await events.waitFor(/suUdD$/);
+  const before = fds();
+  for (let i = 1; i <= 300; i++) {
+    send('u');
+    await events.waitFor(new RegExp(`^s(uUdD){${i}}uU$`));
+    send('d');
+    await events.waitFor(new RegExp(`^s(uUdD){${i + 1}}$`));
+  }
+  assert.equal(fds(), before, 'no fd leaked by 300 starts, readiness pipes and stops');
+  // A few hundred client waits: each listener FIFO is removed by its client.
+  for (let i = 0; i < 50; i++) assert.equal(run(path.join(ROOT, 'bin/t6-svc'), ['-wU', '-T', '5000', '-u', dir]).status, 0), assert.equal(run(path.join(ROOT, 'bin/t6-svc'), ['-wD', '-T', '5000', '-d', dir]).status, 0);
+  assert.deepEqual(fs.readdirSync(path.join(dir, 'event')).filter((n) => n.startsWith('ftrig1') && n !== path.basename(events.fifoPath)), []);
+  assert.equal(fds(), before);
+});

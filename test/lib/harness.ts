@@ -70,6 +70,10 @@ export class EventLog {
       for (const w of this.#waiters.splice(0)) w();
     });
   }
+  /** Path of this subscription's FIFO in the fifodir. */
+  get fifoPath(): string {
+    return this.#listener.fifoPath;
+  }
   /** The bytes received so far. */
   get text(): string {
     return this.events.map((e) => e.byte).join('');
