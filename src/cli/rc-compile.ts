@@ -1,0 +1,53 @@
+/**
+ * t6-rc-compile: compiles s6-rc source directories into a t6 compiled database
+ * (s6-rc-compile). Every problem in the sources is printed, one line each:
+ * `t6-rc-compile: fatal: FILE: MESSAGE`; then nothing is written.
+ * Exit 0 compiled; 1 invalid source; 100 usage; 111 system error (including an existing target).
+ */
+import { type CommandIo, FatalError, UsageError } from './_run.ts';
+import { getopt, uintOption } from './_getopt.ts';
+import { CompileWriteError, compileSources, writeCompiled } from '../rc/compile.ts';
+
+const USAGE = 't6-rc-compile [ -v verbosity ] compiled-dir source-dir...';
+const HELP = `usage: ${USAGE}
+Reads every service definition in the source directories (s6-rc's format), checks them all,
+and writes the compiled database to compiled-dir, which must not exist yet.
+  -v N   0 quiet, 1 warnings (default), 2 also a summary of what was compiled
+Exit: 0 compiled; 1 problems in the sources (each printed as FILE: MESSAGE); 100 usage; 111 system error.
+`;
+
+export function main(args: string[], io: CommandIo): number {
+  if (args[0] === '--help') { io.out(HELP); return 0; }
+  const { options, rest } = getopt(args, { withArg: 'v', long: { help: 'flag' } });
+  let verbosity = 1;
+  for (const o of options) {
+    if (o.name === 'help') { io.out(HELP); return 0; }
+    if (o.name === 'v') verbosity = uintOption('v', o.value);
+  }
+  const [target, ...sources] = rest;
+  if (target === undefined || sources.length === 0) throw new UsageError(USAGE);
+
+  const result = compileSources(sources);
+  if (verbosity >= 1) for (const w of result.warnings) io.err(`${io.prog}: warning: ${oneLine(w.file)}: ${oneLine(w.message)}\n`);
+  if (!result.ok) {
+    io.err(result.problems.map((p) => `${io.prog}: fatal: ${oneLine(p.file)}: ${oneLine(p.message)}\n`).join(''));
+    if (verbosity >= 1) io.err(`${io.prog}: ${result.problems.length} problem${result.problems.length === 1 ? '' : 's'} found; nothing written\n`);
+    return 1;
+  }
+  try {
+    writeCompiled(target, result.db, result.sources);
+  } catch (err) {
+    if (err instanceof CompileWriteError) throw new FatalError(err.message, 111);
+    throw err;
+  }
+  if (verbosity >= 2) {
+    const db = result.db;
+    io.err(`${io.prog}: info: compiled ${db.longruns} longruns, ${db.oneshots} oneshots, ${db.services.length - db.longruns - db.oneshots} bundles into ${target}\n`);
+  }
+  return 0;
+}
+
+/** Keeps one problem on one line even if a name holds a newline. */
+function oneLine(text: string): string {
+  return text.replace(/\n/g, '\\n');
+}

@@ -1,0 +1,382 @@
+/**
+ * Reading s6-rc source directories (s6-spec/s6-rc.md §1) into plain records, collecting
+ * every problem instead of stopping at the first. Nothing here looks across services:
+ * names are resolved, pipelines matched and cycles found in compile.ts.
+ *
+ * A source directory holds one definition directory per service (its name is the
+ * service's name); entries starting with `.` and entries that are not directories are
+ * ignored; names are read in sorted order, sources in the order given.
+ *
+ * Each problem is `{ file, message }`: the file (or directory) to fix and what is wrong
+ * with it. Warnings have the same shape and do not stop compilation.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { RESERVED_PREFIXES } from './db.ts';
+import { lexExecline } from './execline.ts';
+import { parseSignal } from '../s6/signals.ts';
+
+/** One problem found in the sources: the file to fix and what is wrong with it. */
+export interface Problem {
+  file: string;
+  message: string;
+}
+
+/** A service name read from a list (dependencies, contents, consumer-for…), with where it was read. */
+export interface NameRef {
+  name: string;
+  /** The file (or `dependencies.d/NAME` entry) that names it. */
+  file: string;
+}
+
+/** The files of a longrun's source that become its compiled servicedir, copied as they are. */
+export const SERVICEDIR_FILES = [
+  'run', 'finish', 'notification-fd', 'lock-fd', 'timeout-kill', 'timeout-finish',
+  'max-death-tally', 'down-signal', 'reload-signal', 'nosetsid', 'flag-newpidns',
+  'flag-timeout-killpg',
+] as const;
+/** Directories of a longrun's source copied recursively into its servicedir. */
+export const SERVICEDIR_DIRS = ['env', 'data', 'template'] as const;
+
+const UINT_FILES = ['notification-fd', 'lock-fd', 'timeout-kill', 'timeout-finish', 'max-death-tally'] as const;
+const SERVICE_TYPES = ['oneshot', 'longrun', 'bundle'] as const;
+/** The service types of the source format. */
+export type ServiceType = typeof SERVICE_TYPES[number];
+
+/** One service definition directory, as read. */
+export interface SourceService {
+  name: string;
+  /** The source directory (absolute) it was found in. */
+  source: string;
+  /** Its definition directory (absolute). */
+  dir: string;
+  /** undefined when the type file is missing or invalid (a problem was reported). */
+  type: ServiceType | undefined;
+  essential: boolean;
+  /** Declared direct dependencies (atomic services). */
+  dependencies: NameRef[];
+  /** Declared members (bundles). */
+  contents: NameRef[];
+  timeoutUp: number;
+  timeoutDown: number;
+  /** Oneshot argvs. */
+  up: string[];
+  down: string[];
+  /** Longrun: which of SERVICEDIR_FILES and SERVICEDIR_DIRS exist (to copy). */
+  files: string[];
+  notificationFd: number | undefined;
+  lockFd: number | undefined;
+  producerFor: NameRef | undefined;
+  consumerFor: NameRef[];
+  pipelineName: NameRef | undefined;
+}
+
+/** What reading the sources gave. */
+export interface SourceSet {
+  services: SourceService[];
+  problems: Problem[];
+  warnings: Problem[];
+}
+
+/** Why a name cannot be a service name, or undefined if it can. */
+export function badName(name: string): string | undefined {
+  if (name === '') return 'an empty name';
+  if (name.includes('\n')) return `${JSON.stringify(name)} contains a newline character`;
+  if (name.includes('/') || name.includes('\0')) return `${JSON.stringify(name)} contains a / or a NUL byte`;
+  if (name === '.' || name === '..') return `${JSON.stringify(name)} is not a service name`;
+  for (const p of RESERVED_PREFIXES) {
+    if (name.startsWith(p)) return `${JSON.stringify(name)} starts with the reserved prefix ${p}`;
+  }
+  return undefined;
+}
+
+/** Reads every source directory. Problems with a source directory itself are problems too. */
+export function readSources(sourceDirs: readonly string[]): SourceSet {
+  const set: SourceSet = { services: [], problems: [], warnings: [] };
+  for (const src of sourceDirs) readSource(path.resolve(src), set);
+  return set;
+}
+
+function readSource(src: string, set: SourceSet): void {
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(src, { withFileTypes: true });
+  } catch (err) {
+    set.problems.push({ file: src, message: `unable to read the source directory: ${errText(err)}` });
+    return;
+  }
+  const byName = new Map(entries.filter((e) => !e.name.startsWith('.')).map((e) => [e.name, e]));
+  const names = [...byName.keys()].sort();
+  let count = 0;
+  for (const name of names) {
+    const dir = path.join(src, name);
+    const ent = byName.get(name)!;
+    if (!ent.isDirectory()) {
+      if (!ent.isSymbolicLink()) continue;
+      try {
+        if (!fs.statSync(dir).isDirectory()) continue;
+      } catch {
+        set.warnings.push({ file: dir, message: 'dangling symbolic link, ignored' });
+        continue;
+      }
+    }
+    count++;
+    const bad = badName(name);
+    if (bad !== undefined) {
+      set.problems.push({ file: dir, message: `invalid service name: ${bad}` });
+      continue;
+    }
+    set.services.push(readService(src, name, dir, set));
+  }
+  if (count === 0) set.warnings.push({ file: src, message: 'source directory is empty' });
+}
+
+function errText(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  return e.code ?? (err instanceof Error ? err.message : String(err));
+}
+
+/** Reads one definition directory. */
+export function readService(src: string, name: string, dir: string, set: SourceSet): SourceService {
+  const svc: SourceService = {
+    name, source: src, dir, type: undefined, essential: false, dependencies: [], contents: [],
+    timeoutUp: 0, timeoutDown: 0, up: [], down: [], files: [], notificationFd: undefined,
+    lockFd: undefined, producerFor: undefined, consumerFor: [], pipelineName: undefined,
+  };
+  const problem = (file: string, message: string): void => { set.problems.push({ file: path.join(dir, file), message }); };
+  const warn = (file: string, message: string): void => { set.warnings.push({ file: path.join(dir, file), message }); };
+  let present: Set<string>;
+  try {
+    present = new Set(fs.readdirSync(dir));
+  } catch (err) {
+    set.problems.push({ file: dir, message: `unable to read the definition directory: ${errText(err)}` });
+    return svc;
+  }
+
+  // type
+  if (!present.has('type')) {
+    problem('type', 'missing: every service needs a type file (oneshot, longrun or bundle)');
+    return svc;
+  }
+  const typeText = readText(dir, 'type', problem);
+  if (typeText === undefined) return svc;
+  const typeWord = typeText.replace(/\n$/, '');
+  if (!(SERVICE_TYPES as readonly string[]).includes(typeWord)) {
+    problem('type', `invalid type ${JSON.stringify(typeText.slice(0, 40))}: must be oneshot, longrun, or bundle`);
+    return svc;
+  }
+  const type = typeWord as ServiceType;
+  svc.type = type;
+  svc.essential = present.has('flag-essential');
+
+  if (type === 'bundle') {
+    svc.contents = readList(dir, 'contents', present, problem, warn) ?? [];
+    if (!present.has('contents') && !present.has('contents.d')) problem('contents', 'missing: a bundle needs contents.d/ or a contents file');
+    for (const f of ['dependencies', 'dependencies.d', 'up', 'run', 'producer-for', 'consumer-for']) {
+      if (present.has(f)) warn(f, 'ignored: a bundle has no ' + f);
+    }
+    return svc;
+  }
+
+  // atomic services
+  svc.dependencies = readList(dir, 'dependencies', present, problem, warn) ?? [];
+  svc.timeoutUp = readUint(dir, 'timeout-up', present, problem, 0xffffffff) ?? 0;
+  svc.timeoutDown = readUint(dir, 'timeout-down', present, problem, 0xffffffff) ?? 0;
+
+  if (type === 'oneshot') {
+    if (!present.has('up')) problem('up', 'missing: a oneshot needs an up script');
+    else svc.up = readScript(dir, 'up', problem) ?? [];
+    if (present.has('down')) svc.down = readScript(dir, 'down', problem) ?? [];
+    for (const f of ['run', 'finish', 'producer-for', 'consumer-for', 'pipeline-name', 'notification-fd']) {
+      if (present.has(f)) warn(f, `ignored: ${f} is for longruns; this service is a oneshot`);
+    }
+    return svc;
+  }
+
+  // longrun
+  if (!present.has('run')) problem('run', 'missing: a longrun needs a run script');
+  for (const f of ['run', 'finish'] as const) if (present.has(f)) checkExecutable(dir, f, problem, warn);
+  for (const f of UINT_FILES) {
+    if (!present.has(f)) continue;
+    const v = readUint(dir, f, present, problem, 0x7fffffff);
+    if (f === 'notification-fd') svc.notificationFd = v;
+    if (f === 'lock-fd') svc.lockFd = v;
+    if (f === 'max-death-tally' && v !== undefined && v > 4096) warn(f, `${v} is above 4096; the supervisor keeps 4096`);
+  }
+  for (const f of ['notification-fd', 'lock-fd'] as const) {
+    const v = f === 'notification-fd' ? svc.notificationFd : svc.lockFd;
+    if (v !== undefined && v < 3) warn(f, `fd ${v} is one of stdin, stdout, stderr`);
+  }
+  if (svc.notificationFd !== undefined && svc.notificationFd === svc.lockFd) {
+    problem('lock-fd', `same fd as notification-fd (${svc.lockFd}); they must differ`);
+  }
+  for (const f of ['down-signal', 'reload-signal'] as const) {
+    if (!present.has(f)) continue;
+    const text = readText(dir, f, problem);
+    if (text === undefined) continue;
+    const first = text.split('\n')[0]!;
+    const sig = parseSignal(first);
+    if (sig === undefined || sig === 0) problem(f, `${JSON.stringify(first.slice(0, 40))} is not a signal (a name like TERM or SIGTERM, or a number)`);
+  }
+  for (const d of SERVICEDIR_DIRS) {
+    if (!present.has(d)) continue;
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(path.join(dir, d));
+    } catch (err) {
+      problem(d, `unable to stat: ${errText(err)}`);
+      continue;
+    }
+    if (!st.isDirectory()) { problem(d, 'is not a directory'); continue; }
+    if (d === 'env') checkEnvDir(path.join(dir, d), set);
+  }
+  for (const f of [...SERVICEDIR_FILES, ...SERVICEDIR_DIRS]) if (present.has(f)) svc.files.push(f);
+  if (present.has('log')) warn('log', 'ignored: s6-rc services log through pipelines (producer-for / consumer-for), not log/');
+
+  if (present.has('producer-for')) {
+    const names = readList(dir, 'producer-for', present, problem, warn) ?? [];
+    if (names.length !== 1) problem('producer-for', `must name exactly one service (the consumer), found ${names.length}`);
+    else svc.producerFor = names[0];
+  }
+  if (present.has('consumer-for')) {
+    svc.consumerFor = readList(dir, 'consumer-for', present, problem, warn) ?? [];
+    if (svc.consumerFor.length === 0) problem('consumer-for', 'names no service (list the producers feeding this one)');
+  }
+  if (present.has('pipeline-name')) {
+    const names = readList(dir, 'pipeline-name', present, problem, warn) ?? [];
+    if (names.length !== 1) problem('pipeline-name', `must contain exactly one name, found ${names.length}`);
+    else svc.pipelineName = names[0];
+  }
+  return svc;
+}
+
+/** Reads a small text file, reporting a failure. */
+function readText(dir: string, file: string, problem: (f: string, m: string) => void): string | undefined {
+  try {
+    return fs.readFileSync(path.join(dir, file), 'utf8');
+  } catch (err) {
+    problem(file, `unable to read: ${errText(err)}`);
+    return undefined;
+  }
+}
+
+/**
+ * An unsigned decimal file (timeouts, fds): trailing newlines allowed, nothing else.
+ * undefined when absent or invalid (invalid is reported).
+ */
+function readUint(dir: string, file: string, present: Set<string>, problem: (f: string, m: string) => void, max: number): number | undefined {
+  if (!present.has(file)) return undefined;
+  const text = readText(dir, file, problem);
+  if (text === undefined) return undefined;
+  const t = text.replace(/\n+$/, '');
+  if (!/^\d+$/.test(t)) {
+    problem(file, `${JSON.stringify(t.slice(0, 40))} is not an unsigned decimal number`);
+    return undefined;
+  }
+  const v = Number(t);
+  if (v > max) {
+    problem(file, `${t} is too large (at most ${max})`);
+    return undefined;
+  }
+  return v;
+}
+
+/**
+ * A list of names: `NAME.d/` (every entry not starting with `.`) if it exists, else the
+ * file `NAME` (one name per line; leading spaces and tabs skipped; empty lines and lines
+ * starting with `#` ignored). Duplicates are dropped with a warning. undefined when neither exists.
+ */
+function readList(dir: string, file: string, present: Set<string>, problem: (f: string, m: string) => void, warn: (f: string, m: string) => void): NameRef[] | undefined {
+  const out: NameRef[] = [];
+  const seen = new Set<string>();
+  const add = (name: string, where: string, shown: string): void => {
+    if (seen.has(name)) { warn(shown, `${JSON.stringify(name)} is listed twice`); return; }
+    seen.add(name);
+    out.push({ name, file: where });
+  };
+  const dotD = `${file}.d`;
+  if (present.has(dotD)) {
+    let entries: string[];
+    try {
+      entries = fs.readdirSync(path.join(dir, dotD)).filter((e) => !e.startsWith('.')).sort();
+    } catch (err) {
+      problem(dotD, err instanceof Error && (err as NodeJS.ErrnoException).code === 'ENOTDIR' ? 'is not a directory' : `unable to read: ${errText(err)}`);
+      return out;
+    }
+    if (present.has(file)) warn(file, `ignored: ${dotD}/ is used instead`);
+    for (const e of entries) add(e, path.join(dir, dotD, e), path.join(dotD, e));
+    return out;
+  }
+  if (!present.has(file)) return undefined;
+  const text = readText(dir, file, problem);
+  if (text === undefined) return out;
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/^[ \t]+/, '');
+    if (line === '' || line.startsWith('#')) continue;
+    add(line, path.join(dir, file), file);
+  }
+  return out;
+}
+
+/** Lexes a oneshot script; reports syntax errors with their line. */
+function readScript(dir: string, file: string, problem: (f: string, m: string) => void): string[] | undefined {
+  const full = path.join(dir, file);
+  let buf: Buffer;
+  try {
+    const st = fs.statSync(full);
+    if (!st.isFile()) { problem(file, 'is not a regular file'); return undefined; }
+    buf = fs.readFileSync(full);
+  } catch (err) {
+    problem(file, `unable to read: ${errText(err)}`);
+    return undefined;
+  }
+  const r = lexExecline(buf);
+  if (!r.ok) { problem(file, `line ${r.line}: ${r.message}`); return undefined; }
+  return r.argv;
+}
+
+/**
+ * run/finish: a regular file (symlinks followed) starting with `#!` or an ELF header.
+ * Not being executable is only a warning: s6-rc-compile installs them 0755 whatever their
+ * mode (s6-rc's own examples ship 0644 run scripts), and so does t6.
+ */
+function checkExecutable(dir: string, file: string, problem: (f: string, m: string) => void, warn: (f: string, m: string) => void): void {
+  const full = path.join(dir, file);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(full);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    problem(file, code === 'ENOENT' ? 'dangling symbolic link' : `unable to stat: ${errText(err)}`);
+    return;
+  }
+  if (!st.isFile()) { problem(file, 'is not a regular file'); return; }
+  if ((st.mode & 0o111) === 0) warn(file, `is not executable (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}); installed as 0755`);
+  if (st.size === 0) { problem(file, 'is empty'); return; }
+  const head = Buffer.alloc(4);
+  try {
+    const fd = fs.openSync(full, 'r');
+    try { fs.readSync(fd, head, 0, 4, 0); } finally { fs.closeSync(fd); }
+  } catch (err) {
+    problem(file, `unable to read: ${errText(err)}`);
+    return;
+  }
+  const isScript = head[0] === 0x23 && head[1] === 0x21;
+  const isElf = head[0] === 0x7f && head[1] === 0x45 && head[2] === 0x4c && head[3] === 0x46;
+  if (!isScript && !isElf) problem(file, 'has no #! line and is not an ELF binary: the kernel cannot execute it (start it with e.g. #!/bin/sh)');
+}
+
+/** env/: names must be usable as environment variable names (no `=`), entries regular files. */
+function checkEnvDir(envDir: string, set: SourceSet): void {
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(envDir, { withFileTypes: true });
+  } catch (err) {
+    set.problems.push({ file: envDir, message: `unable to read: ${errText(err)}` });
+    return;
+  }
+  for (const e of entries) {
+    if (e.name.includes('=')) set.problems.push({ file: path.join(envDir, e.name), message: 'an environment variable name cannot contain =' });
+    else if (e.isDirectory()) set.problems.push({ file: path.join(envDir, e.name), message: 'is a directory; env/ holds one file per variable' });
+  }
+}
