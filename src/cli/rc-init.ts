@@ -1,0 +1,40 @@
+/**
+ * t6-rc-init: sets up the live state of t6-rc (s6-rc-init). Exit codes: 0 ok; 100 usage
+ * or t6-svscan not running on scandir; 4 invalid compiled database; 111 system error or
+ * timeout.
+ */
+import { type CommandIo, FatalError, UsageError } from './_run.ts';
+import { getopt, uintOption } from './_getopt.ts';
+import { DEFAULT_COMPILED, DEFAULT_LIVE, LiveError, initLive } from '../rc/live.ts';
+
+const USAGE = 't6-rc-init [ -c compiled ] [ -l live ] [ -p prefix ] [ -t timeout ] scandir';
+const HELP = `usage: ${USAGE}
+Makes a live directory for the compiled database (default ${DEFAULT_COMPILED}), points
+live (default ${DEFAULT_LIVE}) at it, and links every longrun into scandir as
+PREFIXNAME with a down file, waiting for t6-svscan to supervise each. Every service
+starts out down; bring them up with t6-rc.
+  -t ms   give up waiting for the supervisors after ms milliseconds (default: no limit)
+`;
+
+export async function main(args: string[], io: CommandIo): Promise<number> {
+  if (args.includes('--help')) { io.out(HELP); return 0; }
+  const { options, rest } = getopt(args, { withArg: 'clpt' });
+  let compiled = DEFAULT_COMPILED;
+  let live = DEFAULT_LIVE;
+  let prefix = '';
+  let timeoutMs = 0;
+  for (const { name, value = '' } of options) {
+    if (name === 'c') compiled = value;
+    else if (name === 'l') live = value;
+    else if (name === 'p') prefix = value;
+    else if (name === 't') timeoutMs = uintOption('t', value);
+  }
+  if (rest.length !== 1) throw new UsageError(USAGE);
+  try {
+    await initLive({ compiled, live, prefix, scandir: rest[0]!, timeoutMs });
+  } catch (err) {
+    if (err instanceof LiveError) throw new FatalError(err.message, err.exitCode);
+    throw err;
+  }
+  return 0;
+}

@@ -1,0 +1,150 @@
+/**
+ * t6-rc: the service manager (s6-rc). Exit codes: 0 ok; 1 a transition failed (or `diff`
+ * found differences, or the change was interrupted); 2 timed out; 3 unknown service name;
+ * 4 invalid database or live state; 100 usage; 111 system error.
+ */
+import { type CommandIo, FatalError, UsageError } from './_run.ts';
+import { getopt, uintOption } from './_getopt.ts';
+import { DEFAULT_LIVE, LiveError, type Live, openLive } from '../rc/live.ts';
+import { Change, UnknownServiceError, diff, list, listAll, select } from '../rc/engine.ts';
+
+const USAGE = 't6-rc [ -l live ] [ -v verbosity ] [ -n ] [ -t timeout ] [ -u | -d | -D ] [ -p ] [ -a ] [ -b ] [ --json ] help|list|listall|diff|start|stop|change [ servicenames... ]';
+const HELP = `usage: ${USAGE}
+  change names…   bring the services (and their dependencies; with -d, their dependents) up (-u, default) or down (-d)
+  start / stop    -u change / -d change
+  list names…     the selection, one name per line (-d: everything else; -a adds what is up)
+  listall names…  the selection closed over dependencies (-u) or dependents (-d)
+  diff            longruns whose supervisor disagrees with t6-rc (+NAME: supervisor wants it up)
+  -l live         live directory (default ${DEFAULT_LIVE})
+  -v n            0 silent, 1 warnings (default), 2 each transition, 3 debug
+  -n              dry run: print what would be done, do nothing
+  -t ms           give up after ms milliseconds (exit 2)
+  -D              down, essential services included    -p   prune: everything else goes the other way
+  -a              add every service that is up to the selection
+  -b              wait for the live lock instead of failing
+  --json          list, listall, diff: print JSON
+Oneshots run inside t6-svscan (its built-in runner), not as children of t6-rc.
+`;
+
+export async function main(args: string[], io: CommandIo): Promise<number> {
+  const { options, rest } = getopt(args, { flags: 'udDpabnh', withArg: 'lvt', long: { json: 'flag', help: 'flag' } });
+  let live = DEFAULT_LIVE;
+  let verbosity = 1;
+  let up = true;
+  let stopEssentials = false;
+  let prune = false;
+  let addUp = false;
+  let block = false;
+  let dryRun = false;
+  let json = false;
+  let timeoutMs = 0;
+  for (const { name, value } of options) {
+    switch (name) {
+      case 'l': live = value!; break;
+      case 'v': verbosity = uintOption('v', value); break;
+      case 't': timeoutMs = uintOption('t', value); break;
+      case 'u': up = true; stopEssentials = false; break;
+      case 'd': up = false; stopEssentials = false; break;
+      case 'D': up = false; stopEssentials = true; break;
+      case 'p': prune = true; break;
+      case 'a': addUp = true; break;
+      case 'b': block = true; break;
+      case 'n': dryRun = true; break;
+      case 'json': json = true; break;
+      case 'h': case 'help': io.out(HELP); return 0;
+    }
+  }
+  const [command, ...names] = rest;
+  if (command === 'help') { io.out(HELP); return 0; }
+  if (command === undefined) throw new UsageError(USAGE);
+  if (dryRun) verbosity = Math.max(verbosity, 2);
+
+  let state: Live;
+  try {
+    state = openLive(live);
+  } catch (err) {
+    if (err instanceof LiveError) throw new FatalError(err.message, err.exitCode);
+    throw err;
+  }
+  let selection: Set<number>;
+  try {
+    selection = select(state, names, addUp);
+  } catch (err) {
+    if (err instanceof UnknownServiceError) throw new FatalError(err.message, 3);
+    throw err;
+  }
+  const nameOf = (i: number): string => state.db.services[i]!.name;
+  const print = (indexes: number[]): void => {
+    if (json) io.out(`${JSON.stringify(indexes.map((i) => ({ name: nameOf(i), type: state.db.services[i]!.type, up: state.state[i] })))}\n`);
+    else io.out(indexes.map((i) => `${nameOf(i)}\n`).join(''));
+  };
+
+  switch (command) {
+    case 'list': print(list(state, selection, up)); return 0;
+    case 'listall': print(listAll(state, selection, up)); return 0;
+    case 'diff': {
+      const d = diff(state);
+      if (json) io.out(`${JSON.stringify(d.map((e) => ({ name: e.name, rc: e.rcUp ? 'up' : 'down', supervisor: e.supervisorUp === undefined ? 'unknown' : e.supervisorUp ? 'up' : 'down' })))}\n`);
+      else io.out(d.map((e) => `${e.supervisorUp === true ? '+' : '-'}${e.name}\n`).join(''));
+      return d.length > 0 ? 1 : 0;
+    }
+    case 'start': up = true; prune = false; stopEssentials = false; break;
+    case 'stop': if (up) { up = false; } prune = false; break;
+    case 'change': break;
+    default: throw new UsageError(USAGE);
+  }
+
+  const unlock = dryRun ? () => {} : await lockLive(live, block);
+  const say = {
+    info: (t: string) => { if (verbosity >= 2) io.err(`${io.prog}: info: ${t}\n`); },
+    warn: (t: string) => { if (verbosity >= 1) io.err(`${io.prog}: warning: ${t}\n`); },
+    fatal: (t: string) => io.err(`${io.prog}: fatal: ${t}\n`),
+  };
+  const change = new Change(state, selection, { up, prune, stopEssentials, dryRun, timeoutMs, verbosity }, say);
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (change.aborted) {
+      // Second signal: stop waiting; the state file already says what has happened.
+      say.warn(`received ${sig.slice(3)} again, exiting now`);
+      process.exit(1);
+    }
+    say.warn(`received ${sig.slice(3)}, launching no more transitions; waiting for those under way`);
+    change.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let code: number;
+  try {
+    code = await change.done;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    unlock();
+  }
+  // Timed out: leave at once; transitions under way are abandoned, not undone (as s6-rc,
+  // whose children are not killed), and the state file holds what had finished.
+  if (code === 2) process.exit(2);
+  return code;
+}
+
+/** Takes LIVE/lock exclusively (s6-rc change); -b waits for it, else contention is exit 111. */
+async function lockLive(live: string, block: boolean): Promise<() => void> {
+  const { O_RDWR, O_CREAT, open, close, tryLock } = await import('../sys/fd.ts');
+  const file = `${live}/lock`;
+  let fd: number;
+  try {
+    fd = open(file, O_RDWR | O_CREAT, 0o644);
+  } catch (err) {
+    throw new FatalError(`unable to open ${file}: ${err instanceof Error ? err.message : String(err)}`, 111);
+  }
+  // No blocking lock call in the system layer (a blocking fcntl would freeze the event
+  // loop anyway): -b retries every 20 ms. Only lock contention between two t6-rc runs waits here.
+  while (!tryLock(fd, file)) {
+    if (!block) {
+      close(fd);
+      throw new FatalError(`unable to take lock on ${file}: Resource busy`, 111);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return () => close(fd);
+}
+

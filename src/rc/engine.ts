@@ -1,0 +1,276 @@
+/**
+ * The engine of t6-rc (s6-spec/s6-rc.md §6.3–§7): carries out the planner's phases
+ * against the live state.
+ *
+ * - Longruns: up = send `u` and wait for `U` (readiness) or `u`, then remove `down`; on
+ *   failure send `d`. Down = send `d`, wait for `D`, then create `down`. Waits subscribe
+ *   before sending (s6/client.ts waitFor), so no event is missed.
+ * - Oneshots: the argv goes to t6-svscan's built-in runner (`SCANDIR/.s6-svscan/run`),
+ *   with t6-svscan's environment (env: null) plus RC_NAME=name, cwd the live directory;
+ *   exit 0 is success. The oneshot is t6-svscan's child, not ours: it survives t6-rc.
+ * - Per-transition timeout: the service's timeout-up/down, cut to what is left of -t.
+ * - The state file is rewritten atomically after every successful transition, so it is
+ *   true whenever t6-rc stops, however it stops.
+ * - abort() (SIGINT/SIGTERM): no new transition is launched; those under way — oneshots
+ *   and longruns alike, each bounded by its own timeout — are waited for and recorded.
+ *   (s6-rc kills its pending s6-svc children instead; t6 lets them finish so that the
+ *   state file still says exactly what runs.)
+ * - Global timeout (-t): "timed out", exit 2; what is under way is left alone.
+ */
+import fs from 'node:fs';
+import { type LongrunService, type OneshotService, atomicsOf } from './db.ts';
+import { type Live, liveServicedir, writeState } from './live.ts';
+import { type Graph, type Phase, PhaseRun, closure, planChange } from './plan.ts';
+import { runOneshot, runnerSocket } from './oneshot.ts';
+import { ClientError, svcSend, waitFor } from '../s6/client.ts';
+
+/** Unknown service name (exit 3). */
+export class UnknownServiceError extends Error {
+  override name = 'UnknownServiceError';
+}
+
+/** The planner's view of a database. */
+export function graphOf(live: Live): Graph {
+  const atomics = live.db.services.slice(0, live.db.atomics) as (LongrunService | OneshotService)[];
+  return { atomics: live.db.atomics, deps: atomics.map((s) => s.deps), essential: atomics.map((s) => s.essential) };
+}
+
+/** The atomic services that `names` stand for, plus (with `addUp`) every service that is up. */
+export function select(live: Live, names: readonly string[], addUp: boolean): Set<number> {
+  const out = new Set<number>();
+  for (const name of names) {
+    const s = live.db.byName.get(name);
+    if (s === undefined) throw new UnknownServiceError(`${name} is not a recognized identifier in ${live.dir}/compiled`);
+    for (const i of atomicsOf(s)) out.add(i);
+  }
+  if (addUp) live.state.forEach((up, i) => { if (up) out.add(i); });
+  return out;
+}
+
+/** `list`: the selection (inverted with -d), in index order. */
+export function list(live: Live, selection: Set<number>, up: boolean): number[] {
+  const all = [...Array(live.db.atomics).keys()];
+  return up ? all.filter((i) => selection.has(i)) : all.filter((i) => !selection.has(i));
+}
+
+/** `listall`: the selection closed over dependencies (up) or reverse dependencies (down). */
+export function listAll(live: Live, selection: Set<number>, up: boolean): number[] {
+  return [...closure(graphOf(live), selection, up)].sort((a, b) => a - b);
+}
+
+/** One longrun whose supervisor disagrees with t6-rc. */
+export interface DiffEntry {
+  name: string;
+  /** t6-rc's bit. */
+  rcUp: boolean;
+  /** The supervisor's want-up flag (undefined: status unreadable). */
+  supervisorUp: boolean | undefined;
+}
+
+/** `diff`: longruns where the supervisor's want-up differs from t6-rc's state. */
+export function diff(live: Live): DiffEntry[] {
+  const out: DiffEntry[] = [];
+  for (const s of live.db.services) {
+    if (s.type !== 'longrun') continue;
+    let supervisorUp: boolean | undefined;
+    try {
+      supervisorUp = readWantUp(liveServicedir(live.dir, s.name));
+    } catch {
+      supervisorUp = undefined;
+    }
+    const rcUp = live.state[s.index]!;
+    if (supervisorUp !== rcUp) out.push({ name: s.name, rcUp, supervisorUp });
+  }
+  return out;
+}
+
+function readWantUp(dir: string): boolean {
+  const buf = fs.readFileSync(`${dir}/supervise/status`);
+  if (buf.length < 35) throw new Error('short status');
+  return (buf[34]! & 4) !== 0;
+}
+
+/** How t6-rc talks: already filtered by verbosity. */
+export interface Say {
+  info(text: string): void;
+  warn(text: string): void;
+  fatal(text: string): void;
+}
+
+/** Options of a change. */
+export interface ChangeOptions {
+  up: boolean;
+  prune: boolean;
+  /** -D: essentials go down too. */
+  stopEssentials: boolean;
+  dryRun: boolean;
+  /** Global timeout in ms; 0 = none. */
+  timeoutMs: number;
+  verbosity: number;
+}
+
+/** A running change; `abort()` stops launching new transitions. */
+export class Change {
+  readonly done: Promise<number>;
+  #aborted = false;
+  #live: Live;
+  #opts: ChangeOptions;
+  #say: Say;
+  #deadline: number;
+  #cwd: string;
+
+  constructor(live: Live, selection: Set<number>, opts: ChangeOptions, say: Say) {
+    this.#live = live;
+    this.#opts = opts;
+    this.#say = say;
+    this.#deadline = opts.timeoutMs > 0 ? performance.now() + opts.timeoutMs : Infinity;
+    try {
+      this.#cwd = fs.realpathSync(live.dir);
+    } catch {
+      this.#cwd = '/';
+    }
+    const phases = planChange(graphOf(live), selection, live.state, { up: opts.up, prune: opts.prune });
+    this.done = this.#run(phases);
+  }
+
+  /** SIGINT/SIGTERM: launch nothing more; what is under way finishes and is recorded. */
+  abort(): void {
+    this.#aborted = true;
+  }
+
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+
+  async #run(phases: Phase[]): Promise<number> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      if (this.#deadline !== Infinity) timer = setTimeout(() => resolve('timeout'), this.#deadline - performance.now());
+    });
+    try {
+      let failed = false;
+      for (const phase of phases) {
+        const r = await Promise.race([this.#runPhase(phase), timedOut]);
+        if (r === 'timeout') {
+          this.#say.fatal('timed out');
+          return 2;
+        }
+        if (r) failed = true;
+        if (this.#aborted) return 1;
+      }
+      return failed ? 1 : 0;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Runs one phase to its end; resolves true if some transition failed. */
+  #runPhase(phase: Phase): Promise<boolean> {
+    const { state } = this.#live;
+    const run = new PhaseRun(graphOf(this.#live), phase, state, this.#opts.stopEssentials);
+    let settledSeen = 0;
+    let inflight = 0;
+    return new Promise((resolve) => {
+      const pump = (): void => {
+        const ready = this.#aborted ? [] : run.next();
+        for (; settledSeen < run.settled.length; settledSeen++) {
+          const [i, how] = run.settled[settledSeen]!;
+          const name = this.#name(i);
+          if (how === 'kept') this.#say.warn(`service ${name} is marked as essential, not stopping it`);
+          else if (this.#opts.verbosity >= 3) this.#say.info(`service ${name}: already ${phase.up ? 'up' : 'down'}`);
+        }
+        for (const i of ready) {
+          inflight++;
+          this.#say.info(`${this.#dry()}service ${this.#name(i)}: ${phase.up ? 'starting' : 'stopping'}`);
+          void this.#transition(i, phase.up).then((failure) => {
+            inflight--;
+            run.finish(i, failure === undefined);
+            if (failure === undefined) {
+              state[i] = phase.up;
+              if (!this.#opts.dryRun) {
+                try {
+                  writeState(this.#live.dir, state);
+                } catch (err) {
+                  this.#say.warn(`unable to write ${this.#live.dir}/state: ${err instanceof Error ? err.message : String(err)}`);
+                }
+              }
+              this.#say.info(`${this.#dry()}service ${this.#name(i)} successfully ${phase.up ? 'started' : 'stopped'}`);
+            } else {
+              this.#say.warn(`${this.#opts.dryRun ? '(dry run) ' : ''}unable to ${phase.up ? 'start' : 'stop'} service ${this.#name(i)}: ${failure}`);
+            }
+            pump();
+          });
+        }
+        if (inflight === 0) resolve(run.failed);
+      };
+      pump();
+    });
+  }
+
+  #dry(): string {
+    return this.#opts.dryRun ? 'dry run: ' : '';
+  }
+
+  #name(i: number): string {
+    return this.#live.db.services[i]!.name;
+  }
+
+  /** The per-transition timeout: the service's own, cut to what is left of -t (at least 1 ms); 0 = none. */
+  #timeout(own: number): number {
+    if (this.#deadline === Infinity) return own;
+    const left = Math.max(1, Math.floor(this.#deadline - performance.now()));
+    return own === 0 ? left : Math.min(own, left);
+  }
+
+  /** Performs one transition; resolves undefined on success, else the reason. */
+  async #transition(i: number, up: boolean): Promise<string | undefined> {
+    if (this.#opts.dryRun) return undefined;
+    const s = this.#live.db.services[i] as LongrunService | OneshotService;
+    try {
+      return s.type === 'oneshot' ? await this.#oneshot(s, up) : await this.#longrun(s, up);
+    } catch (err) {
+      return err instanceof Error ? err.message : String(err);
+    }
+  }
+
+  async #oneshot(s: OneshotService, up: boolean): Promise<string | undefined> {
+    const argv = up ? s.up : s.down;
+    if (argv.length === 0) return undefined;
+    const r = await runOneshot(runnerSocket(this.#live.scandir), {
+      argv, cwd: this.#cwd, env: null, setenv: [`RC_NAME=${s.name}`],
+      timeoutMs: this.#timeout(up ? s.timeoutUp : s.timeoutDown),
+    });
+    if (r.kind !== 'exited') return r.message;
+    const low = r.wstat & 0x7f;
+    if (low === 0) {
+      const code = (r.wstat >> 8) & 0xff;
+      return code === 0 ? undefined : `command exited ${code}`;
+    }
+    return `command crashed with signal ${low}${r.timedOut ? ' (timed out)' : ''}`;
+  }
+
+  /** As s6-rc reports a longrun failure: by the exit code s6-svc -w would have had (99 timeout). */
+  async #longrun(s: LongrunService, up: boolean): Promise<string | undefined> {
+    const dir = liveServicedir(this.#live.dir, s.name);
+    const timeout = this.#timeout(up ? s.timeoutUp : s.timeoutDown);
+    let failure: string | undefined;
+    try {
+      const r = await waitFor([dir], up ? (s.readiness ? 'U' : 'u') : 'D', 'all', timeout, () => svcSend(dir, up ? 'u' : 'd'));
+      if (r.timedOut) failure = 'command exited 99';
+      else if (r.failures > 0) failure = 'command exited 1';
+    } catch (err) {
+      failure = err instanceof ClientError && err.code === 'not-supervised' ? `command exited 102 (${err.message})` : `command exited 111 (${err instanceof Error ? err.message : String(err)})`;
+    }
+    if (failure !== undefined) {
+      if (up) await svcSend(dir, 'd').catch(() => {});
+      return failure;
+    }
+    try {
+      if (up) fs.rmSync(`${dir}/down`, { force: true });
+      else fs.writeFileSync(`${dir}/down`, '');
+    } catch (err) {
+      this.#say.warn(`unable to ${up ? 'remove' : 'create'} ${dir}/down: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * The live state of t6-rc (s6-spec/s6-rc.md §6): the directory that LIVE (default
+ * /run/t6-rc) points at, holding
+ *
+ *   compiled      symlink → the compiled database in use
+ *   scandir       symlink → the scan directory t6-svscan watches
+ *   prefix        the prefix of the scandir links (no newline; may be empty)
+ *   state         one byte per atomic service, in index order; bit 0 = up
+ *   lock          empty; t6-rc change takes it exclusively
+ *   servicedirs/  a copy of the database's servicedirs, linked into the scandir as
+ *                 SCANDIR/PREFIXNAME; a `down` file in each while t6-rc considers it down
+ *
+ * `initLive` is t6-rc-init; `openLive` is how the other tools find all of it.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { type Db, DbError, loadDb } from './db.ts';
+import { ClientError, svscanctlSend } from '../s6/client.ts';
+import { listenFifodir, makeFifodir } from '../s6/fifodir.ts';
+
+export const DEFAULT_LIVE = '/run/t6-rc';
+export const DEFAULT_COMPILED = '/etc/t6-rc/compiled';
+
+/** A failure of a live-state operation with the exit code the tools use. */
+export class LiveError extends Error {
+  override name = 'LiveError';
+  readonly exitCode: number;
+  constructor(message: string, exitCode: number) {
+    super(message);
+    this.exitCode = exitCode;
+  }
+}
+
+/** An opened live directory. */
+export interface Live {
+  /** LIVE as given (the symlink). */
+  dir: string;
+  db: Db;
+  scandir: string;
+  prefix: string;
+  /** bit 0 of every state byte. */
+  state: boolean[];
+}
+
+/** The live servicedir of a longrun (through the LIVE symlink, as it is linked into the scandir). */
+export function liveServicedir(live: string, name: string): string {
+  return path.join(live, 'servicedirs', name);
+}
+
+/** Writes `LIVE/state` atomically (state.new, then rename). */
+export function writeState(live: string, state: readonly boolean[]): void {
+  const tmp = path.join(live, 'state.new');
+  fs.writeFileSync(tmp, Buffer.from(state.map((up) => (up ? 1 : 0))));
+  fs.renameSync(tmp, path.join(live, 'state'));
+}
+
+/** Opens LIVE: the database it uses, its scandir, prefix and state. Throws LiveError (4: bad db or state, 111: system). */
+export function openLive(live: string): Live {
+  let db: Db;
+  try {
+    db = loadDb(path.join(live, 'compiled'));
+  } catch (err) {
+    if (err instanceof DbError) throw new LiveError(err.message, 4);
+    throw err;
+  }
+  let scandir: string;
+  let prefix: string;
+  let bytes: Buffer;
+  try {
+    scandir = fs.readlinkSync(path.join(live, 'scandir'));
+    prefix = fs.readFileSync(path.join(live, 'prefix'), 'utf8');
+    bytes = fs.readFileSync(path.join(live, 'state'));
+  } catch (err) {
+    throw new LiveError(`unable to read valid state in ${live}: ${err instanceof Error ? err.message : String(err)}`, 4);
+  }
+  if (bytes.length !== db.atomics) throw new LiveError(`unable to read valid state in ${live}: ${bytes.length} bytes for ${db.atomics} services`, 4);
+  return { dir: live, db, scandir, prefix, state: [...bytes].map((b) => (b & 1) === 1) };
+}
+
+/** Options of t6-rc-init. */
+export interface InitOptions {
+  compiled: string;
+  live: string;
+  prefix: string;
+  scandir: string;
+  /** Bound on the wait for the supervisors (0 = none). */
+  timeoutMs: number;
+}
+
+/**
+ * t6-rc-init: a new live directory next to LIVE, LIVE switched to it atomically, every
+ * longrun's servicedir linked into the scandir with a `down` file and its supervisor
+ * waited for. Throws LiveError: 100 when t6-svscan does not run on the scandir, 4 for a
+ * bad database, 111 otherwise (and on timeout).
+ */
+export async function initLive(opts: InitOptions): Promise<Live> {
+  for (const [what, p] of [['compiled', opts.compiled], ['live', opts.live], ['scandir', opts.scandir]] as const) {
+    if (!path.isAbsolute(p)) throw new LiveError(`${what} must be an absolute path`, 100);
+  }
+  if (opts.prefix.includes('/') || opts.prefix.includes('\n')) throw new LiveError('prefix may not contain / or newline', 100);
+  let db: Db;
+  try {
+    db = loadDb(opts.compiled);
+  } catch (err) {
+    if (err instanceof DbError) throw new LiveError(err.message, 4);
+    throw err;
+  }
+  // The real directory, named like s6-rc-init's mkdtemp next to LIVE.
+  const real = fs.mkdtempSync(`${opts.live}:t6-rc-init:`);
+  fs.chmodSync(real, 0o755);
+  fs.symlinkSync(opts.compiled, path.join(real, 'compiled'));
+  fs.symlinkSync(opts.scandir, path.join(real, 'scandir'));
+  fs.writeFileSync(path.join(real, 'prefix'), opts.prefix);
+  fs.writeFileSync(path.join(real, 'lock'), '');
+  writeState(real, new Array<boolean>(db.atomics).fill(false));
+  const longruns = db.services.filter((s) => s.type === 'longrun');
+  fs.mkdirSync(path.join(real, 'servicedirs'));
+  for (const s of longruns) {
+    const dst = path.join(real, 'servicedirs', s.name);
+    fs.cpSync(path.join(db.dir, 'servicedirs', s.name), dst, { recursive: true });
+    fs.writeFileSync(path.join(dst, 'down'), '');
+    makeFifodir(path.join(dst, 'event'));
+  }
+  // Switch LIVE atomically: a new symlink renamed over the old one.
+  const tmpLink = `${opts.live}:t6-rc-init:link`;
+  fs.rmSync(tmpLink, { force: true });
+  fs.symlinkSync(path.basename(real), tmpLink);
+  try {
+    fs.renameSync(tmpLink, opts.live);
+  } catch (err) {
+    fs.rmSync(tmpLink, { force: true });
+    throw new LiveError(`unable to switch ${opts.live} to ${real}: ${err instanceof Error ? err.message : String(err)}`, 111);
+  }
+  await linkIntoScandir(opts.live, opts.scandir, opts.prefix, longruns.map((s) => s.name), opts.timeoutMs);
+  return openLive(opts.live);
+}
+
+/**
+ * The race-free linking protocol (svscan.md §8): subscribe to each servicedir's event/,
+ * create the symlinks, send `a` to the scanner, wait for every supervisor's `s`.
+ */
+export async function linkIntoScandir(live: string, scandir: string, prefix: string, names: readonly string[], timeoutMs: number): Promise<void> {
+  const waiting = new Set(names);
+  let wake: (() => void) | undefined;
+  const listeners = names.map((name) => listenFifodir(path.join(liveServicedir(live, name), 'event'), (byte) => {
+    if (byte !== 's') return;
+    waiting.delete(name);
+    if (waiting.size === 0) wake?.();
+  }));
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    for (const name of names) {
+      const link = path.join(scandir, prefix + name);
+      fs.rmSync(link, { force: true });
+      fs.symlinkSync(liveServicedir(live, name), link);
+    }
+    try {
+      await svscanctlSend(scandir, 'a');
+    } catch (err) {
+      if (err instanceof ClientError && (err.code === 'not-supervised' || err.errno === 'ENOENT')) {
+        throw new LiveError(`t6-svscan not running on ${scandir}`, 100);
+      }
+      throw new LiveError(err instanceof Error ? err.message : String(err), 111);
+    }
+    if (waiting.size === 0) return;
+    await new Promise<void>((resolve, reject) => {
+      wake = resolve;
+      if (timeoutMs > 0) timer = setTimeout(() => reject(new LiveError(`timed out waiting for the supervisors of ${[...waiting].join(', ')}`, 111)), timeoutMs);
+    });
+  } finally {
+    clearTimeout(timer);
+    for (const l of listeners) l.close();
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * Writes a compiled t6-rc database (db.json + servicedirs/, src/rc/db.ts) straight from a
+ * small description, for tests that must not depend on t6-rc-compile.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { DB_VERSION, type CompiledDb, type Service } from '../../src/rc/db.ts';
+import { makeService } from './harness.ts';
+
+/** One service of a test database. */
+export type TestService =
+  | { name: string; type: 'oneshot'; up?: string[]; down?: string[]; deps?: string[]; essential?: boolean; timeoutUp?: number; timeoutDown?: number }
+  | { name: string; type: 'longrun'; run: string; finish?: string; notificationFd?: number; deps?: string[]; essential?: boolean; timeoutUp?: number; timeoutDown?: number }
+  | { name: string; type: 'bundle'; contents: string[]; essential?: boolean };
+
+/** Writes the database into `dir` (created) and returns it. Bundles may not nest. */
+export function writeDb(dir: string, services: TestService[]): string {
+  const longruns = services.filter((s) => s.type === 'longrun');
+  const oneshots = services.filter((s) => s.type === 'oneshot');
+  const bundles = services.filter((s) => s.type === 'bundle');
+  const ordered = [...longruns, ...oneshots, ...bundles];
+  const index = new Map(ordered.map((s, i) => [s.name, i]));
+  const atomicsOf = (name: string): number[] => {
+    const s = ordered[index.get(name) ?? -1];
+    if (s === undefined) throw new Error(`unknown service ${name}`);
+    return s.type === 'bundle' ? s.contents.flatMap(atomicsOf) : [index.get(name)!];
+  };
+  const sortedUnique = (xs: number[]): number[] => [...new Set(xs)].sort((a, b) => a - b);
+  fs.mkdirSync(path.join(dir, 'servicedirs'), { recursive: true });
+  const out: Service[] = ordered.map((s, i) => {
+    const base = { name: s.name, index: i, source: `test:${s.name}`, essential: s.essential ?? false };
+    if (s.type === 'bundle') return { ...base, type: 'bundle', contents: sortedUnique(s.contents.flatMap(atomicsOf)) };
+    const atomic = { ...base, deps: sortedUnique((s.deps ?? []).flatMap(atomicsOf)), timeoutUp: s.timeoutUp ?? 0, timeoutDown: s.timeoutDown ?? 0 };
+    if (s.type === 'oneshot') return { ...atomic, type: 'oneshot', up: s.up ?? [], down: s.down ?? [] };
+    makeService(path.join(dir, 'servicedirs', s.name), {
+      run: s.run,
+      ...(s.finish === undefined ? {} : { finish: s.finish }),
+      files: s.notificationFd === undefined ? {} : { 'notification-fd': `${s.notificationFd}\n` },
+    });
+    return { ...atomic, type: 'longrun', readiness: s.notificationFd !== undefined, producerFor: undefined, consumerFor: [], pipelineName: undefined };
+  });
+  const db: CompiledDb = { version: DB_VERSION, longruns: longruns.length, oneshots: oneshots.length, services: out };
+  fs.writeFileSync(path.join(dir, 'db.json'), JSON.stringify(db, null, 1));
+  fs.writeFileSync(path.join(dir, 'lock'), '');
+  return dir;
+}
