@@ -100,7 +100,7 @@ export function lexExecline(input: Uint8Array): LexResult {
     }
     if (b === 0x22) { // quoted string
       const r = lexQuoted(input, i + 1, word);
-      if (typeof r === 'string') return fail(r);
+      if ('error' in r) return r.unterminated ? fail(r.error) : { ok: false, message: r.error, line: line + r.lines };
       line += r.lines;
       i = r.end; // index of the closing quote
       continue;
@@ -126,12 +126,13 @@ const DIGIT = (b: number, base: number): number => {
 const CONTROL: Record<number, number> = { 0x61: 7, 0x62: 8, 0x74: 9, 0x6e: 10, 0x76: 11, 0x66: 12, 0x72: 13 };
 
 /** Lexes a quoted string from `start` (after the opening quote) into `word`. */
-function lexQuoted(input: Uint8Array, start: number, word: number[]): { end: number; lines: number } | string {
+function lexQuoted(input: Uint8Array, start: number, word: number[]): { end: number; lines: number } | { error: string; lines: number; unterminated: boolean } {
   let lines = 0;
   const n = input.length;
+  const err = (error: string) => ({ error, lines, unterminated: false });
   for (let i = start; i < n; i++) {
     const b = input[i]!;
-    if (b === 0) return 'NUL byte in the script (execlineb would stop reading there)';
+    if (b === 0) return err('NUL byte in the script (execlineb would stop reading there)');
     if (b === 0x22) return { end: i, lines };
     if (b === 10) { lines++; word.push(b); continue; }
     if (b !== 0x5c) { word.push(b); continue; }
@@ -147,8 +148,8 @@ function lexQuoted(input: Uint8Array, start: number, word: number[]): { end: num
       const f = input[i + 1];
       if (f === 0x78) { base = 16; max = 2; i++; } // \0xHH
       else if (f !== undefined && DIGIT(f, 8) >= 0) { base = 8; max = 3; } // \0OOO
-      else return 'syntax error: \\0 must be followed by octal digits or x';
-      if (base === 16 && (input[i + 1] === undefined || DIGIT(input[i + 1]!, 16) < 0)) return 'syntax error: \\0x must be followed by hex digits';
+      else return err('syntax error: \\0 must be followed by octal digits or x');
+      if (base === 16 && (input[i + 1] === undefined || DIGIT(input[i + 1]!, 16) < 0)) return err('syntax error: \\0x must be followed by hex digits');
     } else { word.push(e); continue; }
     let value = 0;
     let count = 0;
@@ -157,8 +158,9 @@ function lexQuoted(input: Uint8Array, start: number, word: number[]): { end: num
       count++;
     }
     const byte = value & 0xff;
-    if (byte === 0) return 'an escape produces a NUL byte, which cannot be part of an argument';
+    if (byte === 0) return err('an escape produces a NUL byte, which cannot be part of an argument');
     word.push(byte);
   }
-  return 'syntax error: unterminated quoted string';
+  // Reported at the line where the quote was opened: that is where to look.
+  return { error: 'syntax error: unterminated quoted string', lines, unterminated: true };
 }

@@ -282,7 +282,7 @@ function readUint(dir: string, file: string, present: Set<string>, problem: (f: 
 }
 
 /**
- * A list of names: `NAME.d/` (every entry not starting with `.`) if it exists, else the
+ * A list of names: for dependencies and contents, `NAME.d/` (every entry not starting with `.`) if it exists, else the
  * file `NAME` (one name per line; leading spaces and tabs skipped; empty lines and lines
  * starting with `#` ignored). Duplicates are dropped with a warning. undefined when neither exists.
  */
@@ -295,7 +295,7 @@ function readList(dir: string, file: string, present: Set<string>, problem: (f: 
     out.push({ name, file: where });
   };
   const dotD = `${file}.d`;
-  if (present.has(dotD)) {
+  if ((file === 'dependencies' || file === 'contents') && present.has(dotD)) {
     let entries: string[];
     try {
       entries = fs.readdirSync(path.join(dir, dotD)).filter((e) => !e.startsWith('.')).sort();
