@@ -1,0 +1,291 @@
+/**
+ * t6-log: s6-log as a standalone program (the script on the command line, lines on stdin),
+ * plus `t6-log cat` and `t6-log tail` to read logdirs back.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { type CommandIo, UsageError, FatalError } from './_run.ts';
+import { getopt, uintOption, type OptionSpec } from './_getopt.ts';
+import { parseScript, ScriptError } from '../log/script.ts';
+import { Logger, type LoggerHost } from '../log/engine.ts';
+import { LogdirError } from '../log/logdir.ts';
+import { readLogdir, mergeByTime, formatHuman, formatJson, parseLine, type LogLine } from '../log/reader.ts';
+import { tainNow } from '../s6/tai.ts';
+import { reapAll } from '../sys/spawn.ts';
+import { umask } from '../sys/system.ts';
+
+const USAGE = 't6-log [ -d notif ] [ -q | -v ] [ -b ] [ -p ] [ -l linelimit ] [ -- ] script...';
+const HELP = `usage: ${USAGE}
+       t6-log cat [ --json ] dir...
+       t6-log tail [ -f ] [ -n lines ] [ --json ] dir...
+Reads lines on stdin and runs the s6-log script on each (directives as s6-log's):
+  selection  +regex -regex f      (POSIX extended regular expressions)
+  control    nN sN SN lN rMS EN ^N pPREFIX p ?PROCESSOR ?    t (TAI64N) T (ISO 8601)
+  actions    1 (stdout)  2 (alert on stderr)  =statusfile  /logdir or ./logdir
+Options:
+  -d notif  write a newline to fd notif once the logdirs are ready, then close it
+  -q / -v   less / more verbose
+  -b        wait while output cannot be written (t6-log always does: no unbounded buffer)
+  -p        ignore SIGTERM (EOF or SIGHUP end it)
+  -l n      cut lines longer than n bytes (default 8192; 0: no limit; at least 48)
+Signals: SIGTERM/SIGHUP end logging after the pending line; SIGALRM rotates every logdir.
+cat prints every line of the logdirs (archives, then current), stamps in local time,
+several logdirs merged by time; tail prints the last lines (-n, default 10), -f follows.
+--json prints one object per line: dir, file, time (UTC), tai, line.
+`;
+
+export async function main(args: string[], io: CommandIo): Promise<number> {
+  if (args[0] === '--help' || args[0] === '-h') { io.out(HELP); return 0; }
+  if (args[0] === 'cat' || args[0] === 'tail') return read(args[0], args.slice(1), io);
+  return log(args, io);
+}
+
+async function log(args: string[], io: CommandIo): Promise<number> {
+  const { options, rest } = getopt(args, { flags: 'qvbp', withArg: 'ldt' });
+  let verbosity = 1;
+  let protect = false;
+  let lineLimit = 8192;
+  let notify: number | undefined;
+  for (const o of options) {
+    if (o.name === 'q') verbosity = Math.max(0, verbosity - 1);
+    else if (o.name === 'v') verbosity++;
+    else if (o.name === 'p') protect = true;
+    else if (o.name === 'l') lineLimit = uintOption('l', o.value);
+    else if (o.name === 'd') {
+      notify = uintOption('d', o.value);
+      if (notify < 3) throw new FatalError('notification fd must be 3 or more', 100);
+      try { fs.fstatSync(notify); } catch { throw new FatalError('invalid notification fd', 100); }
+    }
+  }
+  if (rest.length === 0) throw new UsageError(USAGE);
+  let script;
+  try { script = parseScript(rest); } catch (err) {
+    if (err instanceof ScriptError) throw new FatalError(err.message, 100);
+    throw err;
+  }
+  const warn = (msg: string): void => { if (verbosity > 0) io.err(`${io.prog}: warning: ${msg}\n`); };
+  if (script.ignoredTrailing) warn('ignoring extraneous non-action directives');
+
+  const old = umask(0);
+  umask(old);
+  const waiting = new Map<number, (wstat: number) => void>();
+  const early = new Map<number, number>();
+  const onChild = (): void => {
+    for (const { pid, wstat } of reapAll()) {
+      const w = waiting.get(pid);
+      if (w !== undefined) { waiting.delete(pid); w(wstat); } else early.set(pid, wstat);
+    }
+  };
+  process.on('SIGCHLD', onChild);
+
+  // stdout: a pipe or socket is written through libuv (backpressure); anything else synchronously.
+  let out: net.Socket | undefined;
+  let outFailed = false;
+  let logger: Logger;
+  const stdoutSink = (data: Buffer): boolean => {
+    if (outFailed) return true;
+    if (out !== undefined) return out.write(data);
+    try { fs.writeSync(1, data); } catch { outFailed = true; logger.stdoutClosed(); warn('unable to write to stdout, closing the stream'); }
+    return true;
+  };
+  if (script.elements.some((el) => el.actions.some((a) => a.kind === 'stdout'))) {
+    const st = fs.fstatSync(1);
+    if (st.isFIFO() || st.isSocket()) {
+      out = new net.Socket({ fd: 1, readable: false, writable: true });
+      out.on('drain', () => logger.stdoutDrained());
+      out.on('error', () => { outFailed = true; logger.stdoutClosed(); warn('unable to write to stdout, closing the stream'); });
+    }
+  }
+  const host: LoggerHost = {
+    now: tainNow,
+    setTimer: (ms, fn) => { const t = setTimeout(fn, ms); return () => clearTimeout(t); },
+    waitPid: (pid) => new Promise((resolve) => {
+      const w = early.get(pid);
+      if (w !== undefined) { early.delete(pid); resolve(w); } else waiting.set(pid, resolve);
+    }),
+    warn,
+    mask: 0o666 & ~old,
+    stdout: stdoutSink,
+    alert: (data) => { try { fs.writeSync(2, data); } catch { /* stderr gone: nobody to tell */ } },
+  };
+  try {
+    logger = Logger.open(script, host, { lineLimit, prog: io.prog });
+  } catch (err) {
+    process.off('SIGCHLD', onChild);
+    if (err instanceof LogdirError) throw new FatalError(err.message, 111);
+    throw err;
+  }
+  if (notify !== undefined) {
+    try { fs.writeSync(notify, '\n'); } catch { /* the reader left */ }
+    fs.closeSync(notify);
+  }
+
+  const input = openInput();
+  let finishing = false;
+  let ended!: () => void;
+  const done = new Promise<void>((resolve) => { ended = resolve; });
+  const finish = (): void => {
+    if (finishing) return;
+    finishing = true;
+    input.stop();
+    void logger.end().then(ended);
+  };
+  logger.onDrain = () => input.resume();
+  const onAlrm = (): void => logger.rotate();
+  const onTerm = (): void => { if (!protect) finish(); };
+  process.on('SIGTERM', onTerm); // with -p the listener ignores it (and keeps Node from dying of it)
+  process.on('SIGHUP', finish);
+  process.on('SIGALRM', onAlrm);
+  input.start((chunk) => { if (!logger.feed(chunk)) input.pause(); }, finish);
+  await done;
+  process.off('SIGCHLD', onChild);
+  process.off('SIGTERM', onTerm);
+  process.off('SIGHUP', finish);
+  process.off('SIGALRM', onAlrm);
+  if (out !== undefined) await new Promise<void>((r) => out.end(r));
+  return 0;
+}
+
+interface Input {
+  start(onData: (chunk: Buffer) => void, onEnd: () => void): void;
+  pause(): void;
+  resume(): void;
+  stop(): void;
+}
+
+/** stdin as a stream of Buffers: a pipe or socket through libuv, anything else by fs reads. */
+function openInput(): Input {
+  const st = fs.fstatSync(0);
+  if (st.isFIFO() || st.isSocket()) {
+    const sock = new net.Socket({ fd: 0, readable: true, writable: false });
+    sock.pause();
+    const input: Input = {
+      start(onData, onEnd) {
+        sock.on('data', onData);
+        sock.on('end', onEnd);
+        sock.on('error', onEnd);
+        sock.resume();
+      },
+      pause: () => sock.pause(),
+      resume: () => { if (!sock.destroyed) sock.resume(); },
+      stop: () => { sock.removeAllListeners('data'); sock.destroy(); },
+    };
+    return input;
+  }
+  let paused = false;
+  let stopped = false;
+  let pump: (() => void) | undefined;
+  const input: Input = {
+    start(onData, onEnd) {
+      const buf = Buffer.allocUnsafe(256 * 1024);
+      pump = () => {
+        if (paused || stopped) return;
+        fs.read(0, buf, 0, buf.length, null, (err, n) => {
+          if (stopped) return;
+          if (err !== null || n === 0) { onEnd(); return; }
+          onData(Buffer.from(buf.subarray(0, n)));
+          pump!();
+        });
+      };
+      pump();
+    },
+    pause: () => { paused = true; },
+    resume: () => { if (paused) { paused = false; pump?.(); } },
+    stop: () => { stopped = true; },
+  };
+  return input;
+}
+
+async function read(cmd: 'cat' | 'tail', args: string[], io: CommandIo): Promise<number> {
+  const spec: OptionSpec = cmd === 'cat'
+    ? { long: { json: 'flag' as const } }
+    : { flags: 'f', withArg: 'n', long: { json: 'flag' as const, follow: 'flag' as const, lines: 'arg' as const } };
+  const { options, rest } = getopt(args, spec);
+  let json = false;
+  let follow = false;
+  let count = 10;
+  for (const o of options) {
+    if (o.name === 'json') json = true;
+    else if (o.name === 'f' || o.name === 'follow') follow = true;
+    else if (o.name === 'n' || o.name === 'lines') count = uintOption(o.name, o.value);
+  }
+  if (rest.length === 0) throw new UsageError(`t6-log ${cmd === 'cat' ? 'cat [ --json ]' : 'tail [ -f ] [ -n lines ] [ --json ]'} dir...`);
+  const withDir = rest.length > 1;
+  const show = (line: LogLine): string => (json ? formatJson(line) : formatHuman(line, withDir));
+  const streams: LogLine[][] = [];
+  for (const dir of rest) {
+    try { streams.push(readLogdir(dir)); } catch (err) {
+      throw new FatalError(`unable to read ${dir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+  }
+  let lines = mergeByTime(streams);
+  if (cmd === 'tail') lines = lines.slice(Math.max(0, lines.length - count));
+  let text = '';
+  for (const line of lines) {
+    text += show(line);
+    if (text.length > 65536) { io.out(text); text = ''; }
+  }
+  io.out(text);
+  if (!follow) return 0;
+  await followDirs(rest, (line) => io.out(show(line)));
+  return 0;
+}
+
+/** Follows each logdir's current across rotations (fs.watch on the directory; no polling). */
+function followDirs(dirs: string[], print: (line: LogLine) => void): Promise<void> {
+  interface Followed { dir: string; fd: number; ino: number; partial: string; prev: { sec: number | undefined; nano: number } }
+  const followed: Followed[] = dirs.map((dir) => {
+    const file = path.join(dir, 'current');
+    const fd = fs.openSync(file, 'r');
+    const st = fs.fstatSync(fd);
+    const lines = readLogdir(dir);
+    const last = lines[lines.length - 1];
+    const f = { dir, fd, ino: st.ino, partial: '', prev: { sec: last?.sec, nano: last?.nano ?? 0 } };
+    // start at the end of what cat printed (current's last newline)
+    const size = st.size;
+    const tail = Buffer.alloc(Math.min(size, 65536));
+    fs.readSync(fd, tail, 0, tail.length, size - tail.length);
+    const nl = tail.lastIndexOf(10);
+    (f as { pos?: number }).pos = nl < 0 ? size - tail.length : size - tail.length + nl + 1;
+    return f;
+  });
+  const pos = new Map<Followed, number>(followed.map((f) => [f, (f as { pos?: number }).pos ?? 0]));
+  const drain = (f: Followed): void => {
+    const buf = Buffer.allocUnsafe(65536);
+    for (;;) {
+      const at = pos.get(f)!;
+      const n = fs.readSync(f.fd, buf, 0, buf.length, at);
+      if (n === 0) break;
+      pos.set(f, at + n);
+      const text = f.partial + buf.subarray(0, n).toString('latin1');
+      const parts = text.split('\n');
+      f.partial = parts.pop()!;
+      for (const raw of parts) {
+        const line = parseLine(f.dir, 'current', Buffer.from(raw, 'latin1').toString('utf8'), f.prev);
+        f.prev = { sec: line.sec, nano: line.nano };
+        print(line);
+      }
+    }
+  };
+  const check = (f: Followed): void => {
+    drain(f);
+    let st: fs.Stats | undefined;
+    try { st = fs.statSync(path.join(f.dir, 'current')); } catch { return; }
+    if (st.ino !== f.ino) {
+      drain(f);
+      fs.closeSync(f.fd);
+      f.fd = fs.openSync(path.join(f.dir, 'current'), 'r');
+      f.ino = fs.fstatSync(f.fd).ino;
+      pos.set(f, 0);
+      drain(f);
+    }
+  };
+  return new Promise<void>((resolve) => {
+    const watchers = followed.map((f) => fs.watch(f.dir, () => check(f)));
+    const stop = (): void => { for (const w of watchers) w.close(); for (const f of followed) fs.closeSync(f.fd); resolve(); };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    for (const f of followed) check(f);
+  });
+}

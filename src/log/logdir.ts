@@ -1,0 +1,418 @@
+/**
+ * One s6-log logdir: `lock` (fcntl lock held while we log), `current` (appended to; u+x
+ * once finalised), rotated archives `@<tai64n>.s` (and `.u` for files found unfinished at
+ * start-up), `state`/`newstate`/`previous`/`processed` for the processor.
+ *
+ * Lines are staged in memory and written with one write(2) per input chunk (or before a
+ * rotation). Rotation is s6-log's state machine (s6 src/daemontools-extras/s6-log.c,
+ * rotator()): each step is retried from where it stopped, after the `r` delay, when it
+ * fails. A rotated file is fsynced before it is renamed, and a new `current` exists before
+ * anything is archived, so an archive is always complete.
+ *
+ * While a logdir is not writable (a write failed — ENOSPC, EIO… — or a rotation is under
+ * way, or a processor runs) it keeps what it was given and says it is busy; the engine
+ * stops taking input until `onReady` fires. Nothing is dropped; memory stays bounded by
+ * what the caller fed before it saw the logdir busy.
+ *
+ * File I/O is synchronous (write, fsync, rename, link): each call is short, and a logger
+ * must not reorder its own writes. No process-global state: everything the logdir needs
+ * from outside (clock, timers, processor wait, warnings) comes through LogdirHost.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { tainFormat, type Tain } from '../s6/tai.ts';
+import { open as sysOpen, tryLock, close as sysClose, O_WRONLY, O_CREAT, O_NONBLOCK, O_RDONLY } from '../sys/fd.ts';
+import { spawn } from '../sys/spawn.ts';
+import type { LogdirSpec } from './script.ts';
+
+/** What a logdir needs from its host. */
+export interface LogdirHost {
+  /** Now, as TAI64N (archive names). */
+  now(): Tain;
+  /** Runs fn after ms; returns a canceller. */
+  setTimer(ms: number, fn: () => void): () => void;
+  /** Resolves with the raw wait status of a child the host reaps (processors). */
+  waitPid(pid: number): Promise<number>;
+  /** A warning for people (`unable to …`). */
+  warn(message: string): void;
+  /** File creation mode: 0666 & ~umask. */
+  readonly mask: number;
+}
+
+/** A logdir that cannot be opened at start-up (busy lock, unwritable directory…). */
+export class LogdirError extends Error {
+  override name = 'LogdirError';
+  readonly dir: string;
+  constructor(dir: string, message: string) {
+    super(message);
+    this.dir = dir;
+  }
+}
+
+const ARCHIVE = /^@[0-9a-fA-F]{24}\.[su]$/;
+
+type State =
+  | 'writable' | 'flushing'
+  | 'start' | 'rename' | 'newcurrent' | 'chmodprevious' | 'finishprevious'
+  | 'runprocessor' | 'waitprocessor' | 'syncprocessed' | 'syncnewstate' | 'unlinkprevious'
+  | 'renamestate' | 'finishprocessed';
+
+function errText(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  return e.code !== undefined ? `${e.code}${e.message !== undefined ? ` (${e.message})` : ''}` : String(err);
+}
+
+export class Logdir {
+  readonly spec: LogdirSpec;
+  readonly dir: string;
+  /** Called when the logdir becomes writable again with nothing left staged. */
+  onReady: () => void = () => {};
+  readonly #host: LogdirHost;
+  #lockFd: number;
+  #fd: number;
+  /** Bytes in `current` (written). */
+  #size: number;
+  #buf: Buffer = Buffer.allocUnsafe(256 * 1024);
+  #len = 0;
+  #state: State = 'writable';
+  #cancelRetry: (() => void) | undefined;
+  #failed = false;
+  #closed = false;
+  #pid = 0;
+  #readyWaiters: (() => void)[] = [];
+
+  private constructor(spec: LogdirSpec, host: LogdirHost, lockFd: number, fd: number, size: number) {
+    this.spec = spec;
+    this.dir = spec.dir;
+    this.#host = host;
+    this.#lockFd = lockFd;
+    this.#fd = fd;
+    this.#size = size;
+  }
+
+  /**
+   * Creates (0700) and locks the logdir, recovers what an earlier logger left (tools.md
+   * §8.5), opens `current`. Throws LogdirError.
+   */
+  static open(spec: LogdirSpec, host: LogdirHost): Logdir {
+    const dir = spec.dir;
+    const p = (name: string): string => path.join(dir, name);
+    const fail = (what: string, err: unknown): never => { throw new LogdirError(dir, `unable to ${what}: ${errText(err)}`); };
+    try { fs.mkdirSync(dir, { mode: 0o700 }); } catch (err) { if ((err as NodeJS.ErrnoException).code !== 'EEXIST') fail(`mkdir ${dir}`, err); }
+    let lockFd = -1;
+    try { lockFd = sysOpen(p('lock'), O_WRONLY | O_CREAT | O_NONBLOCK, host.mask); } catch (err) { fail(`open ${p('lock')}`, err); }
+    let locked = false;
+    try { locked = tryLock(lockFd, p('lock')); } catch (err) { sysClose(lockFd); fail(`lock ${p('lock')}`, err); }
+    if (!locked) { sysClose(lockFd); throw new LogdirError(dir, `unable to lock ${p('lock')}: Device or resource busy`); }
+    const ld = new Logdir(spec, host, lockFd, -1, 0);
+    try {
+      let st: fs.Stats | undefined = fs.statSync(p('current'), { throwIfNoEntry: false });
+      if (st === undefined || (st.mode & 0o100) === 0) {
+        ld.#unlinkQuiet('state');
+        ld.#unlinkQuiet('newstate');
+        const processed = fs.statSync(p('processed'), { throwIfNoEntry: false });
+        if (processed !== undefined && (processed.mode & 0o100) !== 0) {
+          ld.#unlinkQuiet('previous');
+          ld.#finish('processed', 's');
+        } else {
+          ld.#unlinkQuiet('processed');
+          ld.#finish('previous', 'u');
+        }
+        ld.#finish('current', 'u');
+        fs.closeSync(fs.openSync(p('state'), 'w', host.mask));
+        st = undefined;
+      }
+      ld.#fd = fs.openSync(p('current'), fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT, host.mask);
+      fs.fchmodSync(ld.#fd, host.mask);
+      ld.#size = st?.size ?? 0;
+    } catch (err) {
+      sysClose(lockFd);
+      if (ld.#fd >= 0) fs.closeSync(ld.#fd);
+      if (err instanceof LogdirError) throw err;
+      fail(`initialise logdir ${dir}`, err);
+    }
+    return ld;
+  }
+
+  /** True while writes, a rotation or a processor hold the logdir (input should wait). */
+  get busy(): boolean { return this.#state !== 'writable'; }
+
+  /** Bytes staged but not yet written. */
+  get staged(): number { return this.#len; }
+
+  /** Makes room for n more staged bytes; returns the staging buffer and where to write. */
+  reserve(n: number): Buffer {
+    if (this.#len + n > this.#buf.length) {
+      const next = Buffer.allocUnsafe(Math.max(this.#buf.length * 2, this.#len + n));
+      this.#buf.copy(next, 0, 0, this.#len);
+      this.#buf = next;
+    }
+    return this.#buf;
+  }
+
+  /** Stages one output line: header, line bytes, newline. Rotates when due. */
+  stage(header: Buffer, src: Buffer, start: number, end: number): void {
+    const n = header.length + (end - start) + 1;
+    const buf = this.#len + n > this.#buf.length ? this.reserve(n) : this.#buf;
+    let at = this.#len;
+    if (header.length > 0) at += header.copy(buf, at);
+    at += src.copy(buf, at, start, end);
+    buf[at++] = 10;
+    this.#len = at;
+    if (this.#state === 'writable' && this.#size + this.#len + this.spec.tolerance >= this.spec.maxSize) {
+      if (this.#flush()) this.#rotate();
+    }
+  }
+
+  /** Writes what is staged (end of an input chunk). */
+  flush(): void {
+    if (this.#state === 'writable') this.#flush();
+  }
+
+  /** Forced rotation (SIGALRM): only if current is not empty, as s6-log 2.11. */
+  rotateNow(): void {
+    if (this.#state !== 'writable') return;
+    if (!this.#flush()) return;
+    if (this.#size > 0) this.#rotate();
+  }
+
+  /** Waits until writable with nothing staged, then fsyncs current and marks it u+x; releases the lock. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    for (;;) {
+      if (this.#state === 'writable' && this.#flush()) {
+        try {
+          fs.fsyncSync(this.#fd);
+          fs.fchmodSync(this.#fd, this.#host.mask | 0o100);
+          break;
+        } catch (err) {
+          this.#host.warn(`unable to finalise ${this.dir}/current: ${errText(err)}`);
+          await new Promise<void>((resolve) => { this.#host.setTimer(this.spec.retryMs, resolve); });
+          continue;
+        }
+      }
+      await new Promise<void>((resolve) => { this.#readyWaiters.push(resolve); });
+    }
+    this.#closed = true;
+    this.#cancelRetry?.();
+    fs.closeSync(this.#fd);
+    sysClose(this.#lockFd);
+  }
+
+  /** Writes staged bytes; on failure enters 'flushing' with a retry. True when nothing is left. */
+  #flush(): boolean {
+    let off = 0;
+    try {
+      while (off < this.#len) off += fs.writeSync(this.#fd, this.#buf, off, this.#len - off);
+    } catch (err) {
+      this.#size += off;
+      this.#buf.copy(this.#buf, 0, off, this.#len);
+      this.#len -= off;
+      if (!this.#failed) this.#host.warn(`unable to write to ${this.dir}/current: ${errText(err)}`);
+      this.#failed = true;
+      this.#state = 'flushing';
+      this.#retryLater();
+      return false;
+    }
+    this.#size += off;
+    this.#len = 0;
+    return true;
+  }
+
+  #retryLater(): void {
+    this.#cancelRetry?.();
+    this.#cancelRetry = this.#host.setTimer(this.spec.retryMs, () => {
+      this.#cancelRetry = undefined;
+      this.#retry();
+    });
+  }
+
+  #retry(): void {
+    if (this.#state === 'flushing') {
+      if (!this.#flush()) return;
+      this.#state = 'writable';
+      if (this.#size + this.spec.tolerance >= this.spec.maxSize) { this.#rotate(); if (this.busy) return; }
+      this.#becameReady();
+    } else {
+      this.#run();
+      if (!this.busy) this.#becameReady();
+    }
+  }
+
+  #becameReady(): void {
+    if (this.#len > 0) {
+      if (!this.#flush()) return;
+      if (this.#size + this.spec.tolerance >= this.spec.maxSize) { this.#rotate(); if (this.busy) return; }
+    }
+    if (this.#failed) { this.#failed = false; this.#host.warn(`writing to ${this.dir}/current again`); }
+    const waiters = this.#readyWaiters;
+    this.#readyWaiters = [];
+    for (const w of waiters) w();
+    this.onReady();
+  }
+
+  #rotate(): void {
+    this.#state = 'start';
+    this.#run();
+  }
+
+  #p(name: string): string { return path.join(this.dir, name); }
+
+  #unlinkQuiet(name: string): void {
+    try { fs.unlinkSync(this.#p(name)); } catch { /* absent: nothing to remove */ }
+  }
+
+  /** s6-log's finish(): archive `name` as @now.suffix (if it has one link and data), unlink it, trim. */
+  #finish(name: string, suffix: 's' | 'u'): void {
+    const file = this.#p(name);
+    const st = fs.statSync(file, { throwIfNoEntry: false });
+    if (st === undefined) return;
+    if (st.nlink === 1 && st.size > 0) fs.linkSync(file, this.#p(`${tainFormat(this.#host.now())}.${suffix}`));
+    fs.unlinkSync(file);
+    this.#trim();
+  }
+
+  #trim(): void {
+    const archives: { name: string; size: number }[] = [];
+    let total = 0;
+    for (const name of fs.readdirSync(this.dir)) {
+      if (!ARCHIVE.test(name)) continue;
+      const st = fs.statSync(this.#p(name), { throwIfNoEntry: false });
+      if (st === undefined) continue;
+      archives.push({ name, size: st.size });
+      total += st.size;
+    }
+    const { maxFiles, maxTotal } = this.spec;
+    if (archives.length <= maxFiles && (maxTotal === 0 || total <= maxTotal)) return;
+    archives.sort((a, b) => (a.name.slice(1, 26).toLowerCase() < b.name.slice(1, 26).toLowerCase() ? -1 : 1));
+    for (let i = 0, left = archives.length; left > maxFiles || (maxTotal !== 0 && total > maxTotal); i++, left--) {
+      const a = archives[i]!;
+      try {
+        fs.unlinkSync(this.#p(a.name));
+        total -= a.size;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') total -= a.size;
+        this.#host.warn(`unable to unlink ${this.#p(a.name)}: ${errText(err)}`);
+      }
+    }
+  }
+
+  /** Runs rotation steps from the current state until done, waiting, or failed (retry scheduled). */
+  #run(): void {
+    const mask = this.#host.mask;
+    let step = '';
+    try {
+      for (;;) {
+        switch (this.#state) {
+          case 'start':
+            step = `fsync ${this.dir}/current`;
+            fs.fsyncSync(this.#fd);
+            this.#state = 'rename';
+            break;
+          case 'rename':
+            step = `rename ${this.dir}/current to ${this.dir}/previous`;
+            fs.renameSync(this.#p('current'), this.#p('previous'));
+            this.#state = 'newcurrent';
+            break;
+          case 'newcurrent': {
+            step = `open ${this.dir}/current`;
+            const fd = fs.openSync(this.#p('current'), fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT, mask);
+            fs.closeSync(this.#fd);
+            this.#fd = fd;
+            this.#size = 0;
+            this.#state = 'chmodprevious';
+            break;
+          }
+          case 'chmodprevious':
+            step = `chmod ${this.dir}/previous`;
+            fs.chmodSync(this.#p('previous'), mask | 0o100);
+            this.#state = this.spec.processor === undefined ? 'finishprevious' : 'runprocessor';
+            break;
+          case 'finishprevious':
+            step = `finish previous .s to logdir ${this.dir}`;
+            this.#finish('previous', 's');
+            this.#state = 'writable';
+            return;
+          case 'runprocessor':
+            step = `spawn processor for logdir ${this.dir}`;
+            this.#pid = this.#spawnProcessor();
+            this.#state = 'waitprocessor';
+            this.#host.waitPid(this.#pid).then((wstat) => this.#processorDone(wstat), (err: unknown) => {
+              this.#host.warn(`unable to wait for processor of ${this.dir}: ${errText(err)}`);
+              this.#state = 'runprocessor';
+              this.#retryLater();
+            });
+            return;
+          case 'waitprocessor':
+            return;
+          case 'syncprocessed': {
+            step = `fsync ${this.dir}/processed`;
+            const fd = fs.openSync(this.#p('processed'), 'a');
+            try { fs.fsyncSync(fd); fs.fchmodSync(fd, mask | 0o100); } finally { fs.closeSync(fd); }
+            this.#state = 'syncnewstate';
+            break;
+          }
+          case 'syncnewstate': {
+            step = `fsync ${this.dir}/newstate`;
+            const fd = fs.openSync(this.#p('newstate'), 'a');
+            try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+            this.#state = 'unlinkprevious';
+            break;
+          }
+          case 'unlinkprevious':
+            step = `unlink ${this.dir}/previous`;
+            try { fs.unlinkSync(this.#p('previous')); } catch (err) { if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; }
+            this.#state = 'renamestate';
+            break;
+          case 'renamestate':
+            step = `rename ${this.dir}/newstate to ${this.dir}/state`;
+            fs.renameSync(this.#p('newstate'), this.#p('state'));
+            this.#state = 'finishprocessed';
+            break;
+          case 'finishprocessed':
+            step = `finish processed .s to logdir ${this.dir}`;
+            this.#finish('processed', 's');
+            this.#state = 'writable';
+            return;
+          case 'writable': case 'flushing':
+            return;
+        }
+      }
+    } catch (err) {
+      this.#host.warn(`unable to ${step}: ${errText(err)}`);
+      this.#retryLater();
+    }
+  }
+
+  #spawnProcessor(): number {
+    const opened: number[] = [];
+    try {
+      const o = (name: string, flags: number): number => { const fd = sysOpen(this.#p(name), flags, 0o666); opened.push(fd); return fd; };
+      const TRUNC = 0o1000;
+      const fds = new Map<number, number>([
+        [0, o('previous', O_RDONLY)],
+        [1, o('processed', O_WRONLY | O_CREAT | TRUNC)],
+        [4, o('state', O_RDONLY)],
+        [5, o('newstate', O_WRONLY | O_CREAT | TRUNC)],
+      ]);
+      return spawn({ path: '/bin/sh', argv: ['/bin/sh', '-c', this.spec.processor!], cwd: this.dir, fds, newSession: false });
+    } finally {
+      for (const fd of opened) sysClose(fd);
+    }
+  }
+
+  #processorDone(wstat: number): void {
+    this.#pid = 0;
+    if (this.#state !== 'waitprocessor') return;
+    if (wstat !== 0) {
+      const how = (wstat & 0x7f) === 0 ? `exited ${(wstat >> 8) & 0xff}` : `crashed (signal ${wstat & 0x7f})`;
+      this.#host.warn(`processor for ${this.dir} ${how}`);
+      this.#state = 'runprocessor';
+      this.#retryLater();
+      return;
+    }
+    this.#state = 'syncprocessed';
+    this.#run();
+    if (!this.busy) this.#becameReady();
+  }
+}
