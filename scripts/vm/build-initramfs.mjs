@@ -1,0 +1,175 @@
+#!/usr/bin/env node
+// Builds the initramfs that boots t6 on a real kernel in qemu (test/boot, `npm run demo:vm`):
+// a newc cpio, zstd-compressed (BOOT-LAB.md: the fastest to build and to boot), holding
+//
+//   /bin/busybox + a relative symlink per applet (sh, getty, login, mount, poweroff, …)
+//   /etc/passwd, /etc/group  passwordless root login, as in the article; /etc/profile
+//   /opt/t6/                 dist/*.cjs, bin/ wrappers, the pinned Node (stripped), koffi
+//   /lib…, /lib64…           the shared libraries node and koffi.node need (from ldd)
+//   /sbin/init               stage 1 (by default scripts/vm/rootfs/sbin/init, a shell stand-in
+//                            for t6-linux-init; --init FILE puts another file there)
+//   /etc/t6-linux-init/current/   the boot tree: run-image/ (copied to /run), scripts/
+//
+// Everything under scripts/vm/rootfs is copied as is; --overlay DIR adds more (after it).
+//
+// Usage: node scripts/vm/build-initramfs.mjs [--out FILE] [--init FILE] [--overlay DIR]…
+//          [--compress zstd|gzip|none] [--no-strip] [--busybox PATH]
+// Default output: .cache/vm/initramfs.img. Prints a JSON summary on stdout.
+// Needs: busybox (static; Debian's busybox-static), cpio, zstd or gzip, ldd; strip if present.
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const started = Date.now();
+
+function usage(message) {
+  process.stderr.write(`build-initramfs: ${message}\nusage: build-initramfs.mjs [--out FILE] [--init FILE] [--overlay DIR]… [--compress zstd|gzip|none] [--no-strip] [--busybox PATH]\n`);
+  process.exit(100);
+}
+
+const opts = { out: path.join(root, '.cache/vm/initramfs.img'), init: undefined, overlays: [], compress: undefined, strip: true, busybox: undefined };
+const argv = process.argv.slice(2);
+for (let i = 0; i < argv.length; i++) {
+  const a = argv[i];
+  const value = () => { if (i + 1 >= argv.length) usage(`${a} needs a value`); return argv[++i]; };
+  if (a === '--out') opts.out = path.resolve(value());
+  else if (a === '--init') opts.init = path.resolve(value());
+  else if (a === '--overlay') opts.overlays.push(path.resolve(value()));
+  else if (a === '--compress') opts.compress = value();
+  else if (a === '--no-strip') opts.strip = false;
+  else if (a === '--busybox') opts.busybox = path.resolve(value());
+  else usage(`unknown argument ${a}`);
+}
+
+function which(cmd) {
+  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(':')) {
+    const p = path.join(dir || '.', cmd);
+    try { fs.accessSync(p, fs.constants.X_OK); return p; } catch { /* next */ }
+  }
+  return undefined;
+}
+function fail(message) {
+  process.stderr.write(`build-initramfs: ${message}\n`);
+  process.exit(1);
+}
+
+const compress = opts.compress ?? (which('zstd') ? 'zstd' : 'gzip');
+if (!['zstd', 'gzip', 'none'].includes(compress)) usage(`unknown compression ${compress}`);
+if (compress !== 'none' && !which(compress)) fail(`${compress} not found`);
+if (!which('cpio')) fail('cpio not found (apt-get install cpio)');
+const busybox = opts.busybox ?? ['/bin/busybox', '/usr/bin/busybox'].find((p) => fs.existsSync(p)) ?? which('busybox');
+if (busybox === undefined) fail('busybox not found (apt-get install busybox-static)');
+const node = path.join(root, 'node_modules/node/bin/node');
+const koffiNode = path.join(root, 'node_modules/@koromix/koffi-linux-x64/linux_x64/koffi.node');
+for (const f of [node, koffiNode, path.join(root, 'dist/t6-svscan.cjs'), path.join(root, 'bin/t6-svscan')]) {
+  if (!fs.existsSync(f)) fail(`${path.relative(root, f)} is missing (npm ci, then npm run build)`);
+}
+
+const outDir = path.dirname(opts.out);
+const stage = path.join(outDir, 'rootfs');
+fs.rmSync(stage, { recursive: true, force: true });
+fs.mkdirSync(stage, { recursive: true });
+const at = (p) => path.join(stage, p);
+const mkdir = (p) => fs.mkdirSync(at(p), { recursive: true });
+function copy(from, to, mode) {
+  mkdir(path.dirname(to));
+  fs.copyFileSync(from, at(to)); // follows symbolic links: the image gets the real file
+  fs.chmodSync(at(to), mode ?? (fs.statSync(from).mode & 0o7777));
+}
+/** Copies a directory tree, keeping modes and symbolic links. */
+function copyTree(from, to, filter = () => true) {
+  for (const ent of fs.readdirSync(from, { withFileTypes: true })) {
+    const src = path.join(from, ent.name);
+    const dst = path.join(to, ent.name);
+    if (!filter(src, ent)) continue;
+    if (ent.isDirectory()) { mkdir(dst); fs.chmodSync(at(dst), fs.statSync(src).mode & 0o7777); copyTree(src, dst, filter); }
+    else if (ent.isSymbolicLink()) { mkdir(path.dirname(dst)); fs.rmSync(at(dst), { force: true }); fs.symlinkSync(fs.readlinkSync(src), at(dst)); }
+    else if (ent.isFile()) { fs.rmSync(at(dst), { force: true }); copy(src, dst); }
+  }
+}
+
+for (const d of ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'etc', 'proc', 'sys', 'dev', 'run', 'tmp', 'root', 'opt/t6']) mkdir(d);
+fs.chmodSync(at('tmp'), 0o1777);
+fs.chmodSync(at('root'), 0o700);
+
+// busybox and its applets, as relative links (never `busybox --install`, which would link
+// to the staging path). init and linuxrc are left out: /sbin/init is ours.
+copy(busybox, 'bin/busybox', 0o755);
+const applets = execFileSync(busybox, ['--list-full'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+for (const rel of applets) {
+  if (/(^|\/)(init|linuxrc|busybox)$/.test(rel)) continue;
+  mkdir(path.dirname(rel));
+  fs.symlinkSync(path.relative(path.dirname(rel), 'bin/busybox'), at(rel));
+}
+
+// The pinned Node and t6, laid out as in the repository so bin/ wrappers and koffi's
+// package resolution work unchanged.
+copy(node, 'opt/t6/node_modules/node/bin/node', 0o755);
+let stripped = false;
+if (opts.strip && which('strip')) {
+  // -s keeps .dynsym, which koffi needs to find napi_* (BOOT-LAB.md).
+  stripped = spawnSync('strip', ['-s', at('opt/t6/node_modules/node/bin/node')], { stdio: 'inherit' }).status === 0;
+}
+copy(path.join(root, 'package.json'), 'opt/t6/package.json');
+for (const f of fs.readdirSync(path.join(root, 'dist'))) {
+  if (f.endsWith('.cjs') || f.endsWith('.json')) copy(path.join(root, 'dist', f), `opt/t6/dist/${f}`);
+}
+for (const f of fs.readdirSync(path.join(root, 'bin'))) copy(path.join(root, 'bin', f), `opt/t6/bin/${f}`);
+// koffi: src/sys/libc.ts loads @koromix/koffi-linux-x64's koffi.node directly and falls
+// back to koffi's JS loader; ship both, JS files only (no sources, docs or musl build).
+const koffiDir = path.join(root, 'node_modules/koffi');
+copyTree(koffiDir, 'opt/t6/node_modules/koffi', (src, ent) => {
+  const rel = path.relative(koffiDir, src);
+  if (ent.isDirectory()) return rel === 'src' || rel.startsWith('src/');
+  return /\.(c?js|json)$/.test(ent.name) && !rel.endsWith('.d.ts');
+});
+const koffiBin = path.join(root, 'node_modules/@koromix/koffi-linux-x64');
+for (const f of ['package.json', 'index.js']) copy(path.join(koffiBin, f), `opt/t6/node_modules/@koromix/koffi-linux-x64/${f}`);
+copy(koffiNode, 'opt/t6/node_modules/@koromix/koffi-linux-x64/linux_x64/koffi.node');
+
+// Shared libraries, at the paths ldd names (glibc searches the multiarch folders without
+// an ld.so.cache).
+const libs = new Set();
+for (const elf of [node, koffiNode]) {
+  for (const line of execFileSync('ldd', [elf], { encoding: 'utf8' }).split('\n')) {
+    const m = /=>\s*(\/\S+)/.exec(line) ?? /^\s*(\/\S+)\s+\(/.exec(line);
+    if (m) libs.add(m[1]);
+  }
+}
+for (const lib of libs) copy(lib, lib.slice(1));
+
+// The init tree and login files, then --init and --overlay.
+copyTree(path.join(root, 'scripts/vm/rootfs'), '.');
+if (opts.init !== undefined) { fs.rmSync(at('sbin/init'), { force: true }); copy(opts.init, 'sbin/init', 0o755); }
+for (const dir of opts.overlays) copyTree(dir, '.');
+fs.chmodSync(at('etc/passwd'), 0o644);
+
+// newc archive, owned by root; sorted so that directories come before their contents.
+const tmp = `${opts.out}.tmp`;
+const packer = { zstd: ' | zstd -q -3 -T0', gzip: ' | gzip -6', none: '' }[compress];
+const r = spawnSync('bash', ['-c', `set -eo pipefail; find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet${packer} > "$1"`, 'bash', tmp], { cwd: stage, stdio: 'inherit' });
+if (r.status !== 0) fail(`cpio${packer} failed`);
+fs.renameSync(tmp, opts.out);
+
+const du = (dir) => {
+  let n = 0;
+  for (const ent of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, ent.name);
+    if (ent.isDirectory()) n += du(p);
+    else if (ent.isFile()) n += fs.statSync(p).size;
+  }
+  return n;
+};
+process.stdout.write(JSON.stringify({
+  image: opts.out,
+  compress,
+  imageBytes: fs.statSync(opts.out).size,
+  stagedBytes: du(stage),
+  nodeStripped: stripped,
+  libraries: [...libs].sort(),
+  applets: applets.length,
+  init: opts.init ?? 'scripts/vm/rootfs/sbin/init',
+  ms: Date.now() - started,
+}, null, 2) + '\n');
