@@ -123,12 +123,12 @@ export async function initLive(opts: InitOptions): Promise<Live> {
   }
   // Switch LIVE atomically: a new symlink renamed over the old one.
   const tmpLink = `${opts.live}:t6-rc-init:link`;
-  fs.rmSync(tmpLink, { force: true });
+  unlinkIfExists(tmpLink);
   fs.symlinkSync(path.basename(real), tmpLink);
   try {
     fs.renameSync(tmpLink, opts.live);
   } catch (err) {
-    fs.rmSync(tmpLink, { force: true });
+    unlinkIfExists(tmpLink);
     throw new LiveError(`unable to switch ${opts.live} to ${real}: ${err instanceof Error ? err.message : String(err)}`, 111);
   }
   await linkIntoScandir(opts.live, opts.scandir, opts.prefix, longruns.map((s) => s.name), opts.timeoutMs);
@@ -151,7 +151,7 @@ export async function linkIntoScandir(live: string, scandir: string, prefix: str
   try {
     for (const name of names) {
       const link = path.join(scandir, prefix + name);
-      fs.rmSync(link, { force: true });
+      unlinkIfExists(link);
       fs.symlinkSync(liveServicedir(live, name), link);
     }
     try {
@@ -170,5 +170,14 @@ export async function linkIntoScandir(live: string, scandir: string, prefix: str
   } finally {
     clearTimeout(timer);
     for (const l of listeners) l.close();
+  }
+}
+
+/** Removes a file or symlink (never what a symlink points to); absent is fine. */
+export function unlinkIfExists(p: string): void {
+  try {
+    fs.unlinkSync(p);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
 }

@@ -1,0 +1,81 @@
+/**
+ * t6-rc-update: switches the live state to a new compiled database (s6-rc-update).
+ * Exit codes: 0 ok; before the switch: 3/5/6 bad conversion file, 4 bad database or state,
+ * 9 a stop transition failed, 10 timed out (the old database stays live); after the switch:
+ * 1 a start transition failed, 2 timed out; 100 usage; 111 system error.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { type CommandIo, FatalError, UsageError } from './_run.ts';
+import { getopt, uintOption } from './_getopt.ts';
+import { loadDb, DbError } from '../rc/db.ts';
+import { DEFAULT_LIVE, LiveError, openLive } from '../rc/live.ts';
+import { Change } from '../rc/engine.ts';
+import { parseConversions, planUpdate, switchLive } from '../rc/update.ts';
+
+const USAGE = 't6-rc-update [ -n ] [ -v verbosity ] [ -t timeout ] [ -l live ] [ -f convfile ] [ -b ] [ -e ] newdb';
+const HELP = `usage: ${USAGE}
+Switches the live state (default ${DEFAULT_LIVE}) to the compiled database newdb while the
+services run: stops what must restart (gone, changed type, "restart" in convfile, or
+depending on such), switches atomically, then starts the new counterparts. Services that
+stay up keep running under the same supervisor.
+  -f convfile   lines "OLD [-> NEW] [restart]": renames and forced restarts
+  -n            print what would be stopped and started; do nothing
+  -e            also stop essential services that must restart
+  -t ms         timeout for each of the two changes
+`;
+
+export async function main(args: string[], io: CommandIo): Promise<number> {
+  if (args.includes('--help')) { io.out(HELP); return 0; }
+  const { options, rest } = getopt(args, { flags: 'nbe', withArg: 'vtlf' });
+  let live = DEFAULT_LIVE;
+  let verbosity = 1;
+  let timeoutMs = 0;
+  let convFile: string | undefined;
+  let dryRun = false;
+  let stopEssentials = false;
+  for (const { name, value } of options) {
+    if (name === 'l') live = value!;
+    else if (name === 'v') verbosity = uintOption('v', value);
+    else if (name === 't') timeoutMs = uintOption('t', value);
+    else if (name === 'f') convFile = value;
+    else if (name === 'n') dryRun = true;
+    else if (name === 'e') stopEssentials = true;
+  }
+  if (rest.length !== 1) throw new UsageError(USAGE);
+  const newdb = rest[0]!;
+  if (!path.isAbsolute(newdb) || !path.isAbsolute(live)) throw new UsageError(`${USAGE}\nnewdb and live must be absolute paths`);
+  try {
+    const old = openLive(live);
+    let next;
+    try {
+      next = loadDb(newdb);
+    } catch (err) {
+      if (err instanceof DbError) throw new LiveError(err.message, 4);
+      throw err;
+    }
+    // Keep the path as given (a `compiled` symlink may be swapped later), as t6-rc-init does.
+    next = { ...next, dir: newdb };
+    const conv = parseConversions(convFile === undefined ? '' : fs.readFileSync(convFile, 'utf8'), old.db);
+    const plan = planUpdate(old.db, old.state, next, conv);
+    if (dryRun) {
+      const names = (db: typeof next, set: Set<number>): string => [...set].sort((a, b) => a - b).map((i) => db.services[i]!.name).join(' ');
+      io.out(`stop: ${names(old.db, plan.stop)}\nstart: ${names(next, plan.start)}\n`);
+      return 0;
+    }
+    const say = {
+      info: (t: string) => { if (verbosity >= 2) io.err(`${io.prog}: info: ${t}\n`); },
+      warn: (t: string) => { if (verbosity >= 1) io.err(`${io.prog}: warning: ${t}\n`); },
+      fatal: (t: string) => io.err(`${io.prog}: fatal: ${t}\n`),
+    };
+    const opts = { prune: false, dryRun: false, timeoutMs, verbosity };
+    const down = await new Change(old, plan.stop, { ...opts, up: false, stopEssentials }, say).done;
+    if (down === 2) return 10;
+    if (down !== 0) return 9;
+    const current = await switchLive(old, next, plan, timeoutMs);
+    return await new Change(current, plan.start, { ...opts, up: true, stopEssentials: false }, say).done;
+  } catch (err) {
+    if (err instanceof LiveError) throw new FatalError(err.message, err.exitCode);
+    throw err;
+  }
+}

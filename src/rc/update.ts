@@ -1,0 +1,208 @@
+/**
+ * t6-rc-update: switches the live state to another compiled database while services run
+ * (s6-spec/s6-rc.md §8).
+ *
+ * 1. Plan (pure, `planUpdate`): every up atomic of the old db maps to the same name, or to
+ *    its new name from the conversion file, in the new db. It must restart if it is gone,
+ *    changed type, is flagged `restart`, or (to a fixed point) depends in the new db on
+ *    something that restarts or that was not up before.
+ * 2. Stop what must restart, with the old db (failure: exit 9, timeout: 10; nothing switched).
+ * 3. A new live dir `LIVE:t6-rc-update:XXXXXX`; LIVE repointed atomically (point of no
+ *    return); old longruns unlinked from the scandir (those not carried over told `xd`);
+ *    new longruns linked (race-free, with a `down` file).
+ * 4. Start, with the new db, the new counterparts of what was stopped (failure 1, timeout 2).
+ *
+ * A t6 difference: s6-rc-update *renames* a carried-over servicedir into the new live dir;
+ * t6-svscan's supervisors address their directory by path, so t6 leaves it where it is and
+ * makes the new `servicedirs/NAME` a symlink to it (the scanner knows directories by
+ * device and inode, so the supervisor and its process go on untouched). The old live
+ * directory therefore stays while it holds carried-over servicedirs; only its other
+ * entries are removed.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { type Db, type Service, atomicsOf } from './db.ts';
+import { reverseDeps } from './plan.ts';
+import { type Live, LiveError, unlinkIfExists, linkIntoScandir, liveServicedir, openLive, writeState } from './live.ts';
+import { svscanctlSend } from '../s6/client.ts';
+import { listenFifodir, makeFifodir } from '../s6/fifodir.ts';
+
+/** One line of the conversion file: `OLD [-> NEW] [restart]`. */
+export interface Conversion {
+  to: string | undefined;
+  restart: boolean;
+}
+
+/** Parses a conversion file; throws LiveError 3 (unknown old name), 5 (not atomic), 6 (duplicate), 100 (syntax). */
+export function parseConversions(text: string, old: Db): Map<string, Conversion> {
+  const out = new Map<string, Conversion>();
+  text.split('\n').forEach((raw, n) => {
+    const words = raw.replace(/#.*/, '').trim().split(/\s+/).filter((w) => w !== '');
+    if (words.length === 0) return;
+    const [name, ...rest] = words as [string, ...string[]];
+    let to: string | undefined;
+    let restart = false;
+    for (let i = 0; i < rest.length; i++) {
+      if (rest[i] === '->' && to === undefined && rest[i + 1] !== undefined) to = rest[++i];
+      else if (rest[i] === 'restart' && !restart) restart = true;
+      else throw new LiveError(`conversion file line ${n + 1}: syntax error`, 100);
+    }
+    const s = old.byName.get(name);
+    if (s === undefined) throw new LiveError(`conversion file line ${n + 1}: ${name} is not a service of the old database`, 3);
+    if (s.type === 'bundle') throw new LiveError(`conversion file line ${n + 1}: ${name} is not an atomic service`, 5);
+    if (out.has(name)) throw new LiveError(`conversion file line ${n + 1}: ${name} appears twice`, 6);
+    out.set(name, { to, restart });
+  });
+  return out;
+}
+
+/** What an update does. */
+export interface UpdatePlan {
+  /** Old atomic indexes to bring down before the switch. */
+  stop: Set<number>;
+  /** New atomic indexes to bring up after the switch. */
+  start: Set<number>;
+  /** New longrun index → old longrun index whose running servicedir it takes over. */
+  carry: Map<number, number>;
+  /** The new db's state right after the switch (before `start`). */
+  state: boolean[];
+}
+
+/** Computes the update (pure). */
+export function planUpdate(old: Db, oldState: readonly boolean[], next: Db, conv: ReadonlyMap<string, Conversion>): UpdatePlan {
+  // The new service each up old atomic becomes, or undefined when it must restart outright.
+  const target = new Map<number, Service | undefined>();
+  const restart = new Set<number>();
+  for (let i = 0; i < old.atomics; i++) {
+    if (!oldState[i]) continue;
+    const s = old.services[i]!;
+    const c = conv.get(s.name);
+    const n = next.byName.get(c?.to ?? s.name);
+    target.set(i, n);
+    if (n === undefined || n.type !== s.type || c?.restart === true) restart.add(i);
+  }
+  // New atomics that stay up: targets of up old services that do not restart.
+  const stays = (): Map<number, number> => {
+    const m = new Map<number, number>();
+    for (const [i, n] of target) if (!restart.has(i) && n !== undefined) m.set(n.index, i);
+    return m;
+  };
+  // Fixed point: staying up requires every new dependency to stay up too; and stopping an
+  // old service stops (in the old db) whatever depends on it there.
+  const oldRdeps = reverseDeps({ atomics: old.atomics, deps: old.services.slice(0, old.atomics).map((s) => (s as { deps: number[] }).deps), essential: [] });
+  for (let changed = true; changed;) {
+    changed = false;
+    for (const i of [...restart]) {
+      for (const r of oldRdeps[i]!) if (oldState[r] && !restart.has(r)) { restart.add(r); changed = true; }
+    }
+    const up = stays();
+    for (const [ni, oi] of up) {
+      const n = next.services[ni] as Extract<Service, { deps: number[] }>;
+      if (n.deps.some((d) => !up.has(d))) { restart.add(oi); changed = true; }
+    }
+  }
+  const up = stays();
+  const state = Array.from({ length: next.atomics }, (_, i) => up.has(i));
+  const start = new Set<number>();
+  for (const i of restart) {
+    const n = target.get(i);
+    if (n !== undefined) for (const a of atomicsOf(n)) start.add(a);
+  }
+  const carry = new Map<number, number>();
+  for (const [ni, oi] of up) if (next.services[ni]!.type === 'longrun') carry.set(ni, oi);
+  return { stop: restart, start, carry, state };
+}
+
+/**
+ * Builds the new live dir for `next`, repoints LIVE, swaps the scandir links. Returns the
+ * new Live. Throws LiveError 111 on failure before the point of no return.
+ */
+export async function switchLive(old: Live, next: Db, plan: UpdatePlan, timeoutMs: number): Promise<Live> {
+  const oldReal = fs.realpathSync(old.dir);
+  const real = fs.mkdtempSync(`${old.dir}:t6-rc-update:`);
+  fs.chmodSync(real, 0o755);
+  fs.symlinkSync(next.dir, path.join(real, 'compiled'));
+  fs.symlinkSync(old.scandir, path.join(real, 'scandir'));
+  fs.writeFileSync(path.join(real, 'prefix'), old.prefix);
+  fs.writeFileSync(path.join(real, 'lock'), '');
+  writeState(real, plan.state);
+  fs.mkdirSync(path.join(real, 'servicedirs'));
+  const fresh: string[] = [];
+  const carriedOld = new Set<string>();
+  for (const s of next.services) {
+    if (s.type !== 'longrun') continue;
+    const src = path.join(next.dir, 'servicedirs', s.name);
+    const dst = path.join(real, 'servicedirs', s.name);
+    const oi = plan.carry.get(s.index);
+    if (oi !== undefined) {
+      // Online: the running servicedir stays where it is and gets the new files.
+      const running = fs.realpathSync(liveServicedir(oldReal, old.db.services[oi]!.name));
+      fs.cpSync(src, running, { recursive: true, force: true });
+      fs.symlinkSync(running, dst);
+      carriedOld.add(old.db.services[oi]!.name);
+    } else {
+      fs.cpSync(src, dst, { recursive: true });
+      fs.writeFileSync(path.join(dst, 'down'), '');
+      makeFifodir(path.join(dst, 'event'));
+      fresh.push(s.name);
+    }
+  }
+  // Point of no return.
+  const tmpLink = `${old.dir}:t6-rc-update:link`;
+  unlinkIfExists(tmpLink);
+  fs.symlinkSync(path.basename(real), tmpLink);
+  try {
+    fs.renameSync(tmpLink, old.dir);
+  } catch (err) {
+    unlinkIfExists(tmpLink);
+    fs.rmSync(real, { recursive: true, force: true });
+    throw new LiveError(`unable to switch ${old.dir}: ${err instanceof Error ? err.message : String(err)}`, 111);
+  }
+  // Unlink every old longrun. Those not carried over lose their supervisor when the
+  // scanner is told `a` (their link is gone: inactive) then `n` (prune); their directories
+  // are removed once each supervisor has said `x` (bounded wait).
+  const gone = old.db.services.filter((s) => s.type === 'longrun' && !carriedOld.has(s.name)).map((s) => path.join(oldReal, 'servicedirs', s.name));
+  const exited = waitForExits(gone, 5000);
+  for (const s of old.db.services) {
+    if (s.type === 'longrun') unlinkIfExists(path.join(old.scandir, old.prefix + s.name));
+  }
+  // Carried-over services: same directory, new name (the scanner keeps their supervisor).
+  for (const [ni] of plan.carry) {
+    const name = next.services[ni]!.name;
+    fs.symlinkSync(liveServicedir(old.dir, name), path.join(old.scandir, old.prefix + name));
+  }
+  await linkIntoScandir(old.dir, old.scandir, old.prefix, fresh, timeoutMs);
+  await svscanctlSend(old.scandir, 'n').catch(() => {});
+  await exited.promise;
+  // The old live dir: everything but the servicedirs still in use goes.
+  for (const entry of fs.readdirSync(oldReal)) {
+    if (entry !== 'servicedirs') fs.rmSync(path.join(oldReal, entry), { recursive: true, force: true });
+  }
+  for (const dir of gone) if (!exited.pending.has(dir)) fs.rmSync(dir, { recursive: true, force: true });
+  if (carriedOld.size === 0 && exited.pending.size === 0) fs.rmSync(oldReal, { recursive: true, force: true });
+  return openLive(old.dir);
+}
+
+/** Subscribes now to each dir's `x` event; `promise` resolves when all came or after `ms`. */
+function waitForExits(dirs: readonly string[], ms: number): { promise: Promise<void>; pending: Set<string> } {
+  const pending = new Set(dirs);
+  let done: () => void = () => {};
+  const listeners: { close(): void }[] = [];
+  for (const dir of dirs) {
+    try {
+      listeners.push(listenFifodir(path.join(dir, 'event'), (byte) => {
+        if (byte !== 'x') return;
+        pending.delete(dir);
+        if (pending.size === 0) done();
+      }));
+    } catch {
+      pending.delete(dir); // no event dir: nothing to wait for
+    }
+  }
+  const promise = new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    done = () => { clearTimeout(t); resolve(); };
+    if (pending.size === 0) done();
+  }).finally(() => { for (const l of listeners) l.close(); });
+  return { promise, pending };
+}
