@@ -162,7 +162,8 @@ export function parseScript(words: readonly string[]): Script {
         else {
           let re: RegExp;
           try { re = compileEre(w.slice(1)); } catch (err) {
-            if (err instanceof EreError) throw new ScriptError('syntax', w, err.message);
+            // s6-log reports a regcomp failure as an unrecognized directive
+            if (err instanceof EreError) throw new ScriptError('unrecognized', w, err.message);
             throw err;
           }
           sel = { kind: w[0] === '+' ? 'plus' : 'minus', re, source: w.slice(1) };

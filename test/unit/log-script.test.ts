@@ -26,11 +26,12 @@ test('t, T, f, 1, 2 must be one letter; = needs a name; numbers need digits: syn
   }
 });
 
-test('a bad regular expression is a syntax error at its directive', () => {
+test('a bad regular expression is an unrecognized directive (as s6-log says), with the reason', () => {
   const e = err(['+a(b', '1']);
-  assert.equal(e.code, 'syntax');
+  assert.equal(e.code, 'unrecognized');
   assert.equal(e.directive, '+a(b');
-  assert.equal(err(['-x\\1', '1']).code, 'syntax');
+  assert.equal(e.message, 'unrecognized directive: +a(b (unmatched ()');
+  assert.match(err(['-x\\1', '1']).message, /back-reference/);
 });
 
 test('no action at all is refused; trailing non-actions are only flagged', () => {
