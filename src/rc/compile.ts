@@ -395,8 +395,11 @@ export function writeCompiled(target: string, db: CompiledDb, sources: Map<strin
       const dst = path.join(sdirs, s.name);
       fs.mkdirSync(dst, { mode: 0o755 });
       for (const f of src.files) {
-        copyTree(path.join(src.dir, f), path.join(dst, f), dirsToSync);
-        if (f === 'run' || f === 'finish') fs.chmodSync(path.join(dst, f), 0o755); // as s6-rc-compile does
+        const data = src.fileData.get(f);
+        if (data === undefined) { copyTree(`${src.dir}/${f}`, `${dst}/${f}`, dirsToSync); continue; }
+        // Files were read once by the source reader; as s6-rc-compile does, run and finish
+        // are installed 0755 and the settings files 0644 (under the caller's umask).
+        writeFileSynced(`${dst}/${f}`, data.data, f === 'run' || f === 'finish' ? 0o755 : 0o644);
       }
       dirsToSync.push(dst);
       hooks.step?.(`servicedir ${s.name}`);
@@ -429,14 +432,15 @@ function existsL(p: string): boolean {
 }
 
 function fsyncPath(p: string): void {
-  const fd = fs.openSync(p, 'r');
+  const fd = fs.openSync(p, fs.constants.O_RDONLY);
   try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
 }
 
-function writeFileSynced(file: string, text: string): void {
-  const fd = fs.openSync(file, 'wx', 0o644);
+function writeFileSynced(file: string, data: string | Uint8Array, mode = 0o644): void {
+  const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, mode);
   try {
-    fs.writeSync(fd, text);
+    if (typeof data === 'string') fs.writeSync(fd, data);
+    else for (let off = 0; off < data.length;) off += fs.writeSync(fd, data, off);
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);

@@ -64,11 +64,19 @@ export interface SourceService {
   down: string[];
   /** Longrun: which of SERVICEDIR_FILES and SERVICEDIR_DIRS exist (to copy). */
   files: string[];
+  /** Longrun: the content of each of SERVICEDIR_FILES present, read once here (mode: run/finish only). */
+  fileData: Map<string, FileData>;
   notificationFd: number | undefined;
   lockFd: number | undefined;
   producerFor: NameRef | undefined;
   consumerFor: NameRef[];
   pipelineName: NameRef | undefined;
+}
+
+/** A file's bytes and permission bits, as read from the source. */
+export interface FileData {
+  data: Buffer;
+  mode: number;
 }
 
 /** What reading the sources gave. */
@@ -140,11 +148,11 @@ function errText(err: unknown): string {
 export function readService(src: string, name: string, dir: string, set: SourceSet): SourceService {
   const svc: SourceService = {
     name, source: src, dir, type: undefined, essential: false, dependencies: [], contents: [],
-    timeoutUp: 0, timeoutDown: 0, up: [], down: [], files: [], notificationFd: undefined,
+    timeoutUp: 0, timeoutDown: 0, up: [], down: [], files: [], fileData: new Map(), notificationFd: undefined,
     lockFd: undefined, producerFor: undefined, consumerFor: [], pipelineName: undefined,
   };
-  const problem = (file: string, message: string): void => { set.problems.push({ file: path.join(dir, file), message }); };
-  const warn = (file: string, message: string): void => { set.warnings.push({ file: path.join(dir, file), message }); };
+  const problem = (file: string, message: string): void => { set.problems.push({ file: `${dir}/${file}`, message }); };
+  const warn = (file: string, message: string): void => { set.warnings.push({ file: `${dir}/${file}`, message }); };
   let present: Set<string>;
   try {
     present = new Set(fs.readdirSync(dir));
@@ -193,12 +201,21 @@ export function readService(src: string, name: string, dir: string, set: SourceS
     return svc;
   }
 
-  // longrun
-  if (!present.has('run')) problem('run', 'missing: a longrun needs a run script');
-  for (const f of ['run', 'finish'] as const) if (present.has(f)) checkExecutable(dir, f, problem, warn);
-  for (const f of UINT_FILES) {
+  // longrun: read each servicedir file once; it is checked here and written from memory.
+  for (const f of SERVICEDIR_FILES) {
     if (!present.has(f)) continue;
-    const v = readUint(dir, f, present, problem, 0x7fffffff);
+    const fd = readFile(dir, f, problem, f === 'run' || f === 'finish');
+    if (fd !== undefined) svc.fileData.set(f, fd);
+  }
+  if (!present.has('run')) problem('run', 'missing: a longrun needs a run script');
+  for (const f of ['run', 'finish'] as const) {
+    const fd = svc.fileData.get(f);
+    if (fd !== undefined) checkExecutable(fd, f, problem, warn);
+  }
+  for (const f of UINT_FILES) {
+    const fd = svc.fileData.get(f);
+    if (fd === undefined) continue;
+    const v = uintOf(fd.data.toString('utf8'), f, problem, 0x7fffffff);
     if (f === 'notification-fd') svc.notificationFd = v;
     if (f === 'lock-fd') svc.lockFd = v;
     if (f === 'max-death-tally' && v !== undefined && v > 4096) warn(f, `${v} is above 4096; the supervisor keeps 4096`);
@@ -211,9 +228,9 @@ export function readService(src: string, name: string, dir: string, set: SourceS
     problem('lock-fd', `same fd as notification-fd (${svc.lockFd}); they must differ`);
   }
   for (const f of ['down-signal', 'reload-signal'] as const) {
-    if (!present.has(f)) continue;
-    const text = readText(dir, f, problem);
-    if (text === undefined) continue;
+    const fd = svc.fileData.get(f);
+    if (fd === undefined) continue;
+    const text = fd.data.toString('utf8');
     const first = text.split('\n')[0]!;
     const sig = parseSignal(first);
     if (sig === undefined || sig === 0) problem(f, `${JSON.stringify(first.slice(0, 40))} is not a signal (a name like TERM or SIGTERM, or a number)`);
@@ -222,13 +239,13 @@ export function readService(src: string, name: string, dir: string, set: SourceS
     if (!present.has(d)) continue;
     let st: fs.Stats;
     try {
-      st = fs.statSync(path.join(dir, d));
+      st = fs.statSync(`${dir}/${d}`);
     } catch (err) {
       problem(d, `unable to stat: ${errText(err)}`);
       continue;
     }
     if (!st.isDirectory()) { problem(d, 'is not a directory'); continue; }
-    if (d === 'env') checkEnvDir(path.join(dir, d), set);
+    if (d === 'env') checkEnvDir(`${dir}/${d}`, set);
   }
   for (const f of [...SERVICEDIR_FILES, ...SERVICEDIR_DIRS]) if (present.has(f)) svc.files.push(f);
   if (present.has('log')) warn('log', 'ignored: s6-rc services log through pipelines (producer-for / consumer-for), not log/');
@@ -250,14 +267,52 @@ export function readService(src: string, name: string, dir: string, set: SourceS
   return svc;
 }
 
-/** Reads a small text file, reporting a failure. */
-function readText(dir: string, file: string, problem: (f: string, m: string) => void): string | undefined {
+/** One buffer for every read of a compile: files are read whole, then copied out. */
+let readBuf = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * Reads a whole file with the fewest system calls (a compile reads thousands of small
+ * files): open, read, close; plus fstat when the mode is wanted (run, finish). A directory
+ * or special file is reported (EISDIR, EAGAIN on a FIFO opened non-blocking), and so is a
+ * name readdir listed that cannot be opened (a dangling symbolic link). `mode` is 0644
+ * unless asked for.
+ */
+function readFile(dir: string, file: string, problem: (f: string, m: string) => void, wantMode = false): FileData | undefined {
+  let fd: number;
   try {
-    return fs.readFileSync(path.join(dir, file), 'utf8');
+    fd = fs.openSync(`${dir}/${file}`, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   } catch (err) {
-    problem(file, `unable to read: ${errText(err)}`);
+    const code = (err as NodeJS.ErrnoException).code;
+    problem(file, code === 'ENOENT' ? 'dangling symbolic link' : `unable to read: ${errText(err)}`);
     return undefined;
   }
+  try {
+    let mode = 0o644;
+    if (wantMode) {
+      const st = fs.fstatSync(fd);
+      if (!st.isFile()) { problem(file, 'is not a regular file'); return undefined; }
+      mode = st.mode & 0o7777;
+    }
+    let len = 0;
+    for (;;) {
+      if (len === readBuf.length) readBuf = Buffer.concat([readBuf, Buffer.allocUnsafe(readBuf.length)]);
+      const n = fs.readSync(fd, readBuf, len, readBuf.length - len, null);
+      if (n === 0) break;
+      len += n;
+    }
+    return { data: Buffer.from(readBuf.subarray(0, len)), mode };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    problem(file, code === 'EISDIR' || code === 'EAGAIN' ? 'is not a regular file' : `unable to read: ${errText(err)}`);
+    return undefined;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Reads a small text file, reporting a failure. */
+function readText(dir: string, file: string, problem: (f: string, m: string) => void): string | undefined {
+  return readFile(dir, file, problem)?.data.toString('utf8');
 }
 
 /**
@@ -267,7 +322,10 @@ function readText(dir: string, file: string, problem: (f: string, m: string) => 
 function readUint(dir: string, file: string, present: Set<string>, problem: (f: string, m: string) => void, max: number): number | undefined {
   if (!present.has(file)) return undefined;
   const text = readText(dir, file, problem);
-  if (text === undefined) return undefined;
+  return text === undefined ? undefined : uintOf(text, file, problem, max);
+}
+
+function uintOf(text: string, file: string, problem: (f: string, m: string) => void, max: number): number | undefined {
   const t = text.replace(/\n+$/, '');
   if (!/^\d+$/.test(t)) {
     problem(file, `${JSON.stringify(t.slice(0, 40))} is not an unsigned decimal number`);
@@ -298,13 +356,13 @@ function readList(dir: string, file: string, present: Set<string>, problem: (f: 
   if ((file === 'dependencies' || file === 'contents') && present.has(dotD)) {
     let entries: string[];
     try {
-      entries = fs.readdirSync(path.join(dir, dotD)).filter((e) => !e.startsWith('.')).sort();
+      entries = fs.readdirSync(`${dir}/${dotD}`).filter((e) => !e.startsWith('.')).sort();
     } catch (err) {
       problem(dotD, err instanceof Error && (err as NodeJS.ErrnoException).code === 'ENOTDIR' ? 'is not a directory' : `unable to read: ${errText(err)}`);
       return out;
     }
     if (present.has(file)) warn(file, `ignored: ${dotD}/ is used instead`);
-    for (const e of entries) add(e, path.join(dir, dotD, e), path.join(dotD, e));
+    for (const e of entries) add(e, `${dir}/${dotD}/${e}`, `${dotD}/${e}`);
     return out;
   }
   if (!present.has(file)) return undefined;
@@ -313,24 +371,16 @@ function readList(dir: string, file: string, present: Set<string>, problem: (f: 
   for (const raw of text.split('\n')) {
     const line = raw.replace(/^[ \t]+/, '');
     if (line === '' || line.startsWith('#')) continue;
-    add(line, path.join(dir, file), file);
+    add(line, `${dir}/${file}`, file);
   }
   return out;
 }
 
 /** Lexes a oneshot script; reports syntax errors with their line. */
 function readScript(dir: string, file: string, problem: (f: string, m: string) => void): string[] | undefined {
-  const full = path.join(dir, file);
-  let buf: Buffer;
-  try {
-    const st = fs.statSync(full);
-    if (!st.isFile()) { problem(file, 'is not a regular file'); return undefined; }
-    buf = fs.readFileSync(full);
-  } catch (err) {
-    problem(file, `unable to read: ${errText(err)}`);
-    return undefined;
-  }
-  const r = lexExecline(buf);
+  const fd = readFile(dir, file, problem);
+  if (fd === undefined) return undefined;
+  const r = lexExecline(fd.data);
   if (!r.ok) { problem(file, `line ${r.line}: ${r.message}`); return undefined; }
   return r.argv;
 }
@@ -340,27 +390,10 @@ function readScript(dir: string, file: string, problem: (f: string, m: string) =
  * Not being executable is only a warning: s6-rc-compile installs them 0755 whatever their
  * mode (s6-rc's own examples ship 0644 run scripts), and so does t6.
  */
-function checkExecutable(dir: string, file: string, problem: (f: string, m: string) => void, warn: (f: string, m: string) => void): void {
-  const full = path.join(dir, file);
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(full);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    problem(file, code === 'ENOENT' ? 'dangling symbolic link' : `unable to stat: ${errText(err)}`);
-    return;
-  }
-  if (!st.isFile()) { problem(file, 'is not a regular file'); return; }
-  if ((st.mode & 0o111) === 0) warn(file, `is not executable (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}); installed as 0755`);
-  if (st.size === 0) { problem(file, 'is empty'); return; }
-  const head = Buffer.alloc(4);
-  try {
-    const fd = fs.openSync(full, 'r');
-    try { fs.readSync(fd, head, 0, 4, 0); } finally { fs.closeSync(fd); }
-  } catch (err) {
-    problem(file, `unable to read: ${errText(err)}`);
-    return;
-  }
+function checkExecutable(fd: FileData, file: string, problem: (f: string, m: string) => void, warn: (f: string, m: string) => void): void {
+  if ((fd.mode & 0o111) === 0) warn(file, `is not executable (mode ${fd.mode.toString(8).padStart(4, '0')}); installed as 0755`);
+  const head = fd.data;
+  if (head.length === 0) { problem(file, 'is empty'); return; }
   const isScript = head[0] === 0x23 && head[1] === 0x21;
   const isElf = head[0] === 0x7f && head[1] === 0x45 && head[2] === 0x4c && head[3] === 0x46;
   if (!isScript && !isElf) problem(file, 'has no #! line and is not an ELF binary: the kernel cannot execute it (start it with e.g. #!/bin/sh)');
