@@ -9,7 +9,7 @@ import path from 'node:path';
 import { type CommandIo, FatalError, UsageError } from './_run.ts';
 import { getopt, uintOption } from './_getopt.ts';
 import { loadDb, DbError } from '../rc/db.ts';
-import { DEFAULT_LIVE, LiveError, openLive } from '../rc/live.ts';
+import { DEFAULT_LIVE, LiveError, lockLive, openLive } from '../rc/live.ts';
 import { Change } from '../rc/engine.ts';
 import { parseConversions, planUpdate, switchLive } from '../rc/update.ts';
 
@@ -34,6 +34,7 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   let convFile: string | undefined;
   let dryRun = false;
   let stopEssentials = false;
+  let block = false;
   for (const { name, value } of options) {
     if (name === 'l') live = value!;
     else if (name === 'v') verbosity = uintOption('v', value);
@@ -41,11 +42,14 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     else if (name === 'f') convFile = value;
     else if (name === 'n') dryRun = true;
     else if (name === 'e') stopEssentials = true;
+    else if (name === 'b') block = true;
   }
   if (rest.length !== 1) throw new UsageError(USAGE);
   const newdb = rest[0]!;
   if (!path.isAbsolute(newdb) || !path.isAbsolute(live)) throw new UsageError(`${USAGE}\nnewdb and live must be absolute paths`);
+  let unlock = (): void => {};
   try {
+    if (!dryRun) unlock = await lockLive(live, block);
     const old = openLive(live);
     let next;
     try {
@@ -77,5 +81,7 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   } catch (err) {
     if (err instanceof LiveError) throw new FatalError(err.message, err.exitCode);
     throw err;
+  } finally {
+    unlock();
   }
 }

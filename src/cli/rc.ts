@@ -5,7 +5,7 @@
  */
 import { type CommandIo, FatalError, UsageError } from './_run.ts';
 import { getopt, uintOption } from './_getopt.ts';
-import { DEFAULT_LIVE, LiveError, type Live, openLive } from '../rc/live.ts';
+import { DEFAULT_LIVE, LiveError, type Live, lockLive, openLive } from '../rc/live.ts';
 import { Change, UnknownServiceError, diff, list, listAll, select } from '../rc/engine.ts';
 
 const USAGE = 't6-rc [ -l live ] [ -v verbosity ] [ -n ] [ -t timeout ] [ -u | -d | -D ] [ -p ] [ -a ] [ -b ] [ --json ] help|list|listall|diff|start|stop|change [ servicenames... ]';
@@ -56,13 +56,18 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   }
   const [command, ...names] = rest;
   if (command === 'help') { io.out(HELP); return 0; }
-  if (command === undefined) throw new UsageError(USAGE);
+  if (command === undefined || !['list', 'listall', 'diff', 'start', 'stop', 'change'].includes(command)) throw new UsageError(USAGE);
   if (dryRun) verbosity = Math.max(verbosity, 2);
 
+  const changing = command === 'change' || command === 'start' || command === 'stop';
   let state: Live;
+  // The lock comes before the state is read, so that two changes never work from one state.
+  let unlock = (): void => {};
   try {
+    if (changing && !dryRun) unlock = await lockLive(live, block);
     state = openLive(live);
   } catch (err) {
+    unlock();
     if (err instanceof LiveError) throw new FatalError(err.message, err.exitCode);
     throw err;
   }
@@ -70,6 +75,7 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   try {
     selection = select(state, names, addUp);
   } catch (err) {
+    unlock();
     if (err instanceof UnknownServiceError) throw new FatalError(err.message, 3);
     throw err;
   }
@@ -89,12 +95,11 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
       return d.length > 0 ? 1 : 0;
     }
     case 'start': up = true; prune = false; stopEssentials = false; break;
-    case 'stop': if (up) { up = false; } prune = false; break;
+    case 'stop': up = false; prune = false; break;
     case 'change': break;
     default: throw new UsageError(USAGE);
   }
 
-  const unlock = dryRun ? () => {} : await lockLive(live, block);
   const say = {
     info: (t: string) => { if (verbosity >= 2) io.err(`${io.prog}: info: ${t}\n`); },
     warn: (t: string) => { if (verbosity >= 1) io.err(`${io.prog}: warning: ${t}\n`); },
@@ -125,26 +130,3 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   if (code === 2) process.exit(2);
   return code;
 }
-
-/** Takes LIVE/lock exclusively (s6-rc change); -b waits for it, else contention is exit 111. */
-async function lockLive(live: string, block: boolean): Promise<() => void> {
-  const { O_RDWR, O_CREAT, open, close, tryLock } = await import('../sys/fd.ts');
-  const file = `${live}/lock`;
-  let fd: number;
-  try {
-    fd = open(file, O_RDWR | O_CREAT, 0o644);
-  } catch (err) {
-    throw new FatalError(`unable to open ${file}: ${err instanceof Error ? err.message : String(err)}`, 111);
-  }
-  // No blocking lock call in the system layer (a blocking fcntl would freeze the event
-  // loop anyway): -b retries every 20 ms. Only lock contention between two t6-rc runs waits here.
-  while (!tryLock(fd, file)) {
-    if (!block) {
-      close(fd);
-      throw new FatalError(`unable to take lock on ${file}: Resource busy`, 111);
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return () => close(fd);
-}
-

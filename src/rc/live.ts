@@ -181,3 +181,27 @@ export function unlinkIfExists(p: string): void {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
 }
+
+/**
+ * Takes `LIVE/lock` exclusively (t6-rc change, t6-rc-update) and returns its release.
+ * Contention is LiveError 111 unless `block`; there is no blocking lock call in the system
+ * layer (a blocking fcntl would freeze the event loop too), so `block` retries every 20 ms.
+ */
+export async function lockLive(live: string, block: boolean): Promise<() => void> {
+  const { O_RDWR, O_CREAT, open, close, tryLock } = await import('../sys/fd.ts');
+  const file = path.join(live, 'lock');
+  let fd: number;
+  try {
+    fd = open(file, O_RDWR | O_CREAT, 0o644);
+  } catch (err) {
+    throw new LiveError(`unable to open ${file}: ${err instanceof Error ? err.message : String(err)}`, 111);
+  }
+  while (!tryLock(fd, file)) {
+    if (!block) {
+      close(fd);
+      throw new LiveError(`unable to take lock on ${file}: Resource busy`, 111);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return () => close(fd);
+}

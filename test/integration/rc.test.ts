@@ -336,3 +336,21 @@ test('list, listall, diff (also --json), -n dry run, unknown names', async () =>
   assert.match(u.stderr, /nosuch is not a recognized identifier/);
   assert.equal(rcErr(r, ['frobnicate']).status, 100);
 });
+
+test('change takes LIVE/lock: busy is exit 111, -b waits for it', async () => {
+  const r = await rig([{ name: 'o', type: 'oneshot', up: ['true'] }]);
+  const { O_RDWR, open, close, tryLock } = await import('../../src/sys/fd.ts');
+  const fd = open(path.join(r.live, 'lock'), O_RDWR);
+  assert.ok(tryLock(fd));
+  const busy = rcErr(r, ['change', 'o']);
+  assert.equal(busy.status, 111);
+  assert.match(busy.stderr, /unable to take lock on .*lock: Resource busy/);
+  assert.equal(rcErr(r, ['list', 'o']).status, 0); // readers do not lock
+  const waiting = spawn(path.join(BIN, 't6-rc'), ['-l', r.live, '-b', 'change', 'o'], { stdio: 'ignore' });
+  const code = new Promise<number | null>((resolve) => waiting.on('exit', (c) => resolve(c)));
+  await new Promise((res) => setTimeout(res, 300));
+  assert.equal(waiting.exitCode, null);
+  close(fd);
+  assert.equal(await code, 0);
+  assert.equal(rc(r, ['-a', 'list']).stdout, 'o\n');
+});
