@@ -50,12 +50,23 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   }
   setProcessName('t6-svscan');
 
-  let scanner: Scanner;
+  const notifyReady = (): void => {
+    if (notifyFd === undefined) return;
+    try { fs.writeSync(notifyFd, '\n'); } catch (err) { report('warning', `unable to write to fd ${notifyFd}: ${String(err)}`); }
+    fs.closeSync(notifyFd);
+  };
+  // Handlers first: a signal that arrives while the scan dir is being taken is kept and
+  // acted on right after (with no handler, SIGTERM would kill a t6-svscan that is not pid 1).
+  let scanner: Scanner | undefined;
+  const pending: ScannerSignal[] = [];
+  const signals: ScannerSignal[] = [...DIVERTIBLE_SIGNALS, 'SIGALRM', 'SIGABRT'];
+  for (const sig of signals) process.on(sig, () => { if (scanner === undefined) pending.push(sig); else scanner.signal(sig); });
+  process.on('SIGCHLD', () => scanner?.reaper.reap());
   try {
     scanner = Scanner.open({
       scandir, rescanMs, maxServices, report,
       ...(consoleFd === undefined ? {} : { consoleFd }),
-    });
+    }, notifyReady);
   } catch (err) {
     if (err instanceof ScannerSetupError) {
       io.err(`t6-svscan: fatal: ${err.message}\n`);
@@ -63,14 +74,8 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     }
     throw err;
   }
-  process.on('SIGCHLD', () => scanner.reaper.reap());
   scanner.reaper.reap();
-  const signals: ScannerSignal[] = [...DIVERTIBLE_SIGNALS, 'SIGALRM', 'SIGABRT'];
-  for (const sig of signals) process.on(sig, () => scanner.signal(sig));
-  if (notifyFd !== undefined) {
-    try { fs.writeSync(notifyFd, '\n'); } catch (err) { report('warning', `unable to write to fd ${notifyFd}: ${String(err)}`); }
-    fs.closeSync(notifyFd);
-  }
+  for (const sig of pending.splice(0)) scanner.signal(sig);
 
   // Start-up is over once the first scan's supervisors are running: give back the
   // executable pages only start-up needed (pid 1 lives for months; see pageOutExecutable).

@@ -140,12 +140,14 @@ export class Scanner {
 
   /**
    * Takes the scan directory (s6-svscan's startup): `.s6-svscan/` with its lock and control
-   * FIFO, then the first scan. Throws ScannerSetupError (exit 100 if another scanner runs
+   * FIFO, then `beforeFirstScan` (where -d readiness is written), then the first scan. Throws ScannerSetupError (exit 100 if another scanner runs
    * there or the directory is not usable, 111 for a system error).
    */
-  static open(opts: ScannerOptions): Scanner {
+  static open(opts: ScannerOptions, beforeFirstScan?: () => void): Scanner {
     const scanner = new Scanner(opts);
     scanner.#setUp();
+    // s6-svscan's -d readiness means "the control FIFO listens", and comes before the first scan.
+    beforeFirstScan?.();
     scanner.scan();
     if ((opts.rescanMs ?? 0) > 0) {
       scanner.#rescanTimer = setInterval(() => scanner.#guard('rescan', () => scanner.scan()), opts.rescanMs);
