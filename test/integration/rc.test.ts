@@ -154,16 +154,16 @@ test('t6-rc-init without t6-svscan on the scandir: clear error, exit 100', () =>
 });
 
 /** A service that appends "NAME EVENT" to the shared trace file. */
-function tracer(trace: string) {
+function tracer(trace: string, readyDelay = '0.2') {
   const w = (what: string): string => `echo "${what}" >> '${trace}'`;
   return {
     oneshot: (name: string, deps: string[] = []): TestService => ({
       name, type: 'oneshot', deps, up: ['sh', '-c', w(`${name} up`)], down: ['sh', '-c', w(`${name} down`)],
     }),
-    // Ready 200 ms after it starts; writes "started", then "ready" just before notifying.
+    // Ready readyDelay seconds after it starts; writes "started", then "ready" just before notifying.
     longrun: (name: string, deps: string[] = []): TestService => ({
       name, type: 'longrun', deps, notificationFd: 3,
-      run: sh(`${w(`${name} started`)}\nsleep 0.2\n${w(`${name} ready`)}\necho >&3\nexec sleep 3600`),
+      run: sh(`${w(`${name} started`)}\nsleep ${readyDelay}\n${w(`${name} ready`)}\necho >&3\nexec sleep 3600`),
       finish: sh(w(`${name} finished`)),
     }),
   };
@@ -175,7 +175,7 @@ test('order from events: a diamond starts each service after its dependencies ar
   const r = await rig((compiled, base) => {
     trace = path.join(base, 'trace');
     fs.writeFileSync(trace, '');
-    const t = tracer(trace);
+    const t = tracer(trace, '0.6');
     writeDb(compiled, [t.oneshot('base'), t.longrun('left', ['base']), t.longrun('right', ['base']), t.oneshot('top', ['left', 'right'])]);
   });
   events = Object.fromEntries(['left', 'right'].map((n) => [n, new EventLog(path.join(r.live, 'servicedirs', n))]));
