@@ -59,6 +59,13 @@ test('boot: t6-svscan is pid 1 on a real kernel; demo line, root login, t6-svsta
     assert.ok(Number(st.match[1]) > 1);
     await vm.waitFor(/\[t6\]# /, 10_000, 'prompt');
 
+    // Orphans are reaped by pid 1: a background sleep outlives its shell, is adopted by
+    // t6-svscan and must not stay a zombie once it exits.
+    vm.send("sh -c 'sleep 0.2 &'; sleep 1; cat /proc/[0-9]*/stat 2>/dev/null | grep -c ') Z '\r");
+    const zombies = await vm.waitFor(/^(\d+)$/m, 15_000, 'zombies');
+    assert.equal(zombies.match[1], '0', 'zombies left behind');
+    await vm.waitFor(/\[t6\]# /, 10_000, 'prompt');
+
     vm.send('poweroff\r');
     const typed = vm.elapsed();
     const req = await vm.waitFor(/t6-init: poweroff requested at ([\d.]+)s/, 15_000, 'poweroff requested');
@@ -92,6 +99,27 @@ test('boot: t6-svscan is pid 1 on a real kernel; demo line, root login, t6-svsta
     }
     t.diagnostic(`timings ${JSON.stringify(timings)}`);
     assert.equal(comm.match[1], 't6-svscan');
+  } finally {
+    vm.kill();
+  }
+});
+
+test('boot: busybox reboot (SIGTERM to pid 1) stops the services and reboots', { skip, timeout: 180_000 }, async (t) => {
+  if (missing !== undefined) assert.fail(`CI must provide qemu and the kernel: ${missing}`);
+  const { qemu, kernel } = assets as VmAssets;
+  const vm = Vm.boot({ qemu, kernel, initrd: theImage().image, timeoutMs: 90_000 });
+  try {
+    await bootToShell(vm);
+    vm.send('reboot\r');
+    const typed = vm.elapsed();
+    await vm.waitFor(/t6-init: reboot requested at [\d.]+s/, 15_000, 'reboot requested');
+    await vm.waitFor(/t6-init: sending all processes the KILL signal/, 15_000, 'finish');
+    // -no-reboot: the guest's reboot ends qemu, with status 0.
+    const restart = await vm.waitFor(/reboot: Restarting system/, 20_000, 'Restarting system');
+    const exit = await vm.waitExit(15_000);
+    assert.equal(exit.code, 0, `qemu exit status ${exit.code} (signal ${exit.signal})`);
+    assert.doesNotMatch(vm.transcript, /Power down/);
+    t.diagnostic(`reboot typed -> Restarting system: ${restart.ms - typed} ms; qemu exit at ${exit.ms} ms`);
   } finally {
     vm.kill();
   }
