@@ -6,7 +6,7 @@
  */
 import { type CommandIo, FatalError, UsageError } from './_run.ts';
 import { getopt, uintOption } from './_getopt.ts';
-import { CompileWriteError, compileSources, writeCompiled } from '../rc/compile.ts';
+import { CompileWriteError, FSYNC_PARALLEL, compileSources, writeCompiled } from '../rc/compile.ts';
 
 const USAGE = 't6-rc-compile [ -v verbosity ] compiled-dir source-dir...';
 const HELP = `usage: ${USAGE}
@@ -16,7 +16,7 @@ and writes the compiled database to compiled-dir, which must not exist yet.
 Exit: 0 compiled; 1 problems in the sources (each printed as FILE: MESSAGE); 100 usage; 111 system error.
 `;
 
-export function main(args: string[], io: CommandIo): number {
+export async function main(args: string[], io: CommandIo): Promise<number> {
   if (args[0] === '--help') { io.out(HELP); return 0; }
   const { options, rest } = getopt(args, { withArg: 'v', long: { help: 'flag' } });
   let verbosity = 1;
@@ -34,8 +34,10 @@ export function main(args: string[], io: CommandIo): number {
     if (verbosity >= 1) io.err(`${io.prog}: ${result.problems.length} problem${result.problems.length === 1 ? '' : 's'} found; nothing written\n`);
     return 1;
   }
+  // The fsyncs run in parallel on libuv's pool (see writeCompiled); size it before its first use.
+  process.env.UV_THREADPOOL_SIZE ??= String(FSYNC_PARALLEL);
   try {
-    writeCompiled(target, result.db, result.sources);
+    await writeCompiled(target, result.db, result.sources);
   } catch (err) {
     if (err instanceof CompileWriteError) throw new FatalError(err.message, 111);
     throw err;

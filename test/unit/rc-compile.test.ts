@@ -42,12 +42,12 @@ const dotD = (names: string[]): Tree => Object.fromEntries(names.map((n) => [n, 
 
 interface Run { code: number; out: string; err: string }
 
-function cli(args: string[]): Run {
+async function cli(args: string[]): Promise<Run> {
   let out = '';
   let err = '';
   const io: CommandIo = { prog: 't6-rc-compile', out: (t) => { out += t; }, err: (t) => { err += t; } };
   try {
-    return { code: main(args, io), out, err };
+    return { code: await main(args, io), out, err };
   } catch (e) {
     if (e instanceof UsageError) return { code: 100, out, err: `${err}t6-rc-compile: usage: ${e.message}\n` };
     if (e instanceof FatalError) return { code: e.exitCode, out, err: `${err}t6-rc-compile: fatal: ${e.message}\n` };
@@ -56,7 +56,7 @@ function cli(args: string[]): Run {
 }
 
 /** Builds the sources (one tree per source dir), compiles them, returns the run and paths. */
-function compileTrees(trees: Tree[], args: string[] = []): Run & { base: string; target: string; srcs: string[] } {
+async function compileTrees(trees: Tree[], args: string[] = []): Promise<Run & { base: string; target: string; srcs: string[] }> {
   const base = tmpdir('t6-rc-compile-');
   const srcs = trees.map((t, i) => {
     const dir = path.join(base, trees.length === 1 ? 'src' : `src${i + 1}`);
@@ -64,7 +64,7 @@ function compileTrees(trees: Tree[], args: string[] = []): Run & { base: string;
     return dir;
   });
   const target = path.join(base, 'compiled');
-  return { ...cli([...args, target, ...srcs]), base, target, srcs };
+  return { ...(await await cli([...args, target, ...srcs])), base, target, srcs };
 }
 
 /** The `fatal:` lines as { file, message }. */
@@ -78,7 +78,7 @@ function fatals(err: string): Array<{ file: string; message: string }> {
 }
 
 /** Asserts the compile failed (exit 1), with exactly the problems expected, and wrote nothing. */
-function assertRefused(r: ReturnType<typeof compileTrees>, expected: Array<[string, RegExp | string]>): void {
+function assertRefused(r: Awaited<ReturnType<typeof compileTrees>>, expected: Array<[string, RegExp | string]>): void {
   assert.equal(r.code, 1, `expected exit 1, got ${r.code}\n${r.err}`);
   const got = fatals(r.err).map((p) => ({ file: path.relative(r.base, p.file), message: p.message }));
   assert.equal(got.length, expected.length, `expected ${expected.length} problem(s), got:\n${r.err}`);
@@ -92,8 +92,8 @@ function assertRefused(r: ReturnType<typeof compileTrees>, expected: Array<[stri
 }
 
 function refuses(name: string, trees: Tree | Tree[], expected: Array<[string, RegExp | string]>): void {
-  test(`refused: ${name}`, () => {
-    const r = compileTrees(Array.isArray(trees) ? trees : [trees]);
+  test(`refused: ${name}`, async () => {
+    const r = await compileTrees(Array.isArray(trees) ? trees : [trees]);
     try {
       assertRefused(r, expected);
     } finally {
@@ -227,8 +227,8 @@ refuses('a bundle without contents', { b: { type: 'bundle\n' } },
 refuses('contents.d that is a file', { b: { type: 'bundle\n', 'contents.d': 'a\n' }, a: oneshot() },
   [['src/b/contents.d', 'is not a directory']]);
 
-test('refused: every problem of a source is reported in one run, in reading order', () => {
-  const r = compileTrees([{
+test('refused: every problem of a source is reported in one run, in reading order', async () => {
+  const r = await compileTrees([{
     a: { type: 'longrun\n' },
     b: oneshot('if {\n'),
     c: longrun({ dependencies: 'zz\n', 'timeout-up': 'x' }),
@@ -250,10 +250,10 @@ test('refused: every problem of a source is reported in one run, in reading orde
   }
 });
 
-test('refused: an unreadable source dir is named (exit 1)', () => {
+test('refused: an unreadable source dir is named (exit 1)', async () => {
   const base = tmpdir('t6-rc-compile-');
   try {
-    const r = cli([path.join(base, 'compiled'), path.join(base, 'nope')]);
+    const r = await cli([path.join(base, 'compiled'), path.join(base, 'nope')]);
     assert.equal(r.code, 1);
     assert.deepEqual(fatals(r.err), [{ file: path.join(base, 'nope'), message: 'unable to read the source directory: ENOENT' }]);
     assert.equal(fs.existsSync(path.join(base, 'compiled')), false);
@@ -265,8 +265,8 @@ test('refused: an unreadable source dir is named (exit 1)', () => {
 // ---- valid sources ---------------------------------------------------------------------------
 
 /** Compiles trees that must be valid; returns the db.json as written and the paths. */
-function compiled(trees: Tree[], args: string[] = []): { db: CompiledDb; r: ReturnType<typeof compileTrees> } {
-  const r = compileTrees(trees, args);
+async function compiled(trees: Tree[], args: string[] = []): Promise<{ db: CompiledDb; r: Awaited<ReturnType<typeof compileTrees>> }> {
+  const r = await compileTrees(trees, args);
   assert.equal(r.code, 0, r.err);
   assert.equal(fatals(r.err).length, 0);
   const db = JSON.parse(fs.readFileSync(path.join(r.target, 'db.json'), 'utf8')) as CompiledDb;
@@ -284,10 +284,10 @@ const depNames = (db: CompiledDb, name: string): string[] => {
   return names(db, (s as OneshotService | LongrunService).deps);
 };
 
-test("the article's demo (s6-rc: A Demo) compiles to the expected db", () => {
+test("the article's demo (s6-rc: A Demo) compiles to the expected db", async () => {
   // As in the article, with a #! line added to run (the article's heredoc lost it; without
   // one the kernel cannot execute the script, which t6-rc-compile reports).
-  const { db, r } = compiled([{
+  const { db, r } = await compiled([{
     'demo-longrun-1': {
       type: 'longrun\n',
       run: '#!/bin/sh\nwhile :; do echo "demo-longrun-1 is running"; sleep 10; done\n',
@@ -323,8 +323,8 @@ test("the article's demo (s6-rc: A Demo) compiles to the expected db", () => {
   }
 });
 
-test('indexes: longruns, then oneshots, then bundles; names sorted within a source, sources in order', () => {
-  const { db, r } = compiled([
+test('indexes: longruns, then oneshots, then bundles; names sorted within a source, sources in order', async () => {
+  const { db, r } = await compiled([
     { zb: bundle(['a']), z: oneshot(), b: longrun(), a: longrun() },
     { y: longrun(), c: oneshot(), ab: bundle(['c']) },
   ]);
@@ -339,8 +339,8 @@ test('indexes: longruns, then oneshots, then bundles; names sorted within a sour
   }
 });
 
-test('a diamond: each service gets its direct dependencies only', () => {
-  const { db, r } = compiled([{
+test('a diamond: each service gets its direct dependencies only', async () => {
+  const { db, r } = await compiled([{
     top: longrun({ 'dependencies.d': dotD(['left', 'right']) }),
     left: oneshot('true', { dependencies: 'bottom\n' }),
     right: longrun({ dependencies: '  bottom\n# a comment\n\n' }),
@@ -356,7 +356,7 @@ test('a diamond: each service gets its direct dependencies only', () => {
   }
 });
 
-test('a 10-deep chain, and bundles of bundles expanded to atomic members', () => {
+test('a 10-deep chain, and bundles of bundles expanded to atomic members', async () => {
   const tree: Tree = {};
   for (let i = 0; i < 10; i++) {
     const extra: Tree = i < 9 ? { dependencies: `s${i + 1}\n` } : {};
@@ -366,7 +366,7 @@ test('a 10-deep chain, and bundles of bundles expanded to atomic members', () =>
   tree.middle = { type: 'bundle\n', 'contents.d': dotD(['inner', 's5']) };
   tree.outer = bundle(['middle', 's0', 'inner']);
   tree.s0 = longrun({ dependencies: 's1\n', 'timeout-up': '1500\n', 'timeout-down': '250' });
-  const { db, r } = compiled([tree]);
+  const { db, r } = await compiled([tree]);
   try {
     for (let i = 0; i < 9; i++) assert.deepEqual(depNames(db, `s${i}`), [`s${i + 1}`]);
     assert.deepEqual(depNames(db, 's9'), []);
@@ -381,8 +381,8 @@ test('a 10-deep chain, and bundles of bundles expanded to atomic members', () =>
   }
 });
 
-test('a dependency on a bundle is a dependency on its members', () => {
-  const { db, r } = compiled([{ app: longrun({ dependencies: 'net\n' }), net: bundle(['dhcp', 'dns']), dhcp: longrun(), dns: oneshot() }]);
+test('a dependency on a bundle is a dependency on its members', async () => {
+  const { db, r } = await compiled([{ app: longrun({ dependencies: 'net\n' }), net: bundle(['dhcp', 'dns']), dhcp: longrun(), dns: oneshot() }]);
   try {
     assert.deepEqual(depNames(db, 'app').sort(), ['dhcp', 'dns']);
   } finally {
@@ -390,8 +390,8 @@ test('a dependency on a bundle is a dependency on its members', () => {
   }
 });
 
-test('pipelines: a funnel into a last consumer, producers depend on their consumer, the pipeline bundle', () => {
-  const { db, r } = compiled([{
+test('pipelines: a funnel into a last consumer, producers depend on their consumer, the pipeline bundle', async () => {
+  const { db, r } = await compiled([{
     p0: longrun({ 'producer-for': 'p1\n' }),
     p1: longrun({ 'consumer-for': 'p0\n', 'producer-for': 'log\n' }),
     p2: longrun({ 'producer-for': 'log\n', dependencies: 'setup\n' }),
@@ -425,8 +425,8 @@ test('pipelines: a funnel into a last consumer, producers depend on their consum
   }
 });
 
-test('a pipeline-name not on a last consumer is ignored with a warning', () => {
-  const { db, r } = compiled([{
+test('a pipeline-name not on a last consumer is ignored with a warning', async () => {
+  const { db, r } = await compiled([{
     p: longrun({ 'producer-for': 'c\n', 'pipeline-name': 'nope\n' }), c: longrun({ 'consumer-for': 'p\n' }),
   }]);
   try {
@@ -437,8 +437,8 @@ test('a pipeline-name not on a last consumer is ignored with a warning', () => {
   }
 });
 
-test('a longrun servicedir gets its s6 files, env/ and data/ as in the source; down and log/ are left out', () => {
-  const { db, r } = compiled([{
+test('a longrun servicedir gets its s6 files, env/ and data/ as in the source; down and log/ are left out', async () => {
+  const { db, r } = await compiled([{
     d: longrun({
       run: { mode: 0o644, text: RUN }, // s6-rc installs run 0755 whatever the source mode; warned
       finish: '#!/bin/sh\necho finished\n',
@@ -469,12 +469,12 @@ test('a longrun servicedir gets its s6 files, env/ and data/ as in the source; d
   }
 });
 
-test('run may be a symbolic link to the script: the script is copied', () => {
+test('run may be a symbolic link to the script: the script is copied', async () => {
   const base = tmpdir('t6-rc-compile-');
   try {
     fs.writeFileSync(path.join(base, 'real-run'), RUN, { mode: 0o755 });
     build(path.join(base, 'src'), { s: { type: 'longrun\n', run: { link: path.join(base, 'real-run') } } });
-    const r = cli([path.join(base, 'compiled'), path.join(base, 'src')]);
+    const r = await cli([path.join(base, 'compiled'), path.join(base, 'src')]);
     assert.equal(r.code, 0, r.err);
     const run = path.join(base, 'compiled/servicedirs/s/run');
     assert.equal(fs.lstatSync(run).isFile(), true);
@@ -484,8 +484,8 @@ test('run may be a symbolic link to the script: the script is copied', () => {
   }
 });
 
-test('flag-essential marks the service, and a bundle with it marks its members', () => {
-  const { db, r } = compiled([{
+test('flag-essential marks the service, and a bundle with it marks its members', async () => {
+  const { db, r } = await compiled([{
     a: oneshot('true', { 'flag-essential': '' }), b: longrun(), c: longrun(), core: bundle(['b'], { 'flag-essential': '' }),
   }]);
   try {
@@ -495,9 +495,9 @@ test('flag-essential marks the service, and a bundle with it marks its members',
   }
 });
 
-test('warnings: duplicate list entries, low notification-fd, an empty source; -v0 silences them', () => {
+test('warnings: duplicate list entries, low notification-fd, an empty source; -v0 silences them', async () => {
   const trees: Tree[] = [{ a: longrun({ dependencies: 'b\nb\n', 'notification-fd': '1\n' }), b: oneshot() }, {}];
-  const { r } = compiled(trees);
+  const { r } = await compiled(trees);
   try {
     assert.match(r.err, /warning: .*\/src1\/a\/dependencies: "b" is listed twice/);
     assert.match(r.err, /warning: .*\/src1\/a\/notification-fd: fd 1 is one of stdin, stdout, stderr/);
@@ -505,7 +505,7 @@ test('warnings: duplicate list entries, low notification-fd, an empty source; -v
   } finally {
     fs.rmSync(r.base, { recursive: true, force: true });
   }
-  const quiet = compiled(trees, ['-v0']);
+  const quiet = await compiled(trees, ['-v0']);
   try {
     assert.equal(quiet.r.err, '');
   } finally {
@@ -515,13 +515,13 @@ test('warnings: duplicate list entries, low notification-fd, an empty source; -v
 
 // ---- writing: refusal of an existing target, atomicity ---------------------------------------
 
-test('an existing target is refused (exit 111) and left untouched', () => {
+test('an existing target is refused (exit 111) and left untouched', async () => {
   const base = tmpdir('t6-rc-compile-');
   try {
     build(path.join(base, 'src'), { a: longrun() });
     fs.mkdirSync(path.join(base, 'compiled'));
     fs.writeFileSync(path.join(base, 'compiled/keep'), 'x');
-    const r = cli([path.join(base, 'compiled'), path.join(base, 'src')]);
+    const r = await cli([path.join(base, 'compiled'), path.join(base, 'src')]);
     assert.equal(r.code, 111);
     assert.match(r.err, /^t6-rc-compile: fatal: .*\/compiled already exists; choose a new directory/);
     assert.deepEqual(fs.readdirSync(path.join(base, 'compiled')), ['keep']);
@@ -531,7 +531,7 @@ test('an existing target is refused (exit 111) and left untouched', () => {
   }
 });
 
-test('a failure in the middle of writing leaves no target and no temporary directory', () => {
+test('a failure in the middle of writing leaves no target and no temporary directory', async () => {
   const base = tmpdir('t6-rc-compile-');
   try {
     const tree: Tree = {};
@@ -541,7 +541,7 @@ test('a failure in the middle of writing leaves no target and no temporary direc
     assert.ok(result.ok);
     for (const failAt of ['servicedir l2', 'files', 'rename']) {
       const target = path.join(base, 'compiled');
-      assert.throws(() => writeCompiled(target, result.db, result.sources, {
+      await assert.rejects(writeCompiled(target, result.db, result.sources, {
         step: (what) => { if (what === failAt) throw Object.assign(new Error('disk full'), { code: 'ENOSPC' }); },
       }), /unable to write .*compiled: ENOSPC/);
       assert.equal(fs.existsSync(target), false, `no target after a failure at ${failAt}`);
@@ -549,7 +549,7 @@ test('a failure in the middle of writing leaves no target and no temporary direc
     }
     // and without a failure, the same call writes it
     const steps: string[] = [];
-    writeCompiled(path.join(base, 'compiled'), result.db, result.sources, { step: (w) => steps.push(w) });
+    await writeCompiled(path.join(base, 'compiled'), result.db, result.sources, { step: (w) => steps.push(w) });
     assert.deepEqual(steps, ['servicedir l0', 'servicedir l1', 'servicedir l2', 'servicedir l3', 'servicedir l4', 'files', 'rename']);
     assert.deepEqual(fs.readdirSync(base).sort(), ['compiled', 'src']);
   } finally {
@@ -559,19 +559,19 @@ test('a failure in the middle of writing leaves no target and no temporary direc
 
 // ---- command line ------------------------------------------------------------------------
 
-test('usage: missing operands or a bad -v exit 100; --help prints the usage and exits 0', () => {
-  assert.equal(cli([]).code, 100);
-  assert.equal(cli(['only-target']).code, 100);
-  assert.match(cli(['only-target']).err, /^t6-rc-compile: usage: t6-rc-compile \[ -v verbosity \] compiled-dir source-dir\.\.\.\n$/);
-  assert.equal(cli(['-v', 'x', 'a', 'b']).code, 100);
-  assert.equal(cli(['-q', 'a', 'b']).code, 100);
-  const help = cli(['--help']);
+test('usage: missing operands or a bad -v exit 100; --help prints the usage and exits 0', async () => {
+  assert.equal((await cli([])).code, 100);
+  assert.equal((await cli(['only-target'])).code, 100);
+  assert.match((await cli(['only-target'])).err, /^t6-rc-compile: usage: t6-rc-compile \[ -v verbosity \] compiled-dir source-dir\.\.\.\n$/);
+  assert.equal((await cli(['-v', 'x', 'a', 'b'])).code, 100);
+  assert.equal((await cli(['-q', 'a', 'b'])).code, 100);
+  const help = await cli(['--help']);
   assert.equal(help.code, 0);
   assert.match(help.out, /^usage: t6-rc-compile/);
 });
 
-test('-v2 prints a summary', () => {
-  const { r } = compiled([{ a: longrun(), b: oneshot(), c: bundle(['a']) }], ['-v2']);
+test('-v2 prints a summary', async () => {
+  const { r } = await compiled([{ a: longrun(), b: oneshot(), c: bundle(['a']) }], ['-v2']);
   try {
     assert.match(r.err, /info: compiled 1 longruns, 1 oneshots, 1 bundles into /);
   } finally {
@@ -581,12 +581,12 @@ test('-v2 prints a summary', () => {
 
 // ---- the real s6-rc source format --------------------------------------------------------
 
-test('sources written in the real s6-rc style compile (execline scripts, .d dirs, pipelines, env/)', () => {
+test('sources written in the real s6-rc style compile (execline scripts, .d dirs, pipelines, env/)', async () => {
   // Modelled on the idioms of s6-rc's examples/source-router: execline run scripts, oneshots
   // with blocks, an empty down, dependencies.d/ and contents.d/, a logged daemon as a named
   // pipeline referenced by a bundle, 0644 run scripts, flag-essential.
   const logRun = '#!/command/execlineb -P\ns6-setuidgid log\nexec -c\ns6-log -d3 -- t /var/log/dns-cache\n';
-  const { db, r } = compiled([{
+  const { db, r } = await compiled([{
     'mount-proc': oneshot('if { mount -t proc proc /proc }\n', { 'flag-essential': '', down: '' }),
     'init-lan': oneshot(
       'foreground { ip addr add 127.0.0.1/8 dev lo }\nif { ip link set dev lo up }\nif\n{\n  forx -Ep i { 0 1 }\n  ip link set dev eth$i up\n}\n',
@@ -628,12 +628,12 @@ test("s6-rc's own examples (examples/demo, examples/source-router) compile", { s
     const tar = execFileSync('git', ['--git-dir', S6RC_MIRROR, 'archive', 'HEAD', 'examples']);
     execFileSync('tar', ['-x', '-C', base], { input: tar });
     const ex = path.join(base, 'examples');
-    const router = cli(['-v0', path.join(base, 'router'), path.join(ex, 'source-router')]);
+    const router = await cli(['-v0', path.join(base, 'router'), path.join(ex, 'source-router')]);
     assert.equal(router.code, 0, router.err);
     const db = loadDb(path.join(base, 'router'));
     assert.ok(db.atomics > 50);
     assert.ok(db.byName.has('dns-cache-pipeline'));
-    const demo = cli(['-v0', path.join(base, 'demo'), path.join(ex, 'demo/0'), path.join(ex, 'demo/1')]);
+    const demo = await cli(['-v0', path.join(base, 'demo'), path.join(ex, 'demo/0'), path.join(ex, 'demo/1')]);
     assert.equal(demo.code, 0, demo.err);
   } finally {
     fs.rmSync(base, { recursive: true, force: true });
@@ -642,15 +642,15 @@ test("s6-rc's own examples (examples/demo, examples/source-router) compile", { s
 
 // ---- helpers of the checker and the graph --------------------------------------------------
 
-test('findCycles reports one shortest cycle per strongly connected component', () => {
+test('findCycles reports one shortest cycle per strongly connected component', async () => {
   const g: Record<string, string[]> = { a: ['b'], b: ['c'], c: ['a', 'd'], d: ['e'], e: ['d'], f: ['f'], g: ['a'] };
   assert.deepEqual(findCycles(Object.keys(g), (n) => g[n] ?? []).map((c) => c.join(' → ')).sort(),
     ['a → b → c → a', 'd → e → d', 'f → f']);
   assert.deepEqual(findCycles(['x', 'y'], (n) => (n === 'x' ? ['y'] : [])), []);
 });
 
-test('toDot: nodes shaped by type, edges from a service to what it depends on, pipes and bundles marked', () => {
-  const { db, r } = compiled([{
+test('toDot: nodes shaped by type, edges from a service to what it depends on, pipes and bundles marked', async () => {
+  const { db, r } = await compiled([{
     p: longrun({ 'producer-for': 'c\n', dependencies: 'o\n' }), c: longrun({ 'consumer-for': 'p\n', 'notification-fd': '3\n' }),
     o: oneshot('true', { 'flag-essential': '' }), 'b "q"': bundle(['o']),
   }]);
