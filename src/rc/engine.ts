@@ -150,6 +150,7 @@ export class Change {
     try {
       let failed = false;
       for (const phase of phases) {
+        if (this.#opts.verbosity >= 3) this.#say.info(`bringing selected services ${phase.up ? 'up' : 'down'}`);
         const r = await Promise.race([this.#runPhase(phase), timedOut]);
         if (r === 'timeout') {
           this.#say.fatal('timed out');
