@@ -61,11 +61,14 @@ export function check(services: readonly SourceService[], problemsIn: readonly P
   const expanded = new Map<string, Set<string>>();
 
   /** Resolves a reference; reports an unknown or invalid name. undefined if unusable. */
-  const resolve = (ref: NameRef, role: string): SourceService | undefined => {
-    const bad = badName(ref.name);
-    if (bad !== undefined) { problem(ref.file, `invalid service name: ${bad}`); return undefined; }
+  const resolve = (ref: NameRef, role: string, owner: string, after = ''): SourceService | undefined => {
     const target = byName.get(ref.name) ?? pipelineBundles.get(ref.name);
-    if (target === undefined) { problem(ref.file, `unknown service ${JSON.stringify(ref.name)} (${role})`); return undefined; }
+    if (target === undefined) {
+      const bad = badName(ref.name); // defined names were checked when read
+      if (bad !== undefined) problem(ref.file, `invalid service name: ${bad}`);
+      else problem(ref.file, `unknown service ${JSON.stringify(ref.name)} (${role}${owner}${after})`);
+      return undefined;
+    }
     return target.type === undefined ? undefined : target; // its own problem was reported
   };
 
@@ -76,7 +79,7 @@ export function check(services: readonly SourceService[], problemsIn: readonly P
     if (s.type !== 'longrun') continue;
     for (const ref of s.consumerFor) {
       if (ref.name === s.name) { problem(ref.file, `${s.name} cannot consume its own output`); continue; }
-      const p = resolve(ref, `producer feeding ${s.name}`);
+      const p = resolve(ref, 'producer feeding ', s.name);
       if (p === undefined) continue;
       if (p.type !== 'longrun') { problem(ref.file, `${p.name} is a ${p.type}; only a longrun can be a producer`); continue; }
       const list = claims.get(p.name) ?? [];
@@ -93,7 +96,7 @@ export function check(services: readonly SourceService[], problemsIn: readonly P
     if (s.type !== 'longrun' || s.producerFor === undefined) continue;
     const ref = s.producerFor;
     if (ref.name === s.name) { problem(ref.file, `${s.name} cannot feed its own input`); continue; }
-    const c = resolve(ref, `consumer of ${s.name}'s output`);
+    const c = resolve(ref, 'consumer of ', s.name, "'s output");
     if (c === undefined) continue;
     if (c.type !== 'longrun') { problem(ref.file, `${c.name} is a ${c.type}; only a longrun can be a consumer`); continue; }
     const claimed = claims.get(s.name) ?? [];
@@ -168,7 +171,7 @@ export function check(services: readonly SourceService[], problemsIn: readonly P
     const list: SourceService[] = [];
     for (const ref of s.contents) {
       if (ref.name === s.name) { problem(ref.file, `bundle ${s.name} contains itself`); continue; }
-      const m = resolve(ref, `member of bundle ${s.name}`);
+      const m = resolve(ref, 'member of bundle ', s.name);
       if (m !== undefined) list.push(m);
     }
     members.set(s.name, list);
@@ -200,7 +203,6 @@ export function check(services: readonly SourceService[], problemsIn: readonly P
   };
   for (const s of byName.values()) if (s.type === 'bundle') expand(s, []);
 
-  const atomicsOfName = (s: SourceService): string[] => (s.type === 'bundle' ? [...(expanded.get(s.name) ?? [])] : [s.name]);
 
   // Dependencies: declared (bundles expanded) and implicit (a producer depends on its consumer).
   const deps = new Map<string, Map<string, string>>(); // service → dependency → file that causes it
@@ -208,9 +210,10 @@ export function check(services: readonly SourceService[], problemsIn: readonly P
     if (s.type === undefined || s.type === 'bundle') continue;
     const d = new Map<string, string>();
     for (const ref of s.dependencies) {
-      const t = resolve(ref, `dependency of ${s.name}`);
+      const t = resolve(ref, 'dependency of ', s.name);
       if (t === undefined) continue;
-      for (const a of atomicsOfName(t)) if (!d.has(a)) d.set(a, ref.file);
+      if (t.type !== 'bundle') { if (!d.has(t.name)) d.set(t.name, ref.file); continue; }
+      for (const a of expanded.get(t.name) ?? []) if (!d.has(a)) d.set(a, ref.file);
     }
     const consumer = validProducerFor.get(s.name);
     if (consumer !== undefined && !d.has(consumer)) d.set(consumer, s.producerFor!.file);
@@ -310,7 +313,12 @@ function buildDb(
   const bundles = all.filter((s) => s.type === 'bundle');
   const index = new Map<string, number>();
   [...longruns, ...oneshots].forEach((s, i) => index.set(s.name, i));
-  const idx = (names: Iterable<string>): number[] => [...new Set([...names].map((n) => index.get(n)!))].sort((a, b) => a - b);
+  /** Indexes of names (already unique), sorted. */
+  const idx = (names: Iterable<string>): number[] => {
+    const out: number[] = [];
+    for (const n of names) out.push(index.get(n)!);
+    return out.sort((a, b) => a - b);
+  };
 
   // Essential: flag-essential on the service, or on a bundle containing it.
   const essential = new Set<string>();

@@ -25,6 +25,8 @@
  * as JSON text).
  */
 
+import { isUtf8 } from 'node:buffer';
+
 /** The result of lexing: an argv, or what is wrong and where (1-based line). */
 export type LexResult = { ok: true; argv: string[] } | { ok: false; message: string; line: number };
 
@@ -50,10 +52,12 @@ export function lexExecline(input: Uint8Array): LexResult {
   };
   const endWord = (): string | undefined => {
     inWord = false;
+    let ascii = true;
+    for (const b of word) if (b >= 0x80) { ascii = false; break; }
+    if (ascii && word.length <= 4096) { argv.push(String.fromCharCode(...word)); return undefined; }
     const buf = Buffer.from(word);
-    const text = buf.toString('utf8');
-    if (!Buffer.from(text, 'utf8').equals(buf)) return `word ${JSON.stringify(text)} is not valid UTF-8`;
-    argv.push(text);
+    if (!isUtf8(buf)) return `word ${JSON.stringify(buf.toString('utf8'))} is not valid UTF-8`;
+    argv.push(buf.toString('utf8'));
     return undefined;
   };
 

@@ -38,6 +38,9 @@ export const SERVICEDIR_FILES = [
 /** Directories of a longrun's source copied recursively into its servicedir. */
 export const SERVICEDIR_DIRS = ['env', 'data', 'template'] as const;
 
+const COPIED: readonly string[] = [...SERVICEDIR_FILES, ...SERVICEDIR_DIRS];
+const LONGRUN_ONLY = ['run', 'finish', 'producer-for', 'consumer-for', 'pipeline-name', 'notification-fd'] as const;
+const NOT_FOR_BUNDLES = ['dependencies', 'dependencies.d', 'up', 'run', 'producer-for', 'consumer-for'] as const;
 const UINT_FILES = ['notification-fd', 'lock-fd', 'timeout-kill', 'timeout-finish', 'max-death-tally'] as const;
 const SERVICE_TYPES = ['oneshot', 'longrun', 'bundle'] as const;
 /** The service types of the source format. */
@@ -180,9 +183,7 @@ export function readService(src: string, name: string, dir: string, set: SourceS
   if (type === 'bundle') {
     svc.contents = readList(dir, 'contents', present, problem, warn) ?? [];
     if (!present.has('contents') && !present.has('contents.d')) problem('contents', 'missing: a bundle needs contents.d/ or a contents file');
-    for (const f of ['dependencies', 'dependencies.d', 'up', 'run', 'producer-for', 'consumer-for']) {
-      if (present.has(f)) warn(f, 'ignored: a bundle has no ' + f);
-    }
+    for (const f of NOT_FOR_BUNDLES) if (present.has(f)) warn(f, `ignored: a bundle has no ${f}`);
     return svc;
   }
 
@@ -195,9 +196,7 @@ export function readService(src: string, name: string, dir: string, set: SourceS
     if (!present.has('up')) problem('up', 'missing: a oneshot needs an up script');
     else svc.up = readScript(dir, 'up', problem) ?? [];
     if (present.has('down')) svc.down = readScript(dir, 'down', problem) ?? [];
-    for (const f of ['run', 'finish', 'producer-for', 'consumer-for', 'pipeline-name', 'notification-fd']) {
-      if (present.has(f)) warn(f, `ignored: ${f} is for longruns; this service is a oneshot`);
-    }
+    for (const f of LONGRUN_ONLY) if (present.has(f)) warn(f, `ignored: ${f} is for longruns; this service is a oneshot`);
     return svc;
   }
 
@@ -247,7 +246,7 @@ export function readService(src: string, name: string, dir: string, set: SourceS
     if (!st.isDirectory()) { problem(d, 'is not a directory'); continue; }
     if (d === 'env') checkEnvDir(`${dir}/${d}`, set);
   }
-  for (const f of [...SERVICEDIR_FILES, ...SERVICEDIR_DIRS]) if (present.has(f)) svc.files.push(f);
+  for (const f of COPIED) if (present.has(f)) svc.files.push(f);
   if (present.has('log')) warn('log', 'ignored: s6-rc services log through pipelines (producer-for / consumer-for), not log/');
 
   if (present.has('producer-for')) {
@@ -278,6 +277,18 @@ let readBuf = Buffer.allocUnsafe(64 * 1024);
  * unless asked for.
  */
 function readFile(dir: string, file: string, problem: (f: string, m: string) => void, wantMode = false): FileData | undefined {
+  const mode = readInto(dir, file, problem, wantMode);
+  if (mode === undefined) return undefined;
+  return { data: Buffer.from(readBuf.subarray(0, lastLen)), mode: wantMode ? mode : 0o644 };
+}
+
+let lastLen = 0;
+
+/**
+ * Reads `file` into readBuf; returns the mode when `wantMode`, else the length (and sets
+ * lastLen either way); undefined on failure (reported).
+ */
+function readInto(dir: string, file: string, problem: (f: string, m: string) => void, wantMode: boolean): number | undefined {
   let fd: number;
   try {
     fd = fs.openSync(`${dir}/${file}`, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
@@ -287,7 +298,7 @@ function readFile(dir: string, file: string, problem: (f: string, m: string) => 
     return undefined;
   }
   try {
-    let mode = 0o644;
+    let mode = 0;
     if (wantMode) {
       const st = fs.fstatSync(fd);
       if (!st.isFile()) { problem(file, 'is not a regular file'); return undefined; }
@@ -296,11 +307,13 @@ function readFile(dir: string, file: string, problem: (f: string, m: string) => 
     let len = 0;
     for (;;) {
       if (len === readBuf.length) readBuf = Buffer.concat([readBuf, Buffer.allocUnsafe(readBuf.length)]);
-      const n = fs.readSync(fd, readBuf, len, readBuf.length - len, null);
-      if (n === 0) break;
+      const want = readBuf.length - len;
+      const n = fs.readSync(fd, readBuf, len, want, null);
       len += n;
+      if (n < want) break; // a short read of a regular file is its end: skip the read that returns 0
     }
-    return { data: Buffer.from(readBuf.subarray(0, len)), mode };
+    lastLen = len;
+    return wantMode ? mode : len;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     problem(file, code === 'EISDIR' || code === 'EAGAIN' ? 'is not a regular file' : `unable to read: ${errText(err)}`);
@@ -312,7 +325,8 @@ function readFile(dir: string, file: string, problem: (f: string, m: string) => 
 
 /** Reads a small text file, reporting a failure. */
 function readText(dir: string, file: string, problem: (f: string, m: string) => void): string | undefined {
-  return readFile(dir, file, problem)?.data.toString('utf8');
+  const len = readInto(dir, file, problem, false);
+  return len === undefined ? undefined : readBuf.toString('utf8', 0, len);
 }
 
 /**
@@ -362,7 +376,8 @@ function readList(dir: string, file: string, present: Set<string>, problem: (f: 
       return out;
     }
     if (present.has(file)) warn(file, `ignored: ${dotD}/ is used instead`);
-    for (const e of entries) add(e, `${dir}/${dotD}/${e}`, `${dotD}/${e}`);
+    const base = `${dir}/${dotD}/`;
+    for (const e of entries) out.push({ name: e, file: base + e }); // a directory has no duplicates
     return out;
   }
   if (!present.has(file)) return undefined;
@@ -378,9 +393,9 @@ function readList(dir: string, file: string, present: Set<string>, problem: (f: 
 
 /** Lexes a oneshot script; reports syntax errors with their line. */
 function readScript(dir: string, file: string, problem: (f: string, m: string) => void): string[] | undefined {
-  const fd = readFile(dir, file, problem);
-  if (fd === undefined) return undefined;
-  const r = lexExecline(fd.data);
+  const len = readInto(dir, file, problem, false);
+  if (len === undefined) return undefined;
+  const r = lexExecline(readBuf.subarray(0, len));
   if (!r.ok) { problem(file, `line ${r.line}: ${r.message}`); return undefined; }
   return r.argv;
 }
