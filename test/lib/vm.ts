@@ -244,7 +244,12 @@ export class Vm {
     });
   }
 
-  /** Types text on the serial console. Send `\r` for Enter. */
+  /**
+   * Types text on the serial console. Send `\r` for Enter. busybox ash echoes what is typed
+   * and, believing the terminal 80 columns wide, breaks long command lines when echoing
+   * them: never match on the echo of a long command; make the command print a marker the
+   * echo cannot contain (e.g. `echo done-$((40+2))`, matched as `done-42`).
+   */
   send(text: string): void {
     this.child.stdin!.write(text);
   }
