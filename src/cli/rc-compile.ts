@@ -6,13 +6,14 @@
  */
 import { type CommandIo, FatalError, UsageError } from './_run.ts';
 import { getopt, uintOption } from './_getopt.ts';
-import { CompileWriteError, FSYNC_PARALLEL, compileSources, writeCompiled } from '../rc/compile.ts';
+import { CompileWriteError, FSYNC_PARALLEL, check, writeCompiled } from '../rc/compile.ts';
+import { readSources } from '../rc/source.ts';
 
 const USAGE = 't6-rc-compile [ -v verbosity ] compiled-dir source-dir...';
 const HELP = `usage: ${USAGE}
 Reads every service definition in the source directories (s6-rc's format), checks them all,
 and writes the compiled database to compiled-dir, which must not exist yet.
-  -v N   0 quiet, 1 warnings (default), 2 also a summary of what was compiled
+  -v N   0 quiet, 1 warnings (default), 2 also a summary of what was compiled, 3 also timings
 Exit: 0 compiled; 1 problems in the sources (each printed as FILE: MESSAGE); 100 usage; 111 system error.
 `;
 
@@ -27,7 +28,11 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   const [target, ...sources] = rest;
   if (target === undefined || sources.length === 0) throw new UsageError(USAGE);
 
-  const result = compileSources(sources);
+  const t0 = performance.now();
+  const set = readSources(sources);
+  const t1 = performance.now();
+  const result = check(set.services, set.problems, set.warnings);
+  const t2 = performance.now();
   if (verbosity >= 1) for (const w of result.warnings) io.err(`${io.prog}: warning: ${oneLine(w.file)}: ${oneLine(w.message)}\n`);
   if (!result.ok) {
     io.err(result.problems.map((p) => `${io.prog}: fatal: ${oneLine(p.file)}: ${oneLine(p.message)}\n`).join(''));
@@ -45,6 +50,10 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   if (verbosity >= 2) {
     const db = result.db;
     io.err(`${io.prog}: info: compiled ${db.longruns} longruns, ${db.oneshots} oneshots, ${db.services.length - db.longruns - db.oneshots} bundles into ${target}\n`);
+  }
+  if (verbosity >= 3) {
+    const ms = (a: number, b: number): string => (b - a).toFixed(1);
+    io.err(`${io.prog}: debug: started at ${t0.toFixed(1)} ms, read ${ms(t0, t1)} ms, checked ${ms(t1, t2)} ms, written ${ms(t2, performance.now())} ms\n`);
   }
   return 0;
 }
