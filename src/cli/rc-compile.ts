@@ -9,17 +9,21 @@ import { getopt, uintOption } from './_getopt.ts';
 import { CompileWriteError, FSYNC_PARALLEL, check, writeCompiled } from '../rc/compile.ts';
 import { readSources } from '../rc/source.ts';
 
-const USAGE = 't6-rc-compile [ -v verbosity ] compiled-dir source-dir...';
+const USAGE = 't6-rc-compile [ -v verbosity ] [ -h fdholder_user ] [ -b ] compiled-dir source-dir...';
 const HELP = `usage: ${USAGE}
 Reads every service definition in the source directories (s6-rc's format), checks them all,
 and writes the compiled database to compiled-dir, which must not exist yet.
   -v N   0 quiet, 1 warnings (default), 2 also a summary of what was compiled, 3 also timings
+  -h, -b accepted for s6-rc-compile compatibility and ignored (t6-svscan holds the pipes
+         and runs the oneshots itself)
 Exit: 0 compiled; 1 problems in the sources (each printed as FILE: MESSAGE); 100 usage; 111 system error.
 `;
 
 export async function main(args: string[], io: CommandIo): Promise<number> {
   if (args[0] === '--help') { io.out(HELP); return 0; }
-  const { options, rest } = getopt(args, { withArg: 'v', long: { help: 'flag' } });
+  // -h user and -b are s6-rc-compile's options for its fd holder and oneshot runner; t6 has
+  // both inside t6-svscan, so they are accepted (scripts written for s6 keep working) and ignored.
+  const { options, rest } = getopt(args, { flags: 'b', withArg: 'vh', long: { help: 'flag' } });
   let verbosity = 1;
   for (const o of options) {
     if (o.name === 'help') { io.out(HELP); return 0; }

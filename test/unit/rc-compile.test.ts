@@ -562,7 +562,7 @@ test('a failure in the middle of writing leaves no target and no temporary direc
 test('usage: missing operands or a bad -v exit 100; --help prints the usage and exits 0', async () => {
   assert.equal((await cli([])).code, 100);
   assert.equal((await cli(['only-target'])).code, 100);
-  assert.match((await cli(['only-target'])).err, /^t6-rc-compile: usage: t6-rc-compile \[ -v verbosity \] compiled-dir source-dir\.\.\.\n$/);
+  assert.match((await cli(['only-target'])).err, /^t6-rc-compile: usage: t6-rc-compile \[ -v verbosity \] \[ -h fdholder_user \] \[ -b \] compiled-dir source-dir\.\.\.\n$/);
   assert.equal((await cli(['-v', 'x', 'a', 'b'])).code, 100);
   assert.equal((await cli(['-q', 'a', 'b'])).code, 100);
   const help = await cli(['--help']);
@@ -570,10 +570,11 @@ test('usage: missing operands or a bad -v exit 100; --help prints the usage and 
   assert.match(help.out, /^usage: t6-rc-compile/);
 });
 
-test('-v2 prints a summary', async () => {
-  const { r } = await compiled([{ a: longrun(), b: oneshot(), c: bundle(['a']) }], ['-v2']);
+test("-v2 prints a summary, -v3 timings; s6-rc-compile's -h user and -b are accepted", async () => {
+  const { r } = await compiled([{ a: longrun(), b: oneshot(), c: bundle(['a']) }], ['-v3', '-h', 'nobody', '-b']);
   try {
     assert.match(r.err, /info: compiled 1 longruns, 1 oneshots, 1 bundles into /);
+    assert.match(r.err, /debug: started at [\d.]+ ms, read [\d.]+ ms, checked [\d.]+ ms, written [\d.]+ ms\n$/);
   } finally {
     fs.rmSync(r.base, { recursive: true, force: true });
   }
