@@ -12,6 +12,7 @@ const POSIX_SPAWN_SETSIGMASK = 0x8;
 const POSIX_SPAWN_SETSID = 0x80;
 const F_DUPFD_CLOEXEC = 1030;
 const F_GETFD = 1;
+const F_SETFD = 2;
 const O_RDWR = 2;
 const WNOHANG = 1;
 
@@ -148,8 +149,12 @@ export function kill(pid: number, signal: number): boolean {
   throw new SysError('kill', e, String(pid));
 }
 
-/** Replaces this process image (used by pid 1 to hand over, and by finish/crash). Returns only on failure. */
+/**
+ * Replaces this process image (used by pid 1 to hand over, and by finish/crash). Returns
+ * only on failure. fds 0–2 go to the new program: Node marks them close-on-exec.
+ */
 export function execve(path: string, argv: readonly string[], env?: readonly string[]): SysError {
+  for (let fd = 0; fd <= 2; fd++) c.fcntl(fd, F_SETFD, 'int', 0);
   c.execve(path, [...argv, null], [...(env ?? currentEnv()), null]);
   return new SysError('execve', errno(), path);
 }

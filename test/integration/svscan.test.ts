@@ -206,7 +206,7 @@ test('signals: a .s6-svscan/SIGxxx script replaces the built-in action; SIGTERM 
   for (const sig of ['SIGTERM', 'SIGUSR1', 'SIGPWR']) {
     fs.writeFileSync(path.join(sd, '.s6-svscan', sig), `#!/bin/sh\necho ${sig} >> "${marker}"\n`, { mode: 0o755 });
   }
-  fs.writeFileSync(path.join(sd, '.s6-svscan', 'finish'), `#!/bin/sh\necho finish "$@" >> "${marker}"\n`, { mode: 0o755 });
+  fs.writeFileSync(path.join(sd, '.s6-svscan', 'finish'), `#!/bin/sh\necho finish "$@" >> "${marker}"\necho "finish says goodbye on stdout"\n`, { mode: 0o755 });
   cleanups.push(() => fs.rmSync(marker, { force: true }));
   const t = await tree(sd);
   await until('svc up', () => (readStatus(path.join(sd, 'svc'))?.pid ?? 0) > 0);
@@ -219,6 +219,7 @@ test('signals: a .s6-svscan/SIGxxx script replaces the built-in action; SIGTERM 
   t.signal('SIGTERM');
   assert.equal(await t.exited, 0);
   assert.match(fs.readFileSync(marker, 'utf8'), /finish/);
+  assert.match(t.output.text, /finish says goodbye on stdout/, 'finish inherits t6-svscan\'s stdout');
   assert.equal(readStatus(path.join(sd, 'svc'))!.pid, 0, 'the service was brought down before finish');
 });
 
