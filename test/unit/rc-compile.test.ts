@@ -267,6 +267,7 @@ test('refused: an unreadable source dir is named (exit 1)', async () => {
 /** Compiles trees that must be valid; returns the db.json as written and the paths. */
 async function compiled(trees: Tree[], args: string[] = []): Promise<{ db: CompiledDb; r: Awaited<ReturnType<typeof compileTrees>> }> {
   const r = await compileTrees(trees, args);
+  if (r.code !== 0) fs.rmSync(r.base, { recursive: true, force: true });
   assert.equal(r.code, 0, r.err);
   assert.equal(fatals(r.err).length, 0);
   const db = JSON.parse(fs.readFileSync(path.join(r.target, 'db.json'), 'utf8')) as CompiledDb;
