@@ -6,9 +6,12 @@
 import { type CommandIo, FatalError, UsageError } from './_run.ts';
 import { getopt, uintOption } from './_getopt.ts';
 import { DEFAULT_LIVE, LiveError, type Live, lockLive, openLive } from '../rc/live.ts';
+import { spawnSync } from 'node:child_process';
+import { type CompiledDb, DbError, loadDb } from '../rc/db.ts';
+import { toDot } from '../rc/graph.ts';
 import { Change, UnknownServiceError, diff, list, listAll, select } from '../rc/engine.ts';
 
-const USAGE = 't6-rc [ -l live ] [ -v verbosity ] [ -n ] [ -t timeout ] [ -u | -d | -D ] [ -p ] [ -a ] [ -b ] [ --json ] help|list|listall|diff|start|stop|change [ servicenames... ]';
+const USAGE = 't6-rc [ -l live ] [ -v verbosity ] [ -n ] [ -t timeout ] [ -u | -d | -D ] [ -p ] [ -a ] [ -b ] [ --json ] help|list|listall|diff|start|stop|change [ servicenames... ] | t6-rc [ -l live | -c compiled ] [ --svg ] graph';
 const HELP = `usage: ${USAGE}
   change names…   bring the services (and their dependencies; with -d, their dependents) up (-u, default) or down (-d)
   start / stop    -u change / -d change
@@ -23,11 +26,15 @@ const HELP = `usage: ${USAGE}
   -a              add every service that is up to the selection
   -b              wait for the live lock instead of failing
   --json          list, listall, diff: print JSON
+  graph           the dependency graph of the live database (or of -c compiled) as
+                  Graphviz DOT; with --svg, as SVG (needs Graphviz's dot installed)
 Oneshots run inside t6-svscan (its built-in runner), not as children of t6-rc.
 `;
 
 export async function main(args: string[], io: CommandIo): Promise<number> {
-  const { options, rest } = getopt(args, { flags: 'udDpabnh', withArg: 'lvt', long: { json: 'flag', help: 'flag' } });
+  const { options, rest } = getopt(args, { flags: 'udDpabnh', withArg: 'lvtc', long: { json: 'flag', help: 'flag', svg: 'flag' } });
+  let compiled: string | undefined;
+  let svg = false;
   let live = DEFAULT_LIVE;
   let verbosity = 1;
   let up = true;
@@ -51,11 +58,14 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
       case 'b': block = true; break;
       case 'n': dryRun = true; break;
       case 'json': json = true; break;
+      case 'c': compiled = value!; break;
+      case 'svg': svg = true; break;
       case 'h': case 'help': io.out(HELP); return 0;
     }
   }
   const [command, ...names] = rest;
   if (command === 'help') { io.out(HELP); return 0; }
+  if (command === 'graph') return graph(compiled, live, svg, io);
   if (command === undefined || !['list', 'listall', 'diff', 'start', 'stop', 'change'].includes(command)) throw new UsageError(USAGE);
   if (dryRun) verbosity = Math.max(verbosity, 2);
 
@@ -129,4 +139,24 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   // whose children are not killed), and the state file holds what had finished.
   if (code === 2) process.exit(2);
   return code;
+}
+
+/** `t6-rc graph`: DOT (or SVG through Graphviz) of the live or a compiled database. */
+function graph(compiled: string | undefined, live: string, svg: boolean, io: CommandIo): number {
+  let db: CompiledDb;
+  try {
+    db = compiled !== undefined ? loadDb(compiled) : openLive(live).db;
+  } catch (err) {
+    if (err instanceof LiveError) throw new FatalError(err.message, err.exitCode);
+    if (err instanceof DbError) throw new FatalError(err.message, 4);
+    throw err;
+  }
+  const dot = toDot(db);
+  if (!svg) { io.out(dot); return 0; }
+  // A short-lived client, not the supervisor: running Graphviz as a child is harmless here.
+  const r = spawnSync('dot', ['-Tsvg'], { input: dot, encoding: 'utf8' });
+  if (r.error !== undefined) throw new FatalError(`unable to run Graphviz's dot (is it installed?): ${r.error.message}`, 111);
+  if (r.status !== 0) throw new FatalError(`dot failed: ${r.stderr.trim()}`, 111);
+  io.out(r.stdout);
+  return 0;
 }
