@@ -33,6 +33,21 @@ function readFirstLine(file: string, maxBytes: number): Setting<string> {
   return { value: nl < 0 ? text : text.slice(0, nl) };
 }
 
+/**
+ * A name setting such as `producer-for` (t6-svscan's pipelines): the first line, which
+ * must be a plain scan dir entry name (no slash, no leading dot).
+ */
+export function readSetting(dir: string, name: string): Setting<string> {
+  const file = path.join(dir, name);
+  const line = readFirstLine(file, 256);
+  if (line.value === undefined) return { value: undefined, ...(line.problem === undefined ? {} : { problem: line.problem }) };
+  const value = line.value.trim();
+  if (value === '' || value.includes('/') || value.startsWith('.')) {
+    return { value: undefined, problem: `invalid ${file}: ${JSON.stringify(line.value.slice(0, 60))} is not the name of a service of the scan directory` };
+  }
+  return { value };
+}
+
 /** An unsigned decimal setting such as `notification-fd` or `timeout-kill`. */
 export function readUintSetting(dir: string, name: string): Setting<number> {
   const file = path.join(dir, name);

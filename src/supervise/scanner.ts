@@ -17,6 +17,7 @@ import { describeError, errorCode } from '../sys/errors.ts';
 import { isSvscanCommand } from '../s6/control.ts';
 import { tainNow } from '../s6/tai.ts';
 import { Reaper } from './reaper.ts';
+import { readSetting } from '../s6/servicedir.ts';
 import { OneshotRunner } from './runner.ts';
 import { Supervisor, SupervisorSetupError, type SupervisorHost, type SupervisorStdio, type TimerHandle } from './supervisor.ts';
 
@@ -82,6 +83,15 @@ interface ServiceEntry {
   /** [read, write]: the producer→logger pipe, held by the scanner for the entry's life. */
   pipe: [number, number] | undefined;
   writeClosed: boolean;
+  /** The scan dir entry this service's stdout feeds (its servicedir's `producer-for`), if any. */
+  producerFor: string | undefined;
+}
+
+/** A pipeline pipe, held by the scanner and keyed by the consumer's scan dir name. */
+interface Pipeline {
+  read: number;
+  /** undefined once every producer is gone for good (so the consumer can reach EOF). */
+  write: number | undefined;
 }
 
 const SUPERVISOR_RETRY_MS = 10_000;
@@ -94,6 +104,7 @@ export class Scanner {
   readonly done: Promise<ScannerExit>;
   #opts: ScannerOptions;
   #services = new Map<string, ServiceEntry>();
+  #pipelines = new Map<string, Pipeline>();
   #bySupervisor = new Map<Supervisor, { entry: ServiceEntry; slot: Slot }>();
   #lockFd = -1;
   #controlKeepFd = -1;
@@ -219,6 +230,7 @@ export class Scanner {
     // gives a few clear lines instead of thousands.
     const unstatable: string[] = [];
     const tooMany: string[] = [];
+    const found: ServiceEntry[] = [];
     for (const name of names) {
       if (name.startsWith('.')) continue;
       const dir = path.join(this.scandir, name);
@@ -236,7 +248,7 @@ export class Scanner {
       seen.add(key);
       let entry = this.#services.get(key);
       if (entry === undefined) {
-        entry = { key, name, active: true, main: newSlot(name), log: undefined, pipe: undefined, writeClosed: false };
+        entry = { key, name, active: true, main: newSlot(name), log: undefined, pipe: undefined, writeClosed: false, producerFor: undefined };
         this.#services.set(key, entry);
       }
       entry.name = name;
@@ -252,8 +264,20 @@ export class Scanner {
           continue;
         }
       }
+      const producerFor = readSetting(dir, 'producer-for');
+      if (producerFor.problem !== undefined) this.#opts.report('warning', producerFor.problem);
+      entry.producerFor = producerFor.value;
+      found.push(entry);
+    }
+    // Pipelines first, so that both ends exist before either side starts.
+    this.#updatePipelines();
+    for (const entry of found) {
       for (const slot of slots(entry)) {
-        if (this.#startSlot(entry, slot) === 'too-many') tooMany.push(slot.name);
+        if (slot.sup !== undefined) {
+          // A supervisor told to exit has closed its stdio on purpose; leave it so.
+          if (slot.sup.state === 'up' || slot.sup.state === 'down' || slot.sup.state === 'finish') slot.sup.setStdio(this.#stdioFor(entry, slot));
+        }
+        else if (this.#startSlot(entry, slot) === 'too-many') tooMany.push(slot.name);
       }
     }
     if (unstatable.length > 0) {
@@ -372,13 +396,7 @@ export class Scanner {
       return undefined;
     }
     if (this.#bySupervisor.size >= this.#maxServices) return 'too-many';
-    const isLog = slot !== entry.main;
-    const stdio: SupervisorStdio = {};
-    if (entry.pipe !== undefined) {
-      if (isLog) stdio.stdin = entry.pipe[0];
-      else if (!entry.writeClosed) stdio.stdout = entry.pipe[1];
-    }
-    if (entry.name === CATCHALL_LOGGER && this.#opts.consoleFd !== undefined) stdio.stderr = this.#opts.consoleFd;
+    const stdio = this.#stdioFor(entry, slot);
     slot.lastStart = performance.now();
     try {
       // Resolved once, as s6-supervise chdir()s into it: removing or renaming the scan dir's
@@ -400,6 +418,63 @@ export class Scanner {
     }
   }
 
+  /** Where a slot's run gets stdin/stdout: its logger pipe, or its pipeline pipes. */
+  #stdioFor(entry: ServiceEntry, slot: Slot): SupervisorStdio {
+    const stdio: SupervisorStdio = {};
+    if (slot !== entry.main) {
+      if (entry.pipe !== undefined) stdio.stdin = entry.pipe[0];
+      return stdio;
+    }
+    if (entry.pipe !== undefined && !entry.writeClosed) stdio.stdout = entry.pipe[1];
+    const out = entry.producerFor === undefined ? undefined : this.#pipelines.get(entry.producerFor);
+    if (out?.write !== undefined) stdio.stdout = out.write;
+    const input = this.#pipelines.get(entry.name);
+    if (input !== undefined) stdio.stdin = input.read;
+    if (entry.name === CATCHALL_LOGGER && this.#opts.consoleFd !== undefined) stdio.stderr = this.#opts.consoleFd;
+    return stdio;
+  }
+
+  /**
+   * Makes the pipeline pipes match the scan dir: one pipe per consumer named in some
+   * active service's `producer-for` (several producers share it: a funnel). A pipe lives as
+   * long as a producer or its consumer is known, so either side restarts without losing a byte.
+   */
+  #updatePipelines(): void {
+    const wanted = new Set<string>();
+    const known = new Set<string>();
+    for (const entry of this.#services.values()) {
+      known.add(entry.name);
+      if (entry.producerFor !== undefined) wanted.add(entry.producerFor);
+    }
+    for (const name of wanted) {
+      if (this.#pipelines.has(name)) continue;
+      try {
+        const [read, write] = pipe();
+        this.#pipelines.set(name, { read, write });
+      } catch (err) {
+        this.#opts.report('warning', `unable to create the pipeline pipe to ${path.join(this.scandir, name)}: ${describeError(err)}`);
+      }
+    }
+    for (const [name, p] of this.#pipelines) {
+      if (wanted.has(name) || known.has(name)) continue;
+      close(p.read);
+      if (p.write !== undefined) close(p.write);
+      this.#pipelines.delete(name);
+    }
+  }
+
+  /** After a producer ended for good: once no producer of that pipeline runs, drop our write end (EOF for the consumer). */
+  #releasePipelineWrite(entry: ServiceEntry): void {
+    const name = entry.producerFor;
+    const p = name === undefined ? undefined : this.#pipelines.get(name);
+    if (p?.write === undefined) return;
+    for (const other of this.#services.values()) {
+      if (other.producerFor === name && other.main.sup !== undefined) return;
+    }
+    close(p.write);
+    p.write = undefined;
+  }
+
   #supervisorExited(sup: Supervisor): void {
     const owner = this.#bySupervisor.get(sup);
     if (owner === undefined) return;
@@ -408,7 +483,10 @@ export class Scanner {
     slot.sup = undefined;
     if (this.#ending !== undefined || !entry.active) {
       // The producer is gone for good: drop our write end so its logger can reach EOF.
-      if (slot === entry.main) this.#closeWriteEnd(entry);
+      if (slot === entry.main) {
+        this.#closeWriteEnd(entry);
+        this.#releasePipelineWrite(entry);
+      }
       this.#forgetIfDead(entry);
       if (this.#ending !== undefined) this.#maybeFinish();
       return;
@@ -434,6 +512,7 @@ export class Scanner {
       entry.pipe = undefined;
     }
     this.#services.delete(entry.key);
+    if (this.#ending === undefined) this.#updatePipelines();
   }
 
   /** Stops the supervisors of inactive services: services get 'term', loggers 'hup' (or 'term' with N). */
@@ -485,6 +564,11 @@ export class Scanner {
         entry.pipe = undefined;
       }
     }
+    for (const p of this.#pipelines.values()) {
+      close(p.read);
+      if (p.write !== undefined) close(p.write);
+    }
+    this.#pipelines.clear();
     const finish = path.join(this.scandir, '.s6-svscan', 'finish');
     this.#resolve({ reason: this.#ending, finish: fs.existsSync(finish) ? finish : undefined });
   }
