@@ -14,6 +14,7 @@ import { readLogdir, mergeByTime, formatHuman, formatJson, parseLine, type LogLi
 import { tainNow } from '../s6/tai.ts';
 import { reapAll } from '../sys/spawn.ts';
 import { umask } from '../sys/system.ts';
+import { setPipeSize } from '../sys/pipesize.ts';
 
 const USAGE = 't6-log [ -d notif ] [ -q | -v ] [ -b ] [ -p ] [ -l linelimit ] [ -- ] script...';
 const HELP = `usage: ${USAGE}
@@ -144,6 +145,9 @@ async function log(args: string[], io: CommandIo): Promise<number> {
   process.off('SIGHUP', finish);
   process.off('SIGALRM', onAlrm);
   if (out !== undefined) await new Promise<void>((r) => out.end(r));
+  // Stopped by a signal while a terminal read waits in the thread pool: nothing else would
+  // end the process (all output is written and every logdir finalised by now).
+  if (input.pending) process.exit(0);
   return 0;
 }
 
@@ -152,49 +156,65 @@ interface Input {
   pause(): void;
   resume(): void;
   stop(): void;
+  /** A read of a terminal is still waiting in the thread pool (it keeps Node alive until data or EOF). */
+  readonly pending: boolean;
 }
 
-/** stdin as a stream of Buffers: a pipe or socket through libuv, anything else by fs reads. */
+/**
+ * stdin as Buffers. A pipe or socket is read by libuv on the event loop straight into one
+ * reused 1 MB buffer (net.Socket's `onread`: no buffer allocated per read; the engine
+ * copies what it keeps), and a pipe is enlarged to 1 MB so one wake-up takes more.
+ * Anything else (a file, a terminal) is read with read(2) in the thread pool.
+ */
 function openInput(): Input {
   const st = fs.fstatSync(0);
+  const buf = Buffer.allocUnsafe(1 << 20);
   if (st.isFIFO() || st.isSocket()) {
-    const sock = new net.Socket({ fd: 0, readable: true, writable: false });
+    if (st.isFIFO()) setPipeSize(0, 1 << 20);
+    let deliver: (chunk: Buffer) => void = () => {};
+    let paused = false;
+    const sock = new net.Socket({
+      fd: 0, readable: true, writable: false,
+      onread: { buffer: buf, callback: (n: number, b: Uint8Array) => { deliver(Buffer.from(b.buffer, b.byteOffset, n)); return !paused; } },
+    } as net.SocketConstructorOpts);
     sock.pause();
-    const input: Input = {
+    return {
       start(onData, onEnd) {
-        sock.on('data', onData);
+        deliver = onData;
         sock.on('end', onEnd);
         sock.on('error', onEnd);
         sock.resume();
       },
-      pause: () => sock.pause(),
-      resume: () => { if (!sock.destroyed) sock.resume(); },
-      stop: () => { sock.removeAllListeners('data'); sock.destroy(); },
+      pause: () => { paused = true; },
+      resume: () => { if (paused) { paused = false; if (!sock.destroyed) sock.resume(); } },
+      stop: () => { deliver = () => {}; sock.destroy(); },
+      pending: false,
     };
-    return input;
   }
   let paused = false;
   let stopped = false;
-  let pump: (() => void) | undefined;
-  const input: Input = {
+  let pending = false;
+  let pump: () => void = () => {};
+  return {
     start(onData, onEnd) {
-      const buf = Buffer.allocUnsafe(256 * 1024);
       pump = () => {
-        if (paused || stopped) return;
+        if (paused || stopped || pending) return;
+        pending = true;
         fs.read(0, buf, 0, buf.length, null, (err, n) => {
+          pending = false;
           if (stopped) return;
           if (err !== null || n === 0) { onEnd(); return; }
-          onData(Buffer.from(buf.subarray(0, n)));
-          pump!();
+          onData(buf.subarray(0, n));
+          pump();
         });
       };
       pump();
     },
     pause: () => { paused = true; },
-    resume: () => { if (paused) { paused = false; pump?.(); } },
+    resume: () => { if (paused) { paused = false; pump(); } },
     stop: () => { stopped = true; },
+    get pending() { return pending; },
   };
-  return input;
 }
 
 async function read(cmd: 'cat' | 'tail', args: string[], io: CommandIo): Promise<number> {

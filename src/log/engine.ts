@@ -110,7 +110,10 @@ export class Logger {
     return false;
   }
 
-  /** Processes a chunk of input. Returns false when the caller should stop feeding until onDrain. */
+  /**
+   * Processes a chunk of input (not kept: the caller may reuse the buffer). Returns false
+   * when the caller should stop feeding until onDrain.
+   */
   feed(chunk: Buffer): boolean {
     if (this.#closed) throw new Error('logger closed');
     this.#stamp();
@@ -120,7 +123,7 @@ export class Logger {
     if (this.#partialLen > 0) {
       const nl = chunk.indexOf(10);
       const upto = nl < 0 ? len : nl;
-      this.#partial.push(chunk.subarray(0, upto));
+      this.#partial.push(Buffer.from(chunk.subarray(0, upto)));
       this.#partialLen += upto;
       if (nl < 0) {
         this.#cutPartial();
@@ -141,7 +144,7 @@ export class Logger {
       pos = nl + 1;
     }
     if (pos < len) {
-      this.#partial.push(chunk.subarray(pos));
+      this.#partial.push(Buffer.from(chunk.subarray(pos)));
       this.#partialLen = len - pos;
       this.#cutPartial();
     }

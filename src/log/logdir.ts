@@ -6,16 +6,20 @@
  * Lines are staged in memory and written with one write(2) per input chunk (or before a
  * rotation). Rotation is s6-log's state machine (s6 src/daemontools-extras/s6-log.c,
  * rotator()): each step is retried from where it stopped, after the `r` delay, when it
- * fails. A rotated file is fsynced before it is renamed, and a new `current` exists before
- * anything is archived, so an archive is always complete.
+ * fails. One difference, for throughput on disks: s6-log fsyncs `current` before renaming
+ * it; t6 renames it to `previous`, opens the new `current` and goes on writing while the
+ * old file is fsynced in the background, and only then marks `previous` u+x and archives
+ * (or processes) it. An `@….s` archive is therefore still always complete and synced; a
+ * crash before the fsync ends leaves `previous`, which start-up recovery archives as `.u`
+ * (unfinished), as s6-log does with any `previous` it finds.
  *
- * While a logdir is not writable (a write failed — ENOSPC, EIO… — or a rotation is under
- * way, or a processor runs) it keeps what it was given and says it is busy; the engine
- * stops taking input until `onReady` fires. Nothing is dropped; memory stays bounded by
+ * The logdir is busy — input should wait — while a write fails (ENOSPC, EIO…: the staged
+ * bytes are kept and retried every `r` ms) or while a rotation (or its processor) is still
+ * under way when the next one is already due. Nothing is dropped; memory stays bounded by
  * what the caller fed before it saw the logdir busy.
  *
- * File I/O is synchronous (write, fsync, rename, link): each call is short, and a logger
- * must not reorder its own writes. No process-global state: everything the logdir needs
+ * Writes, renames and links are synchronous (each is short, and a logger must not reorder
+ * its own writes); only the fsync of a rotated file runs in the thread pool. No process-global state: everything the logdir needs
  * from outside (clock, timers, processor wait, warnings) comes through LogdirHost.
  */
 import fs from 'node:fs';
@@ -51,9 +55,9 @@ export class LogdirError extends Error {
 
 const ARCHIVE = /^@[0-9a-fA-F]{24}\.[su]$/;
 
-type State =
-  | 'writable' | 'flushing'
-  | 'start' | 'rename' | 'newcurrent' | 'chmodprevious' | 'finishprevious'
+/** Where a rotation is (s6-log's ROTSTATE_*, with the fsync of the old current moved after the rename). */
+type RotState =
+  | 'idle' | 'rename' | 'newcurrent' | 'syncprevious' | 'syncingprevious' | 'chmodprevious' | 'finishprevious'
   | 'runprocessor' | 'waitprocessor' | 'syncprocessed' | 'syncnewstate' | 'unlinkprevious'
   | 'renamestate' | 'finishprocessed';
 
@@ -74,7 +78,11 @@ export class Logdir {
   #size: number;
   #buf: Buffer = Buffer.allocUnsafe(256 * 1024);
   #len = 0;
-  #state: State = 'writable';
+  /** A write failed: staged bytes wait for the retry. */
+  #flushing = false;
+  #rot: RotState = 'idle';
+  /** The old current's fd, open until it is fsynced. */
+  #prevFd = -1;
   #cancelRetry: (() => void) | undefined;
   #failed = false;
   #closed = false;
@@ -134,53 +142,50 @@ export class Logdir {
     return ld;
   }
 
-  /** True while writes, a rotation or a processor hold the logdir (input should wait). */
-  get busy(): boolean { return this.#state !== 'writable'; }
+  /** True while input should wait: a write failed, or a rotation is due before the last one ended. */
+  get busy(): boolean { return this.#flushing || (this.#rot !== 'idle' && this.#due()); }
 
   /** Bytes staged but not yet written. */
   get staged(): number { return this.#len; }
 
-  /** Makes room for n more staged bytes; returns the staging buffer and where to write. */
-  reserve(n: number): Buffer {
+  #due(): boolean { return this.#size + this.#len + this.spec.tolerance >= this.spec.maxSize; }
+
+  /** Stages one output line: header, line bytes, newline. Rotates when due. */
+  stage(header: Buffer, src: Buffer, start: number, end: number): void {
+    const n = header.length + (end - start) + 1;
     if (this.#len + n > this.#buf.length) {
       const next = Buffer.allocUnsafe(Math.max(this.#buf.length * 2, this.#len + n));
       this.#buf.copy(next, 0, 0, this.#len);
       this.#buf = next;
     }
-    return this.#buf;
-  }
-
-  /** Stages one output line: header, line bytes, newline. Rotates when due. */
-  stage(header: Buffer, src: Buffer, start: number, end: number): void {
-    const n = header.length + (end - start) + 1;
-    const buf = this.#len + n > this.#buf.length ? this.reserve(n) : this.#buf;
+    const buf = this.#buf;
     let at = this.#len;
     if (header.length > 0) at += header.copy(buf, at);
     at += src.copy(buf, at, start, end);
     buf[at++] = 10;
     this.#len = at;
-    if (this.#state === 'writable' && this.#size + this.#len + this.spec.tolerance >= this.spec.maxSize) {
-      if (this.#flush()) this.#rotate();
+    if (this.#rot === 'idle' && !this.#flushing && this.#size + at + this.spec.tolerance >= this.spec.maxSize) {
+      if (this.#flush()) this.#startRotation();
     }
   }
 
   /** Writes what is staged (end of an input chunk). */
   flush(): void {
-    if (this.#state === 'writable') this.#flush();
+    if (!this.#flushing && this.#len > 0) this.#flush();
   }
 
   /** Forced rotation (SIGALRM): only if current is not empty, as s6-log 2.11. */
   rotateNow(): void {
-    if (this.#state !== 'writable') return;
+    if (this.#rot !== 'idle' || this.#flushing) return;
     if (!this.#flush()) return;
-    if (this.#size > 0) this.#rotate();
+    if (this.#size > 0) this.#startRotation();
   }
 
-  /** Waits until writable with nothing staged, then fsyncs current and marks it u+x; releases the lock. */
+  /** Waits until every write and rotation is done, then fsyncs current and marks it u+x; releases the lock. */
   async close(): Promise<void> {
     if (this.#closed) return;
     for (;;) {
-      if (this.#state === 'writable' && this.#flush()) {
+      if (this.#rot === 'idle' && !this.#flushing && this.#flush()) {
         try {
           fs.fsyncSync(this.#fd);
           fs.fchmodSync(this.#fd, this.#host.mask | 0o100);
@@ -199,7 +204,7 @@ export class Logdir {
     sysClose(this.#lockFd);
   }
 
-  /** Writes staged bytes; on failure enters 'flushing' with a retry. True when nothing is left. */
+  /** Writes staged bytes; on failure keeps the rest and retries after r ms. True when nothing is left. */
   #flush(): boolean {
     let off = 0;
     try {
@@ -210,12 +215,13 @@ export class Logdir {
       this.#len -= off;
       if (!this.#failed) this.#host.warn(`unable to write to ${this.dir}/current: ${errText(err)}`);
       this.#failed = true;
-      this.#state = 'flushing';
+      this.#flushing = true;
       this.#retryLater();
       return false;
     }
     this.#size += off;
     this.#len = 0;
+    this.#flushing = false;
     return true;
   }
 
@@ -223,36 +229,31 @@ export class Logdir {
     this.#cancelRetry?.();
     this.#cancelRetry = this.#host.setTimer(this.spec.retryMs, () => {
       this.#cancelRetry = undefined;
-      this.#retry();
+      if (this.#flushing && !this.#flush()) return;
+      if (this.#rot !== 'idle' && this.#rot !== 'waitprocessor' && this.#rot !== 'syncingprevious') this.#run();
+      this.#settle();
     });
   }
 
-  #retry(): void {
-    if (this.#state === 'flushing') {
-      if (!this.#flush()) return;
-      this.#state = 'writable';
-      if (this.#size + this.spec.tolerance >= this.spec.maxSize) { this.#rotate(); if (this.busy) return; }
-      this.#becameReady();
-    } else {
-      this.#run();
-      if (!this.busy) this.#becameReady();
-    }
-  }
-
-  #becameReady(): void {
-    if (this.#len > 0) {
-      if (!this.#flush()) return;
-      if (this.#size + this.spec.tolerance >= this.spec.maxSize) { this.#rotate(); if (this.busy) return; }
-    }
+  /** After progress: start a rotation that became due, tell waiters when input may resume. */
+  #settle(): void {
+    if (this.#flushing) return;
     if (this.#failed) { this.#failed = false; this.#host.warn(`writing to ${this.dir}/current again`); }
-    const waiters = this.#readyWaiters;
-    this.#readyWaiters = [];
-    for (const w of waiters) w();
+    if (this.#rot === 'idle' && this.#due()) {
+      if (!this.#flush()) return;
+      this.#startRotation();
+    }
+    if (this.busy) return;
+    if (this.#rot === 'idle') {
+      const waiters = this.#readyWaiters;
+      this.#readyWaiters = [];
+      for (const w of waiters) w();
+    }
     this.onReady();
   }
 
-  #rotate(): void {
-    this.#state = 'start';
+  #startRotation(): void {
+    this.#rot = 'rename';
     this.#run();
   }
 
@@ -303,43 +304,56 @@ export class Logdir {
     let step = '';
     try {
       for (;;) {
-        switch (this.#state) {
-          case 'start':
-            step = `fsync ${this.dir}/current`;
-            fs.fsyncSync(this.#fd);
-            this.#state = 'rename';
-            break;
+        switch (this.#rot) {
           case 'rename':
             step = `rename ${this.dir}/current to ${this.dir}/previous`;
             fs.renameSync(this.#p('current'), this.#p('previous'));
-            this.#state = 'newcurrent';
+            this.#rot = 'newcurrent';
             break;
           case 'newcurrent': {
             step = `open ${this.dir}/current`;
             const fd = fs.openSync(this.#p('current'), fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT, mask);
-            fs.closeSync(this.#fd);
+            this.#prevFd = this.#fd;
             this.#fd = fd;
             this.#size = 0;
-            this.#state = 'chmodprevious';
+            this.#rot = 'syncprevious';
             break;
           }
+          case 'syncprevious':
+            this.#rot = 'syncingprevious';
+            fs.fsync(this.#prevFd, (err) => {
+              if (err !== null) {
+                this.#host.warn(`unable to fsync ${this.dir}/previous: ${errText(err)}`);
+                this.#rot = 'syncprevious';
+                this.#retryLater();
+                return;
+              }
+              fs.closeSync(this.#prevFd);
+              this.#prevFd = -1;
+              this.#rot = 'chmodprevious';
+              this.#run();
+              this.#settle();
+            });
+            return;
+          case 'syncingprevious':
+            return;
           case 'chmodprevious':
             step = `chmod ${this.dir}/previous`;
             fs.chmodSync(this.#p('previous'), mask | 0o100);
-            this.#state = this.spec.processor === undefined ? 'finishprevious' : 'runprocessor';
+            this.#rot = this.spec.processor === undefined ? 'finishprevious' : 'runprocessor';
             break;
           case 'finishprevious':
             step = `finish previous .s to logdir ${this.dir}`;
             this.#finish('previous', 's');
-            this.#state = 'writable';
+            this.#rot = 'idle';
             return;
           case 'runprocessor':
             step = `spawn processor for logdir ${this.dir}`;
             this.#pid = this.#spawnProcessor();
-            this.#state = 'waitprocessor';
+            this.#rot = 'waitprocessor';
             this.#host.waitPid(this.#pid).then((wstat) => this.#processorDone(wstat), (err: unknown) => {
               this.#host.warn(`unable to wait for processor of ${this.dir}: ${errText(err)}`);
-              this.#state = 'runprocessor';
+              this.#rot = 'runprocessor';
               this.#retryLater();
             });
             return;
@@ -349,32 +363,32 @@ export class Logdir {
             step = `fsync ${this.dir}/processed`;
             const fd = fs.openSync(this.#p('processed'), 'a');
             try { fs.fsyncSync(fd); fs.fchmodSync(fd, mask | 0o100); } finally { fs.closeSync(fd); }
-            this.#state = 'syncnewstate';
+            this.#rot = 'syncnewstate';
             break;
           }
           case 'syncnewstate': {
             step = `fsync ${this.dir}/newstate`;
             const fd = fs.openSync(this.#p('newstate'), 'a');
             try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
-            this.#state = 'unlinkprevious';
+            this.#rot = 'unlinkprevious';
             break;
           }
           case 'unlinkprevious':
             step = `unlink ${this.dir}/previous`;
             try { fs.unlinkSync(this.#p('previous')); } catch (err) { if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; }
-            this.#state = 'renamestate';
+            this.#rot = 'renamestate';
             break;
           case 'renamestate':
             step = `rename ${this.dir}/newstate to ${this.dir}/state`;
             fs.renameSync(this.#p('newstate'), this.#p('state'));
-            this.#state = 'finishprocessed';
+            this.#rot = 'finishprocessed';
             break;
           case 'finishprocessed':
             step = `finish processed .s to logdir ${this.dir}`;
             this.#finish('processed', 's');
-            this.#state = 'writable';
+            this.#rot = 'idle';
             return;
-          case 'writable': case 'flushing':
+          case 'idle':
             return;
         }
       }
@@ -403,16 +417,16 @@ export class Logdir {
 
   #processorDone(wstat: number): void {
     this.#pid = 0;
-    if (this.#state !== 'waitprocessor') return;
+    if (this.#rot !== 'waitprocessor') return;
     if (wstat !== 0) {
       const how = (wstat & 0x7f) === 0 ? `exited ${(wstat >> 8) & 0xff}` : `crashed (signal ${wstat & 0x7f})`;
       this.#host.warn(`processor for ${this.dir} ${how}`);
-      this.#state = 'runprocessor';
+      this.#rot = 'runprocessor';
       this.#retryLater();
       return;
     }
-    this.#state = 'syncprocessed';
+    this.#rot = 'syncprocessed';
     this.#run();
-    if (!this.busy) this.#becameReady();
+    this.#settle();
   }
 }

@@ -37,7 +37,9 @@ test('rotation by size: archives end on a newline, each at least s-l bytes, noth
     const data = fs.readFileSync(path.join(dir, n), 'latin1');
     assert.ok(data.endsWith('\n'));
     assert.ok(data.length >= 4096 - 1000, `${n}: ${data.length}`);
-    assert.ok(data.length < 4096 + 100, `${n}: ${data.length}`); // rotation at the first line that reaches s-l
+    // rotation at the first line that reaches s-l, or, if the previous rotation's fsync is
+    // still running then, at most one input chunk (4096 here) later
+    assert.ok(data.length < 4096 + 4096 + 100, `${n}: ${data.length}`);
     assert.equal(fs.statSync(path.join(dir, n)).mode & 0o777, 0o744);
   }
   assert.equal(all(dir), text);
@@ -59,7 +61,7 @@ test('n keeps that many archives (the newest); S caps their total size', async (
   await feedAll(['s4096', 'l0', 'n100', 'S10000', path.join(root, 'b')], text);
   const sizes = archives(path.join(root, 'b')).map((n) => fs.statSync(path.join(root, 'b', n)).size);
   assert.ok(sizes.reduce((a, b) => a + b, 0) <= 10000);
-  assert.equal(sizes.length, 2);
+  assert.ok(sizes.length >= 1 && sizes.length <= 3);
   fs.rmSync(root, { recursive: true });
 });
 
@@ -99,13 +101,18 @@ test('a processor (?) filters each rotated file: processed output archived as .s
   fs.rmSync(root, { recursive: true });
 });
 
-test('a failing processor is retried after r ms and input waits meanwhile', async () => {
+test('a failing processor is retried after r ms; input waits once the next rotation is due', async () => {
   const root = tmp();
   const dir = path.join(root, 'log');
   const flag = path.join(root, 'ok');
   const host = testHost();
   const logger = Logger.open(parseScript(['s4096', 'l0', 'r30', `?test -e ${flag} && cat`, dir]), host);
-  assert.equal(logger.feed(Buffer.from(lines(0, 60))), false); // rotation started; processor fails
+  // the first rotation's processor fails; input goes on into the new current until the
+  // next rotation is due, then waits
+  let n = 0;
+  while (n < 1000 && logger.feed(Buffer.from(lines(n, n + 10)))) n += 10;
+  n += 10;
+  assert.ok(n < 1000 && n >= 80, `refused after ${n} lines`);
   let drained = false;
   logger.onDrain = () => { drained = true; };
   await new Promise((r) => setTimeout(r, 100));
@@ -116,7 +123,7 @@ test('a failing processor is retried after r ms and input waits meanwhile', asyn
   assert.equal(drained, true);
   await logger.end();
   host.dispose();
-  assert.equal(all(dir), lines(0, 60));
+  assert.equal(all(dir), lines(0, n));
   fs.rmSync(root, { recursive: true });
 });
 
