@@ -14,7 +14,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { type Db, DbError, loadDb } from './db.ts';
+import { type Db, DbError, type Service, loadDb } from './db.ts';
 import { ClientError, svscanctlSend } from '../s6/client.ts';
 import { listenFifodir, makeFifodir } from '../s6/fifodir.ts';
 
@@ -118,6 +118,7 @@ export async function initLive(opts: InitOptions): Promise<Live> {
   for (const s of longruns) {
     const dst = path.join(real, 'servicedirs', s.name);
     fs.cpSync(path.join(db.dir, 'servicedirs', s.name), dst, { recursive: true });
+    writePipelineLink(dst, db, s, opts.prefix);
     fs.writeFileSync(path.join(dst, 'down'), '');
     makeFifodir(path.join(dst, 'event'));
   }
@@ -204,4 +205,19 @@ export async function lockLive(live: string, block: boolean): Promise<() => void
     await new Promise((r) => setTimeout(r, 20));
   }
   return () => close(fd);
+}
+
+/**
+ * Tells t6-svscan which scan dir entry a producer's stdout feeds: `producer-for` holds the
+ * consumer's name as linked into the scandir (prefix included). t6-svscan holds that pipe,
+ * as s6-rc's fd holder does, so either side can restart without losing data. A service
+ * that is not (or no longer) a producer has no such file.
+ */
+export function writePipelineLink(servicedir: string, db: Db, service: Service, prefix: string): void {
+  const file = path.join(servicedir, 'producer-for');
+  if (service.type === 'longrun' && service.producerFor !== undefined) {
+    fs.writeFileSync(file, `${prefix}${db.services[service.producerFor]!.name}\n`);
+  } else {
+    fs.rmSync(file, { force: true });
+  }
 }

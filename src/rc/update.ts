@@ -23,7 +23,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { type Db, type Service, atomicsOf } from './db.ts';
 import { reverseDeps } from './plan.ts';
-import { type Live, LiveError, unlinkIfExists, linkIntoScandir, liveServicedir, openLive, writeState } from './live.ts';
+import { type Live, LiveError, unlinkIfExists, linkIntoScandir, liveServicedir, openLive, writeState, writePipelineLink } from './live.ts';
 import { svscanctlSend } from '../s6/client.ts';
 import { listenFifodir, makeFifodir } from '../s6/fifodir.ts';
 
@@ -138,10 +138,12 @@ export async function switchLive(old: Live, next: Db, plan: UpdatePlan, timeoutM
       // Online: the running servicedir stays where it is and gets the new files.
       const running = fs.realpathSync(liveServicedir(oldReal, old.db.services[oi]!.name));
       fs.cpSync(src, running, { recursive: true, force: true });
+      writePipelineLink(running, next, s, old.prefix);
       fs.symlinkSync(running, dst);
       carriedOld.add(old.db.services[oi]!.name);
     } else {
       fs.cpSync(src, dst, { recursive: true });
+      writePipelineLink(dst, next, s, old.prefix);
       fs.writeFileSync(path.join(dst, 'down'), '');
       makeFifodir(path.join(dst, 'event'));
       fresh.push(s.name);

@@ -7,7 +7,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Tree, makeService, readStatus, run, tmpdir, until } from '../lib/harness.ts';
+import { BIN, Tree, makeService, readStatus, run, tmpdir, until } from '../lib/harness.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 after(async () => { for (const c of cleanups.reverse()) await c(); });
@@ -55,4 +55,32 @@ test('a funnel: two producers into one consumer; a bad producer-for is a named w
   cleanups.push(() => t.stop());
   await until('both lines in the sink', () => { try { const s = fs.readFileSync(out, 'utf8'); return s.includes('from-a') && s.includes('from-b'); } catch { return false; } });
   await t.output.waitFor(new RegExp(`invalid ${sd}/bad/producer-for: "\\.\\./etc" is not the name of a service`));
+});
+
+test('s6-rc pipelines: compiled, linked with a prefix by t6-rc-init, brought up by t6-rc, the producer feeds its consumer', async () => {
+  const base = tmpdir();
+  const src = path.join(base, 'source');
+  const out = path.join(base, 'consumed');
+  const svc = (name: string, files: Record<string, string>): void => {
+    fs.mkdirSync(path.join(src, name), { recursive: true });
+    for (const [f, text] of Object.entries(files)) fs.writeFileSync(path.join(src, name, f), text, { mode: f === 'run' ? 0o755 : 0o644 });
+  };
+  svc('prod', { type: 'longrun\n', run: '#!/bin/sh\necho "through the pipeline"\nexec sleep 3600\n', 'producer-for': 'cons\n' });
+  svc('cons', { type: 'longrun\n', run: `#!/bin/sh\nexec cat > "${out}"\n`, 'consumer-for': 'prod\n', 'pipeline-name': 'pipe1\n' });
+  const compiled = path.join(base, 'compiled');
+  const compile = run(path.join(BIN, 't6-rc-compile'), [compiled, src]);
+  assert.equal(compile.status, 0, compile.stderr);
+  const scandir = path.join(base, 'scan');
+  fs.mkdirSync(scandir);
+  const t = await Tree.start(scandir);
+  cleanups.push(() => t.stop());
+  const live = path.join(base, 'live');
+  const init = run(path.join(BIN, 't6-rc-init'), ['-c', compiled, '-l', live, '-p', 'rc-', scandir]);
+  assert.equal(init.status, 0, init.stderr);
+  assert.equal(fs.readFileSync(path.join(live, 'servicedirs', 'prod', 'producer-for'), 'utf8'), 'rc-cons\n');
+  const up = run(path.join(BIN, 't6-rc'), ['-l', live, '-u', 'change', 'pipe1']);
+  assert.equal(up.status, 0, up.stderr);
+  await until('the consumer to receive the producer\'s line', () => { try { return fs.readFileSync(out, 'utf8') === 'through the pipeline\n'; } catch { return false; } });
+  assert.equal(run(path.join(BIN, 't6-rc'), ['-l', live, '-da', 'change']).status, 0);
+  fs.rmSync(base, { recursive: true, force: true });
 });
