@@ -1,0 +1,85 @@
+/** t6-log as a program: signals (SIGALRM rotates, SIGTERM/SIGHUP end, -p), -d readiness, tail -f across a rotation. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { BIN, tmpdir, until } from '../lib/harness.ts';
+
+const T6 = path.join(BIN, 't6-log');
+const ARCHIVE = /^@[0-9a-f]{24}\.s$/;
+
+function start(args: string[], extraFds = 0): ChildProcess {
+  return spawn(T6, args, { stdio: ['pipe', 'pipe', 'pipe', ...Array(extraFds).fill('pipe')] });
+}
+const exited = (child: ChildProcess): Promise<number | null> => new Promise((r) => {
+  if (child.exitCode !== null) r(child.exitCode); else child.on('exit', (code) => r(code));
+});
+
+test('-d: a newline on the notification fd once the logdirs are ready; SIGALRM rotates; SIGTERM ends after the pending line', async () => {
+  const base = tmpdir('t6-log-cli-');
+  const dir = path.join(base, 'log');
+  const child = start(['-d', '3', 't', dir], 1);
+  const ready = await new Promise<string>((r) => child.stdio[3]!.once('data', (d: Buffer) => r(d.toString())));
+  assert.equal(ready, '\n');
+  assert.ok(fs.existsSync(path.join(dir, 'lock')));
+  child.stdin!.write('first\n');
+  await until('first line written', () => fs.readFileSync(path.join(dir, 'current'), 'utf8').includes('first'));
+  child.kill('SIGALRM');
+  await until('rotated', () => fs.readdirSync(dir).some((n) => ARCHIVE.test(n)));
+  child.stdin!.write('partial');
+  await new Promise((r) => setTimeout(r, 100));
+  child.kill('SIGTERM');
+  assert.equal(await exited(child), 0);
+  assert.match(fs.readFileSync(path.join(dir, 'current'), 'utf8'), /^@[0-9a-f]{24} partial\n$/);
+  assert.equal(fs.statSync(path.join(dir, 'current')).mode & 0o100, 0o100);
+  fs.rmSync(base, { recursive: true });
+});
+
+test('-p ignores SIGTERM; SIGHUP still ends', async () => {
+  const base = tmpdir('t6-log-cli-');
+  const dir = path.join(base, 'log');
+  const child = start(['-p', dir]);
+  child.stdin!.write('x\n');
+  await until('written', () => fs.existsSync(path.join(dir, 'current')) && fs.readFileSync(path.join(dir, 'current'), 'utf8') === 'x\n');
+  child.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(child.exitCode, null);
+  child.kill('SIGHUP');
+  assert.equal(await exited(child), 0);
+  fs.rmSync(base, { recursive: true });
+});
+
+test('tail -f follows current across a rotation, stamps in local time', async () => {
+  const base = tmpdir('t6-log-cli-');
+  const dir = path.join(base, 'log');
+  const logger = start(['t', 's4096', 'l0', dir]);
+  logger.stdin!.write('before\n');
+  await until('written', () => fs.existsSync(path.join(dir, 'current')) && fs.statSync(path.join(dir, 'current')).size > 0);
+  const tail = spawn(T6, ['tail', '-f', '-n', '1', dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  tail.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+  await until('tail printed the last line', () => out.includes('before'));
+  logger.stdin!.write(`${'y'.repeat(5000)}\nafter rotation\n`);
+  await until('tail followed the rotation', () => out.includes('after rotation'), 5000);
+  const lines = out.trim().split('\n');
+  assert.equal(lines.length, 3);
+  for (const l of lines) assert.match(l, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{9} /);
+  tail.kill('SIGTERM');
+  await exited(tail);
+  logger.stdin!.end();
+  assert.equal(await exited(logger), 0);
+  fs.rmSync(base, { recursive: true });
+});
+
+test('--help, usage and script errors', () => {
+  const help = spawnSync(T6, ['--help'], { encoding: 'utf8' });
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /t6-log tail/);
+  const usage = spawnSync(T6, [], { encoding: 'utf8' });
+  assert.equal(usage.status, 100);
+  assert.match(usage.stderr, /^t6-log: usage: /);
+  const bad = spawnSync(T6, ['--', '+a(', '1'], { encoding: 'utf8', input: '' });
+  assert.equal(bad.status, 100);
+  assert.equal(bad.stderr, 't6-log: fatal: unrecognized directive: +a( (unmatched ()\n');
+});
