@@ -121,3 +121,21 @@ test('t6-log cat and tail read logdirs written by s6-log, stamps in local time, 
   assert.match(obj.tai, /^@[0-9a-f]{24}$/);
   fs.rmSync(base, { recursive: true });
 });
+
+test('same line cutting (-l), alerts (2, E) and status files (=, ^) as s6-log', { skip: !have }, () => {
+  const base = tmpdir('t6-log-interop-');
+  let input = '';
+  for (let i = 0; i < 40; i++) input += `${String(i).repeat(1 + ((i * 37) % 300))}\n`;
+  for (const limit of ['48', '100', '0']) {
+    const s6 = run(S6, ['-l', limit, '--', '1'], input);
+    const t6 = run(T6, ['-l', limit, '--', '1'], input);
+    assert.equal(t6.stdout, s6.stdout, `-l ${limit}`);
+  }
+  const alerts = (prog: string): string => run(prog, ['--', 'E20', '-^1', '2', 'E0', 'pX', '2'], input).stderr.replace(/^[st]6-log: alert: /gm, 'alert: ');
+  assert.equal(alerts(T6), alerts(S6));
+  for (const size of ['^0', '^1001', '^30', '^3']) {
+    for (const [prog, name] of [[S6, 's6'], [T6, 't6']] as const) run(prog, ['--', size, 'pP', `=${base}/${name}${size}`], input);
+    assert.deepEqual(fs.readFileSync(`${base}/t6${size}`), fs.readFileSync(`${base}/s6${size}`), size);
+  }
+  fs.rmSync(base, { recursive: true });
+});
