@@ -139,3 +139,17 @@ test('same line cutting (-l), alerts (2, E) and status files (=, ^) as s6-log', 
   }
   fs.rmSync(base, { recursive: true });
 });
+
+test('the ERE subset selects the same lines as glibc regexec in s6-log', { skip: !have }, () => {
+  const input = ['abc', 'ABC', 'a.c', 'a\\c', 'aaa', 'ab', 'b', '', '   ', 'x]y', 'x-y', 'foo123', 'bar 42', 'tab\there',
+    'é accent', 'a{2}', '(paren)', 'a+b', 'end$', '^start', 'foofoo', 'word_1 word', 'UPPER lower', '~!@#', 'aaab', 'ba'].join('\n') + '\n';
+  const patterns = ['^a', 'c$', 'a.c', 'a\\.c', '[[:upper:]]', '^[[:lower:]]+$', '[[:digit:]]{2,}', '^[^a-z]*$', 'x[]]y', 'x[a-]y',
+    '(foo){2}', '^(a|b)+$', 'a{2}', 'a\\{2\\}', '\\(paren\\)', 'a\\+b', 'a+b', 'end\\$', '\\^start', '[[:space:]]', '[[:blank:]]h',
+    '[[:punct:]]{2}', '[[:alnum:]_]+ [[:alpha:]]', 'a?b', 'a*', '^$', '^ *$', '[\\]', 'é', '^.{3}$', '^a{1,2}b$', 'a**', '(a|)b', '\\w\\s\\w'];
+  for (const p of patterns) {
+    const s6 = run(S6, ['--', `+${p}`, `-${p}`, '1'], input);
+    const t6 = run(T6, ['--', `+${p}`, `-${p}`, '1'], input);
+    assert.equal(t6.status, s6.status, p);
+    assert.equal(t6.stdout, s6.stdout, p);
+  }
+});
