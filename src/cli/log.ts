@@ -16,7 +16,7 @@ import { reapAll } from '../sys/spawn.ts';
 import { umask } from '../sys/system.ts';
 import { setPipeSize } from '../sys/pipesize.ts';
 
-const USAGE = 't6-log [ -d notif ] [ -q | -v ] [ -b ] [ -p ] [ -l linelimit ] [ -- ] script...';
+const USAGE = 't6-log [ -d notif ] [ -q | -v ] [ -b ] [ -p ] [ -l linelimit ] [ -t lastlinetimeout ] [ -- ] script...';
 const HELP = `usage: ${USAGE}
        t6-log cat [ --json ] dir...
        t6-log tail [ -f ] [ -n lines ] [ --json ] dir...
@@ -30,7 +30,9 @@ Options:
   -b        wait while output cannot be written (t6-log always does: no unbounded buffer)
   -p        ignore SIGTERM (EOF or SIGHUP end it)
   -l n      cut lines longer than n bytes (default 8192; 0: no limit; at least 48)
+  -t ms     on SIGTERM/SIGHUP, wait at most ms for the end of a partial line (default 2000; 0: no limit)
 Signals: SIGTERM/SIGHUP end logging after the pending line; SIGALRM rotates every logdir.
+At EOF a last line without a newline is logged with one (s6-log 2.11 drops it).
 cat prints every line of the logdirs (archives, then current), stamps in local time,
 several logdirs merged by time; tail prints the last lines (-n, default 10), -f follows.
 --json prints one object per line: dir, file, time (UTC), tai, line.
@@ -47,12 +49,14 @@ async function log(args: string[], io: CommandIo): Promise<number> {
   let verbosity = 1;
   let protect = false;
   let lineLimit = 8192;
+  let lastLineMs = 2000;
   let notify: number | undefined;
   for (const o of options) {
     if (o.name === 'q') verbosity = Math.max(0, verbosity - 1);
     else if (o.name === 'v') verbosity++;
     else if (o.name === 'p') protect = true;
     else if (o.name === 'l') lineLimit = uintOption('l', o.value);
+    else if (o.name === 't') lastLineMs = uintOption('t', o.value);
     else if (o.name === 'd') {
       notify = uintOption('d', o.value);
       if (notify < 3) throw new FatalError('notification fd must be 3 or more', 100);
@@ -134,15 +138,29 @@ async function log(args: string[], io: CommandIo): Promise<number> {
   };
   logger.onDrain = () => input.resume();
   const onAlrm = (): void => logger.rotate();
-  const onTerm = (): void => { if (!protect) finish(); };
+  // SIGTERM/SIGHUP: stop once the pending partial line (if any) is complete, or after
+  // -t ms (0: wait for it forever), then process it with a newline added (s6-log ≥ 2.12).
+  let ending = false;
+  let lastLineTimer: NodeJS.Timeout | undefined;
+  const stop = (): void => {
+    if (ending) return;
+    ending = true;
+    if (!logger.hasPartial) { finish(); return; }
+    if (lastLineMs !== 0) lastLineTimer = setTimeout(finish, lastLineMs);
+  };
+  const onTerm = (): void => { if (!protect) stop(); };
   process.on('SIGTERM', onTerm); // with -p the listener ignores it (and keeps Node from dying of it)
-  process.on('SIGHUP', finish);
+  process.on('SIGHUP', stop);
   process.on('SIGALRM', onAlrm);
-  input.start((chunk) => { if (!logger.feed(chunk)) input.pause(); }, finish);
+  input.start((chunk) => {
+    if (!logger.feed(chunk)) input.pause();
+    if (ending && !logger.hasPartial) finish();
+  }, finish);
   await done;
+  clearTimeout(lastLineTimer);
   process.off('SIGCHLD', onChild);
   process.off('SIGTERM', onTerm);
-  process.off('SIGHUP', finish);
+  process.off('SIGHUP', stop);
   process.off('SIGALRM', onAlrm);
   if (out !== undefined) await new Promise<void>((r) => out.end(r));
   // Stopped by a signal while a terminal read waits in the thread pool: nothing else would

@@ -30,9 +30,28 @@ test('-d: a newline on the notification fd once the logdirs are ready; SIGALRM r
   child.stdin!.write('partial');
   await new Promise((r) => setTimeout(r, 100));
   child.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(child.exitCode, null); // waiting for the end of the partial line
+  child.stdin!.write(' line\n');
   assert.equal(await exited(child), 0);
-  assert.match(fs.readFileSync(path.join(dir, 'current'), 'utf8'), /^@[0-9a-f]{24} partial\n$/);
+  assert.match(fs.readFileSync(path.join(dir, 'current'), 'utf8'), /^@[0-9a-f]{24} partial line\n$/);
   assert.equal(fs.statSync(path.join(dir, 'current')).mode & 0o100, 0o100);
+  fs.rmSync(base, { recursive: true });
+});
+
+test('-t: after SIGTERM a partial line waits at most that long, then is logged with a newline', async () => {
+  const base = tmpdir('t6-log-cli-');
+  const dir = path.join(base, 'log');
+  const child = start(['-t', '150', dir]);
+  child.stdin!.write('no end');
+  await until('logdir ready', () => fs.existsSync(path.join(dir, 'current')));
+  await new Promise((r) => setTimeout(r, 100));
+  const t0 = Date.now();
+  child.kill('SIGTERM');
+  assert.equal(await exited(child), 0);
+  const took = Date.now() - t0;
+  assert.ok(took >= 140 && took < 2000, `${took} ms`);
+  assert.equal(fs.readFileSync(path.join(dir, 'current'), 'utf8'), 'no end\n');
   fs.rmSync(base, { recursive: true });
 });
 
