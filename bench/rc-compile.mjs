@@ -38,8 +38,10 @@ function rng(seed) {
  * Writes the source: service i is at level ⌊i·LEVELS/TOTAL⌋; each service above level 0
  * depends on one service of the level just below (so chains are LEVELS deep), and the
  * remaining edges go to random services of lower levels. Returns the counts.
+ * `longrunRun` is every longrun's `run` script (bench/rc.mjs runs them, so its scripts
+ * notify readiness on fd 3; here they are only compiled).
  */
-export function generateSource(dir, seed = 0x7e6) {
+export function generateSource(dir, seed = 0x7e6, { longrunRun = `#!/bin/sh\nexec sleep 1d\n` } = {}) {
   const random = rng(seed);
   const pick = (n) => Math.floor(random() * n);
   const level = (i) => Math.floor((i * LEVELS) / TOTAL);
@@ -68,7 +70,7 @@ export function generateSource(dir, seed = 0x7e6) {
     fs.mkdirSync(path.join(d, 'dependencies.d'), { recursive: true });
     fs.writeFileSync(path.join(d, 'type'), `${types[i]}\n`);
     if (types[i] === 'longrun') {
-      fs.writeFileSync(path.join(d, 'run'), `#!/bin/sh\nexec sleep 1d\n`, { mode: 0o755 });
+      fs.writeFileSync(path.join(d, 'run'), longrunRun, { mode: 0o755 });
       fs.writeFileSync(path.join(d, 'notification-fd'), '3\n');
     } else {
       fs.writeFileSync(path.join(d, 'up'), `echo "${name(i)} is up"\n`);
@@ -124,5 +126,8 @@ export async function main() {
   console.log(`results: ${path.relative(process.cwd(), file)}`);
   return stats;
 }
+
+/** For bench/run.mjs. */
+export const run = main;
 
 if (isMain(import.meta.url)) await main();

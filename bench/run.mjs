@@ -4,7 +4,7 @@
  * in summary-<time>.json and summary-latest.json).
  *
  *   npm run bench                       (builds, then runs this)
- *   node_modules/.bin/node bench/run.mjs [coldstart memory restart clients idle]
+ *   node_modules/.bin/node bench/run.mjs [coldstart memory restart clients idle rc-compile rc]
  *
  * Each benchmark also runs alone (node_modules/.bin/node bench/<name>.mjs) and documents
  * its own environment variables; the common ones:
@@ -19,8 +19,10 @@ import * as memory from './memory.mjs';
 import * as restart from './restart.mjs';
 import * as clients from './clients.mjs';
 import * as idle from './idle.mjs';
+import * as rcCompile from './rc-compile.mjs';
+import * as rc from './rc.mjs';
 
-const BENCHMARKS = { coldstart, memory, restart, clients, idle };
+const BENCHMARKS = { coldstart, memory, restart, clients, idle, 'rc-compile': rcCompile, rc };
 
 /** "yes"/"NO" for a target check, "–" when it cannot be judged. */
 function verdict(ok) {
@@ -85,6 +87,21 @@ export function summaryRows(all) {
     add(`idle CPU, 100 longruns, ${sec} s (ms)`, v, 'ms', 't6 = 0', v.t6 === undefined ? undefined : v.t6 === 0);
     const w = Object.fromEntries(Object.entries(id).map(([k, s]) => [k, s.contextSwitches]));
     rows.push(['  context switches in that window', ...['t6', 's6', 'runit'].map((k) => (w[k] === undefined ? '–' : String(w[k]))), '', '', '', '']);
+  }
+  // t6-rc: s6-rc is not installable here; its column is the issue's measurement of
+  // s6-rc 0.5.4.1 on the same 1,000-service shape (marked "issue").
+  const rcc = all['rc-compile'];
+  if (rcc?.t6) {
+    const v = { t6: rcc.t6.median, s6: rcc.s6?.median ?? rc.S6RC_ISSUE.compile };
+    add(`t6-rc-compile, 1000 svcs (ms)${rcc.s6 ? '' : ' [s6: issue]'}`, v, 'ms', 't6 ≤ 120 ms', v.t6 <= 120);
+  }
+  const r = all.rc;
+  if (r) {
+    for (const row of rc.ROWS) {
+      const t6 = r.stats[row.key]?.median;
+      if (t6 === undefined) continue;
+      add(`${row.label}, 1000 svcs (ms)${row.s6 === undefined ? '' : ' [s6: issue]'}`, { t6, s6: row.s6 }, 'ms', row.target, row.ok(t6));
+    }
   }
   return rows;
 }
