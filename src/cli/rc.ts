@@ -6,7 +6,6 @@
 import { type CommandIo, FatalError, UsageError } from './_run.ts';
 import { getopt, uintOption } from './_getopt.ts';
 import { DEFAULT_LIVE, LiveError, type Live, lockLive, openLive } from '../rc/live.ts';
-import { spawnSync } from 'node:child_process';
 import { type CompiledDb, DbError, loadDb } from '../rc/db.ts';
 import { toDot } from '../rc/graph.ts';
 import { Change, UnknownServiceError, diff, list, listAll, select } from '../rc/engine.ts';
@@ -154,6 +153,7 @@ function graph(compiled: string | undefined, live: string, svg: boolean, io: Com
   const dot = toDot(db);
   if (!svg) { io.out(dot); return 0; }
   // A short-lived client, not the supervisor: running Graphviz as a child is harmless here.
+  const { spawnSync } = process.getBuiltinModule('node:child_process');
   const r = spawnSync('dot', ['-Tsvg'], { input: dot, encoding: 'utf8' });
   if (r.error !== undefined) throw new FatalError(`unable to run Graphviz's dot (is it installed?): ${r.error.message}`, 111);
   if (r.status !== 0) throw new FatalError(`dot failed: ${r.stderr.trim()}`, 111);

@@ -3,7 +3,6 @@
  * connection per oneshot on `SCANDIR/.s6-svscan/run`, one JSON request line, then the
  * `{"pid"}` and `{"wstat"}` replies. Never throws: every outcome is a RunOutcome.
  */
-import net from 'node:net';
 
 /** What to run. */
 export interface OneshotRequest {
@@ -42,7 +41,7 @@ export function runOneshot(socketPath: string, req: OneshotRequest, onPid?: (pid
       sock.destroy();
       resolve(o);
     };
-    const sock = net.connect(socketPath);
+    const sock = process.getBuiltinModule('node:net').connect(socketPath);
     sock.setEncoding('utf8');
     sock.on('connect', () => sock.write(`${JSON.stringify(req)}\n`));
     sock.on('error', (err: NodeJS.ErrnoException) => {

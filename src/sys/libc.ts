@@ -7,7 +7,19 @@ import { createRequire } from 'node:module';
 
 // koffi ships no precise types for every call shape we use; `KoffiFn` below narrows them.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-const koffi: any = loadKoffi();
+let koffi: any;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+let lib: any;
+
+/** Loads koffi and libc on first use: a client that never calls libc never pays for them. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function libc(): any {
+  if (lib === undefined) {
+    koffi = loadKoffi();
+    lib = koffi.load('libc.so.6');
+  }
+  return lib;
+}
 
 /**
  * Loads koffi's native module for glibc x86_64 directly (about 1 ms) rather than through
@@ -33,54 +45,76 @@ function loadKoffi(): any {
 // prototype string says; the typed wrappers in this folder are the only callers.
 type KoffiFn = (...args: unknown[]) => number;
 
-const lib = koffi.load('libc.so.6');
-const fn = (proto: string): KoffiFn => lib.func(proto) as KoffiFn;
+const PROTOTYPES = {
+  posix_spawn: 'int posix_spawn(_Out_ int *pid, const char *path, void *fa, void *attr, const char **argv, const char **envp)',
+  posix_spawnp: 'int posix_spawnp(_Out_ int *pid, const char *file, void *fa, void *attr, const char **argv, const char **envp)',
+  fa_init: 'int posix_spawn_file_actions_init(void *fa)',
+  fa_destroy: 'int posix_spawn_file_actions_destroy(void *fa)',
+  fa_adddup2: 'int posix_spawn_file_actions_adddup2(void *fa, int fd, int newfd)',
+  fa_addopen: 'int posix_spawn_file_actions_addopen(void *fa, int fd, const char *path, int flags, uint32 mode)',
+  fa_addclose: 'int posix_spawn_file_actions_addclose(void *fa, int fd)',
+  fa_addchdir: 'int posix_spawn_file_actions_addchdir_np(void *fa, const char *path)',
+  fa_addclosefrom: 'int posix_spawn_file_actions_addclosefrom_np(void *fa, int from)',
+  attr_init: 'int posix_spawnattr_init(void *attr)',
+  attr_destroy: 'int posix_spawnattr_destroy(void *attr)',
+  attr_setflags: 'int posix_spawnattr_setflags(void *attr, short flags)',
+  attr_setsigmask: 'int posix_spawnattr_setsigmask(void *attr, void *set)',
+  attr_setsigdefault: 'int posix_spawnattr_setsigdefault(void *attr, void *set)',
+  attr_setpgroup: 'int posix_spawnattr_setpgroup(void *attr, int pgid)',
+  sigemptyset: 'int sigemptyset(void *set)',
+  sigfillset: 'int sigfillset(void *set)',
+  waitpid: 'int waitpid(int pid, _Out_ int *status, int options)',
+  kill: 'int kill(int pid, int sig)',
+  getpid: 'int getpid()',
+  getppid: 'int getppid()',
+  setsid: 'int setsid()',
+  pipe2: 'int pipe2(_Out_ int *fds, int flags)',
+  mkfifo: 'int mkfifo(const char *path, uint32 mode)',
+  dup2: 'int dup2(int oldfd, int newfd)',
+  dup3: 'int dup3(int oldfd, int newfd, int flags)',
+  close: 'int close(int fd)',
+  open: 'int open(const char *path, int flags, uint32 mode)',
+  fcntl: 'int fcntl(int fd, int cmd, ...)',
+  prctl: 'int prctl(int option, ...)',
+  setrlimit: 'int setrlimit(int resource, void *rlim)',
+  getrlimit: 'int getrlimit(int resource, void *rlim)',
+  umask: 'uint32 umask(uint32 mask)',
+  mount: 'int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)',
+  umount2: 'int umount2(const char *target, int flags)',
+  reboot: 'int reboot(int cmd)',
+  sync: 'void sync()',
+  execve: 'int execve(const char *path, const char **argv, const char **envp)',
+  ioctl: 'int ioctl(int fd, unsigned long request, ...)',
+  madvise: 'int madvise(uintptr_t addr, size_t length, int advice)',
+} as const;
 
-export const c = {
-  posix_spawn: fn('int posix_spawn(_Out_ int *pid, const char *path, void *fa, void *attr, const char **argv, const char **envp)'),
-  posix_spawnp: fn('int posix_spawnp(_Out_ int *pid, const char *file, void *fa, void *attr, const char **argv, const char **envp)'),
-  fa_init: fn('int posix_spawn_file_actions_init(void *fa)'),
-  fa_destroy: fn('int posix_spawn_file_actions_destroy(void *fa)'),
-  fa_adddup2: fn('int posix_spawn_file_actions_adddup2(void *fa, int fd, int newfd)'),
-  fa_addopen: fn('int posix_spawn_file_actions_addopen(void *fa, int fd, const char *path, int flags, uint32 mode)'),
-  fa_addclose: fn('int posix_spawn_file_actions_addclose(void *fa, int fd)'),
-  fa_addchdir: fn('int posix_spawn_file_actions_addchdir_np(void *fa, const char *path)'),
-  fa_addclosefrom: fn('int posix_spawn_file_actions_addclosefrom_np(void *fa, int from)'),
-  attr_init: fn('int posix_spawnattr_init(void *attr)'),
-  attr_destroy: fn('int posix_spawnattr_destroy(void *attr)'),
-  attr_setflags: fn('int posix_spawnattr_setflags(void *attr, short flags)'),
-  attr_setsigmask: fn('int posix_spawnattr_setsigmask(void *attr, void *set)'),
-  attr_setsigdefault: fn('int posix_spawnattr_setsigdefault(void *attr, void *set)'),
-  attr_setpgroup: fn('int posix_spawnattr_setpgroup(void *attr, int pgid)'),
-  sigemptyset: fn('int sigemptyset(void *set)'),
-  sigfillset: fn('int sigfillset(void *set)'),
-  waitpid: fn('int waitpid(int pid, _Out_ int *status, int options)'),
-  kill: fn('int kill(int pid, int sig)'),
-  getpid: fn('int getpid()'),
-  getppid: fn('int getppid()'),
-  setsid: fn('int setsid()'),
-  pipe2: fn('int pipe2(_Out_ int *fds, int flags)'),
-  mkfifo: fn('int mkfifo(const char *path, uint32 mode)'),
-  dup2: fn('int dup2(int oldfd, int newfd)'),
-  dup3: fn('int dup3(int oldfd, int newfd, int flags)'),
-  close: fn('int close(int fd)'),
-  open: fn('int open(const char *path, int flags, uint32 mode)'),
-  fcntl: fn('int fcntl(int fd, int cmd, ...)'),
-  prctl: fn('int prctl(int option, ...)'),
-  setrlimit: fn('int setrlimit(int resource, void *rlim)'),
-  getrlimit: fn('int getrlimit(int resource, void *rlim)'),
-  umask: fn('uint32 umask(uint32 mask)'),
-  mount: fn('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
-  umount2: fn('int umount2(const char *target, int flags)'),
-  reboot: fn('int reboot(int cmd)'),
-  sync: fn('void sync()'),
-  execve: fn('int execve(const char *path, const char **argv, const char **envp)'),
-  ioctl: fn('int ioctl(int fd, unsigned long request, ...)'),
-  madvise: fn('int madvise(uintptr_t addr, size_t length, int advice)'),
-  strerror: lib.func('const char *strerror(int errnum)') as (errnum: number) => string,
-};
+/**
+ * The libc functions, each bound on its first use (then a plain property: no cost per call
+ * after that). koffi itself is loaded by the first one.
+ */
+export const c = {} as Record<keyof typeof PROTOTYPES, KoffiFn> & { strerror: (errnum: number) => string };
+for (const name of Object.keys(PROTOTYPES) as (keyof typeof PROTOTYPES)[]) {
+  Object.defineProperty(c, name, {
+    configurable: true,
+    enumerable: true,
+    get(): KoffiFn {
+      const bound = libc().func(PROTOTYPES[name]) as KoffiFn;
+      Object.defineProperty(c, name, { value: bound, enumerable: true });
+      return bound;
+    },
+  });
+}
+Object.defineProperty(c, 'strerror', {
+  configurable: true,
+  get(): (errnum: number) => string {
+    const bound = libc().func('const char *strerror(int errnum)') as (errnum: number) => string;
+    Object.defineProperty(c, 'strerror', { value: bound });
+    return bound;
+  },
+});
 
 /** errno of the last failed call on this thread. */
 export function errno(): number {
+  libc();
   return koffi.errno() as number;
 }

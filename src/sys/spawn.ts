@@ -16,10 +16,18 @@ const F_SETFD = 2;
 const O_RDWR = 2;
 const WNOHANG = 1;
 
-const emptySigset = Buffer.alloc(128);
-const fullSigset = Buffer.alloc(128);
-c.sigemptyset(emptySigset);
-c.sigfillset(fullSigset);
+let sigsets: { empty: Buffer; full: Buffer } | undefined;
+/** The empty and the full signal set, made on first use (so that loading this module calls no libc). */
+function signalSets(): { empty: Buffer; full: Buffer } {
+  if (sigsets === undefined) {
+    const empty = Buffer.alloc(128);
+    const full = Buffer.alloc(128);
+    c.sigemptyset(empty);
+    c.sigfillset(full);
+    sigsets = { empty, full };
+  }
+  return sigsets;
+}
 
 /** Where one fd of the child comes from: a parent fd, or /dev/null. */
 export type FdSource = number | 'null';
@@ -70,8 +78,9 @@ export function spawn(opts: SpawnOptions): number {
     let flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
     if (opts.newSession !== false) flags |= POSIX_SPAWN_SETSID;
     c.attr_setflags(attr, flags);
-    c.attr_setsigmask(attr, emptySigset);
-    c.attr_setsigdefault(attr, fullSigset);
+    const sets = signalSets();
+    c.attr_setsigmask(attr, sets.empty);
+    c.attr_setsigdefault(attr, sets.full);
     if (opts.cwd !== undefined) c.fa_addchdir(fileActions, opts.cwd);
     let maxTarget = 2;
     // Node marks its own fds 0–2 close-on-exec; a child inherits them only through an
