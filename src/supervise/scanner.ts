@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { O_CREAT, O_NONBLOCK, O_RDONLY, O_WRONLY, close, mkfifo, open, pipe, tryLock } from '../sys/fd.ts';
+import { O_CREAT, O_NONBLOCK, O_RDWR, O_WRONLY, close, mkfifo, open, pipe, tryLock } from '../sys/fd.ts';
 import { spawn as sysSpawn, kill as sysKill } from '../sys/spawn.ts';
 import { describeError, errorCode } from '../sys/errors.ts';
 import { isSvscanCommand } from '../s6/control.ts';
@@ -107,7 +107,6 @@ export class Scanner {
   #pipelines = new Map<string, Pipeline>();
   #bySupervisor = new Map<Supervisor, { entry: ServiceEntry; slot: Slot }>();
   #lockFd = -1;
-  #controlKeepFd = -1;
   #control: net.Socket | undefined;
   #runner: OneshotRunner | undefined;
   #rescanTimer: NodeJS.Timeout | undefined;
@@ -358,10 +357,9 @@ export class Scanner {
     let readFd = -1;
     try {
       mkfifo(controlPath, 0o600);
-      readFd = open(controlPath, O_RDONLY | O_NONBLOCK);
-      this.#controlKeepFd = open(controlPath, O_WRONLY | O_NONBLOCK);
+      // Read-write: the reader, and the writer that keeps it from seeing EOF, in one fd.
+      readFd = open(controlPath, O_RDWR | O_NONBLOCK);
     } catch (err) {
-      if (readFd >= 0) close(readFd);
       if (errorCode(err) === 'EEXIST') throw new ScannerSetupError(`${controlPath} exists and is not a FIFO`, 100);
       throw new Error(`unable to set up ${controlPath}: ${describeError(err)}`);
     }
@@ -555,8 +553,6 @@ export class Scanner {
     this.#control = undefined;
     this.#runner?.close();
     this.#runner = undefined;
-    if (this.#controlKeepFd >= 0) close(this.#controlKeepFd);
-    this.#controlKeepFd = -1;
     for (const entry of this.#services.values()) {
       if (entry.pipe !== undefined) {
         close(entry.pipe[0]);

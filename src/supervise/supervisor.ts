@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { type SpawnOptions, type FdSource, decodeWaitStatus } from '../sys/spawn.ts';
-import { O_CREAT, O_NONBLOCK, O_RDONLY, O_WRONLY, close, mkfifo, open, pipe, tryLock } from '../sys/fd.ts';
+import { O_CREAT, O_NONBLOCK, O_RDWR, O_WRONLY, close, mkfifo, open, pipe, tryLock } from '../sys/fd.ts';
 import { describeError } from '../sys/errors.ts';
 import { SIGNAL_COMMANDS, type SuperviseCommand, isSuperviseCommand } from '../s6/control.ts';
 import { type SupervisorStatus, encodeStatus } from '../s6/status.ts';
@@ -145,8 +145,8 @@ export class Supervisor {
   #pendingKill = false;
   #readiness: net.Socket | undefined;
   #lockFd = -1;
-  #controlReadFd = -1;
-  #controlKeepFd = -1;
+  /** supervise/control, open read-write: the reader, and the writer that keeps it from EOF. */
+  #controlFd = -1;
   #control: net.Socket | undefined;
   #statusDirty = false;
   #statusRetry: TimerHandle | undefined;
@@ -581,9 +581,8 @@ export class Supervisor {
     this.#state = 'gone';
     this.#control?.destroy();
     this.#control = undefined;
-    if (this.#controlKeepFd >= 0) close(this.#controlKeepFd);
     if (this.#lockFd >= 0) close(this.#lockFd);
-    this.#controlKeepFd = -1;
+    this.#controlFd = -1; // closed with the socket
     this.#lockFd = -1;
     this.#host.exited(this);
   }
@@ -631,19 +630,20 @@ export class Supervisor {
     try {
       step(`create ${controlPath}`, () => mkfifo(controlPath, 0o600));
       step(`open ${controlPath}`, () => {
-        this.#controlReadFd = open(controlPath, O_RDONLY | O_NONBLOCK);
-        this.#controlKeepFd = open(controlPath, O_WRONLY | O_NONBLOCK);
+        // One read-write fd (Linux allows it on a FIFO) is both the reader and the writer that
+        // keeps readers from seeing EOF: one fd per service instead of two, and every spawn
+        // copies and closes t6-svscan's whole fd table.
+        this.#controlFd = open(controlPath, O_RDWR | O_NONBLOCK);
       });
       const death = path.join(superviseDir, 'death_tally');
       if (resetDeathTally) step(`truncate ${death}`, () => fs.writeFileSync(death, ''));
     } catch (err) {
-      if (this.#controlReadFd >= 0) close(this.#controlReadFd);
-      if (this.#controlKeepFd >= 0) close(this.#controlKeepFd);
+      if (this.#controlFd >= 0) close(this.#controlFd);
       close(this.#lockFd);
-      this.#lockFd = this.#controlReadFd = this.#controlKeepFd = -1;
+      this.#lockFd = this.#controlFd = -1;
       throw err;
     }
-    const control = new net.Socket({ fd: this.#controlReadFd, readable: true, writable: false });
+    const control = new net.Socket({ fd: this.#controlFd, readable: true, writable: false });
     control.on('data', (chunk: Buffer) => this.command(chunk.toString('latin1')));
     control.on('error', (err) => this.#host.report('error', `${this.name}: control FIFO: ${describeError(err)}`));
     this.#control = control;
