@@ -4,7 +4,7 @@ import path from 'node:path';
 import { type CommandIo, UsageError } from './_run.ts';
 import { getopt, uintOption } from './_getopt.ts';
 import { Scanner, ScannerSetupError, type ScannerSignal, DIVERTIBLE_SIGNALS } from '../supervise/scanner.ts';
-import { execve, setChildSubreaper, getpid, setProcessName, pageOutExecutable } from '../sys/index.ts';
+import { execve, setChildSubreaper, getpid, setProcessName, pageOutExecutable, markAllCloexec } from '../sys/index.ts';
 
 const USAGE = 't6-svscan [ -c max ] [ -t rescan ] [ -d notif ] [ -X consoleholder ] [ scandir ]';
 const HELP = `${USAGE}
@@ -49,6 +49,9 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     try { setChildSubreaper(); } catch (err) { report('warning', `unable to become a subreaper: ${String(err)}`); }
   }
   setProcessName('t6-svscan');
+  // Whatever we inherited above fd 2 must not reach services (-d and -X fds are passed
+  // explicitly where they belong); from here on every fd of ours is close-on-exec.
+  markAllCloexec();
 
   const notifyReady = (): void => {
     if (notifyFd === undefined) return;
@@ -64,7 +67,7 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   process.on('SIGCHLD', () => scanner?.reaper.reap());
   try {
     scanner = Scanner.open({
-      scandir, rescanMs, maxServices, report,
+      scandir, rescanMs, maxServices, report, allCloexec: true,
       ...(consoleFd === undefined ? {} : { consoleFd }),
     }, notifyReady);
   } catch (err) {

@@ -51,6 +51,8 @@ export interface ScannerOptions {
   /** Console holder fd given to the catch-all logger as stderr (-X). */
   consoleFd?: number;
   report(level: 'info' | 'warning' | 'error', message: string): void;
+  /** Every fd above 2 of this process is close-on-exec: spawns may skip closing fds in the child. */
+  allCloexec?: boolean;
   /** Observer for every event byte of every service (JSON event streams build on it). */
   onEvent?(service: string, event: string): void;
 }
@@ -125,7 +127,8 @@ export class Scanner {
     this.done = new Promise((resolve) => { this.#resolve = resolve; });
     this.#host = {
       spawn: (spawnOpts, onExit) => {
-        const pid = sysSpawn(spawnOpts);
+        // t6-svscan marks all its fds close-on-exec at start (markAllCloexec in the CLI).
+        const pid = sysSpawn({ ...spawnOpts, allCloexec: opts.allCloexec === true });
         this.reaper.watch(pid, onExit);
         return pid;
       },

@@ -4,6 +4,7 @@
  * and waitpid(-1) for every child, known or orphan. Never child_process: libuv's reaper
  * and ours would steal each other's children.
  */
+import fs from 'node:fs';
 import { c, errno } from './libc.ts';
 import { SysError } from './errors.ts';
 
@@ -48,6 +49,14 @@ export interface SpawnOptions {
   newSession?: boolean;
   /** Search PATH for `path` when it has no slash (default false). */
   searchPath?: boolean;
+  /**
+   * Leave the closing of unlisted fds to close-on-exec instead of closing them in the child
+   * before exec (default false). Only for a caller whose every fd above 2 is close-on-exec
+   * (t6-svscan makes sure of it at start): posix_spawn holds the parent until the child
+   * execs, and closing a thousand inherited fds there costs the parent ~0.3 ms per spawn,
+   * while close-on-exec happens after the parent is let go.
+   */
+  allCloexec?: boolean;
 }
 
 let envCache: { source: NodeJS.ProcessEnv; list: string[]; keys: number } | undefined;
@@ -110,7 +119,7 @@ export function spawn(opts: SpawnOptions): number {
         c.fa_adddup2(fileActions, from, target);
       }
     }
-    c.fa_addclosefrom(fileActions, maxTarget + 1);
+    if (opts.allCloexec !== true) c.fa_addclosefrom(fileActions, maxTarget + 1);
     const pid = [0];
     const argv = [...opts.argv, null];
     const env = [...(opts.env ?? currentEnv()), null];
@@ -182,4 +191,27 @@ export function decodeWaitStatus(wstat: number): WaitStatus {
   const exited = low === 0;
   const signaled = !exited && ((low + 1) >> 1) > 0 && low !== 0x7f;
   return { exited, exitCode: exited ? (wstat >> 8) & 0xff : 0, signaled, signal: signaled ? low : 0 };
+}
+
+/**
+ * Marks every fd above 2 of this process close-on-exec (those inherited from whoever
+ * started us included), so that spawns with `allCloexec` leak nothing. Returns how many
+ * fds it had to change.
+ */
+export function markAllCloexec(): number {
+  let changed = 0;
+  let names: string[];
+  try {
+    names = fs.readdirSync('/proc/self/fd');
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    const fd = Number(name);
+    if (!(fd > 2)) continue;
+    const flags = c.fcntl(fd, F_GETFD, 'int', 0);
+    if (flags < 0 || (flags & 1) !== 0) continue;
+    if (c.fcntl(fd, F_SETFD, 'int', flags | 1) === 0) changed++;
+  }
+  return changed;
 }
