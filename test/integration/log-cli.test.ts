@@ -102,3 +102,43 @@ test('--help, usage and script errors', () => {
   assert.equal(bad.status, 100);
   assert.equal(bad.stderr, 't6-log: fatal: unrecognized directive: +a( (unmatched ()\n');
 });
+
+test('disk full: the writer blocks on the pipe (nothing dropped, memory flat), logging resumes when space returns', async (t) => {
+  if (process.getuid?.() !== 0) { t.skip('needs root to mount a tmpfs'); return; }
+  const base = tmpdir('t6-log-cli-');
+  const mnt = path.join(base, 'mnt');
+  fs.mkdirSync(mnt);
+  // 4 MB: more than the logger's 1 MB pipe plus what it holds, so freeing the filler is enough
+  spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mnt]);
+  try {
+    const dir = path.join(mnt, 'log');
+    const child = start(['-d', '3', 's4096', 'n1000', 'r50', dir], 1);
+    await new Promise((r) => child.stdio[3]!.once('data', r));
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+    try { fs.writeFileSync(path.join(mnt, 'filler'), Buffer.alloc(4 << 20)); } catch { /* full */ }
+    // write until the pipe pushes back (the logger stopped reading)
+    let sent = 0;
+    const line = (i: number): string => `line ${String(i).padStart(7, '0')} ${'z'.repeat(90)}\n`;
+    let blocked = false;
+    for (; sent < 200000 && !blocked; sent++) blocked = !child.stdin!.write(line(sent));
+    assert.equal(blocked, true);
+    await until('the logger said so', () => /ENOSPC/.test(stderr));
+    const rss = Number(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)![1]);
+    assert.ok(rss < 200 * 1024, `RSS ${rss} kB`);
+    fs.rmSync(path.join(mnt, 'filler'));
+    child.stdin!.end();
+    const code = await Promise.race([exited(child), new Promise((r) => setTimeout(() => r('timeout'), 20000))]);
+    if (code === 'timeout') child.kill('SIGKILL');
+    assert.equal(code, 0);
+    assert.match(stderr, /writing to .* again/);
+    const names = fs.readdirSync(dir).filter((n) => /^@/.test(n)).sort();
+    const text = [...names, 'current'].map((n) => fs.readFileSync(path.join(dir, n), 'latin1')).join('');
+    let want = '';
+    for (let i = 0; i < sent; i++) want += line(i);
+    assert.equal(text, want);
+  } finally {
+    spawnSync('umount', [mnt]);
+    fs.rmSync(base, { recursive: true });
+  }
+});
