@@ -14,9 +14,19 @@ import { decodeStatus, type SupervisorStatus } from '../../src/s6/status.ts';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BIN = path.join(ROOT, 'bin');
 
-/** A fresh temporary directory, removed by the returned cleanup. */
+const madeDirs: string[] = [];
+// Temporary directories go when the test file's process ends (its trees are stopped by then).
+process.on('exit', () => {
+  for (const dir of madeDirs) {
+    try { fs.rmSync(dir, { recursive: true, force: true }); } catch { /* best effort */ }
+  }
+});
+
+/** A fresh temporary directory, removed when the test process exits. */
 export function tmpdir(prefix = 't6-test-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  madeDirs.push(dir);
+  return dir;
 }
 
 /** What to put in a service directory. */
