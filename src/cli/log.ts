@@ -12,7 +12,7 @@ import { Logger, type LoggerHost } from '../log/engine.ts';
 import { LogdirError } from '../log/logdir.ts';
 import { readLogdir, mergeByTime, formatHuman, formatJson, parseLine, type LogLine } from '../log/reader.ts';
 import { tainNow } from '../s6/tai.ts';
-import { reapAll } from '../sys/spawn.ts';
+import { ChildWaiter } from '../sys/spawn.ts';
 import { umask } from '../sys/system.ts';
 import { setPipeSize } from '../sys/pipesize.ts';
 
@@ -74,14 +74,8 @@ async function log(args: string[], io: CommandIo): Promise<number> {
 
   const old = umask(0);
   umask(old);
-  const waiting = new Map<number, (wstat: number) => void>();
-  const early = new Map<number, number>();
-  const onChild = (): void => {
-    for (const { pid, wstat } of reapAll()) {
-      const w = waiting.get(pid);
-      if (w !== undefined) { waiting.delete(pid); w(wstat); } else early.set(pid, wstat);
-    }
-  };
+  const children = new ChildWaiter();
+  const onChild = (): void => children.reap();
   process.on('SIGCHLD', onChild);
 
   // stdout: a pipe or socket is written through libuv (backpressure); anything else synchronously.
@@ -105,10 +99,7 @@ async function log(args: string[], io: CommandIo): Promise<number> {
   const host: LoggerHost = {
     now: tainNow,
     setTimer: (ms, fn) => { const t = setTimeout(fn, ms); return () => clearTimeout(t); },
-    waitPid: (pid) => new Promise((resolve) => {
-      const w = early.get(pid);
-      if (w !== undefined) { early.delete(pid); resolve(w); } else waiting.set(pid, resolve);
-    }),
+    waitPid: (pid) => children.waitPid(pid),
     warn,
     mask: 0o666 & ~old,
     stdout: stdoutSink,

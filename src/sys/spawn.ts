@@ -152,6 +152,41 @@ export function reapAll(): Reaped[] {
   return out;
 }
 
+/**
+ * For a small process that reaps all its children itself (t6-log and its processors):
+ * call `reap()` on SIGCHLD; `waitPid(pid)` resolves with the wait status even when the
+ * child was reaped before anyone asked. Not for pid 1: it keeps the status of every child
+ * nobody waits for, and pid 1 inherits every orphan of the machine (it uses Reaper).
+ */
+export class ChildWaiter {
+  #waiting = new Map<number, (wstat: number) => void>();
+  #early = new Map<number, number>();
+
+  /** Reaps every dead child and hands each status to its waiter, or keeps it for one. */
+  reap(): void {
+    for (const { pid, wstat } of reapAll()) {
+      const waiter = this.#waiting.get(pid);
+      if (waiter === undefined) this.#early.set(pid, wstat);
+      else {
+        this.#waiting.delete(pid);
+        waiter(wstat);
+      }
+    }
+  }
+
+  /** The wait status of `pid`, once it has exited and been reaped. */
+  waitPid(pid: number): Promise<number> {
+    return new Promise((resolve) => {
+      const wstat = this.#early.get(pid);
+      if (wstat === undefined) this.#waiting.set(pid, resolve);
+      else {
+        this.#early.delete(pid);
+        resolve(wstat);
+      }
+    });
+  }
+}
+
 /** Reaps one specific child if it has exited; returns its wait status or undefined. */
 export function reapPid(pid: number): number | undefined {
   const status = [0];
