@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { type CommandIo, UsageError } from './_run.ts';
 import { getopt, uintOption } from './_getopt.ts';
-import { Scanner, ScannerSetupError, type ScannerSignal, DIVERTIBLE_SIGNALS } from '../supervise/scanner.ts';
+import { Scanner, ScannerSetupError, type ScannerOptions, type ScannerSignal, DIVERTIBLE_SIGNALS } from '../supervise/scanner.ts';
 import { execve, setChildSubreaper, getpid, setProcessName, pageOutExecutable, markAllCloexec } from '../sys/index.ts';
 
 const USAGE = 't6-svscan [ -c max ] [ -t rescan ] [ -d notif ] [ -X consoleholder ] [ scandir ]';
@@ -39,6 +39,31 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     try { fs.fstatSync(fd); } catch { throw new UsageError(`${USAGE}\nfd ${fd} is not open`); }
   }
   const scandir = path.resolve(rest[0] ?? '.');
+  return serve({
+    scandir, rescanMs, maxServices,
+    ...(notifyFd === undefined ? {} : { notifyFd }),
+    ...(consoleFd === undefined ? {} : { consoleFd }),
+  }, io);
+}
+
+/** How t6-svscan (or t6-linux-init, carrying on as t6-svscan) runs the tree. */
+export interface ServeConfig {
+  scandir: string;
+  rescanMs: number;
+  maxServices: number;
+  notifyFd?: number;
+  consoleFd?: number;
+  /** Scan dir entries that are not services. */
+  notServices?: ReadonlySet<string>;
+  /** Built-in signal actions replacing s6-svscan's (when no `.s6-svscan/SIG<NAME>` exists). */
+  signalActions?: ScannerOptions['signalActions'];
+  /** Called once the first scan is done: t6-linux-init starts stage 2 here. */
+  started?(scanner: Scanner): void;
+}
+
+/** Runs the supervision tree until the scanner is told to exit; then execs `.s6-svscan/finish`. */
+export async function serve(cfg: ServeConfig, io: CommandIo): Promise<number> {
+  const { scandir, notifyFd } = cfg;
   const report = (level: string, message: string): void => io.err(`t6-svscan: ${level}: ${message}\n`);
 
   // pid 1 must not die: anything that escapes a guard is reported, and life goes on.
@@ -67,8 +92,10 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   process.on('SIGCHLD', () => scanner?.reaper.reap());
   try {
     scanner = Scanner.open({
-      scandir, rescanMs, maxServices, report, allCloexec: true,
-      ...(consoleFd === undefined ? {} : { consoleFd }),
+      scandir, rescanMs: cfg.rescanMs, maxServices: cfg.maxServices, report, allCloexec: true,
+      ...(cfg.consoleFd === undefined ? {} : { consoleFd: cfg.consoleFd }),
+      ...(cfg.notServices === undefined ? {} : { notServices: cfg.notServices }),
+      ...(cfg.signalActions === undefined ? {} : { signalActions: cfg.signalActions }),
     }, notifyReady);
   } catch (err) {
     if (err instanceof ScannerSetupError) {
@@ -78,6 +105,7 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     throw err;
   }
   scanner.reaper.reap();
+  cfg.started?.(scanner);
   for (const sig of pending.splice(0)) scanner.signal(sig);
 
   // Start-up is over once the first scan's supervisors are running: give back the

@@ -1,14 +1,17 @@
 /**
  * The reaper: on every SIGCHLD, waitpid(-1, WNOHANG) until nothing is left, so every child
  * — ours or an orphan re-parented to us — is collected. Watched pids get their wait status
- * delivered; the rest are only counted.
+ * delivered; the rest are only counted. It also knows when no child at all is left, which
+ * for pid 1 means no process is left on the machine (shutdown waits for exactly that).
  */
-import { reapAll } from '../sys/spawn.ts';
+import { reapAllStatus } from '../sys/spawn.ts';
 
 /** Collects dead children and hands their statuses to whoever started them. */
 export class Reaper {
   #watched = new Map<number, (wstat: number) => void>();
   #orphans = 0;
+  #childless = false;
+  #onChildless = new Set<() => void>();
   #onError: (err: unknown) => void;
 
   constructor(onError: (err: unknown) => void) {
@@ -18,6 +21,7 @@ export class Reaper {
   /** Calls `onExit` with the wait status when `pid` is reaped. */
   watch(pid: number, onExit: (wstat: number) => void): void {
     this.#watched.set(pid, onExit);
+    this.#childless = false;
   }
 
   /** How many unwatched children (orphans, signal scripts) have been reaped. */
@@ -30,9 +34,25 @@ export class Reaper {
     return this.#watched.size;
   }
 
+  /** Whether the last reap found no child left at all. */
+  get childless(): boolean {
+    return this.#childless;
+  }
+
+  /** Resolves once a reap finds no child left (at once if none is left now). */
+  untilChildless(): Promise<void> {
+    this.reap();
+    if (this.#childless) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => { this.#onChildless.delete(done); resolve(); };
+      this.#onChildless.add(done);
+    });
+  }
+
   /** Reaps everything that has died; called on SIGCHLD (and whenever in doubt: it never blocks). */
   reap(): void {
-    for (const { pid, wstat } of reapAll()) {
+    const { reaped, childless } = reapAllStatus();
+    for (const { pid, wstat } of reaped) {
       const onExit = this.#watched.get(pid);
       if (onExit === undefined) {
         this.#orphans++;
@@ -45,5 +65,8 @@ export class Reaper {
         this.#onError(err);
       }
     }
+    // A callback may have started a child since waitpid said ECHILD.
+    this.#childless = childless && this.#watched.size === 0;
+    if (childless) for (const fn of [...this.#onChildless]) fn();
   }
 }

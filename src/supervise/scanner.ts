@@ -55,6 +55,10 @@ export interface ScannerOptions {
   allCloexec?: boolean;
   /** Observer for every event byte of every service (JSON event streams build on it). */
   onEvent?(service: string, event: string): void;
+  /** Scan dir entries that are not services (t6-linux-init's shutdownd FIFO directory). */
+  notServices?: ReadonlySet<string>;
+  /** Built-in signal actions that replace s6-svscan's when no `.s6-svscan/SIG<NAME>` exists. */
+  signalActions?: Partial<Record<ScannerSignal, () => void>>;
 }
 
 /** Thrown by Scanner.open when the scan directory cannot be taken; `exitCode` as s6-svscan's. */
@@ -115,6 +119,7 @@ export class Scanner {
   #retryScan: NodeJS.Timeout | undefined;
   #controlRetry: NodeJS.Timeout | undefined;
   #ending: ScannerExit['reason'] | undefined;
+  #unsupervised = false;
   #resolve!: (exit: ScannerExit) => void;
   #host: SupervisorHost;
   #maxServices: number;
@@ -211,13 +216,18 @@ export class Scanner {
         if (errorCode(err) !== 'ENOENT') this.#opts.report('warning', `unable to spawn ${script}: ${describeError(err)} - using the built-in action`);
       }
     }
+    const action = this.#opts.signalActions?.[sig];
+    if (action !== undefined) {
+      this.#guard(sig, action);
+      return;
+    }
     const builtin = BUILTIN[sig];
     if (builtin !== '') this.command(builtin);
   }
 
   /** One scan of the scan directory (s6-svscan §3): new services get supervisors, vanished ones turn inactive. */
   scan(): void {
-    if (this.#ending !== undefined) return;
+    if (this.#ending !== undefined || this.#unsupervised) return;
     let names: string[];
     try {
       names = fs.readdirSync(this.scandir);
@@ -234,7 +244,7 @@ export class Scanner {
     const tooMany: string[] = [];
     const found: ServiceEntry[] = [];
     for (const name of names) {
-      if (name.startsWith('.')) continue;
+      if (name.startsWith('.') || this.#opts.notServices?.has(name) === true) continue;
       const dir = path.join(this.scandir, name);
       let st: fs.Stats;
       try {
@@ -524,6 +534,26 @@ export class Scanner {
       entry.log?.sup?.request(loggersToo ? 'term' : 'hup');
       this.#forgetIfDead(entry);
     }
+  }
+
+  /**
+   * Shutdown's "unsupervise everything" (s6-linux-init-shutdownd hides every entry, then
+   * sends `d`): every service is brought down for good and its supervisor let go, loggers
+   * included; the scan dir is never read again. The control FIFO and the oneshot runner
+   * stay, and the scanner does not end: pid 1 carries on into stage 4.
+   */
+  unsuperviseAll(): void {
+    this.#unsupervised = true;
+    if (this.#rescanTimer !== undefined) clearInterval(this.#rescanTimer);
+    if (this.#retryScan !== undefined) clearTimeout(this.#retryScan);
+    for (const entry of this.#services.values()) {
+      entry.active = false;
+      for (const slot of slots(entry)) {
+        slot.restart?.cancel();
+        slot.restart = undefined;
+      }
+    }
+    this.#prune(true);
   }
 
   #terminate(reason: ScannerExit['reason']): void {

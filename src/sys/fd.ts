@@ -64,6 +64,18 @@ export function dup2(from: number, to: number): void {
   if (c.dup2(from, to) < 0) throw new SysError('dup2', errno(), `${from}→${to}`);
 }
 
+/** A close-on-exec copy of `fd` numbered 3 or above (pid 1 keeping its console before moving fd 0). */
+export function dupCloexec(fd: number): number {
+  const copy = c.fcntl(fd, 1030 /* F_DUPFD_CLOEXEC */, 'int', 3);
+  if (copy < 0) throw new SysError('fcntl', errno(), `F_DUPFD_CLOEXEC ${fd}`);
+  return copy;
+}
+
+/** Whether `fd` is open. */
+export function isOpen(fd: number): boolean {
+  return c.fcntl(fd, 1 /* F_GETFD */, 'int', 0) >= 0;
+}
+
 /** Sets or clears O_NONBLOCK on an fd. */
 export function setNonblocking(fd: number, on: boolean): void {
   const flags = c.fcntl(fd, F_GETFL, 'int', 0);

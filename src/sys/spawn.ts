@@ -8,6 +8,8 @@ import fs from 'node:fs';
 import { c, errno } from './libc.ts';
 import { SysError } from './errors.ts';
 
+const EINTR = 4;
+
 const POSIX_SPAWN_SETSIGDEF = 0x4;
 const POSIX_SPAWN_SETSIGMASK = 0x8;
 const POSIX_SPAWN_SETSID = 0x80;
@@ -142,14 +144,23 @@ export interface Reaped {
 
 /** Reaps every child that has exited, without blocking; returns them in reaping order. */
 export function reapAll(): Reaped[] {
-  const out: Reaped[] = [];
+  return reapAllStatus().reaped;
+}
+
+/** reapAll, and whether the process has no children left at all (waitpid said ECHILD). */
+export function reapAllStatus(): { reaped: Reaped[]; childless: boolean } {
+  const reaped: Reaped[] = [];
   const status = [0];
   for (;;) {
     const pid = c.waitpid(-1, status, WNOHANG);
-    if (pid <= 0) break; // 0: children remain, none dead; -1: ECHILD (none at all) or EINTR
-    out.push({ pid, wstat: status[0]! & 0xffff });
+    if (pid === 0) return { reaped, childless: false };
+    // -1: ECHILD (no children at all) or EINTR (try again).
+    if (pid < 0) {
+      if (errno() === EINTR) continue;
+      return { reaped, childless: true };
+    }
+    reaped.push({ pid, wstat: status[0]! & 0xffff });
   }
-  return out;
 }
 
 /**
@@ -239,7 +250,8 @@ export function markAllCloexec(): number {
   try {
     names = fs.readdirSync('/proc/self/fd');
   } catch {
-    return 0;
+    // No /proc yet (pid 1 at boot): try every fd below a generous bound instead.
+    names = Array.from({ length: 1024 }, (_v, i) => String(i));
   }
   for (const name of names) {
     const fd = Number(name);

@@ -1,0 +1,259 @@
+/**
+ * t6-linux-init: stage 1 of the machine (s6-linux-init, linux-init.md §2), then — in the
+ * same process, with no second Node start — pid 1 for the machine's life as t6-svscan on
+ * /run/service, with the shutdown daemon, the ctrl-alt-del and signal handling built in.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { type CommandIo, UsageError, FatalError, writeAll } from './_run.ts';
+import { getopt, uintOption } from './_getopt.ts';
+import { serve } from './svscan.ts';
+import type { Scanner, ScannerSignal } from '../supervise/scanner.ts';
+import {
+  O_RDWR, open, close, dup2, dupCloexec, isOpen, describeError, getpid, setsid, umask,
+  mount, MS, reboot, RB, spawn, execve,
+} from '../sys/index.ts';
+import { prepareTmpfs, copyTree, readEnvDir, buildEnvironment, dumpEnvironment, pickRunlevel, type RunMode } from '../init/stage1.ts';
+import { Shutdownd, DEFAULT_GRACE_MS, MAX_GRACE_MS } from '../init/shutdownd.ts';
+import { runFinale, type FinalAction } from '../init/finale.ts';
+
+const USAGE = 't6-linux-init [ -c basedir ] [ -p initial_path ] [ -m umask ] [ -s envdump ] [ -d slashdev ] [ -D runlevel ] [ -q grace_ms ] [ -n | -N ] [ -C ] [ -B ] [ -S ] [ args… ]';
+const HELP = `${USAGE}
+Stage 1 of the boot, run by the kernel as /sbin/init (normally through basedir/bin/init,
+written by t6-linux-init-maker): mounts a tmpfs on /run, copies basedir/run-image into it,
+builds the environment (PATH plus basedir/env), starts basedir/scripts/rc.init RUNLEVEL
+ARGS… with its output in the catch-all log, and carries on as t6-svscan /run/service,
+which is pid 1 until the machine goes down. Shutdown requests come through
+/run/service/s6-linux-init-shutdownd/fifo (t6-shutdown, halt, poweroff, reboot) and the
+signals: SIGINT (ctrl-alt-del) reboots, SIGUSR1 and SIGPWR power off, SIGUSR2 halts.
+Not as pid 1, it is telinit.
+  -c basedir  the boot tree (default /etc/t6-linux-init/current)
+  -p path     initial PATH (default /usr/bin:/bin)
+  -m umask    initial umask, octal (default 022)
+  -s dir      dump the kernel's environment into dir
+  -d dir      mount a devtmpfs on dir first
+  -D rl       runlevel for rc.init when the kernel command line names none (default "default")
+  -q ms       grace time between SIGTERM and SIGKILL at shutdown (default 3000)
+  -n / -N     remount /run / leave /run alone, instead of mounting a fresh tmpfs
+  -C          container mode: no kernel set-up; halt ends the container with its exit code
+  -B          no catch-all logger: everything goes to the console
+  -S          with -C: sync at halt
+`;
+
+const TMPFS = '/run';
+const SCANDIR = '/run/service';
+const SHUTDOWND = 's6-linux-init-shutdownd';
+const RUNLEVELD = 's6-linux-init-runleveld';
+const CONTAINER_RESULTS = '/run/s6-linux-init-container-results';
+const VERSION = '0.1.0';
+
+interface InitOptions {
+  basedir: string;
+  initialPath: string;
+  umask: number;
+  envDump: string | undefined;
+  slashdev: string | undefined;
+  defaultRunlevel: string;
+  graceMs: number;
+  runMode: RunMode;
+  container: boolean;
+  noLogger: boolean;
+  syncInContainer: boolean;
+}
+
+function parse(args: string[]): { o: InitOptions; rest: string[] } {
+  const { options, rest } = getopt(args, { flags: 'nNCBS', withArg: 'cpmsdDqv' });
+  const o: InitOptions = {
+    basedir: '/etc/t6-linux-init/current', initialPath: '/usr/bin:/bin', umask: 0o022, envDump: undefined,
+    slashdev: undefined, defaultRunlevel: 'default', graceMs: DEFAULT_GRACE_MS, runMode: 'mount',
+    container: false, noLogger: false, syncInContainer: false,
+  };
+  for (const { name, value = '' } of options) {
+    switch (name) {
+      case 'c': o.basedir = value; break;
+      case 'p': o.initialPath = value; break;
+      case 'm':
+        if (!/^[0-7]{1,5}$/.test(value)) throw new UsageError(`${USAGE}\n-m needs an octal umask`);
+        o.umask = parseInt(value, 8) & 0o777;
+        break;
+      case 's': o.envDump = value; break;
+      case 'd': o.slashdev = value; break;
+      case 'D': o.defaultRunlevel = value; break;
+      case 'q': o.graceMs = Math.min(uintOption('q', value), MAX_GRACE_MS); break;
+      case 'n': o.runMode = 'remount'; break;
+      case 'N': o.runMode = 'keep'; break;
+      case 'C': o.container = true; break;
+      case 'B': o.noLogger = true; break;
+      case 'S': o.syncInContainer = true; break;
+      case 'v': break; // verbosity, as s6-linux-init 1.1.2 has it
+    }
+  }
+  for (const [letter, p] of [['c', o.basedir], ['s', o.envDump], ['d', o.slashdev]] as const) {
+    if (p !== undefined && !path.isAbsolute(p)) throw new UsageError(`${USAGE}\n-${letter} needs an absolute path`);
+  }
+  return { o, rest };
+}
+
+/** Points fds 0–2 at `file` (the console after mounting /dev, or /dev/null without one). */
+function reopenStdio(file: string): boolean {
+  let fd: number;
+  try {
+    fd = open(file, O_RDWR);
+  } catch {
+    return false;
+  }
+  for (let i = 0; i <= 2; i++) if (fd !== i) dup2(fd, i);
+  if (fd > 2) close(fd);
+  return true;
+}
+
+export async function main(args: string[], io: CommandIo): Promise<number> {
+  if (args.includes('--help')) { io.out(HELP); return 0; }
+  // Not pid 1: "init 6" and friends, as telinit.
+  if (getpid() !== 1 && !args.includes('-C')) {
+    const telinit = path.join(path.dirname(process.argv[1] ?? '.'), '..', 'bin', 't6-telinit');
+    const err = execve(telinit, ['t6-telinit', ...args.filter((a) => !a.startsWith('-'))]);
+    throw new FatalError(`not pid 1, and unable to exec ${telinit}: ${err.message}`);
+  }
+  const { o, rest: kernelArgs } = parse(args);
+  const say = (line: string): void => writeAll(2, `t6-linux-init: ${line}\n`);
+  // Stage 1 failing is fatal for the machine (the kernel panics when pid 1 exits), as for
+  // s6-linux-init; each step names what failed so the panic message says why.
+  const step = <T>(what: string, fn: () => T): T => {
+    try {
+      return fn();
+    } catch (err) {
+      throw new FatalError(`${what}: ${describeError(err)}`, 111);
+    }
+  };
+
+  if (isOpen(1) && !o.container) writeAll(1, `\n  t6-linux-init version ${VERSION}\n\n`);
+  process.chdir('/');
+  umask(o.umask);
+  if (o.slashdev !== undefined) {
+    const dev = o.slashdev;
+    step(`unable to mount a devtmpfs on ${dev}`, () => mount('dev', dev, 'devtmpfs', MS.NOSUID | MS.NOEXEC, 'mode=0755'));
+    if (!reopenStdio(path.join(dev, 'console'))) reopenStdio('/dev/null');
+  }
+  if (!isOpen(1)) reopenStdio('/dev/null');
+  step(`unable to prepare the tmpfs on ${TMPFS}`, () => prepareTmpfs(TMPFS, o.runMode));
+  const runImage = path.join(o.basedir, 'run-image');
+  step(`unable to copy ${runImage} into ${TMPFS}`, () => {
+    for (const name of fs.readdirSync(runImage)) copyTree(path.join(runImage, name), path.join(TMPFS, name));
+  });
+  const envChanges = step('unable to read the env directory', () => readEnvDir(path.join(o.basedir, 'env')));
+  if (o.envDump !== undefined) {
+    const dir = o.envDump;
+    try {
+      dumpEnvironment(dir, process.env);
+    } catch (err) {
+      say(`warning: unable to dump the environment into ${dir}: ${describeError(err)}`);
+    }
+  }
+  // Everything from here on gets PATH and the env dir's variables, not the kernel's.
+  const env = buildEnvironment(o.initialPath, envChanges);
+  for (const name of Object.keys(process.env)) delete process.env[name];
+  for (const [name, value] of env) process.env[name] = value;
+  const runlevel = o.container ? o.defaultRunlevel : pickRunlevel(kernelArgs, o.defaultRunlevel);
+
+  // Stage 2's stdin is the console (or the container's tty); pid 1's is /dev/null.
+  const stage2Stdin = step('unable to keep the console', () => dupCloexec(0));
+  step('unable to point stdin at /dev/null', () => {
+    const fd = open('/dev/null', O_RDWR);
+    dup2(fd, 0);
+    close(fd);
+  });
+  try { setsid(); } catch { /* already a session leader */ }
+  if (!o.container) {
+    // ctrl-alt-del becomes SIGINT to pid 1 instead of an immediate reboot.
+    try { reboot(RB.DISABLE_CAD); } catch (err) { say(`warning: unable to trap ctrl-alt-del: ${describeError(err)}`); }
+  }
+
+  let scanner: Scanner | undefined;
+  const finaleHost = {
+    unsuperviseAll: () => scanner?.unsuperviseAll(),
+    untilChildless: () => scanner?.reaper.untilChildless() ?? Promise.resolve(),
+    flushLogs: async () => { await scanner?.flushLogs(); },
+    runScript: (file: string) => runChild(file, [], 2),
+    say,
+  };
+  /** Runs a script as pid 1's child, output to `out`; undefined if it does not exist. */
+  const runChild = (file: string, argv: string[], out: number, stdin: number | 'null' = 'null'): Promise<number | undefined> => {
+    if (!fs.existsSync(file)) return Promise.resolve(undefined);
+    return new Promise((resolve, reject) => {
+      try {
+        const pid = spawn({ path: file, argv: [file, ...argv], cwd: '/', fds: new Map([[0, stdin], [1, out], [2, out]]), allCloexec: true });
+        scanner!.reaper.watch(pid, resolve);
+      } catch (err) {
+        reject(err);
+      }
+    });
+  };
+  const catchAll = (): number => scanner?.catchAllFd ?? 2;
+  const shutdownd = new Shutdownd({
+    runRcShutdown: () => runChild(path.join(o.basedir, 'scripts/rc.shutdown'), [], catchAll()),
+    report: (level, message) => scanner === undefined ? say(`${level}: ${message}`) : scanner.log(`t6-linux-init: ${level}: ${message}`),
+    finale: (action, graceMs) => void finish(action, graceMs),
+  }, o.graceMs);
+
+  const finish = async (action: FinalAction, graceMs: number): Promise<void> => {
+    const name = action === 'h' ? 'halt' : action === 'p' ? 'poweroff' : 'reboot';
+    say(`${name}: stage 4`);
+    const err = await runFinale(finaleHost, action, {
+      graceMs, container: o.container, syncInContainer: o.syncInContainer,
+      tmpfsDir: TMPFS, finalScript: path.join(o.basedir, 'scripts/rc.shutdown.final'),
+    });
+    if (o.container) {
+      if (action === 'h') {
+        let code = 0;
+        try { code = Number(fs.readFileSync(path.join(CONTAINER_RESULTS, 'exitcode'), 'utf8').trim()) || 0; } catch { /* 0 */ }
+        process.exit(code);
+      }
+      // In a pid namespace, reboot(2) ends pid 1 (SIGHUP: power off or halt, SIGINT: restart).
+      try { reboot(action === 'p' ? RB.POWER_OFF : RB.AUTOBOOT); } catch (e) { say(`unable to ${name}: ${describeError(e)}`); }
+      process.exit(0);
+    }
+    // A real machine: reboot(2) failed. pid 1 stays, and says so.
+    say(`fatal: unable to ${name}: ${err === undefined ? 'reboot(2) returned' : describeError(err)} - the machine stays up; try ${name} -f`);
+  };
+
+  const request = (action: 'h' | 'p' | 'r') => (): void => {
+    if (o.container && action !== 'h') {
+      const results = path.join(CONTAINER_RESULTS, 'haltcode');
+      try { fs.writeFileSync(results, `${action}\n`); } catch { /* best effort */ }
+    }
+    shutdownd.request(action, 0);
+  };
+  const nothing = (): void => {};
+  const signalActions: Partial<Record<ScannerSignal, () => void>> = {
+    SIGINT: request('r'), SIGUSR1: request('p'), SIGPWR: request('p'), SIGUSR2: request('h'),
+    SIGTERM: o.container ? request('h') : nothing, SIGQUIT: nothing, SIGWINCH: nothing,
+  };
+
+  const started = (s: Scanner): void => {
+    scanner = s;
+    try {
+      shutdownd.listen(path.join(SCANDIR, SHUTDOWND, 'fifo'));
+    } catch (err) {
+      s.log(`t6-linux-init: warning: unable to listen on ${path.join(SCANDIR, SHUTDOWND, 'fifo')}: ${describeError(err)} - shutdown works through signals only`);
+    }
+    const rcInit = path.join(o.basedir, 'scripts/rc.init');
+    runChild(rcInit, [runlevel, ...kernelArgs], o.noLogger ? 2 : catchAll(), stage2Stdin).then((wstat) => {
+      close(stage2Stdin);
+      if (wstat === undefined) say(`warning: ${rcInit} does not exist`);
+      else if (wstat !== 0) {
+        const code = (wstat >> 8) & 0xff;
+        say(`warning: ${rcInit} ${(wstat & 0x7f) === 0 ? `exited ${code}` : `was killed by signal ${wstat & 0x7f}`}; the services it did not start stay down - log in on the console and see /run/uncaught-logs`);
+      }
+    }, (err: unknown) => {
+      close(stage2Stdin);
+      say(`warning: unable to run ${rcInit}: ${describeError(err)}`);
+    });
+  };
+
+  return serve({
+    scandir: SCANDIR, rescanMs: 0, maxServices: 1000,
+    notServices: new Set([SHUTDOWND, RUNLEVELD]),
+    signalActions, started,
+  }, io);
+}

@@ -1,0 +1,174 @@
+/**
+ * t6-linux-init end to end without a kernel: a boot tree from t6-linux-init-maker, booted
+ * in container mode (-C) as pid 1 of a fresh pid + mount namespace, with the article's
+ * t6-rc demo. Checks stage 1 (tmpfs on /run, run-image copied, clean environment), stage 2
+ * (rc.init brings `default` up: the article's lines, in order, through the catch-all
+ * logger copied to the console with -1), and the shutdown paths: a request on the
+ * shutdown FIFO, SIGTERM (a container's halt), poweroff through reboot(2) in the pid
+ * namespace, and a broken rc.init that leaves pid 1 and the early services running.
+ * The real-kernel run of the same tree is test/boot/boot.test.ts.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { BIN, OutputLog, tmpdir } from '../lib/harness.ts';
+
+const sh = (body: string): string => `#!/bin/sh\n${body}\n`;
+
+/** The article's s6-rc source directory. */
+function articleSource(dir: string): void {
+  const put = (file: string, text: string, mode = 0o644): void => {
+    fs.mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+    fs.writeFileSync(path.join(dir, file), text, { mode });
+  };
+  put('demo-longrun-1/type', 'longrun\n');
+  put('demo-longrun-1/run', sh('while :; do echo "demo-longrun-1 is running"; sleep 10; done'), 0o755);
+  put('demo-oneshot-1/type', 'oneshot\n');
+  put('demo-oneshot-1/up', 'echo "demo-oneshot-1 is up"\n', 0o755);
+  put('demo-oneshot-1/down', 'echo "demo-oneshot-1 is down"\n', 0o755);
+  put('demo-longrun-1/dependencies', 'demo-oneshot-1\n');
+  put('default/type', 'bundle\n');
+  put('default/contents', 'demo-longrun-1\n');
+}
+
+interface Booted {
+  proc: ChildProcess;
+  out: OutputLog;
+  base: string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Host path of a file inside the namespace's /run. */
+  run(rel: string): string;
+  kill(): void;
+}
+
+/** Makes a tree with the maker and boots it as pid 1 of a new pid + mount namespace. */
+function boot(opts: { makerArgs?: string[]; rcInit?: string } = {}): Booted {
+  const base = tmpdir('t6-linux-init-');
+  articleSource(path.join(base, 'source'));
+  const c = spawnSync(path.join(BIN, 't6-rc-compile'), [path.join(base, 'compiled'), path.join(base, 'source')], { encoding: 'utf8' });
+  assert.equal(c.status, 0, `t6-rc-compile: ${c.stderr}`);
+  const basedir = path.join(base, 'current');
+  const m = spawnSync(path.join(BIN, 't6-linux-init-maker'), [
+    '-C', '-1', '-c', basedir, '-b', path.join(base, 'compiled'), '-l', '/run/t6-rc', '-q', '2000',
+    '-p', `${BIN}:/usr/bin:/bin:/usr/sbin:/sbin`, '-e', 'T6_TEST=yes', ...(opts.makerArgs ?? []), basedir,
+  ], { encoding: 'utf8' });
+  assert.equal(m.status, 0, `t6-linux-init-maker: ${m.stderr}`);
+  if (opts.rcInit !== undefined) fs.writeFileSync(path.join(basedir, 'scripts/rc.init'), opts.rcInit, { mode: 0o755 });
+  const proc = spawn('unshare', ['--pid', '--fork', '--mount-proc', '--kill-child', path.join(basedir, 'bin/init')], {
+    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KERNEL_JUNK: 'dropped' },
+  });
+  const out = new OutputLog();
+  out.attach(proc.stdout);
+  out.attach(proc.stderr);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  const pid1 = (): number => Number(fs.readFileSync(`/proc/${proc.pid}/task/${proc.pid}/children`, 'utf8').trim().split(/\s+/)[0]);
+  return {
+    proc, out, base, exited,
+    run: (rel) => `/proc/${pid1()}/root/run/${rel}`,
+    kill: () => {
+      try { process.kill(pid1(), 'SIGKILL'); } catch { /* gone */ }
+      try { proc.kill('SIGKILL'); } catch { /* gone */ }
+    },
+  };
+}
+
+/** Index of the first match of each pattern, in order, failing if one is missing or out of order. */
+function assertInOrder(text: string, lines: readonly string[]): void {
+  let at = 0;
+  for (const line of lines) {
+    const i = text.indexOf(line, at);
+    assert.ok(i >= 0, `missing (or out of order): ${JSON.stringify(line)}\n--- output ---\n${text}`);
+    at = i + line.length;
+  }
+}
+
+const UP_LINES = [
+  't6-rc: info: service demo-oneshot-1: starting',
+  'demo-oneshot-1 is up',
+  't6-rc: info: service demo-oneshot-1 successfully started',
+  't6-rc: info: service demo-longrun-1: starting',
+  't6-rc: info: service demo-longrun-1 successfully started',
+];
+const DOWN_LINES = [
+  't6-rc: info: service demo-longrun-1: stopping',
+  't6-rc: info: service demo-longrun-1 successfully stopped',
+  't6-rc: info: service demo-oneshot-1: stopping',
+  'demo-oneshot-1 is down',
+  't6-rc: info: service demo-oneshot-1 successfully stopped',
+  'sending all processes the TERM signal...',
+];
+
+test('t6-linux-init -C: stage 1, the article demo up through rc.init, then halt from the shutdown FIFO, services down in reverse order', { timeout: 60_000 }, async () => {
+  const b = boot();
+  try {
+    await b.out.waitFor(/demo-longrun-1 is running/, 30_000);
+    assertInOrder(b.out.text, UP_LINES);
+    // Stage 1 made /run a fresh tmpfs holding the run-image, and the catch-all log has the lines.
+    const mounts = fs.readFileSync(b.run('../proc/1/mounts'), 'utf8');
+    assert.match(mounts, /^tmpfs \/run tmpfs /m);
+    assert.ok(fs.existsSync(b.run('service/.s6-svscan/control')), 'the scanner runs on /run/service');
+    const current = fs.readFileSync(b.run('uncaught-logs/current'), 'utf8');
+    assert.match(current, /^@[0-9a-f]{24} demo-oneshot-1 is up$/m);
+    // Everything after stage 1 has PATH and env/'s variables only (the kernel's are dropped).
+    const env = fs.readFileSync(b.run('../proc/1/environ'), 'latin1').split('\0').filter(Boolean).sort();
+    assert.ok(env.includes('T6_TEST=yes') && env.some((e) => e.startsWith('PATH=')), env.join(' '));
+    assert.ok(!env.some((e) => e.startsWith('KERNEL_JUNK=')), env.join(' '));
+
+    const r = spawnSync(path.join(BIN, 't6-shutdown'), ['--fifo', b.run('service/s6-linux-init-shutdownd/fifo'), '-h', 'now'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const end = await b.exited;
+    assertInOrder(b.out.text, DOWN_LINES);
+    assert.equal(end.code, 0, `exit ${end.code} ${end.signal}\n${b.out.text}`);
+  } finally {
+    b.kill();
+  }
+});
+
+test('t6-linux-init -C: SIGTERM halts, the container exit code comes from the results file', { timeout: 60_000 }, async () => {
+  const b = boot();
+  try {
+    await b.out.waitFor(/t6-rc: info: service demo-longrun-1 successfully started/, 30_000);
+    fs.writeFileSync(b.run('s6-linux-init-container-results/exitcode'), '7\n');
+    const pid1 = Number(fs.readFileSync(`/proc/${b.proc.pid}/task/${b.proc.pid}/children`, 'utf8').trim());
+    process.kill(pid1, 'SIGTERM');
+    const end = await b.exited;
+    assertInOrder(b.out.text, DOWN_LINES);
+    assert.equal(end.code, 7, b.out.text);
+  } finally {
+    b.kill();
+  }
+});
+
+test('t6-linux-init -C: poweroff (SIGUSR1) ends in reboot(2), which ends the pid namespace', { timeout: 60_000 }, async () => {
+  const b = boot();
+  try {
+    await b.out.waitFor(/t6-rc: info: service demo-longrun-1 successfully started/, 30_000);
+    const pid1 = Number(fs.readFileSync(`/proc/${b.proc.pid}/task/${b.proc.pid}/children`, 'utf8').trim());
+    process.kill(pid1, 'SIGUSR1');
+    const end = await b.exited;
+    assertInOrder(b.out.text, DOWN_LINES);
+    // reboot(RB_POWER_OFF) in a pid namespace kills its pid 1 with SIGHUP; unshare reports it.
+    assert.ok(end.code === 128 + 1 || end.signal === 'SIGHUP', `exit ${end.code} ${end.signal}\n${b.out.text}`);
+  } finally {
+    b.kill();
+  }
+});
+
+test('t6-linux-init -C: a broken rc.init is reported, pid 1 and the early getty stay, shutdown still works', { timeout: 60_000 }, async () => {
+  const b = boot({ makerArgs: ['-G', 'sh -c "echo early getty here; exec sleep 1000"'], rcInit: sh('echo "rc.init: broken on purpose"; exit 3') });
+  try {
+    await b.out.waitFor(/early getty here/, 30_000);
+    await b.out.waitFor(/rc\.init exited 3/, 30_000);
+    assert.match(b.out.text, /rc\.init: broken on purpose/);
+    const st = spawnSync(path.join(BIN, 't6-svstat'), [b.run('service/s6-linux-init-early-getty')], { encoding: 'utf8' });
+    assert.match(st.stdout, /^up \(pid \d+\)/, st.stderr);
+    const r = spawnSync(path.join(BIN, 't6-shutdown'), ['--fifo', b.run('service/s6-linux-init-shutdownd/fifo'), '-h', 'now'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const end = await b.exited;
+    assert.equal(end.code, 0, b.out.text);
+  } finally {
+    b.kill();
+  }
+});

@@ -1,0 +1,106 @@
+/** Stage 1's pieces, the maker's tree and stage 4's unmount plan, without booting anything. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { BIN, tmpdir } from '../lib/harness.ts';
+import { readEnvDir, buildEnvironment, pickRunlevel, copyTree, dumpEnvironment } from '../../src/init/stage1.ts';
+import { parseMounts, planUnmounts } from '../../src/init/umountall.ts';
+import { shQuote, catchAllScript } from '../../src/init/maker.ts';
+
+test('env dir: last newline dropped, empty file unsets, PATH first', () => {
+  const dir = tmpdir();
+  fs.writeFileSync(path.join(dir, 'TZ'), 'UTC\n');
+  fs.writeFileSync(path.join(dir, 'MULTI'), 'a\nb\n\n');
+  fs.writeFileSync(path.join(dir, 'PATH'), '');
+  fs.writeFileSync(path.join(dir, 'EMPTYVAL'), '\n');
+  const changes = readEnvDir(dir);
+  assert.equal(changes.get('TZ'), 'UTC');
+  assert.equal(changes.get('MULTI'), 'a\nb\n');
+  assert.equal(changes.get('EMPTYVAL'), '');
+  assert.equal(changes.has('PATH') && changes.get('PATH'), undefined);
+  const env = buildEnvironment('/bin', changes);
+  assert.equal(env.has('PATH'), false, 'an empty PATH file unsets PATH');
+  assert.equal(env.get('TZ'), 'UTC');
+  assert.deepEqual(readEnvDir(path.join(dir, 'missing')), new Map());
+});
+
+test('runlevel from the kernel command line, else the default', () => {
+  assert.equal(pickRunlevel(['splash', '3', 'default'], 'default'), '3');
+  assert.equal(pickRunlevel(['single', 'x'], 'default'), 'default');
+  assert.equal(pickRunlevel([], 'multi'), 'multi');
+});
+
+test('copyTree keeps FIFOs, modes and symbolic links; env dump is whole', () => {
+  const dir = tmpdir();
+  const from = path.join(dir, 'from');
+  fs.mkdirSync(path.join(from, 'service/x'), { recursive: true });
+  fs.writeFileSync(path.join(from, 'service/x/run'), '#!/bin/sh\n', { mode: 0o750 });
+  spawnSync('mkfifo', ['-m', '0600', path.join(from, 'service/x/fifo')]);
+  fs.symlinkSync('run', path.join(from, 'service/x/link'));
+  fs.mkdirSync(path.join(dir, 'to'));
+  copyTree(path.join(from, 'service'), path.join(dir, 'to/service'));
+  const st = fs.lstatSync(path.join(dir, 'to/service/x/fifo'));
+  assert.ok(st.isFIFO());
+  assert.equal(st.mode & 0o777, 0o600);
+  assert.equal(fs.statSync(path.join(dir, 'to/service/x/run')).mode & 0o777, 0o750);
+  assert.equal(fs.readlinkSync(path.join(dir, 'to/service/x/link')), 'run');
+  dumpEnvironment(path.join(dir, 'dump'), { A: '1', B: 'two words' });
+  assert.equal(fs.readFileSync(path.join(dir, 'dump/B'), 'utf8'), 'two words\n');
+  assert.throws(() => dumpEnvironment(path.join(dir, 'dump'), { A: '1' }));
+});
+
+test('unmount plan: reverse order, /run kept, first devtmpfs/proc/sysfs kept, later duplicates go, rootfs left', () => {
+  const mounts = parseMounts([
+    'none / rootfs rw 0 0',
+    'dev /dev devtmpfs rw 0 0',
+    'proc /proc proc rw 0 0',
+    'sysfs /sys sysfs rw 0 0',
+    'tmpfs /run tmpfs rw 0 0',
+    'devpts /dev/pts devpts rw 0 0',
+    '/dev/vda /mnt/my\\040disk ext4 rw 0 0',
+    'proc /mnt/proc proc rw 0 0',
+  ].join('\n'));
+  assert.equal(mounts[6]!.target, '/mnt/my disk');
+  assert.deepEqual(planUnmounts(mounts).map((m) => m.target), ['/mnt/proc', '/mnt/my disk', '/dev/pts']);
+});
+
+test('maker helpers: sh quoting never lets a word be interpreted, catch-all script follows -1 and -t', () => {
+  for (const word of ["it's", '$(reboot)', 'a b', '`x`', 'plain/path-1.0']) {
+    const r = spawnSync('sh', ['-c', `printf '%s' ${shQuote(word)}`], { encoding: 'utf8' });
+    assert.equal(r.stdout, word);
+  }
+  assert.deepEqual(catchAllScript({ logToConsole: true, timestampStyle: 3 }), ['-b', '1', 't', 'T', '/run/uncaught-logs']);
+  assert.deepEqual(catchAllScript({ logToConsole: false, timestampStyle: 0 }), ['-b', '/run/uncaught-logs']);
+});
+
+test('t6-linux-init-maker: the tree, its modes, the FIFO, -G and -e; refuses an existing dir and bad options', () => {
+  const dir = tmpdir();
+  const out = path.join(dir, 'current');
+  const r = spawnSync(path.join(BIN, 't6-linux-init-maker'), ['-1', '-G', 'getty 38400 ttyS0', '-e', 'TZ=UTC', '-e', 'UNSET', '-c', '/etc/t6-linux-init/current', '-T', '/opt/t6/bin', '-t', '2', out], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  for (const f of ['init', 'halt', 'poweroff', 'reboot', 'shutdown', 'telinit']) {
+    assert.equal(fs.statSync(path.join(out, 'bin', f)).mode & 0o777, 0o755, f);
+  }
+  assert.match(fs.readFileSync(path.join(out, 'bin/init'), 'utf8'), /exec \/opt\/t6\/bin\/t6-linux-init -c \/etc\/t6-linux-init\/current -m 0022 /);
+  assert.match(fs.readFileSync(path.join(out, 'bin/poweroff'), 'utf8'), /exec \/opt\/t6\/bin\/t6-hpr -p "\$@"/);
+  assert.match(fs.readFileSync(path.join(out, 'scripts/rc.init'), 'utf8'), /^\/opt\/t6\/bin\/t6-rc-init -c \/etc\/t6-rc\/compiled -l \/run\/t6-rc \/run\/service \|\| exit$/m);
+  assert.match(fs.readFileSync(path.join(out, 'scripts/rc.shutdown'), 'utf8'), /^exec \/opt\/t6\/bin\/t6-rc -l \/run\/t6-rc -v2 -bDa change$/m);
+  assert.match(fs.readFileSync(path.join(out, 'scripts/runlevel'), 'utf8'), /-v2 -up change "\$1"/);
+  assert.equal(fs.readFileSync(path.join(out, 'env/TZ'), 'utf8'), 'UTC\n');
+  assert.equal(fs.readFileSync(path.join(out, 'env/UNSET'), 'utf8'), '');
+  assert.ok(fs.lstatSync(path.join(out, 'run-image/service/s6-linux-init-shutdownd/fifo')).isFIFO());
+  assert.equal(fs.statSync(path.join(out, 'run-image/uncaught-logs')).mode & 0o7777, 0o2750);
+  assert.deepEqual(fs.readFileSync(path.join(out, 'run-image/service/s6-svscan-log/t6-log'), 'utf8').split('\n').filter((l) => l !== '' && !l.startsWith('#')), ['-b', '1', 'T', '/run/uncaught-logs']);
+  assert.match(fs.readFileSync(path.join(out, 'run-image/service/s6-linux-init-early-getty/run'), 'utf8'), /^exec getty 38400 ttyS0$/m);
+
+  const again = spawnSync(path.join(BIN, 't6-linux-init-maker'), [out], { encoding: 'utf8' });
+  assert.notEqual(again.status, 0);
+  assert.match(again.stderr, /already exists/);
+  const bad = spawnSync(path.join(BIN, 't6-linux-init-maker'), ['-t', '4', path.join(dir, 'x')], { encoding: 'utf8' });
+  assert.equal(bad.status, 100);
+  assert.equal(fs.existsSync(path.join(dir, 'x')), false);
+  const rel = spawnSync(path.join(BIN, 't6-linux-init-maker'), ['-c', 'relative', path.join(dir, 'y')], { encoding: 'utf8' });
+  assert.equal(rel.status, 100);
+});
