@@ -16,8 +16,9 @@ import os from 'node:os';
 
 /** Size of one record. */
 export const UTMP_RECORD_SIZE = 384;
-/** Default paths (glibc's _PATH_UTMP, _PATH_WTMP). */
+/** glibc's _PATH_UTMP. */
 export const DEFAULT_UTMP = '/var/run/utmp';
+/** glibc's _PATH_WTMP. */
 export const DEFAULT_WTMP = '/var/log/wtmp';
 /** ut_type values used here. */
 export const UT_TYPE = { RUN_LVL: 1, USER_PROCESS: 7 } as const;

@@ -40,14 +40,19 @@ export const EARLY_GETTY_SERVICE = 's6-linux-init-early-getty';
 /** Where a container's exit code and halt code are left for the finish script. */
 export const CONTAINER_RESULTS = '/run/s6-linux-init-container-results';
 
-/** Names inside the base directory. */
+/** In the base directory: the tree copied onto the tmpfs at boot. */
 export const RUN_IMAGE = 'run-image';
+/** In the base directory: the envdir applied to the boot environment. */
 export const ENV_DIR = 'env';
+/** In the base directory: where the stage scripts live. */
 export const SCRIPTS_DIR = 'scripts';
-/** Stage 2, stage 3, the stage-4 hook, and the runlevel changer, under scripts/. */
+/** scripts/: stage 2, run once the catch-all logger is up (args: runlevel, kernel words). */
 export const STAGE2 = 'rc.init';
+/** scripts/: stage 3, run by the shutdown daemon at the deadline. */
 export const STAGE3 = 'rc.shutdown';
+/** scripts/: the stage-4 hook, run after unmounting (optional). */
 export const STAGE4 = 'rc.shutdown.final';
+/** scripts/: the runlevel changer (`runlevel RL`), run by telinit and rc.init. */
 export const RUNLEVEL_SCRIPT = 'runlevel';
 
 /** Grace between SIGTERM and SIGKILL when nobody asked for another. */
