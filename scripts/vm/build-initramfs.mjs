@@ -9,9 +9,14 @@
 //   /etc/passwd, /etc/group  passwordless root login, as in the article; /etc/profile
 //   /opt/t6/                 dist/*.cjs, bin/ wrappers, the pinned Node (stripped), koffi
 //   /lib…, /lib64…           the shared libraries node and koffi.node need (from ldd)
-//   /sbin/init               stage 1 (by default scripts/vm/rootfs/sbin/init, a shell stand-in
-//                            for t6-linux-init; --init FILE puts another file there)
-//   /etc/t6-linux-init/current/   the boot tree: run-image/ (copied to /run), scripts/
+//   /etc/t6-linux-init/current/   the boot tree, written by t6-linux-init-maker as the
+//                            article does it (-1 -G "getty 38400 ttyS0"), plus -d /dev since an
+//                            initramfs has no /dev of its own
+//   /sbin/init               a link to that tree's bin/init (--init FILE puts another file there);
+//                            /sbin/{halt,poweroff,reboot,shutdown,telinit} link to its bin/ too,
+//                            replacing busybox's applets, as the article copies bin/* to /sbin
+//   /etc/t6-rc/source, /etc/t6-rc/compiled   the article's demo services (compiled here)
+//   /lib/modules/t6/         the kernel's virtio block modules (scripts/vm/fetch-kernel.sh)
 //
 // Everything under scripts/vm/rootfs is copied as is; --overlay DIR adds more (after it).
 //
@@ -144,9 +149,26 @@ for (const elf of [node, koffiNode]) {
 }
 for (const lib of libs) copy(lib, lib.slice(1));
 
-// The init tree and login files, then --init and --overlay.
+// Login files and the service sources; then the boot tree, made by t6 itself.
 copyTree(path.join(root, 'scripts/vm/rootfs'), '.');
-if (opts.init !== undefined) { fs.rmSync(at('sbin/init'), { force: true }); copy(opts.init, 'sbin/init', 0o755); }
+const t6 = (cmd, args) => {
+  const r = spawnSync(path.join(root, 'bin', cmd), args, { encoding: 'utf8' });
+  if (r.status !== 0) fail(`${cmd} ${args.join(' ')}: ${r.stderr}`);
+};
+t6('t6-rc-compile', [at('etc/t6-rc/compiled'), at('etc/t6-rc/source')]);
+const basedir = '/etc/t6-linux-init/current';
+t6('t6-linux-init-maker', ['-1', '-G', 'getty 38400 ttyS0', '-d', '/dev', '-c', basedir, '-T', '/opt/t6/bin',
+  '-b', '/etc/t6-rc/compiled', '-l', '/run/t6-rc', '-p', '/opt/t6/bin:/usr/sbin:/usr/bin:/sbin:/bin', at(basedir.slice(1))]);
+for (const name of ['halt', 'poweroff', 'reboot', 'shutdown', 'telinit']) {
+  for (const dir of ['bin', 'sbin', 'usr/bin', 'usr/sbin']) fs.rmSync(at(`${dir}/${name}`), { force: true });
+  fs.symlinkSync(`${basedir}/bin/${name}`, at(`sbin/${name}`));
+}
+fs.rmSync(at('sbin/init'), { force: true });
+if (opts.init !== undefined) copy(opts.init, 'sbin/init', 0o755);
+else fs.symlinkSync(`${basedir}/bin/init`, at('sbin/init'));
+const kernelDir = path.join(root, '.cache/vm/kernel');
+const modulesDir = fs.existsSync(kernelDir) ? fs.readdirSync(kernelDir).filter((d) => d.startsWith('modules-')).sort().pop() : undefined;
+if (modulesDir !== undefined) for (const f of fs.readdirSync(path.join(kernelDir, modulesDir))) copy(path.join(kernelDir, modulesDir, f), `lib/modules/t6/${f}`);
 for (const dir of opts.overlays) copyTree(dir, '.');
 fs.chmodSync(at('etc/passwd'), 0o644);
 

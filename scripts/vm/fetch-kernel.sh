@@ -13,10 +13,10 @@ cache=${1:-"$here/../../.cache/vm"}
 mkdir -p "$cache/kernel"
 cache=$(cd "$cache" && pwd)
 
-# Reuse the newest kernel already extracted, unless a refresh is asked for.
+# Reuse the newest kernel already extracted (with its modules), unless a refresh is asked for.
 if [ "${T6_VM_REFRESH:-}" != 1 ]; then
   found=$(ls -1 "$cache"/kernel/vmlinuz-*-cloud-amd64 2>/dev/null | sort -V | tail -n 1 || true)
-  if [ -n "$found" ]; then echo "$found"; exit 0; fi
+  if [ -n "$found" ] && [ -d "$cache/kernel/modules-${found##*/vmlinuz-}" ]; then echo "$found"; exit 0; fi
 fi
 
 command -v apt-cache >/dev/null 2>&1 || { echo "fetch-kernel: apt-cache not found (Debian/Ubuntu only)" >&2; exit 1; }
@@ -27,7 +27,7 @@ if [ -z "$pkg" ]; then
   exit 1
 fi
 version=${pkg#linux-image-}
-if [ ! -f "$cache/kernel/vmlinuz-$version" ]; then
+if [ ! -f "$cache/kernel/vmlinuz-$version" ] || [ ! -d "$cache/kernel/modules-$version" ]; then
   deb=$(ls -1 "$cache"/"$pkg"_*.deb 2>/dev/null | tail -n 1 || true)
   if [ -z "$deb" ]; then
     # apt-get download writes into the current directory. As root it warns that the
@@ -37,8 +37,15 @@ if [ ! -f "$cache/kernel/vmlinuz-$version" ]; then
   fi
   tmp="$cache/kernel/.extract.$$"
   rm -rf "$tmp" && mkdir -p "$tmp"
-  dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp" --wildcards './boot/vmlinuz-*'
+  # The kernel, its config, and the virtio block driver's modules (the cloud kernel builds
+  # virtio as modules; the boot test's disk needs them, loaded by a oneshot in the guest).
+  dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp" --wildcards './boot/vmlinuz-*' './boot/config-*' \
+    "./lib/modules/$version/kernel/drivers/virtio/*" "./lib/modules/$version/kernel/drivers/block/virtio_blk.ko*"
   mv "$tmp/boot/vmlinuz-$version" "$cache/kernel/vmlinuz-$version"
+  mv "$tmp/boot/config-$version" "$cache/kernel/config-$version"
+  rm -rf "$cache/kernel/modules-$version"
+  mkdir -p "$cache/kernel/modules-$version"
+  find "$tmp/lib/modules" -name '*.ko*' -exec mv {} "$cache/kernel/modules-$version/" \;
   rm -rf "$tmp" "$deb"
 fi
 echo "$cache/kernel/vmlinuz-$version"

@@ -112,7 +112,7 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   // Not pid 1: "init 6" and friends, as telinit.
   if (getpid() !== 1 && !args.includes('-C')) {
     const telinit = path.join(path.dirname(process.argv[1] ?? '.'), '..', 'bin', 't6-telinit');
-    const err = execve(telinit, ['t6-telinit', ...args.filter((a) => !a.startsWith('-'))]);
+    const err = execve(telinit, ['t6-telinit', ...args]);
     throw new FatalError(`not pid 1, and unable to exec ${telinit}: ${err.message}`);
   }
   const { o, rest: kernelArgs } = parse(args);

@@ -13,6 +13,7 @@ import { kill } from '../sys/spawn.ts';
 import { RB, reboot, sync } from '../sys/system.ts';
 import { parseMounts, planUnmounts, unmountAll } from './umountall.ts';
 
+const SIGHUP = 1;
 const SIGKILL = 9;
 const SIGTERM = 15;
 const SIGCONT = 18;
@@ -71,6 +72,9 @@ export async function runFinale(host: FinaleHost, action: FinalAction, opts: Fin
   if (syncing) sync();
   host.say('sending all processes the TERM signal...');
   kill(-1, SIGTERM);
+  // An interactive shell ignores SIGTERM but not SIGHUP (a hang-up, as when its terminal
+  // goes): without it, the login shell that typed `poweroff` would hold the grace time.
+  kill(-1, SIGHUP);
   kill(-1, SIGCONT);
   const termDone = await Promise.race([host.untilChildless(), timeout(opts.graceMs)]);
   if (syncing) sync();
