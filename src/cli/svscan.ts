@@ -6,7 +6,7 @@ import { getopt, uintOption } from './_getopt.ts';
 import { Scanner, ScannerSetupError, type ScannerOptions, type ScannerSignal, DIVERTIBLE_SIGNALS } from '../supervise/scanner.ts';
 import { execve, setChildSubreaper, getpid, setProcessName, pageOutExecutable, markAllCloexec } from '../sys/index.ts';
 
-const USAGE = 't6-svscan [ -c max ] [ -t rescan ] [ -d notif ] [ -X consoleholder ] [ scandir ]';
+const USAGE = 't6-svscan [ -1 ] [ -c max ] [ -t rescan ] [ -d notif ] [ -X consoleholder ] [ scandir ]';
 const HELP = `${USAGE}
 Supervises every service directory of scandir (default: the current directory), as
 s6-svscan and s6-supervise do, in one process. As pid 1 it reaps every orphan; otherwise
@@ -15,19 +15,27 @@ it makes itself a child subreaper.
   -t rescan     rescan scandir every rescan milliseconds (default: only when told)
   -d notif      write a newline to fd notif once the control FIFO listens, then close it
   -X fd         give fd (a console holder) to the catch-all logger s6-svscan-log as stderr
+                (in-process catch-all: where its alerts go)
+  -1            console sink (containers): every line of every service without a logger
+                goes to stdout as "name: line", whole lines only (and to the catch-all)
+Logging: a service's log/t6-log file (t6-log's arguments, one per line) runs its logger
+inside t6-svscan; scandir/s6-svscan-log/t6-log makes an in-process catch-all log that
+gets the output of every service without a logger, and t6-svscan's own messages.
 Control: t6-svscanctl (or s6-svscanctl) on scandir; signals as s6-svscan, with
 scandir/.s6-svscan/SIG<NAME> scripts replacing the built-in actions.
 `;
 
 export async function main(args: string[], io: CommandIo): Promise<number> {
   if (args.includes('--help')) { io.out(HELP); return 0; }
-  const { options, rest } = getopt(args, { withArg: 'ctdX' });
+  const { options, rest } = getopt(args, { flags: '1', withArg: 'ctdX' });
   let rescanMs = 0;
   let maxServices = 1000;
   let notifyFd: number | undefined;
   let consoleFd: number | undefined;
+  let consoleSink = false;
   for (const opt of options) {
-    if (opt.name === 'c') maxServices = Math.min(Math.max(uintOption('c', opt.value), 4), 160000);
+    if (opt.name === '1') consoleSink = true;
+    else if (opt.name === 'c') maxServices = Math.min(Math.max(uintOption('c', opt.value), 4), 160000);
     else if (opt.name === 't') rescanMs = uintOption('t', opt.value);
     else if (opt.name === 'd') notifyFd = uintOption('d', opt.value);
     else if (opt.name === 'X') consoleFd = uintOption('X', opt.value);
@@ -40,7 +48,7 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   }
   const scandir = path.resolve(rest[0] ?? '.');
   return serve({
-    scandir, rescanMs, maxServices,
+    scandir, rescanMs, maxServices, consoleSink,
     ...(notifyFd === undefined ? {} : { notifyFd }),
     ...(consoleFd === undefined ? {} : { consoleFd }),
   }, io);
@@ -53,6 +61,8 @@ export interface ServeConfig {
   maxServices: number;
   notifyFd?: number;
   consoleFd?: number;
+  /** -1: every line of every service without a logger to stdout, prefixed with its name. */
+  consoleSink?: boolean;
   /** Scan dir entries that are not services. */
   notServices?: ReadonlySet<string>;
   /** Built-in signal actions replacing s6-svscan's (when no `.s6-svscan/SIG<NAME>` exists). */
@@ -64,7 +74,14 @@ export interface ServeConfig {
 /** Runs the supervision tree until the scanner is told to exit; then execs `.s6-svscan/finish`. */
 export async function serve(cfg: ServeConfig, io: CommandIo): Promise<number> {
   const { scandir, notifyFd } = cfg;
-  const report = (level: string, message: string): void => io.err(`t6-svscan: ${level}: ${message}\n`);
+  // Once the scanner is open, its messages go through scanner.log (into the catch-all log if
+  // there is one); before, and for start-up failures, to stderr.
+  let logTo: Scanner | undefined;
+  const report = (level: string, message: string): void => {
+    const line = `t6-svscan: ${level}: ${message}`;
+    if (logTo !== undefined) logTo.log(line);
+    else io.err(`${line}\n`);
+  };
 
   // pid 1 must not die: anything that escapes a guard is reported, and life goes on.
   process.on('uncaughtException', (err) => report('error', `uncaught: ${err.stack ?? err.message}`));
@@ -93,10 +110,11 @@ export async function serve(cfg: ServeConfig, io: CommandIo): Promise<number> {
   try {
     scanner = Scanner.open({
       scandir, rescanMs: cfg.rescanMs, maxServices: cfg.maxServices, report, allCloexec: true,
+      consoleSink: cfg.consoleSink === true,
       ...(cfg.consoleFd === undefined ? {} : { consoleFd: cfg.consoleFd }),
       ...(cfg.notServices === undefined ? {} : { notServices: cfg.notServices }),
       ...(cfg.signalActions === undefined ? {} : { signalActions: cfg.signalActions }),
-    }, notifyReady);
+    }, (s) => { logTo = s; notifyReady(); });
   } catch (err) {
     if (err instanceof ScannerSetupError) {
       io.err(`t6-svscan: fatal: ${err.message}\n`);

@@ -166,6 +166,35 @@ export class Logger {
   /** Has a partial line waiting for its newline. */
   get hasPartial(): boolean { return this.#partialLen > 0; }
 
+  /**
+   * Removes the pending partial line, unprocessed, and returns it (empty if none): a host
+   * that switches engines (a reloaded script) or slips whole lines of its own in between
+   * feeds it back afterwards, so no line is torn.
+   */
+  takePartial(): Buffer {
+    if (this.#partialLen === 0) return EMPTY;
+    const line = Buffer.concat(this.#partial, this.#partialLen);
+    this.#partial = [];
+    this.#partialLen = 0;
+    return line;
+  }
+
+  /**
+   * Writes what is staged, waits (at most until `deadline`, monotonic ms) for every logdir
+   * to have written everything and ended any rotation, then fsyncs each `current`. Resolves
+   * with the logdirs that could not be synced in time, and how many bytes each still holds.
+   */
+  async sync(deadline: number, monotonicMs: () => number): Promise<{ dir: string; staged: number }[]> {
+    const late: { dir: string; staged: number }[] = [];
+    for (const ld of this.logdirs) {
+      ld.flush();
+      const left = deadline - monotonicMs();
+      if (left <= 0 || !(await ld.whenIdle(left))) { late.push({ dir: ld.dir, staged: ld.staged }); continue; }
+      if (!ld.fsyncCurrent()) late.push({ dir: ld.dir, staged: 0 });
+    }
+    return late;
+  }
+
   /** Forces a rotation of every logdir with a non-empty current (SIGALRM). */
   rotate(): void {
     for (const ld of this.logdirs) ld.rotateNow();

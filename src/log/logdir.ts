@@ -181,6 +181,36 @@ export class Logdir {
     if (this.#size > 0) this.#startRotation();
   }
 
+  /**
+   * Resolves true once nothing is staged and no rotation is under way, or false after
+   * `timeoutMs` (a full disk). Nothing changes for the logdir either way.
+   */
+  whenIdle(timeoutMs: number): Promise<boolean> {
+    if (this.#rot === 'idle' && !this.#flushing && this.#len === 0) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      let settled = false;
+      const cancel = this.#host.setTimer(timeoutMs, () => { if (!settled) { settled = true; resolve(false); } });
+      this.#readyWaiters.push(() => {
+        if (settled) return;
+        settled = true;
+        cancel();
+        if (this.#len > 0 && !this.#flush()) { resolve(false); return; }
+        resolve(true);
+      });
+    });
+  }
+
+  /** fsync(2) of `current` (before a reboot); false, with a warning, if it failed. */
+  fsyncCurrent(): boolean {
+    try {
+      fs.fsyncSync(this.#fd);
+      return true;
+    } catch (err) {
+      this.#host.warn(`unable to fsync ${this.dir}/current: ${errText(err)}`);
+      return false;
+    }
+  }
+
   /** Waits until every write and rotation is done, then fsyncs current and marks it u+x; releases the lock. */
   async close(): Promise<void> {
     if (this.#closed) return;

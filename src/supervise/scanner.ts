@@ -19,6 +19,7 @@ import { tainNow } from '../s6/tai.ts';
 import { Reaper } from './reaper.ts';
 import { readSetting } from '../s6/servicedir.ts';
 import { OneshotRunner } from './runner.ts';
+import { Logging, type PipeClient } from './logging.ts';
 import { Supervisor, SupervisorSetupError, type SupervisorHost, type SupervisorStdio, type TimerHandle } from './supervisor.ts';
 
 /** The name of the catch-all logger service, which is never itself logged. */
@@ -48,8 +49,10 @@ export interface ScannerOptions {
   rescanMs?: number;
   /** Maximum number of supervisors (-c); a service and its logger take one each. */
   maxServices?: number;
-  /** Console holder fd given to the catch-all logger as stderr (-X). */
+  /** Console holder fd given to the catch-all logger as stderr (-X); in-process, where the catch-all's alerts go. */
   consoleFd?: number;
+  /** Copy every line of every service without a logger to stdout as `name: line` (t6-svscan -1; logging.ts). */
+  consoleSink?: boolean;
   report(level: 'info' | 'warning' | 'error', message: string): void;
   /** Every fd above 2 of this process is close-on-exec: spawns may skip closing fds in the child. */
   allCloexec?: boolean;
@@ -88,6 +91,8 @@ interface ServiceEntry {
   log: Slot | undefined;
   /** [read, write]: the producer→logger pipe, held by the scanner for the entry's life. */
   pipe: [number, number] | undefined;
+  /** Who reads the pipe inside t6-svscan: an in-process logger (`log/t6-log`) or a console sink. */
+  reader: PipeClient | undefined;
   writeClosed: boolean;
   /** The scan dir entry this service's stdout feeds (its servicedir's `producer-for`), if any. */
   producerFor: string | undefined;
@@ -123,6 +128,7 @@ export class Scanner {
   #resolve!: (exit: ScannerExit) => void;
   #host: SupervisorHost;
   #maxServices: number;
+  #logging: Logging;
 
   private constructor(opts: ScannerOptions) {
     this.#opts = opts;
@@ -152,26 +158,53 @@ export class Scanner {
       },
       report: opts.report,
       exited: (sup) => this.#supervisorExited(sup),
-      event: (sup, event) => opts.onEvent?.(sup.name, event),
+      event: (sup, event) => {
+        if (event.includes('d')) this.#serviceDied(sup);
+        opts.onEvent?.(sup.name, event);
+      },
     };
+    this.#logging = new Logging({
+      scandir: this.scandir,
+      report: (level, message) => opts.report(level, message),
+      ...(opts.consoleFd === undefined ? {} : { consoleFd: opts.consoleFd }),
+      consoleSink: opts.consoleSink === true,
+      waitPid: (pid) => new Promise((resolve) => this.reaper.watch(pid, resolve)),
+      guard: (what, fn) => this.#guard(what, fn),
+      monotonicMs: () => performance.now(),
+    });
   }
 
   /**
    * Takes the scan directory (s6-svscan's startup): `.s6-svscan/` with its lock and control
    * FIFO, then `beforeFirstScan` (where -d readiness is written), then the first scan. Throws ScannerSetupError (exit 100 if another scanner runs
-   * there or the directory is not usable, 111 for a system error).
+   * there or the directory is not usable, 111 for a system error). An in-process catch-all
+   * logger (`s6-svscan-log/t6-log`) is started before the first scan.
    */
-  static open(opts: ScannerOptions, beforeFirstScan?: () => void): Scanner {
+  static open(opts: ScannerOptions, beforeFirstScan?: (scanner: Scanner) => void): Scanner {
     const scanner = new Scanner(opts);
     scanner.#setUp();
+    scanner.#logging.openCatchAll(CATCHALL_LOGGER);
     // s6-svscan's -d readiness means "the control FIFO listens", and comes before the first scan.
-    beforeFirstScan?.();
+    beforeFirstScan?.(scanner);
     scanner.scan();
     if ((opts.rescanMs ?? 0) > 0) {
       scanner.#rescanTimer = setInterval(() => scanner.#guard('rescan', () => scanner.scan()), opts.rescanMs);
     }
     return scanner;
   }
+
+  /** The catch-all pipe's write end (close-on-exec, owned by the scanner), for a stage-2 child's stdout and stderr; undefined without an in-process catch-all. */
+  get catchAllFd(): number | undefined { return this.#logging.catchAllFd; }
+
+  /** One of pid 1's own messages (a whole line): into the catch-all log, else to the console (-X fd, else fd 2). */
+  log(line: string): void { this.#logging.log(line); }
+
+  /**
+   * Reads everything readable from every in-process logger's pipe (the catch-all's too),
+   * writes and fsyncs every logdir; resolves after `timeoutMs` at the latest (a full disk),
+   * having told the console what was not written. For just before reboot(2).
+   */
+  flushLogs(timeoutMs?: number): Promise<void> { return this.#logging.flushLogs(timeoutMs); }
 
   /** Names of the services known, with their supervisors (for status tools and tests). */
   supervisors(): Supervisor[] {
@@ -256,26 +289,32 @@ export class Scanner {
         continue;
       }
       if (!st.isDirectory()) continue;
+      if (name === CATCHALL_LOGGER && this.#logging.hasCatchAll) { this.#logging.rescanCatchAll(); continue; }
       const key = `${st.dev}:${st.ino}`;
       seen.add(key);
       let entry = this.#services.get(key);
       if (entry === undefined) {
-        entry = { key, name, active: true, main: newSlot(name), log: undefined, pipe: undefined, writeClosed: false, producerFor: undefined };
+        entry = { key, name, active: true, main: newSlot(name), log: undefined, pipe: undefined, reader: undefined, writeClosed: false, producerFor: undefined };
         this.#services.set(key, entry);
       }
       entry.name = name;
       entry.active = true;
-      if (entry.log === undefined && name !== CATCHALL_LOGGER && isDirectory(path.join(dir, 'log'))) {
-        try {
-          entry.pipe = pipe();
-          entry.writeClosed = false;
-          entry.log = newSlot(`${name}/log`);
-        } catch (err) {
-          this.#opts.report('warning', `unable to create the logger pipe for ${dir}: ${describeError(err)}`);
-          retry = true;
-          continue;
+      if (entry.log === undefined && entry.reader === undefined && name !== CATCHALL_LOGGER) {
+        // The kind of logger is settled when the service is first seen (as s6's log/ supervisor).
+        const kind = this.#logging.loggerKind(dir);
+        if (kind !== 'none' || this.#logging.consoleSink) {
+          try {
+            entry.pipe = pipe();
+            entry.writeClosed = false;
+            if (kind === 'external') entry.log = newSlot(`${name}/log`);
+            else entry.reader = kind === 'inproc' ? this.#logging.logger(name, dir, entry.pipe[0]) : this.#logging.sink(name, entry.pipe[0]);
+          } catch (err) {
+            this.#opts.report('warning', `unable to create the logger pipe for ${dir}: ${describeError(err)}`);
+            retry = true;
+            continue;
+          }
         }
-      }
+      } else entry.reader?.rescan();
       const producerFor = readSetting(dir, 'producer-for');
       if (producerFor.problem !== undefined) this.#opts.report('warning', producerFor.problem);
       entry.producerFor = producerFor.value;
@@ -429,14 +468,20 @@ export class Scanner {
     }
   }
 
-  /** Where a slot's run gets stdin/stdout: its logger pipe, or its pipeline pipes. */
+  /** Where a slot's run gets stdin/stdout/stderr: its logger pipe, its pipeline pipes, the catch-all. */
   #stdioFor(entry: ServiceEntry, slot: Slot): SupervisorStdio {
     const stdio: SupervisorStdio = {};
+    const catchAll = this.#logging.catchAllFd;
+    if (catchAll !== undefined) stdio.stderr = catchAll;
     if (slot !== entry.main) {
       if (entry.pipe !== undefined) stdio.stdin = entry.pipe[0];
       return stdio;
     }
-    if (entry.pipe !== undefined && !entry.writeClosed) stdio.stdout = entry.pipe[1];
+    if (entry.pipe === undefined && catchAll !== undefined) stdio.stdout = catchAll;
+    if (entry.pipe !== undefined && !entry.writeClosed) {
+      stdio.stdout = entry.pipe[1];
+      if (entry.reader?.takesStderr === true) stdio.stderr = entry.pipe[1];
+    }
     const out = entry.producerFor === undefined ? undefined : this.#pipelines.get(entry.producerFor);
     if (out?.write !== undefined) stdio.stdout = out.write;
     const input = this.#pipelines.get(entry.name);
@@ -505,6 +550,12 @@ export class Scanner {
     this.#restartSlot(entry, slot); // at once, or 1 s after its previous start
   }
 
+  /** A service's process died: its console sink flushes a held partial line. */
+  #serviceDied(sup: Supervisor): void {
+    const owner = this.#bySupervisor.get(sup);
+    if (owner !== undefined && owner.slot === owner.entry.main) owner.entry.reader?.serviceDied();
+  }
+
   #closeWriteEnd(entry: ServiceEntry): void {
     if (entry.pipe === undefined || entry.writeClosed) return;
     close(entry.pipe[1]);
@@ -517,6 +568,11 @@ export class Scanner {
     if (entry.main.sup === undefined) this.#closeWriteEnd(entry);
     if (slots(entry).some((s) => s.sup !== undefined)) return;
     for (const slot of slots(entry)) slot.restart?.cancel();
+    if (entry.reader !== undefined) {
+      // Drains the pipe now (synchronously), writes the rest in the background.
+      void entry.reader.close();
+      entry.reader = undefined;
+    }
     if (entry.pipe !== undefined) {
       close(entry.pipe[0]);
       this.#closeWriteEnd(entry);
@@ -587,6 +643,10 @@ export class Scanner {
     this.#runner?.close();
     this.#runner = undefined;
     for (const entry of this.#services.values()) {
+      if (entry.reader !== undefined) {
+        void entry.reader.close();
+        entry.reader = undefined;
+      }
       if (entry.pipe !== undefined) {
         close(entry.pipe[0]);
         this.#closeWriteEnd(entry);
@@ -599,7 +659,9 @@ export class Scanner {
     }
     this.#pipelines.clear();
     const finish = path.join(this.scandir, '.s6-svscan', 'finish');
-    this.#resolve({ reason: this.#ending, finish: fs.existsSync(finish) ? finish : undefined });
+    const exit: ScannerExit = { reason: this.#ending, finish: fs.existsSync(finish) ? finish : undefined };
+    // In-process loggers write and sync what they hold first (bounded: a full disk must not hang the end).
+    void this.#logging.closeAll().then(() => this.#resolve(exit), () => this.#resolve(exit));
   }
 
   /** Releases the scan directory lock (after `done`, before exec'ing finish or exiting). */

@@ -11,6 +11,7 @@ export const O_NONBLOCK = 0o4000;
 export const O_DIRECTORY = 0o200000;
 export const O_CLOEXEC = 0o2000000;
 
+const F_DUPFD_CLOEXEC = 1030;
 const F_GETFL = 3;
 const F_SETFL = 4;
 const F_GETLK = 5;
@@ -59,16 +60,16 @@ export function close(fd: number): void {
   c.close(fd);
 }
 
+/** A close-on-exec duplicate of fd (F_DUPFD_CLOEXEC): same open file, a second number to own. */
+export function dupCloexec(fd: number): number {
+  const n = c.fcntl(fd, F_DUPFD_CLOEXEC, 'int', 3);
+  if (n < 0) throw new SysError('fcntl', errno(), `F_DUPFD_CLOEXEC ${fd}`);
+  return n;
+}
+
 /** dup2 for the process itself (pid 1 rearranging its own 0–2). */
 export function dup2(from: number, to: number): void {
   if (c.dup2(from, to) < 0) throw new SysError('dup2', errno(), `${from}→${to}`);
-}
-
-/** A close-on-exec copy of `fd` numbered 3 or above (pid 1 keeping its console before moving fd 0). */
-export function dupCloexec(fd: number): number {
-  const copy = c.fcntl(fd, 1030 /* F_DUPFD_CLOEXEC */, 'int', 3);
-  if (copy < 0) throw new SysError('fcntl', errno(), `F_DUPFD_CLOEXEC ${fd}`);
-  return copy;
 }
 
 /** Whether `fd` is open. */
