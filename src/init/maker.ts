@@ -131,7 +131,7 @@ export function describeTree(o: MakerOptions): Tree {
   const skeleton: Record<string, string> = {
     'rc.init': script(
       'rc.init RUNLEVEL [ARGS…]: stage 2, run once at boot by t6-linux-init, its output in the\n# catch-all log. Starts the service manager, then brings up RUNLEVEL (a bundle).',
-      `rl="$1"\nshift\n${t6('t6-rc-init')} -c ${q(o.compiled)} -l ${q(o.live)} /run/service || exit\nexec ${q(`${o.basedir}/scripts/runlevel`)} "$rl"`,
+      `rl="$1"\nshift\n${t6('t6-rc-init')} -c ${q(o.compiled)} -l ${q(o.live)} /run/service || exit\n${o.container ? `exec ${rc} -v2 -up change "$rl"` : `exec ${q(`${o.basedir}/scripts/runlevel`)} "$rl"`}`,
     ),
     runlevel: script(
       'runlevel RUNLEVEL: brings the machine to RUNLEVEL (a t6-rc bundle): what it holds goes\n# up, everything else goes down. Run by rc.init at boot and by telinit.',

@@ -12,7 +12,7 @@
  * runner gives); `setenv` (optional, a t6 addition) is laid over the base environment —
  * t6-rc sends `env:null, setenv:["RC_NAME=name"]`. The scanner spawns argv[0] (searched in
  * PATH when it has no slash) as its own child, in a new session, stdin /dev/null, stdout
- * and stderr its own fds 1 and 2, reaped by its Reaper. Replies, one JSON line each:
+ * and stderr the catch-all log if there is one, else its own fds 1 and 2, reaped by its Reaper. Replies, one JSON line each:
  *
  *   {"pid":N}          once it runs
  *   {"wstat":N}        when it exits (raw wait status; "timedOut":true if it was killed for
@@ -49,6 +49,8 @@ export interface RunnerHost {
   spawn(opts: SpawnOptions, onExit: (wstat: number) => void): number;
   kill(pid: number, signal: number): void;
   report(level: 'info' | 'warning' | 'error', message: string): void;
+  /** Where a oneshot's stdout and stderr go (the catch-all log); undefined: the runner's own fds 1 and 2. */
+  output?(): number | undefined;
 }
 
 const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string' && !s.includes('\0'));
@@ -103,6 +105,12 @@ export class OneshotRunner {
   }
 
   /** Listens on `socketPath` (a stale socket there is removed first). Throws if it cannot. */
+  /** stdin /dev/null; stdout and stderr the host's output if it has one. */
+  #fds(): Map<number, 'null' | number> {
+    const out = this.#host.output?.();
+    return out === undefined ? new Map([[0, 'null']]) : new Map<number, 'null' | number>([[0, 'null'], [1, out], [2, out]]);
+  }
+
   static listen(socketPath: string, host: RunnerHost): OneshotRunner {
     try {
       if (fs.lstatSync(socketPath).isSocket()) fs.unlinkSync(socketPath);
@@ -181,7 +189,7 @@ export class OneshotRunner {
         argv: req.argv,
         cwd: req.cwd,
         env: mergeEnv(req.env ?? currentEnv(), req.setenv),
-        fds: new Map([[0, 'null']]),
+        fds: this.#fds(),
         newSession: true,
         searchPath: true,
       }, (wstat) => {

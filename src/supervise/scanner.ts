@@ -431,6 +431,7 @@ export class Scanner {
         spawn: this.#host.spawn,
         kill: this.#host.kill,
         report: this.#opts.report,
+        output: () => this.#logging.catchAllFd,
       });
     } catch (err) {
       this.#opts.report('warning', `unable to listen on ${socketPath}: ${describeError(err)} - oneshots cannot run`);
