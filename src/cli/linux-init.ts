@@ -17,7 +17,7 @@ import { prepareTmpfs, copyTree, readEnvDir, buildEnvironment, dumpEnvironment, 
 import { Shutdownd, DEFAULT_GRACE_MS, MAX_GRACE_MS } from '../init/shutdownd.ts';
 import { runFinale, type FinalAction } from '../init/finale.ts';
 
-const USAGE = 't6-linux-init [ -c basedir ] [ -p initial_path ] [ -m umask ] [ -s envdump ] [ -d slashdev ] [ -D runlevel ] [ -q grace_ms ] [ -n | -N ] [ -C ] [ -B ] [ -S ] [ args… ]';
+const USAGE = 't6-linux-init [ -c basedir ] [ -p initial_path ] [ -m umask ] [ -s envdump ] [ -d slashdev ] [ -D runlevel ] [ -q grace_ms ] [ -n | -N ] [ -C ] [ -B ] [ -S ] [ -U ] [ args… ]';
 const HELP = `${USAGE}
 Stage 1 of the boot, run by the kernel as /sbin/init (normally through basedir/bin/init,
 written by t6-linux-init-maker): mounts a tmpfs on /run, copies basedir/run-image into it,
@@ -38,6 +38,8 @@ Not as pid 1, it is telinit.
   -C          container mode: no kernel set-up; halt ends the container with its exit code
   -B          no catch-all logger: everything goes to the console
   -S          with -C: sync at halt
+  -U          busybox's signals: SIGUSR1 halts, SIGUSR2 powers off, SIGTERM reboots
+              (default: s6's: SIGUSR1 powers off, SIGUSR2 halts, SIGTERM is ignored)
 `;
 
 const TMPFS = '/run';
@@ -59,14 +61,15 @@ interface InitOptions {
   container: boolean;
   noLogger: boolean;
   syncInContainer: boolean;
+  busyboxSignals: boolean;
 }
 
 function parse(args: string[]): { o: InitOptions; rest: string[] } {
-  const { options, rest } = getopt(args, { flags: 'nNCBS', withArg: 'cpmsdDqv' });
+  const { options, rest } = getopt(args, { flags: 'nNCBSU', withArg: 'cpmsdDqv' });
   const o: InitOptions = {
     basedir: '/etc/t6-linux-init/current', initialPath: '/usr/bin:/bin', umask: 0o022, envDump: undefined,
     slashdev: undefined, defaultRunlevel: 'default', graceMs: DEFAULT_GRACE_MS, runMode: 'mount',
-    container: false, noLogger: false, syncInContainer: false,
+    container: false, noLogger: false, syncInContainer: false, busyboxSignals: false,
   };
   for (const { name, value = '' } of options) {
     switch (name) {
@@ -85,6 +88,7 @@ function parse(args: string[]): { o: InitOptions; rest: string[] } {
       case 'C': o.container = true; break;
       case 'B': o.noLogger = true; break;
       case 'S': o.syncInContainer = true; break;
+      case 'U': o.busyboxSignals = true; break;
       case 'v': break; // verbosity, as s6-linux-init 1.1.2 has it
     }
   }
@@ -226,8 +230,11 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   };
   const nothing = (): void => {};
   const signalActions: Partial<Record<ScannerSignal, () => void>> = {
-    SIGINT: request('r'), SIGUSR1: request('p'), SIGPWR: request('p'), SIGUSR2: request('h'),
-    SIGTERM: o.container ? request('h') : nothing, SIGQUIT: nothing, SIGWINCH: nothing,
+    SIGINT: request('r'), SIGPWR: request('p'),
+    SIGUSR1: request(o.busyboxSignals ? 'h' : 'p'), SIGUSR2: request(o.busyboxSignals ? 'p' : 'h'),
+    // busybox's reboot applet sends SIGTERM; s6's machine ignores it, a container halts.
+    SIGTERM: o.container ? request('h') : o.busyboxSignals ? request('r') : nothing,
+    SIGQUIT: nothing, SIGWINCH: nothing,
   };
 
   const started = (s: Scanner): void => {

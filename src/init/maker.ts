@@ -64,6 +64,8 @@ export interface MakerOptions {
   noLogger: boolean;
   /** -S: sync at container halt. */
   syncInContainer: boolean;
+  /** -U (t6): SIGUSR1 halts and SIGUSR2 powers off, as busybox's halt and poweroff send them. */
+  busyboxSignals?: boolean;
 }
 
 /** Quotes a word for sh: the generated scripts never let a shell interpret user data. */
@@ -100,6 +102,7 @@ function initCommand(o: MakerOptions): string[] {
   if (o.container) argv.push('-C');
   if (o.noLogger) argv.push('-B');
   if (o.syncInContainer) argv.push('-S');
+  if (o.busyboxSignals === true) argv.push('-U');
   return argv;
 }
 

@@ -85,6 +85,10 @@ export interface QemuOptions {
   accel?: 'tcg' | 'kvm';
   /** true: the serial port is multiplexed with qemu's monitor (Ctrl-A X quits), for people. */
   interactive?: boolean;
+  /** A raw disk image attached as a virtio block device (/dev/vda in the guest). */
+  disk?: string;
+  /** A Unix socket for qemu's monitor (Vm.monitor sends commands to it, e.g. sendkey). */
+  monitorSocket?: string;
 }
 
 /** qemu-system-x86_64's arguments: BOOT-LAB.md's boot command. */
@@ -99,6 +103,8 @@ export function qemuArgs(o: QemuOptions): string[] {
     // A guest reboot or a panic (panic=-1) ends qemu; so does a poweroff, with status 0.
     '-no-reboot',
     '-kernel', o.kernel, '-initrd', o.initrd, '-append', o.append ?? DEFAULT_APPEND,
+    ...(o.disk === undefined ? [] : ['-drive', `file=${o.disk},if=virtio,format=raw`]),
+    ...(o.monitorSocket === undefined ? [] : ['-monitor', `unix:${o.monitorSocket},server=on,wait=off`]),
   ];
 }
 
@@ -176,6 +182,24 @@ export class Vm {
   /** Spawns qemu. */
   static boot(opts: BootOptions): Vm {
     return new Vm(opts);
+  }
+
+  /** Sends one command to qemu's monitor (needs monitorSocket), e.g. `sendkey ctrl-alt-delete`. */
+  async monitor(socketPath: string, command: string): Promise<void> {
+    const net = await import('node:net');
+    await new Promise<void>((resolve, reject) => {
+      // The monitor prints "(qemu) " when ready, and again once the command is done.
+      let seen = '';
+      let sent = false;
+      const sock = net.createConnection(socketPath);
+      sock.on('data', (chunk: Buffer) => {
+        seen += chunk.toString('latin1');
+        const prompts = seen.split('(qemu)').length - 1;
+        if (!sent && prompts >= 1) { sent = true; sock.write(`${command}\n`); }
+        else if (sent && prompts >= 2) { sock.end(); resolve(); }
+      });
+      sock.on('error', reject);
+    });
   }
 
   /** ms since qemu was spawned. */
