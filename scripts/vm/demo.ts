@@ -1,5 +1,5 @@
 // npm run demo:vm — boots the boot test's image interactively on this terminal: the
-// article's demo on a real kernel (qemu, software emulation), t6-svscan as pid 1.
+// article's demo on a real kernel (qemu, software emulation), t6-linux-init as pid 1.
 // Log in as root (no password), look around (/opt/t6/bin is on PATH: t6-svstat -a
 // /run/service), then type `poweroff`. Ctrl-A X quits qemu at any moment; Ctrl-A H lists
 // the other Ctrl-A keys. Arguments go to scripts/vm/build-initramfs.mjs (e.g. --init FILE).
