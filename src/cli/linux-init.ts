@@ -245,6 +245,10 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
       s.log(`t6-linux-init: warning: unable to listen on ${path.join(SCANDIR, SHUTDOWND, 'fifo')}: ${describeError(err)} - shutdown works through signals only`);
     }
     const rcInit = path.join(o.basedir, 'scripts/rc.init');
+    // A mark on the kernel clock, for boot analysis (dmesg shows where stage 1 ended).
+    if (!o.container) {
+      try { fs.writeFileSync('/dev/kmsg', '<6>t6-linux-init: stage 1 done, starting rc.init\n'); } catch { /* no /dev/kmsg */ }
+    }
     runChild(rcInit, [runlevel, ...kernelArgs], o.noLogger ? 2 : catchAll(), stage2Stdin).then((wstat) => {
       close(stage2Stdin);
       if (wstat === undefined) say(`warning: ${rcInit} does not exist`);
