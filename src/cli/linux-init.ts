@@ -11,7 +11,7 @@ import { serve } from './svscan.ts';
 import type { Scanner, ScannerSignal } from '../supervise/scanner.ts';
 import {
   O_RDWR, open, close, dup2, dupCloexec, isOpen, describeError, getpid, setsid, umask,
-  mount, MS, reboot, RB, spawn, execve,
+  mount, MS, reboot, RB, spawn, execve, acceptKeyboardRequests,
 } from '../sys/index.ts';
 import { prepareTmpfs, copyTree, readEnvDir, buildEnvironment, dumpEnvironment, pickRunlevel, type RunMode } from '../init/stage1.ts';
 import { Shutdownd, DEFAULT_GRACE_MS, MAX_GRACE_MS } from '../init/shutdownd.ts';
@@ -171,6 +171,8 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   if (!o.container) {
     // ctrl-alt-del becomes SIGINT to pid 1 instead of an immediate reboot.
     try { reboot(RB.DISABLE_CAD); } catch (err) { say(`warning: unable to trap ctrl-alt-del: ${describeError(err)}`); }
+    // kbrequest becomes SIGWINCH; a machine without a virtual console (serial only) has none.
+    try { acceptKeyboardRequests(28 /* SIGWINCH */); } catch { /* no /dev/tty0 */ }
   }
 
   let scanner: Scanner | undefined;

@@ -76,6 +76,22 @@ export function reboot(cmd: number): void {
   if (c.reboot(cmd) !== 0) throw new SysError('reboot', errno());
 }
 
+const KDSIGACCEPT = 0x4b4e;
+
+/**
+ * Asks the kernel to send `signal` to this process on a keyboard request (Alt-ArrowUp on
+ * a virtual console), as s6-linux-init does with SIGWINCH. Needs /dev/tty0.
+ */
+export function acceptKeyboardRequests(signal: number): void {
+  const fd = c.open('/dev/tty0', 0o400 /* O_RDONLY | O_NOCTTY */ | 0o2000000 /* O_CLOEXEC */, 0);
+  if (fd < 0) throw new SysError('open', errno(), '/dev/tty0');
+  try {
+    if (c.ioctl(fd, KDSIGACCEPT, 'long', signal) < 0) throw new SysError('ioctl', errno(), 'KDSIGACCEPT /dev/tty0');
+  } finally {
+    c.close(fd);
+  }
+}
+
 /** sync(2). */
 export function sync(): void {
   c.sync();
