@@ -51,8 +51,9 @@ await build({
 });
 
 // Node options per command. t6-svscan is a long-lived daemon that allocates little: a
-// 1 MB young generation (instead of up to 16 MB) keeps its footprint small.
-const nodeFlags = { 't6-svscan': '--max-semi-space-size=1 ' };
+// 1 MB young generation (instead of up to 16 MB) keeps its footprint small. t6-linux-init
+// becomes t6-svscan in the same process, so it gets the same.
+const nodeFlags = { 't6-svscan': '--max-semi-space-size=1 ', 't6-linux-init': '--max-semi-space-size=1 ' };
 
 fs.mkdirSync(binDir, { recursive: true });
 for (const name of ['t6', ...commands.map((c) => `t6-${c}`)]) {
