@@ -19,6 +19,8 @@ export const DEFAULT_GRACE_MS = 3000;
 /** Grace times above this are ignored, as s6 does. */
 export const MAX_GRACE_MS = 300_000;
 
+const ACTION_NAMES: Record<ShutdownAction, string> = { S: 'rc.shutdown', h: 'halt', p: 'poweroff', r: 'reboot' };
+
 /** What the shutdown engine needs from pid 1. */
 export interface ShutdownHost {
   /** Runs rc.shutdown as a child of pid 1; resolves with its wait status (undefined: could not run). */
@@ -80,6 +82,7 @@ export class Shutdownd {
     this.#action = action;
     if (this.#running) return; // rc.shutdown is running: the action is taken when it ends
     if (this.#timer !== undefined) clearTimeout(this.#timer);
+    if (delayMs >= 1000) this.#host.report('info', `${ACTION_NAMES[action]} scheduled in ${Math.round(delayMs / 1000)} seconds`);
     // setTimeout's limit is 2^31-1 ms (24.8 days): longer delays are re-armed.
     const step = Math.min(Math.max(delayMs, 0), 2 ** 31 - 1);
     this.#timer = setTimeout(() => {
@@ -91,7 +94,10 @@ export class Shutdownd {
 
   /** Cancels a pending shutdown (`c`); one already under way goes on. */
   cancel(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#host.report('info', 'the scheduled shutdown is cancelled');
+    }
     this.#timer = undefined;
     if (!this.#running) this.#action = 'S';
   }

@@ -120,7 +120,17 @@ test('t6-linux-init -C: stage 1, the article demo up through rc.init, then halt 
     assert.ok(env.includes('T6_TEST=yes') && env.some((e) => e.startsWith('PATH=')), env.join(' '));
     assert.ok(!env.some((e) => e.startsWith('KERNEL_JUNK=')), env.join(' '));
 
-    const r = spawnSync(path.join(BIN, 't6-shutdown'), ['--fifo', b.run('service/s6-linux-init-shutdownd/fifo'), '-h', 'now'], { encoding: 'utf8' });
+    // A shutdown in a minute, cancelled: pid 1 says both, and nothing goes down.
+    const fifo = b.run('service/s6-linux-init-shutdownd/fifo');
+    const later = spawnSync(path.join(BIN, 't6-shutdown'), ['--fifo', fifo, '-h', '+1'], { encoding: 'utf8' });
+    assert.equal(later.status, 0, later.stderr);
+    await b.out.waitFor(/halt scheduled in 60 seconds/);
+    const cancel = spawnSync(path.join(BIN, 't6-shutdown'), ['--fifo', fifo, '-c'], { encoding: 'utf8' });
+    assert.equal(cancel.status, 0, cancel.stderr);
+    await b.out.waitFor(/the scheduled shutdown is cancelled/);
+    assert.doesNotMatch(b.out.text, /stopping/);
+
+    const r = spawnSync(path.join(BIN, 't6-shutdown'), ['--fifo', fifo, '-h', 'now'], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     const end = await b.exited;
     assertInOrder(b.out.text, DOWN_LINES);
