@@ -4,7 +4,7 @@
  * in summary-<time>.json and summary-latest.json).
  *
  *   npm run bench                       (builds, then runs this)
- *   node_modules/.bin/node bench/run.mjs [coldstart memory restart clients idle rc-compile rc]
+ *   node_modules/.bin/node bench/run.mjs [coldstart memory restart clients idle rc-compile rc log-memory]
  *
  * Each benchmark also runs alone (node_modules/.bin/node bench/<name>.mjs) and documents
  * its own environment variables; the common ones:
@@ -21,8 +21,9 @@ import * as clients from './clients.mjs';
 import * as idle from './idle.mjs';
 import * as rcCompile from './rc-compile.mjs';
 import * as rc from './rc.mjs';
+import * as logMemory from './log-memory.mjs';
 
-const BENCHMARKS = { coldstart, memory, restart, clients, idle, 'rc-compile': rcCompile, rc };
+const BENCHMARKS = { coldstart, memory, restart, clients, idle, 'rc-compile': rcCompile, rc, 'log-memory': logMemory };
 
 /** "yes"/"NO" for a target check, "–" when it cannot be judged. */
 function verdict(ok) {
@@ -102,6 +103,13 @@ export function summaryRows(all) {
       if (t6 === undefined) continue;
       add(`${row.label}, 1000 svcs (ms)${row.s6 === undefined ? '' : ' [s6: issue]'}`, { t6, s6: row.s6 }, 'ms', row.target, row.ok(t6));
     }
+  }
+  const lm = all['log-memory'];
+  if (lm?.t6) {
+    const growth = (r) => (r === undefined ? undefined : Math.max(r.rssGrowthMB, r.pssGrowthMB));
+    const g = growth(lm.t6);
+    add(`memory growth, ${lm.gb} GB into ${lm.services} loggers (MB) [s6: all s6-log+supervise]`, { t6: g, s6: growth(lm.s6) }, 'MB', 't6 ≤ 20 MB', g <= 20);
+    rows.push([`  of t6's: anonymous ${fmt(lm.t6.anonGrowthMB)}, Node code pages ${fmt(lm.t6.fileGrowthMB)}; total s6 Pss ${fmt(lm.s6?.maxPssMB)}`, '', '', '', '', '', '', '']);
   }
   return rows;
 }

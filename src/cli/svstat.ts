@@ -3,6 +3,8 @@
  * a scan directory (-a). Exit: 0; 1 not supervised; 100 usage or bad field list; 111
  * system error.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { type CommandIo, FatalError, UsageError } from './_run.ts';
 import { parseClientArgs } from './_client.ts';
 import { ClientError, type ScanEntry, probeService, scanServices } from '../s6/client.ts';
@@ -65,7 +67,13 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     const dir = parsed.rest[0];
     if (dir === undefined) throw new UsageError(USAGE);
     const probe = await probeService(dir);
-    if (!probe.supervised) throw new FatalError(`unable to read status for ${dir}: s6-supervise not running`, 1);
+    if (!probe.supervised) {
+      // A log/ directory whose logger runs inside t6-svscan has no supervisor of its own.
+      if (!fs.existsSync(path.join(dir, 'run')) && fs.existsSync(path.join(dir, 't6-log'))) {
+        throw new FatalError(`${dir}: logged inside t6-svscan (by its t6-log file), not a supervised process: no status; see the service's own status and the logdir`, 1);
+      }
+      throw new FatalError(`unable to read status for ${dir}: s6-supervise not running`, 1);
+    }
     const view = { ...probe, now: tainFromUnixMs(Date.now()) };
     io.out(`${json ? JSON.stringify(toJson(view)) : show(view)}\n`);
     return 0;

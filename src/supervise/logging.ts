@@ -342,12 +342,15 @@ class ScriptedLogger implements PipeClient {
     void old.end().then(() => {
       this.#switching = false;
       if (this.#closed) return;
-      this.hub.opts.guard(`reloading ${this.file}`, () => this.#open(parsed, text));
+      this.hub.opts.guard(`reloading ${this.file}`, () => {
+        if (this.#open(parsed, text)) this.hub.opts.report('info', `${this.label}: reloaded ${this.file}`);
+      });
       if (this.#again) { this.#again = false; this.load(); }
     });
   }
 
-  #open(parsed: ScriptFile, text: string): void {
+  /** Starts an engine on the script; false (reported, retried later) if a logdir cannot be opened. */
+  #open(parsed: ScriptFile, text: string): boolean {
     const host: LoggerHost = {
       now: tainNow,
       setTimer: (ms, fn) => { const t = setTimeout(() => this.hub.opts.guard(`logger ${this.label}`, fn), ms); return () => clearTimeout(t); },
@@ -365,7 +368,7 @@ class ScriptedLogger implements PipeClient {
       this.hub.opts.report('warning', `${this.file}: ${err.message} - holding the output in the pipe, retrying in ${RETRY_OPEN_MS / 1000} seconds`);
       clearTimeout(this.#retry);
       this.#retry = setTimeout(() => { this.#retry = undefined; this.hub.opts.guard(`logger ${this.label}`, () => this.load()); }, RETRY_OPEN_MS);
-      return;
+      return false;
     }
     this.#text = text;
     this.engine = engine;
@@ -373,6 +376,7 @@ class ScriptedLogger implements PipeClient {
     for (const chunk of this.#stash.splice(0)) engine.feed(chunk);
     this.#reader.start((chunk) => this.#onData(chunk));
     if (engine.blocked) this.#reader.pause();
+    return true;
   }
 
   /** The engine may take input again (the catch-all then feeds its queue). */
