@@ -15,8 +15,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { type Db, DbError, type Service, loadDb } from './db.ts';
-import { ClientError, svscanctlSend } from '../s6/client.ts';
-import { listenFifodir, makeFifodir } from '../s6/fifodir.ts';
+import { ClientError, svOk, svscanctlSend } from '../s6/client.ts';
+import { listenFifodir } from '../s6/fifodir.ts';
+import { runnerSocket } from './oneshot.ts';
 
 export const DEFAULT_LIVE = '/run/t6-rc';
 export const DEFAULT_COMPILED = '/etc/t6-rc/compiled';
@@ -117,10 +118,9 @@ export async function initLive(opts: InitOptions): Promise<Live> {
   fs.mkdirSync(path.join(real, 'servicedirs'));
   for (const s of longruns) {
     const dst = path.join(real, 'servicedirs', s.name);
-    fs.cpSync(path.join(db.dir, 'servicedirs', s.name), dst, { recursive: true });
-    writePipelineLink(dst, db, s, opts.prefix);
+    copyTree(path.join(db.dir, 'servicedirs', s.name), dst);
+    if (s.producerFor !== undefined) writePipelineLink(dst, db, s, opts.prefix);
     fs.writeFileSync(path.join(dst, 'down'), '');
-    makeFifodir(path.join(dst, 'event'));
   }
   // Switch LIVE atomically: a new symlink renamed over the old one.
   const tmpLink = `${opts.live}:t6-rc-init:link`;
@@ -137,10 +137,50 @@ export async function initLive(opts: InitOptions): Promise<Live> {
 }
 
 /**
- * The race-free linking protocol (svscan.md §8): subscribe to each servicedir's event/,
- * create the symlinks, send `a` to the scanner, wait for every supervisor's `s`.
+ * Links each live servicedir into the scandir (SCANDIR/PREFIXNAME) and returns once
+ * t6-svscan supervises every one. The fast way is one request on t6-svscan's runner socket
+ * (runner.ts: scan, then answer with what is supervised). Without it (another scanner, or
+ * no socket), the race-free protocol of svscan.md §8: subscribe to each event/ fifodir,
+ * create the links, send `a`, wait for every `s` — or find the service supervised already.
  */
 export async function linkIntoScandir(live: string, scandir: string, prefix: string, names: readonly string[], timeoutMs: number): Promise<void> {
+  const deadline = timeoutMs > 0 ? performance.now() + timeoutMs : Infinity;
+  const link = (): void => {
+    for (const name of names) {
+      const at = path.join(scandir, prefix + name);
+      unlinkIfExists(at);
+      fs.symlinkSync(liveServicedir(live, name), at);
+    }
+  };
+  const socket = runnerSocket(scandir);
+  if (!isSocket(socket)) {
+    await waitSupervised(live, scandir, names, deadline, () => { link(); return sendScan(scandir); });
+    return;
+  }
+  link();
+  const supervised = await askScan(socket, deadline);
+  // Refused or unreachable (an older scanner): the event protocol, with the links made.
+  const left = supervised === undefined ? names : names.filter((n) => !supervised.has(prefix + n));
+  if (left.length > 0) await waitSupervised(live, scandir, left, deadline, () => (supervised === undefined ? sendScan(scandir) : undefined));
+}
+
+/** `a` to the scanner; "not running" is LiveError 100. */
+async function sendScan(scandir: string): Promise<void> {
+  try {
+    await svscanctlSend(scandir, 'a');
+  } catch (err) {
+    if (err instanceof ClientError && (err.code === 'not-supervised' || err.errno === 'ENOENT')) {
+      throw new LiveError(`t6-svscan not running on ${scandir}`, 100);
+    }
+    throw new LiveError(err instanceof Error ? err.message : String(err), 111);
+  }
+}
+
+/**
+ * Subscribes to the event fifodir of each service, runs `trigger`, then waits for each
+ * that is not supervised yet to say `s`. Subscribing first means no `s` can be missed.
+ */
+async function waitSupervised(live: string, scandir: string, names: readonly string[], deadline: number, trigger: () => Promise<void> | undefined): Promise<void> {
   const waiting = new Set(names);
   let wake: (() => void) | undefined;
   const listeners = names.map((name) => listenFifodir(path.join(liveServicedir(live, name), 'event'), (byte) => {
@@ -150,27 +190,86 @@ export async function linkIntoScandir(live: string, scandir: string, prefix: str
   }));
   let timer: NodeJS.Timeout | undefined;
   try {
-    for (const name of names) {
-      const link = path.join(scandir, prefix + name);
-      unlinkIfExists(link);
-      fs.symlinkSync(liveServicedir(live, name), link);
-    }
-    try {
-      await svscanctlSend(scandir, 'a');
-    } catch (err) {
-      if (err instanceof ClientError && (err.code === 'not-supervised' || err.errno === 'ENOENT')) {
-        throw new LiveError(`t6-svscan not running on ${scandir}`, 100);
-      }
-      throw new LiveError(err instanceof Error ? err.message : String(err), 111);
+    await trigger();
+    for (const name of [...waiting]) {
+      if (await svOk(liveServicedir(live, name))) waiting.delete(name);
     }
     if (waiting.size === 0) return;
     await new Promise<void>((resolve, reject) => {
       wake = resolve;
-      if (timeoutMs > 0) timer = setTimeout(() => reject(new LiveError(`timed out waiting for the supervisors of ${[...waiting].join(', ')}`, 111)), timeoutMs);
+      if (deadline !== Infinity) {
+        timer = setTimeout(() => reject(new LiveError(`timed out waiting for t6-svscan on ${scandir} to supervise ${[...waiting].join(', ')}`, 111)), Math.max(1, deadline - performance.now()));
+      }
     });
   } finally {
     clearTimeout(timer);
     for (const l of listeners) l.close();
+  }
+}
+
+/**
+ * Asks t6-svscan's runner to scan now. Resolves with the scan dir entries supervised after
+ * that scan, or undefined if the request was refused or the socket would not answer.
+ */
+function askScan(socketPath: string, deadline: number): Promise<Set<string> | undefined> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    let done = false;
+    let timer: NodeJS.Timeout | undefined;
+    const sock = process.getBuiltinModule('node:net').connect(socketPath);
+    const finish = (v: Set<string> | undefined, err?: Error): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      if (err !== undefined) reject(err); else resolve(v);
+    };
+    if (deadline !== Infinity) {
+      timer = setTimeout(() => finish(undefined, new LiveError(`timed out waiting for t6-svscan to scan ${path.dirname(path.dirname(socketPath))}`, 111)), Math.max(1, deadline - performance.now()));
+    }
+    sock.setEncoding('utf8');
+    sock.on('connect', () => sock.write('{"scan":true}\n'));
+    sock.on('error', () => finish(undefined));
+    sock.on('close', () => finish(undefined));
+    sock.on('data', (chunk: string) => {
+      buf += chunk;
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      let reply: { scanned?: unknown; supervised?: unknown };
+      try {
+        reply = JSON.parse(buf.slice(0, nl)) as typeof reply;
+      } catch {
+        finish(undefined);
+        return;
+      }
+      const list = reply.supervised;
+      finish(reply.scanned === true && Array.isArray(list) ? new Set(list.filter((n): n is string => typeof n === 'string')) : undefined);
+    });
+  });
+}
+
+function isSocket(p: string): boolean {
+  try {
+    return fs.statSync(p, { throwIfNoEntry: false })?.isSocket() === true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Copies a compiled servicedir (regular files, directories, symbolic links; modes kept):
+ * what fs.cpSync does, without its checks per entry, which cost more than the copy here.
+ */
+export function copyTree(src: string, dst: string): void {
+  fs.mkdirSync(dst);
+  fs.chmodSync(dst, fs.statSync(src).mode & 0o7777);
+  for (const e of fs.readdirSync(src, { withFileTypes: true })) {
+    const from = path.join(src, e.name);
+    const to = path.join(dst, e.name);
+    if (e.isDirectory()) copyTree(from, to);
+    else if (e.isSymbolicLink()) fs.symlinkSync(fs.readlinkSync(from), to);
+    else if (e.isFile()) fs.copyFileSync(from, to);
+    // A compiled servicedir holds nothing else; anything else (a FIFO…) is not copied.
   }
 }
 

@@ -19,6 +19,15 @@
  *                      running past timeoutMs: SIGTERM, then SIGKILL 1 s later)
  *   {"error":"…"}      bad request or spawn failure; the connection is then closed
  *
+ * One more request, for t6-rc-init and t6-rc-update: `{"scan":true}` makes t6-svscan scan
+ * its directory at once (what `s6-svscanctl -a` asks) and answer when that scan is over,
+ * every new supervisor set up, with the entries that have a supervisor (loggers as
+ * `name/log`):
+ *
+ *   {"scanned":true,"supervised":["name"…]}
+ *
+ * One reply instead of one event FIFO per new service to learn that its supervisor runs.
+ *
  * A client that disconnects does not stop the process: it runs to completion and is reaped
  * (a oneshot survives its caller's Ctrl-C, as under s6-rc). Bad input — garbage, a line
  * over 64 KiB, a half line at EOF — gets an error reply and a closed connection; nothing
@@ -49,6 +58,8 @@ export interface RunnerHost {
   spawn(opts: SpawnOptions, onExit: (wstat: number) => void): number;
   kill(pid: number, signal: number): void;
   report(level: 'info' | 'warning' | 'error', message: string): void;
+  /** Scans the scan directory now; returns the entries that have a supervisor. Absent: scan requests are refused. */
+  scan?(): string[];
 }
 
 const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string' && !s.includes('\0'));
@@ -71,6 +82,17 @@ export function parseRequest(line: string): RunRequest | string {
   const t = r.timeoutMs ?? 0;
   if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t > 2 ** 31 - 1) return 'timeoutMs must be an integer between 0 and 2^31-1';
   return { argv: r.argv, cwd: r.cwd, env: r.env as string[] | null, setenv, timeoutMs: t };
+}
+
+/** Is this request line `{"scan":true}` (and nothing else)? */
+export function isScanRequest(line: string): boolean {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return false;
+  }
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && (v as Record<string, unknown>).scan === true && Object.keys(v).length === 1;
 }
 
 /** `base` with `over` laid on top (same names replaced). */
@@ -160,8 +182,14 @@ export class OneshotRunner {
       }
       if (nl > MAX_REQUEST) { refuse(`request longer than ${MAX_REQUEST} bytes`); return; }
       handled = true;
-      const req = parseRequest(buf.slice(0, nl));
+      const line = buf.slice(0, nl);
       buf = '';
+      if (isScanRequest(line)) {
+        if (this.#host.scan === undefined) { refuse('scan requests are not served here'); return; }
+        reply({ scanned: true, supervised: this.#host.scan() }, true);
+        return;
+      }
+      const req = parseRequest(line);
       if (typeof req === 'string') { refuse(req); return; }
       this.#run(req, reply);
     });

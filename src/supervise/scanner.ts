@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { O_CREAT, O_NONBLOCK, O_RDWR, O_WRONLY, close, mkfifo, open, pipe, tryLock } from '../sys/fd.ts';
+import { O_CREAT, O_NONBLOCK, O_RDWR, O_WRONLY, close, mkfifo, open, pipe, reserveFds, tryLock } from '../sys/fd.ts';
 import { spawn as sysSpawn, kill as sysKill } from '../sys/spawn.ts';
 import { describeError, errorCode } from '../sys/errors.ts';
 import { isSvscanCommand } from '../s6/control.ts';
@@ -19,6 +19,7 @@ import { tainNow } from '../s6/tai.ts';
 import { Reaper } from './reaper.ts';
 import { readSetting } from '../s6/servicedir.ts';
 import { OneshotRunner } from './runner.ts';
+import { realServicedir } from './realdir.ts';
 import { Supervisor, SupervisorSetupError, type SupervisorHost, type SupervisorStdio, type TimerHandle } from './supervisor.ts';
 
 /** The name of the catch-all logger service, which is never itself logged. */
@@ -271,6 +272,11 @@ export class Scanner {
       entry.producerFor = producerFor.value;
       found.push(entry);
     }
+    // Every supervisor holds a few fds (lock, control, readiness and logger pipes): make
+    // room for them in one step rather than one table growth after another.
+    reserveFds(256 + 4 * (this.#bySupervisor.size + 2 * found.length));
+    // Real paths of the directories the entries' links point into, for this scan only.
+    const realParents = new Map<string, string>();
     // Pipelines first, so that both ends exist before either side starts.
     this.#updatePipelines();
     for (const entry of found) {
@@ -279,7 +285,7 @@ export class Scanner {
           // A supervisor told to exit has closed its stdio on purpose; leave it so.
           if (slot.sup.state === 'up' || slot.sup.state === 'down' || slot.sup.state === 'finish') slot.sup.setStdio(this.#stdioFor(entry, slot));
         }
-        else if (this.#startSlot(entry, slot) === 'too-many') tooMany.push(slot.name);
+        else if (this.#startSlot(entry, slot, realParents) === 'too-many') tooMany.push(slot.name);
       }
     }
     if (unstatable.length > 0) {
@@ -382,14 +388,27 @@ export class Scanner {
         spawn: this.#host.spawn,
         kill: this.#host.kill,
         report: this.#opts.report,
+        scan: () => {
+          this.#guard('scan', () => this.scan());
+          return this.#supervised();
+        },
       });
     } catch (err) {
       this.#opts.report('warning', `unable to listen on ${socketPath}: ${describeError(err)} - oneshots cannot run`);
     }
   }
 
+  /** Scan dir entries (and loggers, as `name/log`) that have a supervisor now. */
+  #supervised(): string[] {
+    const out: string[] = [];
+    for (const { entry, slot } of this.#bySupervisor.values()) {
+      if (entry.active) out.push(slot === entry.main ? entry.name : `${entry.name}/log`);
+    }
+    return out;
+  }
+
   /** Starts the slot's supervisor if it should run and may; says 'too-many' when the -c limit stops it. */
-  #startSlot(entry: ServiceEntry, slot: Slot): 'too-many' | undefined {
+  #startSlot(entry: ServiceEntry, slot: Slot, realParents = new Map<string, string>()): 'too-many' | undefined {
     if (slot.sup !== undefined || slot.restart !== undefined || !entry.active || this.#ending !== undefined) return undefined;
     const wait = slot.lastStart + 1000 - performance.now();
     if (slot.lastStart > 0 && wait > 0) {
@@ -402,7 +421,7 @@ export class Scanner {
     try {
       // Resolved once, as s6-supervise chdir()s into it: removing or renaming the scan dir's
       // link later must not pull the directory out from under a running supervisor.
-      const dir = fs.realpathSync(path.join(this.scandir, slot.name));
+      const dir = realServicedir(this.scandir, slot.name, realParents);
       slot.sup = Supervisor.open(slot.name, dir, this.#host, stdio);
       this.#bySupervisor.set(slot.sup, { entry, slot });
     } catch (err) {
@@ -612,7 +631,8 @@ function slots(entry: ServiceEntry): Slot[] {
 
 function isDirectory(p: string): boolean {
   try {
-    return fs.statSync(p).isDirectory();
+    // Mostly absent (a service without log/): no exception for that, it costs more than the stat.
+    return fs.statSync(p, { throwIfNoEntry: false })?.isDirectory() === true;
   } catch {
     return false;
   }

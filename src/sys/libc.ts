@@ -75,6 +75,8 @@ const PROTOTYPES = {
   close: 'int close(int fd)',
   open: 'int open(const char *path, int flags, uint32 mode)',
   fcntl: 'int fcntl(int fd, int cmd, ...)',
+  // The same call with one int argument, non-variadic: koffi runs only those asynchronously.
+  fcntl_int: 'int fcntl(int fd, int cmd, int arg)',
   prctl: 'int prctl(int option, ...)',
   setrlimit: 'int setrlimit(int resource, void *rlim)',
   getrlimit: 'int getrlimit(int resource, void *rlim)',
