@@ -283,27 +283,46 @@ export function unlinkIfExists(p: string): void {
 }
 
 /**
- * Takes `LIVE/lock` exclusively (t6-rc change, t6-rc-update) and returns its release.
- * Contention is LiveError 111 unless `block`; there is no blocking lock call in the system
- * layer (a blocking fcntl would freeze the event loop too), so `block` retries every 20 ms.
+ * Takes `LIVE/lock` (s6-rc.md §6.2): exclusively to change the state (t6-rc change,
+ * t6-rc-update), shared to read it (list, listall, diff). Returns its release. Contention
+ * is LiveError 111 unless `block`, which waits for the holder to let go.
  */
-export async function lockLive(live: string, block: boolean): Promise<() => void> {
-  const { O_RDWR, O_CREAT, open, close, tryLock } = await import('../sys/fd.ts');
-  const file = path.join(live, 'lock');
-  let fd: number;
+export async function lockLive(live: string, block: boolean, shared = false): Promise<() => void> {
+  return lockFile(path.join(live, 'lock'), block, shared, true);
+}
+
+/**
+ * Takes the compiled database's `lock` shared, as every user of a database does (its
+ * compiler holds it exclusively while it writes). A database without a lock file (made by
+ * an older t6-rc-compile) is used unlocked.
+ */
+export async function lockDb(compiled: string, block: boolean): Promise<() => void> {
+  return lockFile(path.join(compiled, 'lock'), block, true, false);
+}
+
+async function lockFile(file: string, block: boolean, shared: boolean, create: boolean): Promise<() => void> {
+  const { O_RDONLY, O_RDWR, O_CREAT, open, openIfExists, close, tryLock, tryLockShared, lockWait } = await import('../sys/fd.ts');
+  let fd: number | undefined;
   try {
-    fd = open(file, O_RDWR | O_CREAT, 0o644);
+    // Shared: read access is enough, so anyone who may read the state can list it.
+    fd = create ? open(file, (shared ? O_RDONLY : O_RDWR) | O_CREAT, 0o644) : openIfExists(file, shared ? O_RDONLY : O_RDWR);
   } catch (err) {
     throw new LiveError(`unable to open ${file}: ${err instanceof Error ? err.message : String(err)}`, 111);
   }
-  while (!tryLock(fd, file)) {
-    if (!block) {
-      close(fd);
-      throw new LiveError(`unable to take lock on ${file}: Resource busy`, 111);
-    }
-    await new Promise((r) => setTimeout(r, 20));
+  if (fd === undefined) return () => {};
+  const held = fd;
+  if (shared ? tryLockShared(held, file) : tryLock(held, file)) return () => close(held);
+  if (!block) {
+    close(held);
+    throw new LiveError(`unable to take lock on ${file}: Resource busy`, 111);
   }
-  return () => close(fd);
+  try {
+    await lockWait(held, shared, file);
+  } catch (err) {
+    close(held);
+    throw new LiveError(err instanceof Error ? err.message : String(err), 111);
+  }
+  return () => close(held);
 }
 
 /**

@@ -15,6 +15,7 @@ const F_GETFL = 3;
 const F_SETFL = 4;
 const F_GETLK = 5;
 const F_OFD_SETLK = 37;
+const F_OFD_SETLKW = 38;
 const F_DUPFD_CLOEXEC = 1030;
 const F_RDLCK = 0;
 const F_WRLCK = 1;
@@ -130,6 +131,33 @@ export function tryLock(fd: number, path?: string): boolean {
   const e = errno();
   if (e === 11 /* EAGAIN */ || e === 13 /* EACCES */) return false;
   throw new SysError('fcntl', e, path, undefined);
+}
+
+/** tryLock's shared form (F_RDLCK; the fd must be open for reading): false if someone holds it exclusively. */
+export function tryLockShared(fd: number, path?: string): boolean {
+  if (c.fcntl(fd, F_OFD_SETLK, 'void *', flock(F_RDLCK)) === 0) return true;
+  const e = errno();
+  if (e === 11 /* EAGAIN */ || e === 13 /* EACCES */) return false;
+  throw new SysError('fcntl', e, path, undefined);
+}
+
+/**
+ * Waits for an OFD lock (exclusive, or shared) without polling and without blocking the
+ * event loop: the blocking F_OFD_SETLKW runs on a libuv worker thread. Rejects with
+ * SysError (EDEADLK, EINTR…) if the wait fails.
+ */
+export function lockWait(fd: number, shared: boolean, path?: string): Promise<void> {
+  const buf = flock(shared ? F_RDLCK : F_WRLCK);
+  const fcntlAsync = (c.fcntl_ptr as unknown as { async(...args: unknown[]): void }).async;
+  return new Promise((resolve, reject) => {
+    fcntlAsync(fd, F_OFD_SETLKW, buf, (err: unknown, r: number) => {
+      void buf; // kept alive until the call returns
+      if (err !== null && err !== undefined) reject(err instanceof Error ? err : new Error(String(err)));
+      else if (r === 0) resolve();
+      // errno belongs to the worker thread: not readable from here.
+      else reject(new Error(`unable to lock ${path ?? `fd ${fd}`}: fcntl F_OFD_SETLKW failed`));
+    });
+  });
 }
 
 /** Is the file locked by someone else? (s6_svc_ok's F_GETLK probe with a read lock.) */
