@@ -86,6 +86,10 @@ export interface InitOptions {
   scandir: string;
   /** Bound on the wait for the supervisors (0 = none). */
   timeoutMs: number;
+  /** Wait for the database's lock instead of failing (-b). */
+  block?: boolean;
+  /** -d: `compiled` may be relative; LIVE/compiled points at its real path. */
+  dereference?: boolean;
 }
 
 /**
@@ -96,9 +100,27 @@ export interface InitOptions {
  */
 export async function initLive(opts: InitOptions): Promise<Live> {
   for (const [what, p] of [['compiled', opts.compiled], ['live', opts.live], ['scandir', opts.scandir]] as const) {
-    if (!path.isAbsolute(p)) throw new LiveError(`${what} must be an absolute path`, 100);
+    if (!path.isAbsolute(p) && !(what === 'compiled' && opts.dereference === true)) throw new LiveError(`${what} must be an absolute path`, 100);
   }
   if (opts.prefix.includes('/') || opts.prefix.includes('\n')) throw new LiveError('prefix may not contain / or newline', 100);
+  let compiled = opts.compiled;
+  if (opts.dereference === true) {
+    try {
+      compiled = fs.realpathSync(compiled);
+    } catch (err) {
+      throw new LiveError(`unable to resolve ${compiled}: ${err instanceof Error ? err.message : String(err)}`, 111);
+    }
+  }
+  // Held while the database is read and copied: a compiler writing it holds it exclusively.
+  const unlockDb = await lockDb(compiled, opts.block === true);
+  try {
+    return await initLocked({ ...opts, compiled });
+  } finally {
+    unlockDb();
+  }
+}
+
+async function initLocked(opts: InitOptions): Promise<Live> {
   let db: Db;
   try {
     db = loadDb(opts.compiled);
