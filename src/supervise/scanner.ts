@@ -20,6 +20,7 @@ import { Reaper } from './reaper.ts';
 import { readSetting } from '../s6/servicedir.ts';
 import { OneshotRunner } from './runner.ts';
 import { realServicedir } from './realdir.ts';
+import { Waiters, controlRequest } from './waiter.ts';
 import { Supervisor, SupervisorSetupError, type SupervisorHost, type SupervisorStdio, type TimerHandle } from './supervisor.ts';
 
 /** The name of the catch-all logger service, which is never itself logged. */
@@ -119,6 +120,8 @@ export class Scanner {
   #resolve!: (exit: ScannerExit) => void;
   #host: SupervisorHost;
   #maxServices: number;
+  /** Control-and-wait requests from the runner socket (t6-rc's longrun transitions). */
+  #waiters: Waiters;
 
   private constructor(opts: ScannerOptions) {
     this.#opts = opts;
@@ -126,6 +129,10 @@ export class Scanner {
     this.#maxServices = opts.maxServices ?? 1000;
     this.reaper = new Reaper((err) => opts.report('error', `internal error after reaping a child: ${describeError(err)}`));
     this.done = new Promise((resolve) => { this.#resolve = resolve; });
+    this.#waiters = new Waiters((ms, fn) => {
+      const t = setTimeout(() => this.#guard('control wait', fn), ms);
+      return { cancel: () => clearTimeout(t) };
+    });
     this.#host = {
       spawn: (spawnOpts, onExit) => {
         // t6-svscan marks all its fds close-on-exec at start (markAllCloexec in the CLI).
@@ -148,7 +155,10 @@ export class Scanner {
       },
       report: opts.report,
       exited: (sup) => this.#supervisorExited(sup),
-      event: (sup, event) => opts.onEvent?.(sup.name, event),
+      event: (sup, event) => {
+        this.#waiters.event(sup, event);
+        opts.onEvent?.(sup.name, event);
+      },
     };
   }
 
@@ -392,6 +402,7 @@ export class Scanner {
           this.#guard('scan', () => this.scan());
           return this.#supervised();
         },
+        control: (req, done) => controlRequest(this.supervisors(), this.#waiters, req, done),
       });
     } catch (err) {
       this.#opts.report('warning', `unable to listen on ${socketPath}: ${describeError(err)} - oneshots cannot run`);
