@@ -76,6 +76,8 @@ export interface RunRequest {
 export interface RunnerHost {
   /** Spawns and watches the child; throws on failure. */
   spawn(opts: SpawnOptions, onExit: (wstat: number) => void): number;
+  /** The same off the event loop (see spawnAsync), when the host has it. */
+  spawnAsync?(opts: SpawnOptions, onExit: (wstat: number) => void): Promise<number>;
   kill(pid: number, signal: number): void;
   report(level: 'info' | 'warning' | 'error', message: string): void;
   /** Scans the scan directory now; returns the entries that have a supervisor. Absent: scan requests are refused. */
@@ -310,37 +312,54 @@ export class OneshotRunner {
   }
 
   #run(req: RunRequest, reply: (obj: object, end: boolean) => void): void {
-    let pid: number;
+    let pid = 0;
     let term: NodeJS.Timeout | undefined;
     let kill: NodeJS.Timeout | undefined;
     let timedOut = false;
-    try {
-      pid = this.#host.spawn({
-        path: req.argv[0]!,
-        argv: req.argv,
-        cwd: req.cwd,
-        env: mergeEnv(req.env ?? currentEnv(), req.setenv),
-        fds: new Map([[0, 'null']]),
-        newSession: true,
-        searchPath: true,
-      }, (wstat) => {
-        clearTimeout(term);
-        clearTimeout(kill);
-        this.#running.delete(pid);
-        reply(timedOut ? { wstat, timedOut } : { wstat }, true);
-      });
-    } catch (err) {
-      reply({ error: `unable to spawn ${req.argv[0]}: ${describeError(err)}` }, true);
+    // The pid is announced before the wait status, even for a child that died before its
+    // pid came back from a spawn off the event loop.
+    let announced = false;
+    let early: number | undefined;
+    const exited = (wstat: number): void => {
+      if (!announced) { early = wstat; return; }
+      clearTimeout(term);
+      clearTimeout(kill);
+      this.#running.delete(pid);
+      reply(timedOut ? { wstat, timedOut } : { wstat }, true);
+    };
+    const started = (p: number): void => {
+      pid = p;
+      announced = true;
+      reply({ pid }, false);
+      if (early !== undefined) { exited(early); return; }
+      this.#running.add(pid);
+      if (req.timeoutMs > 0) {
+        term = setTimeout(() => {
+          timedOut = true;
+          this.#host.kill(pid, 15);
+          kill = setTimeout(() => this.#host.kill(pid, 9), KILL_GRACE_MS);
+        }, req.timeoutMs);
+      }
+    };
+    const failed = (err: unknown): void => reply({ error: `unable to spawn ${req.argv[0]}: ${describeError(err)}` }, true);
+    const opts: SpawnOptions = {
+      path: req.argv[0]!,
+      argv: req.argv,
+      cwd: req.cwd,
+      env: mergeEnv(req.env ?? currentEnv(), req.setenv),
+      fds: new Map([[0, 'null']]),
+      newSession: true,
+      searchPath: true,
+    };
+    if (this.#host.spawnAsync !== undefined) {
+      this.#host.spawnAsync(opts, exited).then(started, failed);
       return;
     }
-    this.#running.add(pid);
-    if (req.timeoutMs > 0) {
-      term = setTimeout(() => {
-        timedOut = true;
-        this.#host.kill(pid, 15);
-        kill = setTimeout(() => this.#host.kill(pid, 9), KILL_GRACE_MS);
-      }, req.timeoutMs);
+    try {
+      started(this.#host.spawn(opts, exited));
+    } catch (err) {
+      failed(err);
     }
-    reply({ pid }, false);
   }
+
 }

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { O_CREAT, O_NONBLOCK, O_RDWR, O_WRONLY, close, mkfifo, open, pipe, reserveFds, tryLock } from '../sys/fd.ts';
-import { spawn as sysSpawn, kill as sysKill } from '../sys/spawn.ts';
+import { spawn as sysSpawn, spawnAsync as sysSpawnAsync, kill as sysKill } from '../sys/spawn.ts';
 import { describeError, errorCode } from '../sys/errors.ts';
 import { isSvscanCommand } from '../s6/control.ts';
 import { tainNow } from '../s6/tai.ts';
@@ -396,6 +396,15 @@ export class Scanner {
     try {
       this.#runner = OneshotRunner.listen(socketPath, {
         spawn: this.#host.spawn,
+        // Oneshots start off the event loop: posix_spawn holds its caller until the child
+        // has exec'd, and t6-rc hands over hundreds at once.
+        spawnAsync: (spawnOpts, onExit) => {
+          const settle = this.reaper.expect();
+          return sysSpawnAsync({ ...spawnOpts, allCloexec: this.#opts.allCloexec === true }).then(
+            (pid) => { settle(pid, onExit); return pid; },
+            (err: unknown) => { settle(undefined); throw err; },
+          );
+        },
         kill: this.#host.kill,
         report: this.#opts.report,
         scan: () => {
