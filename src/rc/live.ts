@@ -98,7 +98,7 @@ export interface InitOptions {
  * waited for. Throws LiveError: 100 when t6-svscan does not run on the scandir, 4 for a
  * bad database, 111 otherwise (and on timeout).
  */
-export async function initLive(opts: InitOptions): Promise<Live> {
+export async function initLive(opts: InitOptions): Promise<void> {
   for (const [what, p] of [['compiled', opts.compiled], ['live', opts.live], ['scandir', opts.scandir]] as const) {
     if (!path.isAbsolute(p) && !(what === 'compiled' && opts.dereference === true)) throw new LiveError(`${what} must be an absolute path`, 100);
   }
@@ -114,13 +114,13 @@ export async function initLive(opts: InitOptions): Promise<Live> {
   // Held while the database is read and copied: a compiler writing it holds it exclusively.
   const unlockDb = await lockDb(compiled, opts.block === true);
   try {
-    return await initLocked({ ...opts, compiled });
+    await initLocked({ ...opts, compiled });
   } finally {
     unlockDb();
   }
 }
 
-async function initLocked(opts: InitOptions): Promise<Live> {
+async function initLocked(opts: InitOptions): Promise<void> {
   let db: Db;
   try {
     db = loadDb(opts.compiled);
@@ -155,7 +155,6 @@ async function initLocked(opts: InitOptions): Promise<Live> {
     throw new LiveError(`unable to switch ${opts.live} to ${real}: ${err instanceof Error ? err.message : String(err)}`, 111);
   }
   await linkIntoScandir(opts.live, opts.scandir, opts.prefix, longruns.map((s) => s.name), opts.timeoutMs);
-  return openLive(opts.live);
 }
 
 /**
