@@ -411,11 +411,25 @@ export class Scanner {
           this.#guard('scan', () => this.scan());
           return this.#supervised();
         },
-        control: (req, done) => controlRequest(this.supervisors(), this.#waiters, req, done),
+        control: (req, done) => controlRequest((dir) => this.#supervisorOf(dir), this.#waiters, req, done),
       });
     } catch (err) {
       this.#opts.report('warning', `unable to listen on ${socketPath}: ${describeError(err)} - oneshots cannot run`);
     }
+  }
+
+  /**
+   * The supervisor of a directory, found by its identity (one stat: scan dir entries are
+   * keyed by device and inode) rather than by resolving the path component by component;
+   * a logger's directory, not keyed, by its real path.
+   */
+  #supervisorOf(dir: string): Supervisor | undefined {
+    const st = fs.statSync(dir, { throwIfNoEntry: false });
+    if (st === undefined) return undefined;
+    const sup = this.#services.get(`${st.dev}:${st.ino}`)?.main.sup;
+    if (sup !== undefined) return sup;
+    const real = fs.realpathSync.native(dir);
+    return this.supervisors().find((s) => s.dir === real);
   }
 
   /** Scan dir entries (and loggers, as `name/log`) that have a supervisor now. */

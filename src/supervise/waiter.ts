@@ -9,7 +9,6 @@
  * up (and ready), `d`/`D` down (and ready); an `x` (the supervisor ends) short of the goal,
  * or an `O` while waiting for up, is a failure and ends the wait.
  */
-import fs from 'node:fs';
 import type { Supervisor, TimerHandle } from './supervisor.ts';
 
 /** What to wait for after the command: up, up and ready, down, down and finished. */
@@ -100,24 +99,22 @@ export class Waiters {
 }
 
 /**
- * Serves one control request against the scanner's supervisors: finds the one of
- * `req.dir` (by real path, as supervisors know their directory), then sends and waits.
- * Returns the cancel function, or why it cannot.
+ * Serves one control request: finds the supervisor of `req.dir` with `supervisorOf`, then
+ * sends and waits. Returns the cancel function, or why it cannot.
  */
 export function controlRequest(
-  supervisors: readonly Supervisor[],
+  supervisorOf: (dir: string) => Supervisor | undefined,
   waiters: Waiters,
   req: { svc: string; dir: string; wait: ControlGoal | undefined; timeoutMs: number },
   done: (o: ControlOutcome) => void,
 ): (() => void) | string {
-  let dir: string;
+  let sup: Supervisor | undefined;
   try {
-    dir = fs.realpathSync.native(req.dir);
+    sup = supervisorOf(req.dir);
   } catch {
-    return `${req.dir} is not supervised here (no such directory)`;
+    sup = undefined;
   }
-  const sup = supervisors.find((s) => s.dir === dir && s.state !== 'gone');
-  if (sup === undefined) return `${req.dir} is not supervised here`;
+  if (sup === undefined || sup.state === 'gone') return `${req.dir} is not supervised here`;
   if (req.wait === undefined) {
     sup.command(req.svc);
     done({ reached: true, failures: 0, timedOut: false });
