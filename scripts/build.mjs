@@ -51,8 +51,11 @@ await build({
 });
 
 // Node options per command. t6-svscan is a long-lived daemon that allocates little: a
-// 1 MB young generation (instead of up to 16 MB) keeps its footprint small.
-const nodeFlags = { 't6-svscan': '--max-semi-space-size=1 ' };
+// 1 MB young generation (instead of up to 16 MB) keeps its footprint small. t6-rc lives a
+// few milliseconds but reads a database of a thousand services: a young generation that
+// starts at 4 MB spares it the two scavenges it would pay on the way (about 2 ms of a 30 ms
+// `t6-rc list`, for 0.7 ms more at start-up).
+const nodeFlags = { 't6-svscan': '--max-semi-space-size=1 ', 't6-rc': '--min-semi-space-size=4 ' };
 
 fs.mkdirSync(binDir, { recursive: true });
 for (const name of ['t6', ...commands.map((c) => `t6-${c}`)]) {
