@@ -103,6 +103,7 @@ export class RunnerSession {
   #buf = '';
   #dead: string | undefined;
   #unsupported = false;
+  #corked = false;
 
   constructor(socketPath: string) {
     this.socketPath = socketPath;
@@ -160,6 +161,13 @@ export class RunnerSession {
         this.#waiting.delete(id);
         resolve(msg);
       });
+      // Requests made in one go (t6-rc starts every service whose dependencies are met at
+      // once) leave in one write.
+      if (!this.#corked) {
+        this.#corked = true;
+        sock.cork();
+        process.nextTick(() => { this.#corked = false; sock.uncork(); });
+      }
       sock.write(`${JSON.stringify({ id, ...body })}\n`);
     });
   }

@@ -232,8 +232,16 @@ export class OneshotRunner {
     let clientDone = false;
     let open = 0; // session requests not yet answered for good
     const cancels = new Set<() => void>();
+    let corked = false;
     const write = (obj: object): void => {
-      if (!gone && !sock.destroyed) sock.write(`${JSON.stringify(obj)}\n`);
+      if (gone || sock.destroyed) return;
+      // Answers made in one go (a reap that ends many children) leave in one write.
+      if (!corked) {
+        corked = true;
+        sock.cork();
+        process.nextTick(() => { corked = false; sock.uncork(); });
+      }
+      sock.write(`${JSON.stringify(obj)}\n`);
     };
     const stop = (why: string): void => {
       write({ error: why });
