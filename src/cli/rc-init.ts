@@ -7,31 +7,39 @@ import { type CommandIo, FatalError, UsageError } from './_run.ts';
 import { getopt, uintOption } from './_getopt.ts';
 import { DEFAULT_COMPILED, DEFAULT_LIVE, LiveError, initLive } from '../rc/live.ts';
 
-const USAGE = 't6-rc-init [ -c compiled ] [ -l live ] [ -p prefix ] [ -t timeout ] scandir';
+const USAGE = 't6-rc-init [ -c compiled ] [ -l live ] [ -p prefix ] [ -t timeout ] [ -b ] [ -d ] scandir';
 const HELP = `usage: ${USAGE}
 Makes a live directory for the compiled database (default ${DEFAULT_COMPILED}), points
 live (default ${DEFAULT_LIVE}) at it, and links every longrun into scandir as
 PREFIXNAME with a down file, waiting for t6-svscan to supervise each. Every service
 starts out down; bring them up with t6-rc.
-  -t ms   give up waiting for the supervisors after ms milliseconds (default: no limit)
+  -p prefix  link each longrun as PREFIXNAME (no / or newline in it)
+  -t ms      give up waiting for the supervisors after ms milliseconds (default: no limit)
+  -b         wait for the database's lock (held while it is compiled) instead of failing
+  -d         dereference compiled: live/compiled points at its real path, not at the
+             (symbolic link) path given, which may then also be relative
 `;
 
 export async function main(args: string[], io: CommandIo): Promise<number> {
   if (args.includes('--help')) { io.out(HELP); return 0; }
-  const { options, rest } = getopt(args, { withArg: 'clpt' });
+  const { options, rest } = getopt(args, { flags: 'bd', withArg: 'clpt' });
   let compiled = DEFAULT_COMPILED;
   let live = DEFAULT_LIVE;
   let prefix = '';
   let timeoutMs = 0;
+  let block = false;
+  let dereference = false;
   for (const { name, value = '' } of options) {
     if (name === 'c') compiled = value;
     else if (name === 'l') live = value;
     else if (name === 'p') prefix = value;
     else if (name === 't') timeoutMs = uintOption('t', value);
+    else if (name === 'b') block = true;
+    else if (name === 'd') dereference = true;
   }
   if (rest.length !== 1) throw new UsageError(USAGE);
   try {
-    await initLive({ compiled, live, prefix, scandir: rest[0]!, timeoutMs });
+    await initLive({ compiled, live, prefix, scandir: rest[0]!, timeoutMs, block, dereference });
   } catch (err) {
     if (err instanceof LiveError) throw new FatalError(err.message, err.exitCode);
     throw err;

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { type CommandIo, FatalError, UsageError } from './_run.ts';
 import { getopt, uintOption } from './_getopt.ts';
 import { loadDb, DbError } from '../rc/db.ts';
-import { DEFAULT_LIVE, LiveError, lockLive, openLive } from '../rc/live.ts';
+import { DEFAULT_LIVE, LiveError, lockDb, lockLive, openLive } from '../rc/live.ts';
 import { Change } from '../rc/engine.ts';
 import { parseConversions, planUpdate, switchLive } from '../rc/update.ts';
 
@@ -47,9 +47,13 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   if (rest.length !== 1) throw new UsageError(USAGE);
   const newdb = rest[0]!;
   if (!path.isAbsolute(newdb) || !path.isAbsolute(live)) throw new UsageError(`${USAGE}\nnewdb and live must be absolute paths`);
-  let unlock = (): void => {};
+  const unlocks: (() => void)[] = [];
+  const unlock = (): void => { for (const u of unlocks.splice(0).reverse()) u(); };
   try {
-    if (!dryRun) unlock = await lockLive(live, block);
+    // As s6-rc-update: LIVE exclusively (shared for a dry run), both databases shared.
+    unlocks.push(await lockLive(live, block, dryRun));
+    unlocks.push(await lockDb(path.join(live, 'compiled'), block));
+    unlocks.push(await lockDb(newdb, block));
     const old = openLive(live);
     let next;
     try {

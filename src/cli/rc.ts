@@ -5,7 +5,8 @@
  */
 import { type CommandIo, FatalError, UsageError } from './_run.ts';
 import { getopt, uintOption } from './_getopt.ts';
-import { DEFAULT_LIVE, LiveError, type Live, lockLive, openLive } from '../rc/live.ts';
+import path from 'node:path';
+import { DEFAULT_LIVE, LiveError, type Live, lockDb, lockLive, openLive } from '../rc/live.ts';
 import { type CompiledDb, DbError, loadDb } from '../rc/db.ts';
 import { toDot } from '../rc/graph.ts';
 import { Change, UnknownServiceError, diff, list, listAll, select } from '../rc/engine.ts';
@@ -23,7 +24,7 @@ const HELP = `usage: ${USAGE}
   -t ms           give up after ms milliseconds (exit 2)
   -D              down, essential services included    -p   prune: everything else goes the other way
   -a              add every service that is up to the selection
-  -b              wait for the live lock instead of failing
+  -b              wait for the locks (LIVE/lock, the database's) instead of failing
   --json          list, listall, diff: print JSON
   graph           the dependency graph of the live database (or of -c compiled) as
                   Graphviz DOT; with --svg, as SVG (needs Graphviz's dot installed)
@@ -70,10 +71,14 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
 
   const changing = command === 'change' || command === 'start' || command === 'stop';
   let state: Live;
-  // The lock comes before the state is read, so that two changes never work from one state.
-  let unlock = (): void => {};
+  // As s6-rc: LIVE/lock exclusively to change the state, shared to read it (so a reader
+  // never sees a change half made), and the database's lock shared. The locks come before
+  // the state is read, so that two changes never work from one state.
+  const unlocks: (() => void)[] = [];
+  const unlock = (): void => { for (const u of unlocks.splice(0).reverse()) u(); };
   try {
-    if (changing && !dryRun) unlock = await lockLive(live, block);
+    unlocks.push(await lockLive(live, block, !changing || dryRun));
+    unlocks.push(await lockDb(path.join(live, 'compiled'), block));
     state = openLive(live);
   } catch (err) {
     unlock();
@@ -95,10 +100,11 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   };
 
   switch (command) {
-    case 'list': print(list(state, selection, up)); return 0;
-    case 'listall': print(listAll(state, selection, up)); return 0;
+    case 'list': print(list(state, selection, up)); unlock(); return 0;
+    case 'listall': print(listAll(state, selection, up)); unlock(); return 0;
     case 'diff': {
       const d = diff(state);
+      unlock();
       if (json) io.out(`${JSON.stringify(d.map((e) => ({ name: e.name, rc: e.rcUp ? 'up' : 'down', supervisor: e.supervisorUp === undefined ? 'unknown' : e.supervisorUp ? 'up' : 'down' })))}\n`);
       else io.out(d.map((e) => `${e.supervisorUp === true ? '+' : '-'}${e.name}\n`).join(''));
       return d.length > 0 ? 1 : 0;

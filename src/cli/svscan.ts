@@ -4,7 +4,7 @@ import path from 'node:path';
 import { type CommandIo, UsageError } from './_run.ts';
 import { getopt, uintOption } from './_getopt.ts';
 import { Scanner, ScannerSetupError, type ScannerOptions, type ScannerSignal, DIVERTIBLE_SIGNALS } from '../supervise/scanner.ts';
-import { execve, setChildSubreaper, getpid, setProcessName, pageOutExecutable, markAllCloexec } from '../sys/index.ts';
+import { execve, setChildSubreaper, getpid, setProcessName, pageOutExecutable, markAllCloexec, getrlimit, RLIMIT, reserveFdsInBackground } from '../sys/index.ts';
 
 const USAGE = 't6-svscan [ -1 ] [ -c max ] [ -t rescan ] [ -d notif ] [ -X consoleholder ] [ scandir ]';
 const HELP = `${USAGE}
@@ -94,6 +94,12 @@ export async function serve(cfg: ServeConfig, io: CommandIo): Promise<number> {
   // Whatever we inherited above fd 2 must not reach services (-d and -X fds are passed
   // explicitly where they belong); from here on every fd of ours is close-on-exec.
   markAllCloexec();
+  // Room in the fd table for every supervisor's few fds, grown once and off the event loop
+  // (see reserveFds): not one stall after another while the first thousand services start.
+  try {
+    const limit = Number(getrlimit(RLIMIT.NOFILE).soft);
+    reserveFdsInBackground(Math.min(256 + 4 * cfg.maxServices, 65536, limit));
+  } catch { /* an optimisation only */ }
 
   const notifyReady = (): void => {
     if (notifyFd === undefined) return;

@@ -21,7 +21,7 @@ import fs from 'node:fs';
 import { type LongrunService, type OneshotService, atomicsOf } from './db.ts';
 import { type Live, liveServicedir, writeState } from './live.ts';
 import { type Graph, type Phase, PhaseRun, closure, planChange } from './plan.ts';
-import { runOneshot, runnerSocket } from './oneshot.ts';
+import { type ControlResult, RunnerSession, runOneshot, runnerSocket } from './oneshot.ts';
 import { ClientError, svcSend, waitFor } from '../s6/client.ts';
 
 /** Unknown service name (exit 3). */
@@ -118,6 +118,8 @@ export class Change {
   #say: Say;
   #deadline: number;
   #cwd: string;
+  /** Every transition goes through one session with t6-svscan's runner, while it serves one. */
+  #session: RunnerSession;
 
   constructor(live: Live, selection: Set<number>, opts: ChangeOptions, say: Say) {
     this.#live = live;
@@ -129,6 +131,7 @@ export class Change {
     } catch {
       this.#cwd = '/';
     }
+    this.#session = new RunnerSession(runnerSocket(live.scandir));
     const phases = planChange(graphOf(live), selection, live.state, { up: opts.up, prune: opts.prune });
     this.done = this.#run(phases);
   }
@@ -162,6 +165,7 @@ export class Change {
       return failed ? 1 : 0;
     } finally {
       clearTimeout(timer);
+      this.#session.close();
     }
   }
 
@@ -171,7 +175,39 @@ export class Change {
     const run = new PhaseRun(graphOf(this.#live), phase, state, this.#opts.stopEssentials);
     let settledSeen = 0;
     let inflight = 0;
+    // Transitions that ended since the last flush. They are recorded together, once per
+    // turn of the event loop (setImmediate): one state file write and one planning pass
+    // for all that ended at once, instead of one each — with a thousand services the
+    // planner's pass and the write were a tenth of t6-rc's time. The state file is still
+    // written before the next turn, and before any timer (such as -t) can run.
+    let ended: [number, string | undefined][] = [];
+    let flushing: NodeJS.Immediate | undefined;
     return new Promise((resolve) => {
+      const flush = (): void => {
+        flushing = undefined;
+        const batch = ended;
+        ended = [];
+        let changed = false;
+        for (const [i, failure] of batch) {
+          run.finish(i, failure === undefined);
+          if (failure === undefined) {
+            state[i] = phase.up;
+            changed = true;
+          }
+        }
+        if (changed && !this.#opts.dryRun) {
+          try {
+            writeState(this.#live.dir, state);
+          } catch (err) {
+            this.#say.warn(`unable to write ${this.#live.dir}/state: ${err instanceof Error ? err.message : String(err)}`);
+          }
+        }
+        for (const [i, failure] of batch) {
+          if (failure === undefined) this.#say.info(`${this.#dry()}service ${this.#name(i)} successfully ${phase.up ? 'started' : 'stopped'}`);
+          else this.#say.warn(`${this.#opts.dryRun ? '(dry run) ' : ''}unable to ${phase.up ? 'start' : 'stop'} service ${this.#name(i)}: ${failure}`);
+        }
+        pump();
+      };
       const pump = (): void => {
         const ready = this.#aborted ? [] : run.next();
         for (; settledSeen < run.settled.length; settledSeen++) {
@@ -185,24 +221,11 @@ export class Change {
           this.#say.info(`${this.#dry()}service ${this.#name(i)}: ${phase.up ? 'starting' : 'stopping'}`);
           void this.#transition(i, phase.up).then((failure) => {
             inflight--;
-            run.finish(i, failure === undefined);
-            if (failure === undefined) {
-              state[i] = phase.up;
-              if (!this.#opts.dryRun) {
-                try {
-                  writeState(this.#live.dir, state);
-                } catch (err) {
-                  this.#say.warn(`unable to write ${this.#live.dir}/state: ${err instanceof Error ? err.message : String(err)}`);
-                }
-              }
-              this.#say.info(`${this.#dry()}service ${this.#name(i)} successfully ${phase.up ? 'started' : 'stopped'}`);
-            } else {
-              this.#say.warn(`${this.#opts.dryRun ? '(dry run) ' : ''}unable to ${phase.up ? 'start' : 'stop'} service ${this.#name(i)}: ${failure}`);
-            }
-            pump();
+            ended.push([i, failure]);
+            flushing ??= setImmediate(flush);
           });
         }
-        if (inflight === 0) resolve(run.failed);
+        if (inflight === 0 && ended.length === 0) resolve(run.failed);
       };
       pump();
     });
@@ -237,10 +260,13 @@ export class Change {
   async #oneshot(s: OneshotService, up: boolean): Promise<string | undefined> {
     const argv = up ? s.up : s.down;
     if (argv.length === 0) return undefined;
-    const r = await runOneshot(runnerSocket(this.#live.scandir), {
+    const req = {
       argv, cwd: this.#cwd, env: null, setenv: [`RC_NAME=${s.name}`],
       timeoutMs: this.#timeout(up ? s.timeoutUp : s.timeoutDown),
-    });
+    };
+    let r = await this.#session.run(req);
+    // A t6-svscan without sessions: one connection for this oneshot.
+    if (r === 'unsupported') r = await runOneshot(runnerSocket(this.#live.scandir), req);
     if (r.kind !== 'exited') return r.message;
     const low = r.wstat & 0x7f;
     if (low === 0) {
@@ -254,13 +280,27 @@ export class Change {
   async #longrun(s: LongrunService, up: boolean): Promise<string | undefined> {
     const dir = liveServicedir(this.#live.dir, s.name);
     const timeout = this.#timeout(up ? s.timeoutUp : s.timeoutDown);
+    const goal = up ? (s.readiness ? 'U' : 'u') : 'D';
     let failure: string | undefined;
-    try {
-      const r = await waitFor([dir], up ? (s.readiness ? 'U' : 'u') : 'D', 'all', timeout, () => svcSend(dir, up ? 'u' : 'd'));
+    // Inside t6-svscan (one request on its runner socket) when it can; else as s6-svc -w
+    // does, through the service's event FIFOs.
+    let r: ControlResult | undefined = await this.#session.control({ svc: up ? 'u' : 'd', dir, wait: goal, timeoutMs: timeout });
+    if (r.kind === 'unsupported') r = undefined;
+    if (r === undefined) {
+      try {
+        const w = await waitFor([dir], goal, 'all', timeout, () => svcSend(dir, up ? 'u' : 'd'));
+        r = { kind: 'done', reached: w.reached, failures: w.failures, timedOut: w.timedOut };
+      } catch (err) {
+        failure = err instanceof ClientError && err.code === 'not-supervised' ? `command exited 102 (${err.message})` : `command exited 111 (${err instanceof Error ? err.message : String(err)})`;
+      }
+    }
+    if (r?.kind === 'done') {
       if (r.timedOut) failure = 'command exited 99';
       else if (r.failures > 0) failure = 'command exited 1';
-    } catch (err) {
-      failure = err instanceof ClientError && err.code === 'not-supervised' ? `command exited 102 (${err.message})` : `command exited 111 (${err instanceof Error ? err.message : String(err)})`;
+    } else if (r?.kind === 'error') {
+      failure = r.message.includes('is not supervised here') ? `command exited 102 (${r.message})` : `command exited 111 (${r.message})`;
+    } else if (r?.kind === 'lost') {
+      failure = `command exited 111 (${r.message})`;
     }
     if (failure !== undefined) {
       if (up) await svcSend(dir, 'd').catch(() => {});

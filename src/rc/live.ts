@@ -15,8 +15,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { type Db, DbError, type Service, loadDb } from './db.ts';
-import { ClientError, svscanctlSend } from '../s6/client.ts';
-import { listenFifodir, makeFifodir } from '../s6/fifodir.ts';
+import { ClientError, svOk, svscanctlSend } from '../s6/client.ts';
+import { listenFifodir } from '../s6/fifodir.ts';
+import { runnerSocket } from './oneshot.ts';
 
 export const DEFAULT_LIVE = '/run/t6-rc';
 export const DEFAULT_COMPILED = '/etc/t6-rc/compiled';
@@ -85,6 +86,10 @@ export interface InitOptions {
   scandir: string;
   /** Bound on the wait for the supervisors (0 = none). */
   timeoutMs: number;
+  /** Wait for the database's lock instead of failing (-b). */
+  block?: boolean;
+  /** -d: `compiled` may be relative; LIVE/compiled points at its real path. */
+  dereference?: boolean;
 }
 
 /**
@@ -93,11 +98,29 @@ export interface InitOptions {
  * waited for. Throws LiveError: 100 when t6-svscan does not run on the scandir, 4 for a
  * bad database, 111 otherwise (and on timeout).
  */
-export async function initLive(opts: InitOptions): Promise<Live> {
+export async function initLive(opts: InitOptions): Promise<void> {
   for (const [what, p] of [['compiled', opts.compiled], ['live', opts.live], ['scandir', opts.scandir]] as const) {
-    if (!path.isAbsolute(p)) throw new LiveError(`${what} must be an absolute path`, 100);
+    if (!path.isAbsolute(p) && !(what === 'compiled' && opts.dereference === true)) throw new LiveError(`${what} must be an absolute path`, 100);
   }
   if (opts.prefix.includes('/') || opts.prefix.includes('\n')) throw new LiveError('prefix may not contain / or newline', 100);
+  let compiled = opts.compiled;
+  if (opts.dereference === true) {
+    try {
+      compiled = fs.realpathSync(compiled);
+    } catch (err) {
+      throw new LiveError(`unable to resolve ${compiled}: ${err instanceof Error ? err.message : String(err)}`, 111);
+    }
+  }
+  // Held while the database is read and copied: a compiler writing it holds it exclusively.
+  const unlockDb = await lockDb(compiled, opts.block === true);
+  try {
+    await initLocked({ ...opts, compiled });
+  } finally {
+    unlockDb();
+  }
+}
+
+async function initLocked(opts: InitOptions): Promise<void> {
   let db: Db;
   try {
     db = loadDb(opts.compiled);
@@ -117,10 +140,9 @@ export async function initLive(opts: InitOptions): Promise<Live> {
   fs.mkdirSync(path.join(real, 'servicedirs'));
   for (const s of longruns) {
     const dst = path.join(real, 'servicedirs', s.name);
-    fs.cpSync(path.join(db.dir, 'servicedirs', s.name), dst, { recursive: true });
-    writePipelineLink(dst, db, s, opts.prefix);
+    copyTree(path.join(db.dir, 'servicedirs', s.name), dst);
+    if (s.producerFor !== undefined) writePipelineLink(dst, db, s, opts.prefix);
     fs.writeFileSync(path.join(dst, 'down'), '');
-    makeFifodir(path.join(dst, 'event'));
   }
   // Switch LIVE atomically: a new symlink renamed over the old one.
   const tmpLink = `${opts.live}:t6-rc-init:link`;
@@ -133,14 +155,60 @@ export async function initLive(opts: InitOptions): Promise<Live> {
     throw new LiveError(`unable to switch ${opts.live} to ${real}: ${err instanceof Error ? err.message : String(err)}`, 111);
   }
   await linkIntoScandir(opts.live, opts.scandir, opts.prefix, longruns.map((s) => s.name), opts.timeoutMs);
-  return openLive(opts.live);
 }
 
 /**
- * The race-free linking protocol (svscan.md §8): subscribe to each servicedir's event/,
- * create the symlinks, send `a` to the scanner, wait for every supervisor's `s`.
+ * Links each live servicedir into the scandir (SCANDIR/PREFIXNAME) and returns once
+ * t6-svscan supervises every one. The fast way is one request on t6-svscan's runner socket
+ * (runner.ts: scan, then answer with what is supervised). Without it (another scanner, or
+ * no socket), the race-free protocol of svscan.md §8: subscribe to each event/ fifodir,
+ * create the links, send `a`, wait for every `s` — or find the service supervised already.
  */
 export async function linkIntoScandir(live: string, scandir: string, prefix: string, names: readonly string[], timeoutMs: number): Promise<void> {
+  const deadline = timeoutMs > 0 ? performance.now() + timeoutMs : Infinity;
+  const link = (): void => {
+    for (const name of names) {
+      const at = path.join(scandir, prefix + name);
+      const target = liveServicedir(live, name);
+      try {
+        fs.symlinkSync(target, at);
+      } catch (err) {
+        // Mostly absent: replace what is there only when something is.
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        unlinkIfExists(at);
+        fs.symlinkSync(target, at);
+      }
+    }
+  };
+  const socket = runnerSocket(scandir);
+  if (!isSocket(socket)) {
+    await waitSupervised(live, scandir, names, deadline, () => { link(); return sendScan(scandir); });
+    return;
+  }
+  link();
+  const supervised = await askScan(socket, deadline);
+  // Refused or unreachable (an older scanner): the event protocol, with the links made.
+  const left = supervised === undefined ? names : names.filter((n) => !supervised.has(prefix + n));
+  if (left.length > 0) await waitSupervised(live, scandir, left, deadline, () => (supervised === undefined ? sendScan(scandir) : undefined));
+}
+
+/** `a` to the scanner; "not running" is LiveError 100. */
+async function sendScan(scandir: string): Promise<void> {
+  try {
+    await svscanctlSend(scandir, 'a');
+  } catch (err) {
+    if (err instanceof ClientError && (err.code === 'not-supervised' || err.errno === 'ENOENT')) {
+      throw new LiveError(`t6-svscan not running on ${scandir}`, 100);
+    }
+    throw new LiveError(err instanceof Error ? err.message : String(err), 111);
+  }
+}
+
+/**
+ * Subscribes to the event fifodir of each service, runs `trigger`, then waits for each
+ * that is not supervised yet to say `s`. Subscribing first means no `s` can be missed.
+ */
+async function waitSupervised(live: string, scandir: string, names: readonly string[], deadline: number, trigger: () => Promise<void> | undefined): Promise<void> {
   const waiting = new Set(names);
   let wake: (() => void) | undefined;
   const listeners = names.map((name) => listenFifodir(path.join(liveServicedir(live, name), 'event'), (byte) => {
@@ -150,28 +218,115 @@ export async function linkIntoScandir(live: string, scandir: string, prefix: str
   }));
   let timer: NodeJS.Timeout | undefined;
   try {
-    for (const name of names) {
-      const link = path.join(scandir, prefix + name);
-      unlinkIfExists(link);
-      fs.symlinkSync(liveServicedir(live, name), link);
-    }
-    try {
-      await svscanctlSend(scandir, 'a');
-    } catch (err) {
-      if (err instanceof ClientError && (err.code === 'not-supervised' || err.errno === 'ENOENT')) {
-        throw new LiveError(`t6-svscan not running on ${scandir}`, 100);
-      }
-      throw new LiveError(err instanceof Error ? err.message : String(err), 111);
+    await trigger();
+    for (const name of [...waiting]) {
+      if (await svOk(liveServicedir(live, name))) waiting.delete(name);
     }
     if (waiting.size === 0) return;
     await new Promise<void>((resolve, reject) => {
       wake = resolve;
-      if (timeoutMs > 0) timer = setTimeout(() => reject(new LiveError(`timed out waiting for the supervisors of ${[...waiting].join(', ')}`, 111)), timeoutMs);
+      if (deadline !== Infinity) {
+        timer = setTimeout(() => reject(new LiveError(`timed out waiting for t6-svscan on ${scandir} to supervise ${[...waiting].join(', ')}`, 111)), Math.max(1, deadline - performance.now()));
+      }
     });
   } finally {
     clearTimeout(timer);
     for (const l of listeners) l.close();
   }
+}
+
+/**
+ * Asks t6-svscan's runner to scan now. Resolves with the scan dir entries supervised after
+ * that scan, or undefined if the request was refused or the socket would not answer.
+ */
+function askScan(socketPath: string, deadline: number): Promise<Set<string> | undefined> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    let done = false;
+    let timer: NodeJS.Timeout | undefined;
+    const sock = process.getBuiltinModule('node:net').connect(socketPath);
+    const finish = (v: Set<string> | undefined, err?: Error): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      if (err !== undefined) reject(err); else resolve(v);
+    };
+    if (deadline !== Infinity) {
+      timer = setTimeout(() => finish(undefined, new LiveError(`timed out waiting for t6-svscan to scan ${path.dirname(path.dirname(socketPath))}`, 111)), Math.max(1, deadline - performance.now()));
+    }
+    sock.setEncoding('utf8');
+    sock.on('connect', () => sock.write('{"scan":true}\n'));
+    sock.on('error', () => finish(undefined));
+    sock.on('close', () => finish(undefined));
+    sock.on('data', (chunk: string) => {
+      buf += chunk;
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      let reply: { scanned?: unknown; supervised?: unknown };
+      try {
+        reply = JSON.parse(buf.slice(0, nl)) as typeof reply;
+      } catch {
+        finish(undefined);
+        return;
+      }
+      const list = reply.supervised;
+      finish(reply.scanned === true && Array.isArray(list) ? new Set(list.filter((n): n is string => typeof n === 'string')) : undefined);
+    });
+  });
+}
+
+function isSocket(p: string): boolean {
+  try {
+    return fs.statSync(p, { throwIfNoEntry: false })?.isSocket() === true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Copies a compiled servicedir (regular files, directories, symbolic links; modes kept):
+ * what fs.cpSync does, without its checks per entry and the ownership and time stamps
+ * copyFileSync sets, which cost more than the copy itself for files this small.
+ */
+export function copyTree(src: string, dst: string, umask = currentUmask()): void {
+  const mode = fs.statSync(src).mode & 0o7777;
+  fs.mkdirSync(dst, { mode });
+  if ((mode & umask) !== 0) fs.chmodSync(dst, mode);
+  for (const e of fs.readdirSync(src, { withFileTypes: true })) {
+    const from = path.join(src, e.name);
+    const to = path.join(dst, e.name);
+    if (e.isDirectory()) copyTree(from, to, umask);
+    else if (e.isSymbolicLink()) fs.symlinkSync(fs.readlinkSync(from), to);
+    else if (e.isFile()) copyFile(from, to, umask);
+    // A compiled servicedir holds nothing else; anything else (a FIFO…) is not copied.
+  }
+}
+
+function copyFile(from: string, to: string, umask: number): void {
+  const fd = fs.openSync(from, 'r');
+  try {
+    const st = fs.fstatSync(fd);
+    const mode = st.mode & 0o7777;
+    const data = Buffer.allocUnsafe(st.size);
+    let n = 0;
+    while (n < st.size) {
+      const got = fs.readSync(fd, data, n, st.size - n, n);
+      if (got === 0) break;
+      n += got;
+    }
+    fs.writeFileSync(to, data.subarray(0, n), { mode, flag: 'wx' });
+    if ((mode & umask) !== 0) fs.chmodSync(to, mode);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The process umask (read by setting it and setting it back). */
+function currentUmask(): number {
+  const mask = process.umask(0o022);
+  process.umask(mask);
+  return mask;
 }
 
 /** Removes a file or symlink (never what a symlink points to); absent is fine. */
@@ -184,27 +339,46 @@ export function unlinkIfExists(p: string): void {
 }
 
 /**
- * Takes `LIVE/lock` exclusively (t6-rc change, t6-rc-update) and returns its release.
- * Contention is LiveError 111 unless `block`; there is no blocking lock call in the system
- * layer (a blocking fcntl would freeze the event loop too), so `block` retries every 20 ms.
+ * Takes `LIVE/lock` (s6-rc.md §6.2): exclusively to change the state (t6-rc change,
+ * t6-rc-update), shared to read it (list, listall, diff). Returns its release. Contention
+ * is LiveError 111 unless `block`, which waits for the holder to let go.
  */
-export async function lockLive(live: string, block: boolean): Promise<() => void> {
-  const { O_RDWR, O_CREAT, open, close, tryLock } = await import('../sys/fd.ts');
-  const file = path.join(live, 'lock');
-  let fd: number;
+export async function lockLive(live: string, block: boolean, shared = false): Promise<() => void> {
+  return lockFile(path.join(live, 'lock'), block, shared, true);
+}
+
+/**
+ * Takes the compiled database's `lock` shared, as every user of a database does (its
+ * compiler holds it exclusively while it writes). A database without a lock file (made by
+ * an older t6-rc-compile) is used unlocked.
+ */
+export async function lockDb(compiled: string, block: boolean): Promise<() => void> {
+  return lockFile(path.join(compiled, 'lock'), block, true, false);
+}
+
+async function lockFile(file: string, block: boolean, shared: boolean, create: boolean): Promise<() => void> {
+  const { O_RDONLY, O_RDWR, O_CREAT, open, openIfExists, close, tryLock, tryLockShared, lockWait } = await import('../sys/fd.ts');
+  let fd: number | undefined;
   try {
-    fd = open(file, O_RDWR | O_CREAT, 0o644);
+    // Shared: read access is enough, so anyone who may read the state can list it.
+    fd = create ? open(file, (shared ? O_RDONLY : O_RDWR) | O_CREAT, 0o644) : openIfExists(file, shared ? O_RDONLY : O_RDWR);
   } catch (err) {
     throw new LiveError(`unable to open ${file}: ${err instanceof Error ? err.message : String(err)}`, 111);
   }
-  while (!tryLock(fd, file)) {
-    if (!block) {
-      close(fd);
-      throw new LiveError(`unable to take lock on ${file}: Resource busy`, 111);
-    }
-    await new Promise((r) => setTimeout(r, 20));
+  if (fd === undefined) return () => {};
+  const held = fd;
+  if (shared ? tryLockShared(held, file) : tryLock(held, file)) return () => close(held);
+  if (!block) {
+    close(held);
+    throw new LiveError(`unable to take lock on ${file}: Resource busy`, 111);
   }
-  return () => close(fd);
+  try {
+    await lockWait(held, shared, file);
+  } catch (err) {
+    close(held);
+    throw new LiveError(err instanceof Error ? err.message : String(err), 111);
+  }
+  return () => close(held);
 }
 
 /**

@@ -68,3 +68,154 @@ export function runOneshot(socketPath: string, req: OneshotRequest, onPid?: (pid
     });
   });
 }
+
+/** A longrun transition for t6-svscan's runner (runner.ts): `s6-svc -uwU DIR` done inside it. */
+export interface ControlRequest {
+  svc: string;
+  dir: string;
+  wait: 'u' | 'U' | 'd' | 'D';
+  timeoutMs: number;
+}
+
+/** How a control request ended. */
+export type ControlResult =
+  | { kind: 'done'; reached: boolean; failures: number; timedOut: boolean }
+  /** Refused: not supervised, or a bad request. */
+  | { kind: 'error'; message: string }
+  /** This t6-svscan does not serve sessions or control requests (or no runner listens): use the event FIFOs. */
+  | { kind: 'unsupported'; message: string }
+  | { kind: 'lost'; message: string };
+
+type Reply = { id?: unknown; pid?: unknown; wstat?: unknown; timedOut?: unknown; error?: unknown; reached?: unknown; failures?: unknown };
+
+/**
+ * One connection to the runner for all of a change's transitions (runner.ts sessions):
+ * requests carry ids, replies come back as they are ready. Connected on first use. When
+ * the runner does not speak sessions (an older t6-svscan answers the first request alone,
+ * without an id) or cannot be reached, every request resolves as `unsupported`, and the
+ * caller goes back to one connection per oneshot and to the event FIFOs.
+ */
+export class RunnerSession {
+  readonly socketPath: string;
+  #sock: import('node:net').Socket | undefined;
+  #nextId = 1; // 0 is the opening `{"id":0}`
+  #waiting = new Map<number, (msg: Reply | undefined, why: string) => void>();
+  #buf = '';
+  #dead: string | undefined;
+  #unsupported = false;
+  #corked = false;
+
+  constructor(socketPath: string) {
+    this.socketPath = socketPath;
+  }
+
+  /** Did the runner turn sessions down? */
+  get unsupported(): boolean {
+    return this.#unsupported;
+  }
+
+  /** Runs a oneshot through the session. */
+  async run(req: OneshotRequest): Promise<RunOutcome | 'unsupported'> {
+    let started = false;
+    const r = await this.#request(req, (msg) => {
+      if (typeof msg.pid === 'number' && msg.wstat === undefined && msg.error === undefined) { started = true; return false; }
+      return true;
+    });
+    if (r === 'unsupported') return r;
+    if (typeof r === 'string') return started ? { kind: 'lost', message: r } : { kind: 'error', message: r };
+    if (typeof r.error === 'string') return { kind: 'error', message: r.error };
+    if (typeof r.wstat === 'number') return { kind: 'exited', wstat: r.wstat, timedOut: r.timedOut === true };
+    return { kind: 'lost', message: 'garbled reply from the oneshot runner' };
+  }
+
+  /** A longrun transition through the session. */
+  async control(req: ControlRequest): Promise<ControlResult> {
+    const r = await this.#request(req, () => true);
+    if (r === 'unsupported') return { kind: 'unsupported', message: 'no session with the runner' };
+    if (typeof r === 'string') return { kind: 'lost', message: r };
+    if (typeof r.error === 'string') {
+      const unsupported = r.error === 'control requests are not served here';
+      return unsupported ? { kind: 'unsupported', message: r.error } : { kind: 'error', message: r.error };
+    }
+    return { kind: 'done', reached: r.reached === true, failures: typeof r.failures === 'number' ? r.failures : 0, timedOut: r.timedOut === true };
+  }
+
+  /** Ends the session (t6-svscan closes it once every request is answered). */
+  close(): void {
+    this.#sock?.end();
+  }
+
+  /**
+   * Sends one request; resolves with its final reply (`final` says which replies are),
+   * with a string when the connection broke, or 'unsupported'.
+   */
+  #request(body: object, final: (msg: Reply) => boolean): Promise<Reply | string | 'unsupported'> {
+    if (this.#unsupported) return Promise.resolve('unsupported');
+    if (this.#dead !== undefined) return Promise.resolve(this.#dead);
+    const sock = this.#connect();
+    const id = this.#nextId++;
+    return new Promise((resolve) => {
+      this.#waiting.set(id, (msg, why) => {
+        if (msg === undefined) { this.#waiting.delete(id); resolve(this.#unsupported ? 'unsupported' : why); return; }
+        if (!final(msg)) return;
+        this.#waiting.delete(id);
+        resolve(msg);
+      });
+      // Requests made in one go (t6-rc starts every service whose dependencies are met at
+      // once) leave in one write.
+      if (!this.#corked) {
+        this.#corked = true;
+        sock.cork();
+        process.nextTick(() => { this.#corked = false; sock.uncork(); });
+      }
+      sock.write(`${JSON.stringify({ id, ...body })}\n`);
+    });
+  }
+
+  #connect(): import('node:net').Socket {
+    if (this.#sock !== undefined) return this.#sock;
+    const sock = process.getBuiltinModule('node:net').connect(this.socketPath);
+    this.#sock = sock;
+    let connected = false;
+    sock.on('connect', () => { connected = true; });
+    sock.setEncoding('utf8');
+    // First the bare id: a runner without sessions answers only that (without an id) and
+    // drops what follows, so no request of ours can have run when we fall back.
+    sock.write('{"id":0}\n');
+    const fail = (why: string, unsupported: boolean): void => {
+      if (this.#dead !== undefined) return;
+      this.#dead = why;
+      if (unsupported) this.#unsupported = true;
+      for (const cb of [...this.#waiting.values()]) cb(undefined, why);
+      this.#waiting.clear();
+    };
+    sock.on('error', (err: NodeJS.ErrnoException) => {
+      // Never connected: nobody serves sessions here. Broken later: requests are lost.
+      fail(`the runner connection broke: ${err.code ?? err.message}`, !connected);
+    });
+    sock.on('close', () => fail('the runner closed the connection early', false));
+    sock.on('data', (chunk: string) => {
+      this.#buf += chunk;
+      for (let nl = this.#buf.indexOf('\n'); nl >= 0; nl = this.#buf.indexOf('\n')) {
+        const line = this.#buf.slice(0, nl);
+        this.#buf = this.#buf.slice(nl + 1);
+        let msg: Reply;
+        try {
+          msg = JSON.parse(line) as Reply;
+        } catch {
+          fail('garbled reply from the runner', false);
+          sock.destroy();
+          return;
+        }
+        if (typeof msg.id !== 'number') {
+          // An older runner: it took the first request alone and answers without an id.
+          fail('the runner does not serve sessions', true);
+          sock.destroy();
+          return;
+        }
+        if (msg.id !== 0) this.#waiting.get(msg.id)?.(msg, '');
+      }
+    });
+    return sock;
+  }
+}

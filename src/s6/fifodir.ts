@@ -11,6 +11,9 @@ import { tainFormat, tainNow } from './tai.ts';
 const LISTENER_PREFIX = 'ftrig1:@';
 const LISTENER_NAME_LENGTH = 39;
 
+/** Our effective gid: asked once (a system call each time), as t6 never changes it. */
+let egid: number | undefined;
+
 /** Creates `dir` as a fifodir (mode 03730, group = our egid) if it does not exist. */
 export function makeFifodir(dir: string): void {
   try {
@@ -19,7 +22,8 @@ export function makeFifodir(dir: string): void {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST' && fs.statSync(dir).isDirectory()) return;
     throw err;
   }
-  fs.chownSync(dir, -1, process.getegid?.() ?? 0);
+  egid ??= process.getegid?.() ?? 0;
+  fs.chownSync(dir, -1, egid);
   fs.chmodSync(dir, 0o3730);
 }
 

@@ -13,6 +13,10 @@ export class Reaper {
   #childless = false;
   #onChildless = new Set<() => void>();
   #onError: (err: unknown) => void;
+  /** Spawns under way whose pid is not known yet (spawnAsync). */
+  #expecting = 0;
+  /** Children reaped, unwatched, while such a spawn was under way: maybe one of those. */
+  #early = new Map<number, number>();
 
   constructor(onError: (err: unknown) => void) {
     this.#onError = onError;
@@ -22,6 +26,38 @@ export class Reaper {
   watch(pid: number, onExit: (wstat: number) => void): void {
     this.#watched.set(pid, onExit);
     this.#childless = false;
+  }
+
+  /**
+   * For a spawn whose pid comes later (spawnAsync: the child runs, and may even die and be
+   * reaped, before its pid reaches the event loop). Until the returned function is called,
+   * unwatched children's statuses are kept; calling it with the pid watches that pid, or
+   * delivers its status at once if it is already dead. With undefined: the spawn failed.
+   */
+  expect(): (pid: number | undefined, onExit?: (wstat: number) => void) => void {
+    this.#expecting++;
+    let settled = false;
+    return (pid, onExit) => {
+      if (settled) return;
+      settled = true;
+      this.#expecting--;
+      if (pid !== undefined && onExit !== undefined) {
+        const wstat = this.#early.get(pid);
+        if (wstat === undefined) this.watch(pid, onExit);
+        else {
+          this.#early.delete(pid);
+          try {
+            onExit(wstat);
+          } catch (err) {
+            this.#onError(err);
+          }
+        }
+      }
+      if (this.#expecting === 0) {
+        this.#orphans += this.#early.size;
+        this.#early.clear();
+      }
+    };
   }
 
   /** How many unwatched children (orphans, signal scripts) have been reaped. */
@@ -55,7 +91,8 @@ export class Reaper {
     for (const { pid, wstat } of reaped) {
       const onExit = this.#watched.get(pid);
       if (onExit === undefined) {
-        this.#orphans++;
+        if (this.#expecting > 0) this.#early.set(pid, wstat);
+        else this.#orphans++;
         continue;
       }
       this.#watched.delete(pid);
@@ -65,8 +102,8 @@ export class Reaper {
         this.#onError(err);
       }
     }
-    // A callback may have started a child since waitpid said ECHILD.
-    this.#childless = childless && this.#watched.size === 0;
-    if (childless) for (const fn of [...this.#onChildless]) fn();
+    // A callback may have started a child since waitpid said ECHILD, or one may be starting.
+    this.#childless = childless && this.#watched.size === 0 && this.#expecting === 0;
+    if (this.#childless) for (const fn of [...this.#onChildless]) fn();
   }
 }

@@ -4,7 +4,7 @@
  *
  * t6-svscan listens on the Unix stream socket `SCANDIR/.s6-svscan/run` (mode 0600 inside
  * the 0700 `.s6-svscan/`, so only root — the scanner's owner — can connect). One request
- * per connection, one JSON line:
+ * per connection (or many: see sessions below), one JSON line:
  *
  *   {"argv":["prog","arg"…],"cwd":"/abs","env":["K=V"…]|null,"setenv":["K=V"…],"timeoutMs":N}
  *
@@ -19,6 +19,33 @@
  *                      running past timeoutMs: SIGTERM, then SIGKILL 1 s later)
  *   {"error":"…"}      bad request or spawn failure; the connection is then closed
  *
+ * One more request, for t6-rc-init and t6-rc-update: `{"scan":true}` makes t6-svscan scan
+ * its directory at once (what `s6-svscanctl -a` asks) and answer when that scan is over,
+ * every new supervisor set up, with the entries that have a supervisor (loggers as
+ * `name/log`):
+ *
+ *   {"scanned":true,"supervised":["name"…]}
+ *
+ * One reply instead of one event FIFO per new service to learn that its supervisor runs.
+ *
+ * And one for t6-rc's longrun transitions (waiter.ts): `s6-svc -uwU DIR` inside t6-svscan.
+ *
+ *   {"svc":"u","dir":"/abs/servicedir","wait":"U","timeoutMs":N}
+ *
+ * sends the control bytes `svc` to the supervisor of `dir` and, with `wait` (u, U, d or
+ * D), answers once that state is reached, or failed, or timeoutMs (0: none) passed:
+ *
+ *   {"reached":true,"failures":0,"timedOut":false}
+ *   {"error":"…"}      not supervised here, or a bad request
+ *
+ * Sessions: a connection whose first request carries an integer `"id"` stays open for
+ * more requests (every one with an id, any of the kinds above), served as they come; every
+ * reply carries its request's id; a request that is only an id is answered
+ * `{"id":N,"session":true}`. t6-rc opens with that one — a runner without sessions answers
+ * it alone, without an id, and drops the rest, so nothing runs twice when t6-rc then falls
+ * back — and sends all its transitions on the one session instead of a connection each. t6-svscan ends the session once the client has ended its side and
+ * every request is answered.
+ *
  * A client that disconnects does not stop the process: it runs to completion and is reaped
  * (a oneshot survives its caller's Ctrl-C, as under s6-rc). Bad input — garbage, a line
  * over 64 KiB, a half line at EOF — gets an error reply and a closed connection; nothing
@@ -28,6 +55,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { describeError, errorCode } from '../sys/errors.ts';
 import { currentEnv, type SpawnOptions } from '../sys/spawn.ts';
+import { isSuperviseCommand } from '../s6/control.ts';
+import type { ControlGoal, ControlOutcome } from './waiter.ts';
 
 /** The longest request line accepted. */
 export const MAX_REQUEST = 64 * 1024;
@@ -47,10 +76,28 @@ export interface RunRequest {
 export interface RunnerHost {
   /** Spawns and watches the child; throws on failure. */
   spawn(opts: SpawnOptions, onExit: (wstat: number) => void): number;
+  /** The same off the event loop (see spawnAsync), when the host has it. */
+  spawnAsync?(opts: SpawnOptions, onExit: (wstat: number) => void): Promise<number>;
   kill(pid: number, signal: number): void;
   report(level: 'info' | 'warning' | 'error', message: string): void;
   /** Where a oneshot's stdout and stderr go (the catch-all log); undefined: the runner's own fds 1 and 2. */
   output?(): number | undefined;
+  /** Scans the scan directory now; returns the entries that have a supervisor. Absent: scan requests are refused. */
+  scan?(): string[];
+  /**
+   * Sends the request's control bytes and calls `done` when its wait ends (at once without
+   * one); returns a cancel function, or the reason it cannot (not supervised). Absent:
+   * control requests are refused.
+   */
+  control?(req: ControlRequest, done: (o: ControlOutcome) => void): (() => void) | string;
+}
+
+/** A validated control-and-wait request. */
+export interface ControlRequest {
+  svc: string;
+  dir: string;
+  wait: ControlGoal | undefined;
+  timeoutMs: number;
 }
 
 const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string' && !s.includes('\0'));
@@ -73,6 +120,50 @@ export function parseRequest(line: string): RunRequest | string {
   const t = r.timeoutMs ?? 0;
   if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t > 2 ** 31 - 1) return 'timeoutMs must be an integer between 0 and 2^31-1';
   return { argv: r.argv, cwd: r.cwd, env: r.env as string[] | null, setenv, timeoutMs: t };
+}
+
+/** The `id` of a session request (a non-negative integer), or undefined. */
+export function requestId(line: string): number | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
+  const id = (v as Record<string, unknown>).id;
+  return typeof id === 'number' && Number.isSafeInteger(id) && id >= 0 ? id : undefined;
+}
+
+/** Is this request line `{"scan":true}` (and nothing else)? */
+export function isScanRequest(line: string): boolean {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return false;
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || (v as Record<string, unknown>).scan !== true) return false;
+  return Object.keys(v).every((k) => k === 'scan' || k === 'id');
+}
+
+/** A control request (has `svc`): the request, or why it is refused; undefined for any other request. */
+export function parseControlRequest(line: string): ControlRequest | string | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || !('svc' in v)) return undefined;
+  const r = v as Record<string, unknown>;
+  if (typeof r.svc !== 'string' || r.svc === '' || ![...r.svc].every(isSuperviseCommand)) return 'svc must be a string of s6-svc control bytes';
+  if (typeof r.dir !== 'string' || !r.dir.startsWith('/') || r.dir.includes('\0')) return 'dir must be an absolute path';
+  const wait = r.wait ?? undefined;
+  if (wait !== undefined && !(typeof wait === 'string' && ['u', 'U', 'd', 'D'].includes(wait))) return 'wait must be one of u, U, d, D';
+  const t = r.timeoutMs ?? 0;
+  if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t > 2 ** 31 - 1) return 'timeoutMs must be an integer between 0 and 2^31-1';
+  return { svc: r.svc, dir: r.dir, wait: wait as ControlGoal | undefined, timeoutMs: t };
 }
 
 /** `base` with `over` laid on top (same names replaced). */
@@ -142,74 +233,149 @@ export class OneshotRunner {
 
   #serve(sock: net.Socket): void {
     let buf = '';
-    let handled = false;
+    // 'first' until a line arrives; then 'single' (one request, the connection ends with
+    // its answer) or 'session' (the first request had an id).
+    let mode: 'first' | 'single' | 'session' = 'first';
     let gone = false;
-    const reply = (obj: object, end: boolean): void => {
+    let clientDone = false;
+    let open = 0; // session requests not yet answered for good
+    const cancels = new Set<() => void>();
+    let corked = false;
+    const write = (obj: object): void => {
       if (gone || sock.destroyed) return;
+      // Answers made in one go (a reap that ends many children) leave in one write.
+      if (!corked) {
+        corked = true;
+        sock.cork();
+        process.nextTick(() => { corked = false; sock.uncork(); });
+      }
       sock.write(`${JSON.stringify(obj)}\n`);
-      if (end) sock.end();
     };
-    const refuse = (why: string): void => {
-      handled = true;
-      reply({ error: why }, true);
-      sock.removeAllListeners('data');
-      sock.resume(); // drain and drop anything else
+    const stop = (why: string): void => {
+      write({ error: why });
+      mode = 'single';
+      sock.end();
     };
     sock.setEncoding('utf8');
     sock.on('error', () => { gone = true; });
-    sock.on('close', () => { gone = true; });
+    sock.on('close', () => {
+      gone = true;
+      // A client gone: stop waiting on its behalf (what it asked for is done, and oneshots run on).
+      for (const cancel of cancels) cancel();
+      cancels.clear();
+    });
     sock.on('data', (chunk: string) => {
-      if (handled) return;
+      if (mode === 'single') return; // one request per connection: the rest is dropped
       buf += chunk;
-      const nl = buf.indexOf('\n');
-      if (nl < 0) {
-        if (buf.length > MAX_REQUEST) refuse(`request longer than ${MAX_REQUEST} bytes`);
-        return;
+      for (;;) {
+        const nl = buf.indexOf('\n');
+        if (nl < 0 ? buf.length > MAX_REQUEST : nl > MAX_REQUEST) { stop(`request longer than ${MAX_REQUEST} bytes`); return; }
+        if (nl < 0) return;
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        const id = requestId(line);
+        if (mode === 'first' && id === undefined) {
+          mode = 'single';
+          this.#handle(line, cancels, (obj, last) => {
+            write(obj);
+            if (last) sock.end();
+          });
+          return;
+        }
+        if (id === undefined) { stop('every request of a session needs an id'); return; }
+        mode = 'session';
+        open++;
+        this.#handle(line, cancels, (obj, last) => {
+          write({ id, ...obj });
+          if (!last) return;
+          open--;
+          if (clientDone && open === 0) sock.end();
+        });
       }
-      if (nl > MAX_REQUEST) { refuse(`request longer than ${MAX_REQUEST} bytes`); return; }
-      handled = true;
-      const req = parseRequest(buf.slice(0, nl));
-      buf = '';
-      if (typeof req === 'string') { refuse(req); return; }
-      this.#run(req, reply);
     });
     sock.on('end', () => {
-      if (!handled) refuse(buf === '' ? 'empty request' : 'incomplete request (no newline)');
+      clientDone = true;
+      if (mode === 'first') stop(buf === '' ? 'empty request' : 'incomplete request (no newline)');
+      else if (mode === 'session' && open === 0) sock.end();
     });
   }
 
+  /** One request line; `reply(obj, last)`: `last` is its final answer (an error is one). */
+  #handle(line: string, cancels: Set<() => void>, reply: (obj: object, last: boolean) => void): void {
+    const refuse = (why: string): void => reply({ error: why }, true);
+    if (/^\s*\{\s*"id"\s*:\s*\d+\s*\}\s*$/.test(line)) { reply({ session: true }, true); return; }
+    if (isScanRequest(line)) {
+      if (this.#host.scan === undefined) { refuse('scan requests are not served here'); return; }
+      reply({ scanned: true, supervised: this.#host.scan() }, true);
+      return;
+    }
+    const control = parseControlRequest(line);
+    if (typeof control === 'string') { refuse(control); return; }
+    if (control !== undefined) {
+      if (this.#host.control === undefined) { refuse('control requests are not served here'); return; }
+      let cancel: (() => void) | string | undefined;
+      cancel = this.#host.control(control, (o) => {
+        if (typeof cancel === 'function') cancels.delete(cancel);
+        reply(o, true);
+      });
+      if (typeof cancel === 'string') refuse(cancel);
+      else cancels.add(cancel);
+      return;
+    }
+    const req = parseRequest(line);
+    if (typeof req === 'string') { refuse(req); return; }
+    this.#run(req, reply);
+  }
+
   #run(req: RunRequest, reply: (obj: object, end: boolean) => void): void {
-    let pid: number;
+    let pid = 0;
     let term: NodeJS.Timeout | undefined;
     let kill: NodeJS.Timeout | undefined;
     let timedOut = false;
-    try {
-      pid = this.#host.spawn({
-        path: req.argv[0]!,
-        argv: req.argv,
-        cwd: req.cwd,
-        env: mergeEnv(req.env ?? currentEnv(), req.setenv),
-        fds: this.#fds(),
-        newSession: true,
-        searchPath: true,
-      }, (wstat) => {
-        clearTimeout(term);
-        clearTimeout(kill);
-        this.#running.delete(pid);
-        reply(timedOut ? { wstat, timedOut } : { wstat }, true);
-      });
-    } catch (err) {
-      reply({ error: `unable to spawn ${req.argv[0]}: ${describeError(err)}` }, true);
+    // The pid is announced before the wait status, even for a child that died before its
+    // pid came back from a spawn off the event loop.
+    let announced = false;
+    let early: number | undefined;
+    const exited = (wstat: number): void => {
+      if (!announced) { early = wstat; return; }
+      clearTimeout(term);
+      clearTimeout(kill);
+      this.#running.delete(pid);
+      reply(timedOut ? { wstat, timedOut } : { wstat }, true);
+    };
+    const started = (p: number): void => {
+      pid = p;
+      announced = true;
+      reply({ pid }, false);
+      if (early !== undefined) { exited(early); return; }
+      this.#running.add(pid);
+      if (req.timeoutMs > 0) {
+        term = setTimeout(() => {
+          timedOut = true;
+          this.#host.kill(pid, 15);
+          kill = setTimeout(() => this.#host.kill(pid, 9), KILL_GRACE_MS);
+        }, req.timeoutMs);
+      }
+    };
+    const failed = (err: unknown): void => reply({ error: `unable to spawn ${req.argv[0]}: ${describeError(err)}` }, true);
+    const opts: SpawnOptions = {
+      path: req.argv[0]!,
+      argv: req.argv,
+      cwd: req.cwd,
+      env: mergeEnv(req.env ?? currentEnv(), req.setenv),
+      fds: this.#fds(),
+      newSession: true,
+      searchPath: true,
+    };
+    if (this.#host.spawnAsync !== undefined) {
+      this.#host.spawnAsync(opts, exited).then(started, failed);
       return;
     }
-    this.#running.add(pid);
-    if (req.timeoutMs > 0) {
-      term = setTimeout(() => {
-        timedOut = true;
-        this.#host.kill(pid, 15);
-        kill = setTimeout(() => this.#host.kill(pid, 9), KILL_GRACE_MS);
-      }, req.timeoutMs);
+    try {
+      started(this.#host.spawn(opts, exited));
+    } catch (err) {
+      failed(err);
     }
-    reply({ pid }, false);
   }
+
 }

@@ -11,8 +11,8 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { O_CREAT, O_NONBLOCK, O_RDWR, O_WRONLY, close, mkfifo, open, pipe, tryLock } from '../sys/fd.ts';
-import { spawn as sysSpawn, kill as sysKill } from '../sys/spawn.ts';
+import { O_CREAT, O_NONBLOCK, O_RDWR, O_WRONLY, close, mkfifo, open, pipe, reserveFds, tryLock } from '../sys/fd.ts';
+import { spawn as sysSpawn, spawnAsync as sysSpawnAsync, kill as sysKill } from '../sys/spawn.ts';
 import { describeError, errorCode } from '../sys/errors.ts';
 import { isSvscanCommand } from '../s6/control.ts';
 import { tainNow } from '../s6/tai.ts';
@@ -20,6 +20,8 @@ import { Reaper } from './reaper.ts';
 import { readSetting } from '../s6/servicedir.ts';
 import { OneshotRunner } from './runner.ts';
 import { Logging, type PipeClient } from './logging.ts';
+import { realServicedir } from './realdir.ts';
+import { Waiters, controlRequest } from './waiter.ts';
 import { Supervisor, SupervisorSetupError, type SupervisorHost, type SupervisorStdio, type TimerHandle } from './supervisor.ts';
 
 /** The name of the catch-all logger service, which is never itself logged. */
@@ -129,6 +131,8 @@ export class Scanner {
   #host: SupervisorHost;
   #maxServices: number;
   #logging: Logging;
+  /** Control-and-wait requests from the runner socket (t6-rc's longrun transitions). */
+  #waiters: Waiters;
 
   private constructor(opts: ScannerOptions) {
     this.#opts = opts;
@@ -136,6 +140,10 @@ export class Scanner {
     this.#maxServices = opts.maxServices ?? 1000;
     this.reaper = new Reaper((err) => opts.report('error', `internal error after reaping a child: ${describeError(err)}`));
     this.done = new Promise((resolve) => { this.#resolve = resolve; });
+    this.#waiters = new Waiters((ms, fn) => {
+      const t = setTimeout(() => this.#guard('control wait', fn), ms);
+      return { cancel: () => clearTimeout(t) };
+    });
     this.#host = {
       spawn: (spawnOpts, onExit) => {
         // t6-svscan marks all its fds close-on-exec at start (markAllCloexec in the CLI).
@@ -160,6 +168,7 @@ export class Scanner {
       exited: (sup) => this.#supervisorExited(sup),
       event: (sup, event) => {
         if (event.includes('d')) this.#serviceDied(sup);
+        this.#waiters.event(sup, event);
         opts.onEvent?.(sup.name, event);
       },
     };
@@ -320,6 +329,11 @@ export class Scanner {
       entry.producerFor = producerFor.value;
       found.push(entry);
     }
+    // Every supervisor holds a few fds (lock, control, readiness and logger pipes): make
+    // room for them in one step rather than one table growth after another.
+    reserveFds(256 + 4 * (this.#bySupervisor.size + 2 * found.length));
+    // Real paths of the directories the entries' links point into, for this scan only.
+    const realParents = new Map<string, string>();
     // Pipelines first, so that both ends exist before either side starts.
     this.#updatePipelines();
     for (const entry of found) {
@@ -328,7 +342,7 @@ export class Scanner {
           // A supervisor told to exit has closed its stdio on purpose; leave it so.
           if (slot.sup.state === 'up' || slot.sup.state === 'down' || slot.sup.state === 'finish') slot.sup.setStdio(this.#stdioFor(entry, slot));
         }
-        else if (this.#startSlot(entry, slot) === 'too-many') tooMany.push(slot.name);
+        else if (this.#startSlot(entry, slot, realParents) === 'too-many') tooMany.push(slot.name);
       }
     }
     if (unstatable.length > 0) {
@@ -429,17 +443,54 @@ export class Scanner {
     try {
       this.#runner = OneshotRunner.listen(socketPath, {
         spawn: this.#host.spawn,
+        // Oneshots start off the event loop: posix_spawn holds its caller until the child
+        // has exec'd, and t6-rc hands over hundreds at once.
+        spawnAsync: (spawnOpts, onExit) => {
+          const settle = this.reaper.expect();
+          return sysSpawnAsync({ ...spawnOpts, allCloexec: this.#opts.allCloexec === true }).then(
+            (pid) => { settle(pid, onExit); return pid; },
+            (err: unknown) => { settle(undefined); throw err; },
+          );
+        },
         kill: this.#host.kill,
         report: this.#opts.report,
         output: () => this.#logging.catchAllFd,
+        scan: () => {
+          this.#guard('scan', () => this.scan());
+          return this.#supervised();
+        },
+        control: (req, done) => controlRequest((dir) => this.#supervisorOf(dir), this.#waiters, req, done),
       });
     } catch (err) {
       this.#opts.report('warning', `unable to listen on ${socketPath}: ${describeError(err)} - oneshots cannot run`);
     }
   }
 
+  /**
+   * The supervisor of a directory, found by its identity (one stat: scan dir entries are
+   * keyed by device and inode) rather than by resolving the path component by component;
+   * a logger's directory, not keyed, by its real path.
+   */
+  #supervisorOf(dir: string): Supervisor | undefined {
+    const st = fs.statSync(dir, { throwIfNoEntry: false });
+    if (st === undefined) return undefined;
+    const sup = this.#services.get(`${st.dev}:${st.ino}`)?.main.sup;
+    if (sup !== undefined) return sup;
+    const real = fs.realpathSync.native(dir);
+    return this.supervisors().find((s) => s.dir === real);
+  }
+
+  /** Scan dir entries (and loggers, as `name/log`) that have a supervisor now. */
+  #supervised(): string[] {
+    const out: string[] = [];
+    for (const { entry, slot } of this.#bySupervisor.values()) {
+      if (entry.active) out.push(slot === entry.main ? entry.name : `${entry.name}/log`);
+    }
+    return out;
+  }
+
   /** Starts the slot's supervisor if it should run and may; says 'too-many' when the -c limit stops it. */
-  #startSlot(entry: ServiceEntry, slot: Slot): 'too-many' | undefined {
+  #startSlot(entry: ServiceEntry, slot: Slot, realParents = new Map<string, string>()): 'too-many' | undefined {
     if (slot.sup !== undefined || slot.restart !== undefined || !entry.active || this.#ending !== undefined) return undefined;
     const wait = slot.lastStart + 1000 - performance.now();
     if (slot.lastStart > 0 && wait > 0) {
@@ -452,7 +503,7 @@ export class Scanner {
     try {
       // Resolved once, as s6-supervise chdir()s into it: removing or renaming the scan dir's
       // link later must not pull the directory out from under a running supervisor.
-      const dir = fs.realpathSync(path.join(this.scandir, slot.name));
+      const dir = realServicedir(this.scandir, slot.name, realParents);
       slot.sup = Supervisor.open(slot.name, dir, this.#host, stdio);
       this.#bySupervisor.set(slot.sup, { entry, slot });
     } catch (err) {
@@ -705,7 +756,8 @@ function slots(entry: ServiceEntry): Slot[] {
 
 function isDirectory(p: string): boolean {
   try {
-    return fs.statSync(p).isDirectory();
+    // Mostly absent (a service without log/): no exception for that, it costs more than the stat.
+    return fs.statSync(p, { throwIfNoEntry: false })?.isDirectory() === true;
   } catch {
     return false;
   }

@@ -1,8 +1,19 @@
 /** Errors from the system layer: a failed libc call, with errno, call and path. */
-import os from 'node:os';
 
-const errnoNames = new Map<number, string>();
-for (const [name, value] of Object.entries(os.constants.errno)) errnoNames.set(value, name);
+// Loaded on first need, not at start-up: node:os costs every client about a millisecond.
+let errnoTable: Record<string, number> | undefined;
+let errnoNames: Map<number, string> | undefined;
+function errnos(): Record<string, number> {
+  errnoTable ??= process.getBuiltinModule('node:os').constants.errno as Record<string, number>;
+  return errnoTable;
+}
+function errnoName(errno: number): string | undefined {
+  if (errnoNames === undefined) {
+    errnoNames = new Map();
+    for (const [name, value] of Object.entries(errnos())) errnoNames.set(value, name);
+  }
+  return errnoNames.get(errno);
+}
 
 /** A failed system call: `code` is the errno name (ENOENT…), `syscall` the call, `path` what it was about. */
 export class SysError extends Error {
@@ -11,7 +22,7 @@ export class SysError extends Error {
   readonly syscall: string;
   readonly path: string | undefined;
   constructor(syscall: string, errno: number, path?: string, detail?: string) {
-    const code = errnoNames.get(errno) ?? `E${errno}`;
+    const code = errnoName(errno) ?? `E${errno}`;
     super(`${syscall}${path === undefined ? '' : ` ${path}`}: ${detail ?? code}`);
     this.name = 'SysError';
     this.errno = errno;
@@ -23,7 +34,7 @@ export class SysError extends Error {
 
 /** The errno number for a name such as 'ENOENT'. */
 export function errnoOf(name: string): number {
-  return (os.constants.errno as Record<string, number>)[name] ?? -1;
+  return errnos()[name] ?? -1;
 }
 
 /** The errno name of any error thrown by Node's fs or by t6's sys layer, or undefined. */

@@ -3,7 +3,6 @@
  * binding; the wrappers in the sibling modules turn -1/errno into SysError.
  * Struct sizes and constants: shared/SYSCALLS.md (x86_64 glibc), checked in test/unit/sys.
  */
-import { createRequire } from 'node:module';
 
 // koffi ships no precise types for every call shape we use; `KoffiFn` below narrows them.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -28,17 +27,19 @@ function libc(): any {
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 function loadKoffi(): any {
-  const require = createRequire(import.meta.url);
+  // The CommonJS bundles have `require`; under ESM (tests) it is made. node:module is not
+  // loaded otherwise: it costs every client call some 4 ms to load.
+  const load = typeof require === 'function' ? require : process.getBuiltinModule('node:module').createRequire(import.meta.url);
   if (process.platform === 'linux' && process.arch === 'x64') {
     try {
       // On musl this dlopen fails at once, and koffi's loader picks the right build.
-      const pkg = require.resolve('@koromix/koffi-linux-x64/package.json');
-      return require(`${pkg.slice(0, -'package.json'.length)}linux_x64/koffi.node`);
+      const pkg = load.resolve('@koromix/koffi-linux-x64/package.json');
+      return load(`${pkg.slice(0, -'package.json'.length)}linux_x64/koffi.node`);
     } catch {
       // fall through to koffi's own loader
     }
   }
-  return require('koffi');
+  return load('koffi');
 }
 
 // A koffi function: takes JS values, returns the C result. Callers pass exactly what the
@@ -75,6 +76,9 @@ const PROTOTYPES = {
   close: 'int close(int fd)',
   open: 'int open(const char *path, int flags, uint32 mode)',
   fcntl: 'int fcntl(int fd, int cmd, ...)',
+  // The same call with one int argument, non-variadic: koffi runs only those asynchronously.
+  fcntl_int: 'int fcntl(int fd, int cmd, int arg)',
+  fcntl_ptr: 'int fcntl(int fd, int cmd, void *arg)',
   prctl: 'int prctl(int option, ...)',
   setrlimit: 'int setrlimit(int resource, void *rlim)',
   getrlimit: 'int getrlimit(int resource, void *rlim)',

@@ -80,11 +80,83 @@ export function currentEnv(): string[] {
 
 /** Starts a process and returns its pid; throws SysError (ENOENT, EACCES, ENOEXEC…) if it cannot run. */
 export function spawn(opts: SpawnOptions): number {
+  const p = prepare(opts);
+  try {
+    const pid = [0];
+    const rc = p.call(pid, opts.path, p.fileActions, p.attr, p.argv, p.env);
+    if (rc !== 0) throw new SysError('spawn', rc, opts.path);
+    return pid[0]!;
+  } finally {
+    p.release();
+  }
+}
+
+/**
+ * spawn on a libuv worker thread. posix_spawn holds its caller until the child has
+ * exec'd (glibc's is a vfork): here that is a worker, and the event loop goes on
+ * meanwhile. The child may have exited, and been reaped by waitpid(-1), before this
+ * resolves: see Reaper.expect.
+ */
+export function spawnAsync(opts: SpawnOptions): Promise<number> {
+  // koffi queues a bounded number of asynchronous calls (256), and the worker threads are
+  // few: past a handful under way, spawn here and now instead.
+  if (asyncSpawns >= MAX_ASYNC_SPAWNS) {
+    try {
+      return Promise.resolve(spawn(opts));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+  let p: Prepared;
+  try {
+    p = prepare(opts);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  const pid = new Int32Array(1);
+  const call = p.call as unknown as { async(...args: unknown[]): void };
+  return new Promise((resolve, reject) => {
+    try {
+      asyncSpawns++;
+      call.async(pid, opts.path, p.fileActions, p.attr, p.argv, p.env, (err: unknown, rc: number) => {
+        asyncSpawns--;
+        p.release();
+        if (err !== null && err !== undefined) reject(err instanceof Error ? err : new Error(String(err)));
+        else if (rc !== 0) reject(new SysError('spawn', rc, opts.path));
+        else resolve(pid[0]!);
+      });
+    } catch (err) {
+      asyncSpawns--;
+      p.release();
+      reject(err);
+    }
+  });
+}
+
+const MAX_ASYNC_SPAWNS = 16;
+let asyncSpawns = 0;
+
+interface Prepared {
+  fileActions: Buffer;
+  attr: Buffer;
+  argv: (string | null)[];
+  env: (string | null)[];
+  call: (typeof c)['posix_spawn'];
+  release(): void;
+}
+
+/** posix_spawn's file actions and attributes for `opts`; `release` frees them (after the call). */
+function prepare(opts: SpawnOptions): Prepared {
   const fileActions = Buffer.alloc(80);
   const attr = Buffer.alloc(336);
   c.fa_init(fileActions);
   c.attr_init(attr);
   const copies: number[] = [];
+  const release = (): void => {
+    for (const fd of copies) c.close(fd);
+    c.fa_destroy(fileActions);
+    c.attr_destroy(attr);
+  };
   try {
     let flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
     if (opts.newSession !== false) flags |= POSIX_SPAWN_SETSID;
@@ -122,17 +194,17 @@ export function spawn(opts: SpawnOptions): number {
       }
     }
     if (opts.allCloexec !== true) c.fa_addclosefrom(fileActions, maxTarget + 1);
-    const pid = [0];
-    const argv = [...opts.argv, null];
-    const env = [...(opts.env ?? currentEnv()), null];
-    const call = opts.searchPath === true && !opts.path.includes('/') ? c.posix_spawnp : c.posix_spawn;
-    const rc = call(pid, opts.path, fileActions, attr, argv, env);
-    if (rc !== 0) throw new SysError('spawn', rc, opts.path);
-    return pid[0]!;
-  } finally {
-    for (const fd of copies) c.close(fd);
-    c.fa_destroy(fileActions);
-    c.attr_destroy(attr);
+    return {
+      fileActions,
+      attr,
+      argv: [...opts.argv, null],
+      env: [...(opts.env ?? currentEnv()), null],
+      call: opts.searchPath === true && !opts.path.includes('/') ? c.posix_spawnp : c.posix_spawn,
+      release,
+    };
+  } catch (err) {
+    release();
+    throw err;
   }
 }
 

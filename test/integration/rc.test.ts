@@ -337,20 +337,46 @@ test('list, listall, diff (also --json), -n dry run, unknown names', async () =>
   assert.equal(rcErr(r, ['frobnicate']).status, 100);
 });
 
-test('change takes LIVE/lock: busy is exit 111, -b waits for it', async () => {
+test('LIVE/lock: change takes it exclusively, list/listall/diff shared; busy is exit 111, -b waits for it', async () => {
   const r = await rig([{ name: 'o', type: 'oneshot', up: ['true'] }]);
-  const { O_RDWR, open, close, tryLock } = await import('../../src/sys/fd.ts');
-  const fd = open(path.join(r.live, 'lock'), O_RDWR);
+  const { O_RDONLY, O_RDWR, open, close, tryLock, tryLockShared } = await import('../../src/sys/fd.ts');
+  const lockFile = path.join(r.live, 'lock');
+  // A holder of the exclusive lock (another change) keeps out changes and readers alike.
+  const fd = open(lockFile, O_RDWR);
   assert.ok(tryLock(fd));
-  const busy = rcErr(r, ['change', 'o']);
-  assert.equal(busy.status, 111);
-  assert.match(busy.stderr, /unable to take lock on .*lock: Resource busy/);
-  assert.equal(rcErr(r, ['list', 'o']).status, 0); // readers do not lock
-  const waiting = spawn(path.join(BIN, 't6-rc'), ['-l', r.live, '-b', 'change', 'o'], { stdio: 'ignore' });
-  const code = new Promise<number | null>((resolve) => waiting.on('exit', (c) => resolve(c)));
-  await new Promise((res) => setTimeout(res, 300));
-  assert.equal(waiting.exitCode, null);
+  for (const args of [['change', 'o'], ['list', 'o'], ['listall', 'o'], ['diff']]) {
+    const busy = rcErr(r, args);
+    assert.equal(busy.status, 111, args.join(' '));
+    assert.match(busy.stderr, /unable to take lock on .*lock: Resource busy/);
+  }
+  // -b waits, for a reader and for a change, until the holder lets go. Nothing polls: both
+  // are blocked in the kernel (their requests show in /proc/locks), and both finish once
+  // the lock is free.
+  const exits = (args: string[]): Promise<number | null> => {
+    const p = spawn(path.join(BIN, 't6-rc'), ['-l', r.live, ...args], { stdio: 'ignore' });
+    return new Promise((resolve) => p.on('exit', (c) => resolve(c)));
+  };
+  const change = exits(['-b', 'change', 'o']);
+  const reader = exits(['-b', 'list', 'o']);
+  let settled = false;
+  void Promise.race([change, reader]).then(() => { settled = true; });
+  const inode = fs.statSync(lockFile).ino;
+  const blocked = (): number => fs.readFileSync('/proc/locks', 'utf8').split('\n').filter((l) => l.includes(`:${inode} `) && l.includes('->')).length;
+  await until('both t6-rc blocked on LIVE/lock', () => blocked() >= 2);
+  assert.equal(settled, false);
   close(fd);
-  assert.equal(await code, 0);
+  assert.deepEqual(await Promise.all([change, reader]), [0, 0]);
   assert.equal(rc(r, ['-a', 'list']).stdout, 'o\n');
+  // Readers share: a reader runs beside another shared holder; a change does not.
+  const s1 = open(lockFile, O_RDONLY);
+  assert.ok(tryLockShared(s1));
+  assert.equal(rcErr(r, ['list', 'o']).status, 0);
+  assert.equal(rcErr(r, ['change', 'o']).status, 111);
+  close(s1);
+  // The database's lock is taken shared too, so a compiler holding it keeps t6-rc out.
+  const dbLock = open(path.join(r.compiled, 'lock'), O_RDWR);
+  assert.ok(tryLock(dbLock));
+  assert.match(rcErr(r, ['list']).stderr, /unable to take lock on .*compiled\/lock: Resource busy/);
+  close(dbLock);
+  assert.equal(rcErr(r, ['list']).status, 0);
 });

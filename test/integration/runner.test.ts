@@ -129,3 +129,99 @@ test('a stale socket is replaced when t6-svscan starts again', async () => {
     await t.stop();
   }
 });
+
+/** A servicedir in the tree's scandir, linked and supervised (by a scan request). */
+async function supervised(name: string, run: string, files: Record<string, string> = {}): Promise<string> {
+  const dir = path.join(sd, '..', `${path.basename(sd)}-${name}`);
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'run'), run, { mode: 0o755 });
+  fs.writeFileSync(path.join(dir, 'down'), '');
+  for (const [f, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, f), text);
+  fs.symlinkSync(dir, path.join(sd, name));
+  const reply = JSON.parse(await raw('{"scan":true}\n')) as { scanned: boolean; supervised: string[] };
+  assert.equal(reply.scanned, true);
+  assert.ok(reply.supervised.includes(name), `${name} is supervised once the scan request is answered`);
+  assert.ok(fs.existsSync(path.join(dir, 'supervise', 'control')));
+  return dir;
+}
+
+test('a scan request scans at once and answers with every supervised entry, new ones set up', async () => {
+  await supervised('scanned', '#!/bin/sh\nexec sleep 1000\n');
+  assert.match(await raw('{"scan":true,"extra":1}\n'), /argv must be/); // only {"scan":true}
+});
+
+test('a control request sends the bytes and answers when the goal holds, fails or times out', async () => {
+  const dir = await supervised('ctl', '#!/bin/sh\necho >&3\nexec sleep 1000 3>&-\n', { 'notification-fd': '3\n' });
+  const ask = async (req: object): Promise<Record<string, unknown>> => JSON.parse(await raw(`${JSON.stringify(req)}\n`)) as Record<string, unknown>;
+  // Up and ready: the reply comes after the service said it is ready (status says so too).
+  assert.deepEqual(await ask({ svc: 'u', dir, wait: 'U', timeoutMs: 5000 }), { reached: true, failures: 0, timedOut: false });
+  const { readStatus } = await import('../lib/harness.ts');
+  assert.equal(readStatus(dir)?.ready, true);
+  assert.notEqual(readStatus(dir)?.pid, 0);
+  // Already there: answered at once.
+  assert.deepEqual(await ask({ svc: 'u', dir, wait: 'u' }), { reached: true, failures: 0, timedOut: false });
+  assert.deepEqual(await ask({ svc: 'd', dir, wait: 'D', timeoutMs: 5000 }), { reached: true, failures: 0, timedOut: false });
+  assert.equal(readStatus(dir)?.pid, 0);
+  // Never ready: the wait ends at its timeout.
+  const slow = await supervised('ctl-slow', '#!/bin/sh\nexec sleep 1000\n', { 'notification-fd': '3\n' });
+  assert.deepEqual(await ask({ svc: 'u', dir: slow, wait: 'U', timeoutMs: 300 }), { reached: false, failures: 0, timedOut: true });
+  // Not supervised, bad requests.
+  assert.match(await raw(`${JSON.stringify({ svc: 'u', dir: '/nonexistent', wait: 'U' })}\n`), /not supervised here/);
+  assert.match(await raw(`${JSON.stringify({ svc: 'u', dir: sd, wait: 'U' })}\n`), /not supervised here/);
+  assert.match(await raw(`${JSON.stringify({ svc: 'u!', dir, wait: 'U' })}\n`), /svc must be/);
+  assert.match(await raw(`${JSON.stringify({ svc: 'u', dir: 'rel', wait: 'U' })}\n`), /dir must be/);
+  assert.match(await raw(`${JSON.stringify({ svc: 'u', dir, wait: 'x' })}\n`), /wait must be/);
+});
+
+test('a session carries many requests on one connection, answered by id as each ends; a runner without sessions makes t6-rc fall back', async () => {
+  const dir = await supervised('sess', '#!/bin/sh\necho >&3\nexec sleep 1000 3>&-\n', { 'notification-fd': '3\n' });
+  const replies: Record<string, unknown>[] = [];
+  const s = net.connect(sock);
+  s.setEncoding('utf8');
+  let buf = '';
+  s.on('data', (d: string) => {
+    buf += d;
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+      replies.push(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
+      buf = buf.slice(nl + 1);
+    }
+  });
+  const closed = new Promise<void>((resolve) => s.on('close', () => resolve()));
+  s.write('{"id":0}\n');
+  // A slow oneshot first, a fast one second: the fast one's answer comes first.
+  s.write(`${JSON.stringify({ id: 1, argv: ['sleep', '0.3'], cwd: '/', env: null })}\n`);
+  s.write(`${JSON.stringify({ id: 2, argv: ['true'], cwd: '/', env: null })}\n`);
+  s.write(`${JSON.stringify({ id: 3, svc: 'u', dir, wait: 'U', timeoutMs: 5000 })}\n`);
+  s.write(`${JSON.stringify({ id: 4, argv: [], cwd: '/', env: null })}\n`);
+  s.end(); // the session still answers everything, then t6-svscan closes it
+  await closed;
+  const final = (id: number): Record<string, unknown> | undefined => replies.find((r) => r.id === id && !('pid' in r && !('wstat' in r)));
+  assert.deepEqual(replies.find((r) => r.id === 0), { id: 0, session: true });
+  assert.deepEqual(final(1), { id: 1, wstat: 0 });
+  assert.deepEqual(final(2), { id: 2, wstat: 0 });
+  assert.ok(replies.indexOf(final(2)!) < replies.indexOf(final(1)!), 'answered as they end, not in order');
+  assert.deepEqual(final(3), { id: 3, reached: true, failures: 0, timedOut: false });
+  assert.match(String(final(4)?.error), /argv must be/);
+  // Without an id, a request after the first of a session is refused.
+  assert.match(await raw('{"id":0}\n{"argv":["true"],"cwd":"/","env":null}\n'), /every request of a session needs an id/);
+  // A runner without sessions (one request per connection, no ids): the RunnerSession
+  // sees it and says 'unsupported'; t6-rc then runs each oneshot on its own connection.
+  const old = path.join(tmpdir(), 'old-runner');
+  let served = 0;
+  const server = net.createServer((c) => {
+    c.setEncoding('utf8');
+    c.once('data', () => { served++; c.end('{"error":"argv must be a non-empty list of strings"}\n'); });
+  });
+  await new Promise<void>((resolve) => server.listen(old, resolve));
+  try {
+    const { RunnerSession } = await import('../../src/rc/oneshot.ts');
+    const session = new RunnerSession(old);
+    assert.equal(await session.run({ argv: ['true'], cwd: '/', env: null, timeoutMs: 0 }), 'unsupported');
+    assert.equal((await session.control({ svc: 'u', dir, wait: 'U', timeoutMs: 0 })).kind, 'unsupported');
+    // One connection, answered once for the opening {"id":0}: an old runner drops the rest.
+    assert.equal(served, 1);
+    session.close();
+  } finally {
+    server.close();
+  }
+});
