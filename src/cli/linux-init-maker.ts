@@ -5,7 +5,7 @@ import { type CommandIo, UsageError, FatalError } from './_run.ts';
 import { getopt, uintOption } from './_getopt.ts';
 import { makeTree, type MakerOptions } from '../init/maker.ts';
 
-const USAGE = 't6-linux-init-maker [ -c basedir ] [ -T t6bin ] [ -b compiled ] [ -l live ] [ -u log_user ] [ -G early_getty_cmd ] [ -1 ] [ -L ] [ -p initial_path ] [ -m initial_umask ] [ -t timestamp_style ] [ -d slashdev ] [ -s env_store ] [ -e VAR[=VALUE] ]... [ -q grace_ms ] [ -D initdefault ] [ -n | -N ] [ -f skeldir ] [ -C ] [ -B ] [ -S ] [ -U ] dir';
+const USAGE = 't6-linux-init-maker [ -c basedir ] [ -T t6bin ] [ -b compiled ] [ -l live ] [ -u log_user ] [ -G early_getty_cmd ] [ -1 ] [ -L ] [ -p initial_path ] [ -m initial_umask ] [ -t timestamp_style ] [ -d slashdev ] [ -s env_store ] [ -e VAR[=VALUE] ]... [ -q grace_ms ] [ -D initdefault ] [ -n | -N ] [ -f skeldir ] [ -C ] [ -B ] [ -S ] [ -U ] [ -r ] dir';
 const HELP = `${USAGE}
 Writes into dir (which must not exist) the boot tree t6-linux-init reads: bin/ (init halt
 poweroff reboot shutdown telinit), env/, scripts/ (rc.init rc.shutdown runlevel, with the
@@ -30,6 +30,9 @@ target, and make /sbin/init run basedir/bin/init.
   -n / -N       remount /run / leave /run alone, instead of mounting a fresh tmpfs
   -f skeldir    take rc.init, rc.shutdown, rc.shutdown.final, runlevel from skeldir
   -C            container mode;  -B: no catch-all logger;  -S: sync at container halt
+  -r            pid 1 runs t6-rc itself at boot (t6-rc-init, then -up change RUNLEVEL) and
+                at shutdown (-bDa change): no Node start for either; scripts/rc.init and
+                rc.shutdown are not written (one added there still runs, after / before)
   -U            busybox's signals: SIGUSR1 halts, SIGUSR2 powers off, SIGTERM reboots (s6's:
                 USR1 powers off, USR2 halts, TERM ignored); for busybox's halt/poweroff/reboot
 `;
@@ -56,7 +59,7 @@ function absolute(letter: string, value: string): string {
 
 export function main(args: string[], io: CommandIo): number {
   if (args.includes('--help')) { io.out(HELP); return 0; }
-  const { options, rest } = getopt(args, { flags: '1LnNCBSU', withArg: 'cTbluGpmtdseqDfV' });
+  const { options, rest } = getopt(args, { flags: '1LnNCBSUr', withArg: 'cTbluGpmtdseqDfV' });
   if (rest.length !== 1) throw new UsageError(USAGE);
   const here = path.dirname(process.argv[1] ?? '.');
   const o: MakerOptions = {
@@ -120,6 +123,7 @@ export function main(args: string[], io: CommandIo): number {
       case 'B': o.noLogger = true; break;
       case 'S': o.syncInContainer = true; break;
       case 'U': o.busyboxSignals = true; break;
+      case 'r': o.rcInProcess = true; break;
       case 'V': break; // verbosity: accepted, as s6-linux-init-maker 1.1.2 has it
     }
   }

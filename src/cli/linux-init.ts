@@ -6,8 +6,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { type CommandIo, UsageError, FatalError, writeAll } from './_run.ts';
+import { DEFAULT_COMPILED, DEFAULT_LIVE } from '../rc/live.ts';
 import { getopt, uintOption } from './_getopt.ts';
 import { serve } from './svscan.ts';
+import { main as rcInitMain } from './rc-init.ts';
+import { run as rcRun } from './rc.ts';
 import type { Scanner, ScannerSignal } from '../supervise/scanner.ts';
 import {
   O_RDWR, open, close, dup2, dupCloexec, isOpen, describeError, getpid, setsid, umask,
@@ -17,7 +20,7 @@ import { prepareTmpfs, copyTree, readEnvDir, buildEnvironment, dumpEnvironment, 
 import { Shutdownd, DEFAULT_GRACE_MS, MAX_GRACE_MS } from '../init/shutdownd.ts';
 import { runFinale, type FinalAction } from '../init/finale.ts';
 
-const USAGE = 't6-linux-init [ -c basedir ] [ -p initial_path ] [ -m umask ] [ -s envdump ] [ -d slashdev ] [ -D runlevel ] [ -q grace_ms ] [ -n | -N ] [ -C ] [ -B ] [ -S ] [ -U ] [ args… ]';
+const USAGE = 't6-linux-init [ -c basedir ] [ -p initial_path ] [ -m umask ] [ -s envdump ] [ -d slashdev ] [ -D runlevel ] [ -q grace_ms ] [ -n | -N ] [ -C ] [ -B ] [ -S ] [ -U ] [ -r [ -b compiled ] [ -l live ] ] [ args… ]';
 const HELP = `${USAGE}
 Stage 1 of the boot, run by the kernel as /sbin/init (normally through basedir/bin/init,
 written by t6-linux-init-maker): mounts a tmpfs on /run, copies basedir/run-image into it,
@@ -38,6 +41,12 @@ Not as pid 1, it is telinit.
   -C          container mode: no kernel set-up; halt ends the container with its exit code
   -B          no catch-all logger: everything goes to the console
   -S          with -C: sync at halt
+  -r          the service manager runs in pid 1: at boot, t6-rc-init -c compiled -l live
+              /run/service then t6-rc -v2 -up change RUNLEVEL; at shutdown t6-rc -v2 -bDa
+              change; each in this process (no Node start for them). scripts/rc.init runs
+              after the boot change and scripts/rc.shutdown before the shutdown one, if they exist
+  -b compiled the compiled t6-rc database for -r (default ${DEFAULT_COMPILED})
+  -l live     the t6-rc live directory for -r (default ${DEFAULT_LIVE})
   -U          busybox's signals: SIGUSR1 halts, SIGUSR2 powers off, SIGTERM reboots
               (default: s6's: SIGUSR1 powers off, SIGUSR2 halts, SIGTERM is ignored)
 `;
@@ -62,14 +71,19 @@ interface InitOptions {
   noLogger: boolean;
   syncInContainer: boolean;
   busyboxSignals: boolean;
+  /** -r: stages 2 and 3 are t6-rc's, run inside pid 1. */
+  rcInProcess: boolean;
+  compiled: string;
+  live: string;
 }
 
 function parse(args: string[]): { o: InitOptions; rest: string[] } {
-  const { options, rest } = getopt(args, { flags: 'nNCBSU', withArg: 'cpmsdDqv' });
+  const { options, rest } = getopt(args, { flags: 'nNCBSUr', withArg: 'cpmsdDqvbl' });
   const o: InitOptions = {
     basedir: '/etc/t6-linux-init/current', initialPath: '/usr/bin:/bin', umask: 0o022, envDump: undefined,
     slashdev: undefined, defaultRunlevel: 'default', graceMs: DEFAULT_GRACE_MS, runMode: 'mount',
     container: false, noLogger: false, syncInContainer: false, busyboxSignals: false,
+    rcInProcess: false, compiled: DEFAULT_COMPILED, live: DEFAULT_LIVE,
   };
   for (const { name, value = '' } of options) {
     switch (name) {
@@ -89,6 +103,9 @@ function parse(args: string[]): { o: InitOptions; rest: string[] } {
       case 'B': o.noLogger = true; break;
       case 'S': o.syncInContainer = true; break;
       case 'U': o.busyboxSignals = true; break;
+      case 'r': o.rcInProcess = true; break;
+      case 'b': o.compiled = value; break;
+      case 'l': o.live = value; break;
       case 'v': break; // verbosity, as s6-linux-init 1.1.2 has it
     }
   }
@@ -196,8 +213,25 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     });
   };
   const catchAll = (): number => scanner?.catchAllFd ?? 2;
+  /** Runs a t6-rc command's work inside pid 1, its messages into the catch-all log; its exit code. */
+  const rcInPid1 = async (prog: string, work: (io: CommandIo) => Promise<number>): Promise<number> => {
+    const toLog = (text: string): void => {
+      for (const line of text.split('\n')) if (line !== '') (scanner === undefined ? say(line) : scanner.log(line));
+    };
+    try {
+      return await work({ prog, out: toLog, err: toLog });
+    } catch (err) {
+      toLog(`${prog}: fatal: ${err instanceof Error ? err.message : String(err)}`);
+      return err instanceof FatalError ? err.exitCode : err instanceof UsageError ? 100 : 111;
+    }
+  };
   const shutdownd = new Shutdownd({
-    runRcShutdown: () => runChild(path.join(o.basedir, 'scripts/rc.shutdown'), [], catchAll()),
+    runRcShutdown: async () => {
+      const script = await runChild(path.join(o.basedir, 'scripts/rc.shutdown'), [], catchAll());
+      if (!o.rcInProcess) return script;
+      const code = await rcInPid1('t6-rc', (io) => rcRun(['-l', o.live, '-v2', '-bDa', 'change'], io, false));
+      return code === 0 ? script : code << 8;
+    },
     report: (level, message) => scanner === undefined ? say(`${level}: ${message}`) : scanner.log(`t6-linux-init: ${level}: ${message}`),
     finale: (action, graceMs) => void finish(action, graceMs),
   }, o.graceMs);
@@ -251,7 +285,14 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     if (!o.container) {
       try { fs.writeFileSync('/dev/kmsg', '<6>t6-linux-init: stage 1 done, starting rc.init\n'); } catch { /* no /dev/kmsg */ }
     }
-    runChild(rcInit, [runlevel, ...kernelArgs], o.noLogger ? 2 : catchAll(), stage2Stdin).then((wstat) => {
+    const rcBoot = async (): Promise<void> => {
+      if (!o.rcInProcess) return;
+      const init = await rcInPid1('t6-rc-init', (io) => rcInitMain(['-c', o.compiled, '-l', o.live, SCANDIR], io));
+      const code = init !== 0 ? init : await rcInPid1('t6-rc', (io) => rcRun(['-l', o.live, '-v2', '-up', 'change', runlevel], io, false));
+      if (code !== 0) say(`warning: the service manager could not bring ${runlevel} up (exit ${code}); see /run/uncaught-logs`);
+    };
+    rcBoot().then(() => o.rcInProcess && !fs.existsSync(rcInit) ? 0 : runChild(rcInit, [runlevel, ...kernelArgs], o.noLogger ? 2 : catchAll(), stage2Stdin)).then((wstat) => {
+      if (wstat === 0) { close(stage2Stdin); return; }
       close(stage2Stdin);
       if (wstat === undefined) say(`warning: ${rcInit} does not exist`);
       else if (wstat !== 0) {

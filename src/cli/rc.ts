@@ -31,7 +31,16 @@ const HELP = `usage: ${USAGE}
 Oneshots run inside t6-svscan (its built-in runner), not as children of t6-rc.
 `;
 
-export async function main(args: string[], io: CommandIo): Promise<number> {
+export function main(args: string[], io: CommandIo): Promise<number> {
+  return run(args, io, true);
+}
+
+/**
+ * t6-rc's work. `ownProcess`: t6-rc is the process (Ctrl-C aborts the change, a timeout
+ * exits at once); false when pid 1 runs a change itself (t6-linux-init -r), where signals
+ * and the process's life are not t6-rc's to take.
+ */
+export async function run(args: string[], io: CommandIo, ownProcess: boolean): Promise<number> {
   const { options, rest } = getopt(args, { flags: 'udDpabnh', withArg: 'lvtc', long: { json: 'flag', help: 'flag', svg: 'flag' } });
   let compiled: string | undefined;
   let svg = false;
@@ -130,8 +139,10 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     say.warn(`received ${sig.slice(3)}, launching no more transitions; waiting for those under way`);
     change.abort();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  if (ownProcess) {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
   let code: number;
   try {
     code = await change.done;
@@ -142,7 +153,7 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   }
   // Timed out: leave at once; transitions under way are abandoned, not undone (as s6-rc,
   // whose children are not killed), and the state file holds what had finished.
-  if (code === 2) process.exit(2);
+  if (code === 2 && ownProcess) process.exit(2);
   return code;
 }
 

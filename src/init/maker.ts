@@ -66,6 +66,8 @@ export interface MakerOptions {
   syncInContainer: boolean;
   /** -U (t6): SIGUSR1 halts and SIGUSR2 powers off, as busybox's halt and poweroff send them. */
   busyboxSignals?: boolean;
+  /** -r (t6): pid 1 runs the service manager's boot and shutdown changes itself (no rc.init, rc.shutdown). */
+  rcInProcess?: boolean;
 }
 
 /** Quotes a word for sh: the generated scripts never let a shell interpret user data. */
@@ -103,6 +105,7 @@ function initCommand(o: MakerOptions): string[] {
   if (o.noLogger) argv.push('-B');
   if (o.syncInContainer) argv.push('-S');
   if (o.busyboxSignals === true) argv.push('-U');
+  if (o.rcInProcess === true) argv.push('-r', '-b', o.compiled, '-l', o.live);
   return argv;
 }
 
@@ -146,6 +149,11 @@ export function describeTree(o: MakerOptions): Tree {
     ),
   };
   if (o.container) delete skeleton.runlevel;
+  // -r: pid 1 does what these two would; a script the administrator adds there still runs.
+  if (o.rcInProcess === true && o.skeleton === undefined) {
+    delete skeleton['rc.init'];
+    delete skeleton['rc.shutdown'];
+  }
   for (const [name, text] of Object.entries(skeleton)) {
     const from = o.skeleton === undefined ? undefined : path.join(o.skeleton, name);
     tree.files.push([`scripts/${name}`, from === undefined ? text : fs.readFileSync(from, 'utf8'), 0o755]);

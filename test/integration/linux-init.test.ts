@@ -187,3 +187,21 @@ test('t6-linux-init -C: a broken rc.init is reported, pid 1 and the early getty 
     b.kill();
   }
 });
+
+test('t6-linux-init -C -r: the service manager inside pid 1 gives the same lines at boot and at halt, with no rc.init', { timeout: 60_000 }, async () => {
+  const b = boot({ makerArgs: ['-r'] });
+  try {
+    await b.out.waitFor(/t6-rc: info: service demo-longrun-1 successfully started/, 30_000);
+    assertInOrder(b.out.text, UP_LINES);
+    assert.equal(fs.existsSync(path.join(b.base, 'current/scripts/rc.init')), false);
+    // With no rc.init and no rc.shutdown, only pid 1 can have run t6-rc.
+    assert.equal(fs.existsSync(path.join(b.base, 'current/scripts/rc.shutdown')), false);
+    const r = spawnSync(path.join(BIN, 't6-shutdown'), ['--fifo', b.run('service/s6-linux-init-shutdownd/fifo'), '-h', 'now'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const end = await b.exited;
+    assertInOrder(b.out.text, DOWN_LINES);
+    assert.equal(end.code, 0, b.out.text);
+  } finally {
+    b.kill();
+  }
+});
