@@ -12,7 +12,9 @@
 //   /etc/t6-linux-init/current/   the boot tree, written by t6-linux-init-maker as the
 //                            article does it (-1 -G "getty 38400 ttyS0"), plus -d /dev since an
 //                            initramfs has no /dev of its own, and -U: busybox's sh runs its own
-//                            halt/poweroff applets, which send SIGUSR1/SIGUSR2 the busybox way
+//                            halt/poweroff applets, which send SIGUSR1/SIGUSR2 the busybox way;
+//                            and -r: pid 1 runs t6-rc's boot and shutdown changes itself (under
+//                            software emulation each Node start costs about 0.3 s)
 //   /sbin/init               a link to that tree's bin/init (--init FILE puts another file there);
 //                            /sbin/{halt,poweroff,reboot,shutdown,telinit} link to its bin/ too,
 //                            replacing busybox's applets, as the article copies bin/* to /sbin
@@ -159,7 +161,7 @@ const t6 = (cmd, args) => {
 t6('t6-rc-compile', [at('etc/t6-rc/compiled'), at('etc/t6-rc/source')]);
 const basedir = '/etc/t6-linux-init/current';
 mkdir(path.dirname(basedir.slice(1)));
-t6('t6-linux-init-maker', ['-1', '-U', '-G', 'getty 38400 ttyS0', '-d', '/dev', '-c', basedir, '-T', '/opt/t6/bin',
+t6('t6-linux-init-maker', ['-1', '-U', '-r', '-G', 'getty 38400 ttyS0', '-d', '/dev', '-c', basedir, '-T', '/opt/t6/bin',
   '-b', '/etc/t6-rc/compiled', '-l', '/run/t6-rc', '-p', '/opt/t6/bin:/usr/sbin:/usr/bin:/sbin:/bin', at(basedir.slice(1))]);
 for (const name of ['halt', 'poweroff', 'reboot', 'shutdown', 'telinit']) {
   for (const dir of ['bin', 'sbin', 'usr/bin', 'usr/sbin']) fs.rmSync(at(`${dir}/${name}`), { force: true });
