@@ -213,15 +213,19 @@ test('boot: shutdown +0 runs rc.shutdown and keeps the console; shutdown -p +0 t
   }
 });
 
-test('boot: a broken rc.init leaves the early getty and a usable console, and poweroff still works', opts, async () => {
+test('boot: a broken rc.init and a garbage service database leave the early getty and a usable console, and poweroff still works', opts, async () => {
   const overlay = tmpdir('t6-boot-overlay-');
   const out = tmpdir('t6-boot-image-');
   const scripts = path.join(overlay, 'etc/t6-linux-init/current/scripts');
   fs.mkdirSync(scripts, { recursive: true });
   fs.writeFileSync(path.join(scripts, 'rc.init'), '#!/bin/sh\necho "rc.init: failing on purpose"\nexit 1\n', { mode: 0o755 });
+  // And the service manager's database is garbage: pid 1's own stage 2 (-r) fails too.
+  fs.mkdirSync(path.join(overlay, 'etc/t6-rc/compiled'), { recursive: true });
+  fs.writeFileSync(path.join(overlay, 'etc/t6-rc/compiled/db.json'), 'not a database\n');
   const broken = buildInitramfs(['--overlay', overlay, '--out', path.join(out, 'broken.img')]);
   const vm = boot({ initrd: broken.image });
   try {
+    await vm.waitFor(/the service manager could not bring default up/, 60_000, 'broken database');
     await vm.waitFor(/rc\.init: failing on purpose/, 60_000, 'broken rc.init');
     await vm.waitFor(/rc\.init exited 1/, 30_000, 'reported');
     vm.send('\r');
