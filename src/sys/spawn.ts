@@ -98,43 +98,50 @@ export function spawn(opts: SpawnOptions): number {
  * resolves: see Reaper.expect.
  */
 export function spawnAsync(opts: SpawnOptions): Promise<number> {
-  // koffi queues a bounded number of asynchronous calls (256), and the worker threads are
-  // few: past a handful under way, spawn here and now instead.
-  if (asyncSpawns >= MAX_ASYNC_SPAWNS) {
-    try {
-      return Promise.resolve(spawn(opts));
-    } catch (err) {
-      return Promise.reject(err);
-    }
-  }
-  let p: Prepared;
-  try {
-    p = prepare(opts);
-  } catch (err) {
-    return Promise.reject(err);
-  }
-  const pid = new Int32Array(1);
-  const call = p.call as unknown as { async(...args: unknown[]): void };
   return new Promise((resolve, reject) => {
-    try {
+    const start = (): void => {
+      let p: Prepared;
+      try {
+        p = prepare(opts);
+      } catch (err) {
+        reject(err);
+        startNext();
+        return;
+      }
+      const pid = new Int32Array(1);
+      const call = p.call as unknown as { async(...args: unknown[]): void };
       asyncSpawns++;
-      call.async(pid, opts.path, p.fileActions, p.attr, p.argv, p.env, (err: unknown, rc: number) => {
+      try {
+        call.async(pid, opts.path, p.fileActions, p.attr, p.argv, p.env, (err: unknown, rc: number) => {
+          asyncSpawns--;
+          p.release();
+          if (err !== null && err !== undefined) reject(err instanceof Error ? err : new Error(String(err)));
+          else if (rc !== 0) reject(new SysError('spawn', rc, opts.path));
+          else resolve(pid[0]!);
+          startNext();
+        });
+      } catch (err) {
         asyncSpawns--;
         p.release();
-        if (err !== null && err !== undefined) reject(err instanceof Error ? err : new Error(String(err)));
-        else if (rc !== 0) reject(new SysError('spawn', rc, opts.path));
-        else resolve(pid[0]!);
-      });
-    } catch (err) {
-      asyncSpawns--;
-      p.release();
-      reject(err);
-    }
+        reject(err);
+        startNext();
+      }
+    };
+    if (asyncSpawns < MAX_ASYNC_SPAWNS) start();
+    else waiting.push(start);
   });
 }
 
-const MAX_ASYNC_SPAWNS = 16;
+// koffi queues a bounded number of asynchronous calls (256), each with its own stack and
+// heap, and the worker threads are few: past a handful under way, spawns wait their turn
+// here, in order. (The fds a spawn names must stay open until it is done.)
+const MAX_ASYNC_SPAWNS = 8;
 let asyncSpawns = 0;
+const waiting: (() => void)[] = [];
+
+function startNext(): void {
+  if (asyncSpawns < MAX_ASYNC_SPAWNS) waiting.shift()?.();
+}
 
 interface Prepared {
   fileActions: Buffer;

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { EventLog, Tree, makeService, readStatus, tmpdir, until, run } from '../lib/harness.ts';
+import { EventLog, Tree, makeService, readStatus, tmpdir, until, run, childrenOf } from '../lib/harness.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 after(async () => { for (const c of cleanups.reverse()) await c(); });
@@ -163,7 +163,7 @@ test('a read-only /run: named errors, the services run anyway, and control retur
   await t.output.waitFor(new RegExp(`unable to create ${b}/event: .*EROFS.* - running b without its control files`));
   // Both services run, supervised, though nothing can be written yet.
   await until('two services running under pid 1', () => {
-    const kids = fs.readFileSync(`/proc/${t.pid1}/task/${t.pid1}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+    const kids = childrenOf(t.pid1);
     return kids.filter((k) => { try { return fs.readFileSync(`/proc/${k}/comm`, 'utf8').trim() === 'sleep'; } catch { return false; } }).length === 2;
   });
   // The namespace copied the mount while it was read-only: make it writable there too.

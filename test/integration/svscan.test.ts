@@ -7,7 +7,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { EventLog, ROOT, Tree, makeService, readStatus, tmpdir, until, run } from '../lib/harness.ts';
+import { EventLog, ROOT, Tree, makeService, readStatus, tmpdir, until, run, childrenOf } from '../lib/harness.ts';
 
 const NODE = path.join(ROOT, 'node_modules/.bin/node');
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -19,10 +19,7 @@ async function tree(scandir: string, args: string[] = []): Promise<Tree> {
   return t;
 }
 
-function children(pid: number): number[] {
-  const text = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
-  return text === '' ? [] : text.split(/\s+/).map(Number);
-}
+const children = childrenOf;
 
 function processState(pid: number): string | undefined {
   try {

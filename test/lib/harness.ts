@@ -30,6 +30,28 @@ export function tmpdir(prefix = 't6-test-'): string {
 }
 
 /** What to put in a service directory. */
+/**
+ * The children of a process, over all its threads: t6-svscan starts services from worker
+ * threads too (posix_spawn off the event loop), and /proc lists a child under the thread
+ * that made it.
+ */
+export function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  let tasks: string[];
+  try {
+    tasks = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tasks) {
+    try {
+      const text = fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
+      if (text !== '') out.push(...text.split(/\s+/).map(Number));
+    } catch { /* the thread ended */ }
+  }
+  return out;
+}
+
 export interface ServiceSpec {
   run?: string;
   finish?: string;
@@ -185,10 +207,7 @@ export class Tree {
       try { status = fs.readFileSync(`/proc/${pid}/status`, 'utf8'); } catch { continue; }
       const ns = status.match(/^NSpid:\s+(.*)$/m)?.[1]?.trim().split(/\s+/);
       if (ns !== undefined && Number(ns[ns.length - 1]) === nsPid) return pid;
-      try {
-        const kids = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
-        if (kids !== '') queue.push(...kids.split(/\s+/).map(Number));
-      } catch { /* gone */ }
+      queue.push(...childrenOf(pid));
     }
     throw new Error(`no process ${nsPid} in the tree's namespace`);
   }
