@@ -164,7 +164,8 @@ test('a service sees only fds 0, 1, 2 and its notification fd, with default sign
     return fs.readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'sleep' ? p : undefined;
   });
   const fds = fs.readdirSync(`/proc/${pid}/fd`).map(Number).sort((a, b) => a - b);
-  assert.deepEqual(fds, [0, 1, 2, 5]);
+  const what = fds.map((fd) => { try { return `${fd} -> ${fs.readlinkSync(`/proc/${pid}/fd/${fd}`)}`; } catch { return `${fd} (gone)`; } }).join(', ');
+  assert.deepEqual(fds, [0, 1, 2, 5], what);
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   assert.equal(BigInt(`0x${status.match(/SigBlk:\s*(\w+)/)![1]}`), 0n, 'no blocked signals');
   assert.equal((BigInt(`0x${status.match(/SigIgn:\s*(\w+)/)![1]}`) >> 12n) & 1n, 0n, 'SIGPIPE not ignored');
