@@ -163,6 +163,9 @@ test('a service sees only fds 0, 1, 2 and its notification fd, with default sign
     const p = t.hostPid(nsPid);
     return fs.readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'sleep' ? p : undefined;
   });
+  // And once sleep is asleep: right after exec, the dynamic loader briefly holds the
+  // libraries it maps open (as fd 3), which is sleep's own doing, not the supervisor's.
+  await until('sleep to be in nanosleep', () => /^(35|230) /.test(fs.readFileSync(`/proc/${pid}/syscall`, 'utf8')));
   const fds = fs.readdirSync(`/proc/${pid}/fd`).map(Number).sort((a, b) => a - b);
   const what = fds.map((fd) => { try { return `${fd} -> ${fs.readlinkSync(`/proc/${pid}/fd/${fd}`)}`; } catch { return `${fd} (gone)`; } }).join(', ');
   assert.deepEqual(fds, [0, 1, 2, 5], what);
