@@ -23,7 +23,7 @@
 //
 // Everything under scripts/vm/rootfs is copied as is; --overlay DIR adds more (after it).
 //
-// Usage: node scripts/vm/build-initramfs.mjs [--out FILE] [--init FILE] [--overlay DIR]…
+// Usage: node scripts/vm/build-initramfs.mjs [--out FILE] [--init FILE] [--overlay DIR]… [--remove PATH]…
 //          [--compress zstd|gzip|none] [--no-strip] [--busybox PATH]
 // Default output: .cache/vm/initramfs.img. Prints a JSON summary on stdout.
 // Needs: busybox (static; Debian's busybox-static), cpio, ldd; zstd or gzip if asked for;
@@ -37,11 +37,11 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const started = Date.now();
 
 function usage(message) {
-  process.stderr.write(`build-initramfs: ${message}\nusage: build-initramfs.mjs [--out FILE] [--init FILE] [--overlay DIR]… [--compress zstd|gzip|none] [--no-strip] [--busybox PATH]\n`);
+  process.stderr.write(`build-initramfs: ${message}\nusage: build-initramfs.mjs [--out FILE] [--init FILE] [--overlay DIR]… [--remove PATH]… [--compress zstd|gzip|none] [--no-strip] [--busybox PATH]\n`);
   process.exit(100);
 }
 
-const opts = { out: path.join(root, '.cache/vm/initramfs.img'), init: undefined, overlays: [], compress: undefined, strip: true, busybox: undefined };
+const opts = { out: path.join(root, '.cache/vm/initramfs.img'), init: undefined, overlays: [], removals: [], compress: undefined, strip: true, busybox: undefined };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i];
@@ -49,6 +49,7 @@ for (let i = 0; i < argv.length; i++) {
   if (a === '--out') opts.out = path.resolve(value());
   else if (a === '--init') opts.init = path.resolve(value());
   else if (a === '--overlay') opts.overlays.push(path.resolve(value()));
+  else if (a === '--remove') opts.removals.push(value());
   else if (a === '--compress') opts.compress = value();
   else if (a === '--no-strip') opts.strip = false;
   else if (a === '--busybox') opts.busybox = path.resolve(value());
@@ -174,6 +175,8 @@ const kernelDir = path.join(root, '.cache/vm/kernel');
 const modulesDir = fs.existsSync(kernelDir) ? fs.readdirSync(kernelDir).filter((d) => d.startsWith('modules-')).sort().pop() : undefined;
 if (modulesDir !== undefined) for (const f of fs.readdirSync(path.join(kernelDir, modulesDir))) copy(path.join(kernelDir, modulesDir, f), `lib/modules/t6/${f}`);
 for (const dir of opts.overlays) copyTree(dir, '.');
+// --remove PATH: take something out of the image (tests of a broken boot tree).
+for (const p of opts.removals) fs.rmSync(at(p.replace(/^\/+/, '')), { recursive: true, force: true });
 fs.chmodSync(at('etc/passwd'), 0o644);
 
 // newc archive, owned by root; sorted so that directories come before their contents.

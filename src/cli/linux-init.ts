@@ -128,6 +128,20 @@ function reopenStdio(file: string): boolean {
   return true;
 }
 
+/**
+ * Stage 1 failed on a real machine. s6-linux-init exits (and the kernel panics); t6 gives
+ * the console a shell instead, so that a person can see why and repair. pid 1 never exits:
+ * if even the shell cannot run, it waits forever.
+ */
+function emergency(why: string): never {
+  writeAll(2, `t6-linux-init: fatal: ${why}\nt6-linux-init: emergency shell on the console (leaving it starts another; reboot -f restarts the machine)\n`);
+  // pid 1 becomes a loop of shells: a shell that ends would otherwise end pid 1.
+  const err = execve('/bin/sh', ['sh', '-c', 'while :; do /bin/sh -i; done'], ['PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'PS1=(t6 emergency) # ']);
+  writeAll(2, `t6-linux-init: unable to exec /bin/sh: ${err.message}; waiting forever\n`);
+  const forever = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) Atomics.wait(forever, 0, 0);
+}
+
 export async function main(args: string[], io: CommandIo): Promise<number> {
   if (args.includes('--help')) { io.out(HELP); return 0; }
   // Not pid 1: "init 6" and friends, as telinit.
@@ -144,7 +158,8 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     try {
       return fn();
     } catch (err) {
-      throw new FatalError(`${what}: ${describeError(err)}`, 111);
+      if (o.container) throw new FatalError(`${what}: ${describeError(err)}`, 111);
+      return emergency(`${what}: ${describeError(err)}`);
     }
   };
 

@@ -240,3 +240,23 @@ test('boot: a broken rc.init and a garbage service database leave the early gett
     vm.kill();
   }
 });
+
+test('boot: a stage 1 that cannot work (no run-image) gives an emergency shell on the console, not a kernel panic', opts, async () => {
+  const overlay = tmpdir('t6-boot-overlay-');
+  const out = tmpdir('t6-boot-image-');
+  // An empty file where the run-image directory should be: copying it into /run fails.
+  fs.mkdirSync(path.join(overlay, 'etc/t6-linux-init/current'), { recursive: true });
+  const broken = buildInitramfs(['--overlay', overlay, '--out', path.join(out, 'no-run-image.img'), '--remove', '/etc/t6-linux-init/current/run-image']);
+  const vm = boot({ initrd: broken.image });
+  try {
+    await vm.waitFor(/t6-linux-init: fatal: unable to copy \/etc\/t6-linux-init\/current\/run-image into \/run/, 60_000, 'stage 1 fails');
+    await vm.waitFor(/\(t6 emergency\) # /, 30_000, 'emergency shell');
+    vm.send('echo alive-$((6*7))\r');
+    await vm.waitFor(/alive-42/, 10_000, 'shell works');
+    vm.send('reboot -f\r');
+    await vm.waitFor(/reboot: Restarting system/, 30_000, 'reboot -f');
+    assert.doesNotMatch(vm.transcript, /Kernel panic/);
+  } finally {
+    vm.kill();
+  }
+});
