@@ -104,9 +104,17 @@ const MADV_PAGEOUT = 21;
  * read-only data) that start-up touched and steady running does not need. They are clean
  * and file-backed, so the kernel could drop them under pressure anyway; pages still in use
  * fault back in on their next touch. Returns how many bytes were advised (0 if the kernel
- * lacks MADV_PAGEOUT, Linux < 5.4).
+ * lacks MADV_PAGEOUT, Linux < 5.4, or the executable lives in memory: tmpfs, ramfs).
  */
 export function pageOutExecutable(): number {
+  // On a tmpfs or ramfs (an initramfs) the executable's pages are memory with nowhere to
+  // go: paging them out would only cost time, and a boot is when time is dear.
+  try {
+    const type = fs.statfsSync(process.execPath).type;
+    if (type === 0x01021994 /* TMPFS_MAGIC */ || type === 0x858458f6 /* RAMFS_MAGIC */) return 0;
+  } catch {
+    return 0;
+  }
   let maps: string;
   try {
     maps = fs.readFileSync('/proc/self/maps', 'utf8');

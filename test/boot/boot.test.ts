@@ -73,7 +73,7 @@ function assertInOrder(text: string, lines: readonly string[], from = 0): number
 /** Boots to a root shell; checks the article's lines on the way. */
 async function bootToShell(vm: Vm): Promise<void> {
   await vm.waitFor(/t6-linux-init version [\d.]+/, 60_000, 'stage1');
-  await vm.waitFor(/t6-demo: default is up at ([\d.]+)s/, 60_000, 'default');
+  await vm.waitFor(/t6-demo: demo is up at ([\d.]+)s/, 60_000, 'default');
   await vm.waitFor(/demo-longrun-1 is running \(uptime [\d.]+s\)/, 30_000, 'demo');
   const text = vm.transcript;
   const after = assertInOrder(text, UP);
@@ -132,7 +132,7 @@ test('boot: the article demo on a real kernel; login; t6-svstat and t6-rc in the
     // Orphans are reaped by pid 1: a background sleep outlives its shell.
     assert.equal((await shell(vm, "sh -c 'sleep 0.2 &'; sleep 1; cat /proc/[0-9]*/stat 2>/dev/null | grep -c ') Z '")).trim(), '0');
     // Figures for the closing note: kernel-clock marks and pid 1's memory at rest.
-    const marks = await shell(vm, "dmesg | grep -E 'Run /sbin/init|t6-demo: default up'; grep -E 'VmRSS|RssFile|RssAnon' /proc/1/status");
+    const marks = await shell(vm, "dmesg | grep -E 'Run /sbin/init|t6-demo: demo up'; grep -E 'VmRSS|RssFile|RssAnon' /proc/1/status");
     const from = vm.transcript.length;
     // /proc/uptime is the clock printk stamps with (CLOCK_BOOTTIME; no suspend here).
     vm.send('read up idle < /proc/uptime; echo "poweroff typed at $up"; poweroff\r');
@@ -141,7 +141,7 @@ test('boot: the article demo on a real kernel; login; t6-svstat and t6-rc in the
     assert.match(down, /scribe: wrote \/mnt\/disk\/last-words[\s\S]*t6-rc: info: service mount-disk successfully stopped/);
     const k = (re: RegExp, text: string): number => Number(new RegExp(String.raw`\[\s*([\d.]+)\] ` + re.source).exec(text)?.[1]);
     t.diagnostic(`figures ${JSON.stringify({
-      runInitToDefaultUpS: +(k(/t6-demo: default up/, marks) - k(/Run \/sbin\/init as init process/, marks)).toFixed(3),
+      runInitToDemoUpS: +(k(/t6-demo: demo up/, marks) - k(/Run \/sbin\/init as init process/, marks)).toFixed(3),
       poweroffTypedToPowerDownS: +(k(/reboot: Power down/, down) - Number(/poweroff typed at ([\d.]+)/.exec(down)?.[1])).toFixed(3),
       pid1: marks.match(/VmRSS:\s+\d+ kB|RssAnon:\s+\d+ kB|RssFile:\s+\d+ kB/g),
       image: { MiB: +(theImage().imageBytes / 2 ** 20).toFixed(1) },
