@@ -14,24 +14,10 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { BIN, OutputLog, tmpdir } from '../lib/harness.ts';
+import { writeArticleSource } from '../lib/rcdb.ts';
 
 const sh = (body: string): string => `#!/bin/sh\n${body}\n`;
 
-/** The article's s6-rc source directory. */
-function articleSource(dir: string): void {
-  const put = (file: string, text: string, mode = 0o644): void => {
-    fs.mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
-    fs.writeFileSync(path.join(dir, file), text, { mode });
-  };
-  put('demo-longrun-1/type', 'longrun\n');
-  put('demo-longrun-1/run', sh('while :; do echo "demo-longrun-1 is running"; sleep 10; done'), 0o755);
-  put('demo-oneshot-1/type', 'oneshot\n');
-  put('demo-oneshot-1/up', 'echo "demo-oneshot-1 is up"\n', 0o755);
-  put('demo-oneshot-1/down', 'echo "demo-oneshot-1 is down"\n', 0o755);
-  put('demo-longrun-1/dependencies', 'demo-oneshot-1\n');
-  put('default/type', 'bundle\n');
-  put('default/contents', 'demo-longrun-1\n');
-}
 
 interface Booted {
   proc: ChildProcess;
@@ -46,7 +32,7 @@ interface Booted {
 /** Makes a tree with the maker and boots it as pid 1 of a new pid + mount namespace. */
 function boot(opts: { makerArgs?: string[]; rcInit?: string } = {}): Booted {
   const base = tmpdir('t6-linux-init-');
-  articleSource(path.join(base, 'source'));
+  writeArticleSource(path.join(base, 'source'));
   const c = spawnSync(path.join(BIN, 't6-rc-compile'), [path.join(base, 'compiled'), path.join(base, 'source')], { encoding: 'utf8' });
   assert.equal(c.status, 0, `t6-rc-compile: ${c.stderr}`);
   const basedir = path.join(base, 'current');

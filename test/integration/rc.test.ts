@@ -12,7 +12,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { BIN, EventLog, Tree, readStatus, tmpdir, until } from '../lib/harness.ts';
-import { type TestService, writeDb } from '../lib/rcdb.ts';
+import { type TestService, writeArticleSource, writeDb } from '../lib/rcdb.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 after(async () => { for (const c of cleanups.reverse()) await c(); });
@@ -76,26 +76,11 @@ function lines(file: string): string[] {
 
 const sh = (script: string): string => `#!/bin/sh\n${script}\n`;
 
-/** The article's source directory, file by file (its heredocs have no #! line: the compiler's lexer reads them as execline). */
-function articleSource(dir: string): void {
-  const put = (file: string, text: string, mode = 0o644): void => {
-    fs.mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
-    fs.writeFileSync(path.join(dir, file), text, { mode });
-  };
-  put('demo-longrun-1/type', 'longrun\n');
-  put('demo-longrun-1/run', '#!/bin/sh\nwhile :; do echo "demo-longrun-1 is running"; sleep 10; done\n', 0o755);
-  put('demo-oneshot-1/type', 'oneshot\n');
-  put('demo-oneshot-1/up', 'echo "demo-oneshot-1 is up"\n', 0o755);
-  put('demo-oneshot-1/down', 'echo "demo-oneshot-1 is down"\n', 0o755);
-  put('demo-longrun-1/dependencies', 'demo-oneshot-1\n');
-  put('default/type', 'bundle\n');
-  put('default/contents', 'demo-longrun-1\n');
-}
 
 test('the article demo: t6-rc-compile, rc-init, -v2 -u change default, -v2 -bDa change print the article lines in order', async () => {
   const r = await rig((compiled, base) => {
     // As the article: compile into a versioned directory, point `compiled` at it.
-    articleSource(path.join(base, 'source'));
+    writeArticleSource(path.join(base, 'source'));
     const p = spawnSync(path.join(BIN, 't6-rc-compile'), [`${compiled}-1`, path.join(base, 'source')], { encoding: 'utf8' });
     assert.equal(p.status, 0, `t6-rc-compile: ${p.stderr}`);
     fs.symlinkSync(`${path.basename(compiled)}-1`, compiled);

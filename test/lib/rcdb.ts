@@ -44,3 +44,22 @@ export function writeDb(dir: string, services: TestService[]): string {
   fs.writeFileSync(path.join(dir, 'lock'), '');
   return dir;
 }
+
+/**
+ * The article's s6-rc source directory ("s6-rc: A Demo"), file by file. Its heredocs have
+ * no #! line, so the compiler's lexer reads `up` and `down` as execline command lines.
+ */
+export function writeArticleSource(dir: string): void {
+  const put = (file: string, text: string, mode = 0o644): void => {
+    fs.mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+    fs.writeFileSync(path.join(dir, file), text, { mode });
+  };
+  put('demo-longrun-1/type', 'longrun\n');
+  put('demo-longrun-1/run', '#!/bin/sh\nwhile :; do echo "demo-longrun-1 is running"; sleep 10; done\n', 0o755);
+  put('demo-oneshot-1/type', 'oneshot\n');
+  put('demo-oneshot-1/up', 'echo "demo-oneshot-1 is up"\n', 0o755);
+  put('demo-oneshot-1/down', 'echo "demo-oneshot-1 is down"\n', 0o755);
+  put('demo-longrun-1/dependencies', 'demo-oneshot-1\n');
+  put('default/type', 'bundle\n');
+  put('default/contents', 'demo-longrun-1\n');
+}
