@@ -145,7 +145,7 @@ function emergency(why: string): never {
 export async function main(args: string[], io: CommandIo): Promise<number> {
   if (args.includes('--help')) { io.out(HELP); return 0; }
   // Not pid 1: "init 6" and friends, as telinit.
-  if (getpid() !== 1 && !args.includes('-C')) {
+  if (getpid() !== 1) {
     const telinit = path.join(path.dirname(process.argv[1] ?? '.'), '..', 'bin', 't6-telinit');
     const err = execve(telinit, ['t6-telinit', ...args]);
     throw new FatalError(`not pid 1, and unable to exec ${telinit}: ${err.message}`);

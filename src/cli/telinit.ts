@@ -40,7 +40,9 @@ export function waitExitCode(wstat: number): number {
 }
 
 export async function main(args: string[], io: CommandIo): Promise<number> {
-  const parsed = parseClientArgs(args, { flags: 'nNCB', withArg: 'cpsmdDvW', long: { scandir: 'arg' } }, USAGE);
+  // t6-linux-init's options are taken and ignored (but -c): `init 3`, not as pid 1, comes
+  // here with the whole command line of the maker's bin/init.
+  const parsed = parseClientArgs(args, { flags: 'nNCBSUr', withArg: 'cpsmdDvWqbl', long: { scandir: 'arg' } }, USAGE);
   if (parsed === undefined) { io.out(HELP); return 0; }
   let basedir = DEFAULT_BASEDIR;
   let scandir: string | undefined;

@@ -191,3 +191,15 @@ test('t6-linux-init -C -r: the service manager inside pid 1 gives the same lines
     b.kill();
   }
 });
+
+test('bin/init run by a person (not pid 1) is telinit: it takes init\'s whole command line and asks for a runlevel change', () => {
+  const base = tmpdir('t6-linux-init-');
+  const basedir = path.join(base, 'current');
+  const m = spawnSync(path.join(BIN, 't6-linux-init-maker'), ['-C', '-r', '-U', '-c', basedir, basedir], { encoding: 'utf8' });
+  assert.equal(m.status, 0, m.stderr);
+  // No t6 tree on this machine's /run/service: telinit says it cannot reach the runner
+  // (never stage 1 on the host, even with -C).
+  const r = spawnSync(path.join(basedir, 'bin/init'), ['3'], { encoding: 'utf8' });
+  assert.equal(r.status, 111, r.stderr);
+  assert.match(r.stderr, /t6-telinit: fatal: unable to run .*\/scripts\/runlevel 3: unable to reach the oneshot runner/);
+});
