@@ -4,6 +4,8 @@ import path from 'node:path';
 import { type CommandIo, UsageError, FatalError } from './_run.ts';
 import { getopt, uintOption } from './_getopt.ts';
 import { makeTree, type MakerOptions } from '../init/maker.ts';
+import { DEFAULT_BASEDIR } from '../s6/initctl.ts';
+import { DEFAULT_COMPILED, DEFAULT_LIVE } from '../rc/live.ts';
 
 const USAGE = 't6-linux-init-maker [ -c basedir ] [ -T t6bin ] [ -b compiled ] [ -l live ] [ -u log_user ] [ -G early_getty_cmd ] [ -1 ] [ -L ] [ -p initial_path ] [ -m initial_umask ] [ -t timestamp_style ] [ -d slashdev ] [ -s env_store ] [ -e VAR[=VALUE] ]... [ -q grace_ms ] [ -D initdefault ] [ -n | -N ] [ -f skeldir ] [ -C ] [ -B ] [ -S ] [ -U ] [ -r ] dir';
 const HELP = `${USAGE}
@@ -11,10 +13,10 @@ Writes into dir (which must not exist) the boot tree t6-linux-init reads: bin/ (
 poweroff reboot shutdown telinit), env/, scripts/ (rc.init rc.shutdown runlevel, with the
 t6-rc lines active) and run-image/ (copied into /run at boot). Copy dir to basedir on the
 target, and make /sbin/init run basedir/bin/init.
-  -c basedir    where dir will live on the target (default /etc/t6-linux-init/current)
+  -c basedir    where dir will live on the target (default ${DEFAULT_BASEDIR})
   -T t6bin      where t6's commands live on the target (default: this t6's bin/)
-  -b compiled   the compiled t6-rc database for rc.init (default /etc/t6-rc/compiled)
-  -l live       the t6-rc live directory (default /run/t6-rc)
+  -b compiled   the compiled t6-rc database for rc.init (default ${DEFAULT_COMPILED})
+  -l live       the t6-rc live directory (default ${DEFAULT_LIVE})
   -u user       owner of /run/uncaught-logs (the catch-all logger runs inside pid 1, as root)
   -G cmd        an early getty: a service running cmd (execline words), e.g. "getty 38400 ttyS0"
   -1            the catch-all logger also copies every line to the console
@@ -63,10 +65,10 @@ export function main(args: string[], io: CommandIo): number {
   if (rest.length !== 1) throw new UsageError(USAGE);
   const here = path.dirname(process.argv[1] ?? '.');
   const o: MakerOptions = {
-    basedir: '/etc/t6-linux-init/current',
+    basedir: DEFAULT_BASEDIR,
     t6bin: path.resolve(here, '..', 'bin'),
-    compiled: '/etc/t6-rc/compiled',
-    live: '/run/t6-rc',
+    compiled: DEFAULT_COMPILED,
+    live: DEFAULT_LIVE,
     logToConsole: false,
     initialPath: '/usr/bin:/bin',
     umask: 0o022,

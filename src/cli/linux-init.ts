@@ -14,11 +14,15 @@ import { run as rcRun } from './rc.ts';
 import type { Scanner, ScannerSignal } from '../supervise/scanner.ts';
 import {
   O_RDWR, open, close, dup2, dupCloexec, isOpen, describeError, getpid, setsid, umask,
-  mount, MS, reboot, RB, spawn, execve, acceptKeyboardRequests,
+  mount, MS, reboot, RB, spawn, execve, acceptKeyboardRequests, describeWaitStatus,
 } from '../sys/index.ts';
 import { prepareTmpfs, copyTree, readEnvDir, buildEnvironment, dumpEnvironment, pickRunlevel, type RunMode } from '../init/stage1.ts';
-import { Shutdownd, DEFAULT_GRACE_MS, MAX_GRACE_MS } from '../init/shutdownd.ts';
-import { runFinale, type FinalAction } from '../init/finale.ts';
+import { Shutdownd } from '../init/shutdownd.ts';
+import {
+  CONTAINER_RESULTS, DEFAULT_BASEDIR, DEFAULT_GRACE_MS, DEFAULT_SCANDIR as SCANDIR, MAX_GRACE_MS, RUNLEVELD_SERVICE,
+  SHUTDOWND_SERVICE, TMPFS_DIR as TMPFS, shutdowndFifo,
+} from '../s6/initctl.ts';
+import { rebootCommand, runFinale, type FinalAction } from '../init/finale.ts';
 
 const USAGE = 't6-linux-init [ -c basedir ] [ -p initial_path ] [ -m umask ] [ -s envdump ] [ -d slashdev ] [ -D runlevel ] [ -q grace_ms ] [ -n | -N ] [ -C ] [ -B ] [ -S ] [ -U ] [ -r [ -b compiled ] [ -l live ] ] [ args… ]';
 const HELP = `${USAGE}
@@ -51,11 +55,6 @@ Not as pid 1, it is telinit.
               (default: s6's: SIGUSR1 powers off, SIGUSR2 halts, SIGTERM is ignored)
 `;
 
-const TMPFS = '/run';
-const SCANDIR = '/run/service';
-const SHUTDOWND = 's6-linux-init-shutdownd';
-const RUNLEVELD = 's6-linux-init-runleveld';
-const CONTAINER_RESULTS = '/run/s6-linux-init-container-results';
 const VERSION = '0.1.0';
 
 interface InitOptions {
@@ -80,7 +79,7 @@ interface InitOptions {
 function parse(args: string[]): { o: InitOptions; rest: string[] } {
   const { options, rest } = getopt(args, { flags: 'nNCBSUr', withArg: 'cpmsdDqvbl' });
   const o: InitOptions = {
-    basedir: '/etc/t6-linux-init/current', initialPath: '/usr/bin:/bin', umask: 0o022, envDump: undefined,
+    basedir: DEFAULT_BASEDIR, initialPath: '/usr/bin:/bin', umask: 0o022, envDump: undefined,
     slashdev: undefined, defaultRunlevel: 'default', graceMs: DEFAULT_GRACE_MS, runMode: 'mount',
     container: false, noLogger: false, syncInContainer: false, busyboxSignals: false,
     rcInProcess: false, compiled: DEFAULT_COMPILED, live: DEFAULT_LIVE,
@@ -152,8 +151,8 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   }
   const { o, rest: kernelArgs } = parse(args);
   const say = (line: string): void => writeAll(2, `t6-linux-init: ${line}\n`);
-  // Stage 1 failing is fatal for the machine (the kernel panics when pid 1 exits), as for
-  // s6-linux-init; each step names what failed so the panic message says why.
+  // A stage-1 step that fails is named with its reason: a container's pid 1 exits 111 with
+  // it; on a real machine, where pid 1 exiting panics the kernel, the console gets a shell.
   const step = <T>(what: string, fn: () => T): T => {
     try {
       return fn();
@@ -254,17 +253,26 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   const finish = async (action: FinalAction, graceMs: number): Promise<void> => {
     const name = action === 'h' ? 'halt' : action === 'p' ? 'poweroff' : 'reboot';
     say(`${name}: stage 4`);
-    const err = await runFinale(finaleHost, action, {
-      graceMs, container: o.container, syncInContainer: o.syncInContainer,
-      tmpfsDir: TMPFS, finalScript: path.join(o.basedir, 'scripts/rc.shutdown.final'),
-    });
+    let err: Error | undefined;
+    try {
+      err = await runFinale(finaleHost, action, {
+        graceMs, container: o.container, syncInContainer: o.syncInContainer,
+        tmpfsDir: TMPFS, finalScript: path.join(o.basedir, 'scripts/rc.shutdown.final'),
+      });
+    } catch (e) {
+      // Whatever went wrong on the way, the machine was asked to go down: it still goes.
+      say(`warning: stage 4 failed: ${describeError(e)} - going down anyway`);
+      if (!o.container) {
+        try { reboot(rebootCommand(action)); } catch (e2) { err = e2 instanceof Error ? e2 : new Error(String(e2)); }
+      }
+    }
     if (o.container) {
       if (action === 'h') {
         let code = 0;
         try { code = Number(fs.readFileSync(path.join(CONTAINER_RESULTS, 'exitcode'), 'utf8').trim()) || 0; } catch { /* 0 */ }
         process.exit(code);
       }
-      // In a pid namespace, reboot(2) ends pid 1 (SIGHUP: power off or halt, SIGINT: restart).
+      // In a pid namespace, reboot(2) ends pid 1 (SIGINT: power off or halt, SIGHUP: restart).
       try { reboot(action === 'p' ? RB.POWER_OFF : RB.AUTOBOOT); } catch (e) { say(`unable to ${name}: ${describeError(e)}`); }
       process.exit(0);
     }
@@ -291,9 +299,9 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   const started = (s: Scanner): void => {
     scanner = s;
     try {
-      shutdownd.listen(path.join(SCANDIR, SHUTDOWND, 'fifo'));
+      shutdownd.listen(shutdowndFifo(SCANDIR));
     } catch (err) {
-      s.log(`t6-linux-init: warning: unable to listen on ${path.join(SCANDIR, SHUTDOWND, 'fifo')}: ${describeError(err)} - shutdown works through signals only`);
+      s.log(`t6-linux-init: warning: unable to listen on ${shutdowndFifo(SCANDIR)}: ${describeError(err)} - shutdown works through signals only`);
     }
     const rcInit = path.join(o.basedir, 'scripts/rc.init');
     // A mark on the kernel clock, for boot analysis (dmesg shows where stage 1 ended).
@@ -306,14 +314,11 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
       const code = init !== 0 ? init : await rcInPid1('t6-rc', (io) => rcRun(['-l', o.live, '-v2', '-up', 'change', runlevel], io, false));
       if (code !== 0) say(`warning: the service manager could not bring ${runlevel} up (exit ${code}); see /run/uncaught-logs`);
     };
+    // With -r, rc.init is optional (pid 1 did its work); without, it is stage 2.
     rcBoot().then(() => o.rcInProcess && !fs.existsSync(rcInit) ? 0 : runChild(rcInit, [runlevel, ...kernelArgs], o.noLogger ? 2 : catchAll(), stage2Stdin)).then((wstat) => {
-      if (wstat === 0) { close(stage2Stdin); return; }
       close(stage2Stdin);
       if (wstat === undefined) say(`warning: ${rcInit} does not exist`);
-      else if (wstat !== 0) {
-        const code = (wstat >> 8) & 0xff;
-        say(`warning: ${rcInit} ${(wstat & 0x7f) === 0 ? `exited ${code}` : `was killed by signal ${wstat & 0x7f}`}; the services it did not start stay down - log in on the console and see /run/uncaught-logs`);
-      }
+      else if (wstat !== 0) say(`warning: ${rcInit} ${describeWaitStatus(wstat)}; the services it did not start stay down - log in on the console and see /run/uncaught-logs`);
     }, (err: unknown) => {
       close(stage2Stdin);
       say(`warning: unable to run ${rcInit}: ${describeError(err)}`);
@@ -322,7 +327,7 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
 
   return serve({
     scandir: SCANDIR, rescanMs: 0, maxServices: 1000,
-    notServices: new Set([SHUTDOWND, RUNLEVELD]),
+    notServices: new Set([SHUTDOWND_SERVICE, RUNLEVELD_SERVICE]),
     signalActions, started,
   }, io);
 }

@@ -67,20 +67,24 @@ function timeout(ms: number): Promise<'timeout'> {
  */
 export async function runFinale(host: FinaleHost, action: FinalAction, opts: FinaleOptions): Promise<Error | undefined> {
   const container = opts.container === true;
+  // A kill(-1) that fails (EPERM) must not stop stage 4: the machine still has to go down.
+  const signalAll = (sig: number): void => {
+    try { kill(-1, sig); } catch (err) { host.say(`warning: unable to signal every process: ${describeError(err)}`); }
+  };
   const syncing = !container || opts.syncInContainer === true;
   host.unsuperviseAll();
   if (syncing) sync();
   host.say('sending all processes the TERM signal...');
-  kill(-1, SIGTERM);
+  signalAll(SIGTERM);
   // An interactive shell ignores SIGTERM but not SIGHUP (a hang-up, as when its terminal
   // goes): without it, the login shell that typed `poweroff` would hold the grace time.
-  kill(-1, SIGHUP);
-  kill(-1, SIGCONT);
+  signalAll(SIGHUP);
+  signalAll(SIGCONT);
   const termDone = await Promise.race([host.untilChildless(), timeout(opts.graceMs)]);
   if (syncing) sync();
   if (termDone === 'timeout') {
     host.say('sending all processes the KILL signal...');
-    kill(-1, SIGKILL);
+    signalAll(SIGKILL);
     if ((await Promise.race([host.untilChildless(), timeout(KILL_WAIT_MS)])) === 'timeout') {
       host.say('warning: some processes are still there after SIGKILL');
     }

@@ -21,6 +21,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { mkfifo } from '../sys/fd.ts';
 import { lexExecline } from '../rc/execline.ts';
+import { CATCHALL_SERVICE, CONTAINER_RESULTS, EARLY_GETTY_SERVICE, SHUTDOWND_FIFO, SHUTDOWND_SERVICE } from '../s6/initctl.ts';
+
+// Paths inside the tree, by the names s6-linux-init fixes (initctl.ts).
+const SVC = 'run-image/service';
+const RESULTS = `run-image/${path.basename(CONTAINER_RESULTS)}`;
 
 /** The maker's settings, one per option. */
 export interface MakerOptions {
@@ -120,7 +125,7 @@ export function describeTree(o: MakerOptions): Tree {
   const q = shQuote;
   const t6 = (cmd: string): string => q(`${o.t6bin}/${cmd}`);
   const tree: Tree = { dirs: [], files: [], fifos: [] };
-  for (const d of ['bin', 'env', 'scripts', 'run-image', 'run-image/service', 'run-image/service/.s6-svscan', 'run-image/service/s6-linux-init-shutdownd']) tree.dirs.push([d, 0o755]);
+  for (const d of ['bin', 'env', 'scripts', 'run-image', SVC, `${SVC}/.s6-svscan`, `${SVC}/${SHUTDOWND_SERVICE}`]) tree.dirs.push([d, 0o755]);
 
   tree.files.push(['bin/init', script('stage 1: t6-linux-init with the settings this tree was made with.', `exec ${initCommand(o).map(q).join(' ')} -- "$@"`), 0o755]);
   const noSync = o.container && !o.syncInContainer ? ' -n' : '';
@@ -165,28 +170,28 @@ export function describeTree(o: MakerOptions): Tree {
   // pid 1 execs .s6-svscan/finish only if its scanner is told to exit (t6-svscanctl -t):
   // on a real machine that must not leave the kernel without an init.
   const finish = o.container
-    ? script('finish: the scanner was told to exit; the container ends with its exit code.', `code=0\nif [ -r /run/s6-linux-init-container-results/exitcode ]; then read -r code < /run/s6-linux-init-container-results/exitcode; fi\nexit "$code"`)
+    ? script('finish: the scanner was told to exit; the container ends with its exit code.', `code=0\nif [ -r ${CONTAINER_RESULTS}/exitcode ]; then read -r code < ${CONTAINER_RESULTS}/exitcode; fi\nexit "$code"`)
     : script('finish: the scanner was told to exit; pid 1 must not, so reboot.', `exec >/dev/console 2>&1\necho 't6-svscan exited. Rebooting.'\nexec ${t6('t6-hpr')} -f -r`);
-  tree.files.push(['run-image/service/.s6-svscan/finish', finish, 0o755]);
-  tree.fifos.push(['run-image/service/s6-linux-init-shutdownd/fifo', 0o600]);
+  tree.files.push([`${SVC}/.s6-svscan/finish`, finish, 0o755]);
+  tree.fifos.push([`${SVC}/${SHUTDOWND_SERVICE}/${SHUTDOWND_FIFO}`, 0o600]);
   if (o.container) {
-    tree.dirs.push(['run-image/s6-linux-init-container-results', 0o755]);
-    tree.files.push(['run-image/s6-linux-init-container-results/exitcode', '0\n', 0o644]);
+    tree.dirs.push([RESULTS, 0o755]);
+    tree.files.push([`${RESULTS}/exitcode`, '0\n', 0o644]);
   }
 
   if (!o.noLogger) {
     tree.dirs.push(['run-image/uncaught-logs', 0o2750]);
-    tree.dirs.push(['run-image/service/s6-svscan-log', 0o755]);
-    tree.files.push(['run-image/service/s6-svscan-log/t6-log', `# The catch-all logger: everything that has no logger of its own. Runs inside pid 1.\n${catchAllScript(o).join('\n')}\n`, 0o644]);
+    tree.dirs.push([`${SVC}/${CATCHALL_SERVICE}`, 0o755]);
+    tree.files.push([`${SVC}/${CATCHALL_SERVICE}/t6-log`, `# The catch-all logger: everything that has no logger of its own. Runs inside pid 1.\n${catchAllScript(o).join('\n')}\n`, 0o644]);
   }
   if (o.earlyGetty !== undefined) {
     const lexed = lexExecline(Buffer.from(o.earlyGetty));
     if (!lexed.ok) throw new Error(`-G ${JSON.stringify(o.earlyGetty)}: ${lexed.message}`);
     if (lexed.argv.length === 0) throw new Error('-G needs a command');
-    tree.dirs.push(['run-image/service/s6-linux-init-early-getty', 0o755]);
-    tree.files.push(['run-image/service/s6-linux-init-early-getty/run', script('the early getty (-G): a login prompt that needs no service manager.', `exec ${lexed.argv.map(q).join(' ')}`), 0o755]);
+    tree.dirs.push([`${SVC}/${EARLY_GETTY_SERVICE}`, 0o755]);
+    tree.files.push([`${SVC}/${EARLY_GETTY_SERVICE}/run`, script('the early getty (-G): a login prompt that needs no service manager.', `exec ${lexed.argv.map(q).join(' ')}`), 0o755]);
     // A getty hangs up on SIGHUP; its shell would ignore SIGTERM.
-    tree.files.push(['run-image/service/s6-linux-init-early-getty/down-signal', 'SIGHUP\n', 0o644]);
+    tree.files.push([`${SVC}/${EARLY_GETTY_SERVICE}/down-signal`, 'SIGHUP\n', 0o644]);
   }
   return tree;
 }

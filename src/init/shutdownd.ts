@@ -9,15 +9,10 @@
  * skipped, and a request split across writes is simply waited for.
  */
 import net from 'node:net';
-import { describeError } from '../sys/errors.ts';
+import { describeError, errorCode } from '../sys/errors.ts';
 import { O_NONBLOCK, O_RDWR, mkfifo, open } from '../sys/fd.ts';
-import { errorCode } from '../sys/errors.ts';
-import { ShutdownRequestDecoder, type ShutdownAction } from '../s6/initctl.ts';
-
-/** Grace time between TERM and KILL when the request gives none (s6's default). */
-export const DEFAULT_GRACE_MS = 3000;
-/** Grace times above this are ignored, as s6 does. */
-export const MAX_GRACE_MS = 300_000;
+import { describeWaitStatus } from '../sys/spawn.ts';
+import { DEFAULT_GRACE_MS, ShutdownRequestDecoder, effectiveGraceMs, type ShutdownAction } from '../s6/initctl.ts';
 
 const ACTION_NAMES: Record<ShutdownAction, string> = { S: 'rc.shutdown', h: 'halt', p: 'poweroff', r: 'reboot' };
 
@@ -78,7 +73,7 @@ export class Shutdownd {
   /** A shutdown request: `action` in `delayMs`; a grace of 0 keeps the current one. */
   request(action: ShutdownAction, delayMs: number, graceMs = 0): void {
     if (this.#final) return;
-    if (graceMs > 0 && graceMs <= MAX_GRACE_MS) this.#graceMs = graceMs;
+    this.#graceMs = effectiveGraceMs(graceMs, this.#graceMs);
     this.#action = action;
     if (this.#running) return; // rc.shutdown is running: the action is taken when it ends
     if (this.#timer !== undefined) clearTimeout(this.#timer);
@@ -110,11 +105,7 @@ export class Shutdownd {
     } catch (err) {
       this.#host.report('warning', `rc.shutdown: ${describeError(err)}`);
     }
-    if (wstat !== undefined && wstat !== 0) {
-      const code = (wstat >> 8) & 0xff;
-      const sig = wstat & 0x7f;
-      this.#host.report('warning', sig === 0 ? `rc.shutdown exited ${code}` : `rc.shutdown was killed by signal ${sig}`);
-    }
+    if (wstat !== undefined && wstat !== 0) this.#host.report('warning', `rc.shutdown ${describeWaitStatus(wstat)}`);
     this.#running = false;
     const action = this.#action;
     if (action === 'S') return;

@@ -18,6 +18,7 @@ import { isSvscanCommand } from '../s6/control.ts';
 import { tainNow } from '../s6/tai.ts';
 import { Reaper } from './reaper.ts';
 import { readSetting } from '../s6/servicedir.ts';
+import { CATCHALL_SERVICE } from '../s6/initctl.ts';
 import { OneshotRunner } from './runner.ts';
 import { Logging, type PipeClient } from './logging.ts';
 import { realServicedir } from './realdir.ts';
@@ -25,7 +26,7 @@ import { Waiters, controlRequest } from './waiter.ts';
 import { Supervisor, SupervisorSetupError, type SupervisorHost, type SupervisorStdio, type TimerHandle } from './supervisor.ts';
 
 /** The name of the catch-all logger service, which is never itself logged. */
-export const CATCHALL_LOGGER = 's6-svscan-log';
+export const CATCHALL_LOGGER = CATCHALL_SERVICE;
 
 /** Divertible signals: a `.s6-svscan/SIG<NAME>` script replaces the built-in action. */
 export const DIVERTIBLE_SIGNALS = ['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGPWR', 'SIGWINCH'] as const;

@@ -318,6 +318,12 @@ export function decodeWaitStatus(wstat: number): WaitStatus {
   return { exited, exitCode: exited ? (wstat >> 8) & 0xff : 0, signaled, signal: signaled ? low : 0 };
 }
 
+/** A wait status in words, for messages: `exited 3`, `was killed by signal 9`. */
+export function describeWaitStatus(wstat: number): string {
+  const ws = decodeWaitStatus(wstat);
+  return ws.signaled ? `was killed by signal ${ws.signal}` : `exited ${ws.exitCode}`;
+}
+
 /**
  * Marks every fd above 2 of this process close-on-exec (those inherited from whoever
  * started us included), so that spawns with `allCloexec` leak nothing. Returns how many
