@@ -28,7 +28,7 @@ import { decodeStatus, isUp, type SupervisorStatus } from '../src/s6/status.ts';
 import { DEFAULT_DEATH_TALLY, decodeDeathTally, type DeathRecord } from '../src/s6/deathtally.ts';
 import { tainNow, tainSecondsBetween } from '../src/s6/tai.ts';
 import { signalName } from '../src/s6/signals.ts';
-import { decodeWaitStatus } from '../src/sys/spawn.ts';
+import { decodeWaitStatus } from '../src/sys/wait.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SVSCAN = path.join(ROOT, 'bin', 't6-svscan');

@@ -11,7 +11,7 @@
 import net from 'node:net';
 import { describeError, errorCode } from '../sys/errors.ts';
 import { O_NONBLOCK, O_RDWR, mkfifo, open } from '../sys/fd.ts';
-import { describeWaitStatus } from '../sys/spawn.ts';
+import { describeWaitStatus } from '../sys/wait.ts';
 import { DEFAULT_GRACE_MS, ShutdownRequestDecoder, effectiveGraceMs, type ShutdownAction } from '../s6/initctl.ts';
 
 const ACTION_NAMES: Record<ShutdownAction, string> = { S: 'rc.shutdown', h: 'halt', p: 'poweroff', r: 'reboot' };

@@ -17,6 +17,7 @@
  */
 import type { Dirent } from 'node:fs';
 import { STATUS_SIZE, type SupervisorStatus, decodeStatus } from './status.ts';
+import { strerror } from '../sys/errors.ts';
 
 // Built-in modules through getBuiltinModule: an ESM `import fs from 'node:fs'` builds the
 // module's ESM facade, which runs every lazy getter of fs (fs.promises, streams, readline…)
@@ -54,35 +55,8 @@ export class ClientError extends Error {
   }
 }
 
-// glibc's strerror texts (what s6 prints) where libuv's wording differs by more than case.
-const STRERROR: Record<string, string> = {
-  EIO: 'Input/output error',
-  ELOOP: 'Too many levels of symbolic links',
-  ENOMEM: 'Cannot allocate memory',
-  EAGAIN: 'Resource temporarily unavailable',
-  EINTR: 'Interrupted system call',
-  ENOSPC: 'No space left on device',
-  EMFILE: 'Too many open files',
-  ENFILE: 'Too many open files in system',
-  EBADF: 'Bad file descriptor',
-  ENXIO: 'No such device or address',
-};
-
 /** glibc's strerror text for an error thrown by fs or the sys layer ("No such file or directory"). */
-export function errnoText(err: unknown): string {
-  const code = errorCode(err);
-  if (code === undefined) return err instanceof Error ? err.message : String(err);
-  const known = STRERROR[code];
-  if (known !== undefined) return known;
-  const num = (err as { errno?: unknown }).errno;
-  let text: string | undefined;
-  try {
-    // fs errors carry libuv's negative errno, SysError the positive one.
-    if (typeof num === 'number' && num !== 0) text = process.getBuiltinModule('node:util').getSystemErrorMessage(num < 0 ? num : -num);
-  } catch { /* unknown number: fall through to the code */ }
-  if (text === undefined || text === '' || text.startsWith('Unknown system error')) return code;
-  return text.charAt(0).toUpperCase() + text.slice(1);
-}
+export const errnoText = strerror;
 
 // Loaded on first use: the system layer brings in koffi (about 10 ms of start-up).
 let sysFd: Promise<typeof import('../sys/fd.ts')> | undefined;

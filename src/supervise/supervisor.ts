@@ -15,7 +15,8 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { type SpawnOptions, type FdSource, decodeWaitStatus } from '../sys/spawn.ts';
+import { type SpawnOptions, type FdSource } from '../sys/spawn.ts';
+import { decodeWaitStatus } from '../sys/wait.ts';
 import { O_CREAT, O_NONBLOCK, O_RDWR, O_WRONLY, close, mkfifo, open, pipe, tryLock } from '../sys/fd.ts';
 import { describeError } from '../sys/errors.ts';
 import { SIGNAL_COMMANDS, type SuperviseCommand, isSuperviseCommand } from '../s6/control.ts';

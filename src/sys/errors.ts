@@ -32,15 +32,44 @@ export class SysError extends Error {
   }
 }
 
-/** The errno number for a name such as 'ENOENT'. */
-export function errnoOf(name: string): number {
-  return errnos()[name] ?? -1;
-}
-
 /** The errno name of any error thrown by Node's fs or by t6's sys layer, or undefined. */
 export function errorCode(err: unknown): string | undefined {
   if (err !== null && typeof err === 'object' && 'code' in err && typeof err.code === 'string') return err.code;
   return undefined;
+}
+
+// glibc's strerror texts (what s6 prints) where libuv's wording differs by more than case.
+const STRERROR: Record<string, string> = {
+  EIO: 'Input/output error',
+  ELOOP: 'Too many levels of symbolic links',
+  ENOMEM: 'Cannot allocate memory',
+  EAGAIN: 'Resource temporarily unavailable',
+  EINTR: 'Interrupted system call',
+  ENOSPC: 'No space left on device',
+  EMFILE: 'Too many open files',
+  ENFILE: 'Too many open files in system',
+  EBADF: 'Bad file descriptor',
+  ENXIO: 'No such device or address',
+};
+
+/**
+ * The reason for a message in s6's shape, `unable to open X: <reason>`: glibc's strerror
+ * text for an error that carries an errno (Node's fs, SysError), "No such file or
+ * directory"; the message of any other error. The caller names the file and the action.
+ */
+export function strerror(err: unknown): string {
+  const code = errorCode(err);
+  if (code === undefined || !/^E[A-Z0-9]+$/.test(code)) return err instanceof Error ? err.message : String(err);
+  const known = STRERROR[code];
+  if (known !== undefined) return known;
+  const num = (err as { errno?: unknown }).errno;
+  let text: string | undefined;
+  try {
+    // fs errors carry libuv's negative errno, SysError the positive one.
+    if (typeof num === 'number' && num !== 0) text = process.getBuiltinModule('node:util').getSystemErrorMessage(num < 0 ? num : -num);
+  } catch { /* unknown number: fall through to the code */ }
+  if (text === undefined || text === '' || text.startsWith('Unknown system error')) return code;
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 /** A short reason for a person: "No such file or directory" style text when known. */

@@ -3,3 +3,5 @@ export * from './errors.ts';
 export * from './spawn.ts';
 export * from './fd.ts';
 export * from './system.ts';
+export * from './wait.ts';
+export * from './signals.ts';

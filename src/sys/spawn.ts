@@ -302,28 +302,6 @@ export function execve(path: string, argv: readonly string[], env?: readonly str
   return new SysError('execve', errno(), path);
 }
 
-/** Decoded wait status. */
-export interface WaitStatus {
-  exited: boolean;
-  exitCode: number;
-  signaled: boolean;
-  signal: number;
-}
-
-/** Splits a raw wait status (Linux encoding) into exit code or signal. */
-export function decodeWaitStatus(wstat: number): WaitStatus {
-  const low = wstat & 0x7f;
-  const exited = low === 0;
-  const signaled = !exited && ((low + 1) >> 1) > 0 && low !== 0x7f;
-  return { exited, exitCode: exited ? (wstat >> 8) & 0xff : 0, signaled, signal: signaled ? low : 0 };
-}
-
-/** A wait status in words, for messages: `exited 3`, `was killed by signal 9`. */
-export function describeWaitStatus(wstat: number): string {
-  const ws = decodeWaitStatus(wstat);
-  return ws.signaled ? `was killed by signal ${ws.signal}` : `exited ${ws.exitCode}`;
-}
-
 /**
  * Marks every fd above 2 of this process close-on-exec (those inherited from whoever
  * started us included), so that spawns with `allCloexec` leak nothing. Returns how many
