@@ -1,0 +1,163 @@
+/**
+ * Everything the Scanner needs from the outside world — the clock and timers, processes,
+ * the scan directory's files and fds — as one interface, as the Supervisor has its
+ * SupervisorHost. `systemScannerHost` is the real one (libc through src/sys, the file
+ * system, one Reaper for every child); unit tests pass a fake that records spawns and
+ * supervisors, moves time by hand and injects failures.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import { O_CREAT, O_NONBLOCK, O_RDWR, O_WRONLY, close, mkfifo, open, pipe, reserveFds, tryLock } from '../sys/fd.ts';
+import { spawn as sysSpawn, spawnAsync as sysSpawnAsync, kill as sysKill, type SpawnOptions } from '../sys/spawn.ts';
+import { describeError } from '../sys/errors.ts';
+import { tainNow } from '../s6/tai.ts';
+import { readSetting, type Setting } from '../s6/servicedir.ts';
+import { Reaper } from './reaper.ts';
+import { realServicedir } from './realdir.ts';
+import { OneshotRunner, type RunnerHost } from './runner.ts';
+import { Supervisor, type SupervisorHost, type SupervisorStdio, type TimerHandle } from './supervisor.ts';
+
+/** What a stat of a scan dir entry tells the scanner. */
+export interface EntryStat {
+  dev: number;
+  ino: number;
+  isDirectory: boolean;
+}
+
+/** A byte stream being read (a FIFO): stop it with close(). */
+export interface Reading {
+  close(): void;
+}
+
+/** A listening oneshot runner. */
+export interface Listening {
+  close(): void;
+}
+
+/** The file and fd operations of the scanner. Each throws what the system call throws. */
+export interface ScannerFiles {
+  readdir(dir: string): string[];
+  /** stat(2), links followed; throws (ENOENT for a dangling link). */
+  stat(path: string): EntryStat;
+  /** Like stat, but undefined when the path does not exist. */
+  statIfExists(path: string): EntryStat | undefined;
+  /** realpath(3). */
+  realpath(path: string): string;
+  /** Where SCANDIR/NAME really lives (see realdir.ts); `cache` lives for one scan. */
+  realServicedir(scandir: string, name: string, cache: Map<string, string>): string;
+  /** A name setting of a service directory (`producer-for`). */
+  readSetting(dir: string, file: string): Setting<string>;
+  exists(path: string): boolean;
+  mkdir(path: string, mode: number): void;
+  /** Opens (creating) a lock file, write-only and non-blocking. */
+  openLockFile(path: string): number;
+  /** Takes a whole-file write lock without waiting: false if someone else holds it. */
+  tryLock(fd: number, path: string): boolean;
+  mkfifo(path: string, mode: number): void;
+  /** Opens a FIFO read-write and non-blocking: the reader, and the writer that keeps it from EOF. */
+  openFifo(path: string): number;
+  /** Reads a FIFO on the event loop; takes ownership of `fd`. */
+  readFifo(fd: number, onData: (chunk: Buffer) => void, onError: (err: Error) => void): Reading;
+  pipe(): [number, number];
+  close(fd: number): void;
+  /** Grows the fd table to hold `count` fds in one step. */
+  reserveFds(count: number): void;
+}
+
+/** The scanner's outside world. */
+export interface ScannerHost {
+  monotonicMs(): number;
+  setTimer(ms: number, fn: () => void): TimerHandle;
+  /** Starts a child of the scanner (a signal script); `onExit` gets its wait status. Throws SysError. */
+  spawn(opts: SpawnOptions, onExit: (wstat: number) => void): number;
+  /** Starts supervising a service directory (Supervisor.open with `supervisorHost`). Throws SupervisorSetupError. */
+  openSupervisor(name: string, dir: string, supervisorHost: SupervisorHost, stdio: SupervisorStdio): Supervisor;
+  /** Listens for oneshot requests on `socketPath` (runner.ts). Throws if it cannot. */
+  listenRunner(socketPath: string, runnerHost: RunnerHost): Listening;
+  /** Collects every child; its `reap()` runs on SIGCHLD. */
+  readonly reaper: Reaper;
+  readonly files: ScannerFiles;
+  /** Wall-clock TAI64N, for the supervisors' status stamps. */
+  now: SupervisorHost['now'];
+  /** Sends a signal (no error if the process is gone). Throws on any other failure. */
+  kill(pid: number, signal: number): void;
+  /** Starts a process off the event loop (oneshots); the pid comes later. */
+  spawnAsync(opts: SpawnOptions, onExit: (wstat: number) => void): Promise<number>;
+}
+
+const toEntryStat = (st: fs.Stats): EntryStat => ({ dev: st.dev, ino: st.ino, isDirectory: st.isDirectory() });
+
+/** The real file operations. */
+export const systemScannerFiles: ScannerFiles = {
+  readdir: (dir) => fs.readdirSync(dir),
+  stat: (p) => toEntryStat(fs.statSync(p)),
+  statIfExists: (p) => {
+    // Mostly absent (a service without log/): no exception for that, it costs more than the stat.
+    const st = fs.statSync(p, { throwIfNoEntry: false });
+    return st === undefined ? undefined : toEntryStat(st);
+  },
+  realpath: (p) => fs.realpathSync.native(p),
+  realServicedir,
+  readSetting,
+  exists: (p) => fs.existsSync(p),
+  mkdir: (p, mode) => fs.mkdirSync(p, { mode }),
+  openLockFile: (p) => open(p, O_WRONLY | O_CREAT | O_NONBLOCK, 0o600),
+  tryLock: (fd, p) => tryLock(fd, p),
+  mkfifo,
+  openFifo: (p) => open(p, O_RDWR | O_NONBLOCK),
+  readFifo: (fd, onData, onError) => {
+    const sock = new net.Socket({ fd, readable: true, writable: false });
+    sock.on('data', onData);
+    sock.on('error', onError);
+    return { close: () => sock.destroy() };
+  },
+  pipe: () => pipe(),
+  close,
+  reserveFds,
+};
+
+/**
+ * The real world: libc through src/sys, one Reaper. `allCloexec`: every fd above 2 of this
+ * process is close-on-exec (t6-svscan makes it so), so spawns need not close fds in the child.
+ */
+export function systemScannerHost(opts: { allCloexec: boolean; onReapError(err: unknown): void }): ScannerHost {
+  const reaper = new Reaper(opts.onReapError);
+  return {
+    monotonicMs: () => performance.now(),
+    setTimer: (ms, fn) => {
+      const t = setTimeout(fn, ms);
+      return { cancel: () => clearTimeout(t) };
+    },
+    spawn: (spawnOpts, onExit) => {
+      const pid = sysSpawn({ ...spawnOpts, allCloexec: opts.allCloexec });
+      reaper.watch(pid, onExit);
+      return pid;
+    },
+    spawnAsync: (spawnOpts, onExit) => {
+      // posix_spawn holds its caller until the child has exec'd: oneshots start off the
+      // event loop, and their pid may come after the child has died (Reaper.expect).
+      const settle = reaper.expect();
+      return sysSpawnAsync({ ...spawnOpts, allCloexec: opts.allCloexec }).then(
+        (pid) => { settle(pid, onExit); return pid; },
+        (err: unknown) => { settle(undefined); throw err; },
+      );
+    },
+    kill: (pid, signal) => { sysKill(pid, signal); },
+    now: tainNow,
+    openSupervisor: (name, dir, supervisorHost, stdio) => Supervisor.open(name, dir, supervisorHost, stdio),
+    listenRunner: (socketPath, runnerHost) => OneshotRunner.listen(socketPath, runnerHost),
+    reaper,
+    files: systemScannerFiles,
+  };
+}
+
+/** A kill that reports instead of throwing (a supervisor's signal to a process that may be gone). */
+export function reportingKill(host: ScannerHost, report: (level: 'warning', message: string) => void): (pid: number, signal: number) => void {
+  return (pid, signal) => {
+    try {
+      host.kill(pid, signal);
+    } catch (err) {
+      report('warning', `unable to send signal ${signal} to ${pid}: ${describeError(err)}`);
+    }
+  };
+}
