@@ -13,8 +13,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import tty from 'node:tty';
 import { type CommandIo, FatalError } from './_run.ts';
-import { DEFAULT_SHUTDOWND_FIFO } from '../s6/initctl.ts';
-import { DEFAULT_UTMP, DEFAULT_WTMP } from '../init/utmp.ts';
+import { DEFAULT_SHUTDOWND_FIFO, encodeShutdownRequest } from '../s6/initctl.ts';
+import { DEFAULT_UTMP, DEFAULT_WTMP, appendWtmp, encodeRunLevelRecord, wall } from '../init/utmp.ts';
+import { WALL_NOW } from '../init/shutdown-time.ts';
 import { DEFAULT_SHUTDOWN_ALLOW } from '../init/shutdown-allow.ts';
 import { errnoText } from '../s6/client.ts';
 
@@ -103,4 +104,23 @@ export function confirmHostname(io: CommandIo): void {
   if (n === 0) throw new FatalError('unable to read from stdin: end of file', 111);
   const line = buf.subarray(0, n).toString('utf8').split('\n')[0]!.trim();
   if (shortName(line).toLowerCase() !== expected.toLowerCase()) throw new FatalError(`hostname mismatch: expecting ${expected}`, 1);
+}
+
+/**
+ * What `t6-hpr -h|-p|-r` does without -f (and `t6-telinit 0|6` after the runlevel script):
+ * check that the shutdown daemon listens (exit 100 if not), write the wtmp record unless
+ * `wtmp` is 'no', warn logged-in users, then ask for the shutdown now (not with 'only').
+ */
+export function requestShutdownNow(what: 'h' | 'p' | 'r', opts: { fifo: string | undefined; wtmp: 'no' | 'yes' | 'only'; wall: boolean }, io: CommandIo): void {
+  const paths = shutdownPaths(opts.fifo);
+  probeShutdownd(paths.fifo, 100);
+  if (opts.wtmp !== 'no') {
+    try {
+      appendWtmp(encodeRunLevelRecord(what === 'r' ? 'reboot' : 'shutdown', Date.now()), paths.wtmp);
+    } catch (err) {
+      io.err(`${io.prog}: warning: unable to append to ${paths.wtmp}: ${errnoText(err)}\n`);
+    }
+  }
+  if (opts.wall) wall(WALL_NOW, { utmpPath: paths.utmp });
+  if (opts.wtmp !== 'only') sendToShutdownd(paths.fifo, encodeShutdownRequest(what, 0, 0));
 }

@@ -10,10 +10,7 @@
  */
 import { type CommandIo, FatalError, UsageError } from './_run.ts';
 import { parseClientArgs } from './_client.ts';
-import { confirmHostname, probeShutdownd, sendToShutdownd, shutdownPaths } from './_shutdown.ts';
-import { encodeShutdownRequest } from '../s6/initctl.ts';
-import { WALL_NOW } from '../init/shutdown-time.ts';
-import { appendWtmp, encodeRunLevelRecord, wall } from '../init/utmp.ts';
+import { confirmHostname, requestShutdownNow } from './_shutdown.ts';
 import { errnoText } from '../s6/client.ts';
 import { RB, reboot, sync } from '../sys/index.ts';
 
@@ -68,16 +65,6 @@ export function main(args: string[], io: CommandIo): number {
     }
     throw new FatalError('unable to reboot(): it returned', 111);
   }
-  const paths = shutdownPaths(fifo);
-  probeShutdownd(paths.fifo, 100);
-  if (wtmp !== 'no') {
-    try {
-      appendWtmp(encodeRunLevelRecord(what === 'r' ? 'reboot' : 'shutdown', Date.now()), paths.wtmp);
-    } catch (err) {
-      io.err(`${io.prog}: warning: unable to append to ${paths.wtmp}: ${errnoText(err)}\n`);
-    }
-  }
-  if (doWall) wall(WALL_NOW, { utmpPath: paths.utmp });
-  if (wtmp !== 'only') sendToShutdownd(paths.fifo, encodeShutdownRequest(what, 0, 0));
+  requestShutdownNow(what, { fifo, wtmp, wall: doWall }, io);
   return 0;
 }

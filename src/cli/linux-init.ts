@@ -3,26 +3,21 @@
  * same process, with no second Node start — pid 1 for the machine's life as t6-svscan on
  * /run/service, with the shutdown daemon, the ctrl-alt-del and signal handling built in.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { type CommandIo, UsageError, FatalError, writeAll } from './_run.ts';
-import { DEFAULT_COMPILED, DEFAULT_LIVE } from '../rc/live.ts';
 import { getopt, uintOption } from './_getopt.ts';
-import { serve } from './svscan.ts';
-import { main as rcInitMain } from './rc-init.ts';
-import { run as rcRun } from './rc.ts';
-import type { Scanner, ScannerSignal } from '../supervise/scanner.ts';
-import {
-  O_RDWR, open, close, dup2, dupCloexec, isOpen, describeError, getpid, setsid, umask,
-  mount, MS, reboot, RB, spawn, execve, acceptKeyboardRequests, describeWaitStatus,
-} from '../sys/index.ts';
-import { prepareTmpfs, copyTree, readEnvDir, buildEnvironment, dumpEnvironment, pickRunlevel, type RunMode } from '../init/stage1.ts';
-import { Shutdownd } from '../init/shutdownd.ts';
-import {
-  CONTAINER_RESULTS, DEFAULT_BASEDIR, DEFAULT_GRACE_MS, DEFAULT_SCANDIR as SCANDIR, MAX_GRACE_MS, RUNLEVELD_SERVICE,
-  SHUTDOWND_SERVICE, TMPFS_DIR as TMPFS, shutdowndFifo,
-} from '../s6/initctl.ts';
-import { rebootCommand, runFinale, type FinalAction } from '../init/finale.ts';
+import { endTree } from './_tree.ts';
+import { DEFAULT_COMPILED, DEFAULT_LIVE } from '../rc/live.ts';
+import { pid1ServiceManager } from '../rc/run.ts';
+import { runLinuxInit, Stage1Error, type LinuxInitOptions } from '../init/linux-init.ts';
+import type { SvscanEnd } from '../supervise/svscan.ts';
+import { ScannerSetupError } from '../supervise/scanner.ts';
+import { DEFAULT_BASEDIR, DEFAULT_GRACE_MS, DEFAULT_SCANDIR, MAX_GRACE_MS } from '../s6/initctl.ts';
+import { EXIT } from '../s6/exit.ts';
+import { isOpen } from '../sys/fd.ts';
+import { execve } from '../sys/spawn.ts';
+import { getpid } from '../sys/system.ts';
+import { strerror } from '../sys/errors.ts';
 
 const USAGE = 't6-linux-init [ -c basedir ] [ -p initial_path ] [ -m umask ] [ -s envdump ] [ -d slashdev ] [ -D runlevel ] [ -q grace_ms ] [ -n | -N ] [ -C ] [ -B ] [ -S ] [ -U ] [ -r [ -b compiled ] [ -l live ] ] [ args… ]';
 const HELP = `${USAGE}
@@ -57,19 +52,8 @@ Not as pid 1, it is telinit.
 
 const VERSION = '0.1.0';
 
-interface InitOptions {
-  basedir: string;
-  initialPath: string;
-  umask: number;
-  envDump: string | undefined;
-  slashdev: string | undefined;
-  defaultRunlevel: string;
-  graceMs: number;
-  runMode: RunMode;
-  container: boolean;
-  noLogger: boolean;
-  syncInContainer: boolean;
-  busyboxSignals: boolean;
+/** The options of t6-linux-init: the library's, plus -r's. */
+interface InitOptions extends LinuxInitOptions {
   /** -r: stages 2 and 3 are t6-rc's, run inside pid 1. */
   rcInProcess: boolean;
   compiled: string;
@@ -114,19 +98,6 @@ function parse(args: string[]): { o: InitOptions; rest: string[] } {
   return { o, rest };
 }
 
-/** Points fds 0–2 at `file` (the console after mounting /dev, or /dev/null without one). */
-function reopenStdio(file: string): boolean {
-  let fd: number;
-  try {
-    fd = open(file, O_RDWR);
-  } catch {
-    return false;
-  }
-  for (let i = 0; i <= 2; i++) if (fd !== i) dup2(fd, i);
-  if (fd > 2) close(fd);
-  return true;
-}
-
 /**
  * Stage 1 failed on a real machine. s6-linux-init exits (and the kernel panics); t6 gives
  * the console a shell instead, so that a person can see why and repair. pid 1 never exits:
@@ -147,187 +118,22 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   if (getpid() !== 1) {
     const telinit = path.join(path.dirname(process.argv[1] ?? '.'), '..', 'bin', 't6-telinit');
     const err = execve(telinit, ['t6-telinit', ...args]);
-    throw new FatalError(`not pid 1, and unable to exec ${telinit}: ${err.message}`);
+    throw new FatalError(`not pid 1, and unable to exec ${telinit}: ${strerror(err)}`);
   }
   const { o, rest: kernelArgs } = parse(args);
-  const say = (line: string): void => writeAll(2, `t6-linux-init: ${line}\n`);
-  // A stage-1 step that fails is named with its reason: a container's pid 1 exits 111 with
-  // it; on a real machine, where pid 1 exiting panics the kernel, the console gets a shell.
-  const step = <T>(what: string, fn: () => T): T => {
-    try {
-      return fn();
-    } catch (err) {
-      if (o.container) throw new FatalError(`${what}: ${describeError(err)}`, 111);
-      return emergency(`${what}: ${describeError(err)}`);
-    }
-  };
-
   if (isOpen(1) && !o.container) writeAll(1, `\n  t6-linux-init version ${VERSION}\n\n`);
-  process.chdir('/');
-  umask(o.umask);
-  if (o.slashdev !== undefined) {
-    const dev = o.slashdev;
-    step(`unable to mount a devtmpfs on ${dev}`, () => mount('dev', dev, 'devtmpfs', MS.NOSUID | MS.NOEXEC, 'mode=0755'));
-    if (!reopenStdio(path.join(dev, 'console'))) reopenStdio('/dev/null');
-  }
-  if (!isOpen(1)) reopenStdio('/dev/null');
-  step(`unable to prepare the tmpfs on ${TMPFS}`, () => prepareTmpfs(TMPFS, o.runMode));
-  const runImage = path.join(o.basedir, 'run-image');
-  step(`unable to copy ${runImage} into ${TMPFS}`, () => {
-    for (const name of fs.readdirSync(runImage)) copyTree(path.join(runImage, name), path.join(TMPFS, name));
-  });
-  const envChanges = step('unable to read the env directory', () => readEnvDir(path.join(o.basedir, 'env')));
-  if (o.envDump !== undefined) {
-    const dir = o.envDump;
-    try {
-      dumpEnvironment(dir, process.env);
-    } catch (err) {
-      say(`warning: unable to dump the environment into ${dir}: ${describeError(err)}`);
-    }
-  }
-  // Everything from here on gets PATH and the env dir's variables, not the kernel's.
-  const env = buildEnvironment(o.initialPath, envChanges);
-  for (const name of Object.keys(process.env)) delete process.env[name];
-  for (const [name, value] of env) process.env[name] = value;
-  const runlevel = o.container ? o.defaultRunlevel : pickRunlevel(kernelArgs, o.defaultRunlevel);
-
-  // Stage 2's stdin is the console (or the container's tty); pid 1's is /dev/null.
-  const stage2Stdin = step('unable to keep the console', () => dupCloexec(0));
-  step('unable to point stdin at /dev/null', () => {
-    const fd = open('/dev/null', O_RDWR);
-    dup2(fd, 0);
-    close(fd);
-  });
-  try { setsid(); } catch { /* already a session leader */ }
-  if (!o.container) {
-    // ctrl-alt-del becomes SIGINT to pid 1 instead of an immediate reboot.
-    try { reboot(RB.DISABLE_CAD); } catch (err) { say(`warning: unable to trap ctrl-alt-del: ${describeError(err)}`); }
-    // kbrequest becomes SIGWINCH; a machine without a virtual console (serial only) has none.
-    try { acceptKeyboardRequests(28 /* SIGWINCH */); } catch { /* no /dev/tty0 */ }
-  }
-
-  let scanner: Scanner | undefined;
-  const finaleHost = {
-    unsuperviseAll: () => scanner?.unsuperviseAll(),
-    untilChildless: () => scanner?.reaper.untilChildless() ?? Promise.resolve(),
-    flushLogs: async () => { await scanner?.flushLogs(); },
-    runScript: (file: string) => runChild(file, [], 2),
-    say,
-  };
-  /** Runs a script as pid 1's child, output to `out`; undefined if it does not exist. */
-  const runChild = (file: string, argv: string[], out: number, stdin: number | 'null' = 'null'): Promise<number | undefined> => {
-    if (!fs.existsSync(file)) return Promise.resolve(undefined);
-    return new Promise((resolve, reject) => {
-      try {
-        const pid = spawn({ path: file, argv: [file, ...argv], cwd: '/', fds: new Map([[0, stdin], [1, out], [2, out]]), allCloexec: true });
-        scanner!.reaper.watch(pid, resolve);
-      } catch (err) {
-        reject(err);
-      }
+  let end: SvscanEnd;
+  try {
+    end = await runLinuxInit(o, kernelArgs, {
+      console: (line) => writeAll(2, `${line}\n`),
+      ...(o.rcInProcess ? { serviceManager: pid1ServiceManager({ compiled: o.compiled, live: o.live, scandir: DEFAULT_SCANDIR }) } : {}),
     });
-  };
-  const catchAll = (): number => scanner?.catchAllFd ?? 2;
-  /** Runs a t6-rc command's work inside pid 1, its messages into the catch-all log; its exit code. */
-  const rcInPid1 = async (prog: string, work: (io: CommandIo) => Promise<number>): Promise<number> => {
-    const toLog = (text: string): void => {
-      for (const line of text.split('\n')) if (line !== '') (scanner === undefined ? say(line) : scanner.log(line));
-    };
-    try {
-      return await work({ prog, out: toLog, err: toLog });
-    } catch (err) {
-      toLog(`${prog}: fatal: ${err instanceof Error ? err.message : String(err)}`);
-      return err instanceof FatalError ? err.exitCode : err instanceof UsageError ? 100 : 111;
-    }
-  };
-  const shutdownd = new Shutdownd({
-    runRcShutdown: async () => {
-      const script = await runChild(path.join(o.basedir, 'scripts/rc.shutdown'), [], catchAll());
-      if (!o.rcInProcess) return script;
-      const code = await rcInPid1('t6-rc', (io) => rcRun(['-l', o.live, '-v2', '-bDa', 'change'], io, false));
-      return code === 0 ? script : code << 8;
-    },
-    report: (level, message) => scanner === undefined ? say(`${level}: ${message}`) : scanner.log(`t6-linux-init: ${level}: ${message}`),
-    finale: (action, graceMs) => void finish(action, graceMs),
-  }, o.graceMs);
-
-  const finish = async (action: FinalAction, graceMs: number): Promise<void> => {
-    const name = action === 'h' ? 'halt' : action === 'p' ? 'poweroff' : 'reboot';
-    say(`${name}: stage 4`);
-    let err: Error | undefined;
-    try {
-      err = await runFinale(finaleHost, action, {
-        graceMs, container: o.container, syncInContainer: o.syncInContainer,
-        tmpfsDir: TMPFS, finalScript: path.join(o.basedir, 'scripts/rc.shutdown.final'),
-      });
-    } catch (e) {
-      // Whatever went wrong on the way, the machine was asked to go down: it still goes.
-      say(`warning: stage 4 failed: ${describeError(e)} - going down anyway`);
-      if (!o.container) {
-        try { reboot(rebootCommand(action)); } catch (e2) { err = e2 instanceof Error ? e2 : new Error(String(e2)); }
-      }
-    }
-    if (o.container) {
-      if (action === 'h') {
-        let code = 0;
-        try { code = Number(fs.readFileSync(path.join(CONTAINER_RESULTS, 'exitcode'), 'utf8').trim()) || 0; } catch { /* 0 */ }
-        process.exit(code);
-      }
-      // In a pid namespace, reboot(2) ends pid 1 (SIGINT: power off or halt, SIGHUP: restart).
-      try { reboot(action === 'p' ? RB.POWER_OFF : RB.AUTOBOOT); } catch (e) { say(`unable to ${name}: ${describeError(e)}`); }
-      process.exit(0);
-    }
-    // A real machine: reboot(2) failed. pid 1 stays, and says so.
-    say(`fatal: unable to ${name}: ${err === undefined ? 'reboot(2) returned' : describeError(err)} - the machine stays up; try ${name} -f`);
-  };
-
-  const request = (action: 'h' | 'p' | 'r') => (): void => {
-    if (o.container && action !== 'h') {
-      const results = path.join(CONTAINER_RESULTS, 'haltcode');
-      try { fs.writeFileSync(results, `${action}\n`); } catch { /* best effort */ }
-    }
-    shutdownd.request(action, 0);
-  };
-  const nothing = (): void => {};
-  const signalActions: Partial<Record<ScannerSignal, () => void>> = {
-    SIGINT: request('r'), SIGPWR: request('p'),
-    SIGUSR1: request(o.busyboxSignals ? 'h' : 'p'), SIGUSR2: request(o.busyboxSignals ? 'p' : 'h'),
-    // busybox's reboot applet sends SIGTERM; s6's machine ignores it, a container halts.
-    SIGTERM: o.container ? request('h') : o.busyboxSignals ? request('r') : nothing,
-    SIGQUIT: nothing, SIGWINCH: nothing,
-  };
-
-  const started = (s: Scanner): void => {
-    scanner = s;
-    try {
-      shutdownd.listen(shutdowndFifo(SCANDIR));
-    } catch (err) {
-      s.log(`t6-linux-init: warning: unable to listen on ${shutdowndFifo(SCANDIR)}: ${describeError(err)} - shutdown works through signals only`);
-    }
-    const rcInit = path.join(o.basedir, 'scripts/rc.init');
-    // A mark on the kernel clock, for boot analysis (dmesg shows where stage 1 ended).
-    if (!o.container) {
-      try { fs.writeFileSync('/dev/kmsg', '<6>t6-linux-init: stage 1 done, starting rc.init\n'); } catch { /* no /dev/kmsg */ }
-    }
-    const rcBoot = async (): Promise<void> => {
-      if (!o.rcInProcess) return;
-      const init = await rcInPid1('t6-rc-init', (io) => rcInitMain(['-c', o.compiled, '-l', o.live, SCANDIR], io));
-      const code = init !== 0 ? init : await rcInPid1('t6-rc', (io) => rcRun(['-l', o.live, '-v2', '-up', 'change', runlevel], io, false));
-      if (code !== 0) say(`warning: the service manager could not bring ${runlevel} up (exit ${code}); see /run/uncaught-logs`);
-    };
-    // With -r, rc.init is optional (pid 1 did its work); without, it is stage 2.
-    rcBoot().then(() => o.rcInProcess && !fs.existsSync(rcInit) ? 0 : runChild(rcInit, [runlevel, ...kernelArgs], o.noLogger ? 2 : catchAll(), stage2Stdin)).then((wstat) => {
-      close(stage2Stdin);
-      if (wstat === undefined) say(`warning: ${rcInit} does not exist`);
-      else if (wstat !== 0) say(`warning: ${rcInit} ${describeWaitStatus(wstat)}; the services it did not start stay down - log in on the console and see /run/uncaught-logs`);
-    }, (err: unknown) => {
-      close(stage2Stdin);
-      say(`warning: unable to run ${rcInit}: ${describeError(err)}`);
-    });
-  };
-
-  return serve({
-    scandir: SCANDIR, rescanMs: 0, maxServices: 1000,
-    notServices: new Set([SHUTDOWND_SERVICE, RUNLEVELD_SERVICE]),
-    signalActions, started,
-  }, io);
+  } catch (err) {
+    if (!(err instanceof Stage1Error) && !(err instanceof ScannerSetupError)) throw err;
+    // A container's pid 1 exits with the reason; on a real machine, where pid 1 exiting
+    // panics the kernel, the console gets a shell.
+    if (o.container) throw new FatalError(err.message, err instanceof ScannerSetupError ? err.exitCode : EXIT.system);
+    return emergency(err.message);
+  }
+  return endTree(end, io);
 }

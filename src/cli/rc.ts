@@ -5,11 +5,12 @@
  */
 import { type CommandIo, FatalError, UsageError } from './_run.ts';
 import { getopt, uintOption } from './_getopt.ts';
-import path from 'node:path';
-import { DEFAULT_LIVE, LiveError, type Live, lockDb, lockLive, openLive } from '../rc/live.ts';
-import { type CompiledDb, DbError, loadDb } from '../rc/db.ts';
+import { DEFAULT_LIVE, openLive } from '../rc/live.ts';
+import { type CompiledDb, loadDb } from '../rc/db.ts';
 import { toDot } from '../rc/graph.ts';
-import { Change, UnknownServiceError, diff, list, listAll, select } from '../rc/engine.ts';
+import { diff, list, listAll, select } from '../rc/engine.ts';
+import { type ChangeRequest, openLocked, rcExitCode, sayAt, startChange } from '../rc/run.ts';
+import { EXIT } from '../s6/exit.ts';
 
 const USAGE = 't6-rc [ -l live ] [ -v verbosity ] [ -n ] [ -t timeout ] [ -u | -d | -D ] [ -p ] [ -a ] [ -b ] [ --json ] help|list|listall|diff|start|stop|change [ servicenames... ] | t6-rc [ -l live | -c compiled ] [ --svg ] graph';
 const HELP = `usage: ${USAGE}
@@ -31,41 +32,27 @@ const HELP = `usage: ${USAGE}
 Oneshots run inside t6-svscan (its built-in runner), not as children of t6-rc.
 `;
 
-export function main(args: string[], io: CommandIo): Promise<number> {
-  return run(args, io, true);
-}
-
-/**
- * t6-rc's work. `ownProcess`: t6-rc is the process (Ctrl-C aborts the change, a timeout
- * exits at once); false when pid 1 runs a change itself (t6-linux-init -r), where signals
- * and the process's life are not t6-rc's to take.
- */
-export async function run(args: string[], io: CommandIo, ownProcess: boolean): Promise<number> {
+export async function main(args: string[], io: CommandIo): Promise<number> {
   const { options, rest } = getopt(args, { flags: 'udDpabnh', withArg: 'lvtc', long: { json: 'flag', help: 'flag', svg: 'flag' } });
   let compiled: string | undefined;
   let svg = false;
-  let live = DEFAULT_LIVE;
-  let verbosity = 1;
-  let up = true;
-  let stopEssentials = false;
-  let prune = false;
-  let addUp = false;
-  let block = false;
-  let dryRun = false;
   let json = false;
-  let timeoutMs = 0;
+  const req: ChangeRequest = {
+    live: DEFAULT_LIVE, names: [], addUp: false, up: true, prune: false, stopEssentials: false,
+    block: false, dryRun: false, timeoutMs: 0, verbosity: 1,
+  };
   for (const { name, value } of options) {
     switch (name) {
-      case 'l': live = value!; break;
-      case 'v': verbosity = uintOption('v', value); break;
-      case 't': timeoutMs = uintOption('t', value); break;
-      case 'u': up = true; stopEssentials = false; break;
-      case 'd': up = false; stopEssentials = false; break;
-      case 'D': up = false; stopEssentials = true; break;
-      case 'p': prune = true; break;
-      case 'a': addUp = true; break;
-      case 'b': block = true; break;
-      case 'n': dryRun = true; break;
+      case 'l': req.live = value!; break;
+      case 'v': req.verbosity = uintOption('v', value); break;
+      case 't': req.timeoutMs = uintOption('t', value); break;
+      case 'u': req.up = true; req.stopEssentials = false; break;
+      case 'd': req.up = false; req.stopEssentials = false; break;
+      case 'D': req.up = false; req.stopEssentials = true; break;
+      case 'p': req.prune = true; break;
+      case 'a': req.addUp = true; break;
+      case 'b': req.block = true; break;
+      case 'n': req.dryRun = true; break;
       case 'json': json = true; break;
       case 'c': compiled = value!; break;
       case 'svg': svg = true; break;
@@ -73,87 +60,76 @@ export async function run(args: string[], io: CommandIo, ownProcess: boolean): P
     }
   }
   const [command, ...names] = rest;
+  req.names = names;
   if (command === 'help') { io.out(HELP); return 0; }
-  if (command === 'graph') return graph(compiled, live, svg, io);
-  if (command === undefined || !['list', 'listall', 'diff', 'start', 'stop', 'change'].includes(command)) throw new UsageError(USAGE);
-  if (dryRun) verbosity = Math.max(verbosity, 2);
+  if (command === 'graph') return graph(compiled, req.live, svg, io);
+  if (command === 'list' || command === 'listall' || command === 'diff') return rcFailure(() => show(command, req, json, io));
+  if (command === 'start') Object.assign(req, { up: true, prune: false, stopEssentials: false });
+  else if (command === 'stop') Object.assign(req, { up: false, prune: false });
+  else if (command !== 'change') throw new UsageError(USAGE);
+  if (req.dryRun) req.verbosity = Math.max(req.verbosity, 2);
+  return rcFailure(() => change(req, io));
+}
 
-  const changing = command === 'change' || command === 'start' || command === 'stop';
-  let state: Live;
-  // As s6-rc: LIVE/lock exclusively to change the state, shared to read it (so a reader
-  // never sees a change half made), and the database's lock shared. The locks come before
-  // the state is read, so that two changes never work from one state.
-  const unlocks: (() => void)[] = [];
-  const unlock = (): void => { for (const u of unlocks.splice(0).reverse()) u(); };
+/** Runs the work; a t6-rc failure becomes `fatal:` with its exit code. */
+async function rcFailure(work: () => Promise<number>): Promise<number> {
   try {
-    unlocks.push(await lockLive(live, block, !changing || dryRun));
-    unlocks.push(await lockDb(path.join(live, 'compiled'), block));
-    state = openLive(live);
+    return await work();
   } catch (err) {
-    unlock();
-    if (err instanceof LiveError) throw new FatalError(err.message, err.exitCode);
+    const code = rcExitCode(err);
+    if (code !== undefined && err instanceof Error) throw new FatalError(err.message, code);
     throw err;
   }
-  let selection: Set<number>;
-  try {
-    selection = select(state, names, addUp);
-  } catch (err) {
-    unlock();
-    if (err instanceof UnknownServiceError) throw new FatalError(err.message, 3);
-    throw err;
-  }
-  const nameOf = (i: number): string => state.db.services[i]!.name;
-  const print = (indexes: number[]): void => {
-    if (json) io.out(`${JSON.stringify(indexes.map((i) => ({ name: nameOf(i), type: state.db.services[i]!.type, up: state.state[i] })))}\n`);
-    else io.out(indexes.map((i) => `${nameOf(i)}\n`).join(''));
-  };
+}
 
-  switch (command) {
-    case 'list': print(list(state, selection, up)); unlock(); return 0;
-    case 'listall': print(listAll(state, selection, up)); unlock(); return 0;
-    case 'diff': {
+/** list, listall, diff: read under the shared lock, print (or JSON). */
+async function show(command: 'list' | 'listall' | 'diff', req: ChangeRequest, json: boolean, io: CommandIo): Promise<number> {
+  const { state, unlock } = await openLocked(req.live, req.block, true);
+  try {
+    if (command === 'diff') {
       const d = diff(state);
-      unlock();
       if (json) io.out(`${JSON.stringify(d.map((e) => ({ name: e.name, rc: e.rcUp ? 'up' : 'down', supervisor: e.supervisorUp === undefined ? 'unknown' : e.supervisorUp ? 'up' : 'down' })))}\n`);
       else io.out(d.map((e) => `${e.supervisorUp === true ? '+' : '-'}${e.name}\n`).join(''));
-      return d.length > 0 ? 1 : 0;
+      return d.length > 0 ? EXIT.failed : EXIT.ok;
     }
-    case 'start': up = true; prune = false; stopEssentials = false; break;
-    case 'stop': up = false; prune = false; break;
-    case 'change': break;
-    default: throw new UsageError(USAGE);
+    const selection = select(state, req.names, req.addUp);
+    const indexes = command === 'list' ? list(state, selection, req.up) : listAll(state, selection, req.up);
+    const services = state.db.services;
+    if (json) io.out(`${JSON.stringify(indexes.map((i) => ({ name: services[i]!.name, type: services[i]!.type, up: state.state[i] })))}\n`);
+    else io.out(indexes.map((i) => `${services[i]!.name}\n`).join(''));
+    return EXIT.ok;
+  } finally {
+    unlock();
   }
+}
 
-  const say = {
-    info: (t: string) => { if (verbosity >= 2) io.err(`${io.prog}: info: ${t}\n`); },
-    warn: (t: string) => { if (verbosity >= 1) io.err(`${io.prog}: warning: ${t}\n`); },
-    fatal: (t: string) => io.err(`${io.prog}: fatal: ${t}\n`),
-  };
-  const change = new Change(state, selection, { up, prune, stopEssentials, dryRun, timeoutMs, verbosity }, say);
+/**
+ * A change, as its own process: SIGINT/SIGTERM launch nothing more and wait for the
+ * transitions under way (a second signal exits at once); a timeout exits at once, leaving
+ * what is under way alone (as s6-rc, whose children are not killed).
+ */
+async function change(req: ChangeRequest, io: CommandIo): Promise<number> {
+  const say = sayAt(req.verbosity, io.prog, (line) => io.err(`${line}\n`));
+  const running = await startChange(req, say);
   const onSignal = (sig: NodeJS.Signals): void => {
-    if (change.aborted) {
+    if (running.aborted) {
       // Second signal: stop waiting; the state file already says what has happened.
       say.warn(`received ${sig.slice(3)} again, exiting now`);
-      process.exit(1);
+      process.exit(EXIT.failed);
     }
     say.warn(`received ${sig.slice(3)}, launching no more transitions; waiting for those under way`);
-    change.abort();
+    running.abort();
   };
-  if (ownProcess) {
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  }
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   let code: number;
   try {
-    code = await change.done;
+    code = await running.done;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    unlock();
   }
-  // Timed out: leave at once; transitions under way are abandoned, not undone (as s6-rc,
-  // whose children are not killed), and the state file holds what had finished.
-  if (code === 2 && ownProcess) process.exit(2);
+  if (code === EXIT.rcTimedOut) process.exit(code);
   return code;
 }
 
@@ -163,17 +139,17 @@ function graph(compiled: string | undefined, live: string, svg: boolean, io: Com
   try {
     db = compiled !== undefined ? loadDb(compiled) : openLive(live).db;
   } catch (err) {
-    if (err instanceof LiveError) throw new FatalError(err.message, err.exitCode);
-    if (err instanceof DbError) throw new FatalError(err.message, 4);
+    const code = rcExitCode(err);
+    if (code !== undefined && err instanceof Error) throw new FatalError(err.message, code);
     throw err;
   }
   const dot = toDot(db);
-  if (!svg) { io.out(dot); return 0; }
+  if (!svg) { io.out(dot); return EXIT.ok; }
   // A short-lived client, not the supervisor: running Graphviz as a child is harmless here.
   const { spawnSync } = process.getBuiltinModule('node:child_process');
   const r = spawnSync('dot', ['-Tsvg'], { input: dot, encoding: 'utf8' });
-  if (r.error !== undefined) throw new FatalError(`unable to run Graphviz's dot (is it installed?): ${r.error.message}`, 111);
-  if (r.status !== 0) throw new FatalError(`dot failed: ${r.stderr.trim()}`, 111);
+  if (r.error !== undefined) throw new FatalError(`unable to run Graphviz's dot (is it installed?): ${r.error.message}`, EXIT.system);
+  if (r.status !== 0) throw new FatalError(`dot failed: ${r.stderr.trim()}`, EXIT.system);
   io.out(r.stdout);
-  return 0;
+  return EXIT.ok;
 }

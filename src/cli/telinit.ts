@@ -17,7 +17,7 @@
  */
 import { type CommandIo, FatalError, UsageError } from './_run.ts';
 import { parseClientArgs } from './_client.ts';
-import { main as hpr } from './hpr.ts';
+import { requestShutdownNow } from './_shutdown.ts';
 import { DEFAULT_BASEDIR, DEFAULT_SCANDIR, RUNLEVEL_SCRIPT, SCRIPTS_DIR, shutdowndFifo } from '../s6/initctl.ts';
 import { runOneshot, runnerSocket } from '../rc/oneshot.ts';
 
@@ -61,5 +61,6 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     const how = (r.wstat & 0x7f) === 0 ? `exited ${code}` : `crashed with signal ${r.wstat & 0x7f}`;
     throw new FatalError(`${script} ${rl} ${how}: not ${rl === '0' ? 'powering off' : 'rebooting'}`, code);
   }
-  return hpr([rl === '0' ? '-p' : '-r', ...(scandir === undefined ? [] : ['--fifo', shutdowndFifo(scandir)])], io);
+  requestShutdownNow(rl === '0' ? 'p' : 'r', { fifo: scandir === undefined ? undefined : shutdowndFifo(scandir), wtmp: 'yes', wall: true }, io);
+  return 0;
 }

@@ -20,7 +20,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { mkfifo } from '../sys/fd.ts';
-import { lexExecline } from '../rc/execline.ts';
+import { lexExecline } from '../s6/execline.ts';
 import { CATCHALL_SERVICE, CONTAINER_RESULTS, EARLY_GETTY_SERVICE, SHUTDOWND_FIFO, SHUTDOWND_SERVICE } from '../s6/initctl.ts';
 
 // Paths inside the tree, by the names s6-linux-init fixes (initctl.ts).

@@ -13,7 +13,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { RESERVED_PREFIXES } from './db.ts';
-import { lexExecline } from './execline.ts';
+import { lexExecline } from '../s6/execline.ts';
 import { parseSignal } from '../s6/signals.ts';
 
 /** One problem found in the sources: the file to fix and what is wrong with it. */

@@ -1,7 +1,7 @@
-/** The execlineb lexer that turns a oneshot's up/down file into an argv (src/rc/execline.ts). */
+/** The execlineb lexer that turns a oneshot's up/down file into an argv (src/s6/execline.ts). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { lexExecline } from '../../src/rc/execline.ts';
+import { lexExecline } from '../../src/s6/execline.ts';
 
 const argv = (text: string): string[] => {
   const r = lexExecline(Buffer.from(text));

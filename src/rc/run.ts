@@ -1,0 +1,128 @@
+/**
+ * t6-rc's work on a live state, for the t6-rc command and for pid 1 (t6-linux-init -r runs
+ * the boot and shutdown changes inside itself, with no Node start for either).
+ *
+ * Locks as s6-rc's: LIVE/lock exclusively to change the state, shared to read it (so a
+ * reader never sees a change half made), and the database's lock shared; both are taken
+ * before the state is read, so two changes never work from one state, and released when
+ * the work is done. Failures are typed errors; `rcExitCode` gives each its exit code.
+ */
+import path from 'node:path';
+import { EXIT } from '../s6/exit.ts';
+import { describeError } from '../sys/errors.ts';
+import { DbError } from './db.ts';
+import { Change, UnknownServiceError, select, type Say } from './engine.ts';
+import { LiveError, initLive, lockDb, lockLive, openLive, type Live } from './live.ts';
+
+/** The live state, read under its locks; `unlock` releases them. */
+export interface LockedState {
+  state: Live;
+  unlock(): void;
+}
+
+/**
+ * Takes LIVE/lock (shared to read, exclusive to change) and the database's lock (shared),
+ * then reads the live state. `block`: wait for the locks instead of failing. Throws LiveError.
+ */
+export async function openLocked(live: string, block: boolean, shared: boolean): Promise<LockedState> {
+  const unlocks: (() => void)[] = [];
+  const unlock = (): void => { for (const u of unlocks.splice(0).reverse()) u(); };
+  try {
+    unlocks.push(await lockLive(live, block, shared));
+    unlocks.push(await lockDb(path.join(live, 'compiled'), block));
+    return { state: openLive(live), unlock };
+  } catch (err) {
+    unlock();
+    throw err;
+  }
+}
+
+/** What a change is asked to do (t6-rc's options). */
+export interface ChangeRequest {
+  live: string;
+  names: readonly string[];
+  /** -a: add every service that is up to the selection. */
+  addUp: boolean;
+  up: boolean;
+  prune: boolean;
+  /** -D: essential services go down too. */
+  stopEssentials: boolean;
+  /** -b: wait for the locks. */
+  block: boolean;
+  dryRun: boolean;
+  timeoutMs: number;
+  verbosity: number;
+}
+
+/** A change under way: `abort()` launches nothing more; `done` resolves with the exit code once the locks are released. */
+export interface RunningChange {
+  abort(): void;
+  readonly aborted: boolean;
+  readonly done: Promise<number>;
+}
+
+/** Starts a change of the live state. Throws LiveError, UnknownServiceError. */
+export async function startChange(req: ChangeRequest, say: Say): Promise<RunningChange> {
+  const { state, unlock } = await openLocked(req.live, req.block, req.dryRun);
+  let selection: Set<number>;
+  try {
+    selection = select(state, req.names, req.addUp);
+  } catch (err) {
+    unlock();
+    throw err;
+  }
+  const change = new Change(state, selection, req, say);
+  const done = change.done.finally(unlock);
+  return { abort: () => change.abort(), get aborted() { return change.aborted; }, done };
+}
+
+/** The exit code of a t6-rc failure (LiveError, UnknownServiceError, DbError); undefined for anything else. */
+export function rcExitCode(err: unknown): number | undefined {
+  if (err instanceof LiveError) return err.exitCode;
+  if (err instanceof UnknownServiceError) return EXIT.unknownName;
+  if (err instanceof DbError) return EXIT.invalidDb;
+  return undefined;
+}
+
+/** t6-rc's messages at a verbosity: `prog: info|warning|fatal: text`, each a whole line to `line`. */
+export function sayAt(verbosity: number, prog: string, line: (text: string) => void): Say {
+  return {
+    info: (t) => { if (verbosity >= 2) line(`${prog}: info: ${t}`); },
+    warn: (t) => { if (verbosity >= 1) line(`${prog}: warning: ${t}`); },
+    fatal: (t) => line(`${prog}: fatal: ${t}`),
+  };
+}
+
+/**
+ * The service manager as pid 1 runs it (t6-linux-init -r): at boot what
+ * `t6-rc-init -c COMPILED -l LIVE SCANDIR` then `t6-rc -v2 -up change RUNLEVEL` do, at
+ * shutdown what `t6-rc -v2 -bDa change` does, with their messages; each resolves with the
+ * exit code the command would have had.
+ */
+export function pid1ServiceManager(opts: { compiled: string; live: string; scandir: string }): {
+  boot(runlevel: string, log: (line: string) => void): Promise<number>;
+  shutdown(log: (line: string) => void): Promise<number>;
+} {
+  const change = async (req: Omit<ChangeRequest, 'live' | 'dryRun' | 'timeoutMs' | 'verbosity'>, log: (line: string) => void): Promise<number> => {
+    const say = sayAt(2, 't6-rc', log);
+    try {
+      const running = await startChange({ ...req, live: opts.live, dryRun: false, timeoutMs: 0, verbosity: 2 }, say);
+      return await running.done;
+    } catch (err) {
+      say.fatal(describeError(err));
+      return rcExitCode(err) ?? EXIT.system;
+    }
+  };
+  return {
+    boot: async (runlevel, log) => {
+      try {
+        await initLive({ compiled: opts.compiled, live: opts.live, prefix: '', scandir: opts.scandir, timeoutMs: 0, block: false, dereference: false });
+      } catch (err) {
+        log(`t6-rc-init: fatal: ${describeError(err)}`);
+        return rcExitCode(err) ?? EXIT.system;
+      }
+      return change({ names: [runlevel], addUp: false, up: true, prune: true, stopEssentials: false, block: false }, log);
+    },
+    shutdown: (log) => change({ names: [], addUp: true, up: false, prune: false, stopEssentials: true, block: true }, log),
+  };
+}

@@ -1,0 +1,133 @@
+/**
+ * t6-svscan's process around the Scanner: what the supervision tree's root does as a
+ * process, as pid 1 or not. It makes itself a child subreaper (when not pid 1), marks every
+ * inherited fd close-on-exec, routes the signals and SIGCHLD to the scanner (a signal that
+ * comes while the scan directory is being taken is kept and acted on right after), writes
+ * `-d` readiness once the control FIFO listens, and, when the scanner ends, says what to
+ * do next: exec `.s6-svscan/finish`, or exit 0. Its caller (the CLI) does that, and prints.
+ *
+ * pid 1 must not die: an exception that escapes every guard is reported, and life goes on.
+ */
+import fs from 'node:fs';
+import { describeError } from '../sys/errors.ts';
+import { getrlimit, getpid, pageOutExecutable, RLIMIT, setChildSubreaper, setProcessName } from '../sys/system.ts';
+import { markAllCloexec } from '../sys/spawn.ts';
+import { reserveFdsInBackground } from '../sys/fd.ts';
+import { Scanner, SCANNER_SIGNALS, type ScannerOptions, type ScannerSignal } from './scanner.ts';
+
+/** How the tree is run. */
+export interface SvscanConfig {
+  scandir: string;
+  rescanMs: number;
+  maxServices: number;
+  /** -d: an fd to write a newline to once the control FIFO listens; it is closed then. */
+  notifyFd?: number;
+  consoleFd?: number;
+  /** -1: every line of every service without a logger to stdout, prefixed with its name. */
+  consoleSink?: boolean;
+  /** Scan dir entries that are not services. */
+  notServices?: ReadonlySet<string>;
+  /** Built-in signal actions replacing s6-svscan's (when no `.s6-svscan/SIG<NAME>` exists). */
+  signalActions?: ScannerOptions['signalActions'];
+  /** Called once the first scan is done: t6-linux-init starts stage 2 here. */
+  started?(scanner: Scanner): void;
+  /** Resolves when the process must end before the scanner does (a container's halt). */
+  interrupt?: Promise<SvscanEnd>;
+  /** Messages before the scanner can take them (start-up): whole lines, for stderr. */
+  early(line: string): void;
+}
+
+/** What to do once the tree has ended. */
+export type SvscanEnd =
+  /** Exec `path` (`.s6-svscan/finish`) with argv [argv0], in `cwd`. */
+  | { kind: 'exec'; path: string; argv0: string; cwd: string }
+  | { kind: 'exit'; code: number };
+
+/** Start-up is over this long after the first scan: the executable pages only start-up needed go back. */
+const PAGE_OUT_AFTER_MS = 1000;
+
+/**
+ * Runs the supervision tree until the scanner ends (or `interrupt` resolves). Throws
+ * ScannerSetupError when the scan directory cannot be taken.
+ */
+export async function serveScandir(cfg: SvscanConfig): Promise<SvscanEnd> {
+  // Once the scanner is open its messages go through scanner.log (into the catch-all log if
+  // there is one); before, to the caller's early channel.
+  let scanner: Scanner | undefined;
+  const report = (level: string, message: string): void => {
+    const line = `t6-svscan: ${level}: ${message}`;
+    if (scanner !== undefined) scanner.log(line);
+    else cfg.early(line);
+  };
+  const onUncaught = (err: Error): void => report('error', `uncaught: ${err.stack ?? err.message}`);
+  const onRejection = (err: unknown): void => report('error', `unhandled rejection: ${String(err)}`);
+  process.on('uncaughtException', onUncaught);
+  process.on('unhandledRejection', onRejection);
+  prepareProcess(cfg, report);
+
+  // Handlers first: with no handler, SIGTERM would kill a t6-svscan that is not pid 1.
+  const pending: ScannerSignal[] = [];
+  const onSignal = new Map<ScannerSignal, () => void>();
+  for (const sig of SCANNER_SIGNALS) {
+    const handler = (): void => { if (scanner === undefined) pending.push(sig); else scanner.signal(sig); };
+    onSignal.set(sig, handler);
+    process.on(sig, handler);
+  }
+  const onChild = (): void => scanner?.reaper.reap();
+  process.on('SIGCHLD', onChild);
+  const release = (): void => {
+    for (const [sig, handler] of onSignal) process.off(sig, handler);
+    process.off('SIGCHLD', onChild);
+  };
+  try {
+    scanner = Scanner.open({
+      scandir: cfg.scandir, rescanMs: cfg.rescanMs, maxServices: cfg.maxServices, report, allCloexec: true,
+      consoleSink: cfg.consoleSink === true,
+      ...(cfg.consoleFd === undefined ? {} : { consoleFd: cfg.consoleFd }),
+      ...(cfg.notServices === undefined ? {} : { notServices: cfg.notServices }),
+      ...(cfg.signalActions === undefined ? {} : { signalActions: cfg.signalActions }),
+    }, () => notifyReady(cfg.notifyFd, report));
+  } catch (err) {
+    release();
+    process.off('uncaughtException', onUncaught);
+    process.off('unhandledRejection', onRejection);
+    throw err;
+  }
+  scanner.reaper.reap();
+  cfg.started?.(scanner);
+  for (const sig of pending.splice(0)) scanner.signal(sig);
+  // pid 1 lives for months: give back the executable pages only start-up needed.
+  setTimeout(() => pageOutExecutable(), PAGE_OUT_AFTER_MS).unref();
+
+  const ended = scanner.done.then((exit): SvscanEnd => {
+    scanner!.releaseLock();
+    return exit.finish === undefined ? { kind: 'exit', code: 0 } : { kind: 'exec', path: exit.finish, argv0: '.s6-svscan/finish', cwd: cfg.scandir };
+  });
+  const end = await (cfg.interrupt === undefined ? ended : Promise.race([ended, cfg.interrupt]));
+  release();
+  return end;
+}
+
+/** The process-wide set-up: subreaper, name, close-on-exec everywhere, room in the fd table. */
+function prepareProcess(cfg: SvscanConfig, report: (level: string, message: string) => void): void {
+  if (getpid() !== 1) {
+    try { setChildSubreaper(); } catch (err) { report('warning', `unable to become a subreaper: ${describeError(err)}`); }
+  }
+  setProcessName('t6-svscan');
+  // Whatever we inherited above fd 2 must not reach services (-d and -X fds are passed
+  // explicitly where they belong); from here on every fd of ours is close-on-exec.
+  markAllCloexec();
+  // Room in the fd table for every supervisor's few fds, grown once and off the event loop
+  // (see reserveFds): not one stall after another while the first thousand services start.
+  try {
+    const limit = Number(getrlimit(RLIMIT.NOFILE).soft);
+    reserveFdsInBackground(Math.min(256 + 4 * cfg.maxServices, 65536, limit));
+  } catch { /* an optimisation only */ }
+}
+
+/** -d: the newline that says the control FIFO listens, then the fd is closed. */
+function notifyReady(fd: number | undefined, report: (level: string, message: string) => void): void {
+  if (fd === undefined) return;
+  try { fs.writeSync(fd, '\n'); } catch (err) { report('warning', `unable to write to fd ${fd}: ${describeError(err)}`); }
+  try { fs.closeSync(fd); } catch { /* already closed */ }
+}
