@@ -6,6 +6,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+// The version lives in package.json only; bundles get it as a constant (src/sys/version.ts).
+const { version } = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
 const cliDir = path.join(root, 'src/cli');
 const entryDir = path.join(root, '.tmp/entries');
 const distDir = path.join(root, 'dist');
@@ -57,7 +59,7 @@ await build({
   target: 'node24',
   external: ['koffi', '@koromix/*'],
   sourcemap: 'linked',
-  define: { 'import.meta.url': '__t6ModuleUrl' },
+  define: { 'import.meta.url': '__t6ModuleUrl', __T6_VERSION__: JSON.stringify(version) },
   banner: { js: "const __t6ModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
   plugins: [builtinDefaults],
   logLevel: 'warning',
