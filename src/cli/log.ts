@@ -12,7 +12,7 @@ import { Logger, type LoggerHost } from '../log/engine.ts';
 import { LogdirError } from '../log/logdir.ts';
 import { readLogdir, mergeByTime, formatHuman, formatJson, parseLine, type LogLine } from '../log/reader.ts';
 import { tainNow } from '../s6/tai.ts';
-import { ChildWaiter } from '../sys/spawn.ts';
+import { ChildWaiter } from '../sys/reaper.ts';
 import { umask } from '../sys/system.ts';
 import { setPipeSize } from '../sys/pipesize.ts';
 
