@@ -240,13 +240,6 @@ export function reapAllStatus(): { reaped: Reaped[]; childless: boolean } {
   }
 }
 
-/** Reaps one specific child if it has exited; returns its wait status or undefined. */
-export function reapPid(pid: number): number | undefined {
-  const status = [0];
-  const rc = c.waitpid(pid, status, WNOHANG);
-  return rc === pid ? status[0]! & 0xffff : undefined;
-}
-
 /** Sends a signal; returns false (instead of throwing) when the process is already gone. */
 export function kill(pid: number, signal: number): boolean {
   if (c.kill(pid, signal) === 0) return true;
