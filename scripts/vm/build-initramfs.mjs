@@ -37,6 +37,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { busyboxLibraries, isElf, missingInImage, sharedLibraries } from './elf.ts';
+import { BIN_DIR, DEFAULT_BASEDIR } from '../../src/s6/initctl.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const started = Date.now();
@@ -168,17 +169,17 @@ const t6 = (cmd, args) => {
   if (r.status !== 0) fail(`${cmd} ${args.join(' ')}: ${r.stderr}`);
 };
 t6('t6-rc-compile', [at('etc/t6-rc/compiled'), at('etc/t6-rc/source')]);
-const basedir = '/etc/t6-linux-init/current';
+const basedir = DEFAULT_BASEDIR;
 mkdir(path.dirname(basedir.slice(1)));
 t6('t6-linux-init-maker', ['-1', '-U', '-r', '-G', 'getty 38400 ttyS0', '-d', '/dev', '-c', basedir, '-T', '/opt/t6/bin',
   '-b', '/etc/t6-rc/compiled', '-l', '/run/t6-rc', '-p', '/opt/t6/bin:/usr/sbin:/usr/bin:/sbin:/bin', at(basedir.slice(1))]);
 for (const name of ['halt', 'poweroff', 'reboot', 'shutdown', 'telinit']) {
   for (const dir of ['bin', 'sbin', 'usr/bin', 'usr/sbin']) fs.rmSync(at(`${dir}/${name}`), { force: true });
-  fs.symlinkSync(`${basedir}/bin/${name}`, at(`sbin/${name}`));
+  fs.symlinkSync(`${basedir}/${BIN_DIR}/${name}`, at(`sbin/${name}`));
 }
 fs.rmSync(at('sbin/init'), { force: true });
 if (opts.init !== undefined) copy(opts.init, 'sbin/init', 0o755);
-else fs.symlinkSync(`${basedir}/bin/init`, at('sbin/init'));
+else fs.symlinkSync(`${basedir}/${BIN_DIR}/init`, at('sbin/init'));
 const kernelDir = path.join(root, '.cache/vm/kernel');
 const modulesDir = fs.existsSync(kernelDir) ? fs.readdirSync(kernelDir).filter((d) => d.startsWith('modules-')).sort().pop() : undefined;
 if (modulesDir !== undefined) for (const f of fs.readdirSync(path.join(kernelDir, modulesDir))) copy(path.join(kernelDir, modulesDir, f), `lib/modules/t6/${f}`);
