@@ -19,6 +19,7 @@ import type { Dirent } from 'node:fs';
 import { STATUS_SIZE, type SupervisorStatus, decodeStatus } from './status.ts';
 import { meets, stateOfStatus, step, wantOf, type WaitState, type WaitWant } from './svwait.ts';
 import { strerror } from '../sys/errors.ts';
+import { isDirectory } from '../sys/stat.ts';
 
 // Built-in modules through getBuiltinModule: an ESM `import fs from 'node:fs'` builds the
 // module's ESM facade, which runs every lazy getter of fs (fs.promises, streams, readline…)
@@ -316,14 +317,6 @@ export async function scanServices(scandir: string): Promise<ScanEntry[]> {
     for (const i of undecided) probe(i, (dir) => (svOkSync(dir, isLocked) ? statusProbe(dir) : { supervised: false }));
   }
   return out;
-}
-
-function isDirectory(path: string): boolean {
-  try {
-    return fs.statSync(path, { throwIfNoEntry: false })?.isDirectory() === true;
-  } catch {
-    return false;
-  }
 }
 
 // --- Waiting for a state ----------------------------------------------------------------
