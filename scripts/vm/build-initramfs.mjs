@@ -8,7 +8,8 @@
 //   /bin/busybox + a relative symlink per applet (sh, getty, login, mount, poweroff, …)
 //   /etc/passwd, /etc/group  passwordless root login, as in the article; /etc/profile
 //   /opt/t6/                 dist/*.cjs, bin/ wrappers, the pinned Node (stripped), koffi
-//   /lib…, /lib64…           the shared libraries node and koffi.node need (from ldd)
+//   /lib…, /lib64…           the shared libraries node and koffi.node need (from ldd), and
+//                            busybox's or the --init file's if they are linked dynamically
 //   /etc/t6-linux-init/current/   the boot tree, written by t6-linux-init-maker as the
 //                            article does it (-1 -G "getty 38400 ttyS0"), plus -d /dev since an
 //                            initramfs has no /dev of its own, and -U: busybox's sh runs its own
@@ -26,12 +27,17 @@
 // Usage: node scripts/vm/build-initramfs.mjs [--out FILE] [--init FILE] [--overlay DIR]… [--remove PATH]…
 //          [--compress zstd|gzip|none] [--no-strip] [--busybox PATH]
 // Default output: .cache/vm/initramfs.img. Prints a JSON summary on stdout.
-// Needs: busybox (static; Debian's busybox-static), cpio, ldd; zstd or gzip if asked for;
-// strip if present (saves about 18 MB of debug info in node).
+// Needs: busybox (best static: Debian's busybox-static; a dynamically linked one gets its
+// libraries copied, and the build refuses one whose libraries it cannot find), cpio, ldd;
+// zstd or gzip if asked for; strip if present (saves about 18 MB of debug info in node).
+// Before packing, every ELF file in the image is checked for its interpreter and libraries
+// (elf.ts): an image whose /bin/sh cannot load panics the kernel at boot.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { busyboxLibraries, isElf, missingInImage, sharedLibraries } from './elf.ts';
+import { BIN_DIR, DEFAULT_BASEDIR } from '../../src/s6/initctl.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const started = Date.now();
@@ -74,6 +80,10 @@ if (compress !== 'none' && !which(compress)) fail(`${compress} not found`);
 if (!which('cpio')) fail('cpio not found (apt-get install cpio)');
 const busybox = opts.busybox ?? ['/bin/busybox', '/usr/bin/busybox'].find((p) => fs.existsSync(p)) ?? which('busybox');
 if (busybox === undefined) fail('busybox not found (apt-get install busybox-static)');
+// Debian's `busybox` package (dynamically linked) replaces busybox-static: its libraries go
+// into the image too, or the build stops here.
+let busyboxLibs;
+try { busyboxLibs = busyboxLibraries(busybox); } catch (err) { fail(err.message); }
 const node = path.join(root, 'node_modules/node/bin/node');
 const koffiNode = path.join(root, 'node_modules/@koromix/koffi-linux-x64/linux_x64/koffi.node');
 for (const f of [node, koffiNode, path.join(root, 'dist/t6-svscan.cjs'), path.join(root, 'bin/t6-svscan')]) {
@@ -143,13 +153,12 @@ for (const f of ['package.json', 'index.js']) copy(path.join(koffiBin, f), `opt/
 copy(koffiNode, 'opt/t6/node_modules/@koromix/koffi-linux-x64/linux_x64/koffi.node');
 
 // Shared libraries, at the paths ldd names (glibc searches the multiarch folders without
-// an ld.so.cache).
-const libs = new Set();
-for (const elf of [node, koffiNode]) {
-  for (const line of execFileSync('ldd', [elf], { encoding: 'utf8' }).split('\n')) {
-    const m = /=>\s*(\/\S+)/.exec(line) ?? /^\s*(\/\S+)\s+\(/.exec(line);
-    if (m) libs.add(m[1]);
-  }
+// an ld.so.cache): node's, koffi.node's, busybox's and the --init file's.
+const libs = new Set(busyboxLibs);
+const elves = [node, koffiNode];
+if (opts.init !== undefined && isElf(opts.init)) elves.push(opts.init);
+for (const elf of elves) {
+  try { for (const lib of sharedLibraries(elf)) libs.add(lib); } catch (err) { fail(`${elf}: ${err.message}`); }
 }
 for (const lib of libs) copy(lib, lib.slice(1));
 
@@ -160,17 +169,17 @@ const t6 = (cmd, args) => {
   if (r.status !== 0) fail(`${cmd} ${args.join(' ')}: ${r.stderr}`);
 };
 t6('t6-rc-compile', [at('etc/t6-rc/compiled'), at('etc/t6-rc/source')]);
-const basedir = '/etc/t6-linux-init/current';
+const basedir = DEFAULT_BASEDIR;
 mkdir(path.dirname(basedir.slice(1)));
 t6('t6-linux-init-maker', ['-1', '-U', '-r', '-G', 'getty 38400 ttyS0', '-d', '/dev', '-c', basedir, '-T', '/opt/t6/bin',
   '-b', '/etc/t6-rc/compiled', '-l', '/run/t6-rc', '-p', '/opt/t6/bin:/usr/sbin:/usr/bin:/sbin:/bin', at(basedir.slice(1))]);
 for (const name of ['halt', 'poweroff', 'reboot', 'shutdown', 'telinit']) {
   for (const dir of ['bin', 'sbin', 'usr/bin', 'usr/sbin']) fs.rmSync(at(`${dir}/${name}`), { force: true });
-  fs.symlinkSync(`${basedir}/bin/${name}`, at(`sbin/${name}`));
+  fs.symlinkSync(`${basedir}/${BIN_DIR}/${name}`, at(`sbin/${name}`));
 }
 fs.rmSync(at('sbin/init'), { force: true });
 if (opts.init !== undefined) copy(opts.init, 'sbin/init', 0o755);
-else fs.symlinkSync(`${basedir}/bin/init`, at('sbin/init'));
+else fs.symlinkSync(`${basedir}/${BIN_DIR}/init`, at('sbin/init'));
 const kernelDir = path.join(root, '.cache/vm/kernel');
 const modulesDir = fs.existsSync(kernelDir) ? fs.readdirSync(kernelDir).filter((d) => d.startsWith('modules-')).sort().pop() : undefined;
 if (modulesDir !== undefined) for (const f of fs.readdirSync(path.join(kernelDir, modulesDir))) copy(path.join(kernelDir, modulesDir, f), `lib/modules/t6/${f}`);
@@ -178,6 +187,9 @@ for (const dir of opts.overlays) copyTree(dir, '.');
 // --remove PATH: take something out of the image (tests of a broken boot tree).
 for (const p of opts.removals) fs.rmSync(at(p.replace(/^\/+/, '')), { recursive: true, force: true });
 fs.chmodSync(at('etc/passwd'), 0o644);
+// Every binary must be able to run in the image (overlays included).
+const missing = missingInImage(stage);
+if (missing.length > 0) fail(`these binaries cannot run in the image, their interpreter or libraries are missing:\n  ${missing.join('\n  ')}`);
 
 // newc archive, owned by root; sorted so that directories come before their contents.
 const tmp = `${opts.out}.tmp`;
@@ -202,6 +214,7 @@ process.stdout.write(JSON.stringify({
   stagedBytes: du(stage),
   nodeStripped: stripped,
   libraries: [...libs].sort(),
+  busyboxLinked: busyboxLibs.length === 0 ? 'static' : 'dynamic',
   applets: applets.length,
   init: opts.init ?? 'scripts/vm/rootfs/sbin/init',
   ms: Date.now() - started,

@@ -84,7 +84,7 @@ export function runMain(prog: string, main: Main): void {
 
 /** `t6 <tool> args…`: runs one tool of the suite, loading only that tool's code. */
 export function runMulticall(tools: Record<string, () => Promise<{ main: Main }>>): void {
-  const [tool, ...rest] = process.argv.slice(2);
+  const tool = process.argv[2];
   const names = Object.keys(tools).sort();
   if (tool === undefined || tool === '--help' || tool === '-h' || !(tool in tools)) {
     const text = `usage: t6 <tool> [args…]\ntools: ${names.join(' ')}\nEach tool is also installed as t6-<tool>; 't6 <tool> --help' describes it.\n`;
@@ -95,5 +95,4 @@ export function runMulticall(tools: Record<string, () => Promise<{ main: Main }>
   }
   process.argv.splice(2, 1); // so the tool sees its own arguments in process.argv too
   void tools[tool]!().then((mod) => runMain(`t6-${tool}`, mod.main));
-  void rest;
 }

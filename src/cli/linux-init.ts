@@ -18,6 +18,7 @@ import { isOpen } from '../sys/fd.ts';
 import { execve } from '../sys/spawn.ts';
 import { getpid } from '../sys/system.ts';
 import { strerror } from '../sys/errors.ts';
+import { VERSION } from '../sys/version.ts';
 
 const USAGE = 't6-linux-init [ -c basedir ] [ -p initial_path ] [ -m umask ] [ -s envdump ] [ -d slashdev ] [ -D runlevel ] [ -q grace_ms ] [ -n | -N ] [ -C ] [ -B ] [ -S ] [ -U ] [ -r [ -b compiled ] [ -l live ] ] [ args… ]';
 const HELP = `${USAGE}
@@ -50,7 +51,6 @@ Not as pid 1, it is telinit.
               (default: s6's: SIGUSR1 powers off, SIGUSR2 halts, SIGTERM is ignored)
 `;
 
-const VERSION = '0.1.0';
 
 /** The options of t6-linux-init: the library's, plus -r's. */
 interface InitOptions extends LinuxInitOptions {

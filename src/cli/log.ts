@@ -12,7 +12,7 @@ import { Logger, type LoggerHost } from '../log/engine.ts';
 import { LogdirError } from '../log/logdir.ts';
 import { readLogdir, mergeByTime, formatHuman, formatJson, parseLine, type LogLine } from '../log/reader.ts';
 import { tainNow } from '../s6/tai.ts';
-import { ChildWaiter } from '../sys/spawn.ts';
+import { Reaper } from '../sys/reaper.ts';
 import { umask } from '../sys/system.ts';
 import { setPipeSize } from '../sys/pipesize.ts';
 
@@ -74,7 +74,7 @@ async function log(args: string[], io: CommandIo): Promise<number> {
 
   const old = umask(0);
   umask(old);
-  const children = new ChildWaiter();
+  const children = new Reaper({ keepUnwatched: true });
   const onChild = (): void => children.reap();
   process.on('SIGCHLD', onChild);
 

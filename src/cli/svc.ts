@@ -11,6 +11,7 @@ import { CONTROL_EXIT, parseClientArgs } from './_client.ts';
 import { ClientError, type WaitGoal, errnoText, svcSend, waitFor } from '../s6/client.ts';
 import { SIGNAL_COMMANDS } from '../s6/control.ts';
 import { parseSignal } from '../s6/signals.ts';
+import { SIGNALS } from '../sys/signals.ts';
 
 const USAGE = 't6-svc [ -wu | -wU | -wd | -wD | -wr | -wR ] [ -T timeout ] [ -s signal | -abqhkti12pcyrlPCK ] [ -oduDUxOQ ] servicedir...';
 
@@ -33,7 +34,7 @@ with -w: 99 timed out, n = services that failed permanently.
 /** -s SIG: the command letter of each user-available signal. */
 const SIGNAL_LETTER = new Map<number, string>([
   ...Object.entries(SIGNAL_COMMANDS).map(([letter, sig]) => [sig, letter] as [number, string]),
-  [19, 'p'], [18, 'c'],
+  [SIGNALS.STOP, 'p'], [SIGNALS.CONT, 'c'],
 ]);
 
 const MAX_COMMANDS = 62;

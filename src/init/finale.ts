@@ -9,14 +9,11 @@
  */
 import fs from 'node:fs';
 import { describeError } from '../sys/errors.ts';
+import { SIGNALS } from '../sys/signals.ts';
 import { kill } from '../sys/spawn.ts';
 import { RB, reboot, sync } from '../sys/system.ts';
 import { parseMounts, planUnmounts, unmountAll } from './umountall.ts';
 
-const SIGHUP = 1;
-const SIGKILL = 9;
-const SIGTERM = 15;
-const SIGCONT = 18;
 /** How long to wait for the kernel to deliver SIGKILL's deaths. */
 const KILL_WAIT_MS = 5000;
 
@@ -75,16 +72,16 @@ export async function runFinale(host: FinaleHost, action: FinalAction, opts: Fin
   host.unsuperviseAll();
   if (syncing) sync();
   host.say('sending all processes the TERM signal...');
-  signalAll(SIGTERM);
+  signalAll(SIGNALS.TERM);
   // An interactive shell ignores SIGTERM but not SIGHUP (a hang-up, as when its terminal
   // goes): without it, the login shell that typed `poweroff` would hold the grace time.
-  signalAll(SIGHUP);
-  signalAll(SIGCONT);
+  signalAll(SIGNALS.HUP);
+  signalAll(SIGNALS.CONT);
   const termDone = await Promise.race([host.untilChildless(), timeout(opts.graceMs)]);
   if (syncing) sync();
   if (termDone === 'timeout') {
     host.say('sending all processes the KILL signal...');
-    signalAll(SIGKILL);
+    signalAll(SIGNALS.KILL);
     if ((await Promise.race([host.untilChildless(), timeout(KILL_WAIT_MS)])) === 'timeout') {
       host.say('warning: some processes are still there after SIGKILL');
     }

@@ -21,11 +21,18 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { mkfifo } from '../sys/fd.ts';
 import { lexExecline } from '../s6/execline.ts';
-import { CATCHALL_SERVICE, CONTAINER_RESULTS, EARLY_GETTY_SERVICE, SHUTDOWND_FIFO, SHUTDOWND_SERVICE } from '../s6/initctl.ts';
+import {
+  BIN_DIR, CATCHALL_LOGDIR, CATCHALL_SERVICE, CONTAINER_RESULTS, DEFAULT_SCANDIR, EARLY_GETTY_SERVICE, ENV_DIR, RUN_IMAGE,
+  RUNLEVEL_SCRIPT, SCRIPTS_DIR, SHUTDOWND_FIFO, SHUTDOWND_SERVICE, STAGE2, STAGE3, STAGE4, TMPFS_DIR,
+} from '../s6/initctl.ts';
 
-// Paths inside the tree, by the names s6-linux-init fixes (initctl.ts).
-const SVC = 'run-image/service';
-const RESULTS = `run-image/${path.basename(CONTAINER_RESULTS)}`;
+// Paths inside the tree, by the names s6-linux-init fixes (initctl.ts): what lives on the
+// tmpfs at run time is in the run-image at the same place.
+const inRunImage = (runPath: string): string => `${RUN_IMAGE}/${path.posix.relative(TMPFS_DIR, runPath)}`;
+const SVC = inRunImage(DEFAULT_SCANDIR);
+const RESULTS = inRunImage(CONTAINER_RESULTS);
+const UNCAUGHT = inRunImage(CATCHALL_LOGDIR);
+const bin = (name: string): string => `${BIN_DIR}/${name}`;
 
 /** The maker's settings, one per option. */
 export interface MakerOptions {
@@ -81,7 +88,7 @@ export function shQuote(word: string): string {
 }
 
 /** The catch-all logger's script (the `t6-log` file's lines). */
-export function catchAllScript(o: Pick<MakerOptions, 'logToConsole' | 'timestampStyle'>, logdir = '/run/uncaught-logs'): string[] {
+export function catchAllScript(o: Pick<MakerOptions, 'logToConsole' | 'timestampStyle'>, logdir = CATCHALL_LOGDIR): string[] {
   // -b: block input while output is pending; the console copy without stamps, as s6's.
   const lines = ['-b'];
   if (o.logToConsole) lines.push('1');
@@ -125,46 +132,46 @@ export function describeTree(o: MakerOptions): Tree {
   const q = shQuote;
   const t6 = (cmd: string): string => q(`${o.t6bin}/${cmd}`);
   const tree: Tree = { dirs: [], files: [], fifos: [] };
-  for (const d of ['bin', 'env', 'scripts', 'run-image', SVC, `${SVC}/.s6-svscan`, `${SVC}/${SHUTDOWND_SERVICE}`]) tree.dirs.push([d, 0o755]);
+  for (const d of [BIN_DIR, ENV_DIR, SCRIPTS_DIR, RUN_IMAGE, SVC, `${SVC}/.s6-svscan`, `${SVC}/${SHUTDOWND_SERVICE}`]) tree.dirs.push([d, 0o755]);
 
-  tree.files.push(['bin/init', script('stage 1: t6-linux-init with the settings this tree was made with.', `exec ${initCommand(o).map(q).join(' ')} -- "$@"`), 0o755]);
+  tree.files.push([bin('init'), script('stage 1: t6-linux-init with the settings this tree was made with.', `exec ${initCommand(o).map(q).join(' ')} -- "$@"`), 0o755]);
   const noSync = o.container && !o.syncInContainer ? ' -n' : '';
-  tree.files.push(['bin/halt', script('halt: ask pid 1 to halt the machine (-f: at once, without stopping services).', `exec ${t6('t6-hpr')} -h${noSync} "$@"`), 0o755]);
-  tree.files.push(['bin/poweroff', script('poweroff: ask pid 1 to power the machine off (-f: at once).', `exec ${t6('t6-hpr')} -p${noSync} "$@"`), 0o755]);
-  tree.files.push(['bin/reboot', script('reboot: ask pid 1 to reboot the machine (-f: at once).', `exec ${t6('t6-hpr')} -r${noSync} "$@"`), 0o755]);
-  tree.files.push(['bin/shutdown', script('shutdown [-h|-p|-r|-k] [-a] [-t sec] time [message], or shutdown -c.', `exec ${t6('t6-shutdown')} "$@"`), 0o755]);
+  tree.files.push([bin('halt'), script('halt: ask pid 1 to halt the machine (-f: at once, without stopping services).', `exec ${t6('t6-hpr')} -h${noSync} "$@"`), 0o755]);
+  tree.files.push([bin('poweroff'), script('poweroff: ask pid 1 to power the machine off (-f: at once).', `exec ${t6('t6-hpr')} -p${noSync} "$@"`), 0o755]);
+  tree.files.push([bin('reboot'), script('reboot: ask pid 1 to reboot the machine (-f: at once).', `exec ${t6('t6-hpr')} -r${noSync} "$@"`), 0o755]);
+  tree.files.push([bin('shutdown'), script('shutdown [-h|-p|-r|-k] [-a] [-t sec] time [message], or shutdown -c.', `exec ${t6('t6-shutdown')} "$@"`), 0o755]);
   if (!o.container) {
-    tree.files.push(['bin/telinit', script('telinit RUNLEVEL: run scripts/runlevel under pid 1 (0: power off, 6: reboot).', `exec ${t6('t6-telinit')} -c ${q(o.basedir)} "$@"`), 0o755]);
+    tree.files.push([bin('telinit'), script('telinit RUNLEVEL: run scripts/runlevel under pid 1 (0: power off, 6: reboot).', `exec ${t6('t6-telinit')} -c ${q(o.basedir)} "$@"`), 0o755]);
   }
-  for (const [name, value] of o.env) tree.files.push([`env/${name}`, value === undefined ? '' : `${value}\n`, 0o644]);
+  for (const [name, value] of o.env) tree.files.push([`${ENV_DIR}/${name}`, value === undefined ? '' : `${value}\n`, 0o644]);
 
   const rc = `${t6('t6-rc')} -l ${q(o.live)}`;
   const skeleton: Record<string, string> = {
-    'rc.init': script(
+    [STAGE2]: script(
       'rc.init RUNLEVEL [ARGS…]: stage 2, run once at boot by t6-linux-init, its output in the\n# catch-all log. Starts the service manager, then brings up RUNLEVEL (a bundle).',
-      `rl="$1"\nshift\n${t6('t6-rc-init')} -c ${q(o.compiled)} -l ${q(o.live)} /run/service || exit\n${o.container ? `exec ${rc} -v2 -up change "$rl"` : `exec ${q(`${o.basedir}/scripts/runlevel`)} "$rl"`}`,
+      `rl="$1"\nshift\n${t6('t6-rc-init')} -c ${q(o.compiled)} -l ${q(o.live)} ${q(DEFAULT_SCANDIR)} || exit\n${o.container ? `exec ${rc} -v2 -up change "$rl"` : `exec ${q(`${o.basedir}/${SCRIPTS_DIR}/${RUNLEVEL_SCRIPT}`)} "$rl"`}`,
     ),
-    runlevel: script(
+    [RUNLEVEL_SCRIPT]: script(
       'runlevel RUNLEVEL: brings the machine to RUNLEVEL (a t6-rc bundle): what it holds goes\n# up, everything else goes down. Run by rc.init at boot and by telinit.',
       `if [ -z "$1" ]; then echo 'runlevel: usage: runlevel RUNLEVEL' >&2; exit 100; fi\nexec ${rc} -v2 -up change "$1"`,
     ),
-    'rc.shutdown': script(
+    [STAGE3]: script(
       'rc.shutdown: stage 3, run by pid 1 when the machine is asked to go down: every service\n# down, in reverse dependency order, before every process gets SIGTERM.',
       `exec ${rc} -v2 -bDa change`,
     ),
   };
-  if (o.container) delete skeleton.runlevel;
+  if (o.container) delete skeleton[RUNLEVEL_SCRIPT];
   // -r: pid 1 does what these two would; a script the administrator adds there still runs.
   if (o.rcInProcess === true && o.skeleton === undefined) {
-    delete skeleton['rc.init'];
-    delete skeleton['rc.shutdown'];
+    delete skeleton[STAGE2];
+    delete skeleton[STAGE3];
   }
   for (const [name, text] of Object.entries(skeleton)) {
     const from = o.skeleton === undefined ? undefined : path.join(o.skeleton, name);
-    tree.files.push([`scripts/${name}`, from === undefined ? text : fs.readFileSync(from, 'utf8'), 0o755]);
+    tree.files.push([`${SCRIPTS_DIR}/${name}`, from === undefined ? text : fs.readFileSync(from, 'utf8'), 0o755]);
   }
-  if (o.skeleton !== undefined && fs.existsSync(path.join(o.skeleton, 'rc.shutdown.final'))) {
-    tree.files.push(['scripts/rc.shutdown.final', fs.readFileSync(path.join(o.skeleton, 'rc.shutdown.final'), 'utf8'), 0o755]);
+  if (o.skeleton !== undefined && fs.existsSync(path.join(o.skeleton, STAGE4))) {
+    tree.files.push([`${SCRIPTS_DIR}/${STAGE4}`, fs.readFileSync(path.join(o.skeleton, STAGE4), 'utf8'), 0o755]);
   }
 
   // pid 1 execs .s6-svscan/finish only if its scanner is told to exit (t6-svscanctl -t):
@@ -180,7 +187,7 @@ export function describeTree(o: MakerOptions): Tree {
   }
 
   if (!o.noLogger) {
-    tree.dirs.push(['run-image/uncaught-logs', 0o2750]);
+    tree.dirs.push([UNCAUGHT, 0o2750]);
     tree.dirs.push([`${SVC}/${CATCHALL_SERVICE}`, 0o755]);
     tree.files.push([`${SVC}/${CATCHALL_SERVICE}/t6-log`, `# The catch-all logger: everything that has no logger of its own. Runs inside pid 1.\n${catchAllScript(o).join('\n')}\n`, 0o644]);
   }
@@ -209,7 +216,7 @@ export function makeTree(dir: string, o: MakerOptions): void {
     for (const [rel, content, mode] of tree.files) fs.writeFileSync(path.join(tmp, rel), content, { mode });
     for (const [rel, mode] of tree.fifos) mkfifo(path.join(tmp, rel), mode);
     for (const [rel, mode] of tree.dirs) fs.chmodSync(path.join(tmp, rel), mode);
-    if (o.logOwner !== undefined && !o.noLogger) fs.chownSync(path.join(tmp, 'run-image/uncaught-logs'), o.logOwner.uid, o.logOwner.gid);
+    if (o.logOwner !== undefined && !o.noLogger) fs.chownSync(path.join(tmp, UNCAUGHT), o.logOwner.uid, o.logOwner.gid);
     fs.renameSync(tmp, dir);
   } catch (err) {
     fs.rmSync(tmp, { recursive: true, force: true });

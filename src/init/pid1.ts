@@ -17,7 +17,7 @@ import { spawn } from '../sys/spawn.ts';
 import { reboot, RB } from '../sys/system.ts';
 import { describeWaitStatus } from '../sys/wait.ts';
 import {
-  CONTAINER_RESULTS, DEFAULT_SCANDIR, RUNLEVELD_SERVICE, SCRIPTS_DIR, SHUTDOWND_SERVICE, STAGE2, STAGE3, STAGE4, TMPFS_DIR, shutdowndFifo,
+  CATCHALL_LOGDIR, CONTAINER_RESULTS, DEFAULT_SCANDIR, RUNLEVELD_SERVICE, SCRIPTS_DIR, SHUTDOWND_SERVICE, STAGE2, STAGE3, STAGE4, TMPFS_DIR, shutdowndFifo,
 } from '../s6/initctl.ts';
 import type { Scanner, ScannerSignal } from '../supervise/scanner.ts';
 import { serveScandir, type SvscanEnd } from '../supervise/svscan.ts';
@@ -118,12 +118,12 @@ export class Pid1 {
     try {
       if (serviceManager !== undefined) {
         const code = await this.#guarded('t6-rc', () => serviceManager.boot(runlevel, (line) => this.#log(line)));
-        if (code !== 0) this.#ctx.say(`warning: the service manager could not bring ${runlevel} up (exit ${code}); see /run/uncaught-logs`);
+        if (code !== 0) this.#ctx.say(`warning: the service manager could not bring ${runlevel} up (exit ${code}); see ${CATCHALL_LOGDIR}`);
         if (!fs.existsSync(rcInit)) return;
       }
       const wstat = await this.#runChild(rcInit, [runlevel, ...kernelArgs], this.#o.noLogger ? 2 : this.#catchAll(), stage2Stdin);
       if (wstat === undefined) this.#ctx.say(`warning: ${rcInit} does not exist`);
-      else if (wstat !== 0) this.#ctx.say(`warning: ${rcInit} ${describeWaitStatus(wstat)}; the services it did not start stay down - log in on the console and see /run/uncaught-logs`);
+      else if (wstat !== 0) this.#ctx.say(`warning: ${rcInit} ${describeWaitStatus(wstat)}; the services it did not start stay down - log in on the console and see ${CATCHALL_LOGDIR}`);
     } catch (err) {
       this.#ctx.say(`warning: unable to run ${rcInit}: ${describeError(err)}`);
     } finally {

@@ -22,7 +22,7 @@ import { type LongrunService, type OneshotService, atomicsOf } from './db.ts';
 import { type Live, liveServicedir, writeState } from './live.ts';
 import { type Graph, type Phase, PhaseRun, closure, planChange } from './plan.ts';
 import { type ControlResult, RunnerSession, runOneshot, runnerSocket } from './oneshot.ts';
-import { ClientError, svcSend, waitFor } from '../s6/client.ts';
+import { ClientError, readStatusFile, svcSend, waitFor } from '../s6/client.ts';
 
 /** Unknown service name (exit 3). */
 export class UnknownServiceError extends Error {
@@ -74,7 +74,7 @@ export function diff(live: Live): DiffEntry[] {
     if (s.type !== 'longrun') continue;
     let supervisorUp: boolean | undefined;
     try {
-      supervisorUp = readWantUp(liveServicedir(live.dir, s.name));
+      supervisorUp = readStatusFile(liveServicedir(live.dir, s.name)).wantUp;
     } catch {
       supervisorUp = undefined;
     }
@@ -82,12 +82,6 @@ export function diff(live: Live): DiffEntry[] {
     if (supervisorUp !== rcUp) out.push({ name: s.name, rcUp, supervisorUp });
   }
   return out;
-}
-
-function readWantUp(dir: string): boolean {
-  const buf = fs.readFileSync(`${dir}/supervise/status`);
-  if (buf.length < 35) throw new Error('short status');
-  return (buf[34]! & 4) !== 0;
 }
 
 /** How t6-rc talks: already filtered by verbosity. */

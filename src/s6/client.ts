@@ -17,7 +17,9 @@
  */
 import type { Dirent } from 'node:fs';
 import { STATUS_SIZE, type SupervisorStatus, decodeStatus } from './status.ts';
+import { meets, stateOfStatus, step, wantOf, type WaitState, type WaitWant } from './svwait.ts';
 import { strerror } from '../sys/errors.ts';
+import { isDirectory } from '../sys/stat.ts';
 
 // Built-in modules through getBuiltinModule: an ESM `import fs from 'node:fs'` builds the
 // module's ESM facade, which runs every lazy getter of fs (fs.promises, streams, readline…)
@@ -317,14 +319,6 @@ export async function scanServices(scandir: string): Promise<ScanEntry[]> {
   return out;
 }
 
-function isDirectory(path: string): boolean {
-  try {
-    return fs.statSync(path, { throwIfNoEntry: false })?.isDirectory() === true;
-  } catch {
-    return false;
-  }
-}
-
 // --- Waiting for a state ----------------------------------------------------------------
 
 /**
@@ -352,16 +346,10 @@ export interface WaitOptions {
   restartVia?: 'd' | 'D';
 }
 
-interface Want {
-  up: boolean;
-  ready: boolean;
+/** One phase of a wait: the state wanted, by every service or by any one. */
+interface Want extends WaitWant {
   any: boolean;
 }
-
-/** The state each event byte sets: [up, ready]. */
-const EVENT_STATE: Record<string, [boolean, boolean]> = {
-  d: [false, false], D: [false, true], u: [true, false], U: [true, true],
-};
 
 /**
  * Waits until the services of `dirs` reach `goal`, as s6-svwait does (or s6-svlisten when
@@ -385,10 +373,9 @@ export async function waitFor(
 ): Promise<WaitResult> {
   const any = mode === 'any';
   const phases: Want[] = goal === 'r' || goal === 'R'
-    ? [{ up: false, ready: options.restartVia === 'D', any: false }, { up: true, ready: goal === 'R', any }]
-    : [{ up: goal === 'u' || goal === 'U', ready: goal === 'U' || goal === 'D', any }];
-  const up: boolean[] = [];
-  const ready: boolean[] = [];
+    ? [{ ...wantOf(options.restartVia ?? 'd'), any: false }, { ...wantOf(goal === 'R' ? 'U' : 'u'), any }]
+    : [{ ...wantOf(goal), any }];
+  const states: WaitState[] = [];
   let phase = 0;
   let failures = 0;
   let started = false;
@@ -397,7 +384,7 @@ export async function waitFor(
   let result: WaitResult | undefined;
 
   const got = (want: Want): boolean => {
-    const test = (i: number): boolean => up[i] === want.up && (!want.ready || ready[i] === true);
+    const test = (i: number): boolean => meets(states[i]!, want);
     return want.any ? dirs.some((_, i) => test(i)) : dirs.every((_, i) => test(i));
   };
   // Moves through the phases while their goals hold; sets `result` at the end. As in
@@ -414,22 +401,10 @@ export async function waitFor(
       queue.push([i, byte]);
       return;
     }
-    const want = phases[phase]!;
-    const next = EVENT_STATE[byte];
-    if (next !== undefined) {
-      [up[i], ready[i]] = next;
-    } else if (byte === 'x') {
-      if (up[i] !== want.up || ready[i] !== want.ready) failures++;
-      up[i] = want.up;
-      ready[i] = want.ready;
-    } else if (byte === 'O') {
-      if (!want.up) return;
-      up[i] = want.up;
-      ready[i] = want.ready;
-      failures++;
-    } else {
-      return;
-    }
+    const next = step(states[i]!, phases[phase]!, byte);
+    if (next === undefined) return;
+    states[i] = next.state;
+    if (next.failure) failures++;
     advance();
     if (result !== undefined) finish?.(result);
   };
@@ -449,11 +424,7 @@ export async function waitFor(
         throw new ClientError('system', dir, `unable to subscribe to events for ${dir}: ${errnoText(err)}`, errorCode(err));
       }
     });
-    dirs.forEach((dir, i) => {
-      const s = readStatusFile(dir);
-      up[i] = s.pid !== 0 && !s.finishing;
-      ready[i] = s.ready;
-    });
+    dirs.forEach((dir, i) => { states[i] = stateOfStatus(readStatusFile(dir)); });
     if (action !== undefined) await action();
     started = true;
     advance();

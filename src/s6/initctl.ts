@@ -29,17 +29,18 @@ export const SHUTDOWND_SERVICE = 's6-linux-init-shutdownd';
 export const SHUTDOWND_FIFO = 'fifo';
 /** The runlevel changer's service name (in t6, runlevels go through t6-svscan's oneshot runner). */
 export const RUNLEVELD_SERVICE = 's6-linux-init-runleveld';
-/** The logout hook daemon's service name. */
-export const LOGOUTHOOKD_SERVICE = 's6-linux-init-logouthookd';
 /** The catch-all logger's service name. */
 export const CATCHALL_SERVICE = 's6-svscan-log';
-/** The FIFO the catch-all logger reads. */
-export const CATCHALL_FIFO = 'fifo';
 /** The early getty's service name. */
 export const EARLY_GETTY_SERVICE = 's6-linux-init-early-getty';
 /** Where a container's exit code and halt code are left for the finish script. */
 export const CONTAINER_RESULTS = '/run/s6-linux-init-container-results';
 
+/** The catch-all logger's directory (in the run-image, so on the tmpfs). */
+export const CATCHALL_LOGDIR = '/run/uncaught-logs';
+
+/** In the base directory: init, halt, poweroff, reboot, shutdown, telinit. */
+export const BIN_DIR = 'bin';
 /** In the base directory: the tree copied onto the tmpfs at boot. */
 export const RUN_IMAGE = 'run-image';
 /** In the base directory: the envdir applied to the boot environment. */

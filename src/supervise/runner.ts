@@ -16,7 +16,9 @@
  *
  *   {"pid":N}          once it runs
  *   {"wstat":N}        when it exits (raw wait status; "timedOut":true if it was killed for
- *                      running past timeoutMs: SIGTERM, then SIGKILL 1 s later)
+ *                      running past timeoutMs: SIGTERM, then SIGKILL 1 s later, to its
+ *                      process group — it leads its own session, so what it started
+ *                      dies with it)
  *   {"error":"…"}      bad request or spawn failure; the connection is then closed
  *
  * One more request, for t6-rc-init and t6-rc-update: `{"scan":true}` makes t6-svscan scan
@@ -55,6 +57,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { describeError, errorCode } from '../sys/errors.ts';
 import { currentEnv, type SpawnOptions } from '../sys/spawn.ts';
+import { SIGNALS } from '../sys/signals.ts';
 import { isSuperviseCommand } from '../s6/control.ts';
 import type { ControlGoal, ControlOutcome } from './waiter.ts';
 
@@ -78,6 +81,7 @@ export interface RunnerHost {
   spawn(opts: SpawnOptions, onExit: (wstat: number) => void): number;
   /** The same off the event loop (see spawnAsync), when the host has it. */
   spawnAsync?(opts: SpawnOptions, onExit: (wstat: number) => void): Promise<number>;
+  /** kill(2): a negative pid names a process group. */
   kill(pid: number, signal: number): void;
   report(level: 'info' | 'warning' | 'error', message: string): void;
   /** Where a oneshot's stdout and stderr go (the catch-all log); undefined: the runner's own fds 1 and 2. */
@@ -178,8 +182,6 @@ export class OneshotRunner {
   readonly path: string;
   #server: net.Server;
   #host: RunnerHost;
-  /** Processes still running (their timers die with them). */
-  #running = new Set<number>();
 
   private constructor(socketPath: string, host: RunnerHost) {
     this.path = socketPath;
@@ -218,11 +220,6 @@ export class OneshotRunner {
       process.umask(mask);
     }
     return runner;
-  }
-
-  /** How many oneshots are running. */
-  get running(): number {
-    return this.#running.size;
   }
 
   /** Stops listening and removes the socket; running processes go on and are still reaped. */
@@ -340,7 +337,6 @@ export class OneshotRunner {
       if (!announced) { early = wstat; return; }
       clearTimeout(term);
       clearTimeout(kill);
-      this.#running.delete(pid);
       reply(timedOut ? { wstat, timedOut } : { wstat }, true);
     };
     const started = (p: number): void => {
@@ -348,12 +344,14 @@ export class OneshotRunner {
       announced = true;
       reply({ pid }, false);
       if (early !== undefined) { exited(early); return; }
-      this.#running.add(pid);
       if (req.timeoutMs > 0) {
+        // The oneshot leads a new session, so its process group is -pid: whatever it
+        // started goes too. The timers end when the oneshot is reaped, while its pid still
+        // names its group.
         term = setTimeout(() => {
           timedOut = true;
-          this.#host.kill(pid, 15);
-          kill = setTimeout(() => this.#host.kill(pid, 9), KILL_GRACE_MS);
+          this.#host.kill(-pid, SIGNALS.TERM);
+          kill = setTimeout(() => this.#host.kill(-pid, SIGNALS.KILL), KILL_GRACE_MS);
         }, req.timeoutMs);
       }
     };

@@ -12,7 +12,7 @@ import { spawn as sysSpawn, spawnAsync as sysSpawnAsync, kill as sysKill, type S
 import { describeError } from '../sys/errors.ts';
 import { tainNow } from '../s6/tai.ts';
 import { readSetting, type Setting } from '../s6/servicedir.ts';
-import { Reaper } from './reaper.ts';
+import { Reaper } from '../sys/reaper.ts';
 import { realServicedir } from './realdir.ts';
 import { OneshotRunner, type RunnerHost } from './runner.ts';
 import { Supervisor, type SupervisorHost, type SupervisorStdio, type TimerHandle } from './supervisor.ts';
@@ -121,7 +121,7 @@ export const systemScannerFiles: ScannerFiles = {
  * process is close-on-exec (t6-svscan makes it so), so spawns need not close fds in the child.
  */
 export function systemScannerHost(opts: { allCloexec: boolean; onReapError(err: unknown): void }): ScannerHost {
-  const reaper = new Reaper(opts.onReapError);
+  const reaper = new Reaper({ onError: opts.onReapError });
   return {
     monotonicMs: () => performance.now(),
     setTimer: (ms, fn) => {

@@ -19,7 +19,7 @@ import path from 'node:path';
 import { describeError, errorCode } from '../sys/errors.ts';
 import { isSvscanCommand } from '../s6/control.ts';
 import { CATCHALL_SERVICE } from '../s6/initctl.ts';
-import type { Reaper } from './reaper.ts';
+import type { Reaper } from '../sys/reaper.ts';
 import { Logging } from './logging.ts';
 import { Waiters, controlRequest } from './waiter.ts';
 import type { RunnerHost } from './runner.ts';
@@ -109,7 +109,7 @@ export class Scanner {
       report,
       ...(opts.consoleFd === undefined ? {} : { consoleFd: opts.consoleFd }),
       consoleSink: opts.consoleSink === true,
-      waitPid: (pid) => new Promise((resolve) => host.reaper.watch(pid, resolve)),
+      waitPid: (pid) => host.reaper.waitPid(pid),
       guard: (what, fn) => this.#guard(what, fn),
       monotonicMs: host.monotonicMs,
     });

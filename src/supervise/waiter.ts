@@ -5,14 +5,16 @@
  * longrun transition: one connection, no event FIFO, no status file read, and no FIFO
  * write per event on t6-svscan's side.
  *
- * The goal logic is s6-svwait's (and s6/client.ts waitFor's) for one service: `u`/`U` is
- * up (and ready), `d`/`D` down (and ready); an `x` (the supervisor ends) short of the goal,
- * or an `O` while waiting for up, is a failure and ends the wait.
+ * The goal logic is s6-svwait's for one service, from s6/svwait.ts (as s6/client.ts's
+ * waitFor uses it): `u`/`U` is up (and ready), `d`/`D` down (and ready); an `x` (the
+ * supervisor ends) short of the goal, or an `O` while waiting for up, is a failure and
+ * ends the wait.
  */
+import { meets, stateOfStatus, step, wantOf, type WaitPhaseGoal } from '../s6/svwait.ts';
 import type { Supervisor, TimerHandle } from './supervisor.ts';
 
 /** What to wait for after the command: up, up and ready, down, down and finished. */
-export type ControlGoal = 'u' | 'U' | 'd' | 'D';
+export type ControlGoal = WaitPhaseGoal;
 
 /** How a control-and-wait ended. */
 export interface ControlOutcome {
@@ -21,11 +23,6 @@ export interface ControlOutcome {
   failures: number;
   timedOut: boolean;
 }
-
-/** The state each event byte sets: [up, ready]. */
-const EVENT_STATE: Record<string, [boolean, boolean]> = {
-  d: [false, false], D: [false, true], u: [true, false], U: [true, true],
-};
 
 /** Per-supervisor event subscriptions for control-and-wait requests. */
 export class Waiters {
@@ -49,10 +46,8 @@ export class Waiters {
    * Returns a cancel function (the client went away); `done` is called at most once.
    */
   control(sup: Supervisor, command: string, goal: ControlGoal, timeoutMs: number, done: (o: ControlOutcome) => void): () => void {
-    const want = { up: goal === 'u' || goal === 'U', ready: goal === 'U' || goal === 'D' };
-    const st = sup.status;
-    let up = st.pid !== 0 && !st.finishing;
-    let ready = st.ready;
+    const want = wantOf(goal);
+    let state = stateOfStatus(sup.status);
     let failures = 0;
     let ended = false;
     let timer: TimerHandle | undefined;
@@ -63,22 +58,13 @@ export class Waiters {
       done(o);
     };
     const check = (): void => {
-      if (up === want.up && (!want.ready || ready)) end({ reached: failures === 0, failures, timedOut: false });
+      if (meets(state, want)) end({ reached: failures === 0, failures, timedOut: false });
     };
     const onEvent = (byte: string): void => {
-      const next = EVENT_STATE[byte];
-      if (next !== undefined) {
-        [up, ready] = next;
-      } else if (byte === 'x') {
-        if (up !== want.up || ready !== want.ready) failures++;
-        [up, ready] = [want.up, want.ready];
-      } else if (byte === 'O') {
-        if (!want.up) return;
-        [up, ready] = [want.up, want.ready];
-        failures++;
-      } else {
-        return;
-      }
+      const next = step(state, want, byte);
+      if (next === undefined) return;
+      state = next.state;
+      if (next.failure) failures++;
       check();
     };
     const cancel = (): void => {

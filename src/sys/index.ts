@@ -5,3 +5,6 @@ export * from './fd.ts';
 export * from './system.ts';
 export * from './wait.ts';
 export * from './signals.ts';
+export * from './stat.ts';
+export * from './reaper.ts';
+export * from './version.ts';

@@ -1,16 +1,7 @@
-/** Pipe capacity (F_GETPIPE_SZ / F_SETPIPE_SZ): a logger enlarges its input pipe so a fast writer and the logger are woken less often. */
-import { c, errno } from './libc.ts';
-import { SysError } from './errors.ts';
+/** Pipe capacity (F_SETPIPE_SZ): a logger enlarges its input pipe so a fast writer and the logger are woken less often. */
+import { c } from './libc.ts';
 
 const F_SETPIPE_SZ = 1031;
-const F_GETPIPE_SZ = 1032;
-
-/** The capacity of the pipe at fd, in bytes. */
-export function pipeSize(fd: number): number {
-  const n = c.fcntl(fd, F_GETPIPE_SZ, 'int', 0);
-  if (n < 0) throw new SysError('fcntl', errno(), `F_GETPIPE_SZ ${fd}`);
-  return n;
-}
 
 /**
  * Asks for a pipe capacity of `bytes` (the kernel rounds up to a power of two of pages and

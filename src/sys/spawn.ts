@@ -221,12 +221,10 @@ export interface Reaped {
   wstat: number;
 }
 
-/** Reaps every child that has exited, without blocking; returns them in reaping order. */
-export function reapAll(): Reaped[] {
-  return reapAllStatus().reaped;
-}
-
-/** reapAll, and whether the process has no children left at all (waitpid said ECHILD). */
+/**
+ * Reaps every child that has exited, without blocking (in reaping order), and says whether
+ * the process has no children left at all (waitpid said ECHILD). Reaper (reaper.ts) calls it.
+ */
 export function reapAllStatus(): { reaped: Reaped[]; childless: boolean } {
   const reaped: Reaped[] = [];
   const status = [0];
@@ -240,48 +238,6 @@ export function reapAllStatus(): { reaped: Reaped[]; childless: boolean } {
     }
     reaped.push({ pid, wstat: status[0]! & 0xffff });
   }
-}
-
-/**
- * For a small process that reaps all its children itself (t6-log and its processors):
- * call `reap()` on SIGCHLD; `waitPid(pid)` resolves with the wait status even when the
- * child was reaped before anyone asked. Not for pid 1: it keeps the status of every child
- * nobody waits for, and pid 1 inherits every orphan of the machine (it uses Reaper).
- */
-export class ChildWaiter {
-  #waiting = new Map<number, (wstat: number) => void>();
-  #early = new Map<number, number>();
-
-  /** Reaps every dead child and hands each status to its waiter, or keeps it for one. */
-  reap(): void {
-    for (const { pid, wstat } of reapAll()) {
-      const waiter = this.#waiting.get(pid);
-      if (waiter === undefined) this.#early.set(pid, wstat);
-      else {
-        this.#waiting.delete(pid);
-        waiter(wstat);
-      }
-    }
-  }
-
-  /** The wait status of `pid`, once it has exited and been reaped. */
-  waitPid(pid: number): Promise<number> {
-    return new Promise((resolve) => {
-      const wstat = this.#early.get(pid);
-      if (wstat === undefined) this.#waiting.set(pid, resolve);
-      else {
-        this.#early.delete(pid);
-        resolve(wstat);
-      }
-    });
-  }
-}
-
-/** Reaps one specific child if it has exited; returns its wait status or undefined. */
-export function reapPid(pid: number): number | undefined {
-  const status = [0];
-  const rc = c.waitpid(pid, status, WNOHANG);
-  return rc === pid ? status[0]! & 0xffff : undefined;
 }
 
 /** Sends a signal; returns false (instead of throwing) when the process is already gone. */

@@ -1,7 +1,7 @@
 /** A LoggerHost for tests: fixed or real clock, collected outputs, real timers, processors reaped here. */
 import { tainFromUnixMs, tainNow, type Tain } from '../../src/s6/tai.ts';
 import type { LoggerHost } from '../../src/log/engine.ts';
-import { ChildWaiter } from '../../src/sys/spawn.ts';
+import { Reaper } from '../../src/sys/reaper.ts';
 
 export interface TestHost extends LoggerHost {
   out: Buffer[];
@@ -12,7 +12,7 @@ export interface TestHost extends LoggerHost {
 }
 
 export function testHost(opts: { fixedMs?: number } = {}): TestHost {
-  const children = new ChildWaiter();
+  const children = new Reaper({ keepUnwatched: true });
   const onChild = (): void => children.reap();
   process.on('SIGCHLD', onChild);
   const clock = { tain: opts.fixedMs === undefined ? undefined : tainFromUnixMs(opts.fixedMs) };

@@ -7,7 +7,11 @@ import { spawnSync } from 'node:child_process';
 import { BIN, tmpdir } from '../lib/harness.ts';
 import { readEnvDir, buildEnvironment, pickRunlevel, copyTree, dumpEnvironment } from '../../src/init/stage1.ts';
 import { parseMounts, planUnmounts } from '../../src/init/umountall.ts';
-import { shQuote, catchAllScript } from '../../src/init/maker.ts';
+import { shQuote, catchAllScript, describeTree, type MakerOptions } from '../../src/init/maker.ts';
+import {
+  BIN_DIR, CATCHALL_LOGDIR, CATCHALL_SERVICE, DEFAULT_SCANDIR, ENV_DIR, RUN_IMAGE, RUNLEVEL_SCRIPT, SCRIPTS_DIR, STAGE2, STAGE3,
+  STAGE4, TMPFS_DIR, shutdowndFifo,
+} from '../../src/s6/initctl.ts';
 
 test('env dir: last newline dropped, empty file unsets, PATH first', () => {
   const dir = tmpdir();
@@ -73,6 +77,27 @@ test('maker helpers: sh quoting never lets a word be interpreted, catch-all scri
   }
   assert.deepEqual(catchAllScript({ logToConsole: true, timestampStyle: 3 }), ['-b', '1', 't', 'T', '/run/uncaught-logs']);
   assert.deepEqual(catchAllScript({ logToConsole: false, timestampStyle: 0 }), ['-b', '/run/uncaught-logs']);
+});
+
+test('the maker writes every boot-tree name pid 1 reads, as initctl.ts spells them', () => {
+  const o: MakerOptions = {
+    basedir: '/etc/t6-linux-init/current', t6bin: '/opt/t6/bin', compiled: '/etc/t6-rc/compiled', live: '/run/t6-rc', logToConsole: false,
+    initialPath: '/usr/bin:/bin', umask: 0o022, timestampStyle: 1, env: [['TZ', 'UTC']], graceMs: 3000, defaultRunlevel: 'default',
+    runMode: 'mount', skeleton: undefined, container: false, noLogger: false, syncInContainer: false,
+  };
+  const tree = describeTree(o);
+  const dirs = tree.dirs.map(([d]) => d);
+  const files = tree.files.map(([f]) => f);
+  const onTmpfs = (runPath: string): string => `${RUN_IMAGE}/${path.posix.relative(TMPFS_DIR, runPath)}`;
+  for (const d of [BIN_DIR, ENV_DIR, SCRIPTS_DIR, RUN_IMAGE, onTmpfs(DEFAULT_SCANDIR), onTmpfs(CATCHALL_LOGDIR)]) assert.ok(dirs.includes(d), d);
+  for (const f of [`${BIN_DIR}/init`, `${ENV_DIR}/TZ`, `${SCRIPTS_DIR}/${STAGE2}`, `${SCRIPTS_DIR}/${STAGE3}`, `${SCRIPTS_DIR}/${RUNLEVEL_SCRIPT}`, `${onTmpfs(DEFAULT_SCANDIR)}/${CATCHALL_SERVICE}/t6-log`]) {
+    assert.ok(files.includes(f), f);
+  }
+  assert.deepEqual(tree.fifos.map(([f]) => f), [onTmpfs(shutdowndFifo())]);
+  assert.equal(catchAllScript(o).at(-1), CATCHALL_LOGDIR);
+  const scripts = tree.files.filter(([f]) => f.startsWith(`${SCRIPTS_DIR}/`)).map(([, text]) => text).join('\n');
+  assert.ok(scripts.includes(` ${DEFAULT_SCANDIR} || exit`) && scripts.includes(`${o.basedir}/${SCRIPTS_DIR}/${RUNLEVEL_SCRIPT}`));
+  assert.ok(!files.includes(`${SCRIPTS_DIR}/${STAGE4}`), 'rc.shutdown.final only from a skeleton');
 });
 
 test('t6-linux-init-maker: the tree, its modes, the FIFO, -G and -e; refuses an existing dir and bad options', () => {

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { Scanner, SCAN_RETRY_MS, SUPERVISOR_RETRY_MS, type ScannerExit } from '../../src/supervise/scanner.ts';
 import { CONTROL_RETRY_MS } from '../../src/supervise/scandir-control.ts';
 import { systemScannerFiles, type ScannerFiles, type ScannerHost } from '../../src/supervise/scanner-host.ts';
-import { Reaper } from '../../src/supervise/reaper.ts';
+import { Reaper } from '../../src/sys/reaper.ts';
 import { SupervisorSetupError, type Supervisor, type SupervisorHost, type SupervisorStdio } from '../../src/supervise/supervisor.ts';
 import { tainFromUnixMs } from '../../src/s6/tai.ts';
 import { pipe as sysPipe, close as sysClose } from '../../src/sys/fd.ts';
@@ -50,7 +50,7 @@ class FakeScannerHost implements ScannerHost {
   supervisors: FakeSupervisor[] = [];
   spawned: { path: string; argv: readonly string[] }[] = [];
   failOpen: string | undefined;
-  readonly reaper = new Reaper(() => {});
+  readonly reaper = new Reaper();
   readonly files: ScannerFiles;
   readonly now = () => tainFromUnixMs(1_700_000_000_000 + this.mono);
   constructor(files: Partial<ScannerFiles> = {}) {
