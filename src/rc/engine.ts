@@ -23,6 +23,8 @@ import { type Live, liveServicedir, writeState } from './live.ts';
 import { type Graph, type Phase, PhaseRun, closure, planChange } from './plan.ts';
 import { type ControlResult, RunnerSession, runOneshot, runnerSocket } from './oneshot.ts';
 import { ClientError, readStatusFile, svcSend, waitFor } from '../s6/client.ts';
+import { describeError } from '../sys/errors.ts';
+import { type TransitionFailure, describeFailure, failureOfWaitStatus } from './failure.ts';
 
 /** Unknown service name (exit 3). */
 export class UnknownServiceError extends Error {
@@ -174,7 +176,7 @@ export class Change {
     // for all that ended at once, instead of one each — with a thousand services the
     // planner's pass and the write were a tenth of t6-rc's time. The state file is still
     // written before the next turn, and before any timer (such as -t) can run.
-    let ended: [number, string | undefined][] = [];
+    let ended: [number, TransitionFailure | undefined][] = [];
     let flushing: NodeJS.Immediate | undefined;
     return new Promise((resolve) => {
       const flush = (): void => {
@@ -193,12 +195,12 @@ export class Change {
           try {
             writeState(this.#live.dir, state);
           } catch (err) {
-            this.#say.warn(`unable to write ${this.#live.dir}/state: ${err instanceof Error ? err.message : String(err)}`);
+            this.#say.warn(`unable to write ${this.#live.dir}/state: ${describeError(err)}`);
           }
         }
         for (const [i, failure] of batch) {
           if (failure === undefined) this.#say.info(`${this.#dry()}service ${this.#name(i)} successfully ${phase.up ? 'started' : 'stopped'}`);
-          else this.#say.warn(`${this.#opts.dryRun ? '(dry run) ' : ''}unable to ${phase.up ? 'start' : 'stop'} service ${this.#name(i)}: ${failure}`);
+          else this.#say.warn(`${this.#opts.dryRun ? '(dry run) ' : ''}unable to ${phase.up ? 'start' : 'stop'} service ${this.#name(i)}: ${describeFailure(failure)}`);
         }
         pump();
       };
@@ -240,18 +242,18 @@ export class Change {
     return own === 0 ? left : Math.min(own, left);
   }
 
-  /** Performs one transition; resolves undefined on success, else the reason. */
-  async #transition(i: number, up: boolean): Promise<string | undefined> {
+  /** Performs one transition; resolves undefined on success, else why it failed. */
+  async #transition(i: number, up: boolean): Promise<TransitionFailure | undefined> {
     if (this.#opts.dryRun) return undefined;
     const s = this.#live.db.services[i] as LongrunService | OneshotService;
     try {
       return s.type === 'oneshot' ? await this.#oneshot(s, up) : await this.#longrun(s, up);
     } catch (err) {
-      return err instanceof Error ? err.message : String(err);
+      return { kind: 'system', detail: describeError(err) };
     }
   }
 
-  async #oneshot(s: OneshotService, up: boolean): Promise<string | undefined> {
+  async #oneshot(s: OneshotService, up: boolean): Promise<TransitionFailure | undefined> {
     const argv = up ? s.up : s.down;
     if (argv.length === 0) return undefined;
     const req = {
@@ -261,41 +263,14 @@ export class Change {
     let r = await this.#session.run(req);
     // A t6-svscan without sessions: one connection for this oneshot.
     if (r === 'unsupported') r = await runOneshot(runnerSocket(this.#live.scandir), req);
-    if (r.kind !== 'exited') return r.message;
-    const low = r.wstat & 0x7f;
-    if (low === 0) {
-      const code = (r.wstat >> 8) & 0xff;
-      return code === 0 ? undefined : `command exited ${code}`;
-    }
-    return `command crashed with signal ${low}${r.timedOut ? ' (timed out)' : ''}`;
+    if (r.kind !== 'exited') return { kind: 'runner', detail: r.message };
+    return failureOfWaitStatus(r.wstat, r.timedOut);
   }
 
-  /** As s6-rc reports a longrun failure: by the exit code s6-svc -w would have had (99 timeout). */
-  async #longrun(s: LongrunService, up: boolean): Promise<string | undefined> {
+  /** A longrun goes up (or down) as `s6-svc -uwU` (or `-dwD`) would, and fails as it would. */
+  async #longrun(s: LongrunService, up: boolean): Promise<TransitionFailure | undefined> {
     const dir = liveServicedir(this.#live.dir, s.name);
-    const timeout = this.#timeout(up ? s.timeoutUp : s.timeoutDown);
-    const goal = up ? (s.readiness ? 'U' : 'u') : 'D';
-    let failure: string | undefined;
-    // Inside t6-svscan (one request on its runner socket) when it can; else as s6-svc -w
-    // does, through the service's event FIFOs.
-    let r: ControlResult | undefined = await this.#session.control({ svc: up ? 'u' : 'd', dir, wait: goal, timeoutMs: timeout });
-    if (r.kind === 'unsupported') r = undefined;
-    if (r === undefined) {
-      try {
-        const w = await waitFor([dir], goal, 'all', timeout, () => svcSend(dir, up ? 'u' : 'd'));
-        r = { kind: 'done', reached: w.reached, failures: w.failures, timedOut: w.timedOut };
-      } catch (err) {
-        failure = err instanceof ClientError && err.code === 'not-supervised' ? `command exited 102 (${err.message})` : `command exited 111 (${err instanceof Error ? err.message : String(err)})`;
-      }
-    }
-    if (r?.kind === 'done') {
-      if (r.timedOut) failure = 'command exited 99';
-      else if (r.failures > 0) failure = 'command exited 1';
-    } else if (r?.kind === 'error') {
-      failure = r.message.includes('is not supervised here') ? `command exited 102 (${r.message})` : `command exited 111 (${r.message})`;
-    } else if (r?.kind === 'lost') {
-      failure = `command exited 111 (${r.message})`;
-    }
+    const failure = await this.#controlAndWait(dir, up, up ? (s.readiness ? 'U' : 'u') : 'D', this.#timeout(up ? s.timeoutUp : s.timeoutDown));
     if (failure !== undefined) {
       if (up) await svcSend(dir, 'd').catch(() => {});
       return failure;
@@ -304,8 +279,30 @@ export class Change {
       if (up) fs.rmSync(`${dir}/down`, { force: true });
       else fs.writeFileSync(`${dir}/down`, '');
     } catch (err) {
-      this.#say.warn(`unable to ${up ? 'remove' : 'create'} ${dir}/down: ${err instanceof Error ? err.message : String(err)}`);
+      this.#say.warn(`unable to ${up ? 'remove' : 'create'} ${dir}/down: ${describeError(err)}`);
     }
     return undefined;
+  }
+
+  /**
+   * Sends `u` or `d` and waits for `goal`: inside t6-svscan (one request on its runner
+   * session) when it can; else as s6-svc -w does, through the service's event FIFOs.
+   */
+  async #controlAndWait(dir: string, up: boolean, goal: 'u' | 'U' | 'D', timeoutMs: number): Promise<TransitionFailure | undefined> {
+    let r: ControlResult = await this.#session.control({ svc: up ? 'u' : 'd', dir, wait: goal, timeoutMs });
+    if (r.kind === 'unsupported') {
+      try {
+        const w = await waitFor([dir], goal, 'all', timeoutMs, () => svcSend(dir, up ? 'u' : 'd'));
+        r = { kind: 'done', reached: w.reached, failures: w.failures, timedOut: w.timedOut };
+      } catch (err) {
+        if (err instanceof ClientError && err.code === 'not-supervised') return { kind: 'not-supervised', detail: err.message };
+        return { kind: 'system', detail: describeError(err) };
+      }
+    }
+    switch (r.kind) {
+      case 'done': return r.timedOut ? { kind: 'timed-out' } : r.failures > 0 ? { kind: 'failed' } : undefined;
+      case 'error': return r.reason === 'not-supervised' ? { kind: 'not-supervised', detail: r.message } : { kind: 'system', detail: r.message };
+      case 'lost': return { kind: 'system', detail: r.message };
+    }
   }
 }

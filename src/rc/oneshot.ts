@@ -3,6 +3,9 @@
  * connection per oneshot on `SCANDIR/.s6-svscan/run`, one JSON request line, then the
  * `{"pid"}` and `{"wstat"}` replies. Never throws: every outcome is a RunOutcome.
  */
+import type { ControlRequest, RefusalReason } from '../supervise/runner-protocol.ts';
+
+export type { ControlRequest } from '../supervise/runner-protocol.ts';
 
 /** What to run. */
 export interface OneshotRequest {
@@ -69,24 +72,19 @@ export function runOneshot(socketPath: string, req: OneshotRequest, onPid?: (pid
   });
 }
 
-/** A longrun transition for t6-svscan's runner (runner.ts): `s6-svc -uwU DIR` done inside it. */
-export interface ControlRequest {
-  svc: string;
-  dir: string;
-  wait: 'u' | 'U' | 'd' | 'D';
-  timeoutMs: number;
-}
-
 /** How a control request ended. */
 export type ControlResult =
   | { kind: 'done'; reached: boolean; failures: number; timedOut: boolean }
-  /** Refused: not supervised, or a bad request. */
-  | { kind: 'error'; message: string }
+  /** Refused: not supervised (`reason` says so), or a bad request. */
+  | { kind: 'error'; message: string; reason: RefusalReason | undefined }
   /** This t6-svscan does not serve sessions or control requests (or no runner listens): use the event FIFOs. */
   | { kind: 'unsupported'; message: string }
   | { kind: 'lost'; message: string };
 
-type Reply = { id?: unknown; pid?: unknown; wstat?: unknown; timedOut?: unknown; error?: unknown; reached?: unknown; failures?: unknown };
+type Reply = { id?: unknown; pid?: unknown; wstat?: unknown; timedOut?: unknown; error?: unknown; reason?: unknown; reached?: unknown; failures?: unknown };
+
+const REASONS: readonly string[] = ['bad-request', 'not-served', 'not-supervised', 'spawn-failed'] satisfies RefusalReason[];
+const reasonOf = (r: Reply): RefusalReason | undefined => (typeof r.reason === 'string' && REASONS.includes(r.reason) ? r.reason as RefusalReason : undefined);
 
 /**
  * One connection to the runner for all of a change's transitions (runner.ts sessions):
@@ -134,8 +132,8 @@ export class RunnerSession {
     if (r === 'unsupported') return { kind: 'unsupported', message: 'no session with the runner' };
     if (typeof r === 'string') return { kind: 'lost', message: r };
     if (typeof r.error === 'string') {
-      const unsupported = r.error === 'control requests are not served here';
-      return unsupported ? { kind: 'unsupported', message: r.error } : { kind: 'error', message: r.error };
+      const reason = reasonOf(r);
+      return reason === 'not-served' ? { kind: 'unsupported', message: r.error } : { kind: 'error', message: r.error, reason };
     }
     return { kind: 'done', reached: r.reached === true, failures: typeof r.failures === 'number' ? r.failures : 0, timedOut: r.timedOut === true };
   }

@@ -38,7 +38,11 @@
  * D), answers once that state is reached, or failed, or timeoutMs (0: none) passed:
  *
  *   {"reached":true,"failures":0,"timedOut":false}
- *   {"error":"…"}      not supervised here, or a bad request
+ *   {"error":"…","reason":"not-supervised"}      or a bad request
+ *
+ * Every error reply carries a `reason` (RefusalReason) for programs: `bad-request`,
+ * `not-served` (this runner does not serve that kind of request), `not-supervised`,
+ * `spawn-failed`; the text is for people.
  *
  * Sessions: a connection whose first request carries an integer `"id"` stays open for
  * more requests (every one with an id, any of the kinds above), served as they come; every
@@ -58,22 +62,13 @@ import net from 'node:net';
 import { describeError, errorCode } from '../sys/errors.ts';
 import { currentEnv, type SpawnOptions } from '../sys/spawn.ts';
 import { SIGNALS } from '../sys/signals.ts';
-import { isSuperviseCommand } from '../s6/control.ts';
-import type { ControlGoal, ControlOutcome } from './waiter.ts';
+import {
+  MAX_REQUEST, isScanRequest, parseControlRequest, parseRequest, requestId,
+  type ControlOutcome, type ControlRequest, type Refusal, type RefusalReason, type RunRequest,
+} from './runner-protocol.ts';
 
-/** The longest request line accepted. */
-export const MAX_REQUEST = 64 * 1024;
 /** Grace between SIGTERM and SIGKILL for a oneshot past its timeout. */
 export const KILL_GRACE_MS = 1000;
-
-/** A validated request. */
-export interface RunRequest {
-  argv: string[];
-  cwd: string;
-  env: string[] | null;
-  setenv: string[];
-  timeoutMs: number;
-}
 
 /** What the runner needs from the scanner. */
 export interface RunnerHost {
@@ -90,84 +85,10 @@ export interface RunnerHost {
   scan?(): string[];
   /**
    * Sends the request's control bytes and calls `done` when its wait ends (at once without
-   * one); returns a cancel function, or the reason it cannot (not supervised). Absent:
-   * control requests are refused.
+   * one); returns a cancel function, or why it cannot (not supervised). Absent: control
+   * requests are refused.
    */
-  control?(req: ControlRequest, done: (o: ControlOutcome) => void): (() => void) | string;
-}
-
-/** A validated control-and-wait request. */
-export interface ControlRequest {
-  svc: string;
-  dir: string;
-  wait: ControlGoal | undefined;
-  timeoutMs: number;
-}
-
-const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string' && !s.includes('\0'));
-
-/** Parses and checks one request line; returns the request or the reason it is refused. */
-export function parseRequest(line: string): RunRequest | string {
-  let v: unknown;
-  try {
-    v = JSON.parse(line);
-  } catch {
-    return 'request is not valid JSON';
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'request is not a JSON object';
-  const r = v as Record<string, unknown>;
-  if (!isStringList(r.argv) || r.argv.length === 0 || r.argv[0] === '') return 'argv must be a non-empty list of strings';
-  if (typeof r.cwd !== 'string' || !r.cwd.startsWith('/') || r.cwd.includes('\0')) return 'cwd must be an absolute path';
-  if (r.env !== null && !(isStringList(r.env) && r.env.every((e) => e.includes('=')))) return 'env must be null or a list of K=V strings';
-  const setenv = r.setenv ?? [];
-  if (!(isStringList(setenv) && setenv.every((e) => e.indexOf('=') > 0))) return 'setenv must be a list of K=V strings';
-  const t = r.timeoutMs ?? 0;
-  if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t > 2 ** 31 - 1) return 'timeoutMs must be an integer between 0 and 2^31-1';
-  return { argv: r.argv, cwd: r.cwd, env: r.env as string[] | null, setenv, timeoutMs: t };
-}
-
-/** The `id` of a session request (a non-negative integer), or undefined. */
-export function requestId(line: string): number | undefined {
-  let v: unknown;
-  try {
-    v = JSON.parse(line);
-  } catch {
-    return undefined;
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
-  const id = (v as Record<string, unknown>).id;
-  return typeof id === 'number' && Number.isSafeInteger(id) && id >= 0 ? id : undefined;
-}
-
-/** Is this request line `{"scan":true}` (and nothing else)? */
-export function isScanRequest(line: string): boolean {
-  let v: unknown;
-  try {
-    v = JSON.parse(line);
-  } catch {
-    return false;
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v) || (v as Record<string, unknown>).scan !== true) return false;
-  return Object.keys(v).every((k) => k === 'scan' || k === 'id');
-}
-
-/** A control request (has `svc`): the request, or why it is refused; undefined for any other request. */
-export function parseControlRequest(line: string): ControlRequest | string | undefined {
-  let v: unknown;
-  try {
-    v = JSON.parse(line);
-  } catch {
-    return undefined;
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v) || !('svc' in v)) return undefined;
-  const r = v as Record<string, unknown>;
-  if (typeof r.svc !== 'string' || r.svc === '' || ![...r.svc].every(isSuperviseCommand)) return 'svc must be a string of s6-svc control bytes';
-  if (typeof r.dir !== 'string' || !r.dir.startsWith('/') || r.dir.includes('\0')) return 'dir must be an absolute path';
-  const wait = r.wait ?? undefined;
-  if (wait !== undefined && !(typeof wait === 'string' && ['u', 'U', 'd', 'D'].includes(wait))) return 'wait must be one of u, U, d, D';
-  const t = r.timeoutMs ?? 0;
-  if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t > 2 ** 31 - 1) return 'timeoutMs must be an integer between 0 and 2^31-1';
-  return { svc: r.svc, dir: r.dir, wait: wait as ControlGoal | undefined, timeoutMs: t };
+  control?(req: ControlRequest, done: (o: ControlOutcome) => void): (() => void) | Refusal;
 }
 
 /** `base` with `over` laid on top (same names replaced). */
@@ -249,7 +170,7 @@ export class OneshotRunner {
       sock.write(`${JSON.stringify(obj)}\n`);
     };
     const stop = (why: string): void => {
-      write({ error: why });
+      write({ error: why, reason: 'bad-request' });
       mode = 'single';
       sock.end();
     };
@@ -299,24 +220,24 @@ export class OneshotRunner {
 
   /** One request line; `reply(obj, last)`: `last` is its final answer (an error is one). */
   #handle(line: string, cancels: Set<() => void>, reply: (obj: object, last: boolean) => void): void {
-    const refuse = (why: string): void => reply({ error: why }, true);
+    const refuse = (why: string, reason: RefusalReason = 'bad-request'): void => reply({ error: why, reason }, true);
     if (/^\s*\{\s*"id"\s*:\s*\d+\s*\}\s*$/.test(line)) { reply({ session: true }, true); return; }
     if (isScanRequest(line)) {
-      if (this.#host.scan === undefined) { refuse('scan requests are not served here'); return; }
+      if (this.#host.scan === undefined) { refuse('scan requests are not served here', 'not-served'); return; }
       reply({ scanned: true, supervised: this.#host.scan() }, true);
       return;
     }
     const control = parseControlRequest(line);
     if (typeof control === 'string') { refuse(control); return; }
     if (control !== undefined) {
-      if (this.#host.control === undefined) { refuse('control requests are not served here'); return; }
-      let cancel: (() => void) | string | undefined;
+      if (this.#host.control === undefined) { refuse('control requests are not served here', 'not-served'); return; }
+      let cancel: (() => void) | Refusal | undefined;
       cancel = this.#host.control(control, (o) => {
         if (typeof cancel === 'function') cancels.delete(cancel);
         reply(o, true);
       });
-      if (typeof cancel === 'string') refuse(cancel);
-      else cancels.add(cancel);
+      if (typeof cancel === 'function') cancels.add(cancel);
+      else refuse(cancel.message, cancel.reason);
       return;
     }
     const req = parseRequest(line);
@@ -355,7 +276,7 @@ export class OneshotRunner {
         }, req.timeoutMs);
       }
     };
-    const failed = (err: unknown): void => reply({ error: `unable to spawn ${req.argv[0]}: ${describeError(err)}` }, true);
+    const failed = (err: unknown): void => reply({ error: `unable to spawn ${req.argv[0]}: ${describeError(err)}`, reason: 'spawn-failed' }, true);
     const opts: SpawnOptions = {
       path: req.argv[0]!,
       argv: req.argv,

@@ -10,19 +10,11 @@
  * supervisor ends) short of the goal, or an `O` while waiting for up, is a failure and
  * ends the wait.
  */
-import { meets, stateOfStatus, step, wantOf, type WaitPhaseGoal } from '../s6/svwait.ts';
+import { meets, stateOfStatus, step, wantOf } from '../s6/svwait.ts';
 import type { Supervisor, TimerHandle } from './supervisor.ts';
+import type { ControlGoal, ControlOutcome, ControlRequest, Refusal } from './runner-protocol.ts';
 
-/** What to wait for after the command: up, up and ready, down, down and finished. */
-export type ControlGoal = WaitPhaseGoal;
-
-/** How a control-and-wait ended. */
-export interface ControlOutcome {
-  reached: boolean;
-  /** Failures seen (as s6-svwait counts them). */
-  failures: number;
-  timedOut: boolean;
-}
+export type { ControlGoal, ControlOutcome } from './runner-protocol.ts';
 
 /** Per-supervisor event subscriptions for control-and-wait requests. */
 export class Waiters {
@@ -91,16 +83,16 @@ export class Waiters {
 export function controlRequest(
   supervisorOf: (dir: string) => Supervisor | undefined,
   waiters: Waiters,
-  req: { svc: string; dir: string; wait: ControlGoal | undefined; timeoutMs: number },
+  req: ControlRequest,
   done: (o: ControlOutcome) => void,
-): (() => void) | string {
+): (() => void) | Refusal {
   let sup: Supervisor | undefined;
   try {
     sup = supervisorOf(req.dir);
   } catch {
     sup = undefined;
   }
-  if (sup === undefined || sup.state === 'gone') return `${req.dir} is not supervised here`;
+  if (sup === undefined || sup.state === 'gone') return { reason: 'not-supervised', message: `${req.dir} is not supervised here` };
   if (req.wait === undefined) {
     sup.command(req.svc);
     done({ reached: true, failures: 0, timedOut: false });

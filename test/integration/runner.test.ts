@@ -107,7 +107,7 @@ test('the process runs to completion when the client goes away', async () => {
 });
 
 test('bad input gets an error reply and a closed connection, and the scanner lives on', async () => {
-  assert.match(await raw('garbage\n'), /^\{"error":"request is not valid JSON"\}\n$/);
+  assert.match(await raw('garbage\n'), /^\{"error":"request is not valid JSON","reason":"bad-request"\}\n$/);
   assert.match(await raw('[1,2]\n'), /not a JSON object/);
   assert.match(await raw('{"argv":[],"cwd":"/","env":null}\n'), /argv must be/);
   assert.match(await raw('{"argv":["x"],"cwd":"rel","env":null}\n'), /cwd must be/);
@@ -179,7 +179,7 @@ test('a control request sends the bytes and answers when the goal holds, fails o
   const slow = await supervised('ctl-slow', '#!/bin/sh\nexec sleep 1000\n', { 'notification-fd': '3\n' });
   assert.deepEqual(await ask({ svc: 'u', dir: slow, wait: 'U', timeoutMs: 300 }), { reached: false, failures: 0, timedOut: true });
   // Not supervised, bad requests.
-  assert.match(await raw(`${JSON.stringify({ svc: 'u', dir: '/nonexistent', wait: 'U' })}\n`), /not supervised here/);
+  assert.match(await raw(`${JSON.stringify({ svc: 'u', dir: '/nonexistent', wait: 'U' })}\n`), /"error":"\/nonexistent is not supervised here","reason":"not-supervised"/);
   assert.match(await raw(`${JSON.stringify({ svc: 'u', dir: sd, wait: 'U' })}\n`), /not supervised here/);
   assert.match(await raw(`${JSON.stringify({ svc: 'u!', dir, wait: 'U' })}\n`), /svc must be/);
   assert.match(await raw(`${JSON.stringify({ svc: 'u', dir: 'rel', wait: 'U' })}\n`), /dir must be/);

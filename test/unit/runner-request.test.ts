@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { parseRequest } from '../../src/supervise/runner.ts';
+import { parseRequest } from '../../src/supervise/runner-protocol.ts';
 
 test('a full request is accepted; setenv and timeoutMs are optional', () => {
   assert.deepEqual(parseRequest('{"argv":["echo","hi"],"cwd":"/","env":null}'), { argv: ['echo', 'hi'], cwd: '/', env: null, setenv: [], timeoutMs: 0 });
