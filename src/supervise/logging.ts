@@ -31,7 +31,7 @@ import { LogdirError } from '../log/logdir.ts';
 import { parseScriptFile, ScriptFileError, type ScriptFile } from '../log/scriptfile.ts';
 import { tainNow } from '../s6/tai.ts';
 import { close, pipe } from '../sys/fd.ts';
-import { describeError } from '../sys/errors.ts';
+import { describeError, strerror } from '../sys/errors.ts';
 import { umask } from '../sys/system.ts';
 import { ConsoleWriter, PipeReader } from './logio.ts';
 
@@ -339,7 +339,12 @@ class ScriptedLogger implements PipeClient {
     const partial = old.takePartial();
     if (partial.length > 0) this.#stash.unshift(Buffer.from(partial));
     this.engine = undefined;
-    void old.end().then(() => {
+    // The old engine's failure to end (a logdir it could not finalise) is reported and the
+    // switch goes on: left half-done, the output would be held for good.
+    const ended = old.end().catch((err: unknown) => {
+      this.hub.opts.report('warning', `${this.label}: unable to finish logging with the previous script: ${strerror(err)}`);
+    });
+    void ended.then(() => {
       this.#switching = false;
       if (this.#closed) return;
       this.hub.opts.guard(`reloading ${this.file}`, () => {
