@@ -77,9 +77,6 @@ export class PipeReader implements LogInput {
     this.resume();
   }
 
-  /** True while no read is asked for. */
-  get paused(): boolean { return this.#paused; }
-
   /** Nothing waits in the thread pool: libuv reads a pipe when it is readable. */
   get pending(): boolean { return false; }
 
