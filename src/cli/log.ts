@@ -7,14 +7,15 @@ import net from 'node:net';
 import path from 'node:path';
 import { type CommandIo, UsageError, FatalError } from './_run.ts';
 import { getopt, uintOption, type OptionSpec } from './_getopt.ts';
-import { parseScript, ScriptError } from '../log/script.ts';
+import { parseScript, ScriptError, type Script } from '../log/script.ts';
 import { Logger, type LoggerHost } from '../log/engine.ts';
+import { LogDriver } from '../log/driver.ts';
+import { openInput } from '../log/input.ts';
 import { LogdirError } from '../log/logdir.ts';
 import { readLogdir, mergeByTime, formatHuman, formatJson, parseLine, type LogLine } from '../log/reader.ts';
 import { tainNow } from '../s6/tai.ts';
 import { Reaper } from '../sys/reaper.ts';
 import { umask } from '../sys/system.ts';
-import { setPipeSize } from '../sys/pipesize.ts';
 
 const USAGE = 't6-log [ -d notif ] [ -q | -v ] [ -b ] [ -p ] [ -l linelimit ] [ -t lastlinetimeout ] [ -- ] script...';
 const HELP = `usage: ${USAGE}
@@ -44,7 +45,18 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   return log(args, io);
 }
 
-async function log(args: string[], io: CommandIo): Promise<number> {
+/** t6-log's command line, parsed. */
+interface LogOptions {
+  script: Script;
+  verbosity: number;
+  /** -p: SIGTERM is ignored. */
+  protect: boolean;
+  lineLimit: number;
+  lastLineMs: number;
+  notify: number | undefined;
+}
+
+function logOptions(args: string[]): LogOptions {
   const { options, rest } = getopt(args, { flags: 'qvbp', withArg: 'ldt' });
   let verbosity = 1;
   let protect = false;
@@ -69,6 +81,11 @@ async function log(args: string[], io: CommandIo): Promise<number> {
     if (err instanceof ScriptError) throw new FatalError(err.message, 100);
     throw err;
   }
+  return { script, verbosity, protect, lineLimit, lastLineMs, notify };
+}
+
+async function log(args: string[], io: CommandIo): Promise<number> {
+  const { script, verbosity, protect, lineLimit, lastLineMs, notify } = logOptions(args);
   const warn = (msg: string): void => { if (verbosity > 0) io.err(`${io.prog}: warning: ${msg}\n`); };
   if (script.ignoredTrailing) warn('ignoring extraneous non-action directives');
 
@@ -77,32 +94,15 @@ async function log(args: string[], io: CommandIo): Promise<number> {
   const children = new Reaper({ keepUnwatched: true });
   const onChild = (): void => children.reap();
   process.on('SIGCHLD', onChild);
-
-  // stdout: a pipe or socket is written through libuv (backpressure); anything else synchronously.
-  let out: net.Socket | undefined;
-  let outFailed = false;
-  let logger: Logger;
-  const stdoutSink = (data: Buffer): boolean => {
-    if (outFailed) return true;
-    if (out !== undefined) return out.write(data);
-    try { fs.writeSync(1, data); } catch { outFailed = true; logger.stdoutClosed(); warn('unable to write to stdout, closing the stream'); }
-    return true;
-  };
-  if (script.elements.some((el) => el.actions.some((a) => a.kind === 'stdout'))) {
-    const st = fs.fstatSync(1);
-    if (st.isFIFO() || st.isSocket()) {
-      out = new net.Socket({ fd: 1, readable: false, writable: true });
-      out.on('drain', () => logger.stdoutDrained());
-      out.on('error', () => { outFailed = true; logger.stdoutClosed(); warn('unable to write to stdout, closing the stream'); });
-    }
-  }
+  let logger!: Logger;
+  const out = openStdout(script, () => logger, warn);
   const host: LoggerHost = {
     now: tainNow,
     setTimer: (ms, fn) => { const t = setTimeout(fn, ms); return () => clearTimeout(t); },
     waitPid: (pid) => children.waitPid(pid),
     warn,
     mask: 0o666 & ~old,
-    stdout: stdoutSink,
+    stdout: (data) => out.write(data),
     alert: (data) => { try { fs.writeSync(2, data); } catch { /* stderr gone: nobody to tell */ } },
   };
   try {
@@ -117,22 +117,21 @@ async function log(args: string[], io: CommandIo): Promise<number> {
     fs.closeSync(notify);
   }
 
-  const input = openInput();
+  // stdin: a pipe is enlarged to 1 MB and read into one reused 1 MB buffer, so one wake-up takes more.
+  const input = openInput(0, Buffer.allocUnsafe(1 << 20), { pipeSize: 1 << 20 });
   let finishing = false;
   let ended!: () => void;
   const done = new Promise<void>((resolve) => { ended = resolve; });
-  const finish = (): void => {
-    if (finishing) return;
-    finishing = true;
-    input.stop();
-    void logger.end().then(ended);
-  };
-  logger.onDrain = () => input.resume();
-  const onAlrm = (): void => logger.rotate();
   // SIGTERM/SIGHUP: stop once the pending partial line (if any) is complete, or after
   // -t ms (0: wait for it forever), then process it with a newline added (s6-log ≥ 2.12).
   let ending = false;
   let lastLineTimer: NodeJS.Timeout | undefined;
+  const driver = new LogDriver(input, { fed: () => { if (ending && !logger.hasPartial) finish(); }, ended: () => finish() });
+  const finish = (): void => {
+    if (finishing) return;
+    finishing = true;
+    void driver.end().then(ended);
+  };
   const stop = (): void => {
     if (ending) return;
     ending = true;
@@ -140,89 +139,56 @@ async function log(args: string[], io: CommandIo): Promise<number> {
     if (lastLineMs !== 0) lastLineTimer = setTimeout(finish, lastLineMs);
   };
   const onTerm = (): void => { if (!protect) stop(); };
+  const onAlrm = (): void => logger.rotate();
   process.on('SIGTERM', onTerm); // with -p the listener ignores it (and keeps Node from dying of it)
   process.on('SIGHUP', stop);
   process.on('SIGALRM', onAlrm);
-  input.start((chunk) => {
-    if (!logger.feed(chunk)) input.pause();
-    if (ending && !logger.hasPartial) finish();
-  }, finish);
+  driver.attach(logger);
   await done;
   clearTimeout(lastLineTimer);
   process.off('SIGCHLD', onChild);
   process.off('SIGTERM', onTerm);
   process.off('SIGHUP', stop);
   process.off('SIGALRM', onAlrm);
-  if (out !== undefined) await new Promise<void>((r) => out.end(r));
+  await out.end();
   // Stopped by a signal while a terminal read waits in the thread pool: nothing else would
   // end the process (all output is written and every logdir finalised by now).
-  if (input.pending) process.exit(0);
+  if (driver.pending) process.exit(0);
   return 0;
 }
 
-interface Input {
-  start(onData: (chunk: Buffer) => void, onEnd: () => void): void;
-  pause(): void;
-  resume(): void;
-  stop(): void;
-  /** A read of a terminal is still waiting in the thread pool (it keeps Node alive until data or EOF). */
-  readonly pending: boolean;
+/** Where `1` actions write: t6-log's stdout. */
+interface Stdout {
+  /** False: full (the engine is told when it drains). */
+  write(data: Buffer): boolean;
+  /** Resolves once everything is written. */
+  end(): Promise<void>;
 }
 
 /**
- * stdin as Buffers. A pipe or socket is read by libuv on the event loop straight into one
- * reused 1 MB buffer (net.Socket's `onread`: no buffer allocated per read; the engine
- * copies what it keeps), and a pipe is enlarged to 1 MB so one wake-up takes more.
- * Anything else (a file, a terminal) is read with read(2) in the thread pool.
+ * stdout for the engine: a pipe or socket is written through libuv (backpressure);
+ * anything else synchronously. A write error closes the stream, as in s6-log.
  */
-function openInput(): Input {
-  const st = fs.fstatSync(0);
-  const buf = Buffer.allocUnsafe(1 << 20);
-  if (st.isFIFO() || st.isSocket()) {
-    if (st.isFIFO()) setPipeSize(0, 1 << 20);
-    let deliver: (chunk: Buffer) => void = () => {};
-    let paused = false;
-    const sock = new net.Socket({
-      fd: 0, readable: true, writable: false,
-      onread: { buffer: buf, callback: (n: number, b: Uint8Array) => { deliver(Buffer.from(b.buffer, b.byteOffset, n)); return !paused; } },
-    } as net.SocketConstructorOpts);
-    sock.pause();
-    return {
-      start(onData, onEnd) {
-        deliver = onData;
-        sock.on('end', onEnd);
-        sock.on('error', onEnd);
-        sock.resume();
-      },
-      pause: () => { paused = true; },
-      resume: () => { if (paused) { paused = false; if (!sock.destroyed) sock.resume(); } },
-      stop: () => { deliver = () => {}; sock.destroy(); },
-      pending: false,
-    };
+function openStdout(script: Script, logger: () => Logger, warn: (msg: string) => void): Stdout {
+  let out: net.Socket | undefined;
+  let outFailed = false;
+  const failed = (): void => { outFailed = true; logger().stdoutClosed(); warn('unable to write to stdout, closing the stream'); };
+  if (script.elements.some((el) => el.actions.some((a) => a.kind === 'stdout'))) {
+    const st = fs.fstatSync(1);
+    if (st.isFIFO() || st.isSocket()) {
+      out = new net.Socket({ fd: 1, readable: false, writable: true });
+      out.on('drain', () => logger().stdoutDrained());
+      out.on('error', failed);
+    }
   }
-  let paused = false;
-  let stopped = false;
-  let pending = false;
-  let pump: () => void = () => {};
   return {
-    start(onData, onEnd) {
-      pump = () => {
-        if (paused || stopped || pending) return;
-        pending = true;
-        fs.read(0, buf, 0, buf.length, null, (err, n) => {
-          pending = false;
-          if (stopped) return;
-          if (err !== null || n === 0) { onEnd(); return; }
-          onData(buf.subarray(0, n));
-          pump();
-        });
-      };
-      pump();
+    write(data) {
+      if (outFailed) return true;
+      if (out !== undefined) return out.write(data);
+      try { fs.writeSync(1, data); } catch { failed(); }
+      return true;
     },
-    pause: () => { paused = true; },
-    resume: () => { if (paused) { paused = false; pump(); } },
-    stop: () => { stopped = true; },
-    get pending() { return pending; },
+    end: () => (out === undefined ? Promise.resolve() : new Promise<void>((r) => out.end(r))),
   };
 }
 
