@@ -28,6 +28,7 @@ import { CatchAll } from './catch-all.ts';
 import { ConsoleSink } from './console-sink.ts';
 import { ConsoleWriter } from './console-writer.ts';
 import { ScriptedLogger, type LoggerEnv } from './scripted-logger.ts';
+import { isDirectory } from '../sys/stat.ts';
 
 /** The file in a `log/` directory (and in the catch-all's directory) that asks for an in-process logger. */
 export const LOGGER_SCRIPT_FILE = 't6-log';
@@ -265,14 +266,6 @@ export class Logging {
     let ok = this.#stdout.write(data);
     if (this.#catchAll !== undefined && !this.#catchAll.acceptLines(data)) ok = false;
     return ok;
-  }
-}
-
-function isDirectory(p: string): boolean {
-  try {
-    return fs.statSync(p).isDirectory();
-  } catch {
-    return false;
   }
 }
 

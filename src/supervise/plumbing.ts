@@ -4,7 +4,7 @@
  *
  * - **Logger pipes.** A service with a `log/` (or, with the console sink, any service)
  *   gets one pipe for its entry's life: the service writes, its logger reads — a `log/run`
- *   supervised as s6 does, or a reader inside t6-svscan (logging.ts). The scanner holds
+ *   supervised as s6 does, or a reader inside t6-svscan (logging.ts, console-sink.ts). The scanner holds
  *   both ends, so either side restarts without losing a byte; the write end is closed
  *   only once the service is gone for good, so the logger can reach EOF.
  * - **Pipelines.** A servicedir whose `producer-for` names another scan dir entry feeds it

@@ -42,7 +42,7 @@ export interface ScannerOptions {
   maxServices?: number;
   /** Console holder fd given to the catch-all logger as stderr (-X); in-process, where the catch-all's alerts go. */
   consoleFd?: number;
-  /** Copy every line of every service without a logger to stdout as `name: line` (t6-svscan -1; logging.ts). */
+  /** Copy every line of every service without a logger to stdout as `name: line` (t6-svscan -1; console-sink.ts). */
   consoleSink?: boolean;
   report(level: 'info' | 'warning' | 'error', message: string): void;
   /** Every fd above 2 of this process is close-on-exec: spawns may skip closing fds in the child. */

@@ -86,7 +86,11 @@ export async function serveScandir(cfg: SvscanConfig): Promise<SvscanEnd> {
       ...(cfg.consoleFd === undefined ? {} : { consoleFd: cfg.consoleFd }),
       ...(cfg.notServices === undefined ? {} : { notServices: cfg.notServices }),
       ...(cfg.signalActions === undefined ? {} : { signalActions: cfg.signalActions }),
-    }, () => notifyReady(cfg.notifyFd, report));
+    }, (opened) => {
+      // From here on (the first scan included) messages go into the catch-all log.
+      scanner = opened;
+      notifyReady(cfg.notifyFd, report);
+    });
   } catch (err) {
     release();
     process.off('uncaughtException', onUncaught);
