@@ -24,6 +24,7 @@ import { Logging, type PipeClient } from './logging.ts';
 import { realServicedir } from './realdir.ts';
 import { Waiters, controlRequest } from './waiter.ts';
 import { Supervisor, SupervisorSetupError, type SupervisorHost, type SupervisorStdio, type TimerHandle } from './supervisor.ts';
+import { FsSupervisorFiles } from './servicefiles.ts';
 
 /** The name of the catch-all logger service, which is never itself logged. */
 export const CATCHALL_LOGGER = CATCHALL_SERVICE;
@@ -166,6 +167,7 @@ export class Scanner {
         return { cancel: () => clearTimeout(t) };
       },
       report: opts.report,
+      files: new FsSupervisorFiles(),
       exited: (sup) => this.#supervisorExited(sup),
       event: (sup, event) => {
         if (event.includes('d')) this.#serviceDied(sup);

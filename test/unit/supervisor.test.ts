@@ -1,70 +1,19 @@
 /**
- * The Supervisor state machine with a fake host: no process is started, the clock and
- * timers are simulated, so each rule of supervise-protocol.md §3 and servicedir.md §4–8
- * is checked in milliseconds. Files (status, events) are real, in a temp directory.
+ * The Supervisor state machine with a fake host (test/lib/supervisorhost.ts): no process is
+ * started, the clock and timers are simulated, so each rule of supervise-protocol.md §3 and
+ * servicedir.md §4–8 is checked in milliseconds. Files (status, events) are real, in a temp
+ * directory.
  */
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ACTIONS, Supervisor, type SupervisorHost } from '../../src/supervise/supervisor.ts';
+import { ACTIONS, Supervisor } from '../../src/supervise/supervisor.ts';
 import { SUPERVISE_COMMANDS } from '../../src/s6/control.ts';
 import { decodeStatus } from '../../src/s6/status.ts';
 import { decodeDeathTally } from '../../src/s6/deathtally.ts';
-import { tainFromUnixMs } from '../../src/s6/tai.ts';
 import { tmpdir } from '../lib/harness.ts';
-
-interface Spawned { pid: number; argv: readonly string[]; fds: ReadonlyMap<number, unknown> | undefined; onExit: (w: number) => void; childFds: Map<number, number> }
-
-/** A fake world: spawns are recorded, kills are recorded, time moves only when told. */
-class FakeHost implements SupervisorHost {
-  now_ = 1_700_000_000_000;
-  mono = 0;
-  nextPid = 100;
-  spawned: Spawned[] = [];
-  kills: [number, number][] = [];
-  reports: string[] = [];
-  events: string[] = [];
-  timers: { at: number; fn: () => void; live: boolean }[] = [];
-  exitedCount = 0;
-  failSpawn: string | undefined;
-  spawn(opts: { argv: readonly string[]; fds?: ReadonlyMap<number, unknown> }, onExit: (w: number) => void): number {
-    if (this.failSpawn !== undefined) throw Object.assign(new Error(this.failSpawn), { code: this.failSpawn });
-    const pid = this.nextPid++;
-    // Like a real child, keep our own copy of each fd above 2 (the supervisor closes its copy).
-    const childFds = new Map<number, number>();
-    for (const [target, source] of opts.fds ?? []) {
-      if (target > 2 && typeof source === 'number') childFds.set(target, fs.openSync(`/proc/self/fd/${source}`, 'w'));
-    }
-    this.spawned.push({ pid, argv: opts.argv, fds: opts.fds, onExit, childFds });
-    return pid;
-  }
-  kill(pid: number, signal: number): void { this.kills.push([pid, signal]); }
-  monotonicMs(): number { return this.mono; }
-  now() { return tainFromUnixMs(this.now_ + this.mono); }
-  setTimer(ms: number, fn: () => void) {
-    const t = { at: this.mono + ms, fn, live: true };
-    this.timers.push(t);
-    return { cancel: () => { t.live = false; } };
-  }
-  report(level: string, message: string): void { this.reports.push(`${level}: ${message}`); }
-  exited(): void { this.exitedCount++; }
-  event(_sup: Supervisor, event: string): void { this.events.push(event); }
-  /** Moves the clock forward, firing due timers in order. */
-  advance(ms: number): void {
-    const end = this.mono + ms;
-    for (;;) {
-      const due = this.timers.filter((t) => t.live && t.at <= end).sort((a, b) => a.at - b.at)[0];
-      if (due === undefined) break;
-      due.live = false;
-      this.mono = Math.max(this.mono, due.at);
-      due.fn();
-    }
-    this.mono = end;
-  }
-  last(): Spawned { return this.spawned[this.spawned.length - 1]!; }
-  get eventText(): string { return this.events.join(''); }
-}
+import { FakeHost } from '../lib/supervisorhost.ts';
 
 const open: Supervisor[] = [];
 // Every supervisor holds its control FIFO open; end them all so the test process can exit.
