@@ -251,3 +251,11 @@ test('notification-fd equal to lock-fd: not started, and said so', () => {
   assert.equal(host.spawned.length, 0);
   assert.match(host.reports.join('\n'), /notification-fd and lock-fd are both 4/);
 });
+
+test('the state changes in one place: #enter is the only assignment of #state', () => {
+  const source = fs.readFileSync(new URL('../../src/supervise/supervisor.ts', import.meta.url), 'utf8');
+  const assignments = [...source.matchAll(/#state\s*=(?!=)/g)];
+  assert.equal(assignments.length, 1);
+  const enter = source.indexOf('#enter(next: ');
+  assert.ok(enter >= 0 && assignments[0]!.index > enter && assignments[0]!.index < source.indexOf('\n  }', enter), 'the assignment is inside #enter');
+});
