@@ -127,7 +127,12 @@ export class FsSupervisorFiles implements SupervisorFiles {
     let lockFd = -1;
     step(`open ${lockPath}`, () => { lockFd = fd.open(lockPath, O_WRONLY | O_CREAT | O_NONBLOCK, 0o644); });
     let locked = false;
-    step(`lock ${lockPath}`, () => { locked = fd.tryLock(lockFd, lockPath); });
+    try {
+      step(`lock ${lockPath}`, () => { locked = fd.tryLock(lockFd, lockPath); });
+    } catch (err) {
+      fd.close(lockFd); // else every retry of the set-up (each 2 s) would leak one fd
+      throw err;
+    }
     if (!locked) {
       fd.close(lockFd);
       throw new SupervisorSetupError(`${lockPath} is locked: another supervisor is already running on ${dir}`, true);

@@ -13,20 +13,21 @@ import { SUPERVISE_COMMANDS } from '../../src/s6/control.ts';
 import { decodeStatus } from '../../src/s6/status.ts';
 import { decodeDeathTally } from '../../src/s6/deathtally.ts';
 import { tmpdir } from '../lib/harness.ts';
-import { FakeHost } from '../lib/supervisorhost.ts';
+import { FakeFiles, FakeHost } from '../lib/supervisorhost.ts';
+import { SysError } from '../../src/sys/errors.ts';
 
 const open: Supervisor[] = [];
 // Every supervisor holds its control FIFO open; end them all so the test process can exit.
 afterEach(() => { for (const sup of open.splice(0)) sup.request('quit'); });
 
-function setup(files: Record<string, string> = {}, opts: { finish?: string; down?: boolean } = {}) {
+function setup(files: Record<string, string> = {}, opts: { finish?: string; down?: boolean; host?: FakeHost } = {}) {
   const dir = path.join(tmpdir(), 'svc');
   fs.mkdirSync(dir);
   fs.writeFileSync(path.join(dir, 'run'), '#!/bin/sh\n', { mode: 0o755 });
   if (opts.finish !== undefined) fs.writeFileSync(path.join(dir, 'finish'), opts.finish, { mode: 0o755 });
   if (opts.down === true) fs.writeFileSync(path.join(dir, 'down'), '');
   for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), text);
-  const host = new FakeHost();
+  const host = opts.host ?? new FakeHost();
   const sup = Supervisor.open('svc', dir, host);
   open.push(sup);
   const status = () => decodeStatus(fs.readFileSync(path.join(dir, 'supervise/status')))!;
@@ -258,4 +259,20 @@ test('the state changes in one place: #enter is the only assignment of #state', 
   assert.equal(assignments.length, 1);
   const enter = source.indexOf('#enter(next: ');
   assert.ok(enter >= 0 && assignments[0]!.index > enter && assignments[0]!.index < source.indexOf('\n  }', enter), 'the assignment is inside #enter');
+});
+
+/** How many fds this process has open. */
+function openFds(): number {
+  return fs.readdirSync('/proc/self/fd').length;
+}
+
+test('while taking supervise/lock keeps failing, the retries every 2 seconds leak no fd', () => {
+  const files = new FakeFiles({ tryLock: () => { throw new SysError('fcntl', 37 /* ENOLCK */, 'supervise/lock'); } });
+  const before = openFds();
+  const { host, sup } = setup({}, { host: new FakeHost(files) });
+  assert.match(host.reports.join('\n'), /unable to lock .*supervise\/lock: .* - running svc without its control files; retrying every 2 seconds/);
+  assert.equal(sup.state, 'up', 'the service runs all the same');
+  host.advance(20_000); // ten retries
+  assert.equal(files.held.size, 0);
+  assert.equal(openFds(), before, 'no fd left open by the failed set-ups');
 });
