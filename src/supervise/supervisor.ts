@@ -175,9 +175,9 @@ export class Supervisor {
       case 'cont': this.#signalRun(SIGNALS.CONT); st.paused = false; this.#commit(); return;
       case 'restart': this.#signalRun(this.#downSignal()); return;
       case 'reload': this.#signalRun(this.#signalSetting('reload-signal', SIGNALS.HUP)); return;
-      case 'pgStop': this.#host.kill(-this.#runPid, SIGNALS.STOP); st.paused = true; this.#commit(); return;
-      case 'pgCont': this.#host.kill(-this.#runPid, SIGNALS.CONT); st.paused = false; this.#commit(); return;
-      case 'pgKill': this.#host.kill(-this.#runPid, SIGNALS.KILL); return;
+      case 'pgStop': this.#signalGroup(SIGNALS.STOP); st.paused = true; this.#commit(); return;
+      case 'pgCont': this.#signalGroup(SIGNALS.CONT); st.paused = false; this.#commit(); return;
+      case 'pgKill': this.#signalGroup(SIGNALS.KILL); return;
       case 'wantdown': st.wantUp = false; this.#commit(); return;
       case 'wantup': st.wantUp = true; this.#commit(); return;
       case 'wantdownStart': st.wantUp = false; this.#commit(); this.#start(); return;
@@ -206,6 +206,11 @@ export class Supervisor {
 
   #signalRun(signal: number): void {
     if (this.#runPid > 0) this.#host.kill(this.#runPid, signal);
+  }
+
+  /** killpg(run): run leads its own session. Never with no pid: kill(-0) is our own group. */
+  #signalGroup(signal: number): void {
+    if (this.#runPid > 0) this.#host.kill(-this.#runPid, signal);
   }
 
   #signalSetting(file: string, fallback: number): number {

@@ -276,3 +276,16 @@ test('while taking supervise/lock keeps failing, the retries every 2 seconds lea
   assert.equal(files.held.size, 0);
   assert.equal(openFds(), before, 'no fd left open by the failed set-ups');
 });
+
+test('P, C and K signal the process group of run, and nothing when no run pid is known (kill(-0) is t6-svscan\'s own group)', () => {
+  const { host, sup } = setup();
+  sup.command('PCK');
+  assert.deepEqual(host.kills, [[-100, 19], [-100, 18], [-100, 9]]);
+  // A host that answered a spawn with pid 0: UP, but no pid to signal.
+  const zero = new FakeHost();
+  zero.nextPid = 0;
+  const second = setup({}, { host: zero });
+  assert.equal(second.sup.state, 'up');
+  second.sup.command('PCKpcd');
+  assert.deepEqual(zero.kills.filter(([pid]) => pid <= 0), []);
+});
