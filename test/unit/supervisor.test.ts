@@ -4,7 +4,7 @@
  * servicedir.md §4–8 is checked in milliseconds. Files (status, events) are real, in a temp
  * directory.
  */
-import { test, afterEach } from 'node:test';
+import { test, afterEach, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,6 +15,7 @@ import { decodeDeathTally } from '../../src/s6/deathtally.ts';
 import { tmpdir } from '../lib/harness.ts';
 import { FakeFiles, FakeHost } from '../lib/supervisorhost.ts';
 import { SysError } from '../../src/sys/errors.ts';
+import { mkfifo } from '../../src/sys/fd.ts';
 
 const open: Supervisor[] = [];
 // Every supervisor holds its control FIFO open; end them all so the test process can exit.
@@ -288,4 +289,23 @@ test('P, C and K signal the process group of run, and nothing when no run pid is
   assert.equal(second.sup.state, 'up');
   second.sup.command('PCKpcd');
   assert.deepEqual(zero.kills.filter(([pid]) => pid <= 0), []);
+});
+
+test('a listener FIFO in event/ that cannot be removed does not stop the supervisor: the dead service still restarts', (t) => {
+  const { host, sup, dir } = setup();
+  // A listener that went away, on a filesystem where nothing can be removed any more.
+  mkfifo(path.join(dir, 'event', `ftrig1:@${'4'.padEnd(24, '0')}:gone00`), 0o600);
+  const rmSync = fs.rmSync;
+  const rm = mock.method(fs, 'rmSync', (file: fs.PathLike, opts?: fs.RmOptions) => {
+    if (String(file).includes('/event/')) throw Object.assign(new Error('EROFS: read-only file system'), { code: 'EROFS' });
+    rmSync(file, opts);
+  });
+  t.after(() => rm.mock.restore());
+  host.last().onExit(EXIT(1));
+  assert.equal(sup.state, 'down');
+  assert.equal(host.eventText, 'sudD');
+  host.advance(1000);
+  assert.equal(sup.state, 'up', 'restarted one second later');
+  assert.equal(host.eventText, 'sudDu');
+  assert.deepEqual(host.reports.filter((r) => r.includes('internal error')), []);
 });
