@@ -112,10 +112,11 @@ test('without readiness a dead service restarts one second after it went down', 
 test('a service ready for more than a second restarts at once; one ready less than a second ago waits for that second', async () => {
   const { host } = setup({ 'notification-fd': '3\n' });
   const notify = async (text: string): Promise<void> => {
+    const ready = host.nextEvent('U'); // the supervisor reads the pipe on a later turn of the loop
     const fd = host.last().childFds.get(3)!;
     fs.writeSync(fd, text);
     fs.closeSync(fd);
-    await new Promise((r) => setTimeout(r, 50)); // let libuv deliver the pipe data
+    await ready;
   };
   await notify('\n');
   assert.equal(host.eventText, 'suU');
