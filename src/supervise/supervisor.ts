@@ -244,11 +244,14 @@ export class Supervisor {
     }
   }
 
+  /** timeout-kill reached: SIGKILL and SIGCONT to run, or to its process group with flag-timeout-killpg (s6 ≥ 2.13). */
   #killTimeout(): void {
     if (!this.#pendingKill || this.#runPid === 0) return;
-    this.#host.report('warning', `${this.name}: timeout-kill reached - sending SIGKILL to pid ${this.#runPid}`);
-    this.#host.kill(this.#runPid, SIGNALS.KILL);
-    this.#host.kill(this.#runPid, SIGNALS.CONT);
+    const group = this.#files.exists(path.join(this.dir, 'flag-timeout-killpg'));
+    this.#host.report('warning', `${this.name}: timeout-kill reached - sending SIGKILL to ${group ? 'process group' : 'pid'} ${this.#runPid}`);
+    const target = group ? -this.#runPid : this.#runPid;
+    this.#host.kill(target, SIGNALS.KILL);
+    this.#host.kill(target, SIGNALS.CONT);
     this.#arm(KILL_REARM_MS);
   }
 

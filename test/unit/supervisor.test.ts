@@ -310,3 +310,13 @@ test('a listener FIFO in event/ that cannot be removed does not stop the supervi
   assert.equal(host.eventText, 'sudDu');
   assert.deepEqual(host.reports.filter((r) => r.includes('internal error')), []);
 });
+
+test('timeout-kill with flag-timeout-killpg: SIGKILL then SIGCONT to the whole process group of run', () => {
+  const { host, sup } = setup({ 'timeout-kill': '300\n', 'flag-timeout-killpg': '' });
+  sup.command('d');
+  host.advance(300);
+  assert.deepEqual(host.kills.slice(2), [[-100, 9], [-100, 18]]);
+  assert.match(host.reports.join('\n'), /timeout-kill reached - sending SIGKILL to process group 100/);
+  host.advance(5000); // still alive: again, every 5 seconds
+  assert.deepEqual(host.kills.slice(4), [[-100, 9], [-100, 18]]);
+});
