@@ -2,7 +2,9 @@
  * Starting a service's processes for its Supervisor (s6-supervise's spawn of `run` and
  * `finish`): stdin and stdout from the scanner (or /dev/null once the supervisor was told
  * to close them), the notification-fd readiness pipe, the lock-fd service lock, and for
- * `finish` run's exit code (or 256), signal, the service's name and run's pid.
+ * `finish` run's exit code (or 256), signal, the service's name and run's pid. With a
+ * `flag-newpidns` file, `run` is pid 1 of a new pid namespace (s6 ≥ 2.13.1); where that
+ * cannot be done the start fails and is retried, as in s6.
  *
  * The Launcher decides nothing about states: it starts a process or says why it could not,
  * in a warning that names the file, and tells the Supervisor how long to wait before the
@@ -76,6 +78,7 @@ export class Launcher {
       return { retryMs: undefined };
     }
     const runPath = path.join(dir, 'run');
+    const newPidNamespace = files.exists(path.join(dir, 'flag-newpidns'));
     const fds = this.#stdioFds();
     let readiness: ReadinessPipe | undefined;
     let serviceLock: ServiceLock | undefined;
@@ -94,12 +97,14 @@ export class Launcher {
         }
         fds.set(lockFd, serviceLock.fd);
       }
-      pid = this.#opts.spawn({ path: runPath, argv: ['./run', name], cwd: dir, fds }, (wstat) => onExit(pid, wstat));
+      const spawnOpts: SpawnOptions = { path: runPath, argv: ['./run', name], cwd: dir, fds, ...(newPidNamespace ? { newPidNamespace } : {}) };
+      pid = this.#opts.spawn(spawnOpts, (wstat) => onExit(pid, wstat));
     } catch (err) {
       readiness?.close();
       serviceLock?.close();
       const why = files.explainNotRunnable(runPath) ?? describeError(err);
-      this.#opts.report('warning', `unable to spawn ${runPath}: ${why} - waiting ${SPAWN_RETRY_MS / 1000} seconds`);
+      const where = newPidNamespace ? ` as pid 1 of a new pid namespace (${path.join(dir, 'flag-newpidns')})` : '';
+      this.#opts.report('warning', `unable to spawn ${runPath}${where}: ${why} - waiting ${SPAWN_RETRY_MS / 1000} seconds`);
       return { retryMs: SPAWN_RETRY_MS };
     }
     readiness?.closeChildEnd();

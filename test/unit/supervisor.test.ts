@@ -320,3 +320,21 @@ test('timeout-kill with flag-timeout-killpg: SIGKILL then SIGCONT to the whole p
   host.advance(5000); // still alive: again, every 5 seconds
   assert.deepEqual(host.kills.slice(4), [[-100, 9], [-100, 18]]);
 });
+
+test('flag-newpidns: run (not finish) is spawned as pid 1 of a new pid namespace; a failure names the flag and is retried', () => {
+  const { host, sup, dir } = setup({ 'flag-newpidns': '' }, { finish: '#!/bin/sh\n' });
+  assert.equal(host.last().newPidNamespace, true);
+  host.last().onExit(EXIT(0));
+  assert.equal(host.last().argv[0], './finish');
+  assert.equal(host.last().newPidNamespace, false);
+  host.last().onExit(EXIT(0));
+  host.failSpawn = 'EPERM';
+  host.advance(1000);
+  assert.equal(sup.state, 'down');
+  assert.ok(host.reports.some((r) => r.includes(`unable to spawn ${dir}/run as pid 1 of a new pid namespace (${dir}/flag-newpidns): EPERM - waiting 10 seconds`)), host.reports.join('\n'));
+  host.failSpawn = undefined;
+  fs.rmSync(path.join(dir, 'flag-newpidns'));
+  host.advance(10_000);
+  assert.equal(sup.state, 'up');
+  assert.equal(host.last().newPidNamespace, false);
+});
