@@ -16,8 +16,8 @@ import { type DeathRecord } from '../../src/s6/deathtally.ts';
 import { type Setting } from '../../src/s6/servicedir.ts';
 import { tainFromUnixMs } from '../../src/s6/tai.ts';
 
-/** One entry of FakeFiles' journal: a status write (attempted), or events sent. */
-export type JournalEntry = { kind: 'status'; status: SupervisorStatus } | { kind: 'event'; events: string };
+/** One entry of FakeFiles' journal: a status write (`written` false if it failed), or events sent. */
+export type JournalEntry = { kind: 'status'; status: SupervisorStatus; written: boolean } | { kind: 'event'; events: string };
 
 /** FsSupervisorFiles with a journal, a count of open handles, and faults on demand. */
 export class FakeFiles implements SupervisorFiles {
@@ -52,9 +52,11 @@ export class FakeFiles implements SupervisorFiles {
     return this.#hold(this.real.setUp(dir, resetDeathTally, control), 'supervise dir');
   }
   writeStatus(dir: string, status: SupervisorStatus): void {
-    this.journal.push({ kind: 'status', status: { ...status } });
+    const entry: JournalEntry = { kind: 'status', status: { ...status }, written: false };
+    this.journal.push(entry);
     if (this.failStatus !== undefined) throw this.failStatus;
     this.real.writeStatus(dir, status);
+    entry.written = true;
   }
   recordDeath(dir: string, record: DeathRecord, max: number): void { this.real.recordDeath(dir, record, max); }
   setDownFile(dir: string, present: boolean): void { this.real.setDownFile(dir, present); }
