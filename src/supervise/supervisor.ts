@@ -6,9 +6,10 @@
  * supervisor ends once the service is down). Every input (a control byte, the death of a
  * child, the timer, a request from the scanner) is looked up in ACTIONS[state][input]
  * (actions.ts); the action is the only code that changes anything, and `#enter` the only
- * place that changes the state. `#commit` is the only place that writes `supervise/status`
- * and then sends the matching event, in that order, so a client that subscribes first and
- * reads the status second never misses a transition.
+ * place that changes the state. `#commit` (SuperviseDir.commit, supervisedir.ts) is the
+ * only place that writes `supervise/status` and then sends the matching event, in that
+ * order, so a client that subscribes first and reads the status second never misses a
+ * transition. Starting `run` and `finish` is the Launcher's (launch.ts).
  *
  * The outside world comes through the host: processes, signals, clocks and timers, and
  * every file and fd (`host.files`, servicefiles.ts). Inputs never throw: a failure becomes
