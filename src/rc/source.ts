@@ -29,11 +29,13 @@ export interface NameRef {
   file: string;
 }
 
-/** The files of a longrun's source that become its compiled servicedir, copied as they are. */
+/**
+ * The files of a longrun's source that become its compiled servicedir, copied as they are.
+ * `nosetsid` is not one: s6 ignores it since 2.10 and s6-rc-compile does not copy it.
+ */
 export const SERVICEDIR_FILES = [
   'run', 'finish', 'notification-fd', 'lock-fd', 'timeout-kill', 'timeout-finish',
-  'max-death-tally', 'down-signal', 'reload-signal', 'nosetsid', 'flag-newpidns',
-  'flag-timeout-killpg',
+  'max-death-tally', 'down-signal', 'reload-signal', 'flag-newpidns', 'flag-timeout-killpg',
 ] as const;
 /** Directories of a longrun's source copied recursively into its servicedir. */
 export const SERVICEDIR_DIRS = ['env', 'data', 'template'] as const;

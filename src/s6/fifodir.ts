@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { O_NONBLOCK, O_RDONLY, O_WRONLY, mkfifo, open, close } from '../sys/fd.ts';
 import { tainFormat, tainNow } from './tai.ts';
+import { errorCode } from '../sys/errors.ts';
 
 const LISTENER_PREFIX = 'ftrig1:@';
 const LISTENER_NAME_LENGTH = 39;
@@ -28,39 +29,54 @@ export function makeFifodir(dir: string): void {
 }
 
 /**
- * Writes `event` to every listener in `dir`. Never blocks, never throws for a listener's
- * sake: a FIFO with no reader is removed; a full one just misses this event (as in s6).
- * Returns how many listeners received it.
+ * Writes `event` to every listener in `dir`. Never blocks, never throws (a supervisor calls
+ * it in the middle of its actions): a FIFO with no reader is removed; a full one just
+ * misses this event (as in s6); an entry that cannot be opened, written or removed is
+ * passed over. Returns how many listeners received it.
  */
 export function notifyFifodir(dir: string, event: string): number {
   let names: string[];
   try {
     names = fs.readdirSync(dir);
   } catch {
-    return 0;
+    return 0; // no event/ (yet), or unreadable: nobody can be listening
   }
   const bytes = Buffer.from(event, 'latin1');
   let delivered = 0;
   for (const name of names) {
     if (name.length !== LISTENER_NAME_LENGTH || !name.startsWith(LISTENER_PREFIX)) continue;
-    const fifo = path.join(dir, name);
-    let fd: number;
-    try {
-      fd = open(fifo, O_WRONLY | O_NONBLOCK);
-    } catch (err) {
-      if ((err as { code?: string }).code === 'ENXIO') fs.rmSync(fifo, { force: true });
-      continue;
-    }
-    try {
-      fs.writeSync(fd, bytes);
-      delivered++;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EPIPE') fs.rmSync(fifo, { force: true });
-    } finally {
-      close(fd);
-    }
+    if (sendTo(path.join(dir, name), bytes)) delivered++;
   }
   return delivered;
+}
+
+/** Writes `bytes` to one listener FIFO, removing it if nobody reads it any more. Never throws. */
+function sendTo(fifo: string, bytes: Buffer): boolean {
+  let fd: number;
+  try {
+    fd = open(fifo, O_WRONLY | O_NONBLOCK);
+  } catch (err) {
+    if (errorCode(err) === 'ENXIO') removeStale(fifo);
+    return false;
+  }
+  try {
+    fs.writeSync(fd, bytes);
+    return true;
+  } catch (err) {
+    if (errorCode(err) === 'EPIPE') removeStale(fifo);
+    return false;
+  } finally {
+    close(fd);
+  }
+}
+
+/** Removes a listener FIFO nobody reads; where it cannot be (a read-only event/), the next event tries again. */
+function removeStale(fifo: string): void {
+  try {
+    fs.rmSync(fifo, { force: true });
+  } catch {
+    // Left in place: it costs one failed open per event until it can go.
+  }
 }
 
 /** A subscription to a fifodir: events arrive through `onEvent`, `close()` removes the FIFO. */

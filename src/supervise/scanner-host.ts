@@ -16,6 +16,7 @@ import { Reaper } from '../sys/reaper.ts';
 import { realServicedir } from './realdir.ts';
 import { OneshotRunner, type RunnerHost } from './runner.ts';
 import { Supervisor, type SupervisorHost, type SupervisorStdio, type TimerHandle } from './supervisor.ts';
+import { FsSupervisorFiles, type SupervisorFiles } from './servicefiles.ts';
 
 /** What a stat of a scan dir entry tells the scanner. */
 export interface EntryStat {
@@ -77,6 +78,8 @@ export interface ScannerHost {
   /** Collects every child; its `reap()` runs on SIGCHLD. */
   readonly reaper: Reaper;
   readonly files: ScannerFiles;
+  /** The file operations of every Supervisor (servicefiles.ts). */
+  readonly supervisorFiles: SupervisorFiles;
   /** Wall-clock TAI64N, for the supervisors' status stamps. */
   now: SupervisorHost['now'];
   /** Sends a signal (no error if the process is gone). Throws on any other failure. */
@@ -148,6 +151,7 @@ export function systemScannerHost(opts: { allCloexec: boolean; onReapError(err: 
     listenRunner: (socketPath, runnerHost) => OneshotRunner.listen(socketPath, runnerHost),
     reaper,
     files: systemScannerFiles,
+    supervisorFiles: new FsSupervisorFiles(),
   };
 }
 

@@ -98,6 +98,7 @@ export class Scanner {
       now: host.now,
       setTimer: guardedTimer('timer'),
       report,
+      files: host.supervisorFiles,
       exited: (sup) => this.#supervisorExited(sup),
       event: (sup, event) => {
         if (event.includes('d')) this.#serviceDied(sup);

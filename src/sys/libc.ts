@@ -90,6 +90,8 @@ const PROTOTYPES = {
   execve: 'int execve(const char *path, const char **argv, const char **envp)',
   ioctl: 'int ioctl(int fd, unsigned long request, ...)',
   madvise: 'int madvise(uintptr_t addr, size_t length, int advice)',
+  unshare: 'int unshare(int flags)',
+  setns: 'int setns(int fd, int nstype)',
 } as const;
 
 /**

@@ -7,12 +7,16 @@
 import fs from 'node:fs';
 import { c, errno } from './libc.ts';
 import { SysError } from './errors.ts';
+import { SIGNALS } from './signals.ts';
 
 const EINTR = 4;
 
 const POSIX_SPAWN_SETSIGDEF = 0x4;
 const POSIX_SPAWN_SETSIGMASK = 0x8;
 const POSIX_SPAWN_SETSID = 0x80;
+const CLONE_NEWPID = 0x20000000;
+const O_RDONLY = 0;
+const O_CLOEXEC = 0o2000000;
 const F_DUPFD_CLOEXEC = 1030;
 const F_GETFD = 1;
 const F_SETFD = 2;
@@ -59,6 +63,12 @@ export interface SpawnOptions {
    * while close-on-exec happens after the parent is let go.
    */
   allCloexec?: boolean;
+  /**
+   * Start the child as pid 1 of a new pid namespace (s6's `flag-newpidns`). `spawn` only:
+   * the namespace of new children is chosen per thread, and spawnAsync spawns from a
+   * worker thread. Needs CAP_SYS_ADMIN: without it the spawn fails (EPERM), as s6's does.
+   */
+  newPidNamespace?: boolean;
 }
 
 let envCache: { source: NodeJS.ProcessEnv; list: string[]; keys: number } | undefined;
@@ -80,6 +90,10 @@ export function currentEnv(): string[] {
 
 /** Starts a process and returns its pid; throws SysError (ENOENT, EACCES, ENOEXEC…) if it cannot run. */
 export function spawn(opts: SpawnOptions): number {
+  return opts.newPidNamespace === true ? spawnInNewPidNamespace(opts) : spawnHere(opts);
+}
+
+function spawnHere(opts: SpawnOptions): number {
   const p = prepare(opts);
   try {
     const pid = [0];
@@ -92,6 +106,38 @@ export function spawn(opts: SpawnOptions): number {
 }
 
 /**
+ * spawn as pid 1 of a new pid namespace. unshare(CLONE_NEWPID) changes where this thread's
+ * next children are born, not the namespace of this process (nor of its other threads);
+ * right after the spawn, setns() on a saved /proc/self/ns/pid puts it back, so every later
+ * child is born in our own namespace again.
+ */
+function spawnInNewPidNamespace(opts: SpawnOptions): number {
+  const own = c.open('/proc/self/ns/pid', O_RDONLY | O_CLOEXEC, 0);
+  if (own < 0) throw new SysError('open', errno(), '/proc/self/ns/pid');
+  try {
+    if (c.unshare(CLONE_NEWPID) !== 0) throw new SysError('unshare', errno(), 'CLONE_NEWPID');
+    let pid: number | undefined;
+    let failure: unknown;
+    try {
+      pid = spawnHere(opts);
+    } catch (err) {
+      failure = err;
+    }
+    if (c.setns(own, CLONE_NEWPID) !== 0) {
+      const err = new SysError('setns', errno(), '/proc/self/ns/pid');
+      // Not back in our namespace (it cannot happen with the right to unshare): report the
+      // spawn as failed rather than leave a child nobody will know about.
+      if (pid !== undefined) c.kill(pid, SIGNALS.KILL);
+      throw err;
+    }
+    if (pid === undefined) throw failure;
+    return pid;
+  } finally {
+    c.close(own);
+  }
+}
+
+/**
  * spawn on a libuv worker thread. posix_spawn holds its caller until the child has
  * exec'd (glibc's is a vfork): here that is a worker, and the event loop goes on
  * meanwhile. The child may have exited, and been reaped by waitpid(-1), before this
@@ -99,6 +145,10 @@ export function spawn(opts: SpawnOptions): number {
  */
 export function spawnAsync(opts: SpawnOptions): Promise<number> {
   return new Promise((resolve, reject) => {
+    if (opts.newPidNamespace === true) {
+      reject(new SysError('spawn', 22 /* EINVAL */, opts.path, 'a new pid namespace needs the synchronous spawn'));
+      return;
+    }
     const start = (): void => {
       let p: Prepared;
       try {

@@ -265,3 +265,34 @@ test('soak: 300 start/stop cycles with readiness leave t6-svscan with the same f
   assert.deepEqual(fs.readdirSync(path.join(dir, 'event')).filter((n) => n.startsWith('ftrig1') && n !== path.basename(events.fifoPath)), []);
   assert.equal(fds(), before);
 });
+
+test('flag-newpidns: run is pid 1 of a new pid namespace, and services started after it are born in t6-svscan\'s', async () => {
+  const sd = tmpdir();
+  const out = `${sd}-newpidns`;
+  fs.mkdirSync(out);
+  cleanups.push(() => fs.rmSync(out, { recursive: true, force: true }));
+  // Each run says its pid and pid namespace as it sees them, then waits for SIGTERM (a
+  // namespace's pid 1 gets only the signals it has a handler for).
+  const reporter = (name: string): string =>
+    `#!/bin/sh\ntrap 'exit 0' TERM\necho "$$ $(readlink /proc/self/ns/pid)" > "${out}/${name}.new"\nmv "${out}/${name}.new" "${out}/${name}"\nsleep 3600 & wait\n`;
+  const isolated = makeService(path.join(sd, 'isolated'), { run: reporter('isolated'), files: { 'flag-newpidns': '' } });
+  const plain = makeService(path.join(sd, 'plain'), { run: reporter('plain'), down: true });
+  fs.mkdirSync(path.join(isolated, 'event'));
+  const events = new EventLog(isolated);
+  cleanups.push(() => events.close());
+  const t = await tree(sd);
+  const said = (name: string): Promise<string[]> => until(`${name} to say where it runs`, () => {
+    try { return fs.readFileSync(path.join(out, name), 'utf8').trim().split(' '); } catch { return undefined; }
+  });
+  const [isolatedPid, isolatedNs] = await said('isolated');
+  const ownNs = fs.readlinkSync(`/proc/${t.pid1}/ns/pid`);
+  assert.equal(isolatedPid, '1', 'pid 1 in its namespace');
+  assert.notEqual(isolatedNs, ownNs);
+  assert.ok(readStatus(isolated)!.pid > 1, 'supervise/status holds its pid as t6-svscan sees it');
+  assert.equal(run('s6-svc', ['-u', plain]).status, 0);
+  const [plainPid, plainNs] = await said('plain');
+  assert.equal(plainNs, ownNs, 'the next child is born in t6-svscan\'s namespace again');
+  assert.notEqual(plainPid, '1');
+  assert.equal(run('s6-svc', ['-d', isolated]).status, 0);
+  await events.waitFor(/udD$/);
+});

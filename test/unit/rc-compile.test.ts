@@ -438,7 +438,7 @@ test('a pipeline-name not on a last consumer is ignored with a warning', async (
   }
 });
 
-test('a longrun servicedir gets its s6 files, env/ and data/ as in the source; down and log/ are left out', async () => {
+test('a longrun servicedir gets its s6 files, env/ and data/ as in the source; down, log/ and the obsolete nosetsid are left out', async () => {
   const { db, r } = await compiled([{
     d: longrun({
       run: { mode: 0o644, text: RUN }, // s6-rc installs run 0755 whatever the source mode; warned
@@ -452,7 +452,7 @@ test('a longrun servicedir gets its s6 files, env/ and data/ as in the source; d
   }]);
   try {
     const sd = path.join(r.target, 'servicedirs/d');
-    assert.deepEqual(fs.readdirSync(sd).sort(), ['data', 'down-signal', 'env', 'finish', 'lock-fd', 'max-death-tally', 'nosetsid', 'notification-fd', 'run', 'timeout-finish', 'timeout-kill']);
+    assert.deepEqual(fs.readdirSync(sd).sort(), ['data', 'down-signal', 'env', 'finish', 'lock-fd', 'max-death-tally', 'notification-fd', 'run', 'timeout-finish', 'timeout-kill']);
     assert.equal(fs.statSync(path.join(sd, 'run')).mode & 0o777, 0o755);
     assert.equal(fs.statSync(path.join(sd, 'finish')).mode & 0o777, 0o755);
     assert.equal(fs.readFileSync(path.join(sd, 'run'), 'utf8'), RUN);

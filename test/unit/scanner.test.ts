@@ -12,6 +12,7 @@ import { Scanner, SCAN_RETRY_MS, SUPERVISOR_RETRY_MS, type ScannerExit } from '.
 import { CONTROL_RETRY_MS } from '../../src/supervise/scandir-control.ts';
 import { systemScannerFiles, type ScannerFiles, type ScannerHost } from '../../src/supervise/scanner-host.ts';
 import { Reaper } from '../../src/sys/reaper.ts';
+import { FsSupervisorFiles } from '../../src/supervise/servicefiles.ts';
 import { SupervisorSetupError, type Supervisor, type SupervisorHost, type SupervisorStdio } from '../../src/supervise/supervisor.ts';
 import { tainFromUnixMs } from '../../src/s6/tai.ts';
 import { pipe as sysPipe, close as sysClose } from '../../src/sys/fd.ts';
@@ -51,6 +52,7 @@ class FakeScannerHost implements ScannerHost {
   spawned: { path: string; argv: readonly string[] }[] = [];
   failOpen: string | undefined;
   readonly reaper = new Reaper();
+  readonly supervisorFiles = new FsSupervisorFiles();
   readonly files: ScannerFiles;
   readonly now = () => tainFromUnixMs(1_700_000_000_000 + this.mono);
   constructor(files: Partial<ScannerFiles> = {}) {

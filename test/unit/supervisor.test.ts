@@ -1,83 +1,34 @@
 /**
- * The Supervisor state machine with a fake host: no process is started, the clock and
- * timers are simulated, so each rule of supervise-protocol.md §3 and servicedir.md §4–8
- * is checked in milliseconds. Files (status, events) are real, in a temp directory.
+ * The Supervisor state machine with a fake host (test/lib/supervisorhost.ts): no process is
+ * started, the clock and timers are simulated, so each rule of supervise-protocol.md §3 and
+ * servicedir.md §4–8 is checked in milliseconds. Files (status, events) are real, in a temp
+ * directory.
  */
-import { test, afterEach } from 'node:test';
+import { test, afterEach, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ACTIONS, Supervisor, type SupervisorHost } from '../../src/supervise/supervisor.ts';
+import { ACTIONS, Supervisor } from '../../src/supervise/supervisor.ts';
 import { SUPERVISE_COMMANDS } from '../../src/s6/control.ts';
 import { decodeStatus } from '../../src/s6/status.ts';
 import { decodeDeathTally } from '../../src/s6/deathtally.ts';
-import { tainFromUnixMs } from '../../src/s6/tai.ts';
 import { tmpdir } from '../lib/harness.ts';
-
-interface Spawned { pid: number; argv: readonly string[]; fds: ReadonlyMap<number, unknown> | undefined; onExit: (w: number) => void; childFds: Map<number, number> }
-
-/** A fake world: spawns are recorded, kills are recorded, time moves only when told. */
-class FakeHost implements SupervisorHost {
-  now_ = 1_700_000_000_000;
-  mono = 0;
-  nextPid = 100;
-  spawned: Spawned[] = [];
-  kills: [number, number][] = [];
-  reports: string[] = [];
-  events: string[] = [];
-  timers: { at: number; fn: () => void; live: boolean }[] = [];
-  exitedCount = 0;
-  failSpawn: string | undefined;
-  spawn(opts: { argv: readonly string[]; fds?: ReadonlyMap<number, unknown> }, onExit: (w: number) => void): number {
-    if (this.failSpawn !== undefined) throw Object.assign(new Error(this.failSpawn), { code: this.failSpawn });
-    const pid = this.nextPid++;
-    // Like a real child, keep our own copy of each fd above 2 (the supervisor closes its copy).
-    const childFds = new Map<number, number>();
-    for (const [target, source] of opts.fds ?? []) {
-      if (target > 2 && typeof source === 'number') childFds.set(target, fs.openSync(`/proc/self/fd/${source}`, 'w'));
-    }
-    this.spawned.push({ pid, argv: opts.argv, fds: opts.fds, onExit, childFds });
-    return pid;
-  }
-  kill(pid: number, signal: number): void { this.kills.push([pid, signal]); }
-  monotonicMs(): number { return this.mono; }
-  now() { return tainFromUnixMs(this.now_ + this.mono); }
-  setTimer(ms: number, fn: () => void) {
-    const t = { at: this.mono + ms, fn, live: true };
-    this.timers.push(t);
-    return { cancel: () => { t.live = false; } };
-  }
-  report(level: string, message: string): void { this.reports.push(`${level}: ${message}`); }
-  exited(): void { this.exitedCount++; }
-  event(_sup: Supervisor, event: string): void { this.events.push(event); }
-  /** Moves the clock forward, firing due timers in order. */
-  advance(ms: number): void {
-    const end = this.mono + ms;
-    for (;;) {
-      const due = this.timers.filter((t) => t.live && t.at <= end).sort((a, b) => a.at - b.at)[0];
-      if (due === undefined) break;
-      due.live = false;
-      this.mono = Math.max(this.mono, due.at);
-      due.fn();
-    }
-    this.mono = end;
-  }
-  last(): Spawned { return this.spawned[this.spawned.length - 1]!; }
-  get eventText(): string { return this.events.join(''); }
-}
+import { FakeFiles, FakeHost } from '../lib/supervisorhost.ts';
+import { SysError } from '../../src/sys/errors.ts';
+import { mkfifo } from '../../src/sys/fd.ts';
 
 const open: Supervisor[] = [];
 // Every supervisor holds its control FIFO open; end them all so the test process can exit.
 afterEach(() => { for (const sup of open.splice(0)) sup.request('quit'); });
 
-function setup(files: Record<string, string> = {}, opts: { finish?: string; down?: boolean } = {}) {
+function setup(files: Record<string, string> = {}, opts: { finish?: string; down?: boolean; host?: FakeHost } = {}) {
   const dir = path.join(tmpdir(), 'svc');
   fs.mkdirSync(dir);
   fs.writeFileSync(path.join(dir, 'run'), '#!/bin/sh\n', { mode: 0o755 });
   if (opts.finish !== undefined) fs.writeFileSync(path.join(dir, 'finish'), opts.finish, { mode: 0o755 });
   if (opts.down === true) fs.writeFileSync(path.join(dir, 'down'), '');
   for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), text);
-  const host = new FakeHost();
+  const host = opts.host ?? new FakeHost();
   const sup = Supervisor.open('svc', dir, host);
   open.push(sup);
   const status = () => decodeStatus(fs.readFileSync(path.join(dir, 'supervise/status')))!;
@@ -161,10 +112,11 @@ test('without readiness a dead service restarts one second after it went down', 
 test('a service ready for more than a second restarts at once; one ready less than a second ago waits for that second', async () => {
   const { host } = setup({ 'notification-fd': '3\n' });
   const notify = async (text: string): Promise<void> => {
+    const ready = host.nextEvent('U'); // the supervisor reads the pipe on a later turn of the loop
     const fd = host.last().childFds.get(3)!;
     fs.writeSync(fd, text);
     fs.closeSync(fd);
-    await new Promise((r) => setTimeout(r, 50)); // let libuv deliver the pipe data
+    await ready;
   };
   await notify('\n');
   assert.equal(host.eventText, 'suU');
@@ -301,4 +253,88 @@ test('notification-fd equal to lock-fd: not started, and said so', () => {
   sup.command('u');
   assert.equal(host.spawned.length, 0);
   assert.match(host.reports.join('\n'), /notification-fd and lock-fd are both 4/);
+});
+
+test('the state changes in one place: #enter is the only assignment of #state', () => {
+  const source = fs.readFileSync(new URL('../../src/supervise/supervisor.ts', import.meta.url), 'utf8');
+  const assignments = [...source.matchAll(/#state\s*=(?!=)/g)];
+  assert.equal(assignments.length, 1);
+  const enter = source.indexOf('#enter(next: ');
+  assert.ok(enter >= 0 && assignments[0]!.index > enter && assignments[0]!.index < source.indexOf('\n  }', enter), 'the assignment is inside #enter');
+});
+
+/** How many fds this process has open. */
+function openFds(): number {
+  return fs.readdirSync('/proc/self/fd').length;
+}
+
+test('while taking supervise/lock keeps failing, the retries every 2 seconds leak no fd', () => {
+  const files = new FakeFiles({ tryLock: () => { throw new SysError('fcntl', 37 /* ENOLCK */, 'supervise/lock'); } });
+  const before = openFds();
+  const { host, sup } = setup({}, { host: new FakeHost(files) });
+  assert.match(host.reports.join('\n'), /unable to lock .*supervise\/lock: .* - running svc without its control files; retrying every 2 seconds/);
+  assert.equal(sup.state, 'up', 'the service runs all the same');
+  host.advance(20_000); // ten retries
+  assert.equal(files.held.size, 0);
+  assert.equal(openFds(), before, 'no fd left open by the failed set-ups');
+});
+
+test('P, C and K signal the process group of run, and nothing when no run pid is known (kill(-0) is t6-svscan\'s own group)', () => {
+  const { host, sup } = setup();
+  sup.command('PCK');
+  assert.deepEqual(host.kills, [[-100, 19], [-100, 18], [-100, 9]]);
+  // A host that answered a spawn with pid 0: UP, but no pid to signal.
+  const zero = new FakeHost();
+  zero.nextPid = 0;
+  const second = setup({}, { host: zero });
+  assert.equal(second.sup.state, 'up');
+  second.sup.command('PCKpcd');
+  assert.deepEqual(zero.kills.filter(([pid]) => pid <= 0), []);
+});
+
+test('a listener FIFO in event/ that cannot be removed does not stop the supervisor: the dead service still restarts', (t) => {
+  const { host, sup, dir } = setup();
+  // A listener that went away, on a filesystem where nothing can be removed any more.
+  mkfifo(path.join(dir, 'event', `ftrig1:@${'4'.padEnd(24, '0')}:gone00`), 0o600);
+  const rmSync = fs.rmSync;
+  const rm = mock.method(fs, 'rmSync', (file: fs.PathLike, opts?: fs.RmOptions) => {
+    if (String(file).includes('/event/')) throw Object.assign(new Error('EROFS: read-only file system'), { code: 'EROFS' });
+    rmSync(file, opts);
+  });
+  t.after(() => rm.mock.restore());
+  host.last().onExit(EXIT(1));
+  assert.equal(sup.state, 'down');
+  assert.equal(host.eventText, 'sudD');
+  host.advance(1000);
+  assert.equal(sup.state, 'up', 'restarted one second later');
+  assert.equal(host.eventText, 'sudDu');
+  assert.deepEqual(host.reports.filter((r) => r.includes('internal error')), []);
+});
+
+test('timeout-kill with flag-timeout-killpg: SIGKILL then SIGCONT to the whole process group of run', () => {
+  const { host, sup } = setup({ 'timeout-kill': '300\n', 'flag-timeout-killpg': '' });
+  sup.command('d');
+  host.advance(300);
+  assert.deepEqual(host.kills.slice(2), [[-100, 9], [-100, 18]]);
+  assert.match(host.reports.join('\n'), /timeout-kill reached - sending SIGKILL to process group 100/);
+  host.advance(5000); // still alive: again, every 5 seconds
+  assert.deepEqual(host.kills.slice(4), [[-100, 9], [-100, 18]]);
+});
+
+test('flag-newpidns: run (not finish) is spawned as pid 1 of a new pid namespace; a failure names the flag and is retried', () => {
+  const { host, sup, dir } = setup({ 'flag-newpidns': '' }, { finish: '#!/bin/sh\n' });
+  assert.equal(host.last().newPidNamespace, true);
+  host.last().onExit(EXIT(0));
+  assert.equal(host.last().argv[0], './finish');
+  assert.equal(host.last().newPidNamespace, false);
+  host.last().onExit(EXIT(0));
+  host.failSpawn = 'EPERM';
+  host.advance(1000);
+  assert.equal(sup.state, 'down');
+  assert.ok(host.reports.some((r) => r.includes(`unable to spawn ${dir}/run as pid 1 of a new pid namespace (${dir}/flag-newpidns): EPERM - waiting 10 seconds`)), host.reports.join('\n'));
+  host.failSpawn = undefined;
+  fs.rmSync(path.join(dir, 'flag-newpidns'));
+  host.advance(10_000);
+  assert.equal(sup.state, 'up');
+  assert.equal(host.last().newPidNamespace, false);
 });

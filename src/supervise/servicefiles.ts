@@ -1,0 +1,305 @@
+/**
+ * Everything a Supervisor does with files and file descriptors, behind one interface:
+ * setting up `event/` and `supervise/` (lock and control FIFO), writing `supervise/status`
+ * atomically, the death tally, the `down` file, the settings files, the readiness pipe,
+ * `supervise/service-lock`, and the events sent to `event/` listeners.
+ *
+ * The Supervisor decides; this module only touches the disk. The scanner hands the real
+ * implementation (FsSupervisorFiles) to every Supervisor through its host; unit tests wrap
+ * it to watch the order of writes and events, to count what is held open, and to inject
+ * faults (FsSupervisorFiles takes its fd system calls as a parameter for that).
+ *
+ * Errors: setUp throws SupervisorSetupError (the message names the file and the action);
+ * the other writes throw what the system said and the Supervisor words the warning;
+ * `notify`, `exists`, `explainNotRunnable` and the settings reads never throw.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { O_CREAT, O_NONBLOCK, O_RDWR, O_WRONLY, close, mkfifo, open, pipe, tryLock } from '../sys/fd.ts';
+import { describeError } from '../sys/errors.ts';
+import { type SupervisorStatus, encodeStatus } from '../s6/status.ts';
+import { makeFifodir, notifyFifodir } from '../s6/fifodir.ts';
+import { type DeathRecord, decodeDeathTally, encodeDeathTally } from '../s6/deathtally.ts';
+import { type Setting, exists, explainNotRunnable, readSignalSetting, readUintSetting } from '../s6/servicedir.ts';
+
+/** Thrown by `Supervisor.open` (and SupervisorFiles.setUp) when the service directory cannot be supervised. */
+export class SupervisorSetupError extends Error {
+  override name = 'SupervisorSetupError';
+  /** true when another supervisor holds the lock. */
+  readonly busy: boolean;
+  constructor(message: string, busy = false) {
+    super(message);
+    this.busy = busy;
+  }
+}
+
+/** `supervise/` as a supervisor holds it: the lock, and the control FIFO being read. */
+export interface HeldSuperviseDir {
+  /** Stops reading the control FIFO and releases the lock. Idempotent. */
+  close(): void;
+}
+
+/** Where the bytes written to `supervise/control` go. */
+export interface ControlReader {
+  /** Bytes as they arrive, one latin1 character per byte. */
+  onBytes(bytes: string): void;
+  /** A read error on the FIFO. */
+  onError(err: unknown): void;
+}
+
+/** The notification-fd pipe: the child gets `childFd`, the supervisor watches the other end. */
+export interface ReadinessPipe {
+  /** The write end, to be given to `run` as its notification-fd. */
+  readonly childFd: number;
+  /** Closes the supervisor's copy of the write end (once the child has its own). */
+  closeChildEnd(): void;
+  /** Calls `onReady` once a newline arrives; the pipe is then closed (also on EOF or error, without a call). */
+  watch(onReady: () => void): void;
+  /** Closes both ends. Idempotent. */
+  close(): void;
+}
+
+/** `supervise/service-lock`, open and locked, for a service with `lock-fd`. */
+export interface ServiceLock {
+  /** The locked fd, to be given to `run` as its lock-fd. */
+  readonly fd: number;
+  /** Closes the supervisor's copy (the child keeps the lock through its own). */
+  close(): void;
+}
+
+/** The file and fd operations of a Supervisor (one object serves every supervisor). */
+export interface SupervisorFiles {
+  /**
+   * s6-supervise's start-up files: `event/` fifodir, `supervise/` (0700), its lock (taken),
+   * its control FIFO (read into `control`), and (if asked) an empty death tally. Throws
+   * SupervisorSetupError; `busy` when another supervisor holds the lock.
+   */
+  setUp(dir: string, resetDeathTally: boolean, control: ControlReader): HeldSuperviseDir;
+  /** Writes `supervise/status` atomically (status.new, then rename). Throws. */
+  writeStatus(dir: string, status: SupervisorStatus): void;
+  /** Appends a record to `supervise/death_tally`, keeping the last `max`, atomically. Throws. */
+  recordDeath(dir: string, record: DeathRecord, max: number): void;
+  /** Creates (empty) or removes `dir/down`. Throws. */
+  setDownFile(dir: string, present: boolean): void;
+  /** Does this file exist (any type)? Never throws. */
+  exists(file: string): boolean;
+  /** Why this file cannot be executed, in words, or undefined if it looks runnable. */
+  explainNotRunnable(file: string): string | undefined;
+  /** An unsigned decimal settings file of `dir`, read fresh (servicedir.md §2). */
+  uintSetting(dir: string, name: string): Setting<number>;
+  /** A signal settings file of `dir`, read fresh. */
+  signalSetting(dir: string, name: string): Setting<number>;
+  /** A new readiness pipe. Throws SysError. */
+  readinessPipe(): ReadinessPipe;
+  /** Opens and locks `supervise/service-lock`; undefined while someone else holds it. Throws SysError. */
+  lockService(dir: string): ServiceLock | undefined;
+  /** Sends `events` to every listener of `dir/event`. Never throws. */
+  notify(dir: string, events: string): void;
+}
+
+/** The fd system calls FsSupervisorFiles makes (sys/fd.ts's); tests replace some to inject faults. */
+export interface FdCalls {
+  open: typeof open;
+  close: typeof close;
+  mkfifo: typeof mkfifo;
+  pipe: typeof pipe;
+  tryLock: typeof tryLock;
+}
+
+/** The real system calls. */
+export const SYSTEM_FD_CALLS: FdCalls = { open, close, mkfifo, pipe, tryLock };
+
+/** SupervisorFiles on the real filesystem. */
+export class FsSupervisorFiles implements SupervisorFiles {
+  #fd: FdCalls;
+
+  constructor(fdCalls: FdCalls = SYSTEM_FD_CALLS) {
+    this.#fd = fdCalls;
+  }
+
+  setUp(dir: string, resetDeathTally: boolean, control: ControlReader): HeldSuperviseDir {
+    const fd = this.#fd;
+    const superviseDir = path.join(dir, 'supervise');
+    step(`create ${path.join(dir, 'event')}`, () => makeFifodir(path.join(dir, 'event')));
+    step(`create ${superviseDir}`, () => makeSuperviseDir(dir, superviseDir));
+    const lockPath = path.join(superviseDir, 'lock');
+    let lockFd = -1;
+    step(`open ${lockPath}`, () => { lockFd = fd.open(lockPath, O_WRONLY | O_CREAT | O_NONBLOCK, 0o644); });
+    let locked = false;
+    try {
+      step(`lock ${lockPath}`, () => { locked = fd.tryLock(lockFd, lockPath); });
+    } catch (err) {
+      fd.close(lockFd); // else every retry of the set-up (each 2 s) would leak one fd
+      throw err;
+    }
+    if (!locked) {
+      fd.close(lockFd);
+      throw new SupervisorSetupError(`${lockPath} is locked: another supervisor is already running on ${dir}`, true);
+    }
+    const controlPath = path.join(superviseDir, 'control');
+    let controlFd = -1;
+    try {
+      step(`create ${controlPath}`, () => fd.mkfifo(controlPath, 0o600));
+      step(`open ${controlPath}`, () => {
+        // One read-write fd (Linux allows it on a FIFO) is both the reader and the writer that
+        // keeps readers from seeing EOF: one fd per service instead of two, and every spawn
+        // copies and closes t6-svscan's whole fd table.
+        controlFd = fd.open(controlPath, O_RDWR | O_NONBLOCK);
+      });
+      const death = path.join(superviseDir, 'death_tally');
+      if (resetDeathTally) step(`truncate ${death}`, () => fs.writeFileSync(death, ''));
+    } catch (err) {
+      if (controlFd >= 0) fd.close(controlFd);
+      fd.close(lockFd);
+      throw err;
+    }
+    const socket = new net.Socket({ fd: controlFd, readable: true, writable: false });
+    socket.on('data', (chunk: Buffer) => control.onBytes(chunk.toString('latin1')));
+    socket.on('error', (err) => control.onError(err));
+    let closed = false;
+    return {
+      close: () => {
+        if (closed) return;
+        closed = true;
+        socket.destroy(); // closes the control fd
+        fd.close(lockFd);
+      },
+    };
+  }
+
+  writeStatus(dir: string, status: SupervisorStatus): void {
+    const file = path.join(dir, 'supervise', 'status');
+    fs.writeFileSync(`${file}.new`, encodeStatus(status));
+    fs.renameSync(`${file}.new`, file);
+  }
+
+  recordDeath(dir: string, record: DeathRecord, max: number): void {
+    const file = path.join(dir, 'supervise', 'death_tally');
+    let records: DeathRecord[] = [];
+    try {
+      records = decodeDeathTally(fs.readFileSync(file));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    records.push(record);
+    if (records.length > max) records = records.slice(records.length - max);
+    fs.writeFileSync(`${file}.new`, encodeDeathTally(records));
+    fs.renameSync(`${file}.new`, file);
+  }
+
+  setDownFile(dir: string, present: boolean): void {
+    const file = path.join(dir, 'down');
+    if (present) fs.writeFileSync(file, '', { flag: 'a' });
+    else fs.rmSync(file, { force: true });
+  }
+
+  exists(file: string): boolean {
+    return exists(file);
+  }
+
+  explainNotRunnable(file: string): string | undefined {
+    return explainNotRunnable(file);
+  }
+
+  uintSetting(dir: string, name: string): Setting<number> {
+    return readUintSetting(dir, name);
+  }
+
+  signalSetting(dir: string, name: string): Setting<number> {
+    return readSignalSetting(dir, name);
+  }
+
+  readinessPipe(): ReadinessPipe {
+    const fd = this.#fd;
+    const [readEnd, writeEnd] = fd.pipe();
+    let writeOpen = true;
+    let readOpen = true;
+    let socket: net.Socket | undefined;
+    const closeChildEnd = (): void => {
+      if (writeOpen) fd.close(writeEnd);
+      writeOpen = false;
+    };
+    const close = (): void => {
+      closeChildEnd();
+      if (!readOpen) return;
+      readOpen = false;
+      if (socket === undefined) fd.close(readEnd);
+      else socket.destroy(); // closes the read end
+    };
+    return {
+      childFd: writeEnd,
+      closeChildEnd,
+      close,
+      watch: (onReady) => {
+        if (!readOpen || socket !== undefined) return;
+        socket = new net.Socket({ fd: readEnd, readable: true, writable: false });
+        socket.on('data', (chunk: Buffer) => {
+          if (!readOpen || !chunk.includes(0x0a)) return;
+          close();
+          onReady();
+        });
+        socket.on('end', close);
+        socket.on('error', close);
+      },
+    };
+  }
+
+  lockService(dir: string): ServiceLock | undefined {
+    const fd = this.#fd;
+    const lockPath = path.join(dir, 'supervise', 'service-lock');
+    const lockFd = fd.open(lockPath, O_WRONLY | O_CREAT, 0o644);
+    let locked: boolean;
+    try {
+      locked = fd.tryLock(lockFd, lockPath);
+    } catch (err) {
+      fd.close(lockFd);
+      throw err;
+    }
+    if (!locked) {
+      fd.close(lockFd);
+      return undefined;
+    }
+    let open = true;
+    return {
+      fd: lockFd,
+      close: () => {
+        if (open) fd.close(lockFd);
+        open = false;
+      },
+    };
+  }
+
+  notify(dir: string, events: string): void {
+    notifyFifodir(path.join(dir, 'event'), events);
+  }
+}
+
+/** Runs one set-up step; its failure becomes a SupervisorSetupError naming the action. */
+function step(what: string, fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    throw new SupervisorSetupError(`unable to ${what}: ${describeError(err)}`);
+  }
+}
+
+/** `supervise/` as a directory (mode 0700), following a `supervise` symlink to a target yet to be made. */
+function makeSuperviseDir(dir: string, superviseDir: string): void {
+  try {
+    fs.mkdirSync(superviseDir, { mode: 0o700 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    const lst = fs.lstatSync(superviseDir);
+    // A `supervise` symlink to a directory that does not exist yet: create the target.
+    if (lst.isSymbolicLink() && !exists(fs.realpathSync.native(path.dirname(superviseDir)))) throw err;
+    if (lst.isSymbolicLink()) {
+      try {
+        fs.statSync(superviseDir);
+      } catch {
+        fs.mkdirSync(path.resolve(dir, fs.readlinkSync(superviseDir)), { mode: 0o700, recursive: true });
+      }
+    }
+    if (!fs.statSync(superviseDir).isDirectory()) throw new Error('exists and is not a directory');
+  }
+}

@@ -1,0 +1,167 @@
+/**
+ * One service's `supervise/` and `event/` as its Supervisor keeps them: the lock and the
+ * control FIFO held for the supervisor's whole life, `supervise/status` written before each
+ * event (`commit`, the one publishing step), the death tally, and the degraded mode.
+ *
+ * Degraded mode: when `supervise/` cannot be set up (a read-only or full /run), the
+ * service runs all the same, without control files; the set-up is retried every 2 seconds
+ * and the status written as soon as it succeeds. A status write that fails is retried
+ * every second, with one warning when it starts failing and one line when it works again.
+ * Nothing here throws once `open` has returned.
+ */
+import path from 'node:path';
+import { describeError } from '../sys/errors.ts';
+import { type SupervisorStatus } from '../s6/status.ts';
+import { type Tain } from '../s6/tai.ts';
+import { deathFromWstat } from '../s6/deathtally.ts';
+import { type HeldSuperviseDir, type SupervisorFiles, SupervisorSetupError } from './servicefiles.ts';
+
+const STATUS_RETRY_MS = 1_000;
+const FILES_RETRY_MS = 2_000;
+
+/** A cancellable timer. */
+export interface TimerHandle {
+  cancel(): void;
+}
+
+/** What a SuperviseDir needs from its Supervisor and the host. */
+export interface SuperviseDirOptions {
+  /** The service's name (for messages). */
+  name: string;
+  /** The service directory. */
+  dir: string;
+  files: SupervisorFiles;
+  /** The status record to write, as it is now. */
+  status: () => SupervisorStatus;
+  /** Bytes read from the control FIFO. */
+  onControl: (bytes: string) => void;
+  /** Events just sent (status already written). */
+  onEvent: (events: string) => void;
+  report: (level: 'info' | 'warning' | 'error', message: string) => void;
+  setTimer: (ms: number, fn: () => void) => TimerHandle;
+}
+
+/** The supervise/ directory of one Supervisor. */
+export class SuperviseDir {
+  #opts: SuperviseDirOptions;
+  #held: HeldSuperviseDir | undefined;
+  /** false while supervise/ could not be set up (degraded: no control FIFO, no status file). */
+  #ready = true;
+  #filesRetry: TimerHandle | undefined;
+  #statusDirty = false;
+  #statusRetry: TimerHandle | undefined;
+  #statusFailing = false;
+  #closed = false;
+
+  constructor(opts: SuperviseDirOptions) {
+    this.#opts = opts;
+  }
+
+  /**
+   * Sets up event/ and supervise/ (lock, control FIFO, empty death tally). Throws
+   * SupervisorSetupError only when another supervisor holds the lock; any other failure
+   * is a warning and the degraded mode.
+   */
+  open(): void {
+    try {
+      this.#setUp(true);
+    } catch (err) {
+      if (!(err instanceof SupervisorSetupError) || err.busy) throw err;
+      // A read-only or full /run must not keep the service from running: supervise it
+      // without its control files, and set them up as soon as the filesystem allows.
+      this.#ready = false;
+      this.#opts.report('warning', `${err.message} - running ${this.#opts.name} without its control files; retrying every ${FILES_RETRY_MS / 1000} seconds`);
+      this.#retryFiles();
+    }
+  }
+
+  /** Writes status (atomically, before any event) and then sends `events`, one write per byte group. */
+  commit(events?: string): void {
+    this.#writeStatus();
+    if (events !== undefined) this.notify(events);
+  }
+
+  /** Sends `events` to event/ listeners and to the observer, without a status write (s6's `x`). */
+  notify(events: string): void {
+    this.#opts.files.notify(this.#opts.dir, events);
+    this.#opts.onEvent(events);
+  }
+
+  /** Appends a death to supervise/death_tally (keeping `max` records); a failure is a warning. */
+  recordDeath(stamp: Tain, wstat: number, max: number): void {
+    if (!this.#ready || max === 0) return;
+    try {
+      this.#opts.files.recordDeath(this.#opts.dir, deathFromWstat(stamp, wstat), max);
+    } catch (err) {
+      this.#opts.report('warning', `unable to update ${path.join(this.#opts.dir, 'supervise', 'death_tally')}: ${describeError(err)}`);
+    }
+  }
+
+  /** Whether supervise/ is set up (the death tally is kept only then). */
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  /** The end: retries cancelled, control FIFO and lock released. */
+  close(): void {
+    this.#closed = true;
+    this.#statusRetry?.cancel();
+    this.#statusRetry = undefined;
+    this.#filesRetry?.cancel();
+    this.#filesRetry = undefined;
+    this.#held?.close();
+    this.#held = undefined;
+  }
+
+  #setUp(resetDeathTally: boolean): void {
+    this.#held = this.#opts.files.setUp(this.#opts.dir, resetDeathTally, {
+      onBytes: this.#opts.onControl,
+      onError: (err) => this.#opts.report('error', `${this.#opts.name}: control FIFO: ${describeError(err)}`),
+    });
+  }
+
+  #retryFiles(): void {
+    this.#filesRetry = this.#opts.setTimer(FILES_RETRY_MS, () => {
+      this.#filesRetry = undefined;
+      if (this.#closed) return;
+      try {
+        this.#setUp(false);
+      } catch (err) {
+        if (err instanceof SupervisorSetupError && err.busy) {
+          this.#opts.report('error', `${err.message} - ${this.#opts.name} is now supervised twice; stop one of them`);
+          return;
+        }
+        this.#retryFiles();
+        return;
+      }
+      this.#ready = true;
+      this.#opts.report('info', `${path.join(this.#opts.dir, 'supervise')} is set up: ${this.#opts.name} can be controlled again`);
+      this.#writeStatus();
+    });
+  }
+
+  #writeStatus(): void {
+    if (!this.#ready) return;
+    const file = path.join(this.#opts.dir, 'supervise', 'status');
+    try {
+      this.#opts.files.writeStatus(this.#opts.dir, this.#opts.status());
+      this.#statusDirty = false;
+      if (this.#statusFailing) {
+        this.#statusFailing = false;
+        this.#opts.report('info', `${file} is being written again`);
+      }
+    } catch (err) {
+      this.#statusDirty = true;
+      if (!this.#statusFailing) {
+        this.#statusFailing = true;
+        this.#opts.report('warning', `unable to write ${file}: ${describeError(err)} - the service goes on; retrying every second`);
+      }
+      if (this.#statusRetry === undefined) {
+        this.#statusRetry = this.#opts.setTimer(STATUS_RETRY_MS, () => {
+          this.#statusRetry = undefined;
+          if (this.#statusDirty && !this.#closed) this.#writeStatus();
+        });
+      }
+    }
+  }
+}
