@@ -25,6 +25,7 @@
 import path from 'node:path';
 import { type BundleService, type CompiledDb, DB_VERSION, type LongrunService, type OneshotService, type Service } from './db.ts';
 import { findCycles } from './cycles.ts';
+import { type CheckScope, checkPipelines } from './pipelines.ts';
 import { type NameRef, type Problem, type SourceService, badName, readSources } from './source.ts';
 
 export type { Problem } from './source.ts';
@@ -45,8 +46,36 @@ export function check(services: readonly SourceService[], problemsIn: readonly P
   const problems = [...problemsIn];
   const warnings = [...warningsIn];
   const problem = (file: string, message: string): void => { problems.push({ file, message }); };
+  const byName = indexByName(services, problem);
+  /** Named pipelines, as bundles of their funnel (filled once pipelines are checked). */
+  const pipelineBundles = new Map<string, SourceService>();
+  const scope: CheckScope = {
+    byName,
+    problem,
+    warn: (file, message) => { warnings.push({ file, message }); },
+    resolve: (ref, role, owner, after = '') => resolveName(byName, pipelineBundles, problem, ref, `${role}${owner}${after}`),
+  };
 
-  // Names: one definition each.
+  const pipelines = checkPipelines(scope);
+  /** Bundle and pipeline names → the atomic services they stand for. */
+  const expanded = new Map<string, Set<string>>();
+  for (const [name, bundle] of pipelines.bundles) {
+    pipelineBundles.set(name, bundle);
+    expanded.set(name, pipelines.funnels.get(name)!);
+  }
+  expandBundles(scope, bundleMembers(scope), expanded);
+  const deps = collectDependencies(scope, expanded, pipelines.producerFor);
+  for (const cycle of findCycles([...deps.keys()], (n) => [...(deps.get(n)?.keys() ?? [])])) {
+    const file = deps.get(cycle[0]!)!.get(cycle[1]!)!;
+    problem(file, `dependency cycle: ${cycle.join(' → ')}`);
+  }
+
+  if (problems.length > 0) return { ok: false, problems, warnings };
+  return { ok: true, db: buildDb(byName, expanded, deps, pipelines.producerFor, pipelines.names), warnings, sources: byName };
+}
+
+/** Services by name: one definition each (a second one is a problem, and left out). */
+function indexByName(services: readonly SourceService[], problem: CheckScope['problem']): Map<string, SourceService> {
   const byName = new Map<string, SourceService>();
   for (const s of services) {
     const first = byName.get(s.name);
@@ -56,127 +85,45 @@ export function check(services: readonly SourceService[], problemsIn: readonly P
     }
     byName.set(s.name, s);
   }
+  return byName;
+}
 
-  /** Named pipelines, as bundles of their funnel (filled once pipelines are checked). */
-  const pipelineBundles = new Map<string, SourceService>();
-  const expanded = new Map<string, Set<string>>();
+/**
+ * Resolves a reference (`where` says what names it, for the message); reports an unknown
+ * or invalid name. undefined if unusable.
+ */
+function resolveName(
+  byName: ReadonlyMap<string, SourceService>, pipelineBundles: ReadonlyMap<string, SourceService>,
+  problem: CheckScope['problem'], ref: NameRef, where: string,
+): SourceService | undefined {
+  const target = byName.get(ref.name) ?? pipelineBundles.get(ref.name);
+  if (target === undefined) {
+    const bad = badName(ref.name); // defined names were checked when read
+    if (bad !== undefined) problem(ref.file, `invalid service name: ${bad}`);
+    else problem(ref.file, `unknown service ${JSON.stringify(ref.name)} (${where})`);
+    return undefined;
+  }
+  return target.type === undefined ? undefined : target; // its own problem was reported
+}
 
-  /** Resolves a reference; reports an unknown or invalid name. undefined if unusable. */
-  const resolve = (ref: NameRef, role: string, owner: string, after = ''): SourceService | undefined => {
-    const target = byName.get(ref.name) ?? pipelineBundles.get(ref.name);
-    if (target === undefined) {
-      const bad = badName(ref.name); // defined names were checked when read
-      if (bad !== undefined) problem(ref.file, `invalid service name: ${bad}`);
-      else problem(ref.file, `unknown service ${JSON.stringify(ref.name)} (${role}${owner}${after})`);
-      return undefined;
-    }
-    return target.type === undefined ? undefined : target; // its own problem was reported
-  };
-
-  // Pipelines: producer-for and consumer-for must agree; a producer feeds one consumer.
-  const validProducerFor = new Map<string, string>(); // producer → consumer, both sides agreeing
-  const claims = new Map<string, SourceService[]>(); // producer name → consumers listing it
-  for (const s of byName.values()) {
-    if (s.type !== 'longrun') continue;
-    for (const ref of s.consumerFor) {
-      if (ref.name === s.name) { problem(ref.file, `${s.name} cannot consume its own output`); continue; }
-      const p = resolve(ref, 'producer feeding ', s.name);
-      if (p === undefined) continue;
-      if (p.type !== 'longrun') { problem(ref.file, `${p.name} is a ${p.type}; only a longrun can be a producer`); continue; }
-      const list = claims.get(p.name) ?? [];
-      list.push(s);
-      claims.set(p.name, list);
-    }
-  }
-  for (const [pname, consumers] of claims) {
-    if (consumers.length > 1) {
-      problem(byName.get(pname)!.dir, `pipeline fork: ${pname} is listed as a producer by ${consumers.map((c) => c.name).join(' and ')}; a producer feeds exactly one consumer (pipelines may merge, never fork)`);
-    }
-  }
-  for (const s of byName.values()) {
-    if (s.type !== 'longrun' || s.producerFor === undefined) continue;
-    const ref = s.producerFor;
-    if (ref.name === s.name) { problem(ref.file, `${s.name} cannot feed its own input`); continue; }
-    const c = resolve(ref, 'consumer of ', s.name, "'s output");
-    if (c === undefined) continue;
-    if (c.type !== 'longrun') { problem(ref.file, `${c.name} is a ${c.type}; only a longrun can be a consumer`); continue; }
-    const claimed = claims.get(s.name) ?? [];
-    if (claimed.length > 1) continue; // the fork was reported
-    if (!c.consumerFor.some((r) => r.name === s.name)) {
-      problem(ref.file, `${s.name} is a producer for ${c.name}, but ${c.name} does not declare it back (add ${s.name} to ${path.join(c.dir, 'consumer-for')})`);
-      continue;
-    }
-    validProducerFor.set(s.name, c.name);
-  }
-  for (const [pname, consumers] of claims) {
-    if (consumers.length !== 1) continue;
-    const c = consumers[0]!;
-    const p = byName.get(pname)!;
-    const ref = c.consumerFor.find((r) => r.name === pname)!;
-    if (p.producerFor === undefined) problem(ref.file, `${c.name} is a consumer for ${pname}, but ${pname} does not declare it back (write ${c.name} to ${path.join(p.dir, 'producer-for')})`);
-    else if (p.producerFor.name !== c.name) problem(ref.file, `${c.name} is a consumer for ${pname}, but ${pname} is a producer for ${p.producerFor.name}: a producer feeds exactly one consumer`);
-  }
-  // Pipeline loops: following producer-for must end.
-  const pipelineLoops = new Set<string>();
-  for (const start of validProducerFor.keys()) {
-    const chain = [start];
-    for (let cur = validProducerFor.get(start); cur !== undefined; cur = validProducerFor.get(cur)) {
-      const at = chain.indexOf(cur);
-      if (at >= 0) {
-        const loop = [...chain.slice(at), cur];
-        const key = loop.slice(0, -1).sort().join('\n');
-        if (!pipelineLoops.has(key)) {
-          pipelineLoops.add(key);
-          problem(path.join(byName.get(loop[0]!)!.dir, 'producer-for'), `pipeline cycle: ${loop.join(' → ')}`);
-        }
-        break;
-      }
-      chain.push(cur);
-    }
-  }
-  // Pipeline names: on a last consumer only; a new name.
-  const pipelineNames = new Map<string, SourceService>();
-  for (const s of byName.values()) {
-    if (s.type !== 'longrun' || s.pipelineName === undefined) continue;
-    const ref = s.pipelineName;
-    if (s.consumerFor.length === 0 || s.producerFor !== undefined) {
-      warnings.push({ file: ref.file, message: `ignored: ${s.name} is not the last consumer of a pipeline (it has no consumer-for, or has a producer-for)` });
-      continue;
-    }
-    const bad = badName(ref.name);
-    if (bad !== undefined) { problem(ref.file, `invalid pipeline name: ${bad}`); continue; }
-    const clash = byName.get(ref.name);
-    if (clash !== undefined) { problem(ref.file, `pipeline name ${ref.name} is already the name of a ${clash.type ?? 'service'} defined in ${clash.source}`); continue; }
-    const other = pipelineNames.get(ref.name);
-    if (other !== undefined) { problem(ref.file, `pipeline name ${ref.name} is already used by the pipeline ending in ${other.name}`); continue; }
-    pipelineNames.set(ref.name, s);
-  }
-  const producersOf = new Map<string, string[]>(); // consumer → the producers feeding it
-  for (const [p, c] of validProducerFor) producersOf.set(c, [...(producersOf.get(c) ?? []), p]);
-  for (const [name, last] of pipelineNames) {
-    const funnel = new Set<string>();
-    const walk = (n: string): void => {
-      if (funnel.has(n)) return;
-      funnel.add(n);
-      for (const p of producersOf.get(n) ?? []) walk(p);
-    };
-    walk(last.name);
-    pipelineBundles.set(name, { ...last, name, type: 'bundle', essential: false, contents: [], dependencies: [] });
-    expanded.set(name, funnel);
-  }
-
-  // Bundles: resolve members, expand to atomics, find cycles.
+/** Each bundle's members, resolved (unusable ones reported and left out). */
+function bundleMembers(scope: CheckScope): Map<string, SourceService[]> {
   const members = new Map<string, SourceService[]>();
-  for (const s of byName.values()) {
+  for (const s of scope.byName.values()) {
     if (s.type !== 'bundle') continue;
     const list: SourceService[] = [];
     for (const ref of s.contents) {
-      if (ref.name === s.name) { problem(ref.file, `bundle ${s.name} contains itself`); continue; }
-      const m = resolve(ref, 'member of bundle ', s.name);
+      if (ref.name === s.name) { scope.problem(ref.file, `bundle ${s.name} contains itself`); continue; }
+      const m = scope.resolve(ref, 'member of bundle ', s.name);
       if (m !== undefined) list.push(m);
     }
     members.set(s.name, list);
   }
+  return members;
+}
+
+/** Expands every bundle to its atomic services, into `expanded`; reports each bundle cycle once. */
+function expandBundles(scope: CheckScope, members: ReadonlyMap<string, SourceService[]>, expanded: Map<string, Set<string>>): void {
   const bundleCycles = new Set<string>();
   const expand = (b: SourceService, stack: string[]): Set<string> => {
     const done = expanded.get(b.name);
@@ -191,8 +138,8 @@ export function check(services: readonly SourceService[], problemsIn: readonly P
         const key = [...cycle.slice(0, -1)].sort().join('\n');
         if (!bundleCycles.has(key)) {
           bundleCycles.add(key);
-          const head = byName.get(cycle[0]!)!;
-          problem(listFile(head, 'contents'), `bundle cycle: ${cycle.join(' → ')}`);
+          const head = scope.byName.get(cycle[0]!)!;
+          scope.problem(listFile(head, 'contents'), `bundle cycle: ${cycle.join(' → ')}`);
         }
         continue;
       }
@@ -202,31 +149,29 @@ export function check(services: readonly SourceService[], problemsIn: readonly P
     expanded.set(b.name, out);
     return out;
   };
-  for (const s of byName.values()) if (s.type === 'bundle') expand(s, []);
+  for (const s of scope.byName.values()) if (s.type === 'bundle') expand(s, []);
+}
 
-
-  // Dependencies: declared (bundles expanded) and implicit (a producer depends on its consumer).
-  const deps = new Map<string, Map<string, string>>(); // service → dependency → file that causes it
-  for (const s of byName.values()) {
+/**
+ * Each atomic service's dependencies → the file that causes each: declared ones (bundles
+ * expanded) and the implicit one of a producer on its consumer.
+ */
+function collectDependencies(scope: CheckScope, expanded: ReadonlyMap<string, Set<string>>, producerFor: ReadonlyMap<string, string>): Map<string, Map<string, string>> {
+  const deps = new Map<string, Map<string, string>>();
+  for (const s of scope.byName.values()) {
     if (s.type === undefined || s.type === 'bundle') continue;
     const d = new Map<string, string>();
     for (const ref of s.dependencies) {
-      const t = resolve(ref, 'dependency of ', s.name);
+      const t = scope.resolve(ref, 'dependency of ', s.name);
       if (t === undefined) continue;
       if (t.type !== 'bundle') { if (!d.has(t.name)) d.set(t.name, ref.file); continue; }
       for (const a of expanded.get(t.name) ?? []) if (!d.has(a)) d.set(a, ref.file);
     }
-    const consumer = validProducerFor.get(s.name);
+    const consumer = producerFor.get(s.name);
     if (consumer !== undefined && !d.has(consumer)) d.set(consumer, s.producerFor!.file);
     deps.set(s.name, d);
   }
-  for (const cycle of findCycles([...deps.keys()], (n) => [...(deps.get(n)?.keys() ?? [])])) {
-    const file = deps.get(cycle[0]!)!.get(cycle[1]!)!;
-    problem(file, `dependency cycle: ${cycle.join(' → ')}`);
-  }
-
-  if (problems.length > 0) return { ok: false, problems, warnings };
-  return { ok: true, db: buildDb(byName, expanded, deps, validProducerFor, pipelineNames), warnings, sources: byName };
+  return deps;
 }
 
 /** Where a list was read from, for messages about the list as a whole. */
