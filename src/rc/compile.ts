@@ -181,6 +181,7 @@ function listFile(s: SourceService, list: 'contents' | 'dependencies'): string {
   return path.join(s.dir, list);
 }
 
+/** The database of services that passed every check: longruns, oneshots, bundles, then named pipelines. */
 function buildDb(
   byName: Map<string, SourceService>,
   expanded: Map<string, Set<string>>,
@@ -208,8 +209,8 @@ function buildDb(
     essential.add(s.name);
     if (s.type === 'bundle') for (const a of expanded.get(s.name) ?? []) essential.add(a);
   }
-  const consumersOf = new Map<string, string[]>(); // consumer → its producers
-  for (const [p, c] of producerFor) consumersOf.set(c, [...(consumersOf.get(c) ?? []), p]);
+  const producersOf = new Map<string, string[]>(); // consumer → its producers
+  for (const [p, c] of producerFor) producersOf.set(c, [...(producersOf.get(c) ?? []), p]);
 
   const services: Service[] = [];
   for (const s of [...longruns, ...oneshots]) {
@@ -224,7 +225,7 @@ function buildDb(
       services.push({
         ...base, type: 'longrun', readiness: s.notificationFd !== undefined,
         producerFor: c === undefined ? undefined : index.get(c)!,
-        consumerFor: idx(consumersOf.get(s.name) ?? []),
+        consumerFor: idx(producersOf.get(s.name) ?? []),
         pipelineName: [...pipelineNames].find(([, last]) => last === s)?.[0],
       } satisfies LongrunService);
     }
