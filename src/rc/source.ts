@@ -1,7 +1,8 @@
 /**
  * Reading s6-rc source directories (s6-spec/s6-rc.md §1) into plain records, collecting
  * every problem instead of stopping at the first. Nothing here looks across services:
- * names are resolved, pipelines matched and cycles found in compile.ts.
+ * names are resolved, pipelines matched (pipelines.ts) and cycles found in compile.ts.
+ * How each file is read (one shared buffer, lists, numbers, scripts) is definition-files.ts.
  *
  * A source directory holds one definition directory per service (its name is the
  * service's name); entries starting with `.` and entries that are not directories are
