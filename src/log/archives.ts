@@ -54,7 +54,8 @@ export function trimArchives(rules: ArchiveRules, unlinkFailed: UnlinkFailed): v
   const { maxFiles, maxTotal } = rules;
   if (archives.length <= maxFiles && (maxTotal === 0 || total <= maxTotal)) return;
   archives.sort((a, b) => (a.name.slice(1, 26).toLowerCase() < b.name.slice(1, 26).toLowerCase() ? -1 : 1));
-  for (let i = 0, left = archives.length; left > maxFiles || (maxTotal !== 0 && total > maxTotal); i++, left--) {
+  // Bounded by the list: an archive that cannot be removed still counts in `total`.
+  for (let i = 0, left = archives.length; i < archives.length && (left > maxFiles || (maxTotal !== 0 && total > maxTotal)); i++, left--) {
     const a = archives[i]!;
     const file = path.join(rules.dir, a.name);
     try {
