@@ -339,20 +339,16 @@ export class Logdir {
             step = `spawn processor for logdir ${this.dir}`;
             this.#startProcessor();
             return;
-          case 'syncprocessed': {
+          case 'syncprocessed':
             step = `fsync ${this.dir}/processed`;
-            const fd = fs.openSync(this.#p('processed'), 'a');
-            try { fs.fsyncSync(fd); fs.fchmodSync(fd, mask | 0o100); } finally { fs.closeSync(fd); }
+            this.#syncFile('processed', mask | 0o100);
             this.#rot = 'syncnewstate';
             break;
-          }
-          case 'syncnewstate': {
+          case 'syncnewstate':
             step = `fsync ${this.dir}/newstate`;
-            const fd = fs.openSync(this.#p('newstate'), 'a');
-            try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+            this.#syncFile('newstate');
             this.#rot = 'unlinkprevious';
             break;
-          }
           case 'unlinkprevious':
             step = `unlink ${this.dir}/previous`;
             try { fs.unlinkSync(this.#p('previous')); } catch (err) { if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; }
@@ -377,6 +373,17 @@ export class Logdir {
     } catch (err) {
       this.#host.warn(`unable to ${step}: ${errText(err)}`);
       this.#retryLater();
+    }
+  }
+
+  /** Opens a file of the logdir (appending), fsyncs it, and sets `finishedMode` on it if given. */
+  #syncFile(name: string, finishedMode?: number): void {
+    const fd = fs.openSync(this.#p(name), 'a');
+    try {
+      fs.fsyncSync(fd);
+      if (finishedMode !== undefined) fs.fchmodSync(fd, finishedMode);
+    } finally {
+      fs.closeSync(fd);
     }
   }
 
