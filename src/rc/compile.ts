@@ -53,7 +53,7 @@ export function check(services: readonly SourceService[], problemsIn: readonly P
     byName,
     problem,
     warn: (file, message) => { warnings.push({ file, message }); },
-    resolve: (ref, role, owner, after = '') => resolveName(byName, pipelineBundles, problem, ref, `${role}${owner}${after}`),
+    resolve: (ref, role, owner, after = '') => resolveName(byName, pipelineBundles, problem, ref, role, owner, after),
   };
 
   const pipelines = checkPipelines(scope);
@@ -89,18 +89,18 @@ function indexByName(services: readonly SourceService[], problem: CheckScope['pr
 }
 
 /**
- * Resolves a reference (`where` says what names it, for the message); reports an unknown
- * or invalid name. undefined if unusable.
+ * Resolves a reference (`role`, `owner` and `after` say what names it, for the message);
+ * reports an unknown or invalid name. undefined if unusable.
  */
 function resolveName(
   byName: ReadonlyMap<string, SourceService>, pipelineBundles: ReadonlyMap<string, SourceService>,
-  problem: CheckScope['problem'], ref: NameRef, where: string,
+  problem: CheckScope['problem'], ref: NameRef, role: string, owner: string, after: string,
 ): SourceService | undefined {
   const target = byName.get(ref.name) ?? pipelineBundles.get(ref.name);
   if (target === undefined) {
     const bad = badName(ref.name); // defined names were checked when read
     if (bad !== undefined) problem(ref.file, `invalid service name: ${bad}`);
-    else problem(ref.file, `unknown service ${JSON.stringify(ref.name)} (${where})`);
+    else problem(ref.file, `unknown service ${JSON.stringify(ref.name)} (${role}${owner}${after})`);
     return undefined;
   }
   return target.type === undefined ? undefined : target; // its own problem was reported
