@@ -6,7 +6,8 @@
  */
 import { type CommandIo, FatalError, UsageError } from './_run.ts';
 import { getopt, uintOption } from './_getopt.ts';
-import { CompileWriteError, FSYNC_PARALLEL, check, writeCompiled } from '../rc/compile.ts';
+import { check } from '../rc/compile.ts';
+import { CompileWriteError, FSYNC_PARALLEL, writeCompiled } from '../rc/write-compiled.ts';
 import { readSources } from '../rc/source.ts';
 
 const USAGE = 't6-rc-compile [ -v verbosity ] [ -h fdholder_user ] [ -b ] compiled-dir source-dir...';

@@ -19,14 +19,17 @@
  * what the caller fed before it saw the logdir busy.
  *
  * Writes, renames and links are synchronous (each is short, and a logger must not reorder
- * its own writes); only the fsync of a rotated file runs in the thread pool. No process-global state: everything the logdir needs
- * from outside (clock, timers, processor wait, warnings) comes through LogdirHost.
+ * its own writes); only the fsync of a rotated file runs in the thread pool. No
+ * process-global state: everything the logdir needs from outside (clock, timers, processor
+ * wait, warnings) comes through LogdirHost. Archiving and trimming are in archives.ts, the
+ * processor's spawn in processor.ts.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { tainFormat, type Tain } from '../s6/tai.ts';
-import { open as sysOpen, tryLock, close as sysClose, O_WRONLY, O_CREAT, O_NONBLOCK, O_RDONLY } from '../sys/fd.ts';
-import { spawn } from '../sys/spawn.ts';
+import type { Tain } from '../s6/tai.ts';
+import { open as sysOpen, tryLock, close as sysClose, O_WRONLY, O_CREAT, O_NONBLOCK } from '../sys/fd.ts';
+import { archiveFile } from './archives.ts';
+import { spawnProcessor } from './processor.ts';
 import type { LogdirSpec } from './script.ts';
 
 /** What a logdir needs from its host. */
@@ -52,8 +55,6 @@ export class LogdirError extends Error {
     this.dir = dir;
   }
 }
-
-const ARCHIVE = /^@[0-9a-fA-F]{24}\.[su]$/;
 
 /** Where a rotation is (s6-log's ROTSTATE_*, with the fsync of the old current moved after the rename). */
 type RotState =
@@ -295,37 +296,9 @@ export class Logdir {
 
   /** s6-log's finish(): archive `name` as @now.suffix (if it has one link and data), unlink it, trim. */
   #finish(name: string, suffix: 's' | 'u'): void {
-    const file = this.#p(name);
-    const st = fs.statSync(file, { throwIfNoEntry: false });
-    if (st === undefined) return;
-    if (st.nlink === 1 && st.size > 0) fs.linkSync(file, this.#p(`${tainFormat(this.#host.now())}.${suffix}`));
-    fs.unlinkSync(file);
-    this.#trim();
-  }
-
-  #trim(): void {
-    const archives: { name: string; size: number }[] = [];
-    let total = 0;
-    for (const name of fs.readdirSync(this.dir)) {
-      if (!ARCHIVE.test(name)) continue;
-      const st = fs.statSync(this.#p(name), { throwIfNoEntry: false });
-      if (st === undefined) continue;
-      archives.push({ name, size: st.size });
-      total += st.size;
-    }
-    const { maxFiles, maxTotal } = this.spec;
-    if (archives.length <= maxFiles && (maxTotal === 0 || total <= maxTotal)) return;
-    archives.sort((a, b) => (a.name.slice(1, 26).toLowerCase() < b.name.slice(1, 26).toLowerCase() ? -1 : 1));
-    for (let i = 0, left = archives.length; left > maxFiles || (maxTotal !== 0 && total > maxTotal); i++, left--) {
-      const a = archives[i]!;
-      try {
-        fs.unlinkSync(this.#p(a.name));
-        total -= a.size;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') total -= a.size;
-        this.#host.warn(`unable to unlink ${this.#p(a.name)}: ${errText(err)}`);
-      }
-    }
+    archiveFile(this.spec, name, suffix, () => this.#host.now(), (file, err) => {
+      this.#host.warn(`unable to unlink ${file}: ${errText(err)}`);
+    });
   }
 
   /** Runs rotation steps from the current state until done, waiting, or failed (retry scheduled). */
@@ -350,22 +323,7 @@ export class Logdir {
             break;
           }
           case 'syncprevious':
-            this.#rot = 'syncingprevious';
-            fs.fsync(this.#prevFd, (err) => {
-              if (err !== null) {
-                this.#host.warn(`unable to fsync ${this.dir}/previous: ${errText(err)}`);
-                this.#rot = 'syncprevious';
-                this.#retryLater();
-                return;
-              }
-              fs.closeSync(this.#prevFd);
-              this.#prevFd = -1;
-              this.#rot = 'chmodprevious';
-              this.#run();
-              this.#settle();
-            });
-            return;
-          case 'syncingprevious':
+            this.#syncPrevious();
             return;
           case 'chmodprevious':
             step = `chmod ${this.dir}/previous`;
@@ -379,30 +337,18 @@ export class Logdir {
             return;
           case 'runprocessor':
             step = `spawn processor for logdir ${this.dir}`;
-            this.#pid = this.#spawnProcessor();
-            this.#rot = 'waitprocessor';
-            this.#host.waitPid(this.#pid).then((wstat) => this.#processorDone(wstat), (err: unknown) => {
-              this.#host.warn(`unable to wait for processor of ${this.dir}: ${errText(err)}`);
-              this.#rot = 'runprocessor';
-              this.#retryLater();
-            });
+            this.#startProcessor();
             return;
-          case 'waitprocessor':
-            return;
-          case 'syncprocessed': {
+          case 'syncprocessed':
             step = `fsync ${this.dir}/processed`;
-            const fd = fs.openSync(this.#p('processed'), 'a');
-            try { fs.fsyncSync(fd); fs.fchmodSync(fd, mask | 0o100); } finally { fs.closeSync(fd); }
+            this.#syncFile('processed', mask | 0o100);
             this.#rot = 'syncnewstate';
             break;
-          }
-          case 'syncnewstate': {
+          case 'syncnewstate':
             step = `fsync ${this.dir}/newstate`;
-            const fd = fs.openSync(this.#p('newstate'), 'a');
-            try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+            this.#syncFile('newstate');
             this.#rot = 'unlinkprevious';
             break;
-          }
           case 'unlinkprevious':
             step = `unlink ${this.dir}/previous`;
             try { fs.unlinkSync(this.#p('previous')); } catch (err) { if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; }
@@ -418,6 +364,8 @@ export class Logdir {
             this.#finish('processed', 's');
             this.#rot = 'idle';
             return;
+          case 'syncingprevious': // the fsync of previous is under way
+          case 'waitprocessor': // the processor is running
           case 'idle':
             return;
         }
@@ -428,21 +376,44 @@ export class Logdir {
     }
   }
 
-  #spawnProcessor(): number {
-    const opened: number[] = [];
+  /** Opens a file of the logdir (appending), fsyncs it, and sets `finishedMode` on it if given. */
+  #syncFile(name: string, finishedMode?: number): void {
+    const fd = fs.openSync(this.#p(name), 'a');
     try {
-      const o = (name: string, flags: number): number => { const fd = sysOpen(this.#p(name), flags, 0o666); opened.push(fd); return fd; };
-      const TRUNC = 0o1000;
-      const fds = new Map<number, number>([
-        [0, o('previous', O_RDONLY)],
-        [1, o('processed', O_WRONLY | O_CREAT | TRUNC)],
-        [4, o('state', O_RDONLY)],
-        [5, o('newstate', O_WRONLY | O_CREAT | TRUNC)],
-      ]);
-      return spawn({ path: '/bin/sh', argv: ['/bin/sh', '-c', this.spec.processor!], cwd: this.dir, fds, newSession: false });
+      fs.fsyncSync(fd);
+      if (finishedMode !== undefined) fs.fchmodSync(fd, finishedMode);
     } finally {
-      for (const fd of opened) sysClose(fd);
+      fs.closeSync(fd);
     }
+  }
+
+  /** Fsyncs the old current in the thread pool; the rotation goes on (or retries) when that ends. */
+  #syncPrevious(): void {
+    this.#rot = 'syncingprevious';
+    fs.fsync(this.#prevFd, (err) => {
+      if (err !== null) {
+        this.#host.warn(`unable to fsync ${this.dir}/previous: ${errText(err)}`);
+        this.#rot = 'syncprevious';
+        this.#retryLater();
+        return;
+      }
+      fs.closeSync(this.#prevFd);
+      this.#prevFd = -1;
+      this.#rot = 'chmodprevious';
+      this.#run();
+      this.#settle();
+    });
+  }
+
+  /** Spawns the processor (throws if it cannot) and waits for it in the background. */
+  #startProcessor(): void {
+    this.#pid = spawnProcessor(this.dir, this.spec.processor!);
+    this.#rot = 'waitprocessor';
+    this.#host.waitPid(this.#pid).then((wstat) => this.#processorDone(wstat), (err: unknown) => {
+      this.#host.warn(`unable to wait for processor of ${this.dir}: ${errText(err)}`);
+      this.#rot = 'runprocessor';
+      this.#retryLater();
+    });
   }
 
   #processorDone(wstat: number): void {

@@ -94,7 +94,16 @@ const U32 = 0xffffffff;
 
 /** Parses the directives; throws ScriptError. */
 export function parseScript(words: readonly string[]): Script {
-  // First pass: shape only, as s6-log's script_firstpass.
+  const ignoredTrailing = checkShape(words);
+  return readValues(words, ignoredTrailing);
+}
+
+/**
+ * First pass, shape only, as s6-log's script_firstpass: every word is a known directive of
+ * the right form, and some action exists. True when control or selection directives trail
+ * the last action (they are ignored).
+ */
+function checkShape(words: readonly string[]): boolean {
   let flagActed = false;
   let elements = 0;
   for (const w of words) {
@@ -123,9 +132,11 @@ export function parseScript(words: readonly string[]): Script {
   }
   if (flagActed) elements++;
   else if (elements === 0) throw new ScriptError('no-action', undefined);
-  const ignoredTrailing = !flagActed;
+  return !flagActed;
+}
 
-  // Second pass: values.
+/** Second pass, values: the sticky settings in force at each action, grouped into elements. */
+function readValues(words: readonly string[], ignoredTrailing: boolean): Script {
   let alertLimit = 200;
   let statusSize = 1001;
   let maxSize = 99999;
@@ -157,17 +168,7 @@ export function parseScript(words: readonly string[]): Script {
     };
     switch (w[0]) {
       case 'f': case '+': case '-': {
-        let sel: Selection;
-        if (w === 'f') sel = { kind: 'default' };
-        else {
-          let re: RegExp;
-          try { re = compileEre(w.slice(1)); } catch (err) {
-            // s6-log reports a regcomp failure as an unrecognized directive
-            if (err instanceof EreError) throw new ScriptError('unrecognized', w, err.message);
-            throw err;
-          }
-          sel = { kind: w[0] === '+' ? 'plus' : 'minus', re, source: w.slice(1) };
-        }
+        const sel = parseSelection(w);
         if (acts.length > 0) { out.push({ selections: sels, actions: acts }); sels = []; acts = []; }
         sels.push(sel);
         break;
@@ -204,4 +205,16 @@ export function parseScript(words: readonly string[]): Script {
   }
   if (acts.length > 0) out.push({ selections: sels, actions: acts });
   return { elements: out, wantsTai, wantsIso, logdirs, ignoredTrailing };
+}
+
+/** A selection directive: `f`, `+re` or `-re` (the regex compiled as a POSIX ERE). */
+function parseSelection(w: string): Selection {
+  if (w === 'f') return { kind: 'default' };
+  let re: RegExp;
+  try { re = compileEre(w.slice(1)); } catch (err) {
+    // s6-log reports a regcomp failure as an unrecognized directive
+    if (err instanceof EreError) throw new ScriptError('unrecognized', w, err.message);
+    throw err;
+  }
+  return { kind: w[0] === '+' ? 'plus' : 'minus', re, source: w.slice(1) };
 }

@@ -1,7 +1,8 @@
 /**
  * Reading s6-rc source directories (s6-spec/s6-rc.md §1) into plain records, collecting
  * every problem instead of stopping at the first. Nothing here looks across services:
- * names are resolved, pipelines matched and cycles found in compile.ts.
+ * names are resolved, pipelines matched (pipelines.ts) and cycles found in compile.ts.
+ * How each file is read (one shared buffer, lists, numbers, scripts) is definition-files.ts.
  *
  * A source directory holds one definition directory per service (its name is the
  * service's name); entries starting with `.` and entries that are not directories are
@@ -13,7 +14,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { RESERVED_PREFIXES } from './db.ts';
-import { lexExecline } from '../s6/execline.ts';
+import { type FileData, type NameRef, type Report, errText, readFile, readList, readScript, readText, readUint, uintOf } from './definition-files.ts';
 import { parseSignal } from '../s6/signals.ts';
 
 /** One problem found in the sources: the file to fix and what is wrong with it. */
@@ -22,12 +23,7 @@ export interface Problem {
   message: string;
 }
 
-/** A service name read from a list (dependencies, contents, consumer-for…), with where it was read. */
-export interface NameRef {
-  name: string;
-  /** The file (or `dependencies.d/NAME` entry) that names it. */
-  file: string;
-}
+export type { FileData, NameRef } from './definition-files.ts';
 
 /**
  * The files of a longrun's source that become its compiled servicedir, copied as they are.
@@ -76,12 +72,6 @@ export interface SourceService {
   producerFor: NameRef | undefined;
   consumerFor: NameRef[];
   pipelineName: NameRef | undefined;
-}
-
-/** A file's bytes and permission bits, as read from the source. */
-export interface FileData {
-  data: Buffer;
-  mode: number;
 }
 
 /** What reading the sources gave. */
@@ -144,11 +134,6 @@ function readSource(src: string, set: SourceSet): void {
   if (count === 0) set.warnings.push({ file: src, message: 'source directory is empty' });
 }
 
-function errText(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
-  return e.code ?? (err instanceof Error ? err.message : String(err));
-}
-
 /** Reads one definition directory. */
 export function readService(src: string, name: string, dir: string, set: SourceSet): SourceService {
   const svc: SourceService = {
@@ -156,8 +141,8 @@ export function readService(src: string, name: string, dir: string, set: SourceS
     timeoutUp: 0, timeoutDown: 0, up: [], down: [], files: [], fileData: new Map(), notificationFd: undefined,
     lockFd: undefined, producerFor: undefined, consumerFor: [], pipelineName: undefined,
   };
-  const problem = (file: string, message: string): void => { set.problems.push({ file: `${dir}/${file}`, message }); };
-  const warn = (file: string, message: string): void => { set.warnings.push({ file: `${dir}/${file}`, message }); };
+  const problem: Report = (file, message) => { set.problems.push({ file: `${dir}/${file}`, message }); };
+  const warn: Report = (file, message) => { set.warnings.push({ file: `${dir}/${file}`, message }); };
   let present: Set<string>;
   try {
     present = new Set(fs.readdirSync(dir));
@@ -165,20 +150,8 @@ export function readService(src: string, name: string, dir: string, set: SourceS
     set.problems.push({ file: dir, message: `unable to read the definition directory: ${errText(err)}` });
     return svc;
   }
-
-  // type
-  if (!present.has('type')) {
-    problem('type', 'missing: every service needs a type file (oneshot, longrun or bundle)');
-    return svc;
-  }
-  const typeText = readText(dir, 'type', problem);
-  if (typeText === undefined) return svc;
-  const typeWord = typeText.replace(/\n$/, '');
-  if (!(SERVICE_TYPES as readonly string[]).includes(typeWord)) {
-    problem('type', `invalid type ${JSON.stringify(typeText.slice(0, 40))}: must be oneshot, longrun, or bundle`);
-    return svc;
-  }
-  const type = typeWord as ServiceType;
+  const type = readType(dir, present, problem);
+  if (type === undefined) return svc;
   svc.type = type;
   svc.essential = present.has('flag-essential');
 
@@ -201,8 +174,30 @@ export function readService(src: string, name: string, dir: string, set: SourceS
     for (const f of LONGRUN_ONLY) if (present.has(f)) warn(f, `ignored: ${f} is for longruns; this service is a oneshot`);
     return svc;
   }
+  readLongrun(svc, present, set, problem, warn);
+  return svc;
+}
 
-  // longrun: read each servicedir file once; it is checked here and written from memory.
+/** The `type` file's word; undefined when it is missing, unreadable or not a type (reported). */
+function readType(dir: string, present: Set<string>, problem: Report): ServiceType | undefined {
+  if (!present.has('type')) {
+    problem('type', 'missing: every service needs a type file (oneshot, longrun or bundle)');
+    return undefined;
+  }
+  const typeText = readText(dir, 'type', problem);
+  if (typeText === undefined) return undefined;
+  const typeWord = typeText.replace(/\n$/, '');
+  if (!(SERVICE_TYPES as readonly string[]).includes(typeWord)) {
+    problem('type', `invalid type ${JSON.stringify(typeText.slice(0, 40))}: must be oneshot, longrun, or bundle`);
+    return undefined;
+  }
+  return typeWord as ServiceType;
+}
+
+/** The longrun part of readService: the servicedir's files and directories, then the pipeline files. */
+function readLongrun(svc: SourceService, present: Set<string>, set: SourceSet, problem: Report, warn: Report): void {
+  const dir = svc.dir;
+  // Each servicedir file is read once; it is checked here and written from memory.
   for (const f of SERVICEDIR_FILES) {
     if (!present.has(f)) continue;
     const fd = readFile(dir, f, problem, f === 'run' || f === 'finish');
@@ -213,6 +208,26 @@ export function readService(src: string, name: string, dir: string, set: SourceS
     const fd = svc.fileData.get(f);
     if (fd !== undefined) checkExecutable(fd, f, problem, warn);
   }
+  checkServicedirSettings(svc, problem, warn);
+  for (const d of SERVICEDIR_DIRS) {
+    if (!present.has(d)) continue;
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(`${dir}/${d}`);
+    } catch (err) {
+      problem(d, `unable to stat: ${errText(err)}`);
+      continue;
+    }
+    if (!st.isDirectory()) { problem(d, 'is not a directory'); continue; }
+    if (d === 'env') checkEnvDir(`${dir}/${d}`, set);
+  }
+  for (const f of COPIED) if (present.has(f)) svc.files.push(f);
+  if (present.has('log')) warn('log', 'ignored: s6-rc services log through pipelines (producer-for / consumer-for), not log/');
+  readPipelineFiles(svc, present, problem, warn);
+}
+
+/** The numeric settings (fds, timeouts, max-death-tally) and the signal files of a servicedir. */
+function checkServicedirSettings(svc: SourceService, problem: Report, warn: Report): void {
   for (const f of UINT_FILES) {
     const fd = svc.fileData.get(f);
     if (fd === undefined) continue;
@@ -236,21 +251,11 @@ export function readService(src: string, name: string, dir: string, set: SourceS
     const sig = parseSignal(first);
     if (sig === undefined || sig === 0) problem(f, `${JSON.stringify(first.slice(0, 40))} is not a signal (a name like TERM or SIGTERM, or a number)`);
   }
-  for (const d of SERVICEDIR_DIRS) {
-    if (!present.has(d)) continue;
-    let st: fs.Stats;
-    try {
-      st = fs.statSync(`${dir}/${d}`);
-    } catch (err) {
-      problem(d, `unable to stat: ${errText(err)}`);
-      continue;
-    }
-    if (!st.isDirectory()) { problem(d, 'is not a directory'); continue; }
-    if (d === 'env') checkEnvDir(`${dir}/${d}`, set);
-  }
-  for (const f of COPIED) if (present.has(f)) svc.files.push(f);
-  if (present.has('log')) warn('log', 'ignored: s6-rc services log through pipelines (producer-for / consumer-for), not log/');
+}
 
+/** producer-for (one name), consumer-for (one or more), pipeline-name (one name). */
+function readPipelineFiles(svc: SourceService, present: Set<string>, problem: Report, warn: Report): void {
+  const dir = svc.dir;
   if (present.has('producer-for')) {
     const names = readList(dir, 'producer-for', present, problem, warn) ?? [];
     if (names.length !== 1) problem('producer-for', `must name exactly one service (the consumer), found ${names.length}`);
@@ -265,141 +270,6 @@ export function readService(src: string, name: string, dir: string, set: SourceS
     if (names.length !== 1) problem('pipeline-name', `must contain exactly one name, found ${names.length}`);
     else svc.pipelineName = names[0];
   }
-  return svc;
-}
-
-/** One buffer for every read of a compile: files are read whole, then copied out. */
-let readBuf = Buffer.allocUnsafe(64 * 1024);
-
-/**
- * Reads a whole file with the fewest system calls (a compile reads thousands of small
- * files): open, read, close; plus fstat when the mode is wanted (run, finish). A directory
- * or special file is reported (EISDIR, EAGAIN on a FIFO opened non-blocking), and so is a
- * name readdir listed that cannot be opened (a dangling symbolic link). `mode` is 0644
- * unless asked for.
- */
-function readFile(dir: string, file: string, problem: (f: string, m: string) => void, wantMode = false): FileData | undefined {
-  const mode = readInto(dir, file, problem, wantMode);
-  if (mode === undefined) return undefined;
-  return { data: Buffer.from(readBuf.subarray(0, lastLen)), mode: wantMode ? mode : 0o644 };
-}
-
-let lastLen = 0;
-
-/**
- * Reads `file` into readBuf; returns the mode when `wantMode`, else the length (and sets
- * lastLen either way); undefined on failure (reported).
- */
-function readInto(dir: string, file: string, problem: (f: string, m: string) => void, wantMode: boolean): number | undefined {
-  let fd: number;
-  try {
-    fd = fs.openSync(`${dir}/${file}`, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    problem(file, code === 'ENOENT' ? 'dangling symbolic link' : `unable to read: ${errText(err)}`);
-    return undefined;
-  }
-  try {
-    let mode = 0;
-    if (wantMode) {
-      const st = fs.fstatSync(fd);
-      if (!st.isFile()) { problem(file, 'is not a regular file'); return undefined; }
-      mode = st.mode & 0o7777;
-    }
-    let len = 0;
-    for (;;) {
-      if (len === readBuf.length) readBuf = Buffer.concat([readBuf, Buffer.allocUnsafe(readBuf.length)]);
-      const want = readBuf.length - len;
-      const n = fs.readSync(fd, readBuf, len, want, null);
-      len += n;
-      if (n < want) break; // a short read of a regular file is its end: skip the read that returns 0
-    }
-    lastLen = len;
-    return wantMode ? mode : len;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    problem(file, code === 'EISDIR' || code === 'EAGAIN' ? 'is not a regular file' : `unable to read: ${errText(err)}`);
-    return undefined;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/** Reads a small text file, reporting a failure. */
-function readText(dir: string, file: string, problem: (f: string, m: string) => void): string | undefined {
-  const len = readInto(dir, file, problem, false);
-  return len === undefined ? undefined : readBuf.toString('utf8', 0, len);
-}
-
-/**
- * An unsigned decimal file (timeouts, fds): trailing newlines allowed, nothing else.
- * undefined when absent or invalid (invalid is reported).
- */
-function readUint(dir: string, file: string, present: Set<string>, problem: (f: string, m: string) => void, max: number): number | undefined {
-  if (!present.has(file)) return undefined;
-  const text = readText(dir, file, problem);
-  return text === undefined ? undefined : uintOf(text, file, problem, max);
-}
-
-function uintOf(text: string, file: string, problem: (f: string, m: string) => void, max: number): number | undefined {
-  const t = text.replace(/\n+$/, '');
-  if (!/^\d+$/.test(t)) {
-    problem(file, `${JSON.stringify(t.slice(0, 40))} is not an unsigned decimal number`);
-    return undefined;
-  }
-  const v = Number(t);
-  if (v > max) {
-    problem(file, `${t} is too large (at most ${max})`);
-    return undefined;
-  }
-  return v;
-}
-
-/**
- * A list of names: for dependencies and contents, `NAME.d/` (every entry not starting with `.`) if it exists, else the
- * file `NAME` (one name per line; leading spaces and tabs skipped; empty lines and lines
- * starting with `#` ignored). Duplicates are dropped with a warning. undefined when neither exists.
- */
-function readList(dir: string, file: string, present: Set<string>, problem: (f: string, m: string) => void, warn: (f: string, m: string) => void): NameRef[] | undefined {
-  const out: NameRef[] = [];
-  const seen = new Set<string>();
-  const add = (name: string, where: string, shown: string): void => {
-    if (seen.has(name)) { warn(shown, `${JSON.stringify(name)} is listed twice`); return; }
-    seen.add(name);
-    out.push({ name, file: where });
-  };
-  const dotD = `${file}.d`;
-  if ((file === 'dependencies' || file === 'contents') && present.has(dotD)) {
-    let entries: string[];
-    try {
-      entries = fs.readdirSync(`${dir}/${dotD}`).filter((e) => !e.startsWith('.')).sort();
-    } catch (err) {
-      problem(dotD, err instanceof Error && (err as NodeJS.ErrnoException).code === 'ENOTDIR' ? 'is not a directory' : `unable to read: ${errText(err)}`);
-      return out;
-    }
-    if (present.has(file)) warn(file, `ignored: ${dotD}/ is used instead`);
-    const base = `${dir}/${dotD}/`;
-    for (const e of entries) out.push({ name: e, file: base + e }); // a directory has no duplicates
-    return out;
-  }
-  if (!present.has(file)) return undefined;
-  const text = readText(dir, file, problem);
-  if (text === undefined) return out;
-  for (const raw of text.split('\n')) {
-    const line = raw.replace(/^[ \t]+/, '');
-    if (line === '' || line.startsWith('#')) continue;
-    add(line, `${dir}/${file}`, file);
-  }
-  return out;
-}
-
-/** Lexes a oneshot script; reports syntax errors with their line. */
-function readScript(dir: string, file: string, problem: (f: string, m: string) => void): string[] | undefined {
-  const len = readInto(dir, file, problem, false);
-  if (len === undefined) return undefined;
-  const r = lexExecline(readBuf.subarray(0, len));
-  if (!r.ok) { problem(file, `line ${r.line}: ${r.message}`); return undefined; }
-  return r.argv;
 }
 
 /**
@@ -407,7 +277,7 @@ function readScript(dir: string, file: string, problem: (f: string, m: string) =
  * Not being executable is only a warning: s6-rc-compile installs them 0755 whatever their
  * mode (s6-rc's own examples ship 0644 run scripts), and so does t6.
  */
-function checkExecutable(fd: FileData, file: string, problem: (f: string, m: string) => void, warn: (f: string, m: string) => void): void {
+function checkExecutable(fd: FileData, file: string, problem: Report, warn: Report): void {
   if ((fd.mode & 0o111) === 0) warn(file, `is not executable (mode ${fd.mode.toString(8).padStart(4, '0')}); installed as 0755`);
   const head = fd.data;
   if (head.length === 0) { problem(file, 'is empty'); return; }

@@ -45,21 +45,6 @@ export function lexExecline(input: Uint8Array): LexResult {
   let i = 0;
   const n = input.length;
   const fail = (message: string): LexResult => ({ ok: false, message, line });
-  const startWord = (): void => {
-    word = [];
-    for (let k = 0; k < level; k++) word.push(32);
-    inWord = true;
-  };
-  const endWord = (): string | undefined => {
-    inWord = false;
-    let ascii = true;
-    for (const b of word) if (b >= 0x80) { ascii = false; break; }
-    if (ascii && word.length <= 4096) { argv.push(String.fromCharCode(...word)); return undefined; }
-    const buf = Buffer.from(word);
-    if (!isUtf8(buf)) return `word ${JSON.stringify(buf.toString('utf8'))} is not valid UTF-8`;
-    argv.push(buf.toString('utf8'));
-    return undefined;
-  };
 
   for (; i < n; i++) {
     const b = input[i]!;
@@ -79,17 +64,17 @@ export function lexExecline(input: Uint8Array): LexResult {
         }
         if (level === 0) return fail('unmatched }');
         level--;
-        word = [];
-        for (let k = 0; k < level; k++) word.push(32);
-        const bad = endWord();
+        const bad = appendWord(argv, blockIndent(level)); // the closing } itself
         if (bad !== undefined) return fail(bad);
         continue;
       }
-      startWord();
+      word = blockIndent(level);
+      inWord = true;
     }
     // In a word (possibly just started with this byte).
     if (isSpace(b) || b === 10) {
-      const bad = endWord();
+      inWord = false;
+      const bad = appendWord(argv, word);
       if (bad !== undefined) return fail(bad);
       if (b === 10) line++;
       continue;
@@ -112,11 +97,29 @@ export function lexExecline(input: Uint8Array): LexResult {
     word.push(b);
   }
   if (inWord) {
-    const bad = endWord();
+    const bad = appendWord(argv, word);
     if (bad !== undefined) return fail(bad);
   }
   if (level > 0) return fail('unmatched {');
   return { ok: true, argv };
+}
+
+/** A new word's first bytes: one space per block level, as execline marks words inside blocks. */
+function blockIndent(level: number): number[] {
+  const word: number[] = [];
+  for (let k = 0; k < level; k++) word.push(32);
+  return word;
+}
+
+/** Appends a word's bytes to `argv` as text; what is wrong if they are not valid UTF-8. */
+function appendWord(argv: string[], word: readonly number[]): string | undefined {
+  let ascii = true;
+  for (const b of word) if (b >= 0x80) { ascii = false; break; }
+  if (ascii && word.length <= 4096) { argv.push(String.fromCharCode(...word)); return undefined; }
+  const buf = Buffer.from(word);
+  if (!isUtf8(buf)) return `word ${JSON.stringify(buf.toString('utf8'))} is not valid UTF-8`;
+  argv.push(buf.toString('utf8'));
+  return undefined;
 }
 
 const DIGIT = (b: number, base: number): number => {

@@ -158,6 +158,24 @@ test('start-up recovery: unfinished current and previous become .u; processed wi
   fs.rmSync(root, { recursive: true });
 });
 
+test('an archive that cannot be removed is reported and kept; trimming stops at the end of the list (S still exceeded)', async () => {
+  const root = tmp();
+  const dir = path.join(root, 'log');
+  fs.mkdirSync(dir);
+  // A directory with an archive's name: unlink(2) fails (EISDIR), and its size keeps the total over S.
+  const stuck = path.join(dir, '@400000000000000000000000.s');
+  fs.mkdirSync(stuck);
+  fs.writeFileSync(path.join(dir, 'current'), 'cur\n', { mode: 0o644 }); // unfinished: archived as .u at start-up
+  const host = testHost();
+  const ld = Logdir.open(parseScript(['S1', dir]).logdirs[0]!, host);
+  await ld.close();
+  host.dispose();
+  assert.ok(fs.statSync(stuck).isDirectory());
+  assert.deepEqual(archives(dir), ['@400000000000000000000000.s'], 'the new .u archive was trimmed');
+  assert.ok(host.warnings.some((w) => w.startsWith(`unable to unlink ${stuck}: EISDIR`)), host.warnings.join('\n'));
+  fs.rmSync(root, { recursive: true });
+});
+
 test('a full disk: writes wait (feed says stop), nothing is dropped, logging resumes by itself when space returns', async (t) => {
   if (process.getuid?.() !== 0) { t.skip('needs root to mount a tmpfs'); return; }
   const root = tmp();
