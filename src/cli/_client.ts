@@ -6,6 +6,7 @@
 import { type OptionSpec, type ParsedOption, getopt } from './_getopt.ts';
 import { UsageError } from './_run.ts';
 import type { ClientErrorCode } from '../s6/client.ts';
+import { EXIT } from '../s6/exit.ts';
 
 /**
  * Parses `args` like skalibs' subgetopt, plus `--help`. Returns undefined when help was
@@ -24,7 +25,7 @@ export function parseClientArgs(args: readonly string[], spec: OptionSpec, usage
 
 /** Exit codes of t6-svc (s6-svc ≥ 2.14), also used by t6-svscanctl: one meaning per code. */
 export const CONTROL_EXIT: Record<ClientErrorCode, number> = {
-  'not-supervised': 102,
-  'broken-supervise-dir': 1,
-  system: 111,
+  'not-supervised': EXIT.notSupervised,
+  'broken-supervise-dir': EXIT.failed,
+  system: EXIT.system,
 };

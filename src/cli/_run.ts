@@ -1,4 +1,6 @@
 import fs from 'node:fs';
+import { strerror } from '../sys/errors.ts';
+import { EXIT } from '../s6/exit.ts';
 
 /**
  * How every t6 command runs: `main(args, io)` returns an exit code; errors of the kind
@@ -26,7 +28,7 @@ export class UsageError extends Error {
 export class FatalError extends Error {
   override name = 'FatalError';
   readonly exitCode: number;
-  constructor(message: string, exitCode = 111) {
+  constructor(message: string, exitCode: number = EXIT.system) {
     super(message);
     this.exitCode = exitCode;
   }
@@ -71,13 +73,13 @@ export function runMain(prog: string, main: Main): void {
     .then((code) => { process.exitCode = code; }, (err: unknown) => {
       if (err instanceof UsageError) {
         io.err(`${prog}: usage: ${err.message}\n`);
-        process.exitCode = 100;
+        process.exitCode = EXIT.usage;
       } else if (err instanceof FatalError) {
         io.err(`${prog}: fatal: ${err.message}\n`);
         process.exitCode = err.exitCode;
       } else {
-        io.err(`${prog}: fatal: ${err instanceof Error ? err.message : String(err)}\n`);
-        process.exitCode = 111;
+        io.err(`${prog}: fatal: ${strerror(err)}\n`);
+        process.exitCode = EXIT.system;
       }
     });
 }
@@ -90,7 +92,7 @@ export function runMulticall(tools: Record<string, () => Promise<{ main: Main }>
     const text = `usage: t6 <tool> [args…]\ntools: ${names.join(' ')}\nEach tool is also installed as t6-<tool>; 't6 <tool> --help' describes it.\n`;
     if (tool === '--help' || tool === '-h') { writeAll(1, text); return; }
     writeAll(2, tool === undefined ? text : `t6: unknown tool: ${tool}\n${text}`);
-    process.exitCode = 100;
+    process.exitCode = EXIT.usage;
     return;
   }
   process.argv.splice(2, 1); // so the tool sees its own arguments in process.argv too

@@ -17,7 +17,8 @@ import { DEFAULT_SHUTDOWND_FIFO, encodeShutdownRequest } from '../s6/initctl.ts'
 import { DEFAULT_UTMP, DEFAULT_WTMP, appendWtmp, encodeRunLevelRecord, wall } from '../init/utmp.ts';
 import { WALL_NOW } from '../init/shutdown-time.ts';
 import { DEFAULT_SHUTDOWN_ALLOW } from '../init/shutdown-allow.ts';
-import { errnoText } from '../s6/client.ts';
+import { strerror } from '../sys/errors.ts';
+import { EXIT } from '../s6/exit.ts';
 
 /** The paths a shutdown client uses, after --fifo and the environment. */
 export interface ShutdownPaths {
@@ -44,7 +45,7 @@ const WRITE_FLAGS = fs.constants.O_WRONLY | fs.constants.O_NONBLOCK;
 function openFailure(fifo: string, err: unknown): string {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENXIO') return `${fifo}: nobody is reading it (is the shutdown daemon of t6-svscan running?)`;
-  return `open ${fifo}: ${errnoText(err)}`;
+  return `open ${fifo}: ${strerror(err)}`;
 }
 
 /**
@@ -67,14 +68,14 @@ export function sendToShutdownd(fifo: string, request: Buffer): void {
   try {
     fd = fs.openSync(fifo, WRITE_FLAGS);
   } catch (err) {
-    throw new FatalError(`unable to write to shutdownd: ${openFailure(fifo, err)}`, 111);
+    throw new FatalError(`unable to write to shutdownd: ${openFailure(fifo, err)}`, EXIT.system);
   }
   try {
     const n = fs.writeSync(fd, request);
-    if (n !== request.length) throw new FatalError(`unable to write to ${fifo}: short write (${n} of ${request.length} bytes)`, 111);
+    if (n !== request.length) throw new FatalError(`unable to write to ${fifo}: short write (${n} of ${request.length} bytes)`, EXIT.system);
   } catch (err) {
     if (err instanceof FatalError) throw err;
-    throw new FatalError(`unable to write to ${fifo}: ${errnoText(err)}`, 111);
+    throw new FatalError(`unable to write to ${fifo}: ${strerror(err)}`, EXIT.system);
   } finally {
     fs.closeSync(fd);
   }
@@ -91,7 +92,7 @@ function shortName(name: string): string {
  * mismatch, so that a shutdown meant for another machine's session does not happen here.
  */
 export function confirmHostname(io: CommandIo): void {
-  if (!tty.isatty(0) || !tty.isatty(1)) throw new FatalError('unable to ask hostname confirmation: stdin or stdout is not a tty', 100);
+  if (!tty.isatty(0) || !tty.isatty(1)) throw new FatalError('unable to ask hostname confirmation: stdin or stdout is not a tty', EXIT.usage);
   const expected = shortName(os.hostname());
   io.out("Please enter the machine's hostname: ");
   const buf = Buffer.alloc(256);
@@ -99,11 +100,11 @@ export function confirmHostname(io: CommandIo): void {
   try {
     n = fs.readSync(0, buf, 0, buf.length, null);
   } catch (err) {
-    throw new FatalError(`unable to read from stdin: ${errnoText(err)}`, 111);
+    throw new FatalError(`unable to read from stdin: ${strerror(err)}`, EXIT.system);
   }
-  if (n === 0) throw new FatalError('unable to read from stdin: end of file', 111);
+  if (n === 0) throw new FatalError('unable to read from stdin: end of file', EXIT.system);
   const line = buf.subarray(0, n).toString('utf8').split('\n')[0]!.trim();
-  if (shortName(line).toLowerCase() !== expected.toLowerCase()) throw new FatalError(`hostname mismatch: expecting ${expected}`, 1);
+  if (shortName(line).toLowerCase() !== expected.toLowerCase()) throw new FatalError(`hostname mismatch: expecting ${expected}`, EXIT.failed);
 }
 
 /**
@@ -113,12 +114,12 @@ export function confirmHostname(io: CommandIo): void {
  */
 export function requestShutdownNow(what: 'h' | 'p' | 'r', opts: { fifo: string | undefined; wtmp: 'no' | 'yes' | 'only'; wall: boolean }, io: CommandIo): void {
   const paths = shutdownPaths(opts.fifo);
-  probeShutdownd(paths.fifo, 100);
+  probeShutdownd(paths.fifo, EXIT.usage);
   if (opts.wtmp !== 'no') {
     try {
       appendWtmp(encodeRunLevelRecord(what === 'r' ? 'reboot' : 'shutdown', Date.now()), paths.wtmp);
     } catch (err) {
-      io.err(`${io.prog}: warning: unable to append to ${paths.wtmp}: ${errnoText(err)}\n`);
+      io.err(`${io.prog}: warning: unable to append to ${paths.wtmp}: ${strerror(err)}\n`);
     }
   }
   if (opts.wall) wall(WALL_NOW, { utmpPath: paths.utmp });

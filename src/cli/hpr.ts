@@ -11,8 +11,9 @@
 import { type CommandIo, FatalError, UsageError } from './_run.ts';
 import { parseClientArgs } from './_client.ts';
 import { confirmHostname, requestShutdownNow } from './_shutdown.ts';
-import { errnoText } from '../s6/client.ts';
 import { RB, reboot, sync } from '../sys/index.ts';
+import { strerror } from '../sys/errors.ts';
+import { EXIT } from '../s6/exit.ts';
 
 const USAGE = 't6-hpr [ -h | -p | -r ] [ -n ] [ -d | -w ] [ -W ] [ -f ] [ -i ]';
 
@@ -33,7 +34,7 @@ const REBOOT_CMD = { h: RB.HALT_SYSTEM, p: RB.POWER_OFF, r: RB.AUTOBOOT } as con
 
 export function main(args: string[], io: CommandIo): number {
   const parsed = parseClientArgs(args, { flags: 'hprfdwWni', long: { fifo: 'arg' } }, USAGE);
-  if (parsed === undefined) { io.out(HELP); return 0; }
+  if (parsed === undefined) { io.out(HELP); return EXIT.ok; }
   let what: 'h' | 'p' | 'r' | undefined;
   let force = false;
   let wtmp: 'no' | 'yes' | 'only' = 'yes';
@@ -54,17 +55,17 @@ export function main(args: string[], io: CommandIo): number {
       default: throw new UsageError(USAGE);
     }
   }
-  if (what === undefined) throw new FatalError('one of the -h, -p or -r options must be given', 100);
+  if (what === undefined) throw new FatalError('one of the -h, -p or -r options must be given', EXIT.usage);
   if (confirm) confirmHostname(io);
   if (force) {
     if (doSync) sync();
     try {
       reboot(REBOOT_CMD[what]);
     } catch (err) {
-      throw new FatalError(`unable to reboot(): ${errnoText(err)}`, 111);
+      throw new FatalError(`unable to reboot(): ${strerror(err)}`, EXIT.system);
     }
-    throw new FatalError('unable to reboot(): it returned', 111);
+    throw new FatalError('unable to reboot(): it returned', EXIT.system);
   }
   requestShutdownNow(what, { fifo, wtmp, wall: doWall }, io);
-  return 0;
+  return EXIT.ok;
 }

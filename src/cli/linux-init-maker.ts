@@ -6,6 +6,8 @@ import { getopt, uintOption } from './_getopt.ts';
 import { makeTree, type MakerOptions } from '../init/maker.ts';
 import { DEFAULT_BASEDIR } from '../s6/initctl.ts';
 import { DEFAULT_COMPILED, DEFAULT_LIVE } from '../rc/live.ts';
+import { strerror } from '../sys/errors.ts';
+import { EXIT } from '../s6/exit.ts';
 
 const USAGE = 't6-linux-init-maker [ -c basedir ] [ -T t6bin ] [ -b compiled ] [ -l live ] [ -u log_user ] [ -G early_getty_cmd ] [ -1 ] [ -L ] [ -p initial_path ] [ -m initial_umask ] [ -t timestamp_style ] [ -d slashdev ] [ -s env_store ] [ -e VAR[=VALUE] ]... [ -q grace_ms ] [ -D initdefault ] [ -n | -N ] [ -f skeldir ] [ -C ] [ -B ] [ -S ] [ -U ] [ -r ] dir';
 const HELP = `${USAGE}
@@ -60,7 +62,7 @@ function absolute(letter: string, value: string): string {
 }
 
 export function main(args: string[], io: CommandIo): number {
-  if (args.includes('--help')) { io.out(HELP); return 0; }
+  if (args.includes('--help')) { io.out(HELP); return EXIT.ok; }
   const { options, rest } = getopt(args, { flags: '1LnNCBSUr', withArg: 'cTbluGpmtdseqDfV' });
   if (rest.length !== 1) throw new UsageError(USAGE);
   const here = path.dirname(process.argv[1] ?? '.');
@@ -131,11 +133,11 @@ export function main(args: string[], io: CommandIo): number {
   }
   if (o.syncInContainer && !o.container) throw new UsageError(`${USAGE}\n-S only makes sense with -C`);
   const dir = path.resolve(rest[0]!);
-  if (fs.existsSync(dir)) throw new FatalError(`${dir} already exists: the maker writes a new tree, it does not update one`, 100);
+  if (fs.existsSync(dir)) throw new FatalError(`${dir} already exists: the maker writes a new tree, it does not update one`, EXIT.usage);
   try {
     makeTree(dir, o);
   } catch (err) {
-    throw new FatalError(`unable to make ${dir}: ${err instanceof Error ? err.message : String(err)}`, 111);
+    throw new FatalError(`unable to make ${dir}: ${strerror(err)}`, EXIT.system);
   }
-  return 0;
+  return EXIT.ok;
 }

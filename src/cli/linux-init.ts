@@ -107,13 +107,13 @@ function emergency(why: string): never {
   writeAll(2, `t6-linux-init: fatal: ${why}\nt6-linux-init: emergency shell on the console (leaving it starts another; reboot -f restarts the machine)\n`);
   // pid 1 becomes a loop of shells: a shell that ends would otherwise end pid 1.
   const err = execve('/bin/sh', ['sh', '-c', 'while :; do /bin/sh -i; done'], ['PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'PS1=(t6 emergency) # ']);
-  writeAll(2, `t6-linux-init: unable to exec /bin/sh: ${err.message}; waiting forever\n`);
+  writeAll(2, `t6-linux-init: unable to exec /bin/sh: ${strerror(err)}; waiting forever\n`);
   const forever = new Int32Array(new SharedArrayBuffer(4));
   for (;;) Atomics.wait(forever, 0, 0);
 }
 
 export async function main(args: string[], io: CommandIo): Promise<number> {
-  if (args.includes('--help')) { io.out(HELP); return 0; }
+  if (args.includes('--help')) { io.out(HELP); return EXIT.ok; }
   // Not pid 1: "init 6" and friends, as telinit.
   if (getpid() !== 1) {
     const telinit = path.join(path.dirname(process.argv[1] ?? '.'), '..', 'bin', 't6-telinit');

@@ -16,6 +16,7 @@ import { readLogdir, mergeByTime, formatHuman, formatJson, parseLine, type LogLi
 import { tainNow } from '../s6/tai.ts';
 import { Reaper } from '../sys/reaper.ts';
 import { umask } from '../sys/system.ts';
+import { EXIT } from '../s6/exit.ts';
 
 const USAGE = 't6-log [ -d notif ] [ -q | -v ] [ -b ] [ -p ] [ -l linelimit ] [ -t lastlinetimeout ] [ -- ] script...';
 const HELP = `usage: ${USAGE}
@@ -40,7 +41,7 @@ several logdirs merged by time; tail prints the last lines (-n, default 10), -f 
 `;
 
 export async function main(args: string[], io: CommandIo): Promise<number> {
-  if (args[0] === '--help' || args[0] === '-h') { io.out(HELP); return 0; }
+  if (args[0] === '--help' || args[0] === '-h') { io.out(HELP); return EXIT.ok; }
   if (args[0] === 'cat' || args[0] === 'tail') return read(args[0], args.slice(1), io);
   return log(args, io);
 }
@@ -71,14 +72,14 @@ function logOptions(args: string[]): LogOptions {
     else if (o.name === 't') lastLineMs = uintOption('t', o.value);
     else if (o.name === 'd') {
       notify = uintOption('d', o.value);
-      if (notify < 3) throw new FatalError('notification fd must be 3 or more', 100);
-      try { fs.fstatSync(notify); } catch { throw new FatalError('invalid notification fd', 100); }
+      if (notify < 3) throw new FatalError('notification fd must be 3 or more', EXIT.usage);
+      try { fs.fstatSync(notify); } catch { throw new FatalError('invalid notification fd', EXIT.usage); }
     }
   }
   if (rest.length === 0) throw new UsageError(USAGE);
   let script;
   try { script = parseScript(rest); } catch (err) {
-    if (err instanceof ScriptError) throw new FatalError(err.message, 100);
+    if (err instanceof ScriptError) throw new FatalError(err.message, EXIT.usage);
     throw err;
   }
   return { script, verbosity, protect, lineLimit, lastLineMs, notify };
@@ -109,7 +110,7 @@ async function log(args: string[], io: CommandIo): Promise<number> {
     logger = Logger.open(script, host, { lineLimit, prog: io.prog });
   } catch (err) {
     process.off('SIGCHLD', onChild);
-    if (err instanceof LogdirError) throw new FatalError(err.message, 111);
+    if (err instanceof LogdirError) throw new FatalError(err.message, EXIT.system);
     throw err;
   }
   if (notify !== undefined) {
@@ -153,8 +154,8 @@ async function log(args: string[], io: CommandIo): Promise<number> {
   await out.end();
   // Stopped by a signal while a terminal read waits in the thread pool: nothing else would
   // end the process (all output is written and every logdir finalised by now).
-  if (driver.pending) process.exit(0);
-  return 0;
+  if (driver.pending) process.exit(EXIT.ok);
+  return EXIT.ok;
 }
 
 /** Where `1` actions write: t6-log's stdout. */
@@ -222,9 +223,9 @@ async function read(cmd: 'cat' | 'tail', args: string[], io: CommandIo): Promise
     if (text.length > 65536) { io.out(text); text = ''; }
   }
   io.out(text);
-  if (!follow) return 0;
+  if (!follow) return EXIT.ok;
   await followDirs(rest, (line) => io.out(show(line)));
-  return 0;
+  return EXIT.ok;
 }
 
 /** Follows each logdir's current across rotations (fs.watch on the directory; no polling). */

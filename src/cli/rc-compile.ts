@@ -9,6 +9,7 @@ import { getopt, uintOption } from './_getopt.ts';
 import { check } from '../rc/compile.ts';
 import { CompileWriteError, FSYNC_PARALLEL, writeCompiled } from '../rc/write-compiled.ts';
 import { readSources } from '../rc/source.ts';
+import { EXIT } from '../s6/exit.ts';
 
 const USAGE = 't6-rc-compile [ -v verbosity ] [ -h fdholder_user ] [ -b ] compiled-dir source-dir...';
 const HELP = `usage: ${USAGE}
@@ -21,13 +22,13 @@ Exit: 0 compiled; 1 problems in the sources (each printed as FILE: MESSAGE); 100
 `;
 
 export async function main(args: string[], io: CommandIo): Promise<number> {
-  if (args[0] === '--help') { io.out(HELP); return 0; }
+  if (args[0] === '--help') { io.out(HELP); return EXIT.ok; }
   // -h user and -b are s6-rc-compile's options for its fd holder and oneshot runner; t6 has
   // both inside t6-svscan, so they are accepted (scripts written for s6 keep working) and ignored.
   const { options, rest } = getopt(args, { flags: 'b', withArg: 'vh', long: { help: 'flag' } });
   let verbosity = 1;
   for (const o of options) {
-    if (o.name === 'help') { io.out(HELP); return 0; }
+    if (o.name === 'help') { io.out(HELP); return EXIT.ok; }
     if (o.name === 'v') verbosity = uintOption('v', o.value);
   }
   const [target, ...sources] = rest;
@@ -42,14 +43,14 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   if (!result.ok) {
     io.err(result.problems.map((p) => `${io.prog}: fatal: ${oneLine(p.file)}: ${oneLine(p.message)}\n`).join(''));
     if (verbosity >= 1) io.err(`${io.prog}: ${result.problems.length} problem${result.problems.length === 1 ? '' : 's'} found; nothing written\n`);
-    return 1;
+    return EXIT.failed;
   }
   // The fsyncs run in parallel on libuv's pool (see writeCompiled); size it before its first use.
   process.env.UV_THREADPOOL_SIZE ??= String(FSYNC_PARALLEL);
   try {
     await writeCompiled(target, result.db, result.sources);
   } catch (err) {
-    if (err instanceof CompileWriteError) throw new FatalError(err.message, 111);
+    if (err instanceof CompileWriteError) throw new FatalError(err.message, EXIT.system);
     throw err;
   }
   if (verbosity >= 2) {
@@ -60,7 +61,7 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     const ms = (a: number, b: number): string => (b - a).toFixed(1);
     io.err(`${io.prog}: debug: started at ${t0.toFixed(1)} ms, read ${ms(t0, t1)} ms, checked ${ms(t1, t2)} ms, written ${ms(t2, performance.now())} ms\n`);
   }
-  return 0;
+  return EXIT.ok;
 }
 
 /** Keeps one problem on one line even if a name holds a newline. */

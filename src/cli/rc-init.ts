@@ -6,6 +6,7 @@
 import { type CommandIo, FatalError, UsageError } from './_run.ts';
 import { getopt, uintOption } from './_getopt.ts';
 import { DEFAULT_COMPILED, DEFAULT_LIVE, LiveError, initLive } from '../rc/live.ts';
+import { EXIT } from '../s6/exit.ts';
 
 const USAGE = 't6-rc-init [ -c compiled ] [ -l live ] [ -p prefix ] [ -t timeout ] [ -b ] [ -d ] scandir';
 const HELP = `usage: ${USAGE}
@@ -21,7 +22,7 @@ starts out down; bring them up with t6-rc.
 `;
 
 export async function main(args: string[], io: CommandIo): Promise<number> {
-  if (args.includes('--help')) { io.out(HELP); return 0; }
+  if (args.includes('--help')) { io.out(HELP); return EXIT.ok; }
   const { options, rest } = getopt(args, { flags: 'bd', withArg: 'clpt' });
   let compiled = DEFAULT_COMPILED;
   let live = DEFAULT_LIVE;
@@ -44,5 +45,5 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     if (err instanceof LiveError) throw new FatalError(err.message, err.exitCode);
     throw err;
   }
-  return 0;
+  return EXIT.ok;
 }

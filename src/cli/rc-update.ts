@@ -12,6 +12,7 @@ import { loadDb, DbError } from '../rc/db.ts';
 import { DEFAULT_LIVE, LiveError, lockDb, lockLive, openLive } from '../rc/live.ts';
 import { Change } from '../rc/engine.ts';
 import { parseConversions, planUpdate, switchLive } from '../rc/update.ts';
+import { EXIT } from '../s6/exit.ts';
 
 const USAGE = 't6-rc-update [ -n ] [ -v verbosity ] [ -t timeout ] [ -l live ] [ -f convfile ] [ -b ] [ -e ] newdb';
 const HELP = `usage: ${USAGE}
@@ -26,7 +27,7 @@ stay up keep running under the same supervisor.
 `;
 
 export async function main(args: string[], io: CommandIo): Promise<number> {
-  if (args.includes('--help')) { io.out(HELP); return 0; }
+  if (args.includes('--help')) { io.out(HELP); return EXIT.ok; }
   const { options, rest } = getopt(args, { flags: 'nbe', withArg: 'vtlf' });
   let live = DEFAULT_LIVE;
   let verbosity = 1;
@@ -59,7 +60,7 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     try {
       next = loadDb(newdb);
     } catch (err) {
-      if (err instanceof DbError) throw new LiveError(err.message, 4);
+      if (err instanceof DbError) throw new LiveError(err.message, EXIT.invalidDb);
       throw err;
     }
     // Keep the path as given (a `compiled` symlink may be swapped later), as t6-rc-init does.
@@ -69,7 +70,7 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     if (dryRun) {
       const names = (db: typeof next, set: Set<number>): string => [...set].sort((a, b) => a - b).map((i) => db.services[i]!.name).join(' ');
       io.out(`stop: ${names(old.db, plan.stop)}\nstart: ${names(next, plan.start)}\n`);
-      return 0;
+      return EXIT.ok;
     }
     const say = {
       info: (t: string) => { if (verbosity >= 2) io.err(`${io.prog}: info: ${t}\n`); },
@@ -78,8 +79,8 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     };
     const opts = { prune: false, dryRun: false, timeoutMs, verbosity };
     const down = await new Change(old, plan.stop, { ...opts, up: false, stopEssentials }, say).done;
-    if (down === 2) return 10;
-    if (down !== 0) return 9;
+    if (down === EXIT.rcTimedOut) return EXIT.updateTimedOut;
+    if (down !== EXIT.ok) return EXIT.updateFailed;
     const current = await switchLive(old, next, plan, timeoutMs);
     return await new Change(current, plan.start, { ...opts, up: true, stopEssentials: false }, say).done;
   } catch (err) {

@@ -56,12 +56,12 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
       case 'json': json = true; break;
       case 'c': compiled = value!; break;
       case 'svg': svg = true; break;
-      case 'h': case 'help': io.out(HELP); return 0;
+      case 'h': case 'help': io.out(HELP); return EXIT.ok;
     }
   }
   const [command, ...names] = rest;
   req.names = names;
-  if (command === 'help') { io.out(HELP); return 0; }
+  if (command === 'help') { io.out(HELP); return EXIT.ok; }
   if (command === 'graph') return graph(compiled, req.live, svg, io);
   if (command === 'list' || command === 'listall' || command === 'diff') return rcFailure(() => show(command, req, json, io));
   if (command === 'start') Object.assign(req, { up: true, prune: false, stopEssentials: false });

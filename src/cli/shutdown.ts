@@ -11,7 +11,8 @@ import { MAX_GRACE_MS, type ShutdownAction, encodeCancel, encodeShutdownRequest 
 import { ShutdownTimeError, parseShutdownTime, wallMessage } from '../init/shutdown-time.ts';
 import { checkShutdownAllowed } from '../init/shutdown-allow.ts';
 import { wall } from '../init/utmp.ts';
-import { errnoText } from '../s6/client.ts';
+import { strerror } from '../sys/errors.ts';
+import { EXIT } from '../s6/exit.ts';
 
 const USAGE = 't6-shutdown [ -h [ -H | -P ] | -p | -r | -k ] [ -f | -F ] [ -a ] [ -i ] [ -t sec ] time [ message ]  or  t6-shutdown -c [ message ]';
 
@@ -35,7 +36,7 @@ const MAX_GRACE_SEC = MAX_GRACE_MS / 1000;
 
 export function main(args: string[], io: CommandIo): number {
   const parsed = parseClientArgs(args, { flags: 'HPhprkafFci', withArg: 't', long: { fifo: 'arg' } }, USAGE);
-  if (parsed === undefined) { io.out(HELP); return 0; }
+  if (parsed === undefined) { io.out(HELP); return EXIT.ok; }
   let what: ShutdownAction | 'k' = 'S';
   let sub: 'h' | 'p' | undefined;
   let access = false;
@@ -64,38 +65,38 @@ export function main(args: string[], io: CommandIo): number {
     what = sub;
   }
   const paths = shutdownPaths(fifo);
-  probeShutdownd(paths.fifo, 111);
+  probeShutdownd(paths.fifo, EXIT.system);
   if (access) {
     let r: ReturnType<typeof checkShutdownAllowed>;
     try {
       r = checkShutdownAllowed(paths.allow, paths.utmp);
     } catch (err) {
-      throw new FatalError(`unable to check ${paths.allow} against ${paths.utmp}: ${errnoText(err)}`, 111);
+      throw new FatalError(`unable to check ${paths.allow} against ${paths.utmp}: ${strerror(err)}`, EXIT.system);
     }
     for (const w of r.warnings) io.err(`${io.prog}: warning: ${w}\n`);
-    if (!r.allowed) throw new FatalError(r.reason, 1);
+    if (!r.allowed) throw new FatalError(r.reason, EXIT.failed);
   }
   if (confirm) confirmHostname(io);
   const rest = parsed.rest;
   if (cancel) {
     if (rest[0] !== undefined) wall(`${rest[0]}\n`, { utmpPath: paths.utmp });
     sendToShutdownd(paths.fifo, encodeCancel());
-    return 0;
+    return EXIT.ok;
   }
   if (rest[0] === undefined) throw new UsageError(USAGE);
   let delayMs: number;
   try {
     delayMs = parseShutdownTime(rest[0], new Date());
   } catch (err) {
-    if (err instanceof ShutdownTimeError) throw new FatalError(`invalid time format: ${rest[0]}`, 100);
+    if (err instanceof ShutdownTimeError) throw new FatalError(`invalid time format: ${rest[0]}`, EXIT.usage);
     throw err;
   }
   wall(wallMessage(delayMs, rest[1]), { utmpPath: paths.utmp });
-  if (what === 'k') return 0;
+  if (what === 'k') return EXIT.ok;
   if (graceSec > MAX_GRACE_SEC) {
     graceSec = MAX_GRACE_SEC;
     io.err(`${io.prog}: warning: delay between SIGTERM and SIGKILL is capped to ${MAX_GRACE_SEC} seconds\n`);
   }
   sendToShutdownd(paths.fifo, encodeShutdownRequest(what, delayMs, graceSec * 1000));
-  return 0;
+  return EXIT.ok;
 }

@@ -8,10 +8,12 @@
 import { type CommandIo, FatalError, UsageError } from './_run.ts';
 import { uintOption } from './_getopt.ts';
 import { CONTROL_EXIT, parseClientArgs } from './_client.ts';
-import { ClientError, type WaitGoal, errnoText, svcSend, waitFor } from '../s6/client.ts';
+import { ClientError, type WaitGoal, svcSend, waitFor } from '../s6/client.ts';
 import { SIGNAL_COMMANDS } from '../s6/control.ts';
 import { parseSignal } from '../s6/signals.ts';
 import { SIGNALS } from '../sys/signals.ts';
+import { strerror } from '../sys/errors.ts';
+import { EXIT } from '../s6/exit.ts';
 
 const USAGE = 't6-svc [ -wu | -wU | -wd | -wD | -wr | -wR ] [ -T timeout ] [ -s signal | -abqhkti12pcyrlPCK ] [ -oduDUxOQ ] servicedir...';
 
@@ -41,7 +43,7 @@ const MAX_COMMANDS = 62;
 
 export async function main(args: string[], io: CommandIo): Promise<number> {
   const parsed = parseClientArgs(args, { flags: 'abqhkti12pcyrlPCKoduDUxOQ', withArg: 'sTw' }, USAGE);
-  if (parsed === undefined) { io.out(HELP); return 0; }
+  if (parsed === undefined) { io.out(HELP); return EXIT.ok; }
   let commands = '';
   let timeout = 0;
   let wait: WaitGoal | undefined;
@@ -55,16 +57,16 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     }
     if (name === 's') {
       const sig = parseSignal(value);
-      if (sig === undefined) throw new FatalError(`invalid signal: ${value}`, 100);
+      if (sig === undefined) throw new FatalError(`invalid signal: ${value}`, EXIT.usage);
       letter = SIGNAL_LETTER.get(sig) ?? '';
-      if (letter === '') throw new FatalError(`${value} is not in the list of user-available signals`, 100);
+      if (letter === '') throw new FatalError(`${value} is not in the list of user-available signals`, EXIT.usage);
     }
-    if (commands.length >= MAX_COMMANDS) throw new FatalError('too many commands', 100);
+    if (commands.length >= MAX_COMMANDS) throw new FatalError('too many commands', EXIT.usage);
     commands += letter;
   }
   const dirs = parsed.rest;
   if (dirs.length === 0) throw new UsageError(USAGE);
-  if (dirs.includes('')) throw new FatalError('invalid service path', 100);
+  if (dirs.includes('')) throw new FatalError('invalid service path', EXIT.usage);
 
   if (wait === 'U' || wait === 'R') wait = checkNotificationFd(dirs, wait, io);
   if (wait !== undefined) return waitAndSend(dirs, wait, timeout, commands);
@@ -98,7 +100,7 @@ function checkNotificationFd(dirs: readonly string[], wait: 'U' | 'R', io: Comma
     try {
       process.getBuiltinModule('node:fs').accessSync(file);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new FatalError(`unable to access ${file}: ${errnoText(err)}`, 111);
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new FatalError(`unable to access ${file}: ${strerror(err)}`, EXIT.system);
       io.err(`${io.prog}: warning: ${file} not present - ignoring request for readiness notification\n`);
       goal = wait === 'U' ? 'u' : 'r';
     }
@@ -112,9 +114,9 @@ async function waitAndSend(dirs: string[], goal: WaitGoal, timeout: number, comm
   try {
     // With commands, a restart's first phase waits for "down and finished", as s6-svlisten.
     const r = await waitFor(dirs, goal, 'all', timeout, send, { restartVia: send === undefined ? 'd' : 'D' });
-    if (r.timedOut) throw new FatalError('timed out', 99);
+    if (r.timedOut) throw new FatalError('timed out', EXIT.timedOut);
     if (r.failures > 0) throw new FatalError('some services reported permanent failure or their supervisor died', Math.min(r.failures, 98));
-    return 0;
+    return EXIT.ok;
   } catch (err) {
     if (err instanceof ClientError) throw new FatalError(err.message, CONTROL_EXIT[err.code]);
     throw err;

@@ -6,6 +6,7 @@ import { getopt, uintOption } from './_getopt.ts';
 import { ScannerSetupError } from '../supervise/scanner.ts';
 import { serveScandir, type SvscanEnd } from '../supervise/svscan.ts';
 import { endTree } from './_tree.ts';
+import { EXIT } from '../s6/exit.ts';
 
 const USAGE = 't6-svscan [ -1 ] [ -c max ] [ -t rescan ] [ -d notif ] [ -X consoleholder ] [ scandir ]';
 const HELP = `${USAGE}
@@ -27,7 +28,7 @@ scandir/.s6-svscan/SIG<NAME> scripts replacing the built-in actions.
 `;
 
 export async function main(args: string[], io: CommandIo): Promise<number> {
-  if (args.includes('--help')) { io.out(HELP); return 0; }
+  if (args.includes('--help')) { io.out(HELP); return EXIT.ok; }
   const { options, rest } = getopt(args, { flags: '1', withArg: 'ctdX' });
   let rescanMs = 0;
   let maxServices = 1000;

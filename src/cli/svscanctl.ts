@@ -7,6 +7,7 @@
 import { type CommandIo, FatalError, UsageError } from './_run.ts';
 import { CONTROL_EXIT, parseClientArgs } from './_client.ts';
 import { ClientError, svscanctlSend } from '../s6/client.ts';
+import { EXIT } from '../s6/exit.ts';
 
 const USAGE = 't6-svscanctl [ -zabhitqnN ] scandir';
 
@@ -24,9 +25,9 @@ const MAX_COMMANDS = 64;
 
 export async function main(args: string[], io: CommandIo): Promise<number> {
   const parsed = parseClientArgs(args, { flags: 'zabhitqnN' }, USAGE);
-  if (parsed === undefined) { io.out(HELP); return 0; }
+  if (parsed === undefined) { io.out(HELP); return EXIT.ok; }
   const commands = parsed.options.map((o) => o.name).join('');
-  if (commands.length > MAX_COMMANDS) throw new FatalError('too many commands', 100);
+  if (commands.length > MAX_COMMANDS) throw new FatalError('too many commands', EXIT.usage);
   const scandir = parsed.rest[0];
   if (scandir === undefined) throw new UsageError(USAGE);
   try {
@@ -35,5 +36,5 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     if (err instanceof ClientError) throw new FatalError(err.message, CONTROL_EXIT[err.code]);
     throw err;
   }
-  return 0;
+  return EXIT.ok;
 }

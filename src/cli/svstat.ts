@@ -13,6 +13,7 @@ import {
   formatFields, formatLegacy, parseFieldList, toJson,
 } from '../s6/svstat.ts';
 import { tainFromUnixMs } from '../s6/tai.ts';
+import { EXIT } from '../s6/exit.ts';
 
 const USAGE = 't6-svstat [ -uwNrpgest | -o up,wantedup,normallyup,ready,paused,pid,exitcode,signal,signum,updownsince,readysince,updownfor,readyfor,pgid ] [ -n ] [ --json ] servicedir | -a scandir';
 
@@ -34,7 +35,7 @@ Exit: 0, 1 not supervised, 100 usage, 111 system error.
 // and whole seconds do not need sub-millisecond precision.
 export async function main(args: string[], io: CommandIo): Promise<number> {
   const parsed = parseClientArgs(args, { flags: 'nuwNrpgest', withArg: 'oa', long: { json: 'flag' } }, USAGE);
-  if (parsed === undefined) { io.out(HELP); return 0; }
+  if (parsed === undefined) { io.out(HELP); return EXIT.ok; }
   let numeric = false;
   let json = false;
   let scandir: string | undefined;
@@ -48,10 +49,10 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
       try {
         more = name === 'o' ? parseFieldList(value) : [FIELD_LETTERS[name as keyof typeof FIELD_LETTERS]];
       } catch (err) {
-        if (err instanceof FieldListError) throw new FatalError(err.message, 100);
+        if (err instanceof FieldListError) throw new FatalError(err.message, EXIT.usage);
         throw err;
       }
-      if (fields.length + more.length > MAX_FIELDS) throw new FatalError('too many option fields', 100);
+      if (fields.length + more.length > MAX_FIELDS) throw new FatalError('too many option fields', EXIT.usage);
       fields.push(...more);
     }
   }
@@ -62,7 +63,7 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
       const entries = await scanServices(scandir);
       const now = tainFromUnixMs(Date.now());
       io.out(json ? `${JSON.stringify(entries.map((e) => entryJson(e, { now })))}\n` : entries.map((e) => `${e.name}: ${entryText(e, now, show)}\n`).join(''));
-      return 0;
+      return EXIT.ok;
     }
     const dir = parsed.rest[0];
     if (dir === undefined) throw new UsageError(USAGE);
@@ -72,13 +73,13 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
       if (!fs.existsSync(path.join(dir, 'run')) && fs.existsSync(path.join(dir, 't6-log'))) {
         throw new FatalError(`${dir}: logged inside t6-svscan (by its t6-log file), not a supervised process: no status; see the service's own status and the logdir`, 1);
       }
-      throw new FatalError(`unable to read status for ${dir}: s6-supervise not running`, 1);
+      throw new FatalError(`unable to read status for ${dir}: s6-supervise not running`, EXIT.failed);
     }
     const view = { ...probe, now: tainFromUnixMs(Date.now()) };
     io.out(`${json ? JSON.stringify(toJson(view)) : show(view)}\n`);
-    return 0;
+    return EXIT.ok;
   } catch (err) {
-    if (err instanceof ClientError) throw new FatalError(err.message, 111);
+    if (err instanceof ClientError) throw new FatalError(err.message, EXIT.system);
     throw err;
   }
 }

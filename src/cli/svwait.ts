@@ -8,6 +8,7 @@ import { type CommandIo, FatalError, UsageError } from './_run.ts';
 import { uintOption } from './_getopt.ts';
 import { parseClientArgs } from './_client.ts';
 import { ClientError, type WaitGoal, waitFor } from '../s6/client.ts';
+import { EXIT } from '../s6/exit.ts';
 
 const USAGE = 't6-svwait [ -U | -u | -d | -D | -r | -R ] [ -a | -o ] [ -t timeout ] servicedir...';
 
@@ -22,7 +23,7 @@ permanently (finish exited 125 while waiting for up) or whose supervisor exited.
 
 export async function main(args: string[], io: CommandIo): Promise<number> {
   const parsed = parseClientArgs(args, { flags: 'UudDrRao', withArg: 't' }, USAGE);
-  if (parsed === undefined) { io.out(HELP); return 0; }
+  if (parsed === undefined) { io.out(HELP); return EXIT.ok; }
   let goal: WaitGoal = 'u';
   let mode: 'all' | 'any' = 'all';
   let timeout = 0;
@@ -33,15 +34,15 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
       try { timeout = uintOption('t', value); } catch { throw new UsageError(USAGE); }
     } else goal = name as WaitGoal;
   }
-  if (parsed.rest.length === 0) return 0; // as s6-svwait ≥ 2.12
+  if (parsed.rest.length === 0) return EXIT.ok; // as s6-svwait ≥ 2.12
   let r;
   try {
     r = await waitFor(parsed.rest, goal, mode, timeout);
   } catch (err) {
-    if (err instanceof ClientError) throw new FatalError(err.message, 111);
+    if (err instanceof ClientError) throw new FatalError(err.message, EXIT.system);
     throw err;
   }
-  if (r.timedOut) throw new FatalError('timed out', 99);
+  if (r.timedOut) throw new FatalError('timed out', EXIT.timedOut);
   if (r.failures > 0) throw new FatalError('some services reported permanent failure or their supervisor died', Math.min(r.failures, 98));
-  return 0;
+  return EXIT.ok;
 }

@@ -20,6 +20,7 @@ import { parseClientArgs } from './_client.ts';
 import { requestShutdownNow } from './_shutdown.ts';
 import { DEFAULT_BASEDIR, DEFAULT_SCANDIR, RUNLEVEL_SCRIPT, SCRIPTS_DIR, shutdowndFifo } from '../s6/initctl.ts';
 import { runOneshot, runnerSocket } from '../rc/oneshot.ts';
+import { EXIT } from '../s6/exit.ts';
 
 const USAGE = 't6-telinit [ -c basedir ] [ --scandir dir ] runlevel';
 
@@ -43,7 +44,7 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   // t6-linux-init's options are taken and ignored (but -c): `init 3`, not as pid 1, comes
   // here with the whole command line of the maker's bin/init.
   const parsed = parseClientArgs(args, { flags: 'nNCBSUr', withArg: 'cpsmdDvWqbl', long: { scandir: 'arg' } }, USAGE);
-  if (parsed === undefined) { io.out(HELP); return 0; }
+  if (parsed === undefined) { io.out(HELP); return EXIT.ok; }
   let basedir = DEFAULT_BASEDIR;
   let scandir: string | undefined;
   for (const { name, value } of parsed.options) {
@@ -54,7 +55,7 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   if (rl === undefined || rl === '') throw new UsageError(USAGE);
   const script = `${basedir}/${SCRIPTS_DIR}/${RUNLEVEL_SCRIPT}`;
   const r = await runOneshot(runnerSocket(scandir ?? DEFAULT_SCANDIR), { argv: [script, rl], cwd: '/', env: null, timeoutMs: 0 });
-  if (r.kind !== 'exited') throw new FatalError(`unable to run ${script} ${rl}: ${r.message}`, 111);
+  if (r.kind !== 'exited') throw new FatalError(`unable to run ${script} ${rl}: ${r.message}`, EXIT.system);
   const code = waitExitCode(r.wstat);
   if (rl !== '0' && rl !== '6') return code;
   if (code !== 0) {
@@ -62,5 +63,5 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     throw new FatalError(`${script} ${rl} ${how}: not ${rl === '0' ? 'powering off' : 'rebooting'}`, code);
   }
   requestShutdownNow(rl === '0' ? 'p' : 'r', { fifo: scandir === undefined ? undefined : shutdowndFifo(scandir), wtmp: 'yes', wall: true }, io);
-  return 0;
+  return EXIT.ok;
 }

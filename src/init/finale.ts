@@ -8,11 +8,11 @@
  * the machine is its descendant), so it goes on as soon as nothing is left.
  */
 import fs from 'node:fs';
-import { describeError } from '../sys/errors.ts';
 import { SIGNALS } from '../sys/signals.ts';
 import { kill } from '../sys/spawn.ts';
 import { RB, reboot, sync } from '../sys/system.ts';
 import { parseMounts, planUnmounts, unmountAll } from './umountall.ts';
+import { strerror, toError } from '../sys/errors.ts';
 
 /** How long to wait for the kernel to deliver SIGKILL's deaths. */
 const KILL_WAIT_MS = 5000;
@@ -66,7 +66,7 @@ export async function runFinale(host: FinaleHost, action: FinalAction, opts: Fin
   const container = opts.container === true;
   // A kill(-1) that fails (EPERM) must not stop stage 4: the machine still has to go down.
   const signalAll = (sig: number): void => {
-    try { kill(-1, sig); } catch (err) { host.say(`warning: unable to signal every process: ${describeError(err)}`); }
+    try { kill(-1, sig); } catch (err) { host.say(`warning: unable to signal every process: ${strerror(err)}`); }
   };
   const syncing = !container || opts.syncInContainer === true;
   host.unsuperviseAll();
@@ -91,14 +91,14 @@ export async function runFinale(host: FinaleHost, action: FinalAction, opts: Fin
   try {
     await host.flushLogs();
   } catch (err) {
-    host.say(`warning: unable to write out the logs: ${describeError(err)}`);
+    host.say(`warning: unable to write out the logs: ${strerror(err)}`);
   }
   if (!container) {
     let mounts: string | undefined;
     try {
       mounts = fs.readFileSync(opts.mountsFile ?? '/proc/mounts', 'utf8');
     } catch (err) {
-      host.say(`warning: unable to read ${opts.mountsFile ?? '/proc/mounts'}: ${describeError(err)} - nothing unmounted`);
+      host.say(`warning: unable to read ${opts.mountsFile ?? '/proc/mounts'}: ${strerror(err)} - nothing unmounted`);
     }
     if (mounts !== undefined) {
       const results = unmountAll(planUnmounts(parseMounts(mounts), opts.tmpfsDir ?? '/run'));
@@ -113,7 +113,7 @@ export async function runFinale(host: FinaleHost, action: FinalAction, opts: Fin
     try {
       await host.runScript(opts.finalScript);
     } catch (err) {
-      host.say(`warning: ${opts.finalScript}: ${describeError(err)}`);
+      host.say(`warning: ${opts.finalScript}: ${strerror(err)}`);
     }
   }
   if (syncing) sync();
@@ -121,7 +121,7 @@ export async function runFinale(host: FinaleHost, action: FinalAction, opts: Fin
   try {
     reboot(rebootCommand(action));
   } catch (err) {
-    return err instanceof Error ? err : new Error(String(err));
+    return toError(err);
   }
   return undefined;
 }

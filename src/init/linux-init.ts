@@ -12,7 +12,6 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { describeError } from '../sys/errors.ts';
 import { O_RDWR, close, dup2, dupCloexec, isOpen, open } from '../sys/fd.ts';
 import { acceptKeyboardRequests, mount, MS, reboot, RB, setsid, umask } from '../sys/system.ts';
 import { SIGNALS } from '../sys/signals.ts';
@@ -20,6 +19,7 @@ import { ENV_DIR, RUN_IMAGE, TMPFS_DIR } from '../s6/initctl.ts';
 import type { SvscanEnd } from '../supervise/svscan.ts';
 import { buildEnvironment, copyTree, dumpEnvironment, pickRunlevel, prepareTmpfs, readEnvDir, type RunMode } from './stage1.ts';
 import { Pid1, type ServiceManager } from './pid1.ts';
+import { strerror } from '../sys/errors.ts';
 
 /** t6-linux-init's options (the maker writes them into basedir/bin/init). */
 export interface LinuxInitOptions {
@@ -41,7 +41,7 @@ export interface LinuxInitOptions {
 export class Stage1Error extends Error {
   override name = 'Stage1Error';
   constructor(step: string, cause: unknown) {
-    super(`${step}: ${describeError(cause)}`);
+    super(`${step}: ${strerror(cause)}`);
   }
 }
 
@@ -87,7 +87,7 @@ export function runStage1(o: LinuxInitOptions, kernelArgs: readonly string[], sa
     try {
       dumpEnvironment(o.envDump, process.env);
     } catch (err) {
-      say(`warning: unable to dump the environment into ${o.envDump}: ${describeError(err)}`);
+      say(`warning: unable to dump the environment into ${o.envDump}: ${strerror(err)}`);
     }
   }
   // Everything from here on gets PATH and the env dir's variables, not the kernel's.
@@ -106,7 +106,7 @@ export function runStage1(o: LinuxInitOptions, kernelArgs: readonly string[], sa
   try { setsid(); } catch { /* already a session leader */ }
   if (!o.container) {
     // ctrl-alt-del becomes SIGINT to pid 1 instead of an immediate reboot.
-    try { reboot(RB.DISABLE_CAD); } catch (err) { say(`warning: unable to trap ctrl-alt-del: ${describeError(err)}`); }
+    try { reboot(RB.DISABLE_CAD); } catch (err) { say(`warning: unable to trap ctrl-alt-del: ${strerror(err)}`); }
     // kbrequest becomes SIGWINCH; a machine without a virtual console (serial only) has none.
     try { acceptKeyboardRequests(SIGNALS.WINCH); } catch { /* no /dev/tty0 */ }
   }

@@ -11,7 +11,6 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { describeError } from '../sys/errors.ts';
 import { close } from '../sys/fd.ts';
 import { spawn } from '../sys/spawn.ts';
 import { reboot, RB } from '../sys/system.ts';
@@ -24,6 +23,8 @@ import { serveScandir, type SvscanEnd } from '../supervise/svscan.ts';
 import { Shutdownd } from './shutdownd.ts';
 import { rebootCommand, runFinale, type FinalAction, type FinaleHost } from './finale.ts';
 import type { LinuxInitOptions } from './linux-init.ts';
+import { strerror, toError } from '../sys/errors.ts';
+import { EXIT } from '../s6/exit.ts';
 
 /** pid 1's use of the service manager (t6-linux-init -r): messages go to `log`, whole lines; each resolves with an exit code. */
 export interface ServiceManager {
@@ -102,7 +103,7 @@ export class Pid1 {
     try {
       this.#shutdownd.listen(fifo);
     } catch (err) {
-      this.#log(`t6-linux-init: warning: unable to listen on ${fifo}: ${describeError(err)} - shutdown works through signals only`);
+      this.#log(`t6-linux-init: warning: unable to listen on ${fifo}: ${strerror(err)} - shutdown works through signals only`);
     }
     // A mark on the kernel clock, for boot analysis (dmesg shows where stage 1 ended).
     if (!this.#o.container) {
@@ -125,7 +126,7 @@ export class Pid1 {
       if (wstat === undefined) this.#ctx.say(`warning: ${rcInit} does not exist`);
       else if (wstat !== 0) this.#ctx.say(`warning: ${rcInit} ${describeWaitStatus(wstat)}; the services it did not start stay down - log in on the console and see ${CATCHALL_LOGDIR}`);
     } catch (err) {
-      this.#ctx.say(`warning: unable to run ${rcInit}: ${describeError(err)}`);
+      this.#ctx.say(`warning: unable to run ${rcInit}: ${strerror(err)}`);
     } finally {
       close(stage2Stdin);
     }
@@ -154,9 +155,9 @@ export class Pid1 {
       });
     } catch (e) {
       // Whatever went wrong on the way, the machine was asked to go down: it still goes.
-      say(`warning: stage 4 failed: ${describeError(e)} - going down anyway`);
+      say(`warning: stage 4 failed: ${strerror(e)} - going down anyway`);
       if (!o.container) {
-        try { reboot(rebootCommand(action)); } catch (e2) { err = e2 instanceof Error ? e2 : new Error(String(e2)); }
+        try { reboot(rebootCommand(action)); } catch (e2) { err = toError(e2); }
       }
     }
     if (o.container) {
@@ -167,12 +168,12 @@ export class Pid1 {
         return;
       }
       // In a pid namespace, reboot(2) ends pid 1 (SIGINT: power off or halt, SIGHUP: restart).
-      try { reboot(action === 'p' ? RB.POWER_OFF : RB.AUTOBOOT); } catch (e) { say(`unable to ${name}: ${describeError(e)}`); }
+      try { reboot(action === 'p' ? RB.POWER_OFF : RB.AUTOBOOT); } catch (e) { say(`unable to ${name}: ${strerror(e)}`); }
       this.#end({ kind: 'exit', code: 0 });
       return;
     }
     // A real machine: reboot(2) failed. pid 1 stays, and says so.
-    say(`fatal: unable to ${name}: ${err === undefined ? 'reboot(2) returned' : describeError(err)} - the machine stays up; try ${name} -f`);
+    say(`fatal: unable to ${name}: ${err === undefined ? 'reboot(2) returned' : strerror(err)} - the machine stays up; try ${name} -f`);
   }
 
   #finaleHost(): FinaleHost {
@@ -196,8 +197,8 @@ export class Pid1 {
     try {
       return await work();
     } catch (err) {
-      this.#log(`${prog}: fatal: ${describeError(err)}`);
-      return 111;
+      this.#log(`${prog}: fatal: ${strerror(err)}`);
+      return EXIT.system;
     }
   }
 

@@ -9,7 +9,7 @@
  * skipped, and a request split across writes is simply waited for.
  */
 import net from 'node:net';
-import { describeError, errorCode } from '../sys/errors.ts';
+import { errorCode, strerror } from '../sys/errors.ts';
 import { O_NONBLOCK, O_RDWR, mkfifo, open } from '../sys/fd.ts';
 import { describeWaitStatus } from '../sys/wait.ts';
 import { DEFAULT_GRACE_MS, ShutdownRequestDecoder, effectiveGraceMs, type ShutdownAction } from '../s6/initctl.ts';
@@ -66,7 +66,7 @@ export class Shutdownd {
         else this.#host.report('warning', `${fifoPath}: ${item.message}`);
       }
     });
-    sock.on('error', (err) => this.#host.report('error', `${fifoPath}: ${describeError(err)}`));
+    sock.on('error', (err) => this.#host.report('error', `${fifoPath}: ${strerror(err)}`));
     this.#fifo = sock;
   }
 
@@ -103,7 +103,7 @@ export class Shutdownd {
     try {
       wstat = await this.#host.runRcShutdown();
     } catch (err) {
-      this.#host.report('warning', `rc.shutdown: ${describeError(err)}`);
+      this.#host.report('warning', `rc.shutdown: ${strerror(err)}`);
     }
     if (wstat !== undefined && wstat !== 0) this.#host.report('warning', `rc.shutdown ${describeWaitStatus(wstat)}`);
     this.#running = false;

@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { describeError, errorCode } from '../sys/errors.ts';
+import { errorCode, strerror } from '../sys/errors.ts';
 import { mkfifo } from '../sys/fd.ts';
 import { mount, umount, MS } from '../sys/system.ts';
 
@@ -46,7 +46,7 @@ function copyNode(from: string, to: string, st: fs.Stats): void {
     try {
       fs.mkdirSync(to, { mode: 0o700 });
     } catch (err) {
-      if (errorCode(err) !== 'EEXIST') throw new Error(`unable to create ${to}: ${describeError(err)}`);
+      if (errorCode(err) !== 'EEXIST') throw new Error(`unable to create ${to}: ${strerror(err)}`);
     }
     for (const name of fs.readdirSync(from)) {
       const src = path.join(from, name);
@@ -67,7 +67,7 @@ function copyNode(from: string, to: string, st: fs.Stats): void {
   try {
     fs.chownSync(to, st.uid, st.gid);
   } catch (err) {
-    if (errorCode(err) !== 'EPERM') throw new Error(`unable to chown ${to}: ${describeError(err)}`);
+    if (errorCode(err) !== 'EPERM') throw new Error(`unable to chown ${to}: ${strerror(err)}`);
   }
   fs.chmodSync(to, mode);
 }
@@ -84,7 +84,7 @@ export function readEnvDir(dir: string): Map<string, string | undefined> {
     names = fs.readdirSync(dir);
   } catch (err) {
     if (errorCode(err) === 'ENOENT') return changes;
-    throw new Error(`unable to read ${dir}: ${describeError(err)}`);
+    throw new Error(`unable to read ${dir}: ${strerror(err)}`);
   }
   for (const name of names.sort()) {
     if (name.startsWith('.') || name.includes('=')) continue;
@@ -93,7 +93,7 @@ export function readEnvDir(dir: string): Map<string, string | undefined> {
     try {
       text = fs.readFileSync(file, 'utf8');
     } catch (err) {
-      throw new Error(`unable to read ${file}: ${describeError(err)}`);
+      throw new Error(`unable to read ${file}: ${strerror(err)}`);
     }
     if (text.includes('\0')) throw new Error(`${file}: a variable cannot hold a NUL byte`);
     changes.set(name, text === '' ? undefined : text.endsWith('\n') ? text.slice(0, -1) : text);

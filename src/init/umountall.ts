@@ -4,7 +4,7 @@
  * is still running) and the first devtmpfs, proc and sysfs mounts are kept; a filesystem
  * that is busy is remounted read-only instead, so that nothing is left dirty.
  */
-import { errorCode, describeError } from '../sys/errors.ts';
+import { errorCode, strerror } from '../sys/errors.ts';
 import { mount, umount, MS } from '../sys/system.ts';
 
 /** One line of /proc/mounts. */
@@ -67,7 +67,7 @@ export function unmountAll(plan: readonly MountEntry[]): UnmountResult[] {
       continue;
     } catch (err) {
       if (errorCode(err) !== 'EBUSY') {
-        results.push({ target: e.target, outcome: 'failed', error: describeError(err) });
+        results.push({ target: e.target, outcome: 'failed', error: strerror(err) });
         continue;
       }
     }
@@ -75,7 +75,7 @@ export function unmountAll(plan: readonly MountEntry[]): UnmountResult[] {
       mount(e.source, e.target, '', MS.REMOUNT | MS.RDONLY);
       results.push({ target: e.target, outcome: 'remounted read-only' });
     } catch (err) {
-      results.push({ target: e.target, outcome: 'failed', error: `busy, and remounting read-only failed: ${describeError(err)}` });
+      results.push({ target: e.target, outcome: 'failed', error: `busy, and remounting read-only failed: ${strerror(err)}` });
     }
   }
   return results;

@@ -31,6 +31,7 @@ import { open as sysOpen, tryLock, close as sysClose, O_WRONLY, O_CREAT, O_NONBL
 import { archiveFile } from './archives.ts';
 import { spawnProcessor } from './processor.ts';
 import type { LogdirSpec } from './script.ts';
+import { strerror } from '../sys/errors.ts';
 
 /** What a logdir needs from its host. */
 export interface LogdirHost {
@@ -61,11 +62,6 @@ type RotState =
   | 'idle' | 'rename' | 'newcurrent' | 'syncprevious' | 'syncingprevious' | 'chmodprevious' | 'finishprevious'
   | 'runprocessor' | 'waitprocessor' | 'syncprocessed' | 'syncnewstate' | 'unlinkprevious'
   | 'renamestate' | 'finishprocessed';
-
-function errText(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
-  return e.code !== undefined ? `${e.code}${e.message !== undefined ? ` (${e.message})` : ''}` : String(err);
-}
 
 export class Logdir {
   readonly spec: LogdirSpec;
@@ -106,7 +102,7 @@ export class Logdir {
   static open(spec: LogdirSpec, host: LogdirHost): Logdir {
     const dir = spec.dir;
     const p = (name: string): string => path.join(dir, name);
-    const fail = (what: string, err: unknown): never => { throw new LogdirError(dir, `unable to ${what}: ${errText(err)}`); };
+    const fail = (what: string, err: unknown): never => { throw new LogdirError(dir, `unable to ${what}: ${strerror(err)}`); };
     try { fs.mkdirSync(dir, { mode: 0o700 }); } catch (err) { if ((err as NodeJS.ErrnoException).code !== 'EEXIST') fail(`mkdir ${dir}`, err); }
     let lockFd = -1;
     try { lockFd = sysOpen(p('lock'), O_WRONLY | O_CREAT | O_NONBLOCK, host.mask); } catch (err) { fail(`open ${p('lock')}`, err); }
@@ -207,7 +203,7 @@ export class Logdir {
       fs.fsyncSync(this.#fd);
       return true;
     } catch (err) {
-      this.#host.warn(`unable to fsync ${this.dir}/current: ${errText(err)}`);
+      this.#host.warn(`unable to fsync ${this.dir}/current: ${strerror(err)}`);
       return false;
     }
   }
@@ -222,7 +218,7 @@ export class Logdir {
           fs.fchmodSync(this.#fd, this.#host.mask | 0o100);
           break;
         } catch (err) {
-          this.#host.warn(`unable to finalise ${this.dir}/current: ${errText(err)}`);
+          this.#host.warn(`unable to finalise ${this.dir}/current: ${strerror(err)}`);
           await new Promise<void>((resolve) => { this.#host.setTimer(this.spec.retryMs, resolve); });
           continue;
         }
@@ -244,7 +240,7 @@ export class Logdir {
       this.#size += off;
       this.#buf.copy(this.#buf, 0, off, this.#len);
       this.#len -= off;
-      if (!this.#failed) this.#host.warn(`unable to write to ${this.dir}/current: ${errText(err)}`);
+      if (!this.#failed) this.#host.warn(`unable to write to ${this.dir}/current: ${strerror(err)}`);
       this.#failed = true;
       this.#flushing = true;
       this.#retryLater();
@@ -297,7 +293,7 @@ export class Logdir {
   /** s6-log's finish(): archive `name` as @now.suffix (if it has one link and data), unlink it, trim. */
   #finish(name: string, suffix: 's' | 'u'): void {
     archiveFile(this.spec, name, suffix, () => this.#host.now(), (file, err) => {
-      this.#host.warn(`unable to unlink ${file}: ${errText(err)}`);
+      this.#host.warn(`unable to unlink ${file}: ${strerror(err)}`);
     });
   }
 
@@ -371,7 +367,7 @@ export class Logdir {
         }
       }
     } catch (err) {
-      this.#host.warn(`unable to ${step}: ${errText(err)}`);
+      this.#host.warn(`unable to ${step}: ${strerror(err)}`);
       this.#retryLater();
     }
   }
@@ -392,7 +388,7 @@ export class Logdir {
     this.#rot = 'syncingprevious';
     fs.fsync(this.#prevFd, (err) => {
       if (err !== null) {
-        this.#host.warn(`unable to fsync ${this.dir}/previous: ${errText(err)}`);
+        this.#host.warn(`unable to fsync ${this.dir}/previous: ${strerror(err)}`);
         this.#rot = 'syncprevious';
         this.#retryLater();
         return;
@@ -410,7 +406,7 @@ export class Logdir {
     this.#pid = spawnProcessor(this.dir, this.spec.processor!);
     this.#rot = 'waitprocessor';
     this.#host.waitPid(this.#pid).then((wstat) => this.#processorDone(wstat), (err: unknown) => {
-      this.#host.warn(`unable to wait for processor of ${this.dir}: ${errText(err)}`);
+      this.#host.warn(`unable to wait for processor of ${this.dir}: ${strerror(err)}`);
       this.#rot = 'runprocessor';
       this.#retryLater();
     });

@@ -15,6 +15,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { strerror } from '../sys/errors.ts';
 
 /** Version of the db.json format; bump on any incompatible change. */
 export const DB_VERSION = 1;
@@ -107,7 +108,7 @@ export function loadDb(dir: string): Db {
   try {
     parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new DbError(`unable to read ${file}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new DbError(`unable to read ${file}: ${strerror(err)}`);
   }
   const db = parsed as CompiledDb;
   if (typeof db !== 'object' || db === null || db.version !== DB_VERSION || !Array.isArray(db.services)) {

@@ -7,6 +7,7 @@
  */
 import fs from 'node:fs';
 import { lexExecline } from '../s6/execline.ts';
+import { strerror } from '../sys/errors.ts';
 
 /** A service name read from a list (dependencies, contents, consumer-for…), with where it was read. */
 export interface NameRef {
@@ -22,12 +23,6 @@ export type Report = (file: string, message: string) => void;
 export interface FileData {
   data: Buffer;
   mode: number;
-}
-
-/** The errno name of a failed call (ENOENT…), else the error's message. */
-export function errText(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
-  return e.code ?? (err instanceof Error ? err.message : String(err));
 }
 
 /** One buffer for every read of a compile: files are read whole, then copied out. */
@@ -59,7 +54,7 @@ function readInto(dir: string, file: string, problem: Report, wantMode: boolean)
     fd = fs.openSync(`${dir}/${file}`, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    problem(file, code === 'ENOENT' ? 'dangling symbolic link' : `unable to read: ${errText(err)}`);
+    problem(file, code === 'ENOENT' ? 'dangling symbolic link' : `unable to read: ${strerror(err)}`);
     return undefined;
   }
   try {
@@ -81,7 +76,7 @@ function readInto(dir: string, file: string, problem: Report, wantMode: boolean)
     return wantMode ? mode : len;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    problem(file, code === 'EISDIR' || code === 'EAGAIN' ? 'is not a regular file' : `unable to read: ${errText(err)}`);
+    problem(file, code === 'EISDIR' || code === 'EAGAIN' ? 'is not a regular file' : `unable to read: ${strerror(err)}`);
     return undefined;
   } finally {
     fs.closeSync(fd);
@@ -137,7 +132,7 @@ export function readList(dir: string, file: string, present: Set<string>, proble
     try {
       entries = fs.readdirSync(`${dir}/${dotD}`).filter((e) => !e.startsWith('.')).sort();
     } catch (err) {
-      problem(dotD, err instanceof Error && (err as NodeJS.ErrnoException).code === 'ENOTDIR' ? 'is not a directory' : `unable to read: ${errText(err)}`);
+      problem(dotD, err instanceof Error && (err as NodeJS.ErrnoException).code === 'ENOTDIR' ? 'is not a directory' : `unable to read: ${strerror(err)}`);
       return out;
     }
     if (present.has(file)) warn(file, `ignored: ${dotD}/ is used instead`);

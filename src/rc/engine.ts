@@ -23,8 +23,9 @@ import { type Live, liveServicedir, writeState } from './live.ts';
 import { type Graph, type Phase, PhaseRun, closure, planChange } from './plan.ts';
 import { type ControlResult, RunnerSession, runOneshot, runnerSocket } from './oneshot.ts';
 import { ClientError, readStatusFile, svcSend, waitFor } from '../s6/client.ts';
-import { describeError } from '../sys/errors.ts';
 import { type TransitionFailure, describeFailure, failureOfWaitStatus } from './failure.ts';
+import { strerror } from '../sys/errors.ts';
+import { EXIT } from '../s6/exit.ts';
 
 /** Unknown service name (exit 3). */
 export class UnknownServiceError extends Error {
@@ -153,12 +154,12 @@ export class Change {
         const r = await Promise.race([this.#runPhase(phase), timedOut]);
         if (r === 'timeout') {
           this.#say.fatal('timed out');
-          return 2;
+          return EXIT.rcTimedOut;
         }
         if (r) failed = true;
-        if (this.#aborted) return 1;
+        if (this.#aborted) return EXIT.failed;
       }
-      return failed ? 1 : 0;
+      return failed ? EXIT.failed : EXIT.ok;
     } finally {
       clearTimeout(timer);
       this.#session.close();
@@ -195,7 +196,7 @@ export class Change {
           try {
             writeState(this.#live.dir, state);
           } catch (err) {
-            this.#say.warn(`unable to write ${this.#live.dir}/state: ${describeError(err)}`);
+            this.#say.warn(`unable to write ${this.#live.dir}/state: ${strerror(err)}`);
           }
         }
         for (const [i, failure] of batch) {
@@ -249,7 +250,7 @@ export class Change {
     try {
       return s.type === 'oneshot' ? await this.#oneshot(s, up) : await this.#longrun(s, up);
     } catch (err) {
-      return { kind: 'system', detail: describeError(err) };
+      return { kind: 'system', detail: strerror(err) };
     }
   }
 
@@ -279,7 +280,7 @@ export class Change {
       if (up) fs.rmSync(`${dir}/down`, { force: true });
       else fs.writeFileSync(`${dir}/down`, '');
     } catch (err) {
-      this.#say.warn(`unable to ${up ? 'remove' : 'create'} ${dir}/down: ${describeError(err)}`);
+      this.#say.warn(`unable to ${up ? 'remove' : 'create'} ${dir}/down: ${strerror(err)}`);
     }
     return undefined;
   }
@@ -296,7 +297,7 @@ export class Change {
         r = { kind: 'done', reached: w.reached, failures: w.failures, timedOut: w.timedOut };
       } catch (err) {
         if (err instanceof ClientError && err.code === 'not-supervised') return { kind: 'not-supervised', detail: err.message };
-        return { kind: 'system', detail: describeError(err) };
+        return { kind: 'system', detail: strerror(err) };
       }
     }
     switch (r.kind) {

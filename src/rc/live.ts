@@ -18,6 +18,8 @@ import { type Db, DbError, type Service, loadDb } from './db.ts';
 import { ClientError, svOk, svscanctlSend } from '../s6/client.ts';
 import { listenFifodir } from '../s6/fifodir.ts';
 import { runnerSocket } from './oneshot.ts';
+import { strerror } from '../sys/errors.ts';
+import { EXIT } from '../s6/exit.ts';
 
 export const DEFAULT_LIVE = '/run/t6-rc';
 export const DEFAULT_COMPILED = '/etc/t6-rc/compiled';
@@ -61,7 +63,7 @@ export function openLive(live: string): Live {
   try {
     db = loadDb(path.join(live, 'compiled'));
   } catch (err) {
-    if (err instanceof DbError) throw new LiveError(err.message, 4);
+    if (err instanceof DbError) throw new LiveError(err.message, EXIT.invalidDb);
     throw err;
   }
   let scandir: string;
@@ -72,9 +74,9 @@ export function openLive(live: string): Live {
     prefix = fs.readFileSync(path.join(live, 'prefix'), 'utf8');
     bytes = fs.readFileSync(path.join(live, 'state'));
   } catch (err) {
-    throw new LiveError(`unable to read valid state in ${live}: ${err instanceof Error ? err.message : String(err)}`, 4);
+    throw new LiveError(`unable to read valid state in ${live}: ${strerror(err)}`, EXIT.invalidDb);
   }
-  if (bytes.length !== db.atomics) throw new LiveError(`unable to read valid state in ${live}: ${bytes.length} bytes for ${db.atomics} services`, 4);
+  if (bytes.length !== db.atomics) throw new LiveError(`unable to read valid state in ${live}: ${bytes.length} bytes for ${db.atomics} services`, EXIT.invalidDb);
   return { dir: live, db, scandir, prefix, state: [...bytes].map((b) => (b & 1) === 1) };
 }
 
@@ -100,15 +102,15 @@ export interface InitOptions {
  */
 export async function initLive(opts: InitOptions): Promise<void> {
   for (const [what, p] of [['compiled', opts.compiled], ['live', opts.live], ['scandir', opts.scandir]] as const) {
-    if (!path.isAbsolute(p) && !(what === 'compiled' && opts.dereference === true)) throw new LiveError(`${what} must be an absolute path`, 100);
+    if (!path.isAbsolute(p) && !(what === 'compiled' && opts.dereference === true)) throw new LiveError(`${what} must be an absolute path`, EXIT.usage);
   }
-  if (opts.prefix.includes('/') || opts.prefix.includes('\n')) throw new LiveError('prefix may not contain / or newline', 100);
+  if (opts.prefix.includes('/') || opts.prefix.includes('\n')) throw new LiveError('prefix may not contain / or newline', EXIT.usage);
   let compiled = opts.compiled;
   if (opts.dereference === true) {
     try {
       compiled = fs.realpathSync(compiled);
     } catch (err) {
-      throw new LiveError(`unable to resolve ${compiled}: ${err instanceof Error ? err.message : String(err)}`, 111);
+      throw new LiveError(`unable to resolve ${compiled}: ${strerror(err)}`, EXIT.system);
     }
   }
   // Held while the database is read and copied: a compiler writing it holds it exclusively.
@@ -125,7 +127,7 @@ async function initLocked(opts: InitOptions): Promise<void> {
   try {
     db = loadDb(opts.compiled);
   } catch (err) {
-    if (err instanceof DbError) throw new LiveError(err.message, 4);
+    if (err instanceof DbError) throw new LiveError(err.message, EXIT.invalidDb);
     throw err;
   }
   // The real directory, named like s6-rc-init's mkdtemp next to LIVE.
@@ -152,7 +154,7 @@ async function initLocked(opts: InitOptions): Promise<void> {
     fs.renameSync(tmpLink, opts.live);
   } catch (err) {
     unlinkIfExists(tmpLink);
-    throw new LiveError(`unable to switch ${opts.live} to ${real}: ${err instanceof Error ? err.message : String(err)}`, 111);
+    throw new LiveError(`unable to switch ${opts.live} to ${real}: ${strerror(err)}`, EXIT.system);
   }
   await linkIntoScandir(opts.live, opts.scandir, opts.prefix, longruns.map((s) => s.name), opts.timeoutMs);
 }
@@ -198,9 +200,9 @@ async function sendScan(scandir: string): Promise<void> {
     await svscanctlSend(scandir, 'a');
   } catch (err) {
     if (err instanceof ClientError && (err.code === 'not-supervised' || err.errno === 'ENOENT')) {
-      throw new LiveError(`t6-svscan not running on ${scandir}`, 100);
+      throw new LiveError(`t6-svscan not running on ${scandir}`, EXIT.usage);
     }
-    throw new LiveError(err instanceof Error ? err.message : String(err), 111);
+    throw new LiveError(strerror(err), EXIT.system);
   }
 }
 
@@ -226,7 +228,7 @@ async function waitSupervised(live: string, scandir: string, names: readonly str
     await new Promise<void>((resolve, reject) => {
       wake = resolve;
       if (deadline !== Infinity) {
-        timer = setTimeout(() => reject(new LiveError(`timed out waiting for t6-svscan on ${scandir} to supervise ${[...waiting].join(', ')}`, 111)), Math.max(1, deadline - performance.now()));
+        timer = setTimeout(() => reject(new LiveError(`timed out waiting for t6-svscan on ${scandir} to supervise ${[...waiting].join(', ')}`, EXIT.system)), Math.max(1, deadline - performance.now()));
       }
     });
   } finally {
@@ -253,7 +255,7 @@ function askScan(socketPath: string, deadline: number): Promise<Set<string> | un
       if (err !== undefined) reject(err); else resolve(v);
     };
     if (deadline !== Infinity) {
-      timer = setTimeout(() => finish(undefined, new LiveError(`timed out waiting for t6-svscan to scan ${path.dirname(path.dirname(socketPath))}`, 111)), Math.max(1, deadline - performance.now()));
+      timer = setTimeout(() => finish(undefined, new LiveError(`timed out waiting for t6-svscan to scan ${path.dirname(path.dirname(socketPath))}`, EXIT.system)), Math.max(1, deadline - performance.now()));
     }
     sock.setEncoding('utf8');
     sock.on('connect', () => sock.write('{"scan":true}\n'));
@@ -363,20 +365,20 @@ async function lockFile(file: string, block: boolean, shared: boolean, create: b
     // Shared: read access is enough, so anyone who may read the state can list it.
     fd = create ? open(file, (shared ? O_RDONLY : O_RDWR) | O_CREAT, 0o644) : openIfExists(file, shared ? O_RDONLY : O_RDWR);
   } catch (err) {
-    throw new LiveError(`unable to open ${file}: ${err instanceof Error ? err.message : String(err)}`, 111);
+    throw new LiveError(`unable to open ${file}: ${strerror(err)}`, EXIT.system);
   }
   if (fd === undefined) return () => {};
   const held = fd;
   if (shared ? tryLockShared(held, file) : tryLock(held, file)) return () => close(held);
   if (!block) {
     close(held);
-    throw new LiveError(`unable to take lock on ${file}: Resource busy`, 111);
+    throw new LiveError(`unable to take lock on ${file}: Resource busy`, EXIT.system);
   }
   try {
     await lockWait(held, shared, file);
   } catch (err) {
     close(held);
-    throw new LiveError(err instanceof Error ? err.message : String(err), 111);
+    throw new LiveError(strerror(err), EXIT.system);
   }
   return () => close(held);
 }

@@ -4,6 +4,7 @@
  * `{"pid"}` and `{"wstat"}` replies. Never throws: every outcome is a RunOutcome.
  */
 import type { ControlRequest, RefusalReason } from '../supervise/runner-protocol.ts';
+import { strerror } from '../sys/errors.ts';
 
 export type { ControlRequest } from '../supervise/runner-protocol.ts';
 
@@ -48,8 +49,8 @@ export function runOneshot(socketPath: string, req: OneshotRequest, onPid?: (pid
     sock.setEncoding('utf8');
     sock.on('connect', () => sock.write(`${JSON.stringify(req)}\n`));
     sock.on('error', (err: NodeJS.ErrnoException) => {
-      if (!started) finish({ kind: 'error', message: `unable to reach the oneshot runner at ${socketPath}: ${err.code ?? err.message} (is t6-svscan running?)` });
-      else finish({ kind: 'lost', message: `lost the oneshot runner: ${err.message}` });
+      if (!started) finish({ kind: 'error', message: `unable to reach the oneshot runner at ${socketPath}: ${strerror(err)} (is t6-svscan running?)` });
+      else finish({ kind: 'lost', message: `lost the oneshot runner: ${strerror(err)}` });
     });
     sock.on('close', () => finish({ kind: 'lost', message: 'the oneshot runner closed the connection early' }));
     sock.on('data', (chunk: string) => {
@@ -189,7 +190,7 @@ export class RunnerSession {
     };
     sock.on('error', (err: NodeJS.ErrnoException) => {
       // Never connected: nobody serves sessions here. Broken later: requests are lost.
-      fail(`the runner connection broke: ${err.code ?? err.message}`, !connected);
+      fail(`the runner connection broke: ${strerror(err)}`, !connected);
     });
     sock.on('close', () => fail('the runner closed the connection early', false));
     sock.on('data', (chunk: string) => {

@@ -9,10 +9,10 @@
  */
 import path from 'node:path';
 import { EXIT } from '../s6/exit.ts';
-import { describeError } from '../sys/errors.ts';
 import { DbError } from './db.ts';
 import { Change, UnknownServiceError, select, type Say } from './engine.ts';
 import { LiveError, initLive, lockDb, lockLive, openLive, type Live } from './live.ts';
+import { strerror } from '../sys/errors.ts';
 
 /** The live state, read under its locks; `unlock` releases them. */
 export interface LockedState {
@@ -109,7 +109,7 @@ export function pid1ServiceManager(opts: { compiled: string; live: string; scand
       const running = await startChange({ ...req, live: opts.live, dryRun: false, timeoutMs: 0, verbosity: 2 }, say);
       return await running.done;
     } catch (err) {
-      say.fatal(describeError(err));
+      say.fatal(strerror(err));
       return rcExitCode(err) ?? EXIT.system;
     }
   };
@@ -118,7 +118,7 @@ export function pid1ServiceManager(opts: { compiled: string; live: string; scand
       try {
         await initLive({ compiled: opts.compiled, live: opts.live, prefix: '', scandir: opts.scandir, timeoutMs: 0, block: false, dereference: false });
       } catch (err) {
-        log(`t6-rc-init: fatal: ${describeError(err)}`);
+        log(`t6-rc-init: fatal: ${strerror(err)}`);
         return rcExitCode(err) ?? EXIT.system;
       }
       return change({ names: [runlevel], addUp: false, up: true, prune: true, stopEssentials: false, block: false }, log);

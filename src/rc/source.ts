@@ -14,8 +14,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { RESERVED_PREFIXES } from './db.ts';
-import { type FileData, type NameRef, type Report, errText, readFile, readList, readScript, readText, readUint, uintOf } from './definition-files.ts';
+import { type FileData, type NameRef, type Report, readFile, readList, readScript, readText, readUint, uintOf } from './definition-files.ts';
 import { parseSignal } from '../s6/signals.ts';
+import { strerror } from '../sys/errors.ts';
 
 /** One problem found in the sources: the file to fix and what is wrong with it. */
 export interface Problem {
@@ -105,7 +106,7 @@ function readSource(src: string, set: SourceSet): void {
   try {
     entries = fs.readdirSync(src, { withFileTypes: true });
   } catch (err) {
-    set.problems.push({ file: src, message: `unable to read the source directory: ${errText(err)}` });
+    set.problems.push({ file: src, message: `unable to read the source directory: ${strerror(err)}` });
     return;
   }
   const byName = new Map(entries.filter((e) => !e.name.startsWith('.')).map((e) => [e.name, e]));
@@ -147,7 +148,7 @@ export function readService(src: string, name: string, dir: string, set: SourceS
   try {
     present = new Set(fs.readdirSync(dir));
   } catch (err) {
-    set.problems.push({ file: dir, message: `unable to read the definition directory: ${errText(err)}` });
+    set.problems.push({ file: dir, message: `unable to read the definition directory: ${strerror(err)}` });
     return svc;
   }
   const type = readType(dir, present, problem);
@@ -215,7 +216,7 @@ function readLongrun(svc: SourceService, present: Set<string>, set: SourceSet, p
     try {
       st = fs.statSync(`${dir}/${d}`);
     } catch (err) {
-      problem(d, `unable to stat: ${errText(err)}`);
+      problem(d, `unable to stat: ${strerror(err)}`);
       continue;
     }
     if (!st.isDirectory()) { problem(d, 'is not a directory'); continue; }
@@ -292,7 +293,7 @@ function checkEnvDir(envDir: string, set: SourceSet): void {
   try {
     entries = fs.readdirSync(envDir, { withFileTypes: true });
   } catch (err) {
-    set.problems.push({ file: envDir, message: `unable to read: ${errText(err)}` });
+    set.problems.push({ file: envDir, message: `unable to read: ${strerror(err)}` });
     return;
   }
   for (const e of entries) {

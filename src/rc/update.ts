@@ -26,6 +26,8 @@ import { reverseDeps } from './plan.ts';
 import { type Live, LiveError, unlinkIfExists, linkIntoScandir, liveServicedir, openLive, writeState, writePipelineLink } from './live.ts';
 import { svscanctlSend } from '../s6/client.ts';
 import { listenFifodir, makeFifodir } from '../s6/fifodir.ts';
+import { strerror } from '../sys/errors.ts';
+import { EXIT } from '../s6/exit.ts';
 
 /** One line of the conversion file: `OLD [-> NEW] [restart]`. */
 export interface Conversion {
@@ -45,12 +47,12 @@ export function parseConversions(text: string, old: Db): Map<string, Conversion>
     for (let i = 0; i < rest.length; i++) {
       if (rest[i] === '->' && to === undefined && rest[i + 1] !== undefined) to = rest[++i];
       else if (rest[i] === 'restart' && !restart) restart = true;
-      else throw new LiveError(`conversion file line ${n + 1}: syntax error`, 100);
+      else throw new LiveError(`conversion file line ${n + 1}: syntax error`, EXIT.usage);
     }
     const s = old.byName.get(name);
-    if (s === undefined) throw new LiveError(`conversion file line ${n + 1}: ${name} is not a service of the old database`, 3);
-    if (s.type === 'bundle') throw new LiveError(`conversion file line ${n + 1}: ${name} is not an atomic service`, 5);
-    if (out.has(name)) throw new LiveError(`conversion file line ${n + 1}: ${name} appears twice`, 6);
+    if (s === undefined) throw new LiveError(`conversion file line ${n + 1}: ${name} is not a service of the old database`, EXIT.unknownName);
+    if (s.type === 'bundle') throw new LiveError(`conversion file line ${n + 1}: ${name} is not an atomic service`, EXIT.wrongType);
+    if (out.has(name)) throw new LiveError(`conversion file line ${n + 1}: ${name} appears twice`, EXIT.duplicate);
     out.set(name, { to, restart });
   });
   return out;
@@ -158,7 +160,7 @@ export async function switchLive(old: Live, next: Db, plan: UpdatePlan, timeoutM
   } catch (err) {
     unlinkIfExists(tmpLink);
     fs.rmSync(real, { recursive: true, force: true });
-    throw new LiveError(`unable to switch ${old.dir}: ${err instanceof Error ? err.message : String(err)}`, 111);
+    throw new LiveError(`unable to switch ${old.dir}: ${strerror(err)}`, EXIT.system);
   }
   // Unlink every old longrun. Those not carried over lose their supervisor when the
   // scanner is told `a` (their link is gone: inactive) then `n` (prune); their directories

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { CompiledDb } from './db.ts';
 import type { SourceService } from './source.ts';
+import { strerror } from '../sys/errors.ts';
 
 /** Test hooks for writeCompiled: called at each step; throwing simulates a failure there. */
 export interface WriteHooks {
@@ -44,7 +45,7 @@ export async function writeCompiled(target: string, db: CompiledDb, sources: Map
   try {
     fs.mkdirSync(tmp, { mode: 0o755 });
   } catch (err) {
-    throw new CompileWriteError(`unable to create ${tmp}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw new CompileWriteError(`unable to create ${tmp}: ${strerror(err)}`);
   }
   try {
     const toSync: string[] = []; // files first, then the directories holding them
@@ -84,8 +85,9 @@ export async function writeCompiled(target: string, db: CompiledDb, sources: Map
   } catch (err) {
     fs.rmSync(tmp, { recursive: true, force: true });
     if (err instanceof CompileWriteError) throw err;
-    const e = err as NodeJS.ErrnoException;
-    throw new CompileWriteError(`unable to write ${abs}: ${e.path === undefined ? '' : `${e.path}: `}${e.code ?? e.message}`);
+    // The file that failed, when it is not the target itself.
+    const file = (err as NodeJS.ErrnoException).path;
+    throw new CompileWriteError(`unable to write ${abs}: ${file === undefined || file === abs ? '' : `${file}: `}${strerror(err)}`);
   }
 }
 

@@ -57,9 +57,6 @@ export class ClientError extends Error {
   }
 }
 
-/** glibc's strerror text for an error thrown by fs or the sys layer ("No such file or directory"). */
-export const errnoText = strerror;
-
 // Loaded on first use: the system layer brings in koffi (about 10 ms of start-up).
 let sysFd: Promise<typeof import('../sys/fd.ts')> | undefined;
 function loadSysFd(): Promise<typeof import('../sys/fd.ts')> {
@@ -124,7 +121,7 @@ function investigate(dir: string, sub: string, openError: unknown): ClientError 
   // s6-svscanctl words it slightly differently from s6-svc.
   const what = sub === 'supervise' ? 'directory' : 'directory. errno reported';
   return new ClientError('broken-supervise-dir', dir,
-    `something is wrong with the ${dir}/${sub} ${what}: ${errnoText(reason)}`, errorCode(reason));
+    `something is wrong with the ${dir}/${sub} ${what}: ${strerror(reason)}`, errorCode(reason));
 }
 
 function notListening(dir: string): ClientError {
@@ -132,7 +129,7 @@ function notListening(dir: string): ClientError {
 }
 
 function unableToControl(dir: string, err: unknown): ClientError {
-  return new ClientError('system', dir, `unable to control ${dir}: ${errnoText(err)}`, errorCode(err));
+  return new ClientError('system', dir, `unable to control ${dir}: ${strerror(err)}`, errorCode(err));
 }
 
 /** Sends control bytes to the supervisor of `dir` (what `s6-svc` does). */
@@ -155,12 +152,12 @@ function svOkSync(dir: string, isLocked: (fd: number, path?: string) => boolean)
     fd = fs.openSync(lock, O_RDONLY);
   } catch (err) {
     if (errorCode(err) === 'ENOENT') return false;
-    throw new ClientError('system', dir, `unable to check ${dir}: ${errnoText(err)}`, errorCode(err));
+    throw new ClientError('system', dir, `unable to check ${dir}: ${strerror(err)}`, errorCode(err));
   }
   try {
     return isLocked(fd, lock);
   } catch (err) {
-    throw new ClientError('system', dir, `unable to check ${dir}: ${errnoText(err)}`, errorCode(err));
+    throw new ClientError('system', dir, `unable to check ${dir}: ${strerror(err)}`, errorCode(err));
   } finally {
     fs.closeSync(fd);
   }
@@ -203,7 +200,7 @@ export function readStatusFile(dir: string): SupervisorStatus {
       fs.closeSync(fd);
     }
   } catch (err) {
-    throw new ClientError('system', dir, `unable to read status for ${dir}: ${errnoText(err)}`, errorCode(err));
+    throw new ClientError('system', dir, `unable to read status for ${dir}: ${strerror(err)}`, errorCode(err));
   }
   const status = n === STATUS_SIZE ? decodeStatus(statusBuf) : undefined;
   if (status === undefined) throw new ClientError('system', dir, `unable to read status for ${dir}: Broken pipe`, 'EPIPE');
@@ -216,7 +213,7 @@ export function hasDownFile(dir: string): boolean {
   try {
     return fs.statSync(file, { throwIfNoEntry: false }) !== undefined;
   } catch (err) {
-    throw new ClientError('system', dir, `unable to access ${file}: ${errnoText(err)}`, errorCode(err));
+    throw new ClientError('system', dir, `unable to access ${file}: ${strerror(err)}`, errorCode(err));
   }
 }
 
@@ -281,7 +278,7 @@ export async function scanServices(scandir: string): Promise<ScanEntry[]> {
   try {
     entries = fs.readdirSync(scandir, { withFileTypes: true });
   } catch (err) {
-    throw new ClientError('system', scandir, `unable to read directory ${scandir}: ${errnoText(err)}`, errorCode(err));
+    throw new ClientError('system', scandir, `unable to read directory ${scandir}: ${strerror(err)}`, errorCode(err));
   }
   const names: string[] = [];
   for (const e of entries) {
@@ -421,7 +418,7 @@ export async function waitFor(
       try {
         listeners.push(listenFifodir(`${dir}/event`, (byte) => onEvent(i, byte)));
       } catch (err) {
-        throw new ClientError('system', dir, `unable to subscribe to events for ${dir}: ${errnoText(err)}`, errorCode(err));
+        throw new ClientError('system', dir, `unable to subscribe to events for ${dir}: ${strerror(err)}`, errorCode(err));
       }
     });
     dirs.forEach((dir, i) => { states[i] = stateOfStatus(readStatusFile(dir)); });

@@ -20,6 +20,10 @@ export const EXIT = {
   wrongType: 5,
   /** t6-rc-update: a name given twice. */
   duplicate: 6,
+  /** t6-rc-update: a transition of the update failed (the database is not switched). */
+  updateFailed: 9,
+  /** t6-rc-update: a transition of the update timed out (the database is not switched). */
+  updateTimedOut: 10,
   /** svwait, svc -w: the timeout passed. */
   timedOut: 99,
   /** A bad command line, or a use that cannot work (another scanner runs there). */

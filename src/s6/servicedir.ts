@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseSignal } from './signals.ts';
 import { O_NONBLOCK, O_RDONLY, close, openIfExists } from '../sys/fd.ts';
-import { describeError } from '../sys/errors.ts';
+import { strerror } from '../sys/errors.ts';
 
 /** A setting's value, or the problem found reading it (absent file = value undefined, no problem). */
 export interface Setting<T> {
@@ -27,7 +27,7 @@ function readFirstLine(file: string, maxBytes: number): Setting<string> {
       close(fd);
     }
   } catch (err) {
-    return { value: undefined, problem: `unable to read ${file}: ${describeError(err)}` };
+    return { value: undefined, problem: `unable to read ${file}: ${strerror(err)}` };
   }
   const nl = text.indexOf('\n');
   return { value: nl < 0 ? text : text.slice(0, nl) };

@@ -13,8 +13,8 @@
 import path from 'node:path';
 import { type FdSource, type SpawnOptions } from '../sys/spawn.ts';
 import { decodeWaitStatus } from '../sys/wait.ts';
-import { describeError } from '../sys/errors.ts';
 import { type ReadinessPipe, type ServiceLock, type SupervisorFiles } from './servicefiles.ts';
+import { strerror } from '../sys/errors.ts';
 
 /** Where the service's stdin and stdout come from (the scanner's logger pipe, or inherited). */
 export interface SupervisorStdio {
@@ -102,7 +102,7 @@ export class Launcher {
     } catch (err) {
       readiness?.close();
       serviceLock?.close();
-      const why = files.explainNotRunnable(runPath) ?? describeError(err);
+      const why = files.explainNotRunnable(runPath) ?? strerror(err);
       const where = newPidNamespace ? ` as pid 1 of a new pid namespace (${path.join(dir, 'flag-newpidns')})` : '';
       this.#opts.report('warning', `unable to spawn ${runPath}${where}: ${why} - waiting ${SPAWN_RETRY_MS / 1000} seconds`);
       return { retryMs: SPAWN_RETRY_MS };
@@ -122,7 +122,7 @@ export class Launcher {
       const pid = this.#opts.spawn({ path: finishPath, argv, cwd: dir, fds: this.#stdioFds() }, (w) => onExit(pid, w));
       return pid;
     } catch (err) {
-      this.#opts.report('warning', `unable to spawn ${finishPath}: ${files.explainNotRunnable(finishPath) ?? describeError(err)}`);
+      this.#opts.report('warning', `unable to spawn ${finishPath}: ${files.explainNotRunnable(finishPath) ?? strerror(err)}`);
       return 0;
     }
   }

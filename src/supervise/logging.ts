@@ -22,13 +22,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { close, pipe } from '../sys/fd.ts';
-import { describeError } from '../sys/errors.ts';
 import { umask } from '../sys/system.ts';
 import { CatchAll } from './catch-all.ts';
 import { ConsoleSink } from './console-sink.ts';
 import { ConsoleWriter } from './console-writer.ts';
 import { ScriptedLogger, type LoggerEnv } from './scripted-logger.ts';
 import { isDirectory } from '../sys/stat.ts';
+import { strerror } from '../sys/errors.ts';
 
 /** The file in a `log/` directory (and in the catch-all's directory) that asks for an in-process logger. */
 export const LOGGER_SCRIPT_FILE = 't6-log';
@@ -115,7 +115,7 @@ export class Logging {
     try {
       this.#catchAllPipe = pipe();
     } catch (err) {
-      this.#opts.report('warning', `unable to create the catch-all pipe: ${describeError(err)} - running without a catch-all log`);
+      this.#opts.report('warning', `unable to create the catch-all pipe: ${strerror(err)} - running without a catch-all log`);
       return;
     }
     this.#catchAll = new CatchAll({

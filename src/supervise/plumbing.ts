@@ -14,12 +14,12 @@
  * `stdioFor` says which fds a slot's `run` gets: its pipes, else the catch-all log.
  */
 import path from 'node:path';
-import { describeError } from '../sys/errors.ts';
 import { CATCHALL_SERVICE } from '../s6/initctl.ts';
 import type { Logging } from './logging.ts';
 import type { ScannerFiles } from './scanner-host.ts';
 import type { SupervisorStdio } from './supervisor.ts';
 import { newSlot, type ServiceEntry, type ServiceTable, type Slot } from './slots.ts';
+import { strerror } from '../sys/errors.ts';
 
 /** A pipeline pipe, held by the scanner and keyed by the consumer's scan dir name. */
 interface Pipeline {
@@ -70,7 +70,7 @@ export class Plumbing {
     } catch (err) {
       // Nothing may stay open: the next scan makes a new pipe.
       if (fds !== undefined) for (const fd of fds) files.close(fd);
-      this.#ctx.report('warning', `unable to create the logger pipe for ${dir}: ${describeError(err)}`);
+      this.#ctx.report('warning', `unable to create the logger pipe for ${dir}: ${strerror(err)}`);
       return false;
     }
     entry.pipe = fds;
@@ -118,7 +118,7 @@ export class Plumbing {
         const [read, write] = this.#ctx.files.pipe();
         this.#pipelines.set(name, { read, write });
       } catch (err) {
-        this.#ctx.report('warning', `unable to create the pipeline pipe to ${path.join(this.#ctx.scandir, name)}: ${describeError(err)}`);
+        this.#ctx.report('warning', `unable to create the pipeline pipe to ${path.join(this.#ctx.scandir, name)}: ${strerror(err)}`);
       }
     }
     for (const [name, p] of this.#pipelines) {

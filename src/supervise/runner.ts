@@ -59,7 +59,7 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
-import { describeError, errorCode } from '../sys/errors.ts';
+import { errorCode, strerror, bugText } from '../sys/errors.ts';
 import { currentEnv, type SpawnOptions } from '../sys/spawn.ts';
 import { SIGNALS } from '../sys/signals.ts';
 import {
@@ -111,11 +111,11 @@ export class OneshotRunner {
       try {
         this.#serve(sock);
       } catch (err) {
-        host.report('error', `internal error in the oneshot runner: ${describeError(err)}`);
+        host.report('error', `internal error in the oneshot runner: ${bugText(err)}`);
         sock.destroy();
       }
     });
-    this.#server.on('error', (err) => host.report('error', `${socketPath}: ${describeError(err)}`));
+    this.#server.on('error', (err) => host.report('error', `${socketPath}: ${strerror(err)}`));
   }
 
   /** Listens on `socketPath` (a stale socket there is removed first). Throws if it cannot. */
@@ -276,7 +276,7 @@ export class OneshotRunner {
         }, req.timeoutMs);
       }
     };
-    const failed = (err: unknown): void => reply({ error: `unable to spawn ${req.argv[0]}: ${describeError(err)}`, reason: 'spawn-failed' }, true);
+    const failed = (err: unknown): void => reply({ error: `unable to spawn ${req.argv[0]}: ${strerror(err)}`, reason: 'spawn-failed' }, true);
     const opts: SpawnOptions = {
       path: req.argv[0]!,
       argv: req.argv,

@@ -10,10 +10,11 @@
  * FIFO is never served without the lock held.
  */
 import path from 'node:path';
-import { describeError, errorCode } from '../sys/errors.ts';
+import { errorCode, strerror } from '../sys/errors.ts';
 import type { ScannerHost } from './scanner-host.ts';
 import type { RunnerHost } from './runner.ts';
 import type { TimerHandle } from './supervisor.ts';
+import { EXIT } from '../s6/exit.ts';
 
 /** Divertible signals: a `.s6-svscan/SIG<NAME>` script replaces the built-in action. */
 export const DIVERTIBLE_SIGNALS = ['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGPWR', 'SIGWINCH'] as const;
@@ -85,14 +86,14 @@ export class ScandirControl {
     try {
       isDir = files.stat(this.#ctx.scandir).isDirectory;
     } catch (err) {
-      throw new ScannerSetupError(`unable to use ${this.#ctx.scandir}: ${describeError(err)}`, 111);
+      throw new ScannerSetupError(`unable to use ${this.#ctx.scandir}: ${strerror(err)}`, EXIT.system);
     }
-    if (!isDir) throw new ScannerSetupError(`${this.#ctx.scandir} is not a directory`, 100);
+    if (!isDir) throw new ScannerSetupError(`${this.#ctx.scandir} is not a directory`, EXIT.usage);
     try {
       this.#setUp();
     } catch (err) {
       if (err instanceof ScannerSetupError) throw err;
-      this.#ctx.report('warning', `${describeError(err)} - running without ${this.controlPath}; retrying every ${CONTROL_RETRY_MS / 1000} seconds`);
+      this.#ctx.report('warning', `${strerror(err)} - running without ${this.controlPath}; retrying every ${CONTROL_RETRY_MS / 1000} seconds`);
       this.#scheduleRetry();
     }
   }
@@ -129,7 +130,7 @@ export class ScandirControl {
       this.#ctx.host.spawn({ path: script, argv: [`.s6-svscan/${sig}`], cwd: this.#ctx.scandir, newSession: false }, () => {});
       return true;
     } catch (err) {
-      if (errorCode(err) !== 'ENOENT') this.#ctx.report('warning', `unable to spawn ${script}: ${describeError(err)} - using the built-in action`);
+      if (errorCode(err) !== 'ENOENT') this.#ctx.report('warning', `unable to spawn ${script}: ${strerror(err)} - using the built-in action`);
       return false;
     }
   }
@@ -155,8 +156,8 @@ export class ScandirControl {
     try {
       files.mkdir(this.#dir, 0o700);
     } catch (err) {
-      if (errorCode(err) !== 'EEXIST') throw new Error(`unable to create ${this.#dir}: ${describeError(err)}`);
-      if (files.statIfExists(this.#dir)?.isDirectory !== true) throw new ScannerSetupError(`${this.#dir} exists and is not a directory`, 100);
+      if (errorCode(err) !== 'EEXIST') throw new Error(`unable to create ${this.#dir}: ${strerror(err)}`);
+      if (files.statIfExists(this.#dir)?.isDirectory !== true) throw new ScannerSetupError(`${this.#dir} exists and is not a directory`, EXIT.usage);
     }
     this.#takeLock();
     const controlPath = this.controlPath;
@@ -165,13 +166,13 @@ export class ScandirControl {
       files.mkfifo(controlPath, 0o600);
       readFd = files.openFifo(controlPath);
     } catch (err) {
-      if (errorCode(err) === 'EEXIST') throw new ScannerSetupError(`${controlPath} exists and is not a FIFO`, 100);
-      throw new Error(`unable to set up ${controlPath}: ${describeError(err)}`);
+      if (errorCode(err) === 'EEXIST') throw new ScannerSetupError(`${controlPath} exists and is not a FIFO`, EXIT.usage);
+      throw new Error(`unable to set up ${controlPath}: ${strerror(err)}`);
     }
     this.#listenRunner();
     this.#reading = files.readFifo(readFd,
       (chunk) => this.#ctx.guard('control', () => this.#ctx.command(chunk.toString('latin1'))),
-      (err) => this.#ctx.report('error', `${controlPath}: ${describeError(err)}`));
+      (err) => this.#ctx.report('error', `${controlPath}: ${strerror(err)}`));
   }
 
   /** Holds `.s6-svscan/lock` (kept across retries once held). A lock that cannot be tried is not held: the fd is closed. */
@@ -183,18 +184,18 @@ export class ScandirControl {
     try {
       fd = files.openLockFile(lockPath);
     } catch (err) {
-      throw new Error(`unable to open ${lockPath}: ${describeError(err)}`);
+      throw new Error(`unable to open ${lockPath}: ${strerror(err)}`);
     }
     let locked: boolean;
     try {
       locked = files.tryLock(fd, lockPath);
     } catch (err) {
       files.close(fd);
-      throw new Error(`unable to lock ${lockPath}: ${describeError(err)}`);
+      throw new Error(`unable to lock ${lockPath}: ${strerror(err)}`);
     }
     if (!locked) {
       files.close(fd);
-      throw new ScannerSetupError(`another instance of t6-svscan or s6-svscan is already running on ${this.#ctx.scandir} (${lockPath} is locked)`, 100);
+      throw new ScannerSetupError(`another instance of t6-svscan or s6-svscan is already running on ${this.#ctx.scandir} (${lockPath} is locked)`, EXIT.usage);
     }
     this.#lockFd = fd;
   }
@@ -206,7 +207,7 @@ export class ScandirControl {
     try {
       this.#runner = this.#ctx.host.listenRunner(socketPath, this.#ctx.runnerHost());
     } catch (err) {
-      this.#ctx.report('warning', `unable to listen on ${socketPath}: ${describeError(err)} - oneshots cannot run`);
+      this.#ctx.report('warning', `unable to listen on ${socketPath}: ${strerror(err)} - oneshots cannot run`);
     }
   }
 }

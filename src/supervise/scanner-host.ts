@@ -9,7 +9,6 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { O_CREAT, O_NONBLOCK, O_RDWR, O_WRONLY, close, mkfifo, open, pipe, reserveFds, tryLock } from '../sys/fd.ts';
 import { spawn as sysSpawn, spawnAsync as sysSpawnAsync, kill as sysKill, type SpawnOptions } from '../sys/spawn.ts';
-import { describeError } from '../sys/errors.ts';
 import { tainNow } from '../s6/tai.ts';
 import { readSetting, type Setting } from '../s6/servicedir.ts';
 import { Reaper } from '../sys/reaper.ts';
@@ -17,6 +16,7 @@ import { realServicedir } from './realdir.ts';
 import { OneshotRunner, type RunnerHost } from './runner.ts';
 import { Supervisor, type SupervisorHost, type SupervisorStdio, type TimerHandle } from './supervisor.ts';
 import { FsSupervisorFiles, type SupervisorFiles } from './servicefiles.ts';
+import { strerror } from '../sys/errors.ts';
 
 /** What a stat of a scan dir entry tells the scanner. */
 export interface EntryStat {
@@ -161,7 +161,7 @@ export function reportingKill(host: ScannerHost, report: (level: 'warning', mess
     try {
       host.kill(pid, signal);
     } catch (err) {
-      report('warning', `unable to send signal ${signal} to ${pid}: ${describeError(err)}`);
+      report('warning', `unable to send signal ${signal} to ${pid}: ${strerror(err)}`);
     }
   };
 }

@@ -16,7 +16,7 @@
  * exits the process itself.
  */
 import path from 'node:path';
-import { describeError, errorCode } from '../sys/errors.ts';
+import { errorCode, strerror, bugText } from '../sys/errors.ts';
 import { isSvscanCommand } from '../s6/control.ts';
 import { CATCHALL_SERVICE } from '../s6/initctl.ts';
 import type { Reaper } from '../sys/reaper.ts';
@@ -86,7 +86,7 @@ export class Scanner {
     const report = opts.report;
     const host = opts.host ?? systemScannerHost({
       allCloexec: opts.allCloexec === true,
-      onReapError: (err) => report('error', `internal error after reaping a child: ${describeError(err)}`),
+      onReapError: (err) => report('error', `internal error after reaping a child: ${strerror(err)}`),
     });
     this.#host = host;
     const guardedTimer = (what: string) => (ms: number, fn: () => void): TimerHandle => host.setTimer(ms, () => this.#guard(what, fn));
@@ -226,7 +226,7 @@ export class Scanner {
     try {
       names = files.readdir(this.scandir);
     } catch (err) {
-      this.#opts.report('warning', `unable to read ${this.scandir}: ${describeError(err)} - retrying in ${SCAN_RETRY_MS / 1000} seconds`);
+      this.#opts.report('warning', `unable to read ${this.scandir}: ${strerror(err)} - retrying in ${SCAN_RETRY_MS / 1000} seconds`);
       this.#scheduleScanRetry();
       return;
     }
@@ -269,7 +269,7 @@ export class Scanner {
       try {
         st = files.stat(dir);
       } catch (err) {
-        unstatable.push(`${name} (${errorCode(err) === 'ENOENT' ? 'dangling symbolic link' : describeError(err)})`);
+        unstatable.push(`${name} (${errorCode(err) === 'ENOENT' ? 'dangling symbolic link' : strerror(err)})`);
         retry = true;
         continue;
       }
@@ -323,7 +323,7 @@ export class Scanner {
       const dir = this.#host.files.realServicedir(this.scandir, slot.name, realParents);
       this.#table.attach(this.#host.openSupervisor(slot.name, dir, this.#supervisorHost, stdio), entry, slot);
     } catch (err) {
-      const why = err instanceof SupervisorSetupError ? err.message : describeError(err);
+      const why = err instanceof SupervisorSetupError ? err.message : strerror(err);
       this.#opts.report('warning', `unable to supervise ${path.join(this.scandir, slot.name)}: ${why} - retrying in ${SUPERVISOR_RETRY_MS / 1000} seconds`);
       slot.restart = this.#supervisorHost.setTimer(SUPERVISOR_RETRY_MS, () => { slot.restart = undefined; this.#restartSlot(entry, slot); });
     }
@@ -410,7 +410,7 @@ export class Scanner {
     try {
       fn();
     } catch (err) {
-      this.#opts.report('error', `internal error in ${what}: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+      this.#opts.report('error', `internal error in ${what}: ${bugText(err)}`);
     }
   }
 }

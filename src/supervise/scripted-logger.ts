@@ -25,7 +25,7 @@ import { PipeReader } from '../log/input.ts';
 import { LogdirError } from '../log/logdir.ts';
 import { parseScriptFile, ScriptFileError, type ScriptFile } from '../log/scriptfile.ts';
 import { tainNow } from '../s6/tai.ts';
-import { describeError, strerror } from '../sys/errors.ts';
+import { strerror } from '../sys/errors.ts';
 import { dupCloexec } from '../sys/fd.ts';
 
 const RETRY_OPEN_MS = 10_000;
@@ -121,7 +121,7 @@ export class ScriptedLogger {
     } catch (err) {
       if (!this.#missingReported) {
         this.#missingReported = true;
-        this.#ctx.env.report('warning', `unable to read ${this.file}: ${describeError(err)} - ${this.engine !== undefined ? 'keeping the script in use' : 'holding the output in the pipe'}`);
+        this.#ctx.env.report('warning', `unable to read ${this.file}: ${strerror(err)} - ${this.engine !== undefined ? 'keeping the script in use' : 'holding the output in the pipe'}`);
       }
       return undefined;
     }
@@ -230,7 +230,7 @@ export class ScriptedLogger {
     try {
       await this.#driver.end();
     } catch (err) {
-      report('error', `${this.label}: unable to finish logging: ${describeError(err)}`);
+      report('error', `${this.label}: unable to finish logging: ${strerror(err)}`);
     }
   }
 }

@@ -17,11 +17,11 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { O_CREAT, O_NONBLOCK, O_RDWR, O_WRONLY, close, mkfifo, open, pipe, tryLock } from '../sys/fd.ts';
-import { describeError } from '../sys/errors.ts';
 import { type SupervisorStatus, encodeStatus } from '../s6/status.ts';
 import { makeFifodir, notifyFifodir } from '../s6/fifodir.ts';
 import { type DeathRecord, decodeDeathTally, encodeDeathTally } from '../s6/deathtally.ts';
 import { type Setting, exists, explainNotRunnable, readSignalSetting, readUintSetting } from '../s6/servicedir.ts';
+import { strerror } from '../sys/errors.ts';
 
 /** Thrown by `Supervisor.open` (and SupervisorFiles.setUp) when the service directory cannot be supervised. */
 export class SupervisorSetupError extends Error {
@@ -280,7 +280,7 @@ function step(what: string, fn: () => void): void {
   try {
     fn();
   } catch (err) {
-    throw new SupervisorSetupError(`unable to ${what}: ${describeError(err)}`);
+    throw new SupervisorSetupError(`unable to ${what}: ${strerror(err)}`);
   }
 }
 

@@ -10,11 +10,11 @@
  * Nothing here throws once `open` has returned.
  */
 import path from 'node:path';
-import { describeError } from '../sys/errors.ts';
 import { type SupervisorStatus } from '../s6/status.ts';
 import { type Tain } from '../s6/tai.ts';
 import { deathFromWstat } from '../s6/deathtally.ts';
 import { type HeldSuperviseDir, type SupervisorFiles, SupervisorSetupError } from './servicefiles.ts';
+import { strerror } from '../sys/errors.ts';
 
 const STATUS_RETRY_MS = 1_000;
 const FILES_RETRY_MS = 2_000;
@@ -93,7 +93,7 @@ export class SuperviseDir {
     try {
       this.#opts.files.recordDeath(this.#opts.dir, deathFromWstat(stamp, wstat), max);
     } catch (err) {
-      this.#opts.report('warning', `unable to update ${path.join(this.#opts.dir, 'supervise', 'death_tally')}: ${describeError(err)}`);
+      this.#opts.report('warning', `unable to update ${path.join(this.#opts.dir, 'supervise', 'death_tally')}: ${strerror(err)}`);
     }
   }
 
@@ -116,7 +116,7 @@ export class SuperviseDir {
   #setUp(resetDeathTally: boolean): void {
     this.#held = this.#opts.files.setUp(this.#opts.dir, resetDeathTally, {
       onBytes: this.#opts.onControl,
-      onError: (err) => this.#opts.report('error', `${this.#opts.name}: control FIFO: ${describeError(err)}`),
+      onError: (err) => this.#opts.report('error', `${this.#opts.name}: control FIFO: ${strerror(err)}`),
     });
   }
 
@@ -154,7 +154,7 @@ export class SuperviseDir {
       this.#statusDirty = true;
       if (!this.#statusFailing) {
         this.#statusFailing = true;
-        this.#opts.report('warning', `unable to write ${file}: ${describeError(err)} - the service goes on; retrying every second`);
+        this.#opts.report('warning', `unable to write ${file}: ${strerror(err)} - the service goes on; retrying every second`);
       }
       if (this.#statusRetry === undefined) {
         this.#statusRetry = this.#opts.setTimer(STATUS_RETRY_MS, () => {

@@ -18,7 +18,6 @@
 import path from 'node:path';
 import { type SpawnOptions } from '../sys/spawn.ts';
 import { decodeWaitStatus } from '../sys/wait.ts';
-import { describeError } from '../sys/errors.ts';
 import { SIGNALS } from '../sys/signals.ts';
 import { SIGNAL_COMMANDS, isSuperviseCommand } from '../s6/control.ts';
 import { type SupervisorStatus } from '../s6/status.ts';
@@ -28,6 +27,7 @@ import { ACTIONS, type ActionName, type SupervisorInput, type SupervisorState } 
 import { type ReadinessPipe, type SupervisorFiles } from './servicefiles.ts';
 import { SuperviseDir, type TimerHandle } from './supervisedir.ts';
 import { Launcher, type SpawnedRun, type SupervisorStdio } from './launch.ts';
+import { strerror, bugText } from '../sys/errors.ts';
 
 export { ACTIONS, type ActionName, type SupervisorInput, type SupervisorState } from './actions.ts';
 export { SupervisorSetupError, type SupervisorFiles } from './servicefiles.ts';
@@ -163,7 +163,7 @@ export class Supervisor {
     } catch (err) {
       // The table's actions catch their own system errors; reaching here is a bug. Keep the
       // service in whatever state it is and say so, rather than taking pid 1 down.
-      this.#host.report('error', `${this.name}: internal error in ${action} (${this.#state}/${input}): ${describeError(err)}`);
+      this.#host.report('error', `${this.name}: internal error in ${action} (${this.#state}/${input}): ${bugText(err)}`);
     }
   }
 
@@ -268,7 +268,7 @@ export class Supervisor {
     try {
       this.#files.setDownFile(this.dir, present);
     } catch (err) {
-      this.#host.report('warning', `unable to ${present ? 'touch' : 'unlink'} ${path.join(this.dir, 'down')}: ${describeError(err)}`);
+      this.#host.report('warning', `unable to ${present ? 'touch' : 'unlink'} ${path.join(this.dir, 'down')}: ${strerror(err)}`);
     }
   }
 

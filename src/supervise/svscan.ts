@@ -9,11 +9,11 @@
  * pid 1 must not die: an exception that escapes every guard is reported, and life goes on.
  */
 import fs from 'node:fs';
-import { describeError } from '../sys/errors.ts';
 import { getrlimit, getpid, pageOutExecutable, RLIMIT, setChildSubreaper, setProcessName } from '../sys/system.ts';
 import { markAllCloexec } from '../sys/spawn.ts';
 import { reserveFdsInBackground } from '../sys/fd.ts';
 import { Scanner, SCANNER_SIGNALS, type ScannerOptions, type ScannerSignal } from './scanner.ts';
+import { strerror, bugText } from '../sys/errors.ts';
 
 /** How the tree is run. */
 export interface SvscanConfig {
@@ -59,8 +59,8 @@ export async function serveScandir(cfg: SvscanConfig): Promise<SvscanEnd> {
     if (scanner !== undefined) scanner.log(line);
     else cfg.early(line);
   };
-  const onUncaught = (err: Error): void => report('error', `uncaught: ${err.stack ?? err.message}`);
-  const onRejection = (err: unknown): void => report('error', `unhandled rejection: ${String(err)}`);
+  const onUncaught = (err: Error): void => report('error', `uncaught: ${bugText(err)}`);
+  const onRejection = (err: unknown): void => report('error', `unhandled rejection: ${bugText(err)}`);
   process.on('uncaughtException', onUncaught);
   process.on('unhandledRejection', onRejection);
   prepareProcess(cfg, report);
@@ -115,7 +115,7 @@ export async function serveScandir(cfg: SvscanConfig): Promise<SvscanEnd> {
 /** The process-wide set-up: subreaper, name, close-on-exec everywhere, room in the fd table. */
 function prepareProcess(cfg: SvscanConfig, report: (level: string, message: string) => void): void {
   if (getpid() !== 1) {
-    try { setChildSubreaper(); } catch (err) { report('warning', `unable to become a subreaper: ${describeError(err)}`); }
+    try { setChildSubreaper(); } catch (err) { report('warning', `unable to become a subreaper: ${strerror(err)}`); }
   }
   setProcessName('t6-svscan');
   // Whatever we inherited above fd 2 must not reach services (-d and -X fds are passed
@@ -132,6 +132,6 @@ function prepareProcess(cfg: SvscanConfig, report: (level: string, message: stri
 /** -d: the newline that says the control FIFO listens, then the fd is closed. */
 function notifyReady(fd: number | undefined, report: (level: string, message: string) => void): void {
   if (fd === undefined) return;
-  try { fs.writeSync(fd, '\n'); } catch (err) { report('warning', `unable to write to fd ${fd}: ${describeError(err)}`); }
+  try { fs.writeSync(fd, '\n'); } catch (err) { report('warning', `unable to write to fd ${fd}: ${strerror(err)}`); }
   try { fs.closeSync(fd); } catch { /* already closed */ }
 }

@@ -38,18 +38,45 @@ export function errorCode(err: unknown): string | undefined {
   return undefined;
 }
 
-// glibc's strerror texts (what s6 prints) where libuv's wording differs by more than case.
+// glibc's strerror texts (what s6 prints) for every errno Node names; libuv's wording
+// differs for some (EISDIR is "illegal operation on a directory" there).
 const STRERROR: Record<string, string> = {
-  EIO: 'Input/output error',
-  ELOOP: 'Too many levels of symbolic links',
-  ENOMEM: 'Cannot allocate memory',
-  EAGAIN: 'Resource temporarily unavailable',
-  EINTR: 'Interrupted system call',
-  ENOSPC: 'No space left on device',
-  EMFILE: 'Too many open files',
-  ENFILE: 'Too many open files in system',
-  EBADF: 'Bad file descriptor',
-  ENXIO: 'No such device or address',
+  E2BIG: 'Argument list too long', EACCES: 'Permission denied',
+  EADDRINUSE: 'Address already in use', EADDRNOTAVAIL: 'Cannot assign requested address',
+  EAFNOSUPPORT: 'Address family not supported by protocol',
+  EAGAIN: 'Resource temporarily unavailable', EALREADY: 'Operation already in progress',
+  EBADF: 'Bad file descriptor', EBADMSG: 'Bad message', EBUSY: 'Device or resource busy',
+  ECANCELED: 'Operation canceled', ECHILD: 'No child processes',
+  ECONNABORTED: 'Software caused connection abort', ECONNREFUSED: 'Connection refused',
+  ECONNRESET: 'Connection reset by peer', EDEADLK: 'Resource deadlock avoided',
+  EDESTADDRREQ: 'Destination address required', EDOM: 'Numerical argument out of domain',
+  EDQUOT: 'Disk quota exceeded', EEXIST: 'File exists', EFAULT: 'Bad address',
+  EFBIG: 'File too large', EHOSTUNREACH: 'No route to host', EIDRM: 'Identifier removed',
+  EILSEQ: 'Invalid or incomplete multibyte or wide character',
+  EINPROGRESS: 'Operation now in progress', EINTR: 'Interrupted system call',
+  EINVAL: 'Invalid argument', EIO: 'Input/output error',
+  EISCONN: 'Transport endpoint is already connected', EISDIR: 'Is a directory',
+  ELOOP: 'Too many levels of symbolic links', EMFILE: 'Too many open files',
+  EMLINK: 'Too many links', EMSGSIZE: 'Message too long', EMULTIHOP: 'Multihop attempted',
+  ENAMETOOLONG: 'File name too long', ENETDOWN: 'Network is down',
+  ENETRESET: 'Network dropped connection on reset', ENETUNREACH: 'Network is unreachable',
+  ENFILE: 'Too many open files in system', ENOBUFS: 'No buffer space available',
+  ENODATA: 'No data available', ENODEV: 'No such device', ENOENT: 'No such file or directory',
+  ENOEXEC: 'Exec format error', ENOLCK: 'No locks available', ENOLINK: 'Link has been severed',
+  ENOMEM: 'Cannot allocate memory', ENOMSG: 'No message of desired type',
+  ENOPROTOOPT: 'Protocol not available', ENOSPC: 'No space left on device',
+  ENOSR: 'Out of streams resources', ENOSTR: 'Device not a stream',
+  ENOSYS: 'Function not implemented', ENOTCONN: 'Transport endpoint is not connected',
+  ENOTDIR: 'Not a directory', ENOTEMPTY: 'Directory not empty',
+  ENOTSOCK: 'Socket operation on non-socket', ENOTSUP: 'Operation not supported',
+  ENOTTY: 'Inappropriate ioctl for device', ENXIO: 'No such device or address',
+  EOPNOTSUPP: 'Operation not supported', EOVERFLOW: 'Value too large for defined data type',
+  EPERM: 'Operation not permitted', EPIPE: 'Broken pipe', EPROTO: 'Protocol error',
+  EPROTONOSUPPORT: 'Protocol not supported', EPROTOTYPE: 'Protocol wrong type for socket',
+  ERANGE: 'Numerical result out of range', EROFS: 'Read-only file system', ESPIPE: 'Illegal seek',
+  ESRCH: 'No such process', ESTALE: 'Stale file handle', ETIME: 'Timer expired',
+  ETIMEDOUT: 'Connection timed out', ETXTBSY: 'Text file busy',
+  EWOULDBLOCK: 'Resource temporarily unavailable', EXDEV: 'Invalid cross-device link',
 };
 
 /**
@@ -72,9 +99,12 @@ export function strerror(err: unknown): string {
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
-/** A short reason for a person: "No such file or directory" style text when known. */
-export function describeError(err: unknown): string {
-  if (err instanceof SysError) return err.message;
-  if (err instanceof Error) return err.message;
-  return String(err);
+/** `err` as an Error (something thrown that is not one is wrapped), to reject or rethrow with. */
+export function toError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+/** A bug's description for the log: the stack when there is one (an internal error, not a system call's failure). */
+export function bugText(err: unknown): string {
+  return err instanceof Error ? err.stack ?? err.message : String(err);
 }

@@ -1,7 +1,7 @@
 /** File descriptors the way an init needs them: pipes, FIFOs, fcntl locks, raw non-blocking I/O. */
 import fs from 'node:fs';
 import { c, errno } from './libc.ts';
-import { SysError } from './errors.ts';
+import { SysError, toError } from './errors.ts';
 
 export const O_RDONLY = 0;
 export const O_WRONLY = 1;
@@ -165,7 +165,7 @@ export function lockWait(fd: number, shared: boolean, path?: string): Promise<vo
   return new Promise((resolve, reject) => {
     fcntlAsync(fd, F_OFD_SETLKW, buf, (err: unknown, r: number) => {
       void buf; // kept alive until the call returns
-      if (err !== null && err !== undefined) reject(err instanceof Error ? err : new Error(String(err)));
+      if (err !== null && err !== undefined) reject(toError(err));
       else if (r === 0) resolve();
       // errno belongs to the worker thread: not readable from here.
       else reject(new Error(`unable to lock ${path ?? `fd ${fd}`}: fcntl F_OFD_SETLKW failed`));

@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import { c, errno } from './libc.ts';
-import { SysError } from './errors.ts';
+import { SysError, toError } from './errors.ts';
 import { SIGNALS } from './signals.ts';
 
 const EINTR = 4;
@@ -165,7 +165,7 @@ export function spawnAsync(opts: SpawnOptions): Promise<number> {
         call.async(pid, opts.path, p.fileActions, p.attr, p.argv, p.env, (err: unknown, rc: number) => {
           asyncSpawns--;
           p.release();
-          if (err !== null && err !== undefined) reject(err instanceof Error ? err : new Error(String(err)));
+          if (err !== null && err !== undefined) reject(toError(err));
           else if (rc !== 0) reject(new SysError('spawn', rc, opts.path));
           else resolve(pid[0]!);
           startNext();

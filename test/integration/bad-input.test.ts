@@ -49,7 +49,7 @@ test('an unrunnable run is reported by name and reason; the other services run',
   await t.output.waitFor(new RegExp(`unable to spawn ${sd}/noexec/run: not executable \\(mode 0644\\)`));
   await t.output.waitFor(new RegExp(`unable to spawn ${sd}/isdir/run: is a directory, not a program`));
   await t.output.waitFor(new RegExp(`unable to spawn ${sd}/dangling/run: dangling symbolic link to /nonexistent/program`));
-  await t.output.waitFor(new RegExp(`unable to spawn ${sd}/noshebang/run: .*ENOEXEC`));
+  await t.output.waitFor(new RegExp(`unable to spawn ${sd}/noshebang/run: Exec format error`));
   for (const name of ['missing', 'noexec', 'isdir', 'dangling']) {
     assert.equal(run('s6-svstat', [path.join(sd, name)]).stdout.replace(/\d+ seconds/g, 'N seconds'),
       'down (exitcode 0) N seconds, normally up, want up, ready N seconds\n', name);
@@ -145,7 +145,7 @@ test('a service directory deleted while its service runs: named errors, the serv
   fs.rmSync(doomed, { recursive: true, force: true });
   t.control('h'); // rescan + prune: doomed is inactive now
   await until('the deleted service to be stopped', () => !fs.existsSync(`/proc/${hostPid}`) || fs.readFileSync(`/proc/${hostPid}/stat`, 'utf8').includes(') Z'));
-  await t.output.waitFor(new RegExp(`unable to write ${doomed}/supervise/status: .*ENOENT`));
+  await t.output.waitFor(new RegExp(`unable to write ${doomed}/supervise/status: No such file or directory`));
   assert.ok(upPid(other), 'the other service still runs');
   assert.equal(run('s6-svc', ['-d', other]).status, 0, 'and t6-svscan still obeys');
   await until('other down', () => readStatus(other)?.pid === 0);
@@ -158,9 +158,9 @@ test('a read-only /run: named errors, the services run anyway, and control retur
   const b = makeService(path.join(sd, 'b'), { run: SLEEP });
   execFileSync('mount', ['-o', 'remount,ro', runDir]);
   const t = await tree(sd);
-  await t.output.waitFor(new RegExp(`unable to create ${sd}/.s6-svscan: .*EROFS.* - running without ${sd}/.s6-svscan/control`));
-  await t.output.waitFor(new RegExp(`unable to create ${a}/event: .*EROFS.* - running a without its control files`));
-  await t.output.waitFor(new RegExp(`unable to create ${b}/event: .*EROFS.* - running b without its control files`));
+  await t.output.waitFor(new RegExp(`unable to create ${sd}/.s6-svscan: Read-only file system - running without ${sd}/.s6-svscan/control`));
+  await t.output.waitFor(new RegExp(`unable to create ${a}/event: Read-only file system - running a without its control files`));
+  await t.output.waitFor(new RegExp(`unable to create ${b}/event: Read-only file system - running b without its control files`));
   // Both services run, supervised, though nothing can be written yet.
   await until('two services running under pid 1', () => {
     const kids = childrenOf(t.pid1);
@@ -187,7 +187,7 @@ test('a full /run: status writes fail with ENOSPC, nothing is lost, and writing 
   const filler = path.join(runDir, 'filler');
   try { execFileSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=64k', 'count=64'], { stdio: 'ignore' }); } catch { /* ENOSPC: full */ }
   assert.equal(run('s6-svc', ['-d', a]).status, 0);
-  await t.output.waitFor(new RegExp(`unable to write ${a}/supervise/status: .*ENOSPC`));
+  await t.output.waitFor(new RegExp(`unable to write ${a}/supervise/status: No space left on device`));
   fs.rmSync(filler);
   await t.output.waitFor(new RegExp(`${a}/supervise/status is being written again`));
   assert.equal(readStatus(a)!.pid, 0);

@@ -123,7 +123,7 @@ test('disk full: the writer blocks on the pipe (nothing dropped, memory flat), l
     let blocked = false;
     for (; sent < 200000 && !blocked; sent++) blocked = !child.stdin!.write(line(sent));
     assert.equal(blocked, true);
-    await until('the logger said so', () => /ENOSPC/.test(stderr));
+    await until('the logger said so', () => /No space left on device/.test(stderr));
     const rss = Number(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)![1]);
     assert.ok(rss < 200 * 1024, `RSS ${rss} kB`);
     fs.rmSync(path.join(mnt, 'filler'));

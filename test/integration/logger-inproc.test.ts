@@ -149,7 +149,7 @@ test('full disk: the service blocks, the alert reaches the catch-all log, nothin
   cleanups.push(() => tree.stop());
   assert.equal(t6('svc', ['-u', path.join(sd, 'svc')]).status, 0);
   // The alert, naming the service and the logdir, in the catch-all log.
-  await until('ENOSPC alert in the catch-all log', () => new RegExp(`t6-svscan: warning: svc/log: unable to write to ${logdir}/current: ENOSPC`).test(logText(catchAll)), 20_000, 20);
+  await until('ENOSPC alert in the catch-all log', () => new RegExp(`t6-svscan: warning: svc/log: unable to write to ${logdir}/current: No space left on device`).test(logText(catchAll)), 20_000, 20);
   // The producer is blocked in write(2) on the full pipe, and stays so.
   const shPid = tree.hostPid(readStatus(path.join(sd, 'svc'))!.pid);
   const seqPid = Number(fs.readFileSync(`/proc/${shPid}/task/${shPid}/children`, 'utf8').trim().split(/\s+/)[0]);

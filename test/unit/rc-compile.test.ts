@@ -257,7 +257,7 @@ test('refused: an unreadable source dir is named (exit 1)', async () => {
   try {
     const r = await cli([path.join(base, 'compiled'), path.join(base, 'nope')]);
     assert.equal(r.code, 1);
-    assert.deepEqual(fatals(r.err), [{ file: path.join(base, 'nope'), message: 'unable to read the source directory: ENOENT' }]);
+    assert.deepEqual(fatals(r.err), [{ file: path.join(base, 'nope'), message: 'unable to read the source directory: No such file or directory' }]);
     assert.equal(fs.existsSync(path.join(base, 'compiled')), false);
   } finally {
     fs.rmSync(base, { recursive: true, force: true });
@@ -546,7 +546,7 @@ test('a failure in the middle of writing leaves no target and no temporary direc
       const target = path.join(base, 'compiled');
       await assert.rejects(writeCompiled(target, result.db, result.sources, {
         step: (what) => { if (what === failAt) throw Object.assign(new Error('disk full'), { code: 'ENOSPC' }); },
-      }), /unable to write .*compiled: ENOSPC/);
+      }), /unable to write .*compiled: No space left on device/);
       assert.equal(fs.existsSync(target), false, `no target after a failure at ${failAt}`);
       assert.deepEqual(fs.readdirSync(base), ['src'], `no temporary directory after a failure at ${failAt}`);
     }

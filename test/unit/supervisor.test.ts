@@ -331,7 +331,7 @@ test('flag-newpidns: run (not finish) is spawned as pid 1 of a new pid namespace
   host.failSpawn = 'EPERM';
   host.advance(1000);
   assert.equal(sup.state, 'down');
-  assert.ok(host.reports.some((r) => r.includes(`unable to spawn ${dir}/run as pid 1 of a new pid namespace (${dir}/flag-newpidns): EPERM - waiting 10 seconds`)), host.reports.join('\n'));
+  assert.ok(host.reports.some((r) => r.includes(`unable to spawn ${dir}/run as pid 1 of a new pid namespace (${dir}/flag-newpidns): Operation not permitted - waiting 10 seconds`)), host.reports.join('\n'));
   host.failSpawn = undefined;
   fs.rmSync(path.join(dir, 'flag-newpidns'));
   host.advance(10_000);
