@@ -274,7 +274,7 @@ export class Tree {
   }
 
   /** Stops the tree: asks it to terminate, and kills the namespace if it does not end in time. */
-  async stop(timeoutMs = 10_000): Promise<void> {
+  async stop(timeoutMs = WAIT_MS): Promise<void> {
     if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
     try { this.control('t'); } catch { /* not listening: kill below */ }
     const t = setTimeout(() => this.kill(), timeoutMs);
