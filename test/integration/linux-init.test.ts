@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BIN, OutputLog, tmpdir } from '../lib/harness.ts';
+import { BIN, OutputLog, childrenOf, tmpdir } from '../lib/harness.ts';
 import { writeArticleSource } from '../lib/rcdb.ts';
 
 const sh = (body: string): string => `#!/bin/sh\n${body}\n`;
@@ -101,8 +101,9 @@ test('t6-linux-init -C: stage 1, the article demo up through rc.init, then halt 
     // Everything after stage 1 has PATH and env/'s variables only (the kernel's are dropped).
     // (/proc/1/environ shows pid 1's environment as exec'd; a child shows what it was given.)
     const hostPid1 = Number(fs.readFileSync(`/proc/${b.proc.pid}/task/${b.proc.pid}/children`, 'utf8').trim());
-    const child = fs.readFileSync(`/proc/${hostPid1}/task/${hostPid1}/children`, 'utf8').trim().split(/\s+/)[0];
-    const env = fs.readFileSync(`/proc/${child}/environ`, 'latin1').split('\0').filter(Boolean).sort();
+    // The first child still there when read (a oneshot may end meanwhile).
+    const environ = (pid: string): string | undefined => { try { return fs.readFileSync(`/proc/${pid}/environ`, 'latin1'); } catch { return undefined; } };
+    const env = childrenOf(hostPid1).map(String).map(environ).find((e) => e !== undefined)!.split('\0').filter(Boolean).sort();
     assert.ok(env.includes('T6_TEST=yes') && env.some((e) => e.startsWith('PATH=')), env.join(' '));
     assert.ok(!env.some((e) => e.startsWith('KERNEL_JUNK=')), env.join(' '));
 
