@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BIN, OutputLog, Tree, WAIT_MS, makeService, readStatus, t6, tmpdir, until } from '../lib/harness.ts';
+import { BIN, Tree, WAIT_MS, makeService, readStatus, t6, tmpdir, until } from '../lib/harness.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 after(async () => { for (const c of cleanups.reverse()) await c(); });
@@ -223,8 +223,7 @@ test('console sink (-1): two services writing interleaved partial lines; stdout 
   makeService(path.join(sd, 'c'), { run: "#!/bin/sh\nprintf 'c dies mid-line'\nexec sleep 0.2\n" });
   const tree = await Tree.start(sd, { args: ['-1'] });
   cleanups.push(() => tree.stop());
-  const stdout = new OutputLog();
-  stdout.attach(tree.proc.stdout);
+  const stdout = tree.stdout;
   await stdout.waitFor(/^c: c dies mid-line$/m);
   await until('both wrote their partial line', () => fs.existsSync(path.join(sd, 'a', 'wrote-partial')) && fs.existsSync(path.join(sd, 'b', 'wrote-partial')));
   // c dies again (each second) after a's and b's partial lines were in their pipes; its

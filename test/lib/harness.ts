@@ -199,7 +199,10 @@ export class OutputLog {
 export class Tree {
   readonly scandir: string;
   readonly proc: ChildProcess;
+  /** stdout and stderr, as they came. */
   readonly output = new OutputLog();
+  /** stdout alone (collected from the start, so that nothing is missed). */
+  readonly stdout = new OutputLog();
   readonly exited: Promise<number | null>;
   /** Resolves once the tree has exited and its stdout and stderr are read to their end. */
   readonly closed: Promise<void>;
@@ -209,6 +212,7 @@ export class Tree {
     this.proc = proc;
     this.output.attach(proc.stdout);
     this.output.attach(proc.stderr);
+    this.stdout.attach(proc.stdout);
     this.exited = new Promise((resolve) => proc.on('exit', (code) => resolve(code)));
     this.closed = new Promise((resolve) => proc.on('close', () => resolve()));
   }
