@@ -80,7 +80,8 @@ test('a command past its timeout gets SIGTERM, then SIGKILL one second later', a
 });
 
 test('a command past its timeout is killed with its process group: what it started dies too', async () => {
-  const r = runOneshot(sock, { argv: ['sh', '-c', 'sleep 300 & echo "oneshot child $!"; wait'], cwd: '/', env: null, timeoutMs: 300 });
+  // The shell must start its child and say so before the timeout: 2 s leave room on a loaded machine.
+  const r = runOneshot(sock, { argv: ['sh', '-c', 'sleep 300 & echo "oneshot child $!"; wait'], cwd: '/', env: null, timeoutMs: 2000 });
   const child = Number((await tree.output.waitFor(/oneshot child (\d+)/))[1]);
   // /proc as the tree sees it (its pid namespace): a process's stat line, by its pid there.
   const stat = (nsPid: number): string | undefined => {
@@ -89,7 +90,7 @@ test('a command past its timeout is killed with its process group: what it start
   assert.match(stat(1) ?? '', /^1 \(/, 'the tree\'s /proc can be read from here');
   assert.deepEqual(await r, { kind: 'exited', wstat: 15, timedOut: true });
   // Killed (not a zombie: the scanner reaps what is re-parented to it).
-  await until('the oneshot\'s child to be killed and reaped', () => !/^\d+ \(sleep\)/.test(stat(child) ?? ''), 5000);
+  await until('the oneshot\'s child to be killed and reaped', () => !/^\d+ \(sleep\)/.test(stat(child) ?? ''));
 });
 
 test('a command that cannot be spawned gets an error reply', async () => {
