@@ -5,10 +5,11 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { EventLog, Tree, makeService, readStatus, tmpdir, until, run, childrenOf } from '../lib/harness.ts';
+import { seededRandom } from '../lib/random.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 after(async () => { for (const c of cleanups.reverse()) await c(); });
@@ -82,7 +83,30 @@ test('garbage in notification-fd, timeout-kill, down-signal, max-death-tally: na
   assert.ok(upPid(other));
 });
 
-test('1 MB of random bytes into every control FIFO: t6-svscan survives and everything can be brought back up', { timeout: 300_000 }, async () => {
+/**
+ * Writes `data` into a FIFO through a stream (waiting for room in the pipe, never polling)
+ * until all of it is written or the reader goes away (EPIPE); resolves with how far it got,
+ * counting a chunk cut short by the reader's end as offered.
+ */
+function writeUntilReaderEnds(fd: number, data: Buffer): Promise<number> {
+  return new Promise((resolve) => {
+    const sink = new net.Socket({ fd, readable: false, writable: true });
+    let offered = 0;
+    let ended = false;
+    const end = (): void => { if (!ended) { ended = true; sink.destroy(); resolve(offered); } };
+    const next = (): void => {
+      if (offered >= data.length) { end(); return; }
+      const chunk = data.subarray(offered, offered + 65536);
+      offered += chunk.length;
+      sink.write(chunk, (err) => { if (err === undefined || err === null) next(); else end(); });
+    };
+    sink.on('error', end);
+    next();
+  });
+}
+
+test('1 MB of random bytes into every control FIFO: t6-svscan survives and everything can be brought back up', { timeout: 300_000 }, async (ctx) => {
+  const random = seededRandom(ctx);
   const sd = tmpdir();
   // Two logged services: four supervisors and the scanner. Each random 'x' ends a
   // supervisor, restarted a second after its previous start (s6's rule), so a megabyte
@@ -93,35 +117,24 @@ test('1 MB of random bytes into every control FIFO: t6-svscan survives and every
   for (const n of names) await until(`${n} up`, () => upPid(path.join(sd, n)));
   const fifos = names.flatMap((n) => [path.join(sd, n, 'supervise/control'), path.join(sd, n, 'log/supervise/control')]);
   // The scanner's own FIFO too, minus the bytes that legitimately end the whole tree (t i q b).
-  const scannerBytes = Buffer.from([...randomBytes(1 << 20)].filter((b) => !'tiqb'.includes(String.fromCharCode(b))));
+  const scannerBytes = Buffer.from([...random.bytes(1 << 20)].filter((b) => !'tiqb'.includes(String.fromCharCode(b))));
   // All FIFOs at once: a random 'x' ends that supervisor, which the scanner restarts a
-  // second after its previous start; the writer then goes on with the rest of its megabyte.
+  // second after its previous start; the writer waits for the new one to open the FIFO
+  // (until then opening it for writing fails with ENXIO) and goes on with the rest.
   const flood = async (fifo: string, bytes: Buffer): Promise<void> => {
     for (let off = 0; off < bytes.length;) {
-      let fd: number;
-      try {
-        fd = fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
-      } catch {
-        await new Promise((r) => setTimeout(r, 20));
-        continue;
-      }
-      try {
-        while (off < bytes.length) off += fs.writeSync(fd, bytes, off, Math.min(65536, bytes.length - off));
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code !== 'EAGAIN' && code !== 'EPIPE' && code !== 'ERR_OUT_OF_RANGE') throw err;
-      } finally {
-        fs.closeSync(fd);
-      }
-      await new Promise((r) => setTimeout(r, 2));
+      const fd = await until(`a supervisor reading ${fifo}`, () => {
+        try { return fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK); } catch { return undefined; }
+      });
+      off += await writeUntilReaderEnds(fd, bytes.subarray(off));
     }
   };
-  await Promise.all([...fifos.map((f) => flood(f, randomBytes(1 << 20))), flood(path.join(sd, '.s6-svscan/control'), scannerBytes)]);
+  await Promise.all([...fifos.map((f) => flood(f, random.bytes(1 << 20))), flood(path.join(sd, '.s6-svscan/control'), scannerBytes)]);
   assert.equal(t.proc.exitCode, null, 't6-svscan is still running');
   // Bring everything back: continue (random 'p' may have stopped it), up, and wait.
   for (const n of names) {
     for (const dir of [path.join(sd, n), path.join(sd, n, 'log')]) {
-      await until(`${dir} supervised`, () => run('s6-svok', [dir]).status === 0, 5000);
+      await until(`${dir} supervised`, () => run('s6-svok', [dir]).status === 0);
       assert.equal(run('s6-svc', ['-cu', dir]).status, 0);
     }
   }
@@ -195,7 +208,7 @@ test('a full /run: status writes fail with ENOSPC, nothing is lost, and writing 
   await until('a up again', () => upPid(a));
 });
 
-test('a scan dir with 5,000 entries (2,000 services, files, dot entries, dangling links)', { timeout: 180_000 }, async () => {
+test('a scan dir with 5,000 entries (2,000 services, files, dot entries, dangling links)', { timeout: 300_000 }, async () => {
   const sd = tmpdir();
   for (let i = 0; i < 2000; i++) makeService(path.join(sd, `svc${i}`), { run: SLEEP });
   for (let i = 0; i < 1000; i++) fs.writeFileSync(path.join(sd, `file${i}`), 'not a service\n');
@@ -206,7 +219,7 @@ test('a scan dir with 5,000 entries (2,000 services, files, dot entries, danglin
   await until('2,000 services up', () => {
     for (let i = 0; i < 2000; i++) if (upPid(path.join(sd, `svc${i}`)) === undefined) return false;
     return true;
-  }, 150_000, 200);
+  }, 240_000, 200);
   await t.output.waitFor(/unable to stat 1000 entries of .*: dangling\d+ \(dangling symbolic link\).* and 995 more/);
   assert.ok(!fs.existsSync(path.join(sd, '.hidden0', 'supervise')), 'dot entries are ignored');
   const svstat = run('s6-svstat', [path.join(sd, 'svc1999')]);

@@ -52,7 +52,9 @@ function count(text: string, re: RegExp): number {
 }
 
 async function checkDemo(env: Record<string, string>, expectNamespace: boolean): Promise<void> {
-  const run = await runDemo({ DEMO_SECONDS: '4', ...env });
+  // The demo's own clock: in 6 s crashy starts at least 3 times (a second apart) and
+  // finisher's 2-second job ends, with room for a loaded machine.
+  const run = await runDemo({ DEMO_SECONDS: '6', ...env });
   const out = run.stdout;
   const context = `\n--- stdout ---\n${out}\n--- stderr ---\n${run.stderr}`;
   assert.equal(run.code, 0, `the demo exits 0${context}`);

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BIN, OutputLog, tmpdir } from '../lib/harness.ts';
+import { BIN, OutputLog, childrenOf, tmpdir } from '../lib/harness.ts';
 import { writeArticleSource } from '../lib/rcdb.ts';
 
 const sh = (body: string): string => `#!/bin/sh\n${body}\n`;
@@ -86,11 +86,11 @@ const DOWN_LINES = [
   'sending all processes the TERM signal...',
 ];
 
-test('t6-linux-init -C: stage 1, the article demo up through rc.init, then halt from the shutdown FIFO, services down in reverse order', { timeout: 60_000 }, async () => {
+test('t6-linux-init -C: stage 1, the article demo up through rc.init, then halt from the shutdown FIFO, services down in reverse order', { timeout: 180_000 }, async () => {
   const b = boot();
   try {
-    await b.out.waitFor(/t6-rc: info: service demo-longrun-1 successfully started/, 30_000);
-    await b.out.waitFor(/demo-longrun-1 is running/, 30_000);
+    await b.out.waitFor(/t6-rc: info: service demo-longrun-1 successfully started/, 90_000);
+    await b.out.waitFor(/demo-longrun-1 is running/, 90_000);
     assertInOrder(b.out.text, UP_LINES);
     // Stage 1 made /run a fresh tmpfs holding the run-image, and the catch-all log has the lines.
     const mounts = fs.readFileSync(b.run('../proc/1/mounts'), 'utf8');
@@ -101,8 +101,9 @@ test('t6-linux-init -C: stage 1, the article demo up through rc.init, then halt 
     // Everything after stage 1 has PATH and env/'s variables only (the kernel's are dropped).
     // (/proc/1/environ shows pid 1's environment as exec'd; a child shows what it was given.)
     const hostPid1 = Number(fs.readFileSync(`/proc/${b.proc.pid}/task/${b.proc.pid}/children`, 'utf8').trim());
-    const child = fs.readFileSync(`/proc/${hostPid1}/task/${hostPid1}/children`, 'utf8').trim().split(/\s+/)[0];
-    const env = fs.readFileSync(`/proc/${child}/environ`, 'latin1').split('\0').filter(Boolean).sort();
+    // The first child still there when read (a oneshot may end meanwhile).
+    const environ = (pid: string): string | undefined => { try { return fs.readFileSync(`/proc/${pid}/environ`, 'latin1'); } catch { return undefined; } };
+    const env = childrenOf(hostPid1).map(String).map(environ).find((e) => e !== undefined)!.split('\0').filter(Boolean).sort();
     assert.ok(env.includes('T6_TEST=yes') && env.some((e) => e.startsWith('PATH=')), env.join(' '));
     assert.ok(!env.some((e) => e.startsWith('KERNEL_JUNK=')), env.join(' '));
 
@@ -126,10 +127,10 @@ test('t6-linux-init -C: stage 1, the article demo up through rc.init, then halt 
   }
 });
 
-test('t6-linux-init -C: SIGTERM halts, the container exit code comes from the results file', { timeout: 60_000 }, async () => {
+test('t6-linux-init -C: SIGTERM halts, the container exit code comes from the results file', { timeout: 180_000 }, async () => {
   const b = boot();
   try {
-    await b.out.waitFor(/t6-rc: info: service demo-longrun-1 successfully started/, 30_000);
+    await b.out.waitFor(/t6-rc: info: service demo-longrun-1 successfully started/, 90_000);
     fs.writeFileSync(b.run('s6-linux-init-container-results/exitcode'), '7\n');
     const pid1 = Number(fs.readFileSync(`/proc/${b.proc.pid}/task/${b.proc.pid}/children`, 'utf8').trim());
     process.kill(pid1, 'SIGTERM');
@@ -141,10 +142,10 @@ test('t6-linux-init -C: SIGTERM halts, the container exit code comes from the re
   }
 });
 
-test('t6-linux-init -C: poweroff (SIGUSR1) ends in reboot(2), which ends the pid namespace', { timeout: 60_000 }, async () => {
+test('t6-linux-init -C: poweroff (SIGUSR1) ends in reboot(2), which ends the pid namespace', { timeout: 180_000 }, async () => {
   const b = boot();
   try {
-    await b.out.waitFor(/t6-rc: info: service demo-longrun-1 successfully started/, 30_000);
+    await b.out.waitFor(/t6-rc: info: service demo-longrun-1 successfully started/, 90_000);
     const pid1 = Number(fs.readFileSync(`/proc/${b.proc.pid}/task/${b.proc.pid}/children`, 'utf8').trim());
     process.kill(pid1, 'SIGUSR1');
     const end = await b.exited;
@@ -157,11 +158,11 @@ test('t6-linux-init -C: poweroff (SIGUSR1) ends in reboot(2), which ends the pid
   }
 });
 
-test('t6-linux-init -C: a broken rc.init is reported, pid 1 and the early getty stay, shutdown still works', { timeout: 60_000 }, async () => {
+test('t6-linux-init -C: a broken rc.init is reported, pid 1 and the early getty stay, shutdown still works', { timeout: 180_000 }, async () => {
   const b = boot({ makerArgs: ['-G', 'sh -c "echo early getty here; exec sleep 1000"'], rcInit: sh('echo "rc.init: broken on purpose"; exit 3') });
   try {
-    await b.out.waitFor(/early getty here/, 30_000);
-    await b.out.waitFor(/rc\.init exited 3/, 30_000);
+    await b.out.waitFor(/early getty here/, 90_000);
+    await b.out.waitFor(/rc\.init exited 3/, 90_000);
     assert.match(b.out.text, /rc\.init: broken on purpose/);
     const st = spawnSync(path.join(BIN, 't6-svstat'), [b.run('service/s6-linux-init-early-getty')], { encoding: 'utf8' });
     assert.match(st.stdout, /^up \(pid \d+\)/, st.stderr);
@@ -174,10 +175,10 @@ test('t6-linux-init -C: a broken rc.init is reported, pid 1 and the early getty 
   }
 });
 
-test('t6-linux-init -C -r: the service manager inside pid 1 gives the same lines at boot and at halt, with no rc.init', { timeout: 60_000 }, async () => {
+test('t6-linux-init -C -r: the service manager inside pid 1 gives the same lines at boot and at halt, with no rc.init', { timeout: 180_000 }, async () => {
   const b = boot({ makerArgs: ['-r'] });
   try {
-    await b.out.waitFor(/t6-rc: info: service demo-longrun-1 successfully started/, 30_000);
+    await b.out.waitFor(/t6-rc: info: service demo-longrun-1 successfully started/, 90_000);
     assertInOrder(b.out.text, UP_LINES);
     assert.equal(fs.existsSync(path.join(b.base, 'current/scripts/rc.init')), false);
     // With no rc.init and no rc.shutdown, only pid 1 can have run t6-rc.

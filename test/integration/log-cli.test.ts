@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { BIN, tmpdir, until } from '../lib/harness.ts';
+import { BIN, WAIT_MS, signalTaken, tmpdir, until } from '../lib/harness.ts';
 
 const T6 = path.join(BIN, 't6-log');
 const ARCHIVE = /^@[0-9a-f]{24}\.s$/;
@@ -15,26 +15,43 @@ function start(args: string[], extraFds = 0): ChildProcess {
 const exited = (child: ChildProcess): Promise<number | null> => new Promise((r) => {
   if (child.exitCode !== null) r(child.exitCode); else child.on('exit', (code) => r(code));
 });
+/** The logdir's current, '' while it does not exist yet. */
+const current = (dir: string): string => { try { return fs.readFileSync(path.join(dir, 'current'), 'utf8'); } catch { return ''; } };
+const archives = (dir: string): string[] => fs.readdirSync(dir).filter((n) => ARCHIVE.test(n));
+
+/**
+ * Makes the logger hold a partial line, and proves it does: a whole line and the partial
+ * one go in one write, which one read takes whole (a pipe write under PIPE_BUF is atomic),
+ * so once the whole line is in current, the partial line sits in the logger.
+ */
+async function holdPartial(child: ChildProcess, dir: string, partial: string): Promise<void> {
+  const whole = `whole line before ${partial}`;
+  child.stdin!.write(`${whole}\n${partial}`);
+  await until('the whole line logged', () => current(dir).includes(`${whole}\n`));
+}
 
 test('-d: a newline on the notification fd once the logdirs are ready; SIGALRM rotates; SIGTERM ends after the pending line', async () => {
   const base = tmpdir('t6-log-cli-');
   const dir = path.join(base, 'log');
-  const child = start(['-d', '3', 't', dir], 1);
+  // -t 0: after SIGTERM, wait for the end of the partial line however long it takes.
+  const child = start(['-d', '3', '-t', '0', 't', dir], 1);
   const ready = await new Promise<string>((r) => child.stdio[3]!.once('data', (d: Buffer) => r(d.toString())));
   assert.equal(ready, '\n');
   assert.ok(fs.existsSync(path.join(dir, 'lock')));
   child.stdin!.write('first\n');
-  await until('first line written', () => fs.readFileSync(path.join(dir, 'current'), 'utf8').includes('first'));
+  await until('first line written', () => current(dir).includes('first'));
   child.kill('SIGALRM');
-  await until('rotated', () => fs.readdirSync(dir).some((n) => ARCHIVE.test(n)));
-  child.stdin!.write('partial');
-  await new Promise((r) => setTimeout(r, 100));
-  child.kill('SIGTERM');
-  await new Promise((r) => setTimeout(r, 100));
+  await until('rotated', () => archives(dir).length === 1);
+  await holdPartial(child, dir, 'partial');
+  await signalTaken(child.pid!, 'SIGTERM');
+  // A SIGALRM sent after SIGTERM was taken is handled after it: its rotation shows that the
+  // logger handled SIGTERM and lives on, waiting for the end of the partial line.
+  child.kill('SIGALRM');
+  await until('rotated after SIGTERM', () => archives(dir).length === 2);
   assert.equal(child.exitCode, null); // waiting for the end of the partial line
   child.stdin!.write(' line\n');
   assert.equal(await exited(child), 0);
-  assert.match(fs.readFileSync(path.join(dir, 'current'), 'utf8'), /^@[0-9a-f]{24} partial line\n$/);
+  assert.match(current(dir), /^@[0-9a-f]{24} partial line\n$/);
   assert.equal(fs.statSync(path.join(dir, 'current')).mode & 0o100, 0o100);
   fs.rmSync(base, { recursive: true });
 });
@@ -43,15 +60,14 @@ test('-t: after SIGTERM a partial line waits at most that long, then is logged w
   const base = tmpdir('t6-log-cli-');
   const dir = path.join(base, 'log');
   const child = start(['-t', '150', dir]);
-  child.stdin!.write('no end');
-  await until('logdir ready', () => fs.existsSync(path.join(dir, 'current')));
-  await new Promise((r) => setTimeout(r, 100));
+  await holdPartial(child, dir, 'no end');
   const t0 = Date.now();
   child.kill('SIGTERM');
   assert.equal(await exited(child), 0);
   const took = Date.now() - t0;
+  // Under 2000 ms, the default -t: the 150 given is what counted.
   assert.ok(took >= 140 && took < 2000, `${took} ms`);
-  assert.equal(fs.readFileSync(path.join(dir, 'current'), 'utf8'), 'no end\n');
+  assert.equal(current(dir), 'whole line before no end\nno end\n');
   fs.rmSync(base, { recursive: true });
 });
 
@@ -60,9 +76,11 @@ test('-p ignores SIGTERM; SIGHUP still ends', async () => {
   const dir = path.join(base, 'log');
   const child = start(['-p', dir]);
   child.stdin!.write('x\n');
-  await until('written', () => fs.existsSync(path.join(dir, 'current')) && fs.readFileSync(path.join(dir, 'current'), 'utf8') === 'x\n');
-  child.kill('SIGTERM');
-  await new Promise((r) => setTimeout(r, 200));
+  await until('written', () => current(dir) === 'x\n');
+  await signalTaken(child.pid!, 'SIGTERM');
+  // Handled after SIGTERM: the rotation shows the logger took SIGTERM and went on.
+  child.kill('SIGALRM');
+  await until('rotated after SIGTERM', () => archives(dir).length === 1);
   assert.equal(child.exitCode, null);
   child.kill('SIGHUP');
   assert.equal(await exited(child), 0);
@@ -80,7 +98,7 @@ test('tail -f follows current across a rotation, stamps in local time', async ()
   tail.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
   await until('tail printed the last line', () => out.includes('before'));
   logger.stdin!.write(`${'y'.repeat(5000)}\nafter rotation\n`);
-  await until('tail followed the rotation', () => out.includes('after rotation'), 5000);
+  await until('tail followed the rotation', () => out.includes('after rotation'));
   const lines = out.trim().split('\n');
   assert.equal(lines.length, 3);
   for (const l of lines) assert.match(l, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{9} /);
@@ -128,8 +146,10 @@ test('disk full: the writer blocks on the pipe (nothing dropped, memory flat), l
     assert.ok(rss < 200 * 1024, `RSS ${rss} kB`);
     fs.rmSync(path.join(mnt, 'filler'));
     child.stdin!.end();
-    const code = await Promise.race([exited(child), new Promise((r) => setTimeout(() => r('timeout'), 20000))]);
-    if (code === 'timeout') child.kill('SIGKILL');
+    // A bound on the wait for the end, not a pause: killed if it has not ended by then.
+    const bound = setTimeout(() => child.kill('SIGKILL'), WAIT_MS);
+    const code = await exited(child);
+    clearTimeout(bound);
     assert.equal(code, 0);
     assert.match(stderr, /writing to .* again/);
     const names = fs.readdirSync(dir).filter((n) => /^@/.test(n)).sort();

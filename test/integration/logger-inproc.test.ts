@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BIN, OutputLog, Tree, makeService, readStatus, t6, tmpdir, until } from '../lib/harness.ts';
+import { BIN, Tree, WAIT_MS, makeService, readStatus, t6, tmpdir, until } from '../lib/harness.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 after(async () => { for (const c of cleanups.reverse()) await c(); });
@@ -73,7 +73,7 @@ exec "${process.execPath}" "${js}"
 `;
 }
 
-test('in-process logger: 1,000,000 lines while log/t6-log is reloaded 100 times, each line once, in order, none torn', { timeout: 120_000 }, async () => {
+test('in-process logger: 1,000,000 lines while log/t6-log is reloaded 100 times, each line once, in order, none torn', { timeout: 300_000 }, async () => {
   const sd = tmpdir();
   const logdir = path.join(tmpdir(), 'logdir');
   const script = (k: number): string => `# version ${k}\nn1000\n${k % 2 === 0 ? 's100000' : 's100001'}\n${logdir}\n`;
@@ -87,13 +87,13 @@ test('in-process logger: 1,000,000 lines while log/t6-log is reloaded 100 times,
   const want = seqBytes(LINES);
   for (let k = 1; k <= 100; k++) {
     // Spread over the flood: reload k once about k% of it is logged.
-    await until(`${k}% logged`, () => logBytes(logdir) >= ((k - 1) * want) / 100, 30_000, 2);
+    await until(`${k}% logged`, () => logBytes(logdir) >= ((k - 1) * want) / 100, 60_000, 2);
     fs.writeFileSync(path.join(sd, 'svc', 'log', 't6-log'), script(k));
     tree.control('a');
-    await until(`reload ${k}`, () => reloads() >= k, 10_000, 2);
+    await until(`reload ${k}`, () => reloads() >= k, WAIT_MS, 2);
   }
   const reloadedAt = performance.now();
-  await until('every byte logged', () => logBytes(logdir) >= want, 60_000, 100);
+  await until('every byte logged', () => logBytes(logdir) >= want, 120_000, 100);
   assertSeq(logText(logdir), LINES);
   assert.equal(reloads(), 100);
   assert.ok(logBytes(logdir) - want === 0);
@@ -109,7 +109,7 @@ test('in-process logger: 1,000,000 lines while log/t6-log is reloaded 100 times,
 // killed process had read and not written yet — with any logger program.)
 const EXTERNAL_RESTARTS = Number(process.env.T6_TEST_LOG_RESTARTS ?? 40);
 
-test(`external t6-log as log/run: 1,000,000 lines while the logger is restarted ${EXTERNAL_RESTARTS} times (t6-svc -t), each line once, in order`, { timeout: 180_000 }, async () => {
+test(`external t6-log as log/run: 1,000,000 lines while the logger is restarted ${EXTERNAL_RESTARTS} times (t6-svc -t), each line once, in order`, { timeout: 300_000 }, async () => {
   const sd = tmpdir();
   const logdir = path.join(tmpdir(), 'logdir');
   makeService(path.join(sd, 'svc'), {
@@ -123,14 +123,14 @@ test(`external t6-log as log/run: 1,000,000 lines while the logger is restarted 
   for (let k = 0; k < EXTERNAL_RESTARTS; k++) {
     const pid = readStatus(logsvc)!.pid;
     assert.equal(t6('svc', ['-t', logsvc]).status, 0);
-    await until(`logger restart ${k + 1}`, () => { const st = readStatus(logsvc); return st !== undefined && st.pid > 0 && st.pid !== pid; }, 10_000, 5);
+    await until(`logger restart ${k + 1}`, () => { const st = readStatus(logsvc); return st !== undefined && st.pid > 0 && st.pid !== pid; }, WAIT_MS, 5);
   }
   const want = seqBytes(LINES);
-  await until('every byte logged', () => logBytes(logdir) >= want, 60_000, 100);
+  await until('every byte logged', () => logBytes(logdir) >= want, 120_000, 100);
   assertSeq(logText(logdir), LINES);
 });
 
-test('full disk: the service blocks, the alert reaches the catch-all log, nothing is lost once space returns', { timeout: 60_000 }, async (t) => {
+test('full disk: the service blocks, the alert reaches the catch-all log, nothing is lost once space returns', { timeout: 180_000 }, async (t) => {
   if (process.getuid?.() !== 0) { t.skip('needs root to mount a tmpfs'); return; }
   const base = tmpdir();
   const mnt = path.join(base, 'mnt');
@@ -149,24 +149,24 @@ test('full disk: the service blocks, the alert reaches the catch-all log, nothin
   cleanups.push(() => tree.stop());
   assert.equal(t6('svc', ['-u', path.join(sd, 'svc')]).status, 0);
   // The alert, naming the service and the logdir, in the catch-all log.
-  await until('ENOSPC alert in the catch-all log', () => new RegExp(`t6-svscan: warning: svc/log: unable to write to ${logdir}/current: No space left on device`).test(logText(catchAll)), 20_000, 20);
+  await until('ENOSPC alert in the catch-all log', () => new RegExp(`t6-svscan: warning: svc/log: unable to write to ${logdir}/current: No space left on device`).test(logText(catchAll)), WAIT_MS, 20);
   // The producer is blocked in write(2) on the full pipe, and stays so.
   const shPid = tree.hostPid(readStatus(path.join(sd, 'svc'))!.pid);
   const seqPid = Number(fs.readFileSync(`/proc/${shPid}/task/${shPid}/children`, 'utf8').trim().split(/\s+/)[0]);
   assert.ok(seqPid > 0, 'seq runs');
-  await until('seq blocked writing to the pipe', () => /pipe_write|pipe_wait/.test(fs.readFileSync(`/proc/${seqPid}/wchan`, 'utf8')), 10_000);
+  await until('seq blocked writing to the pipe', () => /pipe_write|pipe_wait/.test(fs.readFileSync(`/proc/${seqPid}/wchan`, 'utf8')));
   const stalled = logBytes(logdir);
   assert.ok(stalled < seqBytes(N), `only part logged (${stalled} bytes)`);
   // t6-svscan's memory did not take the flood in.
   const rss = Number(fs.readFileSync(`/proc/${tree.pid1}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)![1]);
   assert.ok(rss < 150 * 1024, `t6-svscan RSS ${rss} kB`);
   fs.rmSync(path.join(mnt, 'filler'));
-  await until('every byte logged', () => logBytes(logdir) >= seqBytes(N), 30_000, 50);
+  await until('every byte logged', () => logBytes(logdir) >= seqBytes(N), 60_000, 50);
   assertSeq(logText(logdir), N);
-  await until('recovery noted', () => new RegExp(`svc/log: writing to ${logdir}/current again`).test(logText(catchAll)), 10_000, 20);
+  await until('recovery noted', () => new RegExp(`svc/log: writing to ${logdir}/current again`).test(logText(catchAll)), WAIT_MS, 20);
 });
 
-test('catch-all log: output of services without a logger, stderr of those with one, and t6-svscan\'s own warnings, stamped', { timeout: 30_000 }, async () => {
+test('catch-all log: output of services without a logger, stderr of those with one, and t6-svscan\'s own warnings, stamped', { timeout: 120_000 }, async () => {
   const sd = tmpdir();
   const catchAll = path.join(tmpdir(), 'catchall');
   const own = path.join(tmpdir(), 'own');
@@ -182,18 +182,20 @@ test('catch-all log: output of services without a logger, stderr of those with o
     const text = logText(catchAll);
     return stamped('plain to stdout').test(text) && stamped('plain to stderr').test(text) && stamped('logged to stderr').test(text)
       && stamped(`t6-svscan: warning: unable to spawn ${sd}/broken/run: .*`).test(text);
-  }, 10_000, 20);
-  assert.doesNotMatch(logText(catchAll), /logged to stdout/);
+  }, WAIT_MS, 20);
   await until('own logger', () => logText(own) === 'logged to stdout\n');
   // Not a service: no supervise/ and not counted.
   assert.equal(fs.existsSync(path.join(sd, 's6-svscan-log', 'supervise')), false);
-  // The scanner's messages no longer reach its stderr.
+  // The scanner's messages no longer reach its stderr (the warning is in the catch-all by now).
   assert.doesNotMatch(tree.output.text, /unable to spawn/);
   await tree.stop();
+  await tree.closed;
   assert.match(logText(catchAll), /plain to stdout/);
+  // Checked once all is written: the tree has ended and its output pipes are closed.
+  assert.doesNotMatch(logText(catchAll), /logged to stdout/);
 });
 
-test('log/t6-log: a bad script is reported naming the file, output waits in the pipe until it is fixed; log/run beside it wins with a warning', { timeout: 30_000 }, async () => {
+test('log/t6-log: a bad script is reported naming the file, output waits in the pipe until it is fixed; log/run beside it wins with a warning', { timeout: 120_000 }, async () => {
   const sd = tmpdir();
   const logdir = path.join(tmpdir(), 'ld');
   const other = path.join(tmpdir(), 'other');
@@ -213,7 +215,7 @@ test('log/t6-log: a bad script is reported naming the file, output waits in the 
   assert.match(st.stdout + st.stderr, /logged inside t6-svscan/);
 });
 
-test('console sink (-1): two services writing interleaved partial lines; stdout has whole prefixed lines only', { timeout: 30_000 }, async () => {
+test('console sink (-1): two services writing interleaved partial lines; stdout has whole prefixed lines only', { timeout: 120_000 }, async () => {
   const sd = tmpdir();
   const writer = (name: string, pause: string): string => `#!/bin/sh\ni=1\nwhile [ $i -le 20 ]; do printf '${name}-start %d ' $i; sleep ${pause}; printf '${name}-end %d\\n' $i >&2; i=$((i+1)); done\nprintf '${name}-partial'\n: > wrote-partial\nexec sleep 3600\n`;
   makeService(path.join(sd, 'a'), { run: writer('a', '0.011') });
@@ -221,10 +223,14 @@ test('console sink (-1): two services writing interleaved partial lines; stdout 
   makeService(path.join(sd, 'c'), { run: "#!/bin/sh\nprintf 'c dies mid-line'\nexec sleep 0.2\n" });
   const tree = await Tree.start(sd, { args: ['-1'] });
   cleanups.push(() => tree.stop());
-  const stdout = new OutputLog();
-  stdout.attach(tree.proc.stdout);
+  const stdout = tree.stdout;
   await stdout.waitFor(/^c: c dies mid-line$/m);
   await until('both wrote their partial line', () => fs.existsSync(path.join(sd, 'a', 'wrote-partial')) && fs.existsSync(path.join(sd, 'b', 'wrote-partial')));
+  // c dies again (each second) after a's and b's partial lines were in their pipes; its
+  // flushed line comes after the scanner has had them.
+  const deathsOfC = (): number => stdout.text.split('c: c dies mid-line\n').length - 1;
+  const deathsBefore = deathsOfC();
+  await until('c to die once more', () => deathsOfC() > deathsBefore);
   assert.doesNotMatch(stdout.text, /partial/, 'held until the service dies');
   await tree.stop();
   const lines = stdout.text.split('\n');

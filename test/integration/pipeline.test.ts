@@ -7,7 +7,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BIN, Tree, makeService, readStatus, run, tmpdir, until } from '../lib/harness.ts';
+import { BIN, Tree, WAIT_MS, makeService, readStatus, run, tmpdir, until } from '../lib/harness.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 after(async () => { for (const c of cleanups.reverse()) await c(); });
@@ -18,7 +18,7 @@ function logged(logdir: string): string {
   return [...archives, 'current'].map((n) => { try { return fs.readFileSync(path.join(logdir, n), 'utf8'); } catch { return ''; } }).join('');
 }
 
-test('a consumer restarted 10 times while its producer writes 3,000 lines loses none', { timeout: 120_000 }, async () => {
+test('a consumer restarted 10 times while its producer writes 3,000 lines loses none', { timeout: 300_000 }, async () => {
   const sd = tmpdir();
   const logdir = path.join(sd, '..', `${path.basename(sd)}-logdir`);
   const done = `${logdir}.done`;
@@ -34,10 +34,10 @@ test('a consumer restarted 10 times while its producer writes 3,000 lines loses 
   for (let i = 0; i < 10; i++) {
     const pid = await until('cons up', () => { const st = readStatus(cons); return st !== undefined && st.pid > 0 && !st.finishing ? st.pid : undefined; });
     assert.equal(run('s6-svc', ['-t', cons]).status, 0); // SIGTERM: s6-log finishes its line and exits
-    await until('cons restarted', () => { const st = readStatus(cons); return st !== undefined && st.pid > 0 && st.pid !== pid; }, 10_000);
+    await until('cons restarted', () => { const st = readStatus(cons); return st !== undefined && st.pid > 0 && st.pid !== pid; });
   }
-  await until('the producer to finish', () => fs.existsSync(done), 60_000, 50);
-  await until('the last line to be logged', () => logged(logdir).includes('line 3000\n'), 10_000, 50);
+  await until('the producer to finish', () => fs.existsSync(done), 120_000, 50);
+  await until('the last line to be logged', () => logged(logdir).includes('line 3000\n'), WAIT_MS, 50);
   const lines = logged(logdir).split('\n').filter(Boolean);
   assert.deepEqual(lines, Array.from({ length: 3000 }, (_, i) => `line ${i + 1}`), 'every line once, in order');
   assert.ok(fs.readFileSync(path.join(sd, 'cons', 'supervise', 'death_tally')).length / 14 >= 10, 'the consumer really died 10 times');

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BIN, Tree, readStatus, run, tmpdir, until } from '../lib/harness.ts';
+import { BIN, Tree, WAIT_MS, readStatus, run, tmpdir, until } from '../lib/harness.ts';
 import { type TestService, writeDb } from '../lib/rcdb.ts';
 import { O_RDWR, close, open, tryLock } from '../../src/sys/fd.ts';
 
@@ -110,7 +110,7 @@ test('-t: services t6-svscan will not supervise (its -c limit) end the wait with
 
 test('under real s6-svscan (no runner socket) t6-rc-init uses the event FIFOs and returns once every s6-supervise runs', async () => {
   const r = await setUp(SERVICES, { command: ['s6-svscan', '-d', '3'] });
-  assert.equal(init(['-t', '10000', '-c', r.compiled, '-l', r.live, r.scandir]).status, 0);
+  assert.equal(init(['-t', String(WAIT_MS), '-c', r.compiled, '-l', r.live, r.scandir]).status, 0);
   for (const name of ['l1', 'l2']) {
     const sd = path.join(r.scandir, name);
     assert.equal(run('s6-svok', [sd]).status, 0, `${sd} is supervised by s6-supervise when t6-rc-init returns`);

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BIN, EventLog, Tree, readStatus, tmpdir, until } from '../lib/harness.ts';
+import { BIN, EventLog, Tree, WAIT_MS, readStatus, tmpdir, until } from '../lib/harness.ts';
 import { type TestService, writeArticleSource, writeDb } from '../lib/rcdb.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -138,30 +138,36 @@ test('t6-rc-init without t6-svscan on the scandir: clear error, exit 100', () =>
   assert.match(p.stderr, /^t6-rc-init: fatal: t6-svscan not running on .*service\n$/);
 });
 
-/** A service that appends "NAME EVENT" to the shared trace file. */
-function tracer(trace: string, readyDelay = '0.2') {
+/**
+ * A service that appends "NAME EVENT" to the shared trace file. A longrun is ready 0.2 s
+ * after it starts (so that a dependent started too early would show in the trace), or,
+ * given `waitFor`, once those services have started too (so that both must start before
+ * either is ready: proof of a parallel start, whatever the machine's load).
+ */
+function tracer(trace: string) {
   const w = (what: string): string => `echo "${what}" >> '${trace}'`;
+  const started = (names: string[]): string => names.map((n) => `grep -qx '${n} started' '${trace}'`).join(' && ');
   return {
     oneshot: (name: string, deps: string[] = []): TestService => ({
       name, type: 'oneshot', deps, up: ['sh', '-c', w(`${name} up`)], down: ['sh', '-c', w(`${name} down`)],
     }),
-    // Ready readyDelay seconds after it starts; writes "started", then "ready" just before notifying.
-    longrun: (name: string, deps: string[] = []): TestService => ({
+    // Writes "started", then "ready" just before notifying.
+    longrun: (name: string, deps: string[] = [], waitFor: string[] = []): TestService => ({
       name, type: 'longrun', deps, notificationFd: 3,
-      run: sh(`${w(`${name} started`)}\nsleep ${readyDelay}\n${w(`${name} ready`)}\necho >&3\nexec sleep 3600`),
+      run: sh(`${w(`${name} started`)}\n${waitFor.length === 0 ? 'sleep 0.2' : `until ${started(waitFor)}; do sleep 0.01; done`}\n${w(`${name} ready`)}\necho >&3\nexec sleep 3600`),
       finish: sh(w(`${name} finished`)),
     }),
   };
 }
 
-test('order from events: a diamond starts each service after its dependencies are ready and stops it after its dependents are down', async () => {
+test('order from events: a diamond starts each service after its dependencies are ready and stops it after its dependents are down', { timeout: 120_000 }, async () => {
   let trace = '';
   let events: Record<string, EventLog> = {};
   const r = await rig((compiled, base) => {
     trace = path.join(base, 'trace');
     fs.writeFileSync(trace, '');
-    const t = tracer(trace, '0.6');
-    writeDb(compiled, [t.oneshot('base'), t.longrun('left', ['base']), t.longrun('right', ['base']), t.oneshot('top', ['left', 'right'])]);
+    const t = tracer(trace);
+    writeDb(compiled, [t.oneshot('base'), t.longrun('left', ['base'], ['right']), t.longrun('right', ['base'], ['left']), t.oneshot('top', ['left', 'right'])]);
   });
   events = Object.fromEntries(['left', 'right'].map((n) => [n, new EventLog(path.join(r.live, 'servicedirs', n))]));
   cleanups.push(() => { for (const e of Object.values(events)) e.close(); });
@@ -256,7 +262,7 @@ test('a longrun never ready within timeout-up fails, is sent down, and is not co
   const t0 = performance.now();
   const p = rcErr(r, ['-v2', 'change', 'after']);
   assert.equal(p.status, 1);
-  assert.ok(performance.now() - t0 < 3000);
+  assert.ok(performance.now() - t0 < 20_000); // not hung: ended by the 400 ms timeout, with room for a loaded machine
   assert.equal(p.stderr, 't6-rc: info: service mute: starting\nt6-rc: warning: unable to start service mute: command exited 99\n');
   const sd = path.join(r.scandir, 'mute');
   await until('mute to be down', () => readStatus(sd)?.pid === 0 && readStatus(sd)?.wantUp === false);
@@ -275,7 +281,8 @@ test('SIGINT during a change: no new transition, the running oneshot finishes, l
     fs.writeFileSync(trace, '');
     writeDb(compiled, [
       { name: 'quick', type: 'longrun', run: sh('exec sleep 3600') },
-      { name: 'slow', type: 'oneshot', up: ['sh', '-c', `sleep 0.8; echo "slow up" >> '${trace}'`], deps: ['quick'] },
+      // Ends only when told to: after t6-rc has said it received SIGINT.
+      { name: 'slow', type: 'oneshot', up: ['sh', '-c', `while [ ! -e '${base}/go' ]; do sleep 0.01; done; echo "slow up" >> '${trace}'`], deps: ['quick'] },
       { name: 'next', type: 'oneshot', up: ['sh', '-c', `echo "next up" >> '${trace}'`], deps: ['slow'] },
     ]);
   });
@@ -283,8 +290,10 @@ test('SIGINT during a change: no new transition, the running oneshot finishes, l
   let err = '';
   proc.stderr.setEncoding('utf8').on('data', (s: string) => { err += s; });
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (c) => resolve(c)));
-  await until('slow to start', () => err.includes('service slow: starting'), 10_000, 5);
+  await until('slow to start', () => err.includes('service slow: starting'), WAIT_MS, 5);
   proc.kill('SIGINT');
+  await until('t6-rc to take SIGINT', () => err.includes('received INT'));
+  fs.writeFileSync(path.join(r.base, 'go'), '');
   assert.equal(await exited, 1);
   assert.match(err, /t6-rc: warning: received INT, launching no more transitions/);
   assert.match(err, /service slow successfully started/);

@@ -1,13 +1,15 @@
 /**
  * t6-svscan as pid 1 of a pid namespace: reaping, signals, the 1-second rule, finish,
  * timeouts, readiness, removal. Every wait is on an event, a status change or an output
- * line; timing assertions use generous bounds on measured intervals.
+ * line; timing assertions use generous bounds on measured intervals (an event byte reaches
+ * this process some milliseconds after it was sent, more on a loaded machine), and lower
+ * bounds are measured from before the request, so that a late event only adds to them.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { EventLog, ROOT, Tree, makeService, readStatus, tmpdir, until, run, childrenOf } from '../lib/harness.ts';
+import { EventLog, ROOT, Tree, WAIT_MS, makeService, readStatus, tmpdir, until, run, childrenOf } from '../lib/harness.ts';
 
 const NODE = path.join(ROOT, 'node_modules/.bin/node');
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -29,20 +31,20 @@ function processState(pid: number): string | undefined {
   }
 }
 
-test('as pid 1 it reaps 10,000 orphans', { timeout: 120_000 }, async () => {
+test('as pid 1 it reaps 10,000 orphans', { timeout: 300_000 }, async () => {
   const sd = tmpdir();
   const marker = path.join(sd, '..', `${path.basename(sd)}-orphans-done`);
   makeService(path.join(sd, 'orphans'), {
     run: `#!/bin/sh\n"${NODE}" "${ROOT}/test/fixtures/orphans.ts" 10000 > "${marker}"\nexec sleep 3600\n`,
   });
   const t = await tree(sd);
-  await until('the orphan maker to finish', () => fs.existsSync(marker) && fs.readFileSync(marker, 'utf8').includes('spawned 10000'), 90_000, 50);
+  await until('the orphan maker to finish', () => fs.existsSync(marker) && fs.readFileSync(marker, 'utf8').includes('spawned 10000'), 240_000, 50);
   const pid1 = t.pid1;
   // Only the supervised service itself may remain a child of pid 1; no zombie is left.
   const left = await until('every orphan to be reaped', () => {
     const kids = children(pid1);
     return kids.length <= 1 ? kids : undefined;
-  }, 30_000, 20);
+  }, 60_000, 20);
   assert.ok(left.every((pid) => processState(pid) !== 'Z'));
   fs.rmSync(marker, { force: true });
 });
@@ -54,11 +56,11 @@ test('a crash loop is throttled to one start a second', async () => {
   const events = new EventLog(dir);
   cleanups.push(() => events.close());
   await tree(sd);
-  await events.waitFor(/(u[^u]*){4}/, 10_000);
+  await events.waitFor(/(u[^u]*){4}/);
   const starts = events.events.filter((e) => e.byte === 'u').map((e) => e.at);
   for (let i = 1; i < starts.length; i++) {
     const gap = starts[i]! - starts[i - 1]!;
-    assert.ok(gap >= 950 && gap < 1500, `start ${i} came ${gap.toFixed(0)} ms after the previous one`);
+    assert.ok(gap >= 900 && gap < 2000, `start ${i} came ${gap.toFixed(0)} ms after the previous one`);
   }
   assert.match(events.text, /^s(udD)+u/);
 });
@@ -121,9 +123,9 @@ test('timeout-finish kills a finish script that runs too long', async () => {
   cleanups.push(() => events.close());
   const t = await tree(sd);
   await events.waitFor(/u/);
-  run('s6-svc', ['-d', dir]);
-  await events.waitFor(/d/);
+  // Measured from before the request: finish starts after it, so D comes 300 ms later at least.
   const t0 = performance.now();
+  run('s6-svc', ['-d', dir]);
   await events.waitFor(/udD$/);
   assert.ok(performance.now() - t0 >= 250);
   await t.output.waitFor(/slowfinish: finish script lifetime reached maximum value/);
@@ -144,13 +146,14 @@ test('readiness: U after the newline on notification-fd; restart is immediate a 
   assert.equal(run('s6-svstat', ['-o', 'up,ready', dir]).stdout, 'true true\n');
   // Ready for more than a second, then killed: back at once (no 1-second wait).
   const readyAt = events.events.find((e) => e.byte === 'U')!.at;
-  await until('readiness to be a second old', () => performance.now() - readyAt > 1100, 5000, 50);
+  // (A wait on the clock itself: the rule is about readiness a second old.)
+  await until('readiness to be a second old', () => performance.now() - readyAt > 1100, WAIT_MS, 50);
   const pid = t.hostPid(readStatus(dir)!.pid);
   const t0 = performance.now();
   process.kill(pid, 'SIGKILL');
   await events.waitFor(/uUdDu/);
   const restarted = events.events.filter((e) => e.byte === 'u')[1]!.at - t0;
-  assert.ok(restarted < 500, `restarted after ${restarted.toFixed(1)} ms`);
+  assert.ok(restarted < 900, `restarted after ${restarted.toFixed(1)} ms (not a second later)`);
 });
 
 test('a service sees only fds 0, 1, 2 and its notification fd, with default signal dispositions', async () => {
@@ -224,7 +227,7 @@ test('signals: a .s6-svscan/SIGxxx script replaces the built-in action; SIGTERM 
   assert.equal(readStatus(path.join(sd, 'svc'))!.pid, 0, 'the service was brought down before finish');
 });
 
-test('soak: 300 start/stop cycles with readiness leave t6-svscan with the same fds, and no FIFO behind', { timeout: 120_000 }, async () => {
+test('soak: 300 start/stop cycles with readiness leave t6-svscan with the same fds, and no FIFO behind', { timeout: 300_000 }, async () => {
   const sd = tmpdir();
   const dir = makeService(path.join(sd, 'churn'), {
     run: '#!/bin/sh\necho >&3\nexec sleep 3600\n',
@@ -259,11 +262,16 @@ test('soak: 300 start/stop cycles with readiness leave t6-svscan with the same f
     send('d');
     await events.waitFor(new RegExp(`^s(uUdD){${i + 1}}$`));
   }
+  // A leaked fd stays; one in use for a moment (the last event on its way) goes: compare
+  // once the count is back, or after a bound.
+  const settled = (): Promise<unknown> => until('t6-svscan\'s fds back to the baseline', () => fds() === before).catch(() => undefined);
+  await settled();
   assert.equal(fds(), before, `no fd leaked by 300 starts, readiness pipes and stops: before ${beforeList.join(' ')} after ${fdList().join(' ')}`);
   // A few hundred client waits: each listener FIFO is removed by its client.
-  for (let i = 0; i < 50; i++) assert.equal(run(path.join(ROOT, 'bin/t6-svc'), ['-wU', '-T', '5000', '-u', dir]).status, 0), assert.equal(run(path.join(ROOT, 'bin/t6-svc'), ['-wD', '-T', '5000', '-d', dir]).status, 0);
+  for (let i = 0; i < 50; i++) assert.equal(run(path.join(ROOT, 'bin/t6-svc'), ['-wU', '-T', String(WAIT_MS), '-u', dir]).status, 0), assert.equal(run(path.join(ROOT, 'bin/t6-svc'), ['-wD', '-T', String(WAIT_MS), '-d', dir]).status, 0);
   assert.deepEqual(fs.readdirSync(path.join(dir, 'event')).filter((n) => n.startsWith('ftrig1') && n !== path.basename(events.fifoPath)), []);
-  assert.equal(fds(), before);
+  await settled();
+  assert.equal(fds(), before, `before ${beforeList.join(' ')} after ${fdList().join(' ')}`);
 });
 
 test('flag-newpidns: run is pid 1 of a new pid namespace, and services started after it are born in t6-svscan\'s', async () => {

@@ -7,7 +7,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BIN, Tree, makeService, tmpdir, until } from '../lib/harness.ts';
+import { BIN, Tree, WAIT_MS, makeService, tmpdir, until } from '../lib/harness.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 after(async () => { for (const c of cleanups.reverse()) await c(); });
@@ -27,7 +27,7 @@ test('real s6-log as log/run under t6-svscan receives every line of its service'
   makeService(path.join(sd, 'svc'), { run: producer, log: { run: `#!/bin/sh\nexec s6-log -b n5 s4096 "${logdir}"\n` } });
   const t = await Tree.start(sd);
   cleanups.push(() => t.stop());
-  await until('500 lines in the s6-log logdir', () => logged(logdir).length >= 500, 20_000, 50);
+  await until('500 lines in the s6-log logdir', () => logged(logdir).length >= 500, WAIT_MS, 50);
   assert.deepEqual(logged(logdir), expected);
 });
 
@@ -37,7 +37,7 @@ test('t6-log as log/run under real s6-svscan receives every line of its service'
   makeService(path.join(sd, 'svc'), { run: producer, log: { run: `#!/bin/sh\nexec "${path.join(BIN, 't6-log')}" -b n5 s4096 "${logdir}"\n` } });
   const t = await Tree.start(sd, { command: ['s6-svscan', '-d', '3'] });
   cleanups.push(() => t.stop());
-  await until('500 lines in the t6-log logdir', () => logged(logdir).length >= 500, 20_000, 50);
+  await until('500 lines in the t6-log logdir', () => logged(logdir).length >= 500, WAIT_MS, 50);
   assert.deepEqual(logged(logdir), expected);
   assert.ok(fs.readdirSync(logdir).some((n) => n.startsWith('@')), 'rotated at least once (s4096)');
 });

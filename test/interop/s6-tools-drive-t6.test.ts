@@ -9,9 +9,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BIN, Tree, makeService, run, tmpdir, until } from '../lib/harness.ts';
+import { BIN, Tree, WAIT_MS, makeService, readStatus, run, tmpdir, until } from '../lib/harness.ts';
 
-const T = '10000';
+const T = String(WAIT_MS);
 
 interface Step {
   what: string;
@@ -39,31 +39,34 @@ async function history(command: string[] | undefined): Promise<Step[]> {
   const tree = await Tree.start(sd, command === undefined ? {} : { command });
   const steps: Step[] = [];
   const svstat = (n: string, extra: string[] = []): string => norm(run('s6-svstat', [...extra, dir(n)]).stdout.trim());
-  const step = (what: string, cmd: string, args: string[], show: string[] = []): void => {
+  // A command that does not wait (s6-svc without -w) returns once the byte is in the FIFO:
+  // `settled` says when the supervisor has acted on it (its status file changed).
+  const step = async (what: string, cmd: string, args: string[], show: string[] = [], settled?: () => boolean): Promise<void> => {
     const r = run(cmd, args);
+    if (settled !== undefined) await until(`${what}: the status to show it`, settled);
     steps.push({ what, code: r.status, lines: show.map((n) => `${n}: ${svstat(n)}`) });
   };
   try {
     for (const n of names) await until(`${n} supervised`, () => run('s6-svok', [dir(n)]).status === 0);
-    step('wait ready up+ready, plain up', 's6-svwait', ['-U', '-t', T, dir('ready')]);
-    step('wait plain up', 's6-svwait', ['-u', '-t', T, dir('plain'), dir('logged'), dir('logged/log')], names);
-    step('svstat fields', 's6-svstat', ['-o', 'up,wantedup,normallyup,ready,paused,exitcode,signal,signum', dir('ready')]);
+    await step('wait ready up+ready, plain up', 's6-svwait', ['-U', '-t', T, dir('ready')]);
+    await step('wait plain up', 's6-svwait', ['-u', '-t', T, dir('plain'), dir('logged'), dir('logged/log')], names);
+    await step('svstat fields', 's6-svstat', ['-o', 'up,wantedup,normallyup,ready,paused,exitcode,signal,signum', dir('ready')]);
     steps[steps.length - 1]!.lines.push(run('s6-svstat', ['-o', 'up,wantedup,normallyup,ready,paused,exitcode,signal,signum', dir('ready')]).stdout.trim());
-    step('down plain, wait D', 's6-svc', ['-wD', '-T', T, '-d', dir('plain')], ['plain']);
-    step('up idle, wait u', 's6-svc', ['-wu', '-T', T, '-u', dir('idle')], ['idle']);
-    step('pause idle', 's6-svc', ['-p', dir('idle')], ['idle']);
-    step('continue idle', 's6-svc', ['-c', dir('idle')], ['idle']);
-    step('perma up: permanent failure', 's6-svc', ['-wU', '-T', T, '-u', dir('perma')], ['perma']);
-    step('plain up again', 's6-svc', ['-wu', '-T', T, '-u', dir('plain')], ['plain']);
-    step('plain once, then SIGKILL', 's6-svc', ['-O', dir('plain')], ['plain']);
-    step('kill plain, wait D', 's6-svc', ['-wD', '-T', T, '-k', dir('plain')], ['plain']);
-    step('D ready', 's6-svc', ['-wD', '-T', T, '-D', dir('ready')], ['ready']);
-    step('U ready', 's6-svc', ['-wU', '-T', T, '-U', dir('ready')], ['ready']);
-    step('svwait -D timeout on an up service', 's6-svwait', ['-D', '-t', '200', dir('ready')]);
-    step('svok', 's6-svok', [dir('logged/log')]);
-    step('svok on a plain directory', 's6-svok', [base]);
-    step('svscanctl -an', 's6-svscanctl', ['-an', sd]);
-    step('svscanctl -t', 's6-svscanctl', ['-t', sd]);
+    await step('down plain, wait D', 's6-svc', ['-wD', '-T', T, '-d', dir('plain')], ['plain']);
+    await step('up idle, wait u', 's6-svc', ['-wu', '-T', T, '-u', dir('idle')], ['idle']);
+    await step('pause idle', 's6-svc', ['-p', dir('idle')], ['idle'], () => readStatus(dir('idle'))?.paused === true);
+    await step('continue idle', 's6-svc', ['-c', dir('idle')], ['idle'], () => readStatus(dir('idle'))?.paused === false);
+    await step('perma up: permanent failure', 's6-svc', ['-wU', '-T', T, '-u', dir('perma')], ['perma']);
+    await step('plain up again', 's6-svc', ['-wu', '-T', T, '-u', dir('plain')], ['plain']);
+    await step('plain once, then SIGKILL', 's6-svc', ['-O', dir('plain')], ['plain'], () => readStatus(dir('plain'))?.wantUp === false);
+    await step('kill plain, wait D', 's6-svc', ['-wD', '-T', T, '-k', dir('plain')], ['plain']);
+    await step('D ready', 's6-svc', ['-wD', '-T', T, '-D', dir('ready')], ['ready']);
+    await step('U ready', 's6-svc', ['-wU', '-T', T, '-U', dir('ready')], ['ready']);
+    await step('svwait -D timeout on an up service', 's6-svwait', ['-D', '-t', '200', dir('ready')]);
+    await step('svok', 's6-svok', [dir('logged/log')]);
+    await step('svok on a plain directory', 's6-svok', [base]);
+    await step('svscanctl -an', 's6-svscanctl', ['-an', sd]);
+    await step('svscanctl -t', 's6-svscanctl', ['-t', sd]);
     await tree.exited;
     steps.push({ what: 'after the tree ended', code: 0, lines: names.map((n) => `${n}: ${run('s6-svok', [dir(n)]).status}`) });
     return steps;

@@ -10,12 +10,12 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { EventLog, Tree, makeService, readStatus, run, t6, tmpdir, until } from '../lib/harness.ts';
+import { EventLog, Tree, WAIT_MS, makeService, readStatus, run, t6, tmpdir, until } from '../lib/harness.ts';
 
 const hasS6 = spawnSync('s6-svscan', ['-h']).error === undefined;
 const skip = !hasS6 && 's6 not installed';
 
-const T = '10000'; // -T/-t for every wait, so that a failure cannot hang the test run
+const T = String(WAIT_MS); // -T/-t for every wait, so that a failure cannot hang the test run
 
 let base: string;
 let scandir: string;
@@ -160,10 +160,10 @@ test('t6-svc -wr -k kills a service, which s6 restarts', { skip }, () => {
 test('t6-svc -p / -c pause and continue; s6-svstat shows it', { skip }, async () => {
   ok(t6('svc', ['-p', sv('plain')]), 'svc -p');
   // No event is sent for a pause: the status file is what changes (bounded polling).
-  await until('paused in status', () => readStatus(sv('plain'))?.paused === true, 5000);
+  await until('paused in status', () => readStatus(sv('plain'))?.paused === true);
   assert.match(sameStatus([sv('plain')]), /, paused\n$/);
   ok(t6('svc', ['-c', sv('plain')]), 'svc -c');
-  await until('not paused', () => readStatus(sv('plain'))?.paused === false, 5000);
+  await until('not paused', () => readStatus(sv('plain'))?.paused === false);
 });
 
 test('t6-svwait: -t times out with 99, -o takes any, -a needs all', { skip }, () => {

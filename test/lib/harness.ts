@@ -29,7 +29,6 @@ export function tmpdir(prefix = 't6-test-'): string {
   return dir;
 }
 
-/** What to put in a service directory. */
 /**
  * The children of a process, over all its threads: t6-svscan starts services from worker
  * threads too (posix_spawn off the event loop), and /proc lists a child under the thread
@@ -52,6 +51,7 @@ export function childrenOf(pid: number): number[] {
   return out;
 }
 
+/** What to put in a service directory. */
 export interface ServiceSpec {
   run?: string;
   finish?: string;
@@ -71,8 +71,14 @@ export function makeService(dir: string, spec: ServiceSpec): string {
   return dir;
 }
 
+/**
+ * How long a wait may take before the test fails. A bound, never a pause: waits end as soon
+ * as their event comes, so the bound is generous (a loaded machine, `npm run test:stress`).
+ */
+export const WAIT_MS = 30_000;
+
 /** Waits until `check` returns a value (not undefined/false), re-checking on every event or tick. */
-export async function until<T>(what: string, check: () => T | undefined | false, timeoutMs = 10_000, stepMs = 10): Promise<T> {
+export async function until<T>(what: string, check: () => T | undefined | false, timeoutMs = WAIT_MS, stepMs = 10): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = check();
@@ -80,6 +86,42 @@ export async function until<T>(what: string, check: () => T | undefined | false,
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, stepMs));
   }
+}
+
+/** The bit of `sig` in a signal mask of /proc/PID/status (SigPnd, ShdPnd, SigBlk…). */
+export function signalBit(sig: NodeJS.Signals): bigint {
+  return 1n << BigInt(os.constants.signals[sig] - 1);
+}
+
+/** Signals pending for a process (its shared queue and each thread's own), or undefined once it is gone. */
+export function pendingSignals(pid: number): bigint | undefined {
+  let mask = 0n;
+  try {
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+      let status: string;
+      try { status = fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'); } catch { continue; /* the thread ended */ }
+      for (const m of status.matchAll(/^(?:SigPnd|ShdPnd):\s*([0-9a-f]+)$/gm)) mask |= BigInt(`0x${m[1]}`);
+    }
+  } catch {
+    return undefined;
+  }
+  return mask;
+}
+
+/**
+ * Sends `sig` to `pid` and waits until the process has taken it (no longer pending: its
+ * handler ran). Node queues a signal it takes to its event loop in the order taken, so a
+ * signal sent after this returns is handled after this one: a later signal with a visible
+ * effect (SIGALRM's rotation) then proves that this one was handled, and what it did.
+ */
+export async function signalTaken(pid: number, sig: NodeJS.Signals): Promise<void> {
+  process.kill(pid, sig);
+  const bit = signalBit(sig);
+  await until(`process ${pid} to take ${sig}`, () => {
+    const pending = pendingSignals(pid);
+    if (pending === undefined) throw new Error(`process ${pid} is gone (it did not survive ${sig})`);
+    return (pending & bit) === 0n;
+  }, WAIT_MS, 1);
 }
 
 /** Reads a service's supervise/status, or undefined if not there yet. */
@@ -111,7 +153,7 @@ export class EventLog {
     return this.events.map((e) => e.byte).join('');
   }
   /** Resolves once the received bytes match `re` (checked on every event). */
-  async waitFor(re: RegExp, timeoutMs = 10_000): Promise<string> {
+  async waitFor(re: RegExp, timeoutMs = WAIT_MS): Promise<string> {
     const deadline = Date.now() + timeoutMs;
     while (!re.test(this.text)) {
       const left = deadline - Date.now();
@@ -138,7 +180,7 @@ export class OutputLog {
       for (const w of this.#waiters.splice(0)) w();
     });
   }
-  async waitFor(re: RegExp, timeoutMs = 10_000): Promise<RegExpMatchArray> {
+  async waitFor(re: RegExp, timeoutMs = WAIT_MS): Promise<RegExpMatchArray> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const m = this.text.match(re);
@@ -157,15 +199,22 @@ export class OutputLog {
 export class Tree {
   readonly scandir: string;
   readonly proc: ChildProcess;
+  /** stdout and stderr, as they came. */
   readonly output = new OutputLog();
+  /** stdout alone (collected from the start, so that nothing is missed). */
+  readonly stdout = new OutputLog();
   readonly exited: Promise<number | null>;
+  /** Resolves once the tree has exited and its stdout and stderr are read to their end. */
+  readonly closed: Promise<void>;
 
   private constructor(scandir: string, proc: ChildProcess) {
     this.scandir = scandir;
     this.proc = proc;
     this.output.attach(proc.stdout);
     this.output.attach(proc.stderr);
+    this.stdout.attach(proc.stdout);
     this.exited = new Promise((resolve) => proc.on('exit', (code) => resolve(code)));
+    this.closed = new Promise((resolve) => proc.on('close', () => resolve()));
   }
 
   /**
@@ -181,7 +230,7 @@ export class Tree {
     const tree = new Tree(scandir, proc);
     const notify = proc.stdio[3] as NodeJS.ReadableStream;
     await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`scanner did not become ready:\n${tree.output.text}`)), 15_000);
+      const t = setTimeout(() => reject(new Error(`scanner did not become ready:\n${tree.output.text}`)), WAIT_MS);
       notify.once('data', () => { clearTimeout(t); resolve(); });
       proc.once('exit', (code) => { clearTimeout(t); reject(new Error(`scanner exited ${code}:\n${tree.output.text}`)); });
     });
@@ -229,7 +278,7 @@ export class Tree {
   }
 
   /** Stops the tree: asks it to terminate, and kills the namespace if it does not end in time. */
-  async stop(timeoutMs = 10_000): Promise<void> {
+  async stop(timeoutMs = WAIT_MS): Promise<void> {
     if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
     try { this.control('t'); } catch { /* not listening: kill below */ }
     const t = setTimeout(() => this.kill(), timeoutMs);

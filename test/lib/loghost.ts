@@ -1,4 +1,4 @@
-/** A LoggerHost for tests: fixed or real clock, collected outputs, real timers, processors reaped here. */
+/** A LoggerHost for tests: fixed or real clock, collected outputs, real timers (counted), processors reaped here. */
 import { tainFromUnixMs, tainNow, type Tain } from '../../src/s6/tai.ts';
 import type { LoggerHost } from '../../src/log/engine.ts';
 import { Reaper } from '../../src/sys/reaper.ts';
@@ -8,6 +8,8 @@ export interface TestHost extends LoggerHost {
   alerts: string[];
   warnings: string[];
   clock: { tain: Tain | undefined };
+  /** Timer callbacks run so far (each a retry, for a logdir): proof that time has passed for the logger. */
+  timersRun: number;
   dispose(): void;
 }
 
@@ -17,9 +19,9 @@ export function testHost(opts: { fixedMs?: number } = {}): TestHost {
   process.on('SIGCHLD', onChild);
   const clock = { tain: opts.fixedMs === undefined ? undefined : tainFromUnixMs(opts.fixedMs) };
   const host: TestHost = {
-    out: [], alerts: [], warnings: [], clock,
+    out: [], alerts: [], warnings: [], clock, timersRun: 0,
     now: () => clock.tain ?? tainNow(),
-    setTimer: (ms, fn) => { const t = setTimeout(fn, ms); return () => clearTimeout(t); },
+    setTimer: (ms, fn) => { const t = setTimeout(() => { fn(); host.timersRun++; }, ms); return () => clearTimeout(t); },
     waitPid: (pid) => children.waitPid(pid),
     warn: (m) => { host.warnings.push(m); },
     mask: 0o644,

@@ -4,12 +4,17 @@
  * Flags, console quirks and pitfalls: ../shared/BOOT-LAB.md. child_process is fine here:
  * this is the test process, not the supervisor.
  *
+ * Commands typed at a guest shell (`run`) answer on the guest's second serial port
+ * (ttyS1, a file here), not on the console: the console also carries kernel messages, the
+ * catch-all log and t6-rc's progress, which can arrive in the middle of an answer.
+ *
  * Safety nets: a hard timeout that SIGKILLs qemu by its pid (qemu is spawned without a
  * shell, so the pid is qemu's), a kill on the test process's exit, and fast failure when
  * the console shows a kernel panic, a failed initramfs unpack or an init that cannot run.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -89,6 +94,8 @@ export interface QemuOptions {
   disk?: string;
   /** A Unix socket for qemu's monitor (Vm.monitor sends commands to it, e.g. sendkey). */
   monitorSocket?: string;
+  /** A file that receives the guest's second serial port (/dev/ttyS1): Vm.run's answers. */
+  answerFile?: string;
 }
 
 /** qemu-system-x86_64's arguments: BOOT-LAB.md's boot command. */
@@ -100,6 +107,7 @@ export function qemuArgs(o: QemuOptions): string[] {
     // not qemu's escape key), unless interactive.
     '-nodefaults', '-no-user-config', '-display', 'none',
     '-serial', o.interactive === true ? 'mon:stdio' : 'stdio',
+    ...(o.answerFile === undefined ? [] : ['-serial', `file:${o.answerFile}`]),
     // A guest reboot or a panic (panic=-1) ends qemu; so does a poweroff, with status 0.
     '-no-reboot',
     '-kernel', o.kernel, '-initrd', o.initrd, '-append', o.append ?? DEFAULT_APPEND,
@@ -129,6 +137,12 @@ export interface Seen {
   ms: number;
 }
 
+/** What a command run in the guest's shell printed (stdout and stderr), and its exit status. */
+export interface Answer {
+  output: string;
+  status: number;
+}
+
 /** One booted machine, driven over its serial console. */
 export class Vm {
   readonly child: ChildProcess;
@@ -142,6 +156,9 @@ export class Vm {
   readonly marks: Record<string, number> = {};
 
   readonly #start = performance.now();
+  /** The guest's ttyS1, where `run` has commands answer. */
+  readonly #answerFile: string;
+  #runs = 0;
   #raw = '';
   #cursor = 0;
   #waiters = new Set<() => void>();
@@ -150,7 +167,9 @@ export class Vm {
 
   private constructor(opts: BootOptions) {
     const echo = opts.echo ?? (process.env.T6_VM_ECHO === '1' ? process.stderr : undefined);
-    this.child = spawn(opts.qemu, qemuArgs(opts), { stdio: ['pipe', 'pipe', 'pipe'] });
+    const answerDir = fs.mkdtempSync(path.join(os.tmpdir(), 't6-vm-'));
+    this.#answerFile = path.join(answerDir, 'ttyS1');
+    this.child = spawn(opts.qemu, qemuArgs({ ...opts, answerFile: this.#answerFile }), { stdio: ['pipe', 'pipe', 'pipe'] });
     if (this.child.pid === undefined) throw new Error(`unable to spawn ${opts.qemu}`);
     this.pid = this.child.pid;
     const take = (chunk: Buffer): void => {
@@ -167,6 +186,7 @@ export class Vm {
         this.exit = { code, signal, ms: this.elapsed() };
         clearTimeout(this.#hardTimer);
         process.off('exit', this.#onProcessExit);
+        fs.rmSync(answerDir, { recursive: true, force: true });
         for (const w of [...this.#waiters]) w();
         resolve(this.exit);
       });
@@ -276,6 +296,31 @@ export class Vm {
    */
   send(text: string): void {
     this.child.stdin!.write(text);
+  }
+
+  /**
+   * Types `command` at the guest's shell (which must be at its prompt) and returns what it
+   * printed and its exit status; resolves once `prompt` shows again. The command runs in a
+   * subshell with stdout and stderr on /dev/ttyS1, between a begin and an end line that
+   * carry this run's number: nothing else writes there, so no console message can mix in.
+   */
+  async run(command: string, prompt: RegExp, timeoutMs = 20_000): Promise<Answer> {
+    const id = ++this.#runs;
+    this.send(`{ echo t6-begin-${id}; ( ${command} ) 2>&1; echo "t6-end-${id} $?"; } >/dev/ttyS1\r`);
+    const answer = new RegExp(String.raw`(?:^|\n)t6-begin-${id}\n([\s\S]*?)t6-end-${id} (\d+)\n`);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      let text = '';
+      try { text = fs.readFileSync(this.#answerFile, 'latin1').replace(/\r/g, ''); } catch { /* not created yet */ }
+      const m = answer.exec(text);
+      if (m !== null) {
+        await this.waitFor(prompt, timeoutMs, `prompt after ${command}`);
+        return { output: m[1]!, status: Number(m[2]) };
+      }
+      if (this.exit !== undefined) throw this.#failure(`qemu exited while running ${command}`);
+      if (Date.now() > deadline) throw this.#failure(`timed out after ${timeoutMs} ms waiting for the answer to ${command} on ttyS1 (so far: ${JSON.stringify(text.slice(-500))})`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
   }
 
   /** Waits for qemu to exit (on its own); SIGKILLs it after timeoutMs. */

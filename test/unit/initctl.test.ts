@@ -8,6 +8,7 @@ import {
   DEFAULT_SHUTDOWND_FIFO, SHUTDOWN_REQUEST_SIZE, ShutdownRequestDecoder, type ShutdownItem,
   effectiveGraceMs, encodeCancel, encodeShutdownRequest, shutdowndFifo,
 } from '../../src/s6/initctl.ts';
+import { seededRandom } from '../lib/random.ts';
 
 test('the default FIFO is /run/service/s6-linux-init-shutdownd/fifo', () => {
   assert.equal(DEFAULT_SHUTDOWND_FIFO, '/run/service/s6-linux-init-shutdownd/fifo');
@@ -122,9 +123,8 @@ test('grace: 0 or more than 300,000 ms keep the current value', () => {
   assert.equal(effectiveGraceMs(1, 3000), 1);
 });
 
-test('fuzz: random bytes in random chunks never throw, hold back at most 16 bytes, and yield only legal items', () => {
-  let seed = 0x5eed;
-  const rand = (n: number): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
+test('fuzz: random bytes in random chunks never throw, hold back at most 16 bytes, and yield only legal items', (t) => {
+  const rand = seededRandom(t).int;
   const legal = (i: ShutdownItem): boolean =>
     (i.kind === 'shutdown' && 'Shpr'.includes(i.action) && Number.isFinite(i.delayMs) && i.delayMs >= 0 && Number.isInteger(i.graceMs))
     || i.kind === 'cancel' || (i.kind === 'error' && typeof i.message === 'string');
@@ -142,9 +142,8 @@ test('fuzz: random bytes in random chunks never throw, hold back at most 16 byte
   }
 });
 
-test('1 MB of random bytes in one push: no throw, and every byte is accounted for', () => {
-  const buf = Buffer.alloc(1 << 20);
-  for (let i = 0; i < buf.length; i++) buf[i] = (i * 2654435761) >>> 24;
+test('1 MB of random bytes in one push: no throw, and every byte is accounted for', (t) => {
+  const buf = seededRandom(t).bytes(1 << 20);
   const d = new ShutdownRequestDecoder();
   const items = d.push(buf);
   const consumed = items.reduce((n, i) => n + (i.kind === 'shutdown' ? 17 : 1), 0);

@@ -5,15 +5,10 @@ import { parseScript } from '../../src/log/script.ts';
 import { Logger } from '../../src/log/engine.ts';
 import { ereToJs, EreError } from '../../src/log/ere.ts';
 import { testHost } from '../lib/loghost.ts';
+import { seededRandom } from '../lib/random.ts';
 
-// A small deterministic generator (xorshift32), so a failure can be replayed.
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x / 0x100000000; };
-}
-
-test('random bytes in random chunks: every byte comes out once, in order, lines cut at the limit', async () => {
-  const rand = rng(42);
+test('random bytes in random chunks: every byte comes out once, in order, lines cut at the limit', async (t) => {
+  const rand = seededRandom(t).next;
   for (let round = 0; round < 20; round++) {
     const host = testHost({ fixedMs: 0 });
     const logger = Logger.open(parseScript(['1']), host, { lineLimit: 48 + Math.floor(rand() * 200) });
@@ -34,8 +29,8 @@ test('random bytes in random chunks: every byte comes out once, in order, lines 
   }
 });
 
-test('random patterns translate or are refused with an EreError, never anything else', () => {
-  const rand = rng(7);
+test('random patterns translate or are refused with an EreError, never anything else', (t) => {
+  const rand = seededRandom(t).next;
   const alphabet = 'ab.[]^$()|*+?{}\\,0123-:=';
   let translated = 0;
   for (let i = 0; i < 20000; i++) {

@@ -9,6 +9,7 @@ import { parseScript } from '../../src/log/script.ts';
 import { Logger } from '../../src/log/engine.ts';
 import { Logdir, LogdirError } from '../../src/log/logdir.ts';
 import { testHost } from '../lib/loghost.ts';
+import { until } from '../lib/harness.ts';
 
 const ARCHIVE = /^@[0-9a-f]{24}\.[su]$/;
 const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 't6logdir-'));
@@ -115,11 +116,13 @@ test('a failing processor is retried after r ms; input waits once the next rotat
   assert.ok(n < 1000 && n >= 80, `refused after ${n} lines`);
   let drained = false;
   logger.onDrain = () => { drained = true; };
-  await new Promise((r) => setTimeout(r, 100));
+  // The processor fails, and fails again when retried r ms later: input still waits.
+  const failures = (): number => host.warnings.filter((w) => /processor .* exited 1/.test(w)).length;
+  await until('the processor to fail, and fail again on its retry', () => failures() >= 2);
   assert.equal(drained, false);
   assert.ok(host.warnings.some((w) => /processor .* exited 1/.test(w)), host.warnings.join('\n'));
   fs.writeFileSync(flag, '');
-  for (let i = 0; i < 100 && !drained; i++) await new Promise((r) => setTimeout(r, 20));
+  await until('input to be taken again', () => drained);
   assert.equal(drained, true);
   await logger.end();
   host.dispose();
@@ -196,10 +199,12 @@ test('a full disk: writes wait (feed says stop), nothing is dropped, logging res
     assert.ok(host.warnings.some((w) => /No space left on device/.test(w)), host.warnings.join('\n'));
     let drained = false;
     logger.onDrain = () => { drained = true; };
-    await new Promise((r) => setTimeout(r, 100));
+    // Two retries of the write (r20) ran and failed on the full disk: input still waits.
+    const retries = host.timersRun;
+    await until('two retries of the write', () => host.timersRun >= retries + 2);
     assert.equal(drained, false);
     fs.rmSync(filler);
-    for (let k = 0; k < 200 && !drained; k++) await new Promise((r) => setTimeout(r, 10));
+    await until('input to be taken again', () => drained);
     assert.equal(drained, true);
     assert.ok(logger.feed(Buffer.from(lines(i, i + 10))));
     await logger.end();

@@ -8,8 +8,8 @@
  * event says; the status file decodes and matches the state; once the supervisor has ended,
  * no timer is armed and nothing it opened is left open.
  *
- * Seeded: the seed is printed; T6_FUZZ_SEED=<seed> replays a run, T6_FUZZ_RUNS=<n> changes
- * how many supervisors are fuzzed (default below, a few seconds at most).
+ * Seeded (test/lib/random.ts): the seed is printed; T6_TEST_SEED=<seed> replays a run,
+ * T6_FUZZ_RUNS=<n> changes how many supervisors are fuzzed (default below, a few seconds at most).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,22 +19,11 @@ import { Supervisor } from '../../src/supervise/supervisor.ts';
 import { SUPERVISE_COMMANDS } from '../../src/s6/control.ts';
 import { decodeStatus, encodeStatus, type SupervisorStatus } from '../../src/s6/status.ts';
 import { tmpdir } from '../lib/harness.ts';
+import { SEED_VARIABLE, seededRandom } from '../lib/random.ts';
 import { FakeFiles, FakeHost, type JournalEntry } from '../lib/supervisorhost.ts';
 
 const RUNS = Number(process.env.T6_FUZZ_RUNS ?? 150);
 const STEPS = 150;
-
-/** mulberry32: a small, good-enough seeded generator. */
-function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A fake host that knows which children live and checks every spawn and kill against that. */
 class FuzzHost extends FakeHost {
@@ -228,12 +217,11 @@ function apply(input: string, rand: () => number, sup: Supervisor, host: FuzzHos
 }
 
 test('random inputs keep the Supervisor\'s invariants', (t) => {
-  const seed = process.env.T6_FUZZ_SEED !== undefined ? Number(process.env.T6_FUZZ_SEED) : Math.floor(Math.random() * 2 ** 32);
-  t.diagnostic(`seed ${seed} (replay with T6_FUZZ_SEED=${seed}), ${RUNS} supervisors × ${STEPS} inputs`);
-  const rand = generator(seed);
+  const random = seededRandom(t);
+  t.diagnostic(`${RUNS} supervisors × ${STEPS} inputs`);
   const base = tmpdir('t6-fuzz-');
   for (let i = 0; i < RUNS; i++) {
-    const broken = fuzzOne(rand, base, i);
-    assert.equal(broken, undefined, `supervisor ${i}, seed ${seed} (replay with T6_FUZZ_SEED=${seed}): ${broken}`);
+    const broken = fuzzOne(random.next, base, i);
+    assert.equal(broken, undefined, `supervisor ${i}, seed ${random.seed} (replay with ${SEED_VARIABLE}=${random.seed}): ${broken}`);
   }
 });
