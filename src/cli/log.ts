@@ -4,7 +4,6 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
 import { type CommandIo, UsageError, FatalError } from './_run.ts';
 import { getopt, uintOption, type OptionSpec } from './_getopt.ts';
 import { parseScript, ScriptError, type Script } from '../log/script.ts';
@@ -12,11 +11,13 @@ import { Logger, type LoggerHost } from '../log/engine.ts';
 import { LogDriver } from '../log/driver.ts';
 import { openInput } from '../log/input.ts';
 import { LogdirError } from '../log/logdir.ts';
-import { readLogdir, mergeByTime, formatHuman, formatJson, parseLine, type LogLine } from '../log/reader.ts';
+import { mergeByTime, formatHuman, formatJson, type LogLine } from '../log/reader.ts';
+import { LogdirCursor } from '../log/cursor.ts';
 import { tainNow } from '../s6/tai.ts';
 import { Reaper } from '../sys/reaper.ts';
 import { umask } from '../sys/system.ts';
 import { EXIT } from '../s6/exit.ts';
+import { strerror } from '../sys/errors.ts';
 
 const USAGE = 't6-log [ -d notif ] [ -q | -v ] [ -b ] [ -p ] [ -l linelimit ] [ -t lastlinetimeout ] [ -- ] script...';
 const HELP = `usage: ${USAGE}
@@ -209,10 +210,12 @@ async function read(cmd: 'cat' | 'tail', args: string[], io: CommandIo): Promise
   if (rest.length === 0) throw new UsageError(`t6-log ${cmd === 'cat' ? 'cat [ --json ]' : 'tail [ -f ] [ -n lines ] [ --json ]'} dir...`);
   const withDir = rest.length > 1;
   const show = (line: LogLine): string => (json ? formatJson(line) : formatHuman(line, withDir));
+  // With -f, a last line without its newline waits to be whole; cat and tail show it as it is.
+  const cursors = rest.map((dir) => new LogdirCursor(dir));
   const streams: LogLine[][] = [];
-  for (const dir of rest) {
-    try { streams.push(readLogdir(dir)); } catch (err) {
-      throw new FatalError(`unable to read ${dir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  for (const cursor of cursors) {
+    try { streams.push(cursor.read(!follow)); } catch (err) {
+      throw new FatalError(`unable to read ${cursor.dir}: ${strerror(err)}`);
     }
   }
   let lines = mergeByTime(streams);
@@ -223,65 +226,20 @@ async function read(cmd: 'cat' | 'tail', args: string[], io: CommandIo): Promise
     if (text.length > 65536) { io.out(text); text = ''; }
   }
   io.out(text);
-  if (!follow) return EXIT.ok;
-  await followDirs(rest, (line) => io.out(show(line)));
+  if (follow) await followDirs(cursors, (line) => io.out(show(line)));
+  for (const cursor of cursors) cursor.close();
   return EXIT.ok;
 }
 
-/** Follows each logdir's current across rotations (fs.watch on the directory; no polling). */
-function followDirs(dirs: string[], print: (line: LogLine) => void): Promise<void> {
-  interface Followed { dir: string; fd: number; ino: number; partial: string; prev: { sec: number | undefined; nano: number } }
-  const followed: Followed[] = dirs.map((dir) => {
-    const file = path.join(dir, 'current');
-    const fd = fs.openSync(file, 'r');
-    const st = fs.fstatSync(fd);
-    const lines = readLogdir(dir);
-    const last = lines[lines.length - 1];
-    const f = { dir, fd, ino: st.ino, partial: '', prev: { sec: last?.sec, nano: last?.nano ?? 0 } };
-    // start at the end of what cat printed (current's last newline)
-    const size = st.size;
-    const tail = Buffer.alloc(Math.min(size, 65536));
-    fs.readSync(fd, tail, 0, tail.length, size - tail.length);
-    const nl = tail.lastIndexOf(10);
-    (f as { pos?: number }).pos = nl < 0 ? size - tail.length : size - tail.length + nl + 1;
-    return f;
-  });
-  const pos = new Map<Followed, number>(followed.map((f) => [f, (f as { pos?: number }).pos ?? 0]));
-  const drain = (f: Followed): void => {
-    const buf = Buffer.allocUnsafe(65536);
-    for (;;) {
-      const at = pos.get(f)!;
-      const n = fs.readSync(f.fd, buf, 0, buf.length, at);
-      if (n === 0) break;
-      pos.set(f, at + n);
-      const text = f.partial + buf.subarray(0, n).toString('latin1');
-      const parts = text.split('\n');
-      f.partial = parts.pop()!;
-      for (const raw of parts) {
-        const line = parseLine(f.dir, 'current', Buffer.from(raw, 'latin1').toString('utf8'), f.prev);
-        f.prev = { sec: line.sec, nano: line.nano };
-        print(line);
-      }
-    }
-  };
-  const check = (f: Followed): void => {
-    drain(f);
-    let st: fs.Stats | undefined;
-    try { st = fs.statSync(path.join(f.dir, 'current')); } catch { return; }
-    if (st.ino !== f.ino) {
-      drain(f);
-      fs.closeSync(f.fd);
-      f.fd = fs.openSync(path.join(f.dir, 'current'), 'r');
-      f.ino = fs.fstatSync(f.fd).ino;
-      pos.set(f, 0);
-      drain(f);
-    }
-  };
+/** Follows each logdir across rotations from where it was read (fs.watch on the directory; no polling); SIGINT/SIGTERM end it. */
+function followDirs(cursors: LogdirCursor[], print: (line: LogLine) => void): Promise<void> {
+  const check = (cursor: LogdirCursor): void => { for (const line of cursor.read()) print(line); };
   return new Promise<void>((resolve) => {
-    const watchers = followed.map((f) => fs.watch(f.dir, () => check(f)));
-    const stop = (): void => { for (const w of watchers) w.close(); for (const f of followed) fs.closeSync(f.fd); resolve(); };
+    const watchers = cursors.map((cursor) => fs.watch(cursor.dir, () => check(cursor)));
+    const stop = (): void => { for (const w of watchers) w.close(); resolve(); };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
-    for (const f of followed) check(f);
+    // What was written between the first read and the watch.
+    for (const cursor of cursors) check(cursor);
   });
 }

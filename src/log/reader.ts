@@ -63,24 +63,6 @@ export function parseLine(dir: string, file: string, raw: string, prev: { sec: n
   return { dir, file, sec, nano, tai, text, stamped };
 }
 
-/** Every line of one logdir, oldest first. */
-export function readLogdir(dir: string): LogLine[] {
-  const out: LogLine[] = [];
-  const prev = { sec: undefined as number | undefined, nano: 0 };
-  for (const file of logFiles(dir)) {
-    let data: string;
-    try { data = fs.readFileSync(path.join(dir, file), 'latin1'); } catch { continue; } // rotated away meanwhile
-    const lines = data.split('\n');
-    if (lines[lines.length - 1] === '') lines.pop();
-    for (const raw of lines) {
-      const line = parseLine(dir, file, Buffer.from(raw, 'latin1').toString('utf8'), prev);
-      prev.sec = line.sec; prev.nano = line.nano;
-      out.push(line);
-    }
-  }
-  return out;
-}
-
 function before(a: LogLine, b: LogLine): boolean {
   if (a.sec === undefined) return true;
   if (b.sec === undefined) return false;

@@ -1,5 +1,5 @@
 /** t6-log as a program: signals (SIGALRM rotates, SIGTERM/SIGHUP end, -p), -d readiness, tail -f across a rotation. */
-import { test } from 'node:test';
+import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -9,8 +9,17 @@ import { BIN, WAIT_MS, signalTaken, tmpdir, until } from '../lib/harness.ts';
 const T6 = path.join(BIN, 't6-log');
 const ARCHIVE = /^@[0-9a-f]{24}\.s$/;
 
+/** Children a test started: a test that fails midway must not leave them running (the file would never end). */
+const started = new Set<ChildProcess>();
+afterEach(() => {
+  for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  started.clear();
+});
+
 function start(args: string[], extraFds = 0): ChildProcess {
-  return spawn(T6, args, { stdio: ['pipe', 'pipe', 'pipe', ...Array(extraFds).fill('pipe')] });
+  const child = spawn(T6, args, { stdio: ['pipe', 'pipe', 'pipe', ...Array(extraFds).fill('pipe')] });
+  started.add(child);
+  return child;
 }
 const exited = (child: ChildProcess): Promise<number | null> => new Promise((r) => {
   if (child.exitCode !== null) r(child.exitCode); else child.on('exit', (code) => r(code));
@@ -94,6 +103,7 @@ test('tail -f follows current across a rotation, stamps in local time', async ()
   logger.stdin!.write('before\n');
   await until('written', () => fs.existsSync(path.join(dir, 'current')) && fs.statSync(path.join(dir, 'current')).size > 0);
   const tail = spawn(T6, ['tail', '-f', '-n', '1', dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  started.add(tail);
   let out = '';
   tail.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
   await until('tail printed the last line', () => out.includes('before'));
@@ -102,6 +112,42 @@ test('tail -f follows current across a rotation, stamps in local time', async ()
   const lines = out.trim().split('\n');
   assert.equal(lines.length, 3);
   for (const l of lines) assert.match(l, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{9} /);
+  tail.kill('SIGTERM');
+  await exited(tail);
+  logger.stdin!.end();
+  assert.equal(await exited(logger), 0);
+  fs.rmSync(base, { recursive: true });
+});
+
+test('tail -f started while the logdir rotates many times: every line once, in order', async () => {
+  const base = tmpdir('t6-log-cli-');
+  const dir = path.join(base, 'log');
+  const logger = start(['s4096', 'n1000', dir]);
+  const line = (i: number): string => `line ${String(i).padStart(5, '0')} ${'r'.repeat(80)}`;
+  const total = 20000;
+  let written = 0;
+  const writeSome = (n: number): void => { for (const end = Math.min(total, written + n); written < end; written++) logger.stdin!.write(`${line(written)}\n`); };
+  writeSome(200);
+  await until('the first lines logged', () => fs.existsSync(path.join(dir, 'current')));
+  const tail = spawn(T6, ['tail', '-f', '-n', String(total), dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  started.add(tail);
+  let out = '';
+  tail.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+  // Keep writing (and rotating, every ~40 lines) while tail starts, reads the logdir and
+  // begins to follow: until its first output, then the rest.
+  while (out === '' && written < total - 100) {
+    writeSome(5);
+    await new Promise((r) => setImmediate(r));
+  }
+  while (written < total) {
+    writeSome(20);
+    await new Promise((r) => setImmediate(r));
+  }
+  await until('tail printed the last line', () => out.includes(line(total - 1)), WAIT_MS);
+  const got = out.trim().split('\n');
+  const want = Array.from({ length: total }, (_, i) => line(i));
+  assert.equal(got.length, total, 'no line twice, none missing');
+  assert.deepEqual(got, want);
   tail.kill('SIGTERM');
   await exited(tail);
   logger.stdin!.end();
