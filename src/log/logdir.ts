@@ -35,7 +35,7 @@ import { strerror } from '../sys/errors.ts';
 
 /** What a logdir needs from its host. */
 export interface LogdirHost {
-  /** Now, as TAI64N (archive names). */
+  /** The real-time clock as TAI64N, read at each call (stamps, archive names); timers are relative. */
   now(): Tain;
   /** Runs fn after ms; returns a canceller. */
   setTimer(ms: number, fn: () => void): () => void;

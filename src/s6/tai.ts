@@ -2,7 +2,11 @@
  * TAI64N timestamps as skalibs writes them: 12 bytes, big-endian seconds label
  * 2^62 + unix + 37 (10 s + 27 leap seconds; no leap second since 2017), then nanoseconds.
  * Text form: '@' + 24 lowercase hex digits.
+ *
+ * `tainNow` reads the real-time clock at each call (as skalibs' tain_now does), so stamps
+ * follow the clock when it is set; deadlines use the monotonic clock, never these.
  */
+import { realtimeNow } from '../sys/clock.ts';
 
 /** A TAI64N instant: the 64-bit seconds label (2^62-based) and nanoseconds. */
 export interface Tain {
@@ -19,10 +23,10 @@ export function tainFromUnixMs(unixMs: number, extraNs = 0): Tain {
   return { sec: TAI_OFFSET + BigInt(whole) + BigInt(Math.floor(nano / 1e9)), nano: nano % 1e9 };
 }
 
-/** Now, as TAI64N (wall clock with sub-millisecond precision). */
+/** Now, as TAI64N: the real-time clock (CLOCK_REALTIME) read at this call, in nanoseconds. */
 export function tainNow(): Tain {
-  const ms = performance.timeOrigin + performance.now();
-  return tainFromUnixMs(ms);
+  const { sec, nsec } = realtimeNow();
+  return { sec: TAI_OFFSET + sec, nano: nsec };
 }
 
 /** Unix time in milliseconds of a TAI64N label. */

@@ -28,6 +28,7 @@ import { ConsoleSink } from './console-sink.ts';
 import { ConsoleWriter } from './console-writer.ts';
 import { ScriptedLogger, type LoggerEnv } from './scripted-logger.ts';
 import { isDirectory } from '../sys/stat.ts';
+import { type Tain } from '../s6/tai.ts';
 import { strerror } from '../sys/errors.ts';
 
 /** The file in a `log/` directory (and in the catch-all's directory) that asks for an in-process logger. */
@@ -59,6 +60,8 @@ export interface LoggingOptions {
   /** Runs a callback so that nothing it throws reaches the event loop. */
   guard(what: string, fn: () => void): void;
   monotonicMs(): number;
+  /** The real-time clock as TAI64N (log stamps). */
+  now(): Tain;
 }
 
 const READ_BUFFER = 64 * 1024;
@@ -92,6 +95,7 @@ export class Logging {
       guard: (what, fn) => opts.guard(what, fn),
       waitPid: (pid) => opts.waitPid(pid),
       monotonicMs: () => opts.monotonicMs(),
+      now: () => opts.now(),
       mask: 0o666 & ~old,
       readBuffer: Buffer.allocUnsafe(READ_BUFFER),
     };

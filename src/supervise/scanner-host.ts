@@ -67,6 +67,7 @@ export interface ScannerFiles {
 
 /** The scanner's outside world. */
 export interface ScannerHost {
+  /** Monotonic milliseconds: every deadline and throttle (never stepped, unlike `now`). */
   monotonicMs(): number;
   setTimer(ms: number, fn: () => void): TimerHandle;
   /** Starts a child of the scanner (a signal script); `onExit` gets its wait status. Throws SysError. */
@@ -80,7 +81,7 @@ export interface ScannerHost {
   readonly files: ScannerFiles;
   /** The file operations of every Supervisor (servicefiles.ts). */
   readonly supervisorFiles: SupervisorFiles;
-  /** Wall-clock TAI64N, for the supervisors' status stamps. */
+  /** The real-time clock as TAI64N, read at each call: stamps (status, logs), never deadlines. */
   now: SupervisorHost['now'];
   /** Sends a signal (no error if the process is gone). Throws on any other failure. */
   kill(pid: number, signal: number): void;

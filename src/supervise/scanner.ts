@@ -113,6 +113,7 @@ export class Scanner {
       waitPid: (pid) => host.reaper.waitPid(pid),
       guard: (what, fn) => this.#guard(what, fn),
       monotonicMs: host.monotonicMs,
+      now: host.now,
     });
     this.#plumbing = new Plumbing({
       scandir: this.scandir, table: this.#table, files: host.files, logging: this.#logging,

@@ -24,7 +24,7 @@ import { Logger, type LoggerHost } from '../log/engine.ts';
 import { PipeReader } from '../log/input.ts';
 import { LogdirError } from '../log/logdir.ts';
 import { parseScriptFile, ScriptFileError, type ScriptFile } from '../log/scriptfile.ts';
-import { tainNow } from '../s6/tai.ts';
+import { type Tain } from '../s6/tai.ts';
 import { strerror } from '../sys/errors.ts';
 import { dupCloexec } from '../sys/fd.ts';
 
@@ -38,7 +38,10 @@ export interface LoggerEnv {
   guard(what: string, fn: () => void): void;
   /** The wait status of a child (the processors of `!` directives). */
   waitPid(pid: number): Promise<number>;
+  /** Monotonic milliseconds (deadlines). */
   monotonicMs(): number;
+  /** The real-time clock as TAI64N, read at each call (the `t`/`T` stamps, archive names). */
+  now(): Tain;
   /** The mode of the files the engines create: 0o666 less t6-svscan's umask. */
   readonly mask: number;
   /** One read buffer for every pipe read (each reader copies what it keeps). */
@@ -171,7 +174,7 @@ export class ScriptedLogger {
   #open(parsed: ScriptFile, text: string): boolean {
     const { env } = this.#ctx;
     const host: LoggerHost = {
-      now: tainNow,
+      now: () => env.now(),
       setTimer: (ms, fn) => { const t = setTimeout(() => env.guard(`logger ${this.label}`, fn), ms); return () => clearTimeout(t); },
       waitPid: (pid) => env.waitPid(pid),
       warn: (m) => this.#ctx.warn(m),

@@ -40,9 +40,9 @@ export interface SupervisorHost {
   spawn(opts: SpawnOptions, onExit: (wstat: number) => void): number;
   /** Sends a signal (no error if the process is gone). */
   kill(pid: number, signal: number): void;
-  /** Monotonic milliseconds (deadlines). */
+  /** Monotonic milliseconds: deadlines, timeouts and the one-second rule (never stepped). */
   monotonicMs(): number;
-  /** Wall-clock TAI64N (status stamps). */
+  /** The real-time clock as TAI64N, read at each call: status stamps only, never a deadline. */
   now(): Tain;
   /** Calls `fn` once, `ms` from now, unless cancelled. */
   setTimer(ms: number, fn: () => void): TimerHandle;

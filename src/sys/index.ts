@@ -8,3 +8,4 @@ export * from './signals.ts';
 export * from './stat.ts';
 export * from './reaper.ts';
 export * from './version.ts';
+export * from './clock.ts';

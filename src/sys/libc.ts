@@ -68,6 +68,7 @@ const PROTOTYPES = {
   kill: 'int kill(int pid, int sig)',
   getpid: 'int getpid()',
   getppid: 'int getppid()',
+  clock_gettime: 'int clock_gettime(int clockid, void *tp)',
   setsid: 'int setsid()',
   pipe2: 'int pipe2(_Out_ int *fds, int flags)',
   mkfifo: 'int mkfifo(const char *path, uint32 mode)',

@@ -9,6 +9,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { tainToUnixMs } from '../../src/s6/tai.ts';
 import { EventLog, ROOT, Tree, WAIT_MS, makeService, readStatus, tmpdir, until, run, childrenOf } from '../lib/harness.ts';
 
 const NODE = path.join(ROOT, 'node_modules/.bin/node');
@@ -55,8 +56,12 @@ test('a crash loop is throttled to one start a second', async () => {
   fs.mkdirSync(path.join(dir, 'event'));
   const events = new EventLog(dir);
   cleanups.push(() => events.close());
+  const startedAt = Date.now();
   await tree(sd);
   await events.waitFor(/(u[^u]*){4}/);
+  // The stamps come from the real-time clock (Date.now()'s), read when each status is written.
+  const stamp = tainToUnixMs(readStatus(dir)!.stamp);
+  assert.ok(stamp >= startedAt - 1 && stamp <= Date.now() + 1, `status stamp ${stamp} between ${startedAt} and now`);
   const starts = events.events.filter((e) => e.byte === 'u').map((e) => e.at);
   for (let i = 1; i < starts.length; i++) {
     const gap = starts[i]! - starts[i - 1]!;

@@ -104,7 +104,9 @@ export interface Spawned {
 
 /** A fake world: spawns are recorded, kills are recorded, time moves only when told. */
 export class FakeHost implements SupervisorHost {
-  now_ = 1_700_000_000_000;
+  /** The fake real-time clock in unix ms: moves with `advance`, and steps with `setRealtime` alone. */
+  realMs = 1_700_000_000_000;
+  /** The fake monotonic clock (ms): only `advance` moves it. */
   mono = 0;
   nextPid = 100;
   spawned: Spawned[] = [];
@@ -136,7 +138,9 @@ export class FakeHost implements SupervisorHost {
   }
   kill(pid: number, signal: number): void { this.kills.push([pid, signal]); }
   monotonicMs(): number { return this.mono; }
-  now() { return tainFromUnixMs(this.now_ + this.mono); }
+  now() { return tainFromUnixMs(this.realMs); }
+  /** Steps the real-time clock (an NTP step, `date -s`) without moving the monotonic one. */
+  setRealtime(unixMs: number): void { this.realMs = unixMs; }
   setTimer(ms: number, fn: () => void) {
     const t = { at: this.mono + ms, fn, live: true };
     this.timers.push(t);
@@ -163,10 +167,15 @@ export class FakeHost implements SupervisorHost {
       const due = this.liveTimers().filter((t) => t.at <= end).sort((a, b) => a.at - b.at)[0];
       if (due === undefined) break;
       due.live = false;
-      this.mono = Math.max(this.mono, due.at);
+      this.#moveTo(Math.max(this.mono, due.at));
       due.fn();
     }
-    this.mono = end;
+    this.#moveTo(end);
+  }
+  /** Both clocks move forward together, as they do when nobody sets the time. */
+  #moveTo(mono: number): void {
+    this.realMs += mono - this.mono;
+    this.mono = mono;
   }
   /** Timers armed and neither fired nor cancelled. */
   liveTimers(): { at: number; fn: () => void; live: boolean }[] {

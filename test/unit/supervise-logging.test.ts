@@ -9,6 +9,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Logger } from '../../src/log/engine.ts';
 import { Logging } from '../../src/supervise/logging.ts';
+import { tainNow } from '../../src/s6/tai.ts';
 import { close, pipe } from '../../src/sys/fd.ts';
 import { tmpdir, until } from '../lib/harness.ts';
 
@@ -22,6 +23,7 @@ function hub(): { logging: Logging; scandir: string; reports: string[] } {
     waitPid: () => new Promise<number>(() => {}),
     guard: (what, fn) => { try { fn(); } catch (err) { reports.push(`guard: ${what}: ${String(err)}`); } },
     monotonicMs: () => performance.now(),
+    now: tainNow,
   });
   return { logging, scandir, reports };
 }
