@@ -2,12 +2,17 @@
  * The `event/` fifodir: listeners place a FIFO named `ftrig1:@<tai64n>:<6 chars>` (39 bytes)
  * in it; the notifier writes each event to every such FIFO without blocking and removes the
  * ones nobody reads any more.
+ *
+ * Running out of fds (EMFILE, ENFILE) does not lose events when the caller keeps an
+ * OwedEvents: what could not be sent is kept there, per listener, and sent first, in order,
+ * by the next call (a retry with no new event, or the next event). s6 drops them instead.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { O_NONBLOCK, O_RDONLY, O_WRONLY, mkfifo, open, close } from '../sys/fd.ts';
 import { tainFormat, tainNow } from './tai.ts';
 import { errorCode } from '../sys/errors.ts';
+import { isFdShortage } from '../sys/fdreserve.ts';
 
 const LISTENER_PREFIX = 'ftrig1:@';
 const LISTENER_NAME_LENGTH = 39;
@@ -29,44 +34,96 @@ export function makeFifodir(dir: string): void {
 }
 
 /**
+ * Bound of the event bytes owed to one listener while fds are short: PIPE_BUF, the most a
+ * FIFO takes in one atomic write. Past it the oldest go (a waiter wants the latest state).
+ */
+const OWED_MAX = 4096;
+
+/** Events owed to listeners for lack of fds, oldest first; kept by the notifier's caller. */
+export class OwedEvents {
+  /** Owed to every listener present at the next call: the directory could not be listed. */
+  toAll = '';
+  /** Owed to one listener, by FIFO name (only names still in the directory are kept). */
+  readonly byListener = new Map<string, string>();
+  /** The failure that made the latest debt (EMFILE or ENFILE), for messages. */
+  lastError: unknown;
+
+  /** Nothing owed. */
+  get empty(): boolean {
+    return this.toAll === '' && this.byListener.size === 0;
+  }
+}
+
+/** The fd calls of the notifier (sys/fd.ts's; tests replace them to play a full fd table). */
+export interface NotifyCalls {
+  open: typeof open;
+  close: typeof close;
+}
+
+const SYSTEM_NOTIFY_CALLS: NotifyCalls = { open, close };
+
+const lastBytes = (bytes: string): string => (bytes.length > OWED_MAX ? bytes.slice(-OWED_MAX) : bytes);
+
+/**
  * Writes `event` to every listener in `dir`. Never blocks, never throws (a supervisor calls
  * it in the middle of its actions): a FIFO with no reader is removed; a full one just
  * misses this event (as in s6); an entry that cannot be opened, written or removed is
- * passed over. Returns how many listeners received it.
+ * passed over. With `owed`, what it holds for a listener goes first, and what fails for
+ * lack of fds is kept there for the next call (`event` may be '' to retry only that).
+ * Returns how many listeners received their bytes.
  */
-export function notifyFifodir(dir: string, event: string): number {
+export function notifyFifodir(dir: string, event: string, owed?: OwedEvents, calls: NotifyCalls = SYSTEM_NOTIFY_CALLS): number {
   let names: string[];
   try {
     names = fs.readdirSync(dir);
-  } catch {
-    return 0; // no event/ (yet), or unreadable: nobody can be listening
+  } catch (err) {
+    // No event/ (yet), or unreadable: nobody can be listening. Out of fds: whoever listens
+    // gets it at the next call.
+    if (owed !== undefined && isFdShortage(err)) {
+      owed.toAll = lastBytes(owed.toAll + event);
+      owed.lastError = err;
+    }
+    return 0;
   }
-  const bytes = Buffer.from(event, 'latin1');
+  const toAll = owed?.toAll ?? '';
+  if (owed !== undefined) owed.toAll = '';
+  const present = new Set<string>();
   let delivered = 0;
   for (const name of names) {
     if (name.length !== LISTENER_NAME_LENGTH || !name.startsWith(LISTENER_PREFIX)) continue;
-    if (sendTo(path.join(dir, name), bytes)) delivered++;
+    present.add(name);
+    const bytes = (owed?.byListener.get(name) ?? '') + toAll + event;
+    if (bytes === '') continue;
+    const sent = sendTo(path.join(dir, name), Buffer.from(bytes, 'latin1'), calls);
+    if (sent === 'sent') delivered++;
+    if (owed === undefined) continue;
+    if (sent === 'sent' || sent === 'missed') owed.byListener.delete(name); // missed: full or gone, as s6 misses it
+    else {
+      owed.byListener.set(name, lastBytes(bytes));
+      owed.lastError = sent.error;
+    }
   }
+  if (owed !== undefined) for (const name of owed.byListener.keys()) if (!present.has(name)) owed.byListener.delete(name);
   return delivered;
 }
 
-/** Writes `bytes` to one listener FIFO, removing it if nobody reads it any more. Never throws. */
-function sendTo(fifo: string, bytes: Buffer): boolean {
+/** Writes `bytes` to one listener FIFO, removing it if nobody reads it any more; says why not for lack of fds. Never throws. */
+function sendTo(fifo: string, bytes: Buffer, calls: NotifyCalls): 'sent' | 'missed' | { error: unknown } {
   let fd: number;
   try {
-    fd = open(fifo, O_WRONLY | O_NONBLOCK);
+    fd = calls.open(fifo, O_WRONLY | O_NONBLOCK);
   } catch (err) {
     if (errorCode(err) === 'ENXIO') removeStale(fifo);
-    return false;
+    return isFdShortage(err) ? { error: err } : 'missed';
   }
   try {
     fs.writeSync(fd, bytes);
-    return true;
+    return 'sent';
   } catch (err) {
     if (errorCode(err) === 'EPIPE') removeStale(fifo);
-    return false;
+    return 'missed';
   } finally {
-    close(fd);
+    calls.close(fd);
   }
 }
 

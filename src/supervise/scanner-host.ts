@@ -15,7 +15,8 @@ import { Reaper } from '../sys/reaper.ts';
 import { realServicedir } from './realdir.ts';
 import { OneshotRunner, type RunnerHost } from './runner.ts';
 import { Supervisor, type SupervisorHost, type SupervisorStdio, type TimerHandle } from './supervisor.ts';
-import { FsSupervisorFiles, type SupervisorFiles } from './servicefiles.ts';
+import { FsSupervisorFiles, SYSTEM_FD_CALLS, type SupervisorFiles } from './servicefiles.ts';
+import { FdReserve } from '../sys/fdreserve.ts';
 import { strerror } from '../sys/errors.ts';
 
 /** What a stat of a scan dir entry tells the scanner. */
@@ -152,7 +153,8 @@ export function systemScannerHost(opts: { allCloexec: boolean; onReapError(err: 
     listenRunner: (socketPath, runnerHost) => OneshotRunner.listen(socketPath, runnerHost),
     reaper,
     files: systemScannerFiles,
-    supervisorFiles: new FsSupervisorFiles(),
+    // The spare fd is taken now, while fds are to be had (see sys/fdreserve.ts).
+    supervisorFiles: new FsSupervisorFiles(SYSTEM_FD_CALLS, new FdReserve()),
   };
 }
 

@@ -12,25 +12,33 @@
  * Errors: setUp throws SupervisorSetupError (the message names the file and the action);
  * the other writes throw what the system said and the Supervisor words the warning;
  * `notify`, `exists`, `explainNotRunnable` and the settings reads never throw.
+ *
+ * Out of fds: the writes that must not fail (status, events, death tally) run again in
+ * the slot of a spare fd (sys/fdreserve.ts) when they fail with EMFILE or ENFILE; events
+ * that still cannot go out are kept in the caller's OwedEvents for its retry.
  */
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { O_CREAT, O_NONBLOCK, O_RDWR, O_WRONLY, close, mkfifo, open, pipe, tryLock } from '../sys/fd.ts';
 import { type SupervisorStatus, encodeStatus } from '../s6/status.ts';
-import { makeFifodir, notifyFifodir } from '../s6/fifodir.ts';
+import { type OwedEvents, makeFifodir, notifyFifodir } from '../s6/fifodir.ts';
 import { type DeathRecord, decodeDeathTally, encodeDeathTally } from '../s6/deathtally.ts';
 import { type Setting, exists, explainNotRunnable, readSignalSetting, readUintSetting } from '../s6/servicedir.ts';
-import { strerror } from '../sys/errors.ts';
+import { errorCode, strerror } from '../sys/errors.ts';
+import { type FdReserve } from '../sys/fdreserve.ts';
 
 /** Thrown by `Supervisor.open` (and SupervisorFiles.setUp) when the service directory cannot be supervised. */
 export class SupervisorSetupError extends Error {
   override name = 'SupervisorSetupError';
   /** true when another supervisor holds the lock. */
   readonly busy: boolean;
-  constructor(message: string, busy = false) {
+  /** The errno code of the step that failed (EMFILE: out of fds), if the system said one. */
+  readonly code: string | undefined;
+  constructor(message: string, busy = false, code?: string) {
     super(message);
     this.busy = busy;
+    this.code = code;
   }
 }
 
@@ -94,8 +102,11 @@ export interface SupervisorFiles {
   readinessPipe(): ReadinessPipe;
   /** Opens and locks `supervise/service-lock`; undefined while someone else holds it. Throws SysError. */
   lockService(dir: string): ServiceLock | undefined;
-  /** Sends `events` to every listener of `dir/event`. Never throws. */
-  notify(dir: string, events: string): void;
+  /**
+   * Sends `events` to every listener of `dir/event`, after what `owed` holds for it; what
+   * cannot go out for lack of fds is added to `owed` (call again, with '', to retry). Never throws.
+   */
+  notify(dir: string, events: string, owed: OwedEvents): void;
 }
 
 /** The fd system calls FsSupervisorFiles makes (sys/fd.ts's); tests replace some to inject faults. */
@@ -113,9 +124,18 @@ export const SYSTEM_FD_CALLS: FdCalls = { open, close, mkfifo, pipe, tryLock };
 /** SupervisorFiles on the real filesystem. */
 export class FsSupervisorFiles implements SupervisorFiles {
   #fd: FdCalls;
+  /** The spare fd for the writes that must not fail (none: they fail as the system says). */
+  #reserve: FdReserve | undefined;
 
-  constructor(fdCalls: FdCalls = SYSTEM_FD_CALLS) {
+  constructor(fdCalls: FdCalls = SYSTEM_FD_CALLS, reserve?: FdReserve) {
     this.#fd = fdCalls;
+    this.#reserve = reserve;
+  }
+
+  /** Runs a must-not-fail write, again in the spare fd's slot if it ran out of fds. */
+  #mustWrite(fn: () => void): void {
+    if (this.#reserve === undefined) fn();
+    else this.#reserve.run(fn);
   }
 
   setUp(dir: string, resetDeathTally: boolean, control: ControlReader): HeldSuperviseDir {
@@ -170,22 +190,27 @@ export class FsSupervisorFiles implements SupervisorFiles {
 
   writeStatus(dir: string, status: SupervisorStatus): void {
     const file = path.join(dir, 'supervise', 'status');
-    fs.writeFileSync(`${file}.new`, encodeStatus(status));
-    fs.renameSync(`${file}.new`, file);
+    const bytes = encodeStatus(status);
+    this.#mustWrite(() => {
+      fs.writeFileSync(`${file}.new`, bytes);
+      fs.renameSync(`${file}.new`, file);
+    });
   }
 
   recordDeath(dir: string, record: DeathRecord, max: number): void {
     const file = path.join(dir, 'supervise', 'death_tally');
-    let records: DeathRecord[] = [];
-    try {
-      records = decodeDeathTally(fs.readFileSync(file));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-    records.push(record);
-    if (records.length > max) records = records.slice(records.length - max);
-    fs.writeFileSync(`${file}.new`, encodeDeathTally(records));
-    fs.renameSync(`${file}.new`, file);
+    this.#mustWrite(() => {
+      let records: DeathRecord[] = [];
+      try {
+        records = decodeDeathTally(fs.readFileSync(file));
+      } catch (err) {
+        if (errorCode(err) !== 'ENOENT') throw err;
+      }
+      records.push(record);
+      if (records.length > max) records = records.slice(records.length - max);
+      fs.writeFileSync(`${file}.new`, encodeDeathTally(records));
+      fs.renameSync(`${file}.new`, file);
+    });
   }
 
   setDownFile(dir: string, present: boolean): void {
@@ -270,8 +295,11 @@ export class FsSupervisorFiles implements SupervisorFiles {
     };
   }
 
-  notify(dir: string, events: string): void {
-    notifyFifodir(path.join(dir, 'event'), events);
+  notify(dir: string, events: string, owed: OwedEvents): void {
+    const eventDir = path.join(dir, 'event');
+    notifyFifodir(eventDir, events, owed, this.#fd);
+    // Some listeners missed it for lack of fds: once more, in the spare's slot.
+    if (!owed.empty && this.#reserve?.held === true) this.#reserve.spend(() => notifyFifodir(eventDir, '', owed, this.#fd));
   }
 }
 
@@ -280,7 +308,7 @@ function step(what: string, fn: () => void): void {
   try {
     fn();
   } catch (err) {
-    throw new SupervisorSetupError(`unable to ${what}: ${strerror(err)}`);
+    throw new SupervisorSetupError(`unable to ${what}: ${strerror(err)}`, false, errorCode(err));
   }
 }
 

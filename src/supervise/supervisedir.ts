@@ -5,19 +5,28 @@
  *
  * Degraded mode: when `supervise/` cannot be set up (a read-only or full /run), the
  * service runs all the same, without control files; the set-up is retried every 2 seconds
- * and the status written as soon as it succeeds. A status write that fails is retried
- * every second, with one warning when it starts failing and one line when it works again.
+ * (every half second when fds ran out: the status must be right soon after they come
+ * back) and the status written as soon as it succeeds. A status write that fails is
+ * retried every second, with one warning when it starts failing and one line when it
+ * works again. Events that could not reach a listener for lack of fds are owed to it
+ * (s6/fifodir.ts) and sent, in order, by a retry that writes a pending status first.
  * Nothing here throws once `open` has returned.
  */
 import path from 'node:path';
 import { type SupervisorStatus } from '../s6/status.ts';
 import { type Tain } from '../s6/tai.ts';
+import { OwedEvents } from '../s6/fifodir.ts';
 import { deathFromWstat } from '../s6/deathtally.ts';
 import { type HeldSuperviseDir, type SupervisorFiles, SupervisorSetupError } from './servicefiles.ts';
 import { strerror } from '../sys/errors.ts';
+import { isFdShortage } from '../sys/fdreserve.ts';
 
 const STATUS_RETRY_MS = 1_000;
 const FILES_RETRY_MS = 2_000;
+/** Set-up retry when fds ran out: the status is right at most this long after they return. */
+const FD_SHORTAGE_RETRY_MS = 500;
+/** Retry of events owed to listeners for lack of fds: a waiter learns of them this late at most. */
+const EVENT_RETRY_MS = 200;
 
 /** A cancellable timer. */
 export interface TimerHandle {
@@ -51,6 +60,9 @@ export class SuperviseDir {
   #statusDirty = false;
   #statusRetry: TimerHandle | undefined;
   #statusFailing = false;
+  /** Events not yet delivered for lack of fds, with their retry. */
+  #owed = new OwedEvents();
+  #eventRetry: TimerHandle | undefined;
   #closed = false;
 
   constructor(opts: SuperviseDirOptions) {
@@ -70,8 +82,9 @@ export class SuperviseDir {
       // A read-only or full /run must not keep the service from running: supervise it
       // without its control files, and set them up as soon as the filesystem allows.
       this.#ready = false;
-      this.#opts.report('warning', `${err.message} - running ${this.#opts.name} without its control files; retrying every ${FILES_RETRY_MS / 1000} seconds`);
-      this.#retryFiles();
+      const retryMs = isFdShortage(err) ? FD_SHORTAGE_RETRY_MS : FILES_RETRY_MS;
+      this.#opts.report('warning', `${err.message} - running ${this.#opts.name} without its control files; retrying every ${retryMs / 1000} seconds`);
+      this.#retryFiles(retryMs);
     }
   }
 
@@ -83,8 +96,13 @@ export class SuperviseDir {
 
   /** Sends `events` to event/ listeners and to the observer, without a status write (s6's `x`). */
   notify(events: string): void {
-    this.#opts.files.notify(this.#opts.dir, events);
+    const owing = !this.#owed.empty;
+    this.#opts.files.notify(this.#opts.dir, events, this.#owed);
     this.#opts.onEvent(events);
+    if (!owing && !this.#owed.empty) {
+      this.#opts.report('warning', `unable to notify every listener of ${path.join(this.#opts.dir, 'event')}: ${strerror(this.#owed.lastError)} - retrying every ${EVENT_RETRY_MS / 1000} seconds`);
+    }
+    this.#retryOwedEvents();
   }
 
   /** Appends a death to supervise/death_tally (keeping `max` records); a failure is a warning. */
@@ -102,7 +120,7 @@ export class SuperviseDir {
     return this.#ready;
   }
 
-  /** The end: retries cancelled, control FIFO and lock released. */
+  /** The end: retries cancelled (but that of owed events: the last ones are owed too), control FIFO and lock released. */
   close(): void {
     this.#closed = true;
     this.#statusRetry?.cancel();
@@ -120,8 +138,8 @@ export class SuperviseDir {
     });
   }
 
-  #retryFiles(): void {
-    this.#filesRetry = this.#opts.setTimer(FILES_RETRY_MS, () => {
+  #retryFiles(ms: number): void {
+    this.#filesRetry = this.#opts.setTimer(ms, () => {
       this.#filesRetry = undefined;
       if (this.#closed) return;
       try {
@@ -131,7 +149,7 @@ export class SuperviseDir {
           this.#opts.report('error', `${err.message} - ${this.#opts.name} is now supervised twice; stop one of them`);
           return;
         }
-        this.#retryFiles();
+        this.#retryFiles(isFdShortage(err) ? FD_SHORTAGE_RETRY_MS : FILES_RETRY_MS);
         return;
       }
       this.#ready = true;
@@ -163,5 +181,17 @@ export class SuperviseDir {
         });
       }
     }
+  }
+
+  /** While events are owed, retries them: a pending status first, as every event follows its status. */
+  #retryOwedEvents(): void {
+    if (this.#owed.empty || this.#eventRetry !== undefined) return;
+    this.#eventRetry = this.#opts.setTimer(EVENT_RETRY_MS, () => {
+      this.#eventRetry = undefined;
+      if (this.#statusDirty && !this.#closed) this.#writeStatus();
+      this.#opts.files.notify(this.#opts.dir, '', this.#owed);
+      if (this.#owed.empty) this.#opts.report('info', `${path.join(this.#opts.dir, 'event')}: every listener has its events again`);
+      this.#retryOwedEvents();
+    });
   }
 }

@@ -13,6 +13,7 @@ import {
 } from '../../src/supervise/servicefiles.ts';
 import { type SupervisorStatus } from '../../src/s6/status.ts';
 import { type DeathRecord } from '../../src/s6/deathtally.ts';
+import { type OwedEvents } from '../../src/s6/fifodir.ts';
 import { type Setting } from '../../src/s6/servicedir.ts';
 import { tainFromUnixMs } from '../../src/s6/tai.ts';
 
@@ -80,9 +81,9 @@ export class FakeFiles implements SupervisorFiles {
     const lock = this.real.lockService(dir);
     return lock === undefined ? undefined : this.#hold(lock, 'service lock');
   }
-  notify(dir: string, events: string): void {
-    this.journal.push({ kind: 'event', events });
-    this.real.notify(dir, events);
+  notify(dir: string, events: string, owed: OwedEvents): void {
+    if (events !== '') this.journal.push({ kind: 'event', events });
+    this.real.notify(dir, events, owed);
   }
   /** With fakeReadiness: the child writes its newline on every pipe being watched. */
   signalReady(): void {
