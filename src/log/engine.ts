@@ -1,9 +1,9 @@
 /**
  * The logger engine: s6-log's line processing, embeddable.
  *
- * Input comes in as Buffers (`feed`); the engine cuts it into lines (a partial last line
- * waits for the rest; with a line limit, longer lines are cut into pieces of exactly that
- * many bytes, each processed as a line), runs the script on each line (selection state,
+ * Input comes in as Buffers (`feed`); the engine cuts it into lines at each newline or NUL
+ * byte, as s6-log does (a partial last line waits for the rest; with a line limit, longer
+ * lines are cut into pieces of exactly that many bytes, each processed as a line), runs the script on each line (selection state,
  * then the element's actions), and hands output to its sinks: `1` to host.stdout, `2` to
  * host.alert, `=file` written atomically, logdirs staged and written once per chunk.
  *
@@ -50,6 +50,23 @@ interface CompiledAction {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * Where lines end in `chunk`: at a newline or, as s6-log cuts them (its getchunk looks for
+ * either byte, and its last-line reader too), at a NUL byte, which is then dropped like
+ * the newline. So `a\0b\n` is two lines, `a` and `b`, and no NUL ever reaches a logdir,
+ * a status file or a regular expression. The returned function gives the end of the line
+ * that starts at `from` (-1: not in this chunk); a chunk without NUL costs one more memchr.
+ */
+function lineEnds(chunk: Buffer): (from: number) => number {
+  let nul = chunk.indexOf(0);
+  if (nul < 0) return (from) => chunk.indexOf(10, from);
+  return (from) => {
+    if (nul >= 0 && nul < from) nul = chunk.indexOf(0, from);
+    const nl = chunk.indexOf(10, from);
+    return nul >= 0 && (nl < 0 || nul < nl) ? nul : nl;
+  };
+}
 
 export class Logger {
   readonly script: Script;
@@ -120,8 +137,9 @@ export class Logger {
     let pos = 0;
     const len = chunk.length;
     const limit = this.#lineLimit;
+    const lineEnd = lineEnds(chunk);
     if (this.#partialLen > 0) {
-      const nl = chunk.indexOf(10);
+      const nl = lineEnd(0);
       const upto = nl < 0 ? len : nl;
       this.#partial.push(Buffer.from(chunk.subarray(0, upto)));
       this.#partialLen += upto;
@@ -137,7 +155,7 @@ export class Logger {
       pos = nl + 1;
     }
     for (;;) {
-      const nl = chunk.indexOf(10, pos);
+      const nl = lineEnd(pos);
       if (nl < 0) break;
       if (limit !== 0 && nl - pos > limit) this.#lines(chunk, pos, nl);
       else this.#line(chunk, pos, nl);
@@ -261,10 +279,8 @@ export class Logger {
       for (const sel of el.selections) {
         if (sel.kind === 'default') selected = !acted;
         else if (sel.kind === 'plus' ? !selected : selected) {
-          if (text === undefined) {
-            const nul = buf.indexOf(0, start);
-            text = buf.toString('latin1', start, nul >= 0 && nul < end ? nul : end);
-          }
+          // No NUL inside: it ended the line (lineEnds), so the regex sees what regexec would.
+          text ??= buf.toString('latin1', start, end);
           if (sel.re.test(text)) selected = sel.kind === 'plus';
         }
       }

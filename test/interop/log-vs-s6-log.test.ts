@@ -153,3 +153,23 @@ test('the ERE subset selects the same lines as glibc regexec in s6-log', { skip:
     assert.equal(t6.stdout, s6.stdout, p);
   }
 });
+
+test('a NUL byte ends a line as a newline does, as in s6-log: same stdout, selections, line cutting and logdir', { skip: !have }, () => {
+  const base = tmpdir('t6-log-interop-');
+  // NULs alone, in pairs, at the start, next to newlines, past a line limit; the input ends on a
+  // line end (s6-log 2.11 drops an unended last line, t6-log keeps it: not compared here).
+  const input = Buffer.from(`one\0two\nthree\0\0four\n\0five\n\0\nerror: six\0error seven\n${'x'.repeat(70)}\0${'y'.repeat(30)}\n\0`, 'latin1');
+  for (const script of [['1'], ['-^f', '1'], ['-.*', '+^(t|e)', 'pP', '1'], ['t', '-^x', 'p', '1']]) {
+    const s6 = run(S6, ['--', ...script], input);
+    const t6 = run(T6, ['--', ...script], input);
+    const unstamped = (text: string): string => text.replace(/^@[0-9a-f]{24} /gm, '@ ');
+    assert.equal(unstamped(t6.stdout), unstamped(s6.stdout), script.join(' '));
+    assert.ok(!t6.stdout.includes('\0'), 'no NUL reaches the output');
+  }
+  for (const limit of ['48', '0']) {
+    assert.equal(run(T6, ['-l', limit, '--', '1'], input).stdout, run(S6, ['-l', limit, '--', '1'], input).stdout, `-l ${limit}`);
+  }
+  for (const name of ['s6', 't6'] as const) assert.equal(run(name === 's6' ? S6 : T6, ['--', `${base}/${name}`], input).status, 0);
+  assert.equal(fs.readFileSync(`${base}/t6/current`, 'latin1'), fs.readFileSync(`${base}/s6/current`, 'latin1'));
+  fs.rmSync(base, { recursive: true });
+});

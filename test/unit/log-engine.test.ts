@@ -74,9 +74,15 @@ test('a status file holds the last line, padded with newlines to ^ bytes (or cut
   fs.rmSync(dir, { recursive: true });
 });
 
-test('regular expressions see bytes up to a NUL, as regexec on a C string', async () => {
+test('a NUL byte ends a line as a newline does (s6-log\'s getchunk): regular expressions and outputs never see one', async () => {
   const { out } = await run(['-b$', '1'], [Buffer.from('a\0b\nab\n')]);
-  assert.equal(out, 'a\0b\n');
+  assert.equal(out, 'a\n', '"a", then "b" and "ab" deselected by b$');
+  // Across chunks, in a partial line, in pairs, and at the end of the input.
+  const split = await run(['1'], [Buffer.from('par'), Buffer.from('tial\0next'), Buffer.from('\0\0'), Buffer.from('last\0')]);
+  assert.equal(split.out, 'partial\nnext\n\nlast\n');
+  // The line limit counts up to the NUL, as up to a newline.
+  const cut = await run(['1'], `${'x'.repeat(50)}\0${'y'.repeat(48)}\0z\n`, { lineLimit: 48 });
+  assert.deepEqual(cut.out.split('\n').slice(0, -1).map((l) => l.length), [48, 2, 48, 1]);
 });
 
 test('stdout backpressure: feed says stop and onDrain says go', async () => {
