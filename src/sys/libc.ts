@@ -92,6 +92,7 @@ const PROTOTYPES = {
   madvise: 'int madvise(uintptr_t addr, size_t length, int advice)',
   unshare: 'int unshare(int flags)',
   setns: 'int setns(int fd, int nstype)',
+  memfd_create: 'int memfd_create(const char *name, unsigned int flags)',
 } as const;
 
 /**
