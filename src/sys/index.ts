@@ -8,3 +8,5 @@ export * from './signals.ts';
 export * from './stat.ts';
 export * from './reaper.ts';
 export * from './version.ts';
+export * from './proc.ts';
+export * from './pidwatch.ts';
