@@ -109,6 +109,8 @@ export interface ScannerSnapshot {
   catchAll?: { pipe: [number, number]; partial: string };
   /** pid 1's own messages that came while the logs were being handed over, in order. */
   messages: string[];
+  /** Signals that came during the hand-over, for the next image to act on. */
+  signals: string[];
 }
 
 /** The document. */

@@ -18,6 +18,10 @@ import net from 'node:net';
 import path from 'node:path';
 import { O_CREAT, O_NONBLOCK, O_RDWR, O_WRONLY, close, dupCloexec, mkfifo, open, pipe, tryLock } from '../sys/fd.ts';
 import type { HeldFds } from './handover.ts';
+import { procStartTime } from '../sys/proc.ts';
+
+/** In `supervise/`: the pid and start time of the process `run` started last (t6's, for adoption). */
+export const START_RECORD = 't6-start';
 import { type SupervisorStatus, encodeStatus } from '../s6/status.ts';
 import { makeFifodir, notifyFifodir } from '../s6/fifodir.ts';
 import { type DeathRecord, decodeDeathTally, encodeDeathTally } from '../s6/deathtally.ts';
@@ -85,6 +89,8 @@ export interface SupervisorFiles {
   resumeHeld(dir: string, fds: HeldFds, control: ControlReader): HeldSuperviseDir;
   /** Writes `supervise/status` atomically (status.new, then rename). Throws. */
   writeStatus(dir: string, status: SupervisorStatus): void;
+  /** Writes `supervise/t6-start`: `run`'s pid and start time (for adoption, adopt.ts). Throws. */
+  recordStart(dir: string, pid: number): void;
   /** Appends a record to `supervise/death_tally`, keeping the last `max`, atomically. Throws. */
   recordDeath(dir: string, record: DeathRecord, max: number): void;
   /** Creates (empty) or removes `dir/down`. Throws. */
@@ -193,6 +199,12 @@ export class FsSupervisorFiles implements SupervisorFiles {
     const file = path.join(dir, 'supervise', 'status');
     fs.writeFileSync(`${file}.new`, encodeStatus(status));
     fs.renameSync(`${file}.new`, file);
+  }
+
+  recordStart(dir: string, pid: number): void {
+    const start = procStartTime(pid);
+    if (start === undefined) return;
+    fs.writeFileSync(path.join(dir, 'supervise', START_RECORD), `${pid} ${start}\n`);
   }
 
   recordDeath(dir: string, record: DeathRecord, max: number): void {

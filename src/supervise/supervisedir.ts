@@ -88,6 +88,14 @@ export class SuperviseDir {
     this.#opts.onEvent(events);
   }
 
+  /** Records which process `run` is (pid and start time) for a successor that may adopt it; best effort. */
+  recordStart(pid: number): void {
+    if (!this.#ready) return;
+    try {
+      this.#opts.files.recordStart(this.#opts.dir, pid);
+    } catch { /* only adoption needs it: without it, a successor starts the service afresh */ }
+  }
+
   /** Appends a death to supervise/death_tally (keeping `max` records); a failure is a warning. */
   recordDeath(stamp: Tain, wstat: number, max: number): void {
     if (!this.#ready || max === 0) return;

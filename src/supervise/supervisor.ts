@@ -183,14 +183,10 @@ export class Supervisor {
 
   // ---- actions ---------------------------------------------------------------------------
 
-  #signalRun(signal: number): void {
-    if (this.#runPid > 0) this.#host.kill(this.#runPid, signal);
-  }
+  #signalRun(signal: number): void { if (this.#runPid > 0) this.#host.kill(this.#runPid, signal); }
 
   /** killpg(run): run leads its own session. Never with no pid: kill(-0) is our own group. */
-  #signalGroup(signal: number): void {
-    if (this.#runPid > 0) this.#host.kill(-this.#runPid, signal);
-  }
+  #signalGroup(signal: number): void { if (this.#runPid > 0) this.#host.kill(-this.#runPid, signal); }
 
   /** s6's "stop": want down, down-signal then SIGCONT, and arm timeout-kill if set. */
   #stop(): void {
@@ -262,6 +258,7 @@ export class Supervisor {
     const st = this.#status;
     this.#enter('up');
     st.pid = this.#runPid;
+    this.#superviseDir.recordStart(st.pid);
     st.finishing = false;
     st.ready = false;
     st.paused = false;
@@ -429,6 +426,7 @@ export class Supervisor {
     if (snap.readinessFd !== undefined) sup.#watchReadiness(host.files.readinessFrom(snap.readinessFd));
     const gone = [snap.runPid, snap.finishPid].filter((pid) => pid > 0 && !host.watch(pid, (wstat) => sup.#childExited(pid, wstat), adopted));
     if (snap.timerInMs !== undefined) sup.#arm(snap.timerInMs - elapsedMs);
+    if (adopted) sup.#commit(); // the predecessor may have died before writing it
     for (const pid of gone) sup.#childExited(pid, UNKNOWN_WSTAT);
     return sup;
   }

@@ -67,6 +67,7 @@ export class FakeFiles implements SupervisorFiles {
     entry.written = true;
   }
   recordDeath(dir: string, record: DeathRecord, max: number): void { this.real.recordDeath(dir, record, max); }
+  recordStart(): void { /* fake pids: nothing to record */ }
   setDownFile(dir: string, present: boolean): void { this.real.setDownFile(dir, present); }
   exists(file: string): boolean { return this.real.exists(file); }
   explainNotRunnable(file: string): string | undefined { return this.real.explainNotRunnable(file); }
