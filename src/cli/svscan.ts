@@ -7,6 +7,7 @@ import { ScannerSetupError } from '../supervise/scanner.ts';
 import { serveScandir, type SvscanEnd } from '../supervise/svscan.ts';
 import { endTree } from './_tree.ts';
 import { EXIT } from '../s6/exit.ts';
+import { HANDOVER_ENV } from '../supervise/handover.ts';
 
 const USAGE = 't6-svscan [ -1 ] [ -c max ] [ -t rescan ] [ -d notif ] [ -X consoleholder ] [ scandir ]';
 const HELP = `${USAGE}
@@ -23,6 +24,8 @@ it makes itself a child subreaper.
 Logging: a service's log/t6-log file (t6-log's arguments, one per line) runs its logger
 inside t6-svscan; scandir/s6-svscan-log/t6-log makes an in-process catch-all log that
 gets the output of every service without a logger, and t6-svscan's own messages.
+Re-exec: t6-svscanctl -R makes t6-svscan execute itself again (the program on disk now:
+an upgrade), handing its whole state over; no service restarts, no log line is lost.
 Control: t6-svscanctl (or s6-svscanctl) on scandir; signals as s6-svscan, with
 scandir/.s6-svscan/SIG<NAME> scripts replacing the built-in actions.
 `;
@@ -43,6 +46,8 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     else if (opt.name === 'X') consoleFd = uintOption('X', opt.value);
   }
   if (rest.length > 1) throw new UsageError(USAGE);
+  // A re-exec (same arguments): readiness was written by the first image, its fd is gone.
+  if (process.env[HANDOVER_ENV] !== undefined) notifyFd = undefined;
   for (const fd of [notifyFd, consoleFd]) {
     if (fd === undefined) continue;
     if (fd < 3) throw new UsageError(`${USAGE}\nfd ${fd} must be 3 or more`);

@@ -69,6 +69,16 @@ export class LogDriver {
     return engine;
   }
 
+  /** Re-exec: the bytes held (the partial line first), taken out. */
+  takeHeld(): Buffer {
+    return Buffer.concat(this.#held.splice(0));
+  }
+
+  /** Bytes to feed before anything read (a partial line handed over by the previous image). */
+  hold(data: Buffer): void {
+    if (data.length > 0) this.#held.push(data);
+  }
+
   /** Hands everything readable now to the engine (held if none), whatever backpressure says: bounded by the pipe. */
   drain(): void {
     if (this.#closed) return;

@@ -34,7 +34,7 @@ export class CatchAll {
   #queued = 0;
   #dropped = 0;
 
-  constructor(ctx: CatchAllContext, name: string, file: string, readFd: number) {
+  constructor(ctx: CatchAllContext, name: string, file: string, readFd: number, initial?: Buffer) {
     this.#ctx = ctx;
     this.#logger = new ScriptedLogger({
       env: ctx.env,
@@ -42,7 +42,15 @@ export class CatchAll {
       alert: (d) => ctx.console(d.toString('utf8')),
       stdout: (d, drained) => ctx.stdout(d, drained),
       engineDrained: () => this.#engineDrained(),
-    }, name, file, readFd);
+    }, name, file, readFd, initial);
+  }
+
+  /** Re-exec: the logger hands over (see ScriptedLogger.handOver); pid 1's queued messages come out too, in order. */
+  async handOver(): Promise<{ partial: Buffer; queued: string[] }> {
+    const queued = this.#queue.map((b) => b.toString('utf8').replace(/\n$/, ''));
+    this.#queue = [];
+    this.#queued = 0;
+    return { partial: await this.#logger.handOver(), queued };
   }
 
   /** The name in messages (the catch-all's directory name). */

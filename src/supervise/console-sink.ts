@@ -34,12 +34,23 @@ export class ConsoleSink {
   #partial: Buffer | undefined;
   #closed = false;
 
-  constructor(ctx: ConsoleSinkContext, name: string, readFd: number) {
+  constructor(ctx: ConsoleSinkContext, name: string, readFd: number, initial?: Buffer) {
     this.#ctx = ctx;
     this.#prefix = Buffer.from(`${name}: `);
     // The reader closes its own duplicate: the scanner keeps both ends of the pipe.
     this.#reader = new PipeReader(dupCloexec(readFd), ctx.readBuffer);
+    if (initial !== undefined && initial.length > 0) this.#partial = initial;
     this.#reader.start((chunk) => this.#onData(chunk));
+  }
+
+  /** Re-exec: stops reading (the rest waits in the pipe) and gives the partial line back. */
+  async handOver(): Promise<Buffer> {
+    this.#closed = true;
+    this.#reader.close();
+    this.#ctx.closed();
+    const partial = this.#partial ?? Buffer.alloc(0);
+    this.#partial = undefined;
+    return partial;
   }
 
   #onData(chunk: Buffer): boolean {

@@ -44,6 +44,11 @@ export interface PipeClient {
   serviceDied(): void;
   /** The service is gone: drain what is readable, write it, release. Resolves once written. */
   close(): Promise<void>;
+  /**
+   * Re-exec: stops reading (what is unread stays in the pipe), writes and syncs what was
+   * read, and resolves with the partial line, for the next image to feed first.
+   */
+  handOver(): Promise<Buffer>;
 }
 
 /** Options of the logging hub. */
@@ -65,6 +70,8 @@ export interface LoggingOptions {
 }
 
 const READ_BUFFER = 64 * 1024;
+/** Bound of pid 1's messages kept for the next image during a re-exec (the rest go to the console). */
+const HELD_MESSAGES_MAX = 1000;
 /** Bound of messages waiting for a console pipe. */
 const CONSOLE_MAX = 256 * 1024;
 
@@ -85,6 +92,8 @@ export class Logging {
   /** Those waiting for a full output (stdout, the console, the catch-all) to take more. */
   #waiters = new Set<() => void>();
   #closing: Promise<void> | undefined;
+  /** pid 1's messages while the catch-all is being handed over (re-exec); undefined otherwise. */
+  #heldMessages: string[] | undefined;
 
   constructor(opts: LoggingOptions) {
     this.#opts = opts;
@@ -151,7 +160,7 @@ export class Logging {
   }
 
   /** An in-process logger for service `name` on the pipe's read end (the caller keeps its fd). */
-  logger(name: string, serviceDir: string, readFd: number): PipeClient {
+  logger(name: string, serviceDir: string, readFd: number, initial?: Buffer): PipeClient {
     const label = `${name}/log`;
     const file = path.join(serviceDir, 'log', LOGGER_SCRIPT_FILE);
     const logger: ScriptedLogger = new ScriptedLogger({
@@ -160,26 +169,32 @@ export class Logging {
       alert: (d) => this.log(d.toString('utf8').replace(/\n$/, '')),
       stdout: (d, drained) => this.#linesOut(d, drained),
       closed: () => { this.#clients.delete(logger); },
-    }, label, file, readFd);
+    }, label, file, readFd, initial);
     this.#clients.add(logger);
     logger.load();
     return logger;
   }
 
   /** A console sink for service `name` (consoleSink only). */
-  sink(name: string, readFd: number): PipeClient {
+  sink(name: string, readFd: number, initial?: Buffer): PipeClient {
     const sink: ConsoleSink = new ConsoleSink({
       readBuffer: this.#env.readBuffer,
       write: (lines) => this.#sinkLines(lines),
       whenDrained: (fn) => { this.#waiters.add(fn); },
       closed: () => { this.#clients.delete(sink); },
-    }, name, readFd);
+    }, name, readFd, initial);
     this.#clients.add(sink);
     return sink;
   }
 
   /** One of pid 1's own messages (a whole line): into the catch-all, else to the console. */
   log(line: string): void {
+    if (this.#heldMessages !== undefined) {
+      // Handing over: kept for the next image (and shown on the console past the bound).
+      if (this.#heldMessages.length < HELD_MESSAGES_MAX) this.#heldMessages.push(line);
+      else this.#toConsole(line);
+      return;
+    }
     if (this.#catchAll !== undefined) this.#catchAll.log(line);
     else this.#toConsole(line);
   }
@@ -201,6 +216,40 @@ export class Logging {
     for (const [i, list] of late.entries()) {
       for (const { dir, staged } of list) this.#toConsole(`t6-svscan: warning: ${loggers[i]!.label}: unable to write and sync ${dir} in time${staged > 0 ? ` (${staged} bytes not written)` : ''}`);
     }
+  }
+
+  /**
+   * Re-exec, last of the logs: the catch-all stops reading, writes and syncs; pid 1's
+   * messages are kept from now on. Resolves with its pipe, partial line and the messages
+   * it had queued (undefined without an in-process catch-all).
+   */
+  async handOverCatchAll(): Promise<{ pipe: [number, number]; partial: Buffer; queued: string[] } | undefined> {
+    this.#heldMessages ??= [];
+    const ca = this.#catchAll;
+    const pipe = this.#catchAllPipe;
+    if (ca === undefined || pipe === undefined) return undefined;
+    const { partial, queued } = await ca.handOver();
+    return { pipe, partial, queued };
+  }
+
+  /** The messages kept while handing over, taken out. */
+  takeHeldMessages(): string[] {
+    const held = this.#heldMessages ?? [];
+    this.#heldMessages = undefined;
+    return held;
+  }
+
+  /** The next image's catch-all, on the pipe handed over, its partial line first. */
+  resumeCatchAll(name: string, pipe: [number, number], partial: Buffer): void {
+    const dir = path.join(this.#opts.scandir, name);
+    this.#catchAllPipe = pipe;
+    this.#catchAll = new CatchAll({
+      env: this.#env,
+      console: (line) => this.#toConsole(line),
+      stdout: (d, drained) => this.#catchAllStdout(d, drained),
+      drained: () => this.#drained(),
+    }, name, path.join(dir, LOGGER_SCRIPT_FILE), pipe[0], partial);
+    this.#catchAll.load();
   }
 
   /** Ends everything at the scanner's end: every client closed, the catch-all last; bounded by `timeoutMs`. */

@@ -64,7 +64,8 @@ export class Plumbing {
     if (kind === 'none' && !logging.consoleSink) return true;
     let fds: [number, number] | undefined;
     try {
-      fds = files.pipe();
+      // A logger left running by a killed predecessor still reads its pipe: keep that one.
+      fds = (kind === 'external' ? files.adoptPipe(path.join(dir, 'log')) : undefined) ?? files.pipe();
       if (kind === 'inproc') entry.reader = logging.logger(entry.name, dir, fds[0]);
       else if (kind === 'none') entry.reader = logging.sink(entry.name, fds[0]);
     } catch (err) {
@@ -164,6 +165,16 @@ export class Plumbing {
       this.closeWriteEnd(entry);
       entry.pipe = undefined;
     }
+  }
+
+  /** Re-exec: the pipeline pipes as they are (they stay open for the next image). */
+  pipelineSnapshot(): { name: string; read: number; write?: number }[] {
+    return [...this.#pipelines].map(([name, p]) => ({ name, read: p.read, ...(p.write === undefined ? {} : { write: p.write }) }));
+  }
+
+  /** The next image: the pipeline pipes handed over. */
+  restorePipelines(list: readonly { name: string; read: number; write?: number }[]): void {
+    for (const p of list) this.#pipelines.set(p.name, { read: p.read, write: p.write });
   }
 
   /** The scanner ends: every entry's pipe and every pipeline closes. */

@@ -60,6 +60,8 @@ export class ScandirControl {
   readonly #ctx: ControlContext;
   readonly #dir: string;
   #lockFd = -1;
+  /** The control FIFO's fd while it is read (owned by `#reading`). */
+  #controlFd = -1;
   #reading: { close(): void } | undefined;
   #runner: { close(): void } | undefined;
   #retry: TimerHandle | undefined;
@@ -111,6 +113,26 @@ export class ScandirControl {
     this.#reading = undefined;
     this.#runner?.close();
     this.#runner = undefined;
+  }
+
+  /**
+   * Re-exec: the FIFO is no longer read (bytes written now wait in it for the next image)
+   * and the runner stops listening; the lock's fd and a duplicate of the FIFO's are returned.
+   */
+  handOver(): { lockFd: number; controlFd?: number } {
+    const controlFd = this.#reading === undefined ? undefined : this.#ctx.host.files.dup(this.#controlFd);
+    this.close();
+    const lockFd = this.#lockFd;
+    this.#lockFd = -1;
+    return { lockFd, ...(controlFd === undefined ? {} : { controlFd }) };
+  }
+
+  /** The next image: the lock and FIFO handed over are served again (a missing FIFO is set up, retried if need be). */
+  resume(lockFd: number, controlFd: number | undefined): void {
+    this.#lockFd = lockFd;
+    if (controlFd === undefined) { this.open(); return; }
+    this.#listenRunner();
+    this.#serveFifo(controlFd);
   }
 
   /** Releases the scan directory's lock (after the end, before exec'ing finish or exiting). */
@@ -170,9 +192,14 @@ export class ScandirControl {
       throw new Error(`unable to set up ${controlPath}: ${strerror(err)}`);
     }
     this.#listenRunner();
-    this.#reading = files.readFifo(readFd,
+    this.#serveFifo(readFd);
+  }
+
+  #serveFifo(readFd: number): void {
+    this.#controlFd = readFd;
+    this.#reading = this.#ctx.host.files.readFifo(readFd,
       (chunk) => this.#ctx.guard('control', () => this.#ctx.command(chunk.toString('latin1'))),
-      (err) => this.#ctx.report('error', `${controlPath}: ${strerror(err)}`));
+      (err) => this.#ctx.report('error', `${this.controlPath}: ${strerror(err)}`));
   }
 
   /** Holds `.s6-svscan/lock` (kept across retries once held). A lock that cannot be tried is not held: the fd is closed. */

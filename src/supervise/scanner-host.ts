@@ -7,16 +7,19 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
-import { O_CREAT, O_NONBLOCK, O_RDWR, O_WRONLY, close, mkfifo, open, pipe, reserveFds, tryLock } from '../sys/fd.ts';
+import { O_CREAT, O_NONBLOCK, O_RDWR, O_WRONLY, close, dupCloexec, mkfifo, open, pipe, reserveFds, tryLock } from '../sys/fd.ts';
 import { spawn as sysSpawn, spawnAsync as sysSpawnAsync, kill as sysKill, type SpawnOptions } from '../sys/spawn.ts';
 import { tainNow } from '../s6/tai.ts';
 import { readSetting, type Setting } from '../s6/servicedir.ts';
 import { Reaper } from '../sys/reaper.ts';
 import { realServicedir } from './realdir.ts';
 import { OneshotRunner, type RunnerHost } from './runner.ts';
-import { Supervisor, type SupervisorHost, type SupervisorStdio, type TimerHandle } from './supervisor.ts';
+import { Supervisor, UNKNOWN_WSTAT, type SupervisorHost, type SupervisorStdio, type TimerHandle } from './supervisor.ts';
 import { FsSupervisorFiles, SYSTEM_FD_CALLS, type SupervisorFiles } from './servicefiles.ts';
 import { FdReserve } from '../sys/fdreserve.ts';
+import type { SupervisorSnapshot } from './handover.ts';
+import { PidWatcher } from '../sys/pidwatch.ts';
+import { adoptLoggerPipe, adoptionSnapshot } from './adopt.ts';
 import { strerror } from '../sys/errors.ts';
 
 /** What a stat of a scan dir entry tells the scanner. */
@@ -61,6 +64,10 @@ export interface ScannerFiles {
   /** Reads a FIFO on the event loop; takes ownership of `fd`. */
   readFifo(fd: number, onData: (chunk: Buffer) => void, onError: (err: Error) => void): Reading;
   pipe(): [number, number];
+  /** The pipe a still-running logger of `logDir` reads (adoption, adopt.ts), if any. */
+  adoptPipe(logDir: string): [number, number] | undefined;
+  /** A close-on-exec duplicate of `fd` (a re-exec keeps it when the reader's own is closed). */
+  dup(fd: number): number;
   close(fd: number): void;
   /** Grows the fd table to hold `count` fds in one step. */
   reserveFds(count: number): void;
@@ -75,6 +82,10 @@ export interface ScannerHost {
   spawn(opts: SpawnOptions, onExit: (wstat: number) => void): number;
   /** Starts supervising a service directory (Supervisor.open with `supervisorHost`). Throws SupervisorSetupError. */
   openSupervisor(name: string, dir: string, supervisorHost: SupervisorHost, stdio: SupervisorStdio): Supervisor;
+  /** A supervisor carrying on from a snapshot (Supervisor.resume). Throws SupervisorSetupError. */
+  resumeSupervisor(snap: SupervisorSnapshot, supervisorHost: SupervisorHost, stdio: SupervisorStdio, elapsedMs: number, adopted: boolean): Supervisor;
+  /** Watches a process not spawned by this image (SupervisorHost.watch). */
+  watch: SupervisorHost['watch'];
   /** Listens for oneshot requests on `socketPath` (runner.ts). Throws if it cannot. */
   listenRunner(socketPath: string, runnerHost: RunnerHost): Listening;
   /** Collects every child; its `reap()` runs on SIGCHLD. */
@@ -117,6 +128,8 @@ export const systemScannerFiles: ScannerFiles = {
     return { close: () => sock.destroy() };
   },
   pipe: () => pipe(),
+  adoptPipe: adoptLoggerPipe,
+  dup: dupCloexec,
   close,
   reserveFds,
 };
@@ -127,6 +140,7 @@ export const systemScannerFiles: ScannerFiles = {
  */
 export function systemScannerHost(opts: { allCloexec: boolean; onReapError(err: unknown): void }): ScannerHost {
   const reaper = new Reaper({ onError: opts.onReapError });
+  let pidWatcher: PidWatcher | undefined;
   return {
     monotonicMs: () => performance.now(),
     setTimer: (ms, fn) => {
@@ -149,7 +163,21 @@ export function systemScannerHost(opts: { allCloexec: boolean; onReapError(err: 
     },
     kill: (pid, signal) => { sysKill(pid, signal); },
     now: tainNow,
-    openSupervisor: (name, dir, supervisorHost, stdio) => Supervisor.open(name, dir, supervisorHost, stdio),
+    openSupervisor: (name, dir, supervisorHost, stdio) => {
+      // A process left running by a predecessor that was killed is taken over, not doubled.
+      const adopt = adoptionSnapshot(name, dir, tainNow());
+      if (adopt === undefined) return Supervisor.open(name, dir, supervisorHost, stdio);
+      const sup = Supervisor.resume(adopt, supervisorHost, stdio, 0, true);
+      supervisorHost.report('info', `${name}: adopted pid ${adopt.runPid}, left running by a previous supervisor`);
+      return sup;
+    },
+    resumeSupervisor: (snap, supervisorHost, stdio, elapsedMs, adopted) => Supervisor.resume(snap, supervisorHost, stdio, elapsedMs, adopted),
+    watch: (pid, onExit, adopted) => {
+      if (!adopted) { reaper.watch(pid, onExit); return true; }
+      // Not our child: its exit is seen through a pidfd, its status is lost (UNKNOWN_WSTAT).
+      pidWatcher ??= new PidWatcher({ onError: opts.onReapError });
+      return pidWatcher.watch(pid, () => onExit(UNKNOWN_WSTAT));
+    },
     listenRunner: (socketPath, runnerHost) => OneshotRunner.listen(socketPath, runnerHost),
     reaper,
     files: systemScannerFiles,

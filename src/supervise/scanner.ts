@@ -25,10 +25,12 @@ import { Waiters, controlRequest } from './waiter.ts';
 import type { RunnerHost } from './runner.ts';
 import { SupervisorSetupError, type Supervisor, type SupervisorHost, type TimerHandle } from './supervisor.ts';
 import { systemScannerHost, reportingKill, type ScannerHost } from './scanner-host.ts';
-import { BUILTIN_SIGNAL_COMMANDS, ScandirControl, type ScannerSignal } from './scandir-control.ts';
+import { BUILTIN_SIGNAL_COMMANDS, SCANNER_SIGNALS, ScandirControl, type ScannerSignal } from './scandir-control.ts';
+import { prepareHandOver, restoreScanner, snapshotScanner, type ReexecContext } from './reexec.ts';
+import type { ScannerSnapshot } from './handover.ts';
 import { Plumbing } from './plumbing.ts';
 import { Ending, type ScannerExit } from './ending.ts';
-import { ServiceTable, cancelRestarts, slots, type ServiceEntry, type Slot } from './slots.ts';
+import { ServiceTable, cancelRestarts, listSome, slots, type ServiceEntry, type Slot } from './slots.ts';
 
 export { DIVERTIBLE_SIGNALS, SCANNER_SIGNALS, ScannerSetupError, type ScannerSignal } from './scandir-control.ts';
 export type { ScannerExit } from './ending.ts';
@@ -51,6 +53,8 @@ export interface ScannerOptions {
   notServices?: ReadonlySet<string>;
   /** Built-in signal actions that replace s6-svscan's when no `.s6-svscan/SIG<NAME>` exists. */
   signalActions?: Partial<Record<ScannerSignal, () => void>>;
+  /** t6's own control bytes beside s6-svscan's (`R`: re-exec), by byte. */
+  extraCommands?: Readonly<Record<string, () => void>>;
   /** The outside world; default: the real one (systemScannerHost). */
   host?: ScannerHost;
 }
@@ -78,6 +82,8 @@ export class Scanner {
   readonly #waiters: Waiters;
   #rescanTimer: TimerHandle | undefined;
   #retryScan: TimerHandle | undefined;
+  /** Signals that came while handing over (re-exec), for the next image; undefined otherwise. */
+  #deferredSignals: ScannerSignal[] | undefined;
 
   private constructor(opts: ScannerOptions) {
     this.#opts = opts;
@@ -92,10 +98,8 @@ export class Scanner {
     const guardedTimer = (what: string) => (ms: number, fn: () => void): TimerHandle => host.setTimer(ms, () => this.#guard(what, fn));
     this.#waiters = new Waiters(guardedTimer('control wait'));
     this.#supervisorHost = {
-      spawn: host.spawn,
-      kill: reportingKill(host, report),
-      monotonicMs: host.monotonicMs,
-      now: host.now,
+      spawn: host.spawn, kill: reportingKill(host, report), watch: host.watch,
+      monotonicMs: host.monotonicMs, now: host.now,
       setTimer: guardedTimer('timer'),
       report,
       files: host.supervisorFiles,
@@ -128,12 +132,7 @@ export class Scanner {
     this.#ending = new Ending({
       scandir: this.scandir, table: this.#table, plumbing: this.#plumbing, control: this.#control,
       logging: this.#logging, files: host.files,
-      stopTimers: () => {
-        this.#rescanTimer?.cancel();
-        this.#rescanTimer = undefined;
-        this.#retryScan?.cancel();
-        this.#retryScan = undefined;
-      },
+      stopTimers: () => this.#stopTimers(),
     });
   }
 
@@ -152,6 +151,39 @@ export class Scanner {
     scanner.scan();
     scanner.#armRescan();
     return scanner;
+  }
+
+  /** Re-exec, this image's side (reexec.ts): logs, control files, supervisors; inert after. Throws if ending. */
+  async handOver(): Promise<ScannerSnapshot> {
+    if (this.#ending.closed || this.#deferredSignals !== undefined) throw new Error('supervision is ending, or a re-exec is already under way');
+    this.#deferredSignals = [];
+    const ctx = this.#reexecContext();
+    const snap = snapshotScanner(ctx, await prepareHandOver(ctx), this.#host.monotonicMs());
+    return { ...snap, signals: this.#deferredSignals };
+  }
+
+  /** The next image's scanner, carrying on from `snap` taken `elapsedMs` ago, then a scan. */
+  static resume(opts: ScannerOptions, snap: ScannerSnapshot, elapsedMs: number): Scanner {
+    const scanner = new Scanner(opts);
+    restoreScanner(scanner.#reexecContext(), snap, CATCHALL_SERVICE, elapsedMs);
+    scanner.scan();
+    scanner.#armRescan();
+    for (const sig of snap.signals as ScannerSignal[]) if (SCANNER_SIGNALS.includes(sig)) scanner.signal(sig);
+    return scanner;
+  }
+
+  #reexecContext(): ReexecContext {
+    return {
+      scandir: this.scandir, table: this.#table, plumbing: this.#plumbing, logging: this.#logging,
+      control: this.#control, host: this.#host, supervisorHost: this.#supervisorHost, report: this.#opts.report,
+      stopTimers: () => this.#stopTimers(),
+    };
+  }
+
+  #stopTimers(): void {
+    this.#rescanTimer?.cancel();
+    this.#retryScan?.cancel();
+    this.#rescanTimer = this.#retryScan = undefined;
   }
 
   /** Collects every child, known or orphan: its `reap()` is for SIGCHLD. */
@@ -181,6 +213,8 @@ export class Scanner {
     let unknown = 0;
     let sample = '';
     for (const ch of bytes) {
+      const extra = this.#opts.extraCommands?.[ch];
+      if (extra !== undefined) { this.#guard(`control ${ch}`, extra); continue; }
       if (!isSvscanCommand(ch)) {
         if (unknown++ === 0) sample = ch;
         continue;
@@ -203,6 +237,7 @@ export class Scanner {
 
   /** A signal to the scanner: runs `.s6-svscan/SIG<NAME>` if it exists, else the built-in action. */
   signal(sig: ScannerSignal): void {
+    if (this.#deferredSignals !== undefined) { this.#deferredSignals.push(sig); return; }
     if (this.#control.runSignalScript(sig)) return;
     const action = this.#opts.signalActions?.[sig];
     if (action !== undefined) this.#guard(sig, action);
@@ -221,7 +256,7 @@ export class Scanner {
 
   /** One scan of the scan directory (s6-svscan §3): new services get supervisors, vanished ones turn inactive. */
   scan(): void {
-    if (this.#ending.closed) return;
+    if (this.#ending.closed || this.#deferredSignals !== undefined) return;
     const { files } = this.#host;
     let names: string[];
     try {
@@ -373,11 +408,7 @@ export class Scanner {
     };
   }
 
-  /**
-   * The supervisor of a directory, found by its identity (one stat: scan dir entries are
-   * keyed by device and inode) rather than by resolving the path component by component;
-   * a logger's directory, not keyed, by its real path.
-   */
+  /** The supervisor of a directory: by identity (one stat; entries are keyed by dev:ino), a logger's by real path. */
   #supervisorOf(dir: string): Supervisor | undefined {
     const { files } = this.#host;
     const st = files.statIfExists(dir);
@@ -414,10 +445,4 @@ export class Scanner {
       this.#opts.report('error', `internal error in ${what}: ${bugText(err)}`);
     }
   }
-}
-
-/** The first few items of a list, and how many more. */
-function listSome(items: string[], max = 5): string {
-  const shown = items.slice(0, max).join(', ');
-  return items.length > max ? `${shown} and ${items.length - max} more` : shown;
 }

@@ -88,13 +88,14 @@ export class ScriptedLogger {
   #retry: NodeJS.Timeout | undefined;
   #closed = false;
 
-  constructor(ctx: ScriptedLoggerContext, label: string, file: string, readFd: number) {
+  constructor(ctx: ScriptedLoggerContext, label: string, file: string, readFd: number, initial?: Buffer) {
     this.#ctx = ctx;
     this.label = label;
     this.file = file;
     // The reader closes its own duplicate: the scanner keeps both ends of the pipe.
     const reader = new PipeReader(dupCloexec(readFd), ctx.env.readBuffer);
     this.#driver = new LogDriver(reader, { drained: () => ctx.engineDrained?.() });
+    if (initial !== undefined) this.#driver.hold(initial);
   }
 
   /** The engine running now (none before a valid script, nor during a reload). */
@@ -214,6 +215,25 @@ export class ScriptedLogger {
       return held > 0 ? [{ dir: `(no running script: ${this.file})`, staged: held }] : [];
     }
     return engine.sync(deadline, this.#ctx.env.monotonicMs);
+  }
+
+  /**
+   * Re-exec: reading stops (the rest waits in the pipe), the engine writes, syncs and
+   * releases its logdirs, and the partial line comes back for the next image. Never rejects.
+   */
+  async handOver(): Promise<Buffer> {
+    this.#closed = true;
+    clearTimeout(this.#retry);
+    this.#ctx.closed?.();
+    const engine = this.#driver.detach();
+    try {
+      await engine?.end();
+    } catch (err) {
+      this.#ctx.env.report('error', `${this.label}: unable to finish logging before the re-exec: ${strerror(err)}`);
+    }
+    const partial = this.#driver.takeHeld();
+    this.#driver.close();
+    return partial;
   }
 
   /** Drains the pipe, stops reading and ends the engine (everything written and synced); never rejects. */

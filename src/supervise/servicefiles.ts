@@ -20,7 +20,12 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { O_CREAT, O_NONBLOCK, O_RDWR, O_WRONLY, close, mkfifo, open, pipe, tryLock } from '../sys/fd.ts';
+import { O_CREAT, O_NONBLOCK, O_RDWR, O_WRONLY, close, dupCloexec, mkfifo, open, pipe, tryLock } from '../sys/fd.ts';
+import type { HeldFds } from './handover.ts';
+import { procStartTime } from '../sys/proc.ts';
+
+/** In `supervise/`: the pid and start time of the process `run` started last (t6's, for adoption). */
+export const START_RECORD = 't6-start';
 import { type SupervisorStatus, encodeStatus } from '../s6/status.ts';
 import { type OwedEvents, makeFifodir, notifyFifodir } from '../s6/fifodir.ts';
 import { type DeathRecord, decodeDeathTally, encodeDeathTally } from '../s6/deathtally.ts';
@@ -46,6 +51,8 @@ export class SupervisorSetupError extends Error {
 export interface HeldSuperviseDir {
   /** Stops reading the control FIFO and releases the lock. Idempotent. */
   close(): void;
+  /** Re-exec: stops reading the control FIFO and gives up its fds, still open (and the lock still held), to the caller. */
+  handOver(): HeldFds;
 }
 
 /** Where the bytes written to `supervise/control` go. */
@@ -66,6 +73,8 @@ export interface ReadinessPipe {
   watch(onReady: () => void): void;
   /** Closes both ends. Idempotent. */
   close(): void;
+  /** Re-exec: stops watching and gives up the read end, still open (undefined if it is closed). */
+  handOver(): number | undefined;
 }
 
 /** `supervise/service-lock`, open and locked, for a service with `lock-fd`. */
@@ -84,8 +93,12 @@ export interface SupervisorFiles {
    * SupervisorSetupError; `busy` when another supervisor holds the lock.
    */
   setUp(dir: string, resetDeathTally: boolean, control: ControlReader): HeldSuperviseDir;
+  /** The next image's side of a re-exec: serves `supervise/` from the fds the previous image held. */
+  resumeHeld(dir: string, fds: HeldFds, control: ControlReader): HeldSuperviseDir;
   /** Writes `supervise/status` atomically (status.new, then rename). Throws. */
   writeStatus(dir: string, status: SupervisorStatus): void;
+  /** Writes `supervise/t6-start`: `run`'s pid and start time (for adoption, adopt.ts). Throws. */
+  recordStart(dir: string, pid: number): void;
   /** Appends a record to `supervise/death_tally`, keeping the last `max`, atomically. Throws. */
   recordDeath(dir: string, record: DeathRecord, max: number): void;
   /** Creates (empty) or removes `dir/down`. Throws. */
@@ -100,6 +113,8 @@ export interface SupervisorFiles {
   signalSetting(dir: string, name: string): Setting<number>;
   /** A new readiness pipe. Throws SysError. */
   readinessPipe(): ReadinessPipe;
+  /** A readiness pipe of which only the read end is left (handed over by a re-exec). */
+  readinessFrom(readFd: number): ReadinessPipe;
   /** Opens and locks `supervise/service-lock`; undefined while someone else holds it. Throws SysError. */
   lockService(dir: string): ServiceLock | undefined;
   /**
@@ -174,6 +189,11 @@ export class FsSupervisorFiles implements SupervisorFiles {
       fd.close(lockFd);
       throw err;
     }
+    return this.resumeHeld(dir, { lockFd, controlFd }, control);
+  }
+
+  resumeHeld(_dir: string, fds: HeldFds, control: ControlReader): HeldSuperviseDir {
+    const { lockFd, controlFd } = fds;
     const socket = new net.Socket({ fd: controlFd, readable: true, writable: false });
     socket.on('data', (chunk: Buffer) => control.onBytes(chunk.toString('latin1')));
     socket.on('error', (err) => control.onError(err));
@@ -183,7 +203,14 @@ export class FsSupervisorFiles implements SupervisorFiles {
         if (closed) return;
         closed = true;
         socket.destroy(); // closes the control fd
-        fd.close(lockFd);
+        this.#fd.close(lockFd);
+      },
+      handOver: () => {
+        // libuv owns the socket's fd: a duplicate outlives it (unread bytes wait in the FIFO).
+        closed = true;
+        const kept = dupCloexec(controlFd);
+        socket.destroy();
+        return { lockFd, controlFd: kept };
       },
     };
   }
@@ -195,6 +222,12 @@ export class FsSupervisorFiles implements SupervisorFiles {
       fs.writeFileSync(`${file}.new`, bytes);
       fs.renameSync(`${file}.new`, file);
     });
+  }
+
+  recordStart(dir: string, pid: number): void {
+    const start = procStartTime(pid);
+    if (start === undefined) return;
+    fs.writeFileSync(path.join(dir, 'supervise', START_RECORD), `${pid} ${start}\n`);
   }
 
   recordDeath(dir: string, record: DeathRecord, max: number): void {
@@ -236,9 +269,17 @@ export class FsSupervisorFiles implements SupervisorFiles {
   }
 
   readinessPipe(): ReadinessPipe {
+    const [readEnd, writeEnd] = this.#fd.pipe();
+    return this.#readiness(readEnd, writeEnd);
+  }
+
+  readinessFrom(readFd: number): ReadinessPipe {
+    return this.#readiness(readFd, -1);
+  }
+
+  #readiness(readEnd: number, writeEnd: number): ReadinessPipe {
     const fd = this.#fd;
-    const [readEnd, writeEnd] = fd.pipe();
-    let writeOpen = true;
+    let writeOpen = writeEnd >= 0;
     let readOpen = true;
     let socket: net.Socket | undefined;
     const closeChildEnd = (): void => {
@@ -256,6 +297,15 @@ export class FsSupervisorFiles implements SupervisorFiles {
       childFd: writeEnd,
       closeChildEnd,
       close,
+      handOver: () => {
+        if (!readOpen) return undefined;
+        readOpen = false;
+        closeChildEnd();
+        if (socket === undefined) return readEnd;
+        const kept = dupCloexec(readEnd);
+        socket.destroy();
+        return kept;
+      },
       watch: (onReady) => {
         if (!readOpen || socket !== undefined) return;
         socket = new net.Socket({ fd: readEnd, readable: true, writable: false });

@@ -134,3 +134,9 @@ export class ServiceTable {
     return out;
   }
 }
+
+/** The first few items of a list, and how many more. */
+export function listSome(items: string[], max = 5): string {
+  const shown = items.slice(0, max).join(', ');
+  return items.length > max ? `${shown} and ${items.length - max} more` : shown;
+}

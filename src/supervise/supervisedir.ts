@@ -17,7 +17,8 @@ import { type SupervisorStatus } from '../s6/status.ts';
 import { type Tain } from '../s6/tai.ts';
 import { OwedEvents } from '../s6/fifodir.ts';
 import { deathFromWstat } from '../s6/deathtally.ts';
-import { type HeldSuperviseDir, type SupervisorFiles, SupervisorSetupError } from './servicefiles.ts';
+import { type ControlReader, type HeldSuperviseDir, type SupervisorFiles, SupervisorSetupError } from './servicefiles.ts';
+import type { HeldFds } from './handover.ts';
 import { strerror } from '../sys/errors.ts';
 import { isFdShortage } from '../sys/fdreserve.ts';
 
@@ -74,9 +75,9 @@ export class SuperviseDir {
    * SupervisorSetupError only when another supervisor holds the lock; any other failure
    * is a warning and the degraded mode.
    */
-  open(): void {
+  open(resetDeathTally = true): void {
     try {
-      this.#setUp(true);
+      this.#setUp(resetDeathTally);
     } catch (err) {
       if (!(err instanceof SupervisorSetupError) || err.busy) throw err;
       // A read-only or full /run must not keep the service from running: supervise it
@@ -105,6 +106,14 @@ export class SuperviseDir {
     this.#retryOwedEvents();
   }
 
+  /** Records which process `run` is (pid and start time) for a successor that may adopt it; best effort. */
+  recordStart(pid: number): void {
+    if (!this.#ready) return;
+    try {
+      this.#opts.files.recordStart(this.#opts.dir, pid);
+    } catch { /* only adoption needs it: without it, a successor starts the service afresh */ }
+  }
+
   /** Appends a death to supervise/death_tally (keeping `max` records); a failure is a warning. */
   recordDeath(stamp: Tain, wstat: number, max: number): void {
     if (!this.#ready || max === 0) return;
@@ -120,6 +129,20 @@ export class SuperviseDir {
     return this.#ready;
   }
 
+  /** Re-exec: retries cancelled, the control FIFO no longer read; its fd and the lock's are returned still open (undefined in degraded mode). */
+  handOver(): HeldFds | undefined {
+    const held = this.#held;
+    this.#held = undefined;
+    this.close();
+    return held?.handOver();
+  }
+
+  /** The next image's side: serves the fds handed over; with none (degraded mode, or an adoption), sets up afresh, keeping the death tally. */
+  resume(fds: HeldFds | undefined): void {
+    if (fds === undefined) { this.open(false); return; }
+    this.#held = this.#opts.files.resumeHeld(this.#opts.dir, fds, this.#controlReader());
+  }
+
   /** The end: retries cancelled (but that of owed events: the last ones are owed too), control FIFO and lock released. */
   close(): void {
     this.#closed = true;
@@ -132,10 +155,14 @@ export class SuperviseDir {
   }
 
   #setUp(resetDeathTally: boolean): void {
-    this.#held = this.#opts.files.setUp(this.#opts.dir, resetDeathTally, {
+    this.#held = this.#opts.files.setUp(this.#opts.dir, resetDeathTally, this.#controlReader());
+  }
+
+  #controlReader(): ControlReader {
+    return {
       onBytes: this.#opts.onControl,
       onError: (err) => this.#opts.report('error', `${this.#opts.name}: control FIFO: ${strerror(err)}`),
-    });
+    };
   }
 
   #retryFiles(ms: number): void {

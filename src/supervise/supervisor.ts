@@ -16,16 +16,17 @@
  * a warning (naming the file and the problem) plus a state or a retry deadline.
  */
 import path from 'node:path';
-import { type SpawnOptions } from '../sys/spawn.ts';
 import { decodeWaitStatus } from '../sys/wait.ts';
 import { SIGNALS } from '../sys/signals.ts';
 import { SIGNAL_COMMANDS, isSuperviseCommand } from '../s6/control.ts';
 import { type SupervisorStatus } from '../s6/status.ts';
-import { type Tain } from '../s6/tai.ts';
+import { UNKNOWN_WSTAT, type SupervisorHost } from './supervisor-host.ts';
+import { statusFromSnapshot, statusSnapshot, type SupervisorSnapshot } from './handover.ts';
 import { DEFAULT_DEATH_TALLY, MAX_DEATH_TALLY } from '../s6/deathtally.ts';
 import { ACTIONS, type ActionName, type SupervisorInput, type SupervisorState } from './actions.ts';
 import { type ReadinessPipe, type SupervisorFiles } from './servicefiles.ts';
 import { SuperviseDir, type TimerHandle } from './supervisedir.ts';
+import { ServiceSettings } from './settings.ts';
 import { Launcher, type SpawnedRun, type SupervisorStdio } from './launch.ts';
 import { strerror, bugText } from '../sys/errors.ts';
 
@@ -33,28 +34,7 @@ export { ACTIONS, type ActionName, type SupervisorInput, type SupervisorState } 
 export { SupervisorSetupError, type SupervisorFiles } from './servicefiles.ts';
 export { type TimerHandle } from './supervisedir.ts';
 export { type SupervisorStdio } from './launch.ts';
-
-/** Everything a Supervisor needs from the outside world; the scanner provides it, tests fake it. */
-export interface SupervisorHost {
-  /** Starts a process; `onExit` gets its raw wait status once it is reaped. Throws SysError. */
-  spawn(opts: SpawnOptions, onExit: (wstat: number) => void): number;
-  /** Sends a signal (no error if the process is gone). */
-  kill(pid: number, signal: number): void;
-  /** Monotonic milliseconds: deadlines, timeouts and the one-second rule (never stepped). */
-  monotonicMs(): number;
-  /** The real-time clock as TAI64N, read at each call: status stamps only, never a deadline. */
-  now(): Tain;
-  /** Calls `fn` once, `ms` from now, unless cancelled. */
-  setTimer(ms: number, fn: () => void): TimerHandle;
-  /** A diagnostic, already phrased for a person. */
-  report(level: 'info' | 'warning' | 'error', message: string): void;
-  /** The supervisor has ended (s6-supervise exited). */
-  exited(sup: Supervisor): void;
-  /** An event byte was just sent (status already written). Optional observer. */
-  event?(sup: Supervisor, event: string): void;
-  /** The files and fds of the service directory. */
-  files: SupervisorFiles;
-}
+export { UNKNOWN_WSTAT, type SupervisorHost } from './supervisor-host.ts';
 
 const KILL_REARM_MS = 5_000;
 const DEFAULT_TIMEOUT_FINISH_MS = 5_000;
@@ -68,11 +48,14 @@ export class Supervisor {
   #host: SupervisorHost;
   #files: SupervisorFiles;
   #launcher: Launcher;
+  #settings: ServiceSettings;
   #state: SupervisorState | 'gone' = 'down';
   #status: SupervisorStatus;
   #runPid = 0;
   #finishPid = 0;
   #timer: TimerHandle | undefined;
+  /** Monotonic time the timer is due at (for a re-exec's snapshot). */
+  #timerDue = 0;
   /** Monotonic time before which a restart must not happen (s6's nextstart); 0 = none. */
   #nextStart = 0;
   #pendingKill = false;
@@ -85,11 +68,12 @@ export class Supervisor {
     this.dir = dir;
     this.#host = host;
     this.#files = host.files;
+    this.#settings = new ServiceSettings(host.files, dir, (m) => host.report('warning', m));
     this.#launcher = new Launcher({
       name, dir, files: host.files,
       spawn: (opts, onExit) => host.spawn(opts, onExit),
       report: (level, message) => host.report(level, message),
-      uintSetting: (file, fallback) => this.#uintSetting(file, fallback),
+      uintSetting: (file, fallback) => this.#settings.uint(file, fallback),
     }, stdio);
     const now = host.now();
     this.#status = { stamp: now, readyStamp: now, pid: 0, wstat: 0, paused: false, finishing: false, wantUp: true, ready: true };
@@ -118,19 +102,13 @@ export class Supervisor {
   }
 
   /** The current state ('gone' once the supervisor has ended). */
-  get state(): SupervisorState | 'gone' {
-    return this.#state;
-  }
+  get state(): SupervisorState | 'gone' { return this.#state; }
 
   /** A copy of the status record as last committed. */
-  get status(): Readonly<SupervisorStatus> {
-    return { ...this.#status };
-  }
+  get status(): Readonly<SupervisorStatus> { return { ...this.#status }; }
 
   /** pid of `run` while it lives, else 0. */
-  get runPid(): number {
-    return this.#runPid;
-  }
+  get runPid(): number { return this.#runPid; }
 
   /** Applies control bytes in order, as if written to `supervise/control`; unknown bytes are ignored. */
   command(bytes: string): void {
@@ -174,8 +152,8 @@ export class Supervisor {
       case 'sig': this.#signalRun(SIGNAL_COMMANDS[input as keyof typeof SIGNAL_COMMANDS]); return;
       case 'pause': this.#signalRun(SIGNALS.STOP); st.paused = true; this.#commit(); return;
       case 'cont': this.#signalRun(SIGNALS.CONT); st.paused = false; this.#commit(); return;
-      case 'restart': this.#signalRun(this.#downSignal()); return;
-      case 'reload': this.#signalRun(this.#signalSetting('reload-signal', SIGNALS.HUP)); return;
+      case 'restart': this.#signalRun(this.#settings.signal('down-signal', SIGNALS.TERM)); return;
+      case 'reload': this.#signalRun(this.#settings.signal('reload-signal', SIGNALS.HUP)); return;
       case 'pgStop': this.#signalGroup(SIGNALS.STOP); st.paused = true; this.#commit(); return;
       case 'pgCont': this.#signalGroup(SIGNALS.CONT); st.paused = false; this.#commit(); return;
       case 'pgKill': this.#signalGroup(SIGNALS.KILL); return;
@@ -205,40 +183,20 @@ export class Supervisor {
 
   // ---- actions ---------------------------------------------------------------------------
 
-  #signalRun(signal: number): void {
-    if (this.#runPid > 0) this.#host.kill(this.#runPid, signal);
-  }
+  #signalRun(signal: number): void { if (this.#runPid > 0) this.#host.kill(this.#runPid, signal); }
 
   /** killpg(run): run leads its own session. Never with no pid: kill(-0) is our own group. */
-  #signalGroup(signal: number): void {
-    if (this.#runPid > 0) this.#host.kill(-this.#runPid, signal);
-  }
-
-  #signalSetting(file: string, fallback: number): number {
-    const setting = this.#files.signalSetting(this.dir, file);
-    if (setting.problem !== undefined) this.#host.report('warning', `${setting.problem} - using ${fallback === SIGNALS.TERM ? 'SIGTERM' : 'SIGHUP'}`);
-    return setting.value ?? fallback;
-  }
-
-  #downSignal(): number {
-    return this.#signalSetting('down-signal', SIGNALS.TERM);
-  }
-
-  #uintSetting(file: string, fallback: number): number {
-    const setting = this.#files.uintSetting(this.dir, file);
-    if (setting.problem !== undefined) this.#host.report('warning', `${setting.problem} - using the default`);
-    return setting.value ?? fallback;
-  }
+  #signalGroup(signal: number): void { if (this.#runPid > 0) this.#host.kill(-this.#runPid, signal); }
 
   /** s6's "stop": want down, down-signal then SIGCONT, and arm timeout-kill if set. */
   #stop(): void {
     const st = this.#status;
     st.wantUp = false;
-    this.#signalRun(this.#downSignal());
+    this.#signalRun(this.#settings.signal('down-signal', SIGNALS.TERM));
     this.#signalRun(SIGNALS.CONT);
     st.paused = false;
     this.#commit();
-    const timeoutKill = this.#uintSetting('timeout-kill', 0);
+    const timeoutKill = this.#settings.uint('timeout-kill', 0);
     if (timeoutKill > 0 && this.#runPid > 0) {
       this.#pendingKill = true;
       this.#arm(timeoutKill);
@@ -300,6 +258,7 @@ export class Supervisor {
     const st = this.#status;
     this.#enter('up');
     st.pid = this.#runPid;
+    this.#superviseDir.recordStart(st.pid);
     st.finishing = false;
     st.ready = false;
     st.paused = false;
@@ -358,7 +317,7 @@ export class Supervisor {
     st.ready = false;
     st.stamp = this.#host.now();
     if (this.#superviseDir.ready) {
-      this.#superviseDir.recordDeath(st.stamp, wstat, Math.min(this.#uintSetting('max-death-tally', DEFAULT_DEATH_TALLY), MAX_DEATH_TALLY));
+      this.#superviseDir.recordDeath(st.stamp, wstat, Math.min(this.#settings.uint('max-death-tally', DEFAULT_DEATH_TALLY), MAX_DEATH_TALLY));
     }
     if (hasFinish) this.#finishPid = this.#launcher.startFinish(wstat, st.pid, (pid, w) => this.#childExited(pid, w));
     if (this.#finishPid > 0) {
@@ -366,7 +325,7 @@ export class Supervisor {
       st.pid = this.#finishPid;
       st.finishing = true;
       this.#commit('d');
-      const timeoutFinish = this.#uintSetting('timeout-finish', DEFAULT_TIMEOUT_FINISH_MS);
+      const timeoutFinish = this.#settings.uint('timeout-finish', DEFAULT_TIMEOUT_FINISH_MS);
       if (timeoutFinish > 0) this.#arm(timeoutFinish);
       return;
     }
@@ -416,6 +375,7 @@ export class Supervisor {
       this.#input('timeout');
       return;
     }
+    this.#timerDue = this.#host.monotonicMs() + ms;
     this.#timer = this.#host.setTimer(ms, () => {
       this.#timer = undefined;
       this.#input('timeout');
@@ -425,6 +385,50 @@ export class Supervisor {
   #disarm(): void {
     this.#timer?.cancel();
     this.#timer = undefined;
+  }
+
+  /**
+   * Re-exec: everything the next image needs to carry on, in a snapshot; this supervisor
+   * stops (timer cancelled, control FIFO and readiness pipe no longer read, their fds left
+   * open for the next image) without a word to the service.
+   */
+  handOver(): SupervisorSnapshot {
+    const now = this.#host.monotonicMs();
+    const snap: SupervisorSnapshot = {
+      name: this.name, dir: this.dir, state: this.#state === 'gone' ? 'down' : this.#state, status: statusSnapshot(this.#status),
+      runPid: this.#runPid, finishPid: this.#finishPid, pendingKill: this.#pendingKill,
+      ...(this.#timer === undefined ? {} : { timerInMs: this.#timerDue - now }),
+      ...(this.#nextStart > 0 ? { nextStartInMs: this.#nextStart - now } : {}),
+    };
+    this.#disarm();
+    const readinessFd = this.#readiness?.handOver();
+    const held = this.#superviseDir.handOver();
+    this.#readiness = undefined;
+    this.#enter('gone');
+    return { ...snap, ...(readinessFd === undefined ? {} : { readinessFd }), ...(held === undefined ? {} : { held }) };
+  }
+
+  /**
+   * The other side: a supervisor carrying on from a snapshot `elapsedMs` old, its processes
+   * watched through the host (children after a re-exec; adopted after a predecessor died).
+   * A process already gone is handled as a death, by the table.
+   */
+  static resume(snap: SupervisorSnapshot, host: SupervisorHost, stdio: SupervisorStdio, elapsedMs: number, adopted: boolean): Supervisor {
+    const sup = new Supervisor(snap.name, snap.dir, host, stdio);
+    sup.#status = statusFromSnapshot(snap.status, host.now());
+    sup.#superviseDir.resume(snap.held);
+    sup.#enter(snap.state);
+    sup.#pendingKill = snap.pendingKill;
+    // A past nextstart stays a past one (> 0, <= now): the one-second rule is already met.
+    if (snap.nextStartInMs !== undefined) sup.#nextStart = Math.max(Number.MIN_VALUE, host.monotonicMs() + snap.nextStartInMs - elapsedMs);
+    sup.#runPid = snap.runPid;
+    sup.#finishPid = snap.finishPid;
+    if (snap.readinessFd !== undefined) sup.#watchReadiness(host.files.readinessFrom(snap.readinessFd));
+    const gone = [snap.runPid, snap.finishPid].filter((pid) => pid > 0 && !host.watch(pid, (wstat) => sup.#childExited(pid, wstat), adopted));
+    if (snap.timerInMs !== undefined) sup.#arm(snap.timerInMs - elapsedMs);
+    if (adopted) sup.#commit(); // the predecessor may have died before writing it
+    for (const pid of gone) sup.#childExited(pid, UNKNOWN_WSTAT);
+    return sup;
   }
 
   #bail(): void {

@@ -6,13 +6,16 @@
  * `-d` readiness once the control FIFO listens, and, when the scanner ends, says what to
  * do next: exec `.s6-svscan/finish`, or exit 0. Its caller (the CLI) does that, and prints.
  *
- * pid 1 must not die: an exception that escapes every guard is reported, and life goes on.
+ * pid 1 must not die: an exception that escapes every guard ends in a re-exec with hand-over
+ * (reexec-process.ts), which the state is rebuilt by; never in a death or a silent carry-on.
  */
 import fs from 'node:fs';
 import { getrlimit, getpid, pageOutExecutable, RLIMIT, setChildSubreaper, setProcessName } from '../sys/system.ts';
 import { markAllCloexec } from '../sys/spawn.ts';
 import { reserveFdsInBackground } from '../sys/fd.ts';
 import { Scanner, SCANNER_SIGNALS, type ScannerOptions, type ScannerSignal } from './scanner.ts';
+import { monotonicNowMs, takeHandover, type Handover } from './handover.ts';
+import { Reexec } from './reexec-process.ts';
 import { strerror, bugText } from '../sys/errors.ts';
 
 /** How the tree is run. */
@@ -59,55 +62,58 @@ export async function serveScandir(cfg: SvscanConfig): Promise<SvscanEnd> {
     if (scanner !== undefined) scanner.log(line);
     else cfg.early(line);
   };
-  const onUncaught = (err: Error): void => report('error', `uncaught: ${bugText(err)}`);
-  const onRejection = (err: unknown): void => report('error', `unhandled rejection: ${bugText(err)}`);
+  const resumed = readHandover(report);
+  let endTree!: (end: SvscanEnd) => void;
+  const ended = new Promise<SvscanEnd>((resolve) => { endTree = resolve; });
+  // Whichever scanner runs (a re-exec that failed makes a new one) says when the tree ends.
+  const adopt = (s: Scanner): void => {
+    scanner = s;
+    void s.done.then((exit) => {
+      if (scanner !== s) return;
+      s.releaseLock();
+      endTree(exit.finish === undefined ? { kind: 'exit', code: 0 } : { kind: 'exec', path: exit.finish, argv0: '.s6-svscan/finish', cwd: cfg.scandir });
+    });
+  };
+  const reexec = new Reexec({
+    handOver: () => scanner!.handOver(),
+    carryOn: (snap, elapsedMs) => adopt(Scanner.resume(scannerOptions(), snap, elapsedMs)),
+    report,
+  });
+  const onUncaught = (err: Error): void => reexec.fault(`uncaught exception: ${bugText(err)}`);
+  const onRejection = (err: unknown): void => reexec.fault(`unhandled rejection: ${bugText(err)}`);
   process.on('uncaughtException', onUncaught);
   process.on('unhandledRejection', onRejection);
   prepareProcess(cfg, report);
 
   // Handlers first: with no handler, SIGTERM would kill a t6-svscan that is not pid 1.
-  const pending: ScannerSignal[] = [];
-  const onSignal = new Map<ScannerSignal, () => void>();
-  for (const sig of SCANNER_SIGNALS) {
-    const handler = (): void => { if (scanner === undefined) pending.push(sig); else scanner.signal(sig); };
-    onSignal.set(sig, handler);
-    process.on(sig, handler);
-  }
-  const onChild = (): void => scanner?.reaper.reap();
-  process.on('SIGCHLD', onChild);
-  const release = (): void => {
-    for (const [sig, handler] of onSignal) process.off(sig, handler);
-    process.off('SIGCHLD', onChild);
-  };
+  const { pending, release } = routeSignals(() => scanner);
+  const scannerOptions = (): ScannerOptions => optionsFor(cfg, report, reexec);
   try {
-    scanner = Scanner.open({
-      scandir: cfg.scandir, rescanMs: cfg.rescanMs, maxServices: cfg.maxServices, report, allCloexec: true,
-      consoleSink: cfg.consoleSink === true,
-      ...(cfg.consoleFd === undefined ? {} : { consoleFd: cfg.consoleFd }),
-      ...(cfg.notServices === undefined ? {} : { notServices: cfg.notServices }),
-      ...(cfg.signalActions === undefined ? {} : { signalActions: cfg.signalActions }),
-    }, (opened) => {
-      // From here on (the first scan included) messages go into the catch-all log.
-      scanner = opened;
-      notifyReady(cfg.notifyFd, report);
-    });
+    if (resumed !== undefined) {
+      adopt(Scanner.resume(scannerOptions(), resumed.scanner, monotonicNowMs() - resumed.writtenAtMs));
+      report('info', `re-executed (${resumed.reason}): carrying on with ${scanner!.supervisors().length} supervisors after ${Math.round(monotonicNowMs() - resumed.writtenAtMs)} ms`);
+    } else {
+      adopt(Scanner.open(scannerOptions(), (opened) => {
+        // From here on (the first scan included) messages go into the catch-all log.
+        scanner = opened;
+        notifyReady(cfg.notifyFd, report);
+      }));
+    }
   } catch (err) {
     release();
     process.off('uncaughtException', onUncaught);
     process.off('unhandledRejection', onRejection);
     throw err;
   }
-  scanner.reaper.reap();
-  cfg.started?.(scanner);
-  for (const sig of pending.splice(0)) scanner.signal(sig);
+  scanner!.reaper.reap();
+  if (resumed === undefined) cfg.started?.(scanner!);
+  for (const sig of pending.splice(0)) scanner!.signal(sig);
+  reexec.watchHeap();
   // pid 1 lives for months: give back the executable pages only start-up needed.
   setTimeout(() => pageOutExecutable(), PAGE_OUT_AFTER_MS).unref();
 
-  const ended = scanner.done.then((exit): SvscanEnd => {
-    scanner!.releaseLock();
-    return exit.finish === undefined ? { kind: 'exit', code: 0 } : { kind: 'exec', path: exit.finish, argv0: '.s6-svscan/finish', cwd: cfg.scandir };
-  });
   const end = await (cfg.interrupt === undefined ? ended : Promise.race([ended, cfg.interrupt]));
+  reexec.stop();
   release();
   return end;
 }
@@ -127,6 +133,52 @@ function prepareProcess(cfg: SvscanConfig, report: (level: string, message: stri
     const limit = Number(getrlimit(RLIMIT.NOFILE).soft);
     reserveFdsInBackground(Math.min(256 + 4 * cfg.maxServices, 65536, limit));
   } catch { /* an optimisation only */ }
+}
+
+/** Signals to the scanner (kept in `pending` until there is one), SIGCHLD to its reaper. */
+function routeSignals(current: () => Scanner | undefined): { pending: ScannerSignal[]; release(): void } {
+  const pending: ScannerSignal[] = [];
+  const onSignal = new Map<ScannerSignal, () => void>();
+  for (const sig of SCANNER_SIGNALS) {
+    const handler = (): void => { const scanner = current(); if (scanner === undefined) pending.push(sig); else scanner.signal(sig); };
+    onSignal.set(sig, handler);
+    process.on(sig, handler);
+  }
+  const onChild = (): void => current()?.reaper.reap();
+  process.on('SIGCHLD', onChild);
+  return {
+    pending,
+    release: () => {
+      for (const [sig, handler] of onSignal) process.off(sig, handler);
+      process.off('SIGCHLD', onChild);
+    },
+  };
+}
+
+/** The scanner's options: the configuration, plus t6's own control bytes (R: re-exec; X: a fault, for tests only). */
+function optionsFor(cfg: SvscanConfig, report: ScannerOptions['report'], reexec: Reexec): ScannerOptions {
+  return {
+    scandir: cfg.scandir, rescanMs: cfg.rescanMs, maxServices: cfg.maxServices, report, allCloexec: true,
+    consoleSink: cfg.consoleSink === true,
+    ...(cfg.consoleFd === undefined ? {} : { consoleFd: cfg.consoleFd }),
+    ...(cfg.notServices === undefined ? {} : { notServices: cfg.notServices }),
+    ...(cfg.signalActions === undefined ? {} : { signalActions: cfg.signalActions }),
+    extraCommands: {
+      R: () => { void reexec.request('requested on the control FIFO'); },
+      // T6_TEST_HOOKS=1 only: a throw outside every guard, as a bug would.
+      ...(process.env['T6_TEST_HOOKS'] === '1' ? { X: () => { setImmediate(() => { throw new Error('fault injected by a test (control byte X)'); }); } } : {}),
+    },
+  };
+}
+
+/** The previous image's hand-over, if this process is a re-exec; a bad one is reported and ignored. */
+function readHandover(report: (level: string, message: string) => void): Handover | undefined {
+  try {
+    return takeHandover();
+  } catch (err) {
+    report('error', `unable to read the re-exec state: ${strerror(err)} - starting afresh`);
+    return undefined;
+  }
 }
 
 /** -d: the newline that says the control FIFO listens, then the fd is closed. */

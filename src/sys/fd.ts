@@ -114,6 +114,24 @@ export function dup2(from: number, to: number): void {
   if (c.dup2(from, to) < 0) throw new SysError('dup2', errno(), `${from}→${to}`);
 }
 
+/**
+ * Marks `fd` close-on-exec or clears the mark. Cleared, the fd survives an execve: how
+ * t6-svscan hands its held fds to its next image.
+ */
+export function setCloexec(fd: number, on: boolean): void {
+  const flags = c.fcntl(fd, 1 /* F_GETFD */, 'int', 0);
+  if (flags < 0) throw new SysError('fcntl', errno(), `F_GETFD ${fd}`);
+  const next = on ? flags | 1 : flags & ~1;
+  if (next !== flags && c.fcntl(fd, 2 /* F_SETFD */, 'int', next) < 0) throw new SysError('fcntl', errno(), `F_SETFD ${fd}`);
+}
+
+/** An anonymous memory file (memfd_create), close-on-exec unless `keepOnExec`. */
+export function memfdCreate(name: string, keepOnExec = false): number {
+  const fd = c.memfd_create(name, keepOnExec ? 0 : 1 /* MFD_CLOEXEC */);
+  if (fd < 0) throw new SysError('memfd_create', errno(), name);
+  return fd;
+}
+
 /** Whether `fd` is open. */
 export function isOpen(fd: number): boolean {
   return c.fcntl(fd, 1 /* F_GETFD */, 'int', 0) >= 0;

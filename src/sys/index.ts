@@ -9,3 +9,5 @@ export * from './stat.ts';
 export * from './reaper.ts';
 export * from './version.ts';
 export * from './clock.ts';
+export * from './proc.ts';
+export * from './pidwatch.ts';

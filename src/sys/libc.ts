@@ -93,6 +93,13 @@ const PROTOTYPES = {
   madvise: 'int madvise(uintptr_t addr, size_t length, int advice)',
   unshare: 'int unshare(int flags)',
   setns: 'int setns(int fd, int nstype)',
+  memfd_create: 'int memfd_create(const char *name, unsigned int flags)',
+  // pidfd_open through syscall(2): glibc wraps it only from 2.36, musl not at all.
+  syscall: 'long syscall(long number, ...)',
+  epoll_create1: 'int epoll_create1(int flags)',
+  epoll_ctl: 'int epoll_ctl(int epfd, int op, int fd, void *event)',
+  epoll_wait: 'int epoll_wait(int epfd, void *events, int maxevents, int timeout)',
+  eventfd: 'int eventfd(uint32 initval, int flags)',
 } as const;
 
 /**

@@ -12,6 +12,7 @@ import {
   type SupervisorFiles, SYSTEM_FD_CALLS,
 } from '../../src/supervise/servicefiles.ts';
 import { type SupervisorStatus } from '../../src/s6/status.ts';
+import { type HeldFds } from '../../src/supervise/handover.ts';
 import { type DeathRecord } from '../../src/s6/deathtally.ts';
 import { type OwedEvents } from '../../src/s6/fifodir.ts';
 import { type Setting } from '../../src/s6/servicedir.ts';
@@ -38,11 +39,12 @@ export class FakeFiles implements SupervisorFiles {
   }
 
   /** `handle`, counted in `held` until it is closed (by its owner, or by itself once ready). */
-  #hold<T extends { close(): void; watch?: (onReady: () => void) => void }>(handle: T, what: string): T {
+  #hold<T extends { close(): void; watch?: (onReady: () => void) => void; handOver?: () => unknown }>(handle: T, what: string): T {
     const held = this.held;
     const wrapped: T = {
       ...handle,
       close: () => { held.delete(wrapped); handle.close(); },
+      ...(handle.handOver === undefined ? {} : { handOver: () => { held.delete(wrapped); return handle.handOver!(); } }),
       ...(handle.watch === undefined ? {} : { watch: (onReady: () => void) => handle.watch!(() => { held.delete(wrapped); onReady(); }) }),
     };
     held.set(wrapped, what);
@@ -52,6 +54,12 @@ export class FakeFiles implements SupervisorFiles {
   setUp(dir: string, resetDeathTally: boolean, control: ControlReader): HeldSuperviseDir {
     return this.#hold(this.real.setUp(dir, resetDeathTally, control), 'supervise dir');
   }
+  resumeHeld(dir: string, fds: HeldFds, control: ControlReader): HeldSuperviseDir {
+    return this.#hold(this.real.resumeHeld(dir, fds, control), 'supervise dir');
+  }
+  readinessFrom(readFd: number): ReadinessPipe {
+    return this.#hold(this.real.readinessFrom(readFd), 'readiness pipe');
+  }
   writeStatus(dir: string, status: SupervisorStatus): void {
     const entry: JournalEntry = { kind: 'status', status: { ...status }, written: false };
     this.journal.push(entry);
@@ -60,6 +68,7 @@ export class FakeFiles implements SupervisorFiles {
     entry.written = true;
   }
   recordDeath(dir: string, record: DeathRecord, max: number): void { this.real.recordDeath(dir, record, max); }
+  recordStart(): void { /* fake pids: nothing to record */ }
   setDownFile(dir: string, present: boolean): void { this.real.setDownFile(dir, present); }
   exists(file: string): boolean { return this.real.exists(file); }
   explainNotRunnable(file: string): string | undefined { return this.real.explainNotRunnable(file); }
@@ -74,6 +83,7 @@ export class FakeFiles implements SupervisorFiles {
       closeChildEnd: () => {},
       watch: (onReady) => { watchers.push(() => { if (open) { pipe.close(); onReady(); } }); },
       close: () => { open = false; },
+      handOver: () => undefined,
     };
     return this.#hold(pipe, 'readiness pipe');
   }
@@ -136,6 +146,15 @@ export class FakeHost implements SupervisorHost {
     }
     this.spawned.push({ pid, path: opts.path, argv: opts.argv, fds: opts.fds, newPidNamespace: opts.newPidNamespace === true, onExit, childFds });
     return pid;
+  }
+  /** Processes watched without being spawned here (a resumed supervisor's): pid → exit callback. */
+  watched = new Map<number, (w: number) => void>();
+  /** pids `watch` reports as gone already. */
+  gonePids = new Set<number>();
+  watch(pid: number, onExit: (w: number) => void): boolean {
+    if (this.gonePids.has(pid)) return false;
+    this.watched.set(pid, onExit);
+    return true;
   }
   kill(pid: number, signal: number): void { this.kills.push([pid, signal]); }
   monotonicMs(): number { return this.mono; }

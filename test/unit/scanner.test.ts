@@ -11,6 +11,7 @@ import path from 'node:path';
 import { Scanner, SCAN_RETRY_MS, SUPERVISOR_RETRY_MS, type ScannerExit } from '../../src/supervise/scanner.ts';
 import { CONTROL_RETRY_MS } from '../../src/supervise/scandir-control.ts';
 import { systemScannerFiles, type ScannerFiles, type ScannerHost } from '../../src/supervise/scanner-host.ts';
+import type { SupervisorSnapshot } from '../../src/supervise/handover.ts';
 import { Reaper } from '../../src/sys/reaper.ts';
 import { FsSupervisorFiles } from '../../src/supervise/servicefiles.ts';
 import { SupervisorSetupError, type Supervisor, type SupervisorHost, type SupervisorStdio } from '../../src/supervise/supervisor.ts';
@@ -77,6 +78,12 @@ class FakeScannerHost implements ScannerHost {
     this.supervisors.push(sup);
     return sup as unknown as Supervisor;
   }
+  resumeSupervisor(snap: SupervisorSnapshot, host: SupervisorHost, stdio: SupervisorStdio): Supervisor {
+    const sup = new FakeSupervisor(snap.name, snap.dir, host, stdio);
+    this.supervisors.push(sup);
+    return sup as unknown as Supervisor;
+  }
+  watch(): boolean { return true; }
   listenRunner() { return { close: () => {} }; }
   /** Moves the clock forward, firing due timers in order. */
   advance(ms: number): void {

@@ -1,0 +1,42 @@
+/** What a Supervisor needs from the outside world (supervisor.ts): the scanner provides it, tests fake it. */
+import { type SpawnOptions } from '../sys/spawn.ts';
+import { type Tain } from '../s6/tai.ts';
+import type { SupervisorFiles } from './servicefiles.ts';
+import type { TimerHandle } from './supervisedir.ts';
+import type { Supervisor } from './supervisor.ts';
+
+/**
+ * The wait status given for an adopted process, which is not our child: its real status
+ * cannot be read. It reads as "exited 111" (s6's code for a system error), so finish
+ * scripts and the death tally see a failure, not a clean exit.
+ */
+export const UNKNOWN_WSTAT = 111 << 8;
+
+/** Everything a Supervisor needs from the outside world; the scanner provides it, tests fake it. */
+export interface SupervisorHost {
+  /** Starts a process; `onExit` gets its raw wait status once it is reaped. Throws SysError. */
+  spawn(opts: SpawnOptions, onExit: (wstat: number) => void): number;
+  /**
+   * Watches a process this image did not spawn: a child of the previous image (re-exec), or
+   * a process that is no child at all (adoption, through a pidfd: its wait status cannot be
+   * read, `onExit` gets UNKNOWN_WSTAT). false: it is gone already.
+   */
+  watch(pid: number, onExit: (wstat: number) => void, adopted: boolean): boolean;
+  /** Sends a signal (no error if the process is gone). */
+  kill(pid: number, signal: number): void;
+  /** Monotonic milliseconds: deadlines, timeouts and the one-second rule (never stepped). */
+  monotonicMs(): number;
+  /** The real-time clock as TAI64N, read at each call: status stamps only, never a deadline. */
+  now(): Tain;
+  /** Calls `fn` once, `ms` from now, unless cancelled. */
+  setTimer(ms: number, fn: () => void): TimerHandle;
+  /** A diagnostic, already phrased for a person. */
+  report(level: 'info' | 'warning' | 'error', message: string): void;
+  /** The supervisor has ended (s6-supervise exited). */
+  exited(sup: Supervisor): void;
+  /** An event byte was just sent (status already written). Optional observer. */
+  event?(sup: Supervisor, event: string): void;
+  /** The files and fds of the service directory. */
+  files: SupervisorFiles;
+}
+
