@@ -62,7 +62,7 @@ async function history(command: string[] | undefined): Promise<Step[]> {
     await step('kill plain, wait D', 's6-svc', ['-wD', '-T', T, '-k', dir('plain')], ['plain']);
     await step('D ready', 's6-svc', ['-wD', '-T', T, '-D', dir('ready')], ['ready']);
     await step('U ready', 's6-svc', ['-wU', '-T', T, '-U', dir('ready')], ['ready']);
-    await step('svwait -D timeout on an up service', 's6-svwait', ['-D', '-t', '200', dir('ready')]);
+    await step('svwait -D timeout on an up service', 's6-svwait', ['-D', '-t', '2000', dir('ready')]);
     await step('svok', 's6-svok', [dir('logged/log')]);
     await step('svok on a plain directory', 's6-svok', [base]);
     await step('svscanctl -an', 's6-svscanctl', ['-an', sd]);
