@@ -4,7 +4,7 @@
  * in summary-<time>.json and summary-latest.json).
  *
  *   npm run bench                       (builds, then runs this)
- *   node_modules/.bin/node bench/run.mjs [coldstart memory restart clients idle rc-compile rc log-memory]
+ *   node_modules/.bin/node bench/run.mjs [coldstart memory restart clients idle rc-compile rc log-memory reexec]
  *
  * Each benchmark also runs alone (node_modules/.bin/node bench/<name>.mjs) and documents
  * its own environment variables; the common ones:
@@ -22,8 +22,9 @@ import * as idle from './idle.mjs';
 import * as rcCompile from './rc-compile.mjs';
 import * as rc from './rc.mjs';
 import * as logMemory from './log-memory.mjs';
+import * as reexec from './reexec.mjs';
 
-const BENCHMARKS = { coldstart, memory, restart, clients, idle, 'rc-compile': rcCompile, rc, 'log-memory': logMemory };
+const BENCHMARKS = { coldstart, memory, restart, clients, idle, 'rc-compile': rcCompile, rc, 'log-memory': logMemory, reexec };
 
 /** "yes"/"NO" for a target check, "–" when it cannot be judged. */
 function verdict(ok) {
