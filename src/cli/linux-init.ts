@@ -9,7 +9,7 @@ import { getopt, uintOption } from './_getopt.ts';
 import { endTree } from './_tree.ts';
 import { DEFAULT_COMPILED, DEFAULT_LIVE } from '../rc/live.ts';
 import { pid1ServiceManager } from '../rc/run.ts';
-import { runLinuxInit, Stage1Error, type LinuxInitOptions } from '../init/linux-init.ts';
+import { isReexec, runLinuxInit, Stage1Error, type LinuxInitOptions } from '../init/linux-init.ts';
 import type { SvscanEnd } from '../supervise/svscan.ts';
 import { ScannerSetupError } from '../supervise/scanner.ts';
 import { DEFAULT_BASEDIR, DEFAULT_GRACE_MS, DEFAULT_SCANDIR, MAX_GRACE_MS } from '../s6/initctl.ts';
@@ -121,7 +121,7 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     throw new FatalError(`not pid 1, and unable to exec ${telinit}: ${strerror(err)}`);
   }
   const { o, rest: kernelArgs } = parse(args);
-  if (isOpen(1) && !o.container) writeAll(1, `\n  t6-linux-init version ${VERSION}\n\n`);
+  if (isOpen(1) && !o.container && !isReexec()) writeAll(1, `\n  t6-linux-init version ${VERSION}\n\n`);
   let end: SvscanEnd;
   try {
     end = await runLinuxInit(o, kernelArgs, {

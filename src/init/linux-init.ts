@@ -17,6 +17,7 @@ import { acceptKeyboardRequests, mount, MS, reboot, RB, setsid, umask } from '..
 import { SIGNALS } from '../sys/signals.ts';
 import { ENV_DIR, RUN_IMAGE, TMPFS_DIR } from '../s6/initctl.ts';
 import type { SvscanEnd } from '../supervise/svscan.ts';
+import { HANDOVER_ENV } from '../supervise/handover.ts';
 import { buildEnvironment, copyTree, dumpEnvironment, pickRunlevel, prepareTmpfs, readEnvDir, type RunMode } from './stage1.ts';
 import { Pid1, type ServiceManager } from './pid1.ts';
 import { strerror } from '../sys/errors.ts';
@@ -119,8 +120,20 @@ export function runStage1(o: LinuxInitOptions, kernelArgs: readonly string[], sa
  */
 export function runLinuxInit(o: LinuxInitOptions, kernelArgs: readonly string[], hooks: LinuxInitHooks): Promise<SvscanEnd> {
   const say = (line: string): void => hooks.console(`t6-linux-init: ${line}`);
-  const stage1 = runStage1(o, kernelArgs, say);
+  // A re-exec of pid 1 (t6-svscanctl -R /run/service): stage 1 was done by the first image.
+  const stage1 = isReexec() ? resumedStage1() : runStage1(o, kernelArgs, say);
   return new Pid1(o, { ...stage1, kernelArgs, say, console: hooks.console, serviceManager: hooks.serviceManager }).serve();
+}
+
+/** Whether this image is a re-exec of pid 1, carrying on from a hand-over. */
+export function isReexec(): boolean {
+  return process.env[HANDOVER_ENV] !== undefined;
+}
+
+/** What stage 1 left, for an image that did not run it: stage 2 is not run again. */
+function resumedStage1(): Stage1Result {
+  process.chdir('/');
+  return { runlevel: '', stage2Stdin: -1 };
 }
 
 /** Points fds 0–2 at `file` (the console after mounting /dev, or /dev/null without one). */

@@ -52,6 +52,8 @@ export class Pid1 {
   readonly #ctx: Pid1Context;
   readonly #shutdownd: Shutdownd;
   #scanner: Scanner | undefined;
+  /** Stage 2 (the service manager's boot change, rc.init) is under way: no re-exec then. */
+  #stage2Running = false;
   #end!: (end: SvscanEnd) => void;
   readonly #interrupt = new Promise<SvscanEnd>((resolve) => { this.#end = resolve; });
 
@@ -71,7 +73,13 @@ export class Pid1 {
       scandir: DEFAULT_SCANDIR, rescanMs: 0, maxServices: 1000,
       notServices: new Set([SHUTDOWND_SERVICE, RUNLEVELD_SERVICE]),
       signalActions: this.#signalActions(),
-      started: (scanner) => this.#started(scanner),
+      started: (scanner, resumed) => this.#started(scanner, resumed),
+      reexecRefusal: () => {
+        if (this.#stage2Running) return 'stage 2 is still running';
+        if (this.#shutdownd.inProgress) return 'the machine is shutting down';
+        if (this.#shutdownd.scheduled) return 'a shutdown is scheduled (cancel it first)';
+        return undefined;
+      },
       interrupt: this.#interrupt,
       early: (line) => this.#ctx.console(line),
     });
@@ -96,8 +104,8 @@ export class Pid1 {
     };
   }
 
-  /** The first scan is done: the shutdown FIFO listens, and stage 2 starts. */
-  #started(scanner: Scanner): void {
+  /** The first scan is done: the shutdown FIFO listens, and stage 2 starts (not after a re-exec: it ran). */
+  #started(scanner: Scanner, resumed: boolean): void {
     this.#scanner = scanner;
     const fifo = shutdowndFifo(DEFAULT_SCANDIR);
     try {
@@ -105,11 +113,13 @@ export class Pid1 {
     } catch (err) {
       this.#log(`t6-linux-init: warning: unable to listen on ${fifo}: ${strerror(err)} - shutdown works through signals only`);
     }
+    if (resumed) return;
     // A mark on the kernel clock, for boot analysis (dmesg shows where stage 1 ended).
     if (!this.#o.container) {
       try { fs.writeFileSync('/dev/kmsg', '<6>t6-linux-init: stage 1 done, starting rc.init\n'); } catch { /* no /dev/kmsg */ }
     }
-    void this.#stage2();
+    this.#stage2Running = true;
+    void this.#stage2().finally(() => { this.#stage2Running = false; });
   }
 
   /** The service manager's boot change (-r), then rc.init (optional with -r: pid 1 did the work). */

@@ -41,6 +41,11 @@ export class Shutdownd {
     this.#graceMs = graceMs;
   }
 
+  /** Whether a shutdown waits for its time (scheduled with a delay). */
+  get scheduled(): boolean {
+    return this.#timer !== undefined;
+  }
+
   /** Whether stage 3 or 4 is under way (no more requests are taken). */
   get inProgress(): boolean {
     return this.#running || this.#final;

@@ -32,8 +32,10 @@ export interface SvscanConfig {
   notServices?: ReadonlySet<string>;
   /** Built-in signal actions replacing s6-svscan's (when no `.s6-svscan/SIG<NAME>` exists). */
   signalActions?: ScannerOptions['signalActions'];
-  /** Called once the first scan is done: t6-linux-init starts stage 2 here. */
-  started?(scanner: Scanner): void;
+  /** Called once the first scan is done (`resumed`: by an image that re-executed): t6-linux-init starts stage 2 here. */
+  started?(scanner: Scanner, resumed: boolean): void;
+  /** Why a re-exec may not happen now (pid 1 in stage 2 or shutting down), or undefined. */
+  reexecRefusal?(): string | undefined;
   /** Resolves when the process must end before the scanner does (a container's halt). */
   interrupt?: Promise<SvscanEnd>;
   /** Messages before the scanner can take them (start-up): whole lines, for stderr. */
@@ -75,7 +77,10 @@ export async function serveScandir(cfg: SvscanConfig): Promise<SvscanEnd> {
     });
   };
   const reexec = new Reexec({
-    handOver: () => scanner!.handOver(),
+    handOver: () => {
+      const refusal = cfg.reexecRefusal?.();
+      return refusal === undefined ? scanner!.handOver() : Promise.reject(new Error(refusal));
+    },
     carryOn: (snap, elapsedMs) => adopt(Scanner.resume(scannerOptions(), snap, elapsedMs)),
     report,
   });
@@ -106,7 +111,7 @@ export async function serveScandir(cfg: SvscanConfig): Promise<SvscanEnd> {
     throw err;
   }
   scanner!.reaper.reap();
-  if (resumed === undefined) cfg.started?.(scanner!);
+  cfg.started?.(scanner!, resumed !== undefined);
   for (const sig of pending.splice(0)) scanner!.signal(sig);
   reexec.watchHeap();
   // pid 1 lives for months: give back the executable pages only start-up needed.

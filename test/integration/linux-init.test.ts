@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BIN, OutputLog, childrenOf, tmpdir } from '../lib/harness.ts';
+import { BIN, OutputLog, childrenOf, tmpdir, until } from '../lib/harness.ts';
 import { writeArticleSource } from '../lib/rcdb.ts';
 
 const sh = (body: string): string => `#!/bin/sh\n${body}\n`;
@@ -203,4 +203,30 @@ test('bin/init run by a person (not pid 1) is telinit: it takes init\'s whole co
   const r = spawnSync(path.join(basedir, 'bin/init'), ['3'], { encoding: 'utf8' });
   assert.equal(r.status, 111, r.stderr);
   assert.match(r.stderr, /t6-telinit: fatal: unable to run .*\/scripts\/runlevel 3: unable to reach the oneshot runner/);
+});
+
+test('t6-linux-init -C: pid 1 re-executes itself (t6-svscanctl -R), services keep their pids, stage 2 is not run again, and the halt still brings everything down in order', { timeout: 180_000 }, async () => {
+  const b = boot();
+  try {
+    await b.out.waitFor(/demo-longrun-1 is running/, 90_000);
+    // The scan dir entry is a link into /run/t6-rc, absolute inside the namespace.
+    const target = fs.readlinkSync(b.run('service/demo-longrun-1'));
+    const status = (): Buffer => fs.readFileSync(b.run(`${path.relative('/run', target)}/supervise/status`));
+    const pidBefore = Number(status().readBigUInt64BE(24));
+    assert.ok(pidBefore > 0);
+    const r = spawnSync(path.join(BIN, 't6-svscanctl'), ['-R', b.run('service')], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const log = (): string => fs.readFileSync(b.run('uncaught-logs/current'), 'utf8');
+    await until('pid 1 re-executed', () => /re-executed \(requested on the control FIFO\)/.test(log()));
+    assert.equal(Number(status().readBigUInt64BE(24)), pidBefore, 'demo-longrun-1 kept its pid');
+    assert.equal(b.out.text.match(/t6-rc: info: service demo-longrun-1: starting/g)?.length, 1, 'stage 2 ran once');
+    assert.doesNotMatch(b.out.text, /t6-linux-init version[^]*t6-linux-init version/);
+    const h = spawnSync(path.join(BIN, 't6-shutdown'), ['--fifo', b.run('service/s6-linux-init-shutdownd/fifo'), '-h', 'now'], { encoding: 'utf8' });
+    assert.equal(h.status, 0, h.stderr);
+    const end = await b.exited;
+    assertInOrder(b.out.text, DOWN_LINES);
+    assert.equal(end.code, 0, `exit ${end.code} ${end.signal}\n${b.out.text}`);
+  } finally {
+    b.kill();
+  }
 });
