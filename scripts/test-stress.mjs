@@ -9,6 +9,8 @@
 //   npm run test:stress                       the whole suite (package.json's "test")
 //   npm run test:stress -- test/unit/x.test.ts …   only these files (node --test, no build)
 //   T6_STRESS_LOAD=n                          n busy processes instead of 2 × nproc
+// The suite runs with T6_STRESS=1: the few tests that time a promise the issue makes
+// (adoption within 1 s) relax the bound, and keep every check of behaviour.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -45,8 +47,8 @@ process.on('exit', stopLoad);
 const files = process.argv.slice(2);
 const testScript = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).scripts.test;
 const suite = files.length === 0
-  ? spawn('sh', ['-c', testScript], { cwd: root, stdio: 'inherit', env: { ...process.env, PATH: `${path.join(root, 'node_modules/.bin')}:${process.env.PATH ?? ''}` } })
-  : spawn(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=600000', ...files], { cwd: root, stdio: 'inherit' });
+  ? spawn('sh', ['-c', testScript], { cwd: root, stdio: 'inherit', env: { ...process.env, T6_STRESS: '1', PATH: `${path.join(root, 'node_modules/.bin')}:${process.env.PATH ?? ''}` } })
+  : spawn(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=600000', ...files], { cwd: root, stdio: 'inherit', env: { ...process.env, T6_STRESS: '1' } });
 
 // Passed on to the suite; the load is stopped when it has ended.
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
