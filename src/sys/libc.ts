@@ -92,6 +92,21 @@ const PROTOTYPES = {
   madvise: 'int madvise(uintptr_t addr, size_t length, int advice)',
   unshare: 'int unshare(int flags)',
   setns: 'int setns(int fd, int nstype)',
+  // Files relative to a directory fd (sys/dirfd.ts) and per-thread file rights (sys/identity.ts).
+  openat: 'int openat(int dirfd, const char *path, int flags, uint32 mode)',
+  mkdirat: 'int mkdirat(int dirfd, const char *path, uint32 mode)',
+  unlinkat: 'int unlinkat(int dirfd, const char *path, int flags)',
+  renameat: 'int renameat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath)',
+  linkat: 'int linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, int flags)',
+  readlinkat: 'long readlinkat(int dirfd, const char *path, void *buf, size_t size)',
+  getdents64: 'long getdents64(int fd, void *buf, size_t size)',
+  fa_addfchdir: 'int posix_spawn_file_actions_addfchdir_np(void *fa, int fd)',
+  // glibc's setfsuid/setfsgid are plain system calls: they change the calling thread only.
+  setfsuid: 'int setfsuid(uint32 uid)',
+  setfsgid: 'int setfsgid(uint32 gid)',
+  getgroups: 'int getgroups(int size, void *list)',
+  // For the calls glibc has no wrapper for (openat2), or wraps for every thread (setgroups).
+  syscall: 'long syscall(long number, ...)',
 } as const;
 
 /**
