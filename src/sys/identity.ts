@@ -15,11 +15,11 @@
  * For a program (`asUserArgv`): the switch cannot be made in the parent for the child
  * (posix_spawn has no attribute for it, and a thread whose real uid is the user's could be
  * signalled by that user, pid 1 included). So the child starts as Node itself with a few
- * lines that drop to the user and exec the program: a handler on the two signals Node
- * ignores (SIGPIPE, SIGXFSZ) makes exec reset them to their defaults, as posix_spawn's
- * SETSIGDEF did for Node.
+ * lines that drop to the user and exec the program (about 40 ms: for rare programs, such
+ * as a logdir's processor): a handler on the two signals Node ignores (SIGPIPE, SIGXFSZ)
+ * makes exec reset them to their defaults, as posix_spawn's SETSIGDEF did for Node.
  */
-import { c, errno } from './libc.ts';
+import { c, errno, koffiPath } from './libc.ts';
 import { SysError } from './errors.ts';
 
 /** A user to act as: uid and gid (supplementary groups: none). */
@@ -101,12 +101,18 @@ function restore(fsuid: number, fsgid: number, groups: Uint32Array, wasDumpable:
 
 /**
  * The step that drops to the user and execs the program, run by Node (`-e`): arguments
- * uid, gid, program, argv[0]… On failure it says why on stderr and exits 111 (s6's
- * "system call failed").
+ * koffi's path, uid, gid, the fds to pass on (comma-separated), program, argv[0]… Node
+ * marks every inherited fd above 2 close-on-exec when it starts, so the step clears that
+ * flag (fcntl through koffi, as pid 1 loaded it) on the fds the program must get. On
+ * failure it says why on stderr and exits 111 (s6's "system call failed").
  */
 const DROP_AND_EXEC = [
-  "const [uid, gid, file, ...argv] = process.argv.slice(1);",
+  "const [koffi, uid, gid, keep, file, ...argv] = process.argv.slice(1);",
   "try {",
+  "  const fcntl = require(koffi).load('libc.so.6').func('int fcntl(int fd, int cmd, int arg)');",
+  "  for (const fd of keep.split(',').filter((f) => f !== '')) {",
+  "    if (fcntl(Number(fd), 2 /* F_SETFD */, 0) !== 0) throw new Error(`fd ${fd} is not open`);",
+  "  }",
   "  for (const s of ['SIGPIPE', 'SIGXFSZ']) process.on(s, () => {});",
   "  process.setgroups([]); process.setgid(Number(gid)); process.setuid(Number(uid));",
   "  process.execve(file, argv, process.env);",
@@ -118,9 +124,11 @@ const DROP_AND_EXEC = [
 
 /**
  * The program and argv that run `path` with `argv` as `who` (uid, gid, no supplementary
- * groups): this Node with the drop-and-exec step. `path` must be absolute (no PATH search).
+ * groups): this Node with the drop-and-exec step. `path` must be absolute (no PATH search);
+ * `keepFds` are the child's fds above 2 that the program must get.
  */
-export function asUserArgv(who: Identity, path: string, argv: readonly string[]): { path: string; argv: string[] } {
+export function asUserArgv(who: Identity, path: string, argv: readonly string[], keepFds: readonly number[]): { path: string; argv: string[] } {
   const node = process.execPath;
-  return { path: node, argv: [node, '--no-warnings', '-e', DROP_AND_EXEC, '--', String(who.uid), String(who.gid), path, ...argv] };
+  const step = [node, '--no-warnings', '-e', DROP_AND_EXEC, '--', koffiPath(), String(who.uid), String(who.gid), keepFds.join(',')];
+  return { path: node, argv: [...step, path, ...argv] };
 }

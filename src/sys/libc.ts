@@ -27,6 +27,25 @@ function libc(): any {
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 function loadKoffi(): any {
+  const [module, from] = findKoffi();
+  koffiFrom = from;
+  return module;
+}
+
+/** Where koffi was loaded from. */
+let koffiFrom: string | undefined;
+
+/**
+ * The module koffi was loaded from (loading it first if needed): a child Node that needs
+ * libc before it execs (sys/identity.ts) loads the same one.
+ */
+export function koffiPath(): string {
+  libc();
+  return koffiFrom!;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function findKoffi(): [any, string] {
   // The CommonJS bundles have `require`; under ESM (tests) it is made. node:module is not
   // loaded otherwise: it costs every client call some 4 ms to load.
   const load = typeof require === 'function' ? require : process.getBuiltinModule('node:module').createRequire(import.meta.url);
@@ -34,12 +53,14 @@ function loadKoffi(): any {
     try {
       // On musl this dlopen fails at once, and koffi's loader picks the right build.
       const pkg = load.resolve('@koromix/koffi-linux-x64/package.json');
-      return load(`${pkg.slice(0, -'package.json'.length)}linux_x64/koffi.node`);
+      const native = `${pkg.slice(0, -'package.json'.length)}linux_x64/koffi.node`;
+      return [load(native), native];
     } catch {
       // fall through to koffi's own loader
     }
   }
-  return load('koffi');
+  const from = load.resolve('koffi');
+  return [load(from), from];
 }
 
 // A koffi function: takes JS values, returns the C result. Callers pass exactly what the

@@ -105,7 +105,8 @@ export function spawn(opts: SpawnOptions): number {
 /** `opts` with the step that runs the program as `opts.user`, if one is asked. */
 function userStep(opts: SpawnOptions): SpawnOptions {
   if (opts.user === undefined) return opts;
-  return { ...opts, ...asUserArgv(opts.user, opts.path, opts.argv), user: undefined, searchPath: false };
+  const keep = [...(opts.fds?.keys() ?? [])].filter((fd) => fd > 2);
+  return { ...opts, ...asUserArgv(opts.user, opts.path, opts.argv, keep), user: undefined, searchPath: false };
 }
 
 function spawnHere(opts: SpawnOptions): number {

@@ -80,7 +80,7 @@ test('withFileRights: a throw inside puts root\'s ids (and the dumpable flag) ba
   assert.equal(withFileRights(undefined, () => threadIds()), before);
 });
 
-test('spawn with user: the program runs as that uid and gid with no groups, default signal dispositions, in the cwd fd', { skip }, async () => {
+test('spawn with user: the program runs as that uid and gid with no groups, default signal dispositions, in the cwd fd, with its fds above 2', { skip }, async () => {
   const root = scratch();
   const children = new Reaper({ keepUnwatched: true });
   const onChild = (): void => children.reap();
@@ -88,14 +88,17 @@ test('spawn with user: the program runs as that uid and gid with no groups, defa
   const [r, w] = pipe(true);
   try {
     const cwd = fs.openSync(root, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    fs.writeFileSync(path.join(root, 'four'), 'from fd 4\n');
+    const four = fs.openSync(path.join(root, 'four'), 'r');
     const pid = spawn({
       path: '/bin/sh',
-      argv: ['/bin/sh', '-c', 'grep -E "^(Uid|Gid|Groups|SigIgn):" /proc/self/status; pwd'],
-      fds: new Map([[1, w]]),
+      argv: ['/bin/sh', '-c', 'grep -E "^(Uid|Gid|Groups|SigIgn):" /proc/self/status; pwd; cat <&4'],
+      fds: new Map([[1, w], [4, four]]),
       cwdFd: cwd,
       user: NOBODY,
     });
     fs.closeSync(cwd);
+    fs.closeSync(four);
     close(w);
     assert.equal(await children.waitPid(pid), 0);
     let out = '';
@@ -107,6 +110,7 @@ test('spawn with user: the program runs as that uid and gid with no groups, defa
     const ignored = BigInt(`0x${/^SigIgn:\s*([0-9a-f]+)$/m.exec(out)![1]}`);
     assert.equal(ignored & ((1n << 12n) | (1n << 24n)), 0n);
     assert.match(out, new RegExp(`^${root}$`, 'm'));
+    assert.match(out, /^from fd 4$/m);
   } finally {
     close(r);
     process.off('SIGCHLD', onChild);
