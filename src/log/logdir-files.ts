@@ -36,7 +36,17 @@ import {
 } from '../sys/dirfd.ts';
 import { withFileRights, type Identity } from '../sys/identity.ts';
 import { close as sysClose, tryLock, O_WRONLY, O_CREAT } from '../sys/fd.ts';
-import { errorCode } from '../sys/errors.ts';
+import { errorCode, strerror } from '../sys/errors.ts';
+
+/** A logdir that cannot be opened at start-up (busy lock, unwritable directory, a link…). */
+export class LogdirError extends Error {
+  override name = 'LogdirError';
+  readonly dir: string;
+  constructor(dir: string, message: string) {
+    super(message);
+    this.dir = dir;
+  }
+}
 
 /** The rights a held directory is used with (see the header). */
 export interface DirectoryRights {
@@ -82,6 +92,22 @@ export class LogdirFiles {
       sysClose(fd);
       throw err;
     }
+  }
+
+  /**
+   * Opens and holds the logdir `dir` (making it 0700 if missing), then opens and locks its
+   * `lock`. Throws LogdirError, in s6's shape: `unable to lock DIR/lock: …`.
+   */
+  static openLocked(dir: string, mask: number): { files: LogdirFiles; lockFd: number } {
+    const fail = (what: string, err: unknown): never => { throw new LogdirError(dir, `unable to ${what}: ${strerror(err)}`); };
+    const call = (err: unknown): string | undefined => (err as { syscall?: string }).syscall;
+    let files: LogdirFiles | undefined;
+    try { files = LogdirFiles.open(dir); } catch (err) { fail(`${call(err) === 'mkdir' ? 'mkdir' : 'open'} ${dir}`, err); }
+    const lock = files!.path('lock');
+    let lockFd: number | undefined;
+    try { lockFd = files!.lock(mask); } catch (err) { files!.close(); fail(`${call(err) === 'fcntl' ? 'lock' : 'open'} ${lock}`, err); }
+    if (lockFd === undefined) { files!.close(); throw new LogdirError(dir, `unable to lock ${lock}: Device or resource busy`); }
+    return { files: files!, lockFd: lockFd! };
   }
 
   /** The path of `name` (for messages). */

@@ -29,12 +29,14 @@
  */
 import fs from 'node:fs';
 import type { Tain } from '../s6/tai.ts';
-import { close as sysClose, O_WRONLY, O_CREAT, O_TRUNC, O_APPEND } from '../sys/fd.ts';
+import { close as sysClose, O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_APPEND } from '../sys/fd.ts';
 import { archiveFile } from './archives.ts';
-import { LogdirFiles } from './logdir-files.ts';
+import { LogdirError, LogdirFiles } from './logdir-files.ts';
 import { spawnProcessor } from './processor.ts';
 import type { LogdirSpec } from './script.ts';
 import { strerror } from '../sys/errors.ts';
+
+export { LogdirError };
 
 /** What a logdir needs from its host. */
 export interface LogdirHost {
@@ -48,16 +50,6 @@ export interface LogdirHost {
   warn(message: string): void;
   /** File creation mode: 0666 & ~umask. */
   readonly mask: number;
-}
-
-/** A logdir that cannot be opened at start-up (busy lock, unwritable directory…). */
-export class LogdirError extends Error {
-  override name = 'LogdirError';
-  readonly dir: string;
-  constructor(dir: string, message: string) {
-    super(message);
-    this.dir = dir;
-  }
 }
 
 /** Where a rotation is (s6-log's ROTSTATE_*, with the fsync of the old current moved after the rename). */
@@ -82,7 +74,7 @@ export class Logdir {
   /** A write failed: staged bytes wait for the retry. */
   #flushing = false;
   #rot: RotState = 'idle';
-  /** The old current's fd, open until it is fsynced and made u+x. */
+  /** The old current's fd (read-write), open until the rotation ends: its mode and the processor's input come from it. */
   #prevFd = -1;
   #cancelRetry: (() => void) | undefined;
   #failed = false;
@@ -105,20 +97,14 @@ export class Logdir {
   static open(spec: LogdirSpec, host: LogdirHost): Logdir {
     const dir = spec.dir;
     const fail = (what: string, err: unknown): never => { throw new LogdirError(dir, `unable to ${what}: ${strerror(err)}`); };
-    const call = (err: unknown): string | undefined => (err as { syscall?: string }).syscall;
-    let files: LogdirFiles | undefined;
-    try { files = LogdirFiles.open(dir); } catch (err) { fail(`${call(err) === 'mkdir' ? 'mkdir' : 'open'} ${dir}`, err); }
-    const lock = files!.path('lock');
-    let lockFd: number | undefined;
-    try { lockFd = files!.lock(host.mask); } catch (err) { files!.close(); fail(`${call(err) === 'fcntl' ? 'lock' : 'open'} ${lock}`, err); }
-    if (lockFd === undefined) { files!.close(); throw new LogdirError(dir, `unable to lock ${lock}: Device or resource busy`); }
-    const ld = new Logdir(spec, host, files!, lockFd);
+    const { files, lockFd } = LogdirFiles.openLocked(dir, host.mask);
+    const ld = new Logdir(spec, host, files, lockFd);
     try { ld.#recover(); } catch (err) { ld.#release(); fail(`initialise logdir ${dir}`, err); }
     try {
-      ld.#fd = files!.open('current', O_WRONLY | O_APPEND | O_CREAT, host.mask);
+      ld.#fd = files.open('current', O_RDWR | O_APPEND | O_CREAT, host.mask);
       fs.fchmodSync(ld.#fd, host.mask);
       ld.#size = fs.fstatSync(ld.#fd).size;
-    } catch (err) { ld.#release(); fail(`open ${files!.path('current')}`, err); }
+    } catch (err) { ld.#release(); fail(`open ${files.path('current')}`, err); }
     return ld;
   }
 
@@ -329,7 +315,7 @@ export class Logdir {
             break;
           case 'newcurrent': {
             step = `open ${this.dir}/current`;
-            const fd = this.#files.open('current', O_WRONLY | O_APPEND | O_CREAT, mask);
+            const fd = this.#files.open('current', O_RDWR | O_APPEND | O_CREAT, mask);
             this.#prevFd = this.#fd;
             this.#fd = fd;
             this.#size = 0;
@@ -343,14 +329,12 @@ export class Logdir {
             // Through the old current's own fd: the name `previous` may be anything by now.
             step = `chmod ${this.dir}/previous`;
             fs.fchmodSync(this.#prevFd, mask | 0o100);
-            fs.closeSync(this.#prevFd);
-            this.#prevFd = -1;
             this.#rot = this.spec.processor === undefined ? 'finishprevious' : 'runprocessor';
             break;
           case 'finishprevious':
             step = `finish previous .s to logdir ${this.dir}`;
             this.#finish('previous', 's');
-            this.#rot = 'idle';
+            this.#closePrevious('idle');
             return;
           case 'runprocessor':
             step = `spawn processor for logdir ${this.dir}`;
@@ -369,7 +353,7 @@ export class Logdir {
           case 'unlinkprevious':
             step = `unlink ${this.dir}/previous`;
             this.#files.unlinkIfExists('previous');
-            this.#rot = 'renamestate';
+            this.#closePrevious('renamestate');
             break;
           case 'renamestate':
             step = `rename ${this.dir}/newstate to ${this.dir}/state`;
@@ -391,6 +375,13 @@ export class Logdir {
       this.#host.warn(`unable to ${step}: ${strerror(err)}`);
       this.#retryLater();
     }
+  }
+
+  /** The rotated file is archived or processed: its fd goes, and the rotation moves on to `next`. */
+  #closePrevious(next: RotState): void {
+    fs.closeSync(this.#prevFd);
+    this.#prevFd = -1;
+    this.#rot = next;
   }
 
   /** Opens a file of the logdir (appending), fsyncs it, and sets `finishedMode` on it if given. */
@@ -422,7 +413,7 @@ export class Logdir {
 
   /** Spawns the processor (throws if it cannot) and waits for it in the background. */
   #startProcessor(): void {
-    this.#pid = spawnProcessor(this.#files, this.spec.processor!);
+    this.#pid = spawnProcessor(this.#files, this.spec.processor!, this.#prevFd);
     this.#rot = 'waitprocessor';
     this.#host.waitPid(this.#pid).then((wstat) => this.#processorDone(wstat), (err: unknown) => {
       this.#host.warn(`unable to wait for processor of ${this.dir}: ${strerror(err)}`);

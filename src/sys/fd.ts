@@ -115,6 +115,11 @@ export function dup2(from: number, to: number): void {
   if (c.dup2(from, to) < 0) throw new SysError('dup2', errno(), `${from}→${to}`);
 }
 
+/** Moves an fd's offset back to the start of its file (lseek SEEK_SET 0). */
+export function rewind(fd: number): void {
+  if (c.lseek(fd, 0, 0) < 0) throw new SysError('lseek', errno(), `fd ${fd}`);
+}
+
 /** Whether `fd` is open. */
 export function isOpen(fd: number): boolean {
   return c.fcntl(fd, 1 /* F_GETFD */, 'int', 0) >= 0;

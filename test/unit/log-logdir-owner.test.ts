@@ -131,6 +131,32 @@ test('current swapped for a link to a root-only file, then a rotation: the file 
   }
 });
 
+test('with a processor, the same swap: the processor reads what was logged (through the logger\'s fd), not the link', { skip }, async () => {
+  const { root, secret, logs } = setUp();
+  try {
+    const dir = nobodysLogdir(logs);
+    const before = fingerprint(secret);
+    const host = testHost();
+    const logger = Logger.open(parseScript(['s100000', '?cat', dir]), host);
+    await feed(logger, lines(0, 10));
+    fs.renameSync(path.join(dir, 'current'), path.join(dir, 'kept'));
+    fs.symlinkSync(secret, path.join(dir, 'current'));
+    logger.rotate();
+    await feed(logger, lines(10, 20));
+    await logger.end();
+    host.dispose();
+    assert.equal(fingerprint(secret), before);
+    const archived = fs.readdirSync(dir).filter((n) => ARCHIVE.test(n));
+    assert.equal(archived.length, 1);
+    assert.equal(fs.readFileSync(path.join(dir, archived[0]!), 'latin1'), lines(0, 10));
+    assert.equal(fs.readFileSync(path.join(dir, 'current'), 'latin1'), lines(10, 20));
+    assert.equal(fs.existsSync(path.join(dir, 'previous')), false, 'the link was removed');
+    assert.deepEqual(host.warnings, []);
+  } finally {
+    fs.rmSync(root, { recursive: true });
+  }
+});
+
 test('lock or current a link, a FIFO or a directory at start-up: refused or removed, never followed, nothing made outside', { skip }, async () => {
   const { root, secret, secrets, logs } = setUp();
   try {
