@@ -156,6 +156,17 @@ export class LogdirFiles {
 
   rename(from: string, to: string): void { this.as(() => renameAt(this.fd, from, to, this.dir)); }
 
+  /** rename, where a missing `from` is no failure; false if it was missing. */
+  renameIfExists(from: string, to: string): boolean {
+    try {
+      this.rename(from, to);
+      return true;
+    } catch (err) {
+      if (errorCode(err) === 'ENOENT') return false;
+      throw err;
+    }
+  }
+
   link(from: string, to: string): void { this.as(() => linkAt(this.fd, from, to, this.dir)); }
 
   /** The names in the logdir. */

@@ -32,7 +32,7 @@ import type { Tain } from '../s6/tai.ts';
 import { close as sysClose, O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_APPEND } from '../sys/fd.ts';
 import { archiveFile } from './archives.ts';
 import { LogdirError, LogdirFiles } from './logdir-files.ts';
-import { spawnProcessor } from './processor.ts';
+import { ProcessorRun } from './processor.ts';
 import type { LogdirSpec } from './script.ts';
 import { strerror } from '../sys/errors.ts';
 
@@ -55,7 +55,7 @@ export interface LogdirHost {
 /** Where a rotation is (s6-log's ROTSTATE_*, with the fsync of the old current moved after the rename). */
 type RotState =
   | 'idle' | 'rename' | 'newcurrent' | 'syncprevious' | 'syncingprevious' | 'chmodprevious' | 'finishprevious'
-  | 'runprocessor' | 'waitprocessor' | 'syncprocessed' | 'syncnewstate' | 'unlinkprevious'
+  | 'runprocessor' | 'waitprocessor' | 'syncprocessed' | 'unlinkprevious'
   | 'renamestate' | 'finishprocessed';
 
 export class Logdir {
@@ -79,7 +79,8 @@ export class Logdir {
   #cancelRetry: (() => void) | undefined;
   #failed = false;
   #closed = false;
-  #pid = 0;
+  /** The processor running, or done and not yet synced. */
+  #processor: ProcessorRun | undefined;
   #readyWaiters: (() => void)[] = [];
 
   private constructor(spec: LogdirSpec, host: LogdirHost, files: LogdirFiles, lockFd: number) {
@@ -114,6 +115,7 @@ export class Logdir {
     this.#fd = -1;
     if (this.#prevFd >= 0) fs.closeSync(this.#prevFd);
     this.#prevFd = -1;
+    this.#endProcessor();
     sysClose(this.#lockFd);
     this.#files.close();
   }
@@ -309,8 +311,9 @@ export class Logdir {
       for (;;) {
         switch (this.#rot) {
           case 'rename':
+            // Gone (its owner removed it)? What was written is in our fd: go on.
             step = `rename ${this.dir}/current to ${this.dir}/previous`;
-            this.#files.rename('current', 'previous');
+            if (!this.#files.renameIfExists('current', 'previous')) this.#host.warn(`unable to ${step}: No such file or directory - going on`);
             this.#rot = 'newcurrent';
             break;
           case 'newcurrent': {
@@ -341,13 +344,9 @@ export class Logdir {
             this.#startProcessor();
             return;
           case 'syncprocessed':
-            step = `fsync ${this.dir}/processed`;
-            this.#syncFile('processed', mask | 0o100);
-            this.#rot = 'syncnewstate';
-            break;
-          case 'syncnewstate':
-            step = `fsync ${this.dir}/newstate`;
-            this.#syncFile('newstate');
+            step = `fsync ${this.dir}/processed and ${this.dir}/newstate`;
+            this.#processor!.sync(mask | 0o100);
+            this.#endProcessor();
             this.#rot = 'unlinkprevious';
             break;
           case 'unlinkprevious':
@@ -357,7 +356,7 @@ export class Logdir {
             break;
           case 'renamestate':
             step = `rename ${this.dir}/newstate to ${this.dir}/state`;
-            this.#files.rename('newstate', 'state');
+            if (!this.#files.renameIfExists('newstate', 'state')) this.#host.warn(`unable to ${step}: No such file or directory - going on`);
             this.#rot = 'finishprocessed';
             break;
           case 'finishprocessed':
@@ -377,22 +376,17 @@ export class Logdir {
     }
   }
 
+  /** Lets go of the processor's files. */
+  #endProcessor(): void {
+    this.#processor?.close();
+    this.#processor = undefined;
+  }
+
   /** The rotated file is archived or processed: its fd goes, and the rotation moves on to `next`. */
   #closePrevious(next: RotState): void {
     fs.closeSync(this.#prevFd);
     this.#prevFd = -1;
     this.#rot = next;
-  }
-
-  /** Opens a file of the logdir (appending), fsyncs it, and sets `finishedMode` on it if given. */
-  #syncFile(name: string, finishedMode?: number): void {
-    const fd = this.#files.open(name, O_WRONLY | O_APPEND);
-    try {
-      fs.fsyncSync(fd);
-      if (finishedMode !== undefined) fs.fchmodSync(fd, finishedMode);
-    } finally {
-      fs.closeSync(fd);
-    }
   }
 
   /** Fsyncs the old current in the thread pool; the rotation goes on (or retries) when that ends. */
@@ -413,21 +407,22 @@ export class Logdir {
 
   /** Spawns the processor (throws if it cannot) and waits for it in the background. */
   #startProcessor(): void {
-    this.#pid = spawnProcessor(this.#files, this.spec.processor!, this.#prevFd);
+    this.#processor = ProcessorRun.start(this.#files, this.spec.processor!, this.#prevFd);
     this.#rot = 'waitprocessor';
-    this.#host.waitPid(this.#pid).then((wstat) => this.#processorDone(wstat), (err: unknown) => {
+    this.#host.waitPid(this.#processor.pid).then((wstat) => this.#processorDone(wstat), (err: unknown) => {
       this.#host.warn(`unable to wait for processor of ${this.dir}: ${strerror(err)}`);
+      this.#endProcessor();
       this.#rot = 'runprocessor';
       this.#retryLater();
     });
   }
 
   #processorDone(wstat: number): void {
-    this.#pid = 0;
     if (this.#rot !== 'waitprocessor') return;
     if (wstat !== 0) {
       const how = (wstat & 0x7f) === 0 ? `exited ${(wstat >> 8) & 0xff}` : `crashed (signal ${wstat & 0x7f})`;
       this.#host.warn(`processor for ${this.dir} ${how}`);
+      this.#endProcessor();
       this.#rot = 'runprocessor';
       this.#retryLater();
       return;

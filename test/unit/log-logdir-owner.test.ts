@@ -228,6 +228,34 @@ test('a rotation step that meets a trick is reported, retried, and ends once the
   }
 });
 
+test('names removed by the owner (current, state, and processed and newstate while the processor runs): rotations go on', { skip }, async () => {
+  const { root, logs } = setUp();
+  try {
+    const dir = nobodysLogdir(logs);
+    const host = testHost();
+    const flag = path.join(root, 'go');
+    // The processor waits for the flag, so that the test can remove its files while it runs.
+    const logger = Logger.open(parseScript(['s100000', `?while [ ! -e ${flag} ]; do sleep 0.01; done; cat; echo 1 >&5`, dir]), host);
+    await feed(logger, lines(0, 10));
+    fs.unlinkSync(path.join(dir, 'current'));
+    fs.unlinkSync(path.join(dir, 'state'));
+    logger.rotate();
+    await until('the processor to start', () => fs.existsSync(path.join(dir, 'newstate')));
+    fs.unlinkSync(path.join(dir, 'processed'));
+    fs.unlinkSync(path.join(dir, 'newstate'));
+    fs.writeFileSync(flag, '');
+    await feed(logger, lines(10, 20));
+    await logger.end();
+    host.dispose();
+    assert.ok(warned(host, new RegExp(`unable to rename ${dir}/current to ${dir}/previous: No such file or directory - going on`)), host.warnings.join('\n'));
+    assert.ok(warned(host, new RegExp(`unable to rename ${dir}/newstate to ${dir}/state: No such file or directory - going on`)), host.warnings.join('\n'));
+    assert.equal(fs.readFileSync(path.join(dir, 'current'), 'latin1'), lines(10, 20));
+    assert.equal(fs.existsSync(path.join(dir, 'previous')), false);
+  } finally {
+    fs.rmSync(root, { recursive: true });
+  }
+});
+
 test('root\'s own logdir: a file with a second hard link is refused (it could be any file)', { skip }, async () => {
   const { root, secret, logs } = setUp();
   try {
