@@ -48,6 +48,18 @@ export class LogdirError extends Error {
   }
 }
 
+/** A step of a rotation that failed on one file: `step` names it (`open DIR/state`), `cause` says why. */
+export class LogdirStepError extends Error {
+  override name = 'LogdirStepError';
+  readonly step: string;
+  override readonly cause: unknown;
+  constructor(step: string, cause: unknown) {
+    super(`unable to ${step}: ${strerror(cause)}`);
+    this.step = step;
+    this.cause = cause;
+  }
+}
+
 /** The rights a held directory is used with (see the header). */
 export interface DirectoryRights {
   /** The directory's owner and group when that is not root and we are; undefined: our own. */

@@ -31,7 +31,7 @@ import fs from 'node:fs';
 import type { Tain } from '../s6/tai.ts';
 import { close as sysClose, O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_APPEND } from '../sys/fd.ts';
 import { archiveFile } from './archives.ts';
-import { LogdirError, LogdirFiles } from './logdir-files.ts';
+import { LogdirError, LogdirFiles, LogdirStepError } from './logdir-files.ts';
 import { ProcessorRun } from './processor.ts';
 import type { LogdirSpec } from './script.ts';
 import { strerror } from '../sys/errors.ts';
@@ -371,7 +371,7 @@ export class Logdir {
         }
       }
     } catch (err) {
-      this.#host.warn(`unable to ${step}: ${strerror(err)}`);
+      this.#host.warn(err instanceof LogdirStepError ? err.message : `unable to ${step}: ${strerror(err)}`);
       this.#retryLater();
     }
   }

@@ -18,7 +18,7 @@
 import fs from 'node:fs';
 import { close as sysClose, rewind, O_WRONLY, O_CREAT, O_RDONLY, O_TRUNC } from '../sys/fd.ts';
 import { spawn } from '../sys/spawn.ts';
-import type { LogdirFiles } from './logdir-files.ts';
+import { LogdirStepError, type LogdirFiles } from './logdir-files.ts';
 
 /** One run of a logdir's processor: its pid, and the fds of the two files it writes. */
 export class ProcessorRun {
@@ -34,11 +34,15 @@ export class ProcessorRun {
 
   /**
    * Spawns `command` as the processor of the logdir, the rotated file `input` (an fd open
-   * for reading) on its stdin. Throws if a file cannot be opened or the spawn fails.
+   * for reading) on its stdin. Throws LogdirStepError (naming the file) if a file cannot be
+   * opened, SysError if the spawn fails.
    */
   static start(files: LogdirFiles, command: string, input: number): ProcessorRun {
     const opened: number[] = [];
-    const o = (name: string, flags: number): number => { const fd = files.open(name, flags, 0o666); opened.push(fd); return fd; };
+    const o = (name: string, flags: number): number => {
+      try { opened.push(files.open(name, flags, 0o666)); } catch (err) { throw new LogdirStepError(`open ${files.path(name)}`, err); }
+      return opened[opened.length - 1]!;
+    };
     try {
       const processed = o('processed', O_WRONLY | O_CREAT | O_TRUNC);
       const state = o('state', O_RDONLY | O_CREAT);

@@ -214,7 +214,7 @@ test('a rotation step that meets a trick is reported, retried, and ends once the
     const done = feed(logger, text, 500).then(() => { stopped = true; });
     await until('the rename to be refused', () => warned(host, new RegExp(`unable to rename ${dir}/current to ${dir}/previous: (Is a directory|Directory not empty)`)));
     fs.rmSync(path.join(dir, 'previous'), { recursive: true });
-    await until('the processor to be refused', () => warned(host, new RegExp(`unable to spawn processor for logdir ${dir}: Too many levels of symbolic links`)));
+    await until('the processor to be refused', () => warned(host, new RegExp(`unable to open ${dir}/processed: Too many levels of symbolic links`)));
     assert.equal(stopped, false, 'input waits meanwhile');
     fs.unlinkSync(path.join(dir, 'processed'));
     fs.unlinkSync(path.join(dir, 'newstate'));
