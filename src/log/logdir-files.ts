@@ -35,7 +35,7 @@ import {
   openDirectory, openFileAt, statAt, unlinkAt, renameAt, linkAt, listAt,
 } from '../sys/dirfd.ts';
 import { withFileRights, type Identity } from '../sys/identity.ts';
-import { close as sysClose, tryLock, O_WRONLY, O_CREAT } from '../sys/fd.ts';
+import { close as sysClose, tryLock, O_WRONLY, O_CREAT, O_EXCL } from '../sys/fd.ts';
 import { errorCode, strerror } from '../sys/errors.ts';
 
 /** A logdir that cannot be opened at start-up (busy lock, unwritable directory, a link…). */
@@ -146,6 +146,22 @@ export class LogdirFiles {
       if (!locked) sysClose(fd);
     }
     return locked ? fd : undefined;
+  }
+
+  /**
+   * Creates `name` afresh (O_CREAT | O_EXCL: nothing already there is opened, a link least
+   * of all) and opens it with `flags`. Whatever is in the way was put there by someone else
+   * (the caller had just renamed the file away): it is removed, after `removing` is told.
+   */
+  create(name: string, flags: number, mode: number, removing: () => void): number {
+    try {
+      return this.open(name, flags | O_CREAT | O_EXCL, mode);
+    } catch (err) {
+      if (errorCode(err) !== 'EEXIST') throw err;
+    }
+    removing();
+    this.unlink(name);
+    return this.open(name, flags | O_CREAT | O_EXCL, mode);
   }
 
   /** What `name` is (a link described, not followed); undefined if absent. */

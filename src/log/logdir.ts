@@ -318,7 +318,7 @@ export class Logdir {
             break;
           case 'newcurrent': {
             step = `open ${this.dir}/current`;
-            const fd = this.#files.open('current', O_RDWR | O_APPEND | O_CREAT, mask);
+            const fd = this.#files.create('current', O_RDWR | O_APPEND, mask, () => this.#host.warn(`${this.dir}/current was made again by someone else during the rotation: removing it`));
             this.#prevFd = this.#fd;
             this.#fd = fd;
             this.#size = 0;
