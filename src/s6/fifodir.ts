@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { O_NONBLOCK, O_RDONLY, O_WRONLY, mkfifo, open, close } from '../sys/fd.ts';
+import { O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_WRONLY, mkfifo, open, close } from '../sys/fd.ts';
 import { tainFormat, tainNow } from './tai.ts';
 import { errorCode } from '../sys/errors.ts';
 
@@ -50,16 +50,21 @@ export function notifyFifodir(dir: string, event: string): number {
   return delivered;
 }
 
-/** Writes `bytes` to one listener FIFO, removing it if nobody reads it any more. Never throws. */
+/**
+ * Writes `bytes` to one listener FIFO, removing it if nobody reads it any more. Never throws.
+ * Only a FIFO, never through a link: the members of event/'s group may put anything there,
+ * and the notifier is root.
+ */
 function sendTo(fifo: string, bytes: Buffer): boolean {
   let fd: number;
   try {
-    fd = open(fifo, O_WRONLY | O_NONBLOCK);
+    fd = open(fifo, O_WRONLY | O_NONBLOCK | O_NOFOLLOW);
   } catch (err) {
     if (errorCode(err) === 'ENXIO') removeStale(fifo);
     return false;
   }
   try {
+    if (!fs.fstatSync(fd).isFIFO()) return false;
     fs.writeSync(fd, bytes);
     return true;
   } catch (err) {
