@@ -145,8 +145,12 @@ async function log(args: string[], io: CommandIo): Promise<number> {
   process.on('SIGTERM', onTerm); // with -p the listener ignores it (and keeps Node from dying of it)
   process.on('SIGHUP', stop);
   process.on('SIGALRM', onAlrm);
+  // Nothing else keeps Node running while input waits for a processor (a child is no
+  // handle of the event loop): without this, t6-log would end in the middle of a rotation.
+  const keepAlive = setInterval(() => {}, 2 ** 31 - 1);
   driver.attach(logger);
   await done;
+  clearInterval(keepAlive);
   clearTimeout(lastLineTimer);
   process.off('SIGCHLD', onChild);
   process.off('SIGTERM', onTerm);

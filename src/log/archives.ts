@@ -6,22 +6,33 @@
  * `S` bytes. TAI64N names sort in time order, so the oldest come first by name.
  *
  * Synchronous, like every other step of a rotation. A failure to archive throws (the
- * rotation retries the step); a failure to remove an old archive is only reported.
+ * rotation retries the step); a failure to remove an old archive is only reported. Every
+ * name is used through the logdir's held directory (logdir-files.ts): only a regular file
+ * is archived, and a link put in a file's place is removed, never followed.
  */
-import fs from 'node:fs';
-import path from 'node:path';
+import type fs from 'node:fs';
 import { tainFormat, type Tain } from '../s6/tai.ts';
 
 /** The 27-character name of an archive: `@`, 24 hex digits of TAI64N, `.s` or `.u`. */
 const ARCHIVE = /^@[0-9a-fA-F]{24}\.[su]$/;
 
-/** Where the archives are and how many of them are kept (a LogdirSpec is one). */
+/** How many archives are kept (a LogdirSpec is one). */
 export interface ArchiveRules {
-  readonly dir: string;
   /** n: archives kept. */
   readonly maxFiles: number;
   /** S: total archive bytes (0 = no cap). */
   readonly maxTotal: number;
+}
+
+/** The logdir's files, by name (a LogdirFiles is one). */
+export interface ArchiveDir {
+  /** The path of a name, for messages. */
+  path(name: string): string;
+  /** lstat; undefined if absent. */
+  stat(name: string): fs.Stats | undefined;
+  link(from: string, to: string): void;
+  unlink(name: string): void;
+  list(): string[];
 }
 
 /** Called when an old archive cannot be removed; trimming goes on. */
@@ -31,22 +42,21 @@ export type UnlinkFailed = (file: string, err: unknown) => void;
  * s6-log's finish(): archives `name` as @now.suffix (if it has one link and data),
  * unlinks it, trims. Nothing happens if `name` does not exist.
  */
-export function archiveFile(rules: ArchiveRules, name: string, suffix: 's' | 'u', now: () => Tain, unlinkFailed: UnlinkFailed): void {
-  const file = path.join(rules.dir, name);
-  const st = fs.statSync(file, { throwIfNoEntry: false });
+export function archiveFile(dir: ArchiveDir, rules: ArchiveRules, name: string, suffix: 's' | 'u', now: () => Tain, unlinkFailed: UnlinkFailed): void {
+  const st = dir.stat(name);
   if (st === undefined) return;
-  if (st.nlink === 1 && st.size > 0) fs.linkSync(file, path.join(rules.dir, `${tainFormat(now())}.${suffix}`));
-  fs.unlinkSync(file);
-  trimArchives(rules, unlinkFailed);
+  if (st.isFile() && st.nlink === 1 && st.size > 0) dir.link(name, `${tainFormat(now())}.${suffix}`);
+  dir.unlink(name);
+  trimArchives(dir, rules, unlinkFailed);
 }
 
 /** Removes the oldest archives while there are more than maxFiles, or they hold more than maxTotal bytes. */
-export function trimArchives(rules: ArchiveRules, unlinkFailed: UnlinkFailed): void {
+export function trimArchives(dir: ArchiveDir, rules: ArchiveRules, unlinkFailed: UnlinkFailed): void {
   const archives: { name: string; size: number }[] = [];
   let total = 0;
-  for (const name of fs.readdirSync(rules.dir)) {
+  for (const name of dir.list()) {
     if (!ARCHIVE.test(name)) continue;
-    const st = fs.statSync(path.join(rules.dir, name), { throwIfNoEntry: false });
+    const st = dir.stat(name);
     if (st === undefined) continue;
     archives.push({ name, size: st.size });
     total += st.size;
@@ -57,13 +67,12 @@ export function trimArchives(rules: ArchiveRules, unlinkFailed: UnlinkFailed): v
   // Bounded by the list: an archive that cannot be removed still counts in `total`.
   for (let i = 0, left = archives.length; i < archives.length && (left > maxFiles || (maxTotal !== 0 && total > maxTotal)); i++, left--) {
     const a = archives[i]!;
-    const file = path.join(rules.dir, a.name);
     try {
-      fs.unlinkSync(file);
+      dir.unlink(a.name);
       total -= a.size;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') total -= a.size;
-      unlinkFailed(file, err);
+      unlinkFailed(dir.path(a.name), err);
     }
   }
 }

@@ -14,9 +14,10 @@
  * or processor under way) or stdout is full; the caller stops feeding until `onDrain`.
  * The engine never exits the process, prints, or keeps global state.
  */
-import fs from 'node:fs';
 import { tainFormat, tainToUnixMs, type Tain } from '../s6/tai.ts';
 import { Logdir, type LogdirHost } from './logdir.ts';
+import { StatusFile } from './statusfile.ts';
+import { strerror } from '../sys/errors.ts';
 import type { Action, Script } from './script.ts';
 
 export interface LoggerHost extends LogdirHost {
@@ -47,6 +48,8 @@ interface CompiledAction {
   /** The header for the current chunk: stamps + prefix. */
   header: Buffer;
   readonly logdir: Logdir | undefined;
+  /** The `=file` of a status action. */
+  readonly statusFile: StatusFile | undefined;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -100,7 +103,11 @@ export class Logger {
       selections: el.selections,
       actions: el.actions.map((action) => {
         const prefix = action.prefix === undefined ? EMPTY : Buffer.from(`${action.prefix} `);
-        const c: CompiledAction = { action, prefix, header: prefix, logdir: action.kind === 'logdir' ? logdirs[next++] : undefined };
+        const c: CompiledAction = {
+          action, prefix, header: prefix,
+          logdir: action.kind === 'logdir' ? logdirs[next++] : undefined,
+          statusFile: action.kind === 'status' ? new StatusFile(action.file) : undefined,
+        };
         this.#all.push(c);
         return c;
       }),
@@ -237,6 +244,7 @@ export class Logger {
   async end(): Promise<void> {
     this.flushPartial();
     this.#closed = true;
+    for (const c of this.#all) c.statusFile?.close();
     for (const ld of this.logdirs) await ld.close();
   }
 
@@ -291,7 +299,7 @@ export class Logger {
         const a = c.action;
         if (a.kind === 'stdout') this.#toStdout(c.header, buf, start, end);
         else if (a.kind === 'alert') this.#alert(c.header, buf, start, end, a.limit);
-        else if (a.kind === 'status') this.#status(a.file, a.size, c.header, buf, start, end);
+        else if (a.kind === 'status') this.#status(c.statusFile!, a.size, c.header, buf, start, end);
       }
     }
   }
@@ -318,17 +326,16 @@ export class Logger {
     this.#host.alert(Buffer.concat([this.#alertHead, header, body, Buffer.from(cut ? '...\n' : '\n')]));
   }
 
-  #status(file: string, size: number, header: Buffer, buf: Buffer, start: number, end: number): void {
+  #status(file: StatusFile, size: number, header: Buffer, buf: Buffer, start: number, end: number): void {
     let data = Buffer.concat([header, buf.subarray(start, end), Buffer.from('\n')]);
     if (size !== 0) {
       if (data.length > size) data = data.subarray(0, size);
       else if (data.length < size) data = Buffer.concat([data, Buffer.alloc(size - data.length, 10)]);
     }
     try {
-      fs.writeFileSync(`${file}.new`, data, { mode: this.#host.mask });
-      fs.renameSync(`${file}.new`, file);
+      file.write(data, this.#host.mask);
     } catch (err) {
-      this.#host.warn(`unable to write status file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+      this.#host.warn(`unable to write status file ${file.file}: ${strerror(err)}`);
     }
   }
 

@@ -23,15 +23,20 @@
  * process-global state: everything the logdir needs from outside (clock, timers, processor
  * wait, warnings) comes through LogdirHost. Archiving and trimming are in archives.ts, the
  * processor's spawn in processor.ts.
+ *
+ * Files are reached through the logdir's fd held from `open` to `close`, never through a
+ * link, with its owner's rights (logdir-files.ts); modes change through fds (fchmod) only.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import type { Tain } from '../s6/tai.ts';
-import { open as sysOpen, tryLock, close as sysClose, O_WRONLY, O_CREAT, O_NONBLOCK } from '../sys/fd.ts';
+import { close as sysClose, O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_APPEND } from '../sys/fd.ts';
 import { archiveFile } from './archives.ts';
-import { spawnProcessor } from './processor.ts';
+import { LogdirError, LogdirFiles, LogdirStepError } from './logdir-files.ts';
+import { ProcessorRun } from './processor.ts';
 import type { LogdirSpec } from './script.ts';
 import { strerror } from '../sys/errors.ts';
+
+export { LogdirError };
 
 /** What a logdir needs from its host. */
 export interface LogdirHost {
@@ -47,20 +52,10 @@ export interface LogdirHost {
   readonly mask: number;
 }
 
-/** A logdir that cannot be opened at start-up (busy lock, unwritable directory…). */
-export class LogdirError extends Error {
-  override name = 'LogdirError';
-  readonly dir: string;
-  constructor(dir: string, message: string) {
-    super(message);
-    this.dir = dir;
-  }
-}
-
 /** Where a rotation is (s6-log's ROTSTATE_*, with the fsync of the old current moved after the rename). */
 type RotState =
   | 'idle' | 'rename' | 'newcurrent' | 'syncprevious' | 'syncingprevious' | 'chmodprevious' | 'finishprevious'
-  | 'runprocessor' | 'waitprocessor' | 'syncprocessed' | 'syncnewstate' | 'unlinkprevious'
+  | 'runprocessor' | 'waitprocessor' | 'syncprocessed' | 'unlinkprevious'
   | 'renamestate' | 'finishprocessed';
 
 export class Logdir {
@@ -69,30 +64,31 @@ export class Logdir {
   /** Called when the logdir becomes writable again with nothing left staged. */
   onReady: () => void = () => {};
   readonly #host: LogdirHost;
-  #lockFd: number;
-  #fd: number;
+  readonly #files: LogdirFiles;
+  readonly #lockFd: number;
+  #fd = -1;
   /** Bytes in `current` (written). */
-  #size: number;
+  #size = 0;
   #buf: Buffer = Buffer.allocUnsafe(256 * 1024);
   #len = 0;
   /** A write failed: staged bytes wait for the retry. */
   #flushing = false;
   #rot: RotState = 'idle';
-  /** The old current's fd, open until it is fsynced. */
+  /** The old current's fd (read-write), open until the rotation ends: its mode and the processor's input come from it. */
   #prevFd = -1;
   #cancelRetry: (() => void) | undefined;
   #failed = false;
   #closed = false;
-  #pid = 0;
+  /** The processor running, or done and not yet synced. */
+  #processor: ProcessorRun | undefined;
   #readyWaiters: (() => void)[] = [];
 
-  private constructor(spec: LogdirSpec, host: LogdirHost, lockFd: number, fd: number, size: number) {
+  private constructor(spec: LogdirSpec, host: LogdirHost, files: LogdirFiles, lockFd: number) {
     this.spec = spec;
     this.dir = spec.dir;
     this.#host = host;
+    this.#files = files;
     this.#lockFd = lockFd;
-    this.#fd = fd;
-    this.#size = size;
   }
 
   /**
@@ -101,42 +97,46 @@ export class Logdir {
    */
   static open(spec: LogdirSpec, host: LogdirHost): Logdir {
     const dir = spec.dir;
-    const p = (name: string): string => path.join(dir, name);
     const fail = (what: string, err: unknown): never => { throw new LogdirError(dir, `unable to ${what}: ${strerror(err)}`); };
-    try { fs.mkdirSync(dir, { mode: 0o700 }); } catch (err) { if ((err as NodeJS.ErrnoException).code !== 'EEXIST') fail(`mkdir ${dir}`, err); }
-    let lockFd = -1;
-    try { lockFd = sysOpen(p('lock'), O_WRONLY | O_CREAT | O_NONBLOCK, host.mask); } catch (err) { fail(`open ${p('lock')}`, err); }
-    let locked = false;
-    try { locked = tryLock(lockFd, p('lock')); } catch (err) { sysClose(lockFd); fail(`lock ${p('lock')}`, err); }
-    if (!locked) { sysClose(lockFd); throw new LogdirError(dir, `unable to lock ${p('lock')}: Device or resource busy`); }
-    const ld = new Logdir(spec, host, lockFd, -1, 0);
+    const { files, lockFd } = LogdirFiles.openLocked(dir, host.mask);
+    const ld = new Logdir(spec, host, files, lockFd);
+    try { ld.#recover(); } catch (err) { ld.#release(); fail(`initialise logdir ${dir}`, err); }
     try {
-      let st: fs.Stats | undefined = fs.statSync(p('current'), { throwIfNoEntry: false });
-      if (st === undefined || (st.mode & 0o100) === 0) {
-        ld.#unlinkQuiet('state');
-        ld.#unlinkQuiet('newstate');
-        const processed = fs.statSync(p('processed'), { throwIfNoEntry: false });
-        if (processed !== undefined && (processed.mode & 0o100) !== 0) {
-          ld.#unlinkQuiet('previous');
-          ld.#finish('processed', 's');
-        } else {
-          ld.#unlinkQuiet('processed');
-          ld.#finish('previous', 'u');
-        }
-        ld.#finish('current', 'u');
-        fs.closeSync(fs.openSync(p('state'), 'w', host.mask));
-        st = undefined;
-      }
-      ld.#fd = fs.openSync(p('current'), fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT, host.mask);
+      ld.#fd = files.open('current', O_RDWR | O_APPEND | O_CREAT, host.mask);
       fs.fchmodSync(ld.#fd, host.mask);
-      ld.#size = st?.size ?? 0;
-    } catch (err) {
-      sysClose(lockFd);
-      if (ld.#fd >= 0) fs.closeSync(ld.#fd);
-      if (err instanceof LogdirError) throw err;
-      fail(`initialise logdir ${dir}`, err);
-    }
+      ld.#size = fs.fstatSync(ld.#fd).size;
+    } catch (err) { ld.#release(); fail(`open ${files.path('current')}`, err); }
     return ld;
+  }
+
+  /** Closes every fd (a failed open, or the end). */
+  #release(): void {
+    if (this.#fd >= 0) fs.closeSync(this.#fd);
+    this.#fd = -1;
+    if (this.#prevFd >= 0) fs.closeSync(this.#prevFd);
+    this.#prevFd = -1;
+    this.#endProcessor();
+    sysClose(this.#lockFd);
+    this.#files.close();
+  }
+
+  /** Start-up recovery: an unfinished current (not u+x) and what a rotation left are archived. */
+  #recover(): void {
+    const files = this.#files;
+    const st = files.stat('current');
+    if (st !== undefined && st.isFile() && (st.mode & 0o100) !== 0) return;
+    this.#unlinkQuiet('state');
+    this.#unlinkQuiet('newstate');
+    const processed = files.stat('processed');
+    if (processed !== undefined && processed.isFile() && (processed.mode & 0o100) !== 0) {
+      this.#unlinkQuiet('previous');
+      this.#finish('processed', 's');
+    } else {
+      this.#unlinkQuiet('processed');
+      this.#finish('previous', 'u');
+    }
+    this.#finish('current', 'u');
+    sysClose(files.open('state', O_WRONLY | O_CREAT | O_TRUNC, this.#host.mask));
   }
 
   /** True while input should wait: a write failed, or a rotation is due before the last one ended. */
@@ -227,8 +227,7 @@ export class Logdir {
     }
     this.#closed = true;
     this.#cancelRetry?.();
-    fs.closeSync(this.#fd);
-    sysClose(this.#lockFd);
+    this.#release();
   }
 
   /** Writes staged bytes; on failure keeps the rest and retries after r ms. True when nothing is left. */
@@ -284,16 +283,23 @@ export class Logdir {
     this.#run();
   }
 
-  #p(name: string): string { return path.join(this.dir, name); }
-
   #unlinkQuiet(name: string): void {
-    try { fs.unlinkSync(this.#p(name)); } catch { /* absent: nothing to remove */ }
+    try { this.#files.unlink(name); } catch { /* absent: nothing to remove */ }
   }
 
-  /** s6-log's finish(): archive `name` as @now.suffix (if it has one link and data), unlink it, trim. */
+  /**
+   * s6-log's finish(): archive `name` as @now.suffix (if it is a regular file with one link
+   * and data), unlink it, trim. Something else in its place is reported and removed.
+   */
   #finish(name: string, suffix: 's' | 'u'): void {
-    archiveFile(this.spec, name, suffix, () => this.#host.now(), (file, err) => {
-      this.#host.warn(`unable to unlink ${file}: ${strerror(err)}`);
+    const files = this.#files;
+    // One switch of rights for the whole step (a trim looks at every archive).
+    files.as(() => {
+      const st = files.stat(name);
+      if (st !== undefined && !st.isFile()) this.#host.warn(`${files.path(name)} is not a regular file: removing it, not archiving it`);
+      archiveFile(files, this.spec, name, suffix, () => this.#host.now(), (file, err) => {
+        this.#host.warn(`unable to unlink ${file}: ${strerror(err)}`);
+      });
     });
   }
 
@@ -305,13 +311,14 @@ export class Logdir {
       for (;;) {
         switch (this.#rot) {
           case 'rename':
+            // Gone (its owner removed it)? What was written is in our fd: go on.
             step = `rename ${this.dir}/current to ${this.dir}/previous`;
-            fs.renameSync(this.#p('current'), this.#p('previous'));
+            if (!this.#files.renameIfExists('current', 'previous')) this.#host.warn(`unable to ${step}: No such file or directory - going on`);
             this.#rot = 'newcurrent';
             break;
           case 'newcurrent': {
             step = `open ${this.dir}/current`;
-            const fd = fs.openSync(this.#p('current'), fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT, mask);
+            const fd = this.#files.create('current', O_RDWR | O_APPEND, mask, () => this.#host.warn(`${this.dir}/current was made again by someone else during the rotation: removing it`));
             this.#prevFd = this.#fd;
             this.#fd = fd;
             this.#size = 0;
@@ -322,37 +329,34 @@ export class Logdir {
             this.#syncPrevious();
             return;
           case 'chmodprevious':
+            // Through the old current's own fd: the name `previous` may be anything by now.
             step = `chmod ${this.dir}/previous`;
-            fs.chmodSync(this.#p('previous'), mask | 0o100);
+            fs.fchmodSync(this.#prevFd, mask | 0o100);
             this.#rot = this.spec.processor === undefined ? 'finishprevious' : 'runprocessor';
             break;
           case 'finishprevious':
             step = `finish previous .s to logdir ${this.dir}`;
             this.#finish('previous', 's');
-            this.#rot = 'idle';
+            this.#closePrevious('idle');
             return;
           case 'runprocessor':
             step = `spawn processor for logdir ${this.dir}`;
             this.#startProcessor();
             return;
           case 'syncprocessed':
-            step = `fsync ${this.dir}/processed`;
-            this.#syncFile('processed', mask | 0o100);
-            this.#rot = 'syncnewstate';
-            break;
-          case 'syncnewstate':
-            step = `fsync ${this.dir}/newstate`;
-            this.#syncFile('newstate');
+            step = `fsync ${this.dir}/processed and ${this.dir}/newstate`;
+            this.#processor!.sync(mask | 0o100);
+            this.#endProcessor();
             this.#rot = 'unlinkprevious';
             break;
           case 'unlinkprevious':
             step = `unlink ${this.dir}/previous`;
-            try { fs.unlinkSync(this.#p('previous')); } catch (err) { if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; }
-            this.#rot = 'renamestate';
+            this.#files.unlinkIfExists('previous');
+            this.#closePrevious('renamestate');
             break;
           case 'renamestate':
             step = `rename ${this.dir}/newstate to ${this.dir}/state`;
-            fs.renameSync(this.#p('newstate'), this.#p('state'));
+            if (!this.#files.renameIfExists('newstate', 'state')) this.#host.warn(`unable to ${step}: No such file or directory - going on`);
             this.#rot = 'finishprocessed';
             break;
           case 'finishprocessed':
@@ -367,20 +371,22 @@ export class Logdir {
         }
       }
     } catch (err) {
-      this.#host.warn(`unable to ${step}: ${strerror(err)}`);
+      this.#host.warn(err instanceof LogdirStepError ? err.message : `unable to ${step}: ${strerror(err)}`);
       this.#retryLater();
     }
   }
 
-  /** Opens a file of the logdir (appending), fsyncs it, and sets `finishedMode` on it if given. */
-  #syncFile(name: string, finishedMode?: number): void {
-    const fd = fs.openSync(this.#p(name), 'a');
-    try {
-      fs.fsyncSync(fd);
-      if (finishedMode !== undefined) fs.fchmodSync(fd, finishedMode);
-    } finally {
-      fs.closeSync(fd);
-    }
+  /** Lets go of the processor's files. */
+  #endProcessor(): void {
+    this.#processor?.close();
+    this.#processor = undefined;
+  }
+
+  /** The rotated file is archived or processed: its fd goes, and the rotation moves on to `next`. */
+  #closePrevious(next: RotState): void {
+    fs.closeSync(this.#prevFd);
+    this.#prevFd = -1;
+    this.#rot = next;
   }
 
   /** Fsyncs the old current in the thread pool; the rotation goes on (or retries) when that ends. */
@@ -393,8 +399,6 @@ export class Logdir {
         this.#retryLater();
         return;
       }
-      fs.closeSync(this.#prevFd);
-      this.#prevFd = -1;
       this.#rot = 'chmodprevious';
       this.#run();
       this.#settle();
@@ -403,21 +407,22 @@ export class Logdir {
 
   /** Spawns the processor (throws if it cannot) and waits for it in the background. */
   #startProcessor(): void {
-    this.#pid = spawnProcessor(this.dir, this.spec.processor!);
+    this.#processor = ProcessorRun.start(this.#files, this.spec.processor!, this.#prevFd);
     this.#rot = 'waitprocessor';
-    this.#host.waitPid(this.#pid).then((wstat) => this.#processorDone(wstat), (err: unknown) => {
+    this.#host.waitPid(this.#processor.pid).then((wstat) => this.#processorDone(wstat), (err: unknown) => {
       this.#host.warn(`unable to wait for processor of ${this.dir}: ${strerror(err)}`);
+      this.#endProcessor();
       this.#rot = 'runprocessor';
       this.#retryLater();
     });
   }
 
   #processorDone(wstat: number): void {
-    this.#pid = 0;
     if (this.#rot !== 'waitprocessor') return;
     if (wstat !== 0) {
       const how = (wstat & 0x7f) === 0 ? `exited ${(wstat >> 8) & 0xff}` : `crashed (signal ${wstat & 0x7f})`;
       this.#host.warn(`processor for ${this.dir} ${how}`);
+      this.#endProcessor();
       this.#rot = 'runprocessor';
       this.#retryLater();
       return;

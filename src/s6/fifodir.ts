@@ -9,7 +9,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { O_NONBLOCK, O_RDONLY, O_WRONLY, mkfifo, open, close } from '../sys/fd.ts';
+import { O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_WRONLY, mkfifo, open, close } from '../sys/fd.ts';
 import { tainFormat, tainNow } from './tai.ts';
 import { errorCode } from '../sys/errors.ts';
 import { isFdShortage } from '../sys/fdreserve.ts';
@@ -107,16 +107,21 @@ export function notifyFifodir(dir: string, event: string, owed?: OwedEvents, cal
   return delivered;
 }
 
-/** Writes `bytes` to one listener FIFO, removing it if nobody reads it any more; says why not for lack of fds. Never throws. */
+/**
+ * Writes `bytes` to one listener FIFO, removing it if nobody reads it any more; says why not
+ * for lack of fds. Never throws. Only a FIFO, never through a link: the members of event/'s
+ * group may put anything there, and the notifier is root.
+ */
 function sendTo(fifo: string, bytes: Buffer, calls: NotifyCalls): 'sent' | 'missed' | { error: unknown } {
   let fd: number;
   try {
-    fd = calls.open(fifo, O_WRONLY | O_NONBLOCK);
+    fd = calls.open(fifo, O_WRONLY | O_NONBLOCK | O_NOFOLLOW);
   } catch (err) {
     if (errorCode(err) === 'ENXIO') removeStale(fifo);
     return isFdShortage(err) ? { error: err } : 'missed';
   }
   try {
+    if (!fs.fstatSync(fd).isFIFO()) return 'missed';
     fs.writeSync(fd, bytes);
     return 'sent';
   } catch (err) {

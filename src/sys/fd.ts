@@ -7,9 +7,12 @@ export const O_RDONLY = 0;
 export const O_WRONLY = 1;
 export const O_RDWR = 2;
 export const O_CREAT = 0o100;
+export const O_EXCL = 0o200;
 export const O_TRUNC = 0o1000;
+export const O_APPEND = 0o2000;
 export const O_NONBLOCK = 0o4000;
 export const O_DIRECTORY = 0o200000;
+export const O_NOFOLLOW = 0o400000;
 export const O_CLOEXEC = 0o2000000;
 
 const F_DUPFD_CLOEXEC = 1030;
@@ -130,6 +133,11 @@ export function memfdCreate(name: string, keepOnExec = false): number {
   const fd = c.memfd_create(name, keepOnExec ? 0 : 1 /* MFD_CLOEXEC */);
   if (fd < 0) throw new SysError('memfd_create', errno(), name);
   return fd;
+}
+
+/** Moves an fd's offset back to the start of its file (lseek SEEK_SET 0). */
+export function rewind(fd: number): void {
+  if (c.lseek(fd, 0, 0) < 0) throw new SysError('lseek', errno(), `fd ${fd}`);
 }
 
 /** Whether `fd` is open. */

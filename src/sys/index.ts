@@ -6,6 +6,8 @@ export * from './system.ts';
 export * from './wait.ts';
 export * from './signals.ts';
 export * from './stat.ts';
+export * from './dirfd.ts';
+export * from './identity.ts';
 export * from './reaper.ts';
 export * from './version.ts';
 export * from './clock.ts';

@@ -27,6 +27,25 @@ function libc(): any {
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 function loadKoffi(): any {
+  const [module, from] = findKoffi();
+  koffiFrom = from;
+  return module;
+}
+
+/** Where koffi was loaded from. */
+let koffiFrom: string | undefined;
+
+/**
+ * The module koffi was loaded from (loading it first if needed): a child Node that needs
+ * libc before it execs (sys/identity.ts) loads the same one.
+ */
+export function koffiPath(): string {
+  libc();
+  return koffiFrom!;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function findKoffi(): [any, string] {
   // The CommonJS bundles have `require`; under ESM (tests) it is made. node:module is not
   // loaded otherwise: it costs every client call some 4 ms to load.
   const load = typeof require === 'function' ? require : process.getBuiltinModule('node:module').createRequire(import.meta.url);
@@ -34,12 +53,14 @@ function loadKoffi(): any {
     try {
       // On musl this dlopen fails at once, and koffi's loader picks the right build.
       const pkg = load.resolve('@koromix/koffi-linux-x64/package.json');
-      return load(`${pkg.slice(0, -'package.json'.length)}linux_x64/koffi.node`);
+      const native = `${pkg.slice(0, -'package.json'.length)}linux_x64/koffi.node`;
+      return [load(native), native];
     } catch {
       // fall through to koffi's own loader
     }
   }
-  return load('koffi');
+  const from = load.resolve('koffi');
+  return [load(from), from];
 }
 
 // A koffi function: takes JS values, returns the C result. Callers pass exactly what the
@@ -94,12 +115,27 @@ const PROTOTYPES = {
   unshare: 'int unshare(int flags)',
   setns: 'int setns(int fd, int nstype)',
   memfd_create: 'int memfd_create(const char *name, unsigned int flags)',
-  // pidfd_open through syscall(2): glibc wraps it only from 2.36, musl not at all.
-  syscall: 'long syscall(long number, ...)',
   epoll_create1: 'int epoll_create1(int flags)',
   epoll_ctl: 'int epoll_ctl(int epfd, int op, int fd, void *event)',
   epoll_wait: 'int epoll_wait(int epfd, void *events, int maxevents, int timeout)',
   eventfd: 'int eventfd(uint32 initval, int flags)',
+  // Files relative to a directory fd (sys/dirfd.ts) and per-thread file rights (sys/identity.ts).
+  openat: 'int openat(int dirfd, const char *path, int flags, uint32 mode)',
+  mkdirat: 'int mkdirat(int dirfd, const char *path, uint32 mode)',
+  unlinkat: 'int unlinkat(int dirfd, const char *path, int flags)',
+  renameat: 'int renameat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath)',
+  linkat: 'int linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, int flags)',
+  readlinkat: 'long readlinkat(int dirfd, const char *path, void *buf, size_t size)',
+  getdents64: 'long getdents64(int fd, void *buf, size_t size)',
+  lseek: 'long lseek(int fd, long offset, int whence)',
+  fa_addfchdir: 'int posix_spawn_file_actions_addfchdir_np(void *fa, int fd)',
+  // glibc's setfsuid/setfsgid are plain system calls: they change the calling thread only.
+  setfsuid: 'int setfsuid(uint32 uid)',
+  setfsgid: 'int setfsgid(uint32 gid)',
+  getgroups: 'int getgroups(int size, void *list)',
+  // For the calls glibc has no wrapper for (openat2, pidfd_open: glibc wraps it only from
+  // 2.36, musl not at all), or wraps for every thread (setgroups).
+  syscall: 'long syscall(long number, ...)',
 } as const;
 
 /**

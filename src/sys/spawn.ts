@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import { c, errno } from './libc.ts';
 import { SysError, toError } from './errors.ts';
 import { SIGNALS } from './signals.ts';
+import { asUserArgv, type Identity } from './identity.ts';
 
 const EINTR = 4;
 
@@ -49,6 +50,13 @@ export interface SpawnOptions {
   env?: readonly string[];
   /** Working directory of the child. */
   cwd?: string;
+  /** Working directory of the child, as a directory fd (fchdir: a path could be renamed meanwhile). */
+  cwdFd?: number;
+  /**
+   * Run the program as this user (uid, gid, no supplementary groups), through a step that
+   * drops to it and execs the program (sys/identity.ts). `path` must be absolute.
+   */
+  user?: Identity;
   /** Child fd → where it comes from. fds above 2 not listed are closed; 0–2 are inherited (or /dev/null if closed here) unless listed. */
   fds?: ReadonlyMap<number, FdSource>;
   /** Start the child as leader of a new session (default true). */
@@ -90,7 +98,15 @@ export function currentEnv(): string[] {
 
 /** Starts a process and returns its pid; throws SysError (ENOENT, EACCES, ENOEXEC…) if it cannot run. */
 export function spawn(opts: SpawnOptions): number {
+  opts = userStep(opts);
   return opts.newPidNamespace === true ? spawnInNewPidNamespace(opts) : spawnHere(opts);
+}
+
+/** `opts` with the step that runs the program as `opts.user`, if one is asked. */
+function userStep(opts: SpawnOptions): SpawnOptions {
+  if (opts.user === undefined) return opts;
+  const keep = [...(opts.fds?.keys() ?? [])].filter((fd) => fd > 2);
+  return { ...opts, ...asUserArgv(opts.user, opts.path, opts.argv, keep), user: undefined, searchPath: false };
 }
 
 function spawnHere(opts: SpawnOptions): number {
@@ -144,6 +160,7 @@ function spawnInNewPidNamespace(opts: SpawnOptions): number {
  * resolves: see Reaper.expect.
  */
 export function spawnAsync(opts: SpawnOptions): Promise<number> {
+  opts = userStep(opts);
   return new Promise((resolve, reject) => {
     if (opts.newPidNamespace === true) {
       reject(new SysError('spawn', 22 /* EINVAL */, opts.path, 'a new pid namespace needs the synchronous spawn'));
@@ -222,6 +239,7 @@ function prepare(opts: SpawnOptions): Prepared {
     c.attr_setsigmask(attr, sets.empty);
     c.attr_setsigdefault(attr, sets.full);
     if (opts.cwd !== undefined) c.fa_addchdir(fileActions, opts.cwd);
+    if (opts.cwdFd !== undefined) c.fa_addfchdir(fileActions, opts.cwdFd);
     let maxTarget = 2;
     // Node marks its own fds 0–2 close-on-exec; a child inherits them only through an
     // explicit dup2 onto themselves (which clears the flag in the child). A closed one

@@ -208,3 +208,20 @@ test('disk full: the writer blocks on the pipe (nothing dropped, memory flat), l
     fs.rmSync(base, { recursive: true });
   }
 });
+
+test('a processor slower than the input: t6-log waits for it (input paused meanwhile) and logs every line, then ends at EOF', async () => {
+  const base = tmpdir('t6-log-cli-');
+  const dir = path.join(base, 'log');
+  // Each rotation's processor takes 0.3 s, and the next rotation is due before it ends.
+  const child = start(['s4096', 'n100', '?sleep 0.3; cat', dir]);
+  let text = '';
+  for (let i = 1; text.length < 64 * 1024; i++) text += `line ${i} ${'x'.repeat(60)}\n`;
+  child.stdin!.end(text);
+  assert.equal(await exited(child), 0);
+  const names = archives(dir).sort();
+  assert.ok(names.length >= 2, `${names.length} archives`);
+  assert.equal([...names, 'current'].map((n) => fs.readFileSync(path.join(dir, n), 'utf8')).join(''), text);
+  // Every rotation ended: nothing left half-done, current finalised (u+x).
+  for (const name of ['previous', 'processed', 'newstate']) assert.equal(fs.existsSync(path.join(dir, name)), false, name);
+  assert.equal(fs.statSync(path.join(dir, 'current')).mode & 0o100, 0o100);
+});

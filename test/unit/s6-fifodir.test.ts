@@ -62,3 +62,34 @@ test('an unreadable event directory, and entries that only look like listeners, 
   t.after(() => readdir.mock.restore());
   assert.equal(notifyFifodir(dir, 'x'), 0);
 });
+
+test('entries in event/ that are not FIFOs, or are links, get no byte: a root notifier writes into listener FIFOs only', () => {
+  const base = tmpdir();
+  const dir = path.join(base, 'event');
+  makeFifodir(dir);
+  const target = path.join(base, 'root-file');
+  fs.writeFileSync(target, 'untouched\n', { mode: 0o600 });
+  const targetFifo = path.join(base, 'root-fifo');
+  mkfifo(targetFifo, 0o600);
+  const reader = fs.openSync(targetFifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  try {
+    fs.symlinkSync(target, path.join(dir, listenerName('tofile')));
+    fs.symlinkSync(targetFifo, path.join(dir, listenerName('tofifo')));
+    fs.writeFileSync(path.join(dir, listenerName('plain1')), 'plain\n');
+    const received: string[] = [];
+    const listener = listenFifodir(dir, (b) => received.push(b));
+    try {
+      assert.equal(notifyFifodir(dir, 'u'), 1, 'only the real listener');
+    } finally {
+      listener.close();
+    }
+    assert.equal(fs.readFileSync(target, 'utf8'), 'untouched\n');
+    assert.equal(fs.readFileSync(path.join(dir, listenerName('plain1')), 'utf8'), 'plain\n');
+    const got = Buffer.alloc(16);
+    // No writer: EOF (0) or EAGAIN; a byte would mean it was written through the link.
+    const n = ((): number => { try { return fs.readSync(reader, got); } catch { return 0; } })();
+    assert.equal(n, 0, 'nothing went into the FIFO behind the link');
+  } finally {
+    fs.closeSync(reader);
+  }
+});
