@@ -3,7 +3,7 @@
  * connection per oneshot on `SCANDIR/.s6-svscan/run`, one JSON request line, then the
  * `{"pid"}` and `{"wstat"}` replies. Never throws: every outcome is a RunOutcome.
  */
-import type { ControlRequest, RefusalReason } from '../supervise/runner-protocol.ts';
+import { REFUSAL_REASONS, type ControlRequest, type RefusalReason } from '../supervise/runner-protocol.ts';
 import { strerror } from '../sys/errors.ts';
 
 export type { ControlRequest } from '../supervise/runner-protocol.ts';
@@ -84,8 +84,7 @@ export type ControlResult =
 
 type Reply = { id?: unknown; pid?: unknown; wstat?: unknown; timedOut?: unknown; error?: unknown; reason?: unknown; reached?: unknown; failures?: unknown };
 
-const REASONS: readonly string[] = ['bad-request', 'not-served', 'not-supervised', 'spawn-failed'] satisfies RefusalReason[];
-const reasonOf = (r: Reply): RefusalReason | undefined => (typeof r.reason === 'string' && REASONS.includes(r.reason) ? r.reason as RefusalReason : undefined);
+const reasonOf = (r: Reply): RefusalReason | undefined => (REFUSAL_REASONS as readonly unknown[]).includes(r.reason) ? r.reason as RefusalReason : undefined;
 
 /**
  * One connection to the runner for all of a change's transitions (runner.ts sessions):
@@ -207,6 +206,12 @@ export class RunnerSession {
           return;
         }
         if (typeof msg.id !== 'number') {
+          // Refused before it read anything (too many clients): every request fails with that.
+          if (reasonOf(msg) === 'too-many-clients') {
+            fail(String(msg.error), false);
+            sock.destroy();
+            return;
+          }
           // An older runner: it took the first request alone and answers without an id.
           fail('the runner does not serve sessions', true);
           sock.destroy();
