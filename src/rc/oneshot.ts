@@ -76,7 +76,7 @@ export function runOneshot(socketPath: string, req: OneshotRequest, onPid?: (pid
 /** How a control request ended. */
 export type ControlResult =
   | { kind: 'done'; reached: boolean; failures: number; timedOut: boolean }
-  /** Refused: not supervised (`reason` says so), or a bad request. */
+  /** Refused: not supervised or too many clients (`reason` says so), or a bad request. */
   | { kind: 'error'; message: string; reason: RefusalReason | undefined }
   /** This t6-svscan does not serve sessions or control requests (or no runner listens): use the event FIFOs. */
   | { kind: 'unsupported'; message: string }
@@ -100,6 +100,8 @@ export class RunnerSession {
   #waiting = new Map<number, (msg: Reply | undefined, why: string) => void>();
   #buf = '';
   #dead: string | undefined;
+  /** The runner refused the connection (too many clients): `#dead` says so. */
+  #refused = false;
   #unsupported = false;
   #corked = false;
 
@@ -130,7 +132,7 @@ export class RunnerSession {
   async control(req: ControlRequest): Promise<ControlResult> {
     const r = await this.#request(req, () => true);
     if (r === 'unsupported') return { kind: 'unsupported', message: 'no session with the runner' };
-    if (typeof r === 'string') return { kind: 'lost', message: r };
+    if (typeof r === 'string') return this.#refused ? { kind: 'error', message: r, reason: 'too-many-clients' } : { kind: 'lost', message: r };
     if (typeof r.error === 'string') {
       const reason = reasonOf(r);
       return reason === 'not-served' ? { kind: 'unsupported', message: r.error } : { kind: 'error', message: r.error, reason };
@@ -208,6 +210,7 @@ export class RunnerSession {
         if (typeof msg.id !== 'number') {
           // Refused before it read anything (too many clients): every request fails with that.
           if (reasonOf(msg) === 'too-many-clients') {
+            this.#refused = true;
             fail(String(msg.error), false);
             sock.destroy();
             return;

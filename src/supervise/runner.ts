@@ -121,6 +121,14 @@ export const MAX_RUNNING_ONESHOTS = 1024;
  * has exec'd): the thread pool runs a few at a time anyway (sys/spawn.ts: 8).
  */
 export const MAX_SPAWNING = 16;
+/**
+ * How long a refused connection stays open after its refusal line, read and dropped, for its
+ * client to read why: a client that writes its request meanwhile would otherwise get EPIPE
+ * and never see the line. A second is plenty for a client that reads at once.
+ */
+export const REFUSED_LINGER_MS = 1000;
+/** Refused connections left open at once (for REFUSED_LINGER_MS); past them, one is closed as soon as its line is out. */
+export const MAX_REFUSED_LINGERING = 32;
 
 /** The bounds of a runner (tests make them small). */
 export interface RunnerLimits extends ConnectionLimits {
@@ -141,6 +149,8 @@ export class OneshotRunner {
   #clients = 0;
   /** Connections refused since the runner was last below MAX_CLIENTS (reported once, then counted). */
   #refused = 0;
+  /** Refused connections still open, for their client to read the refusal. */
+  #lingering = 0;
   #running = 0;
   #spawning = 0;
   /** Requests waiting for a oneshot slot; at most one per connection (it reads nothing more meanwhile): ≤ MAX_CLIENTS. */
@@ -213,8 +223,14 @@ export class OneshotRunner {
     if (this.#refused++ === 0) this.#host.report('warning', `oneshot runner: ${maxClients} clients connected; refusing more until one leaves`);
     sock.on('error', () => {});
     const refusal = { error: `the oneshot runner has too many clients (${maxClients} connected); try again later`, reason: 'too-many-clients' };
-    // Closed once the line is out (a client that never reads cannot keep the fd).
-    sock.end(`${JSON.stringify(refusal)}\n`, () => sock.destroy());
+    const line = `${JSON.stringify(refusal)}\n`;
+    if (this.#lingering >= MAX_REFUSED_LINGERING) { sock.end(line, () => sock.destroy()); return; }
+    // Open until the client closes (it has read the line) or for REFUSED_LINGER_MS; what it sends is dropped.
+    this.#lingering++;
+    const timer = setTimeout(() => sock.destroy(), REFUSED_LINGER_MS);
+    sock.on('close', () => { clearTimeout(timer); this.#lingering--; });
+    sock.on('data', () => {});
+    sock.end(line);
   }
 
   /** One request line, answered through `ctx.reply(obj, last)`: `last` is its final answer (an error is one). */

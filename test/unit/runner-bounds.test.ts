@@ -80,7 +80,7 @@ test('one client too many gets a too-many-clients line and is closed; a freed sl
   // t6-rc's two ways in say it as it is.
   const session = new RunnerSession(r.socketPath);
   assert.deepEqual(await session.run({ argv: ['true'], cwd: '/', env: null, timeoutMs: 0 }), { kind: 'error', message: 'the oneshot runner has too many clients (3 connected); try again later' });
-  assert.deepEqual(await session.control({ svc: 'u', dir: '/srv', wait: 'U', timeoutMs: 0 }), { kind: 'lost', message: 'the oneshot runner has too many clients (3 connected); try again later' });
+  assert.deepEqual(await session.control({ svc: 'u', dir: '/srv', wait: 'U', timeoutMs: 0 }), { kind: 'error', message: 'the oneshot runner has too many clients (3 connected); try again later', reason: 'too-many-clients' });
   assert.deepEqual(await runOneshot(r.socketPath, { argv: ['true'], cwd: '/', env: null, timeoutMs: 0 }), { kind: 'error', message: 'the oneshot runner has too many clients (3 connected); try again later' });
   assert.deepEqual(r.reports, ['warning: oneshot runner: 3 clients connected; refusing more until one leaves'], 'reported once, not once per refusal');
   held[0]!.sock.destroy();
