@@ -21,6 +21,7 @@ import { seededRandom } from '../lib/random.ts';
 import { runOneshot, runnerSocket } from '../../src/rc/oneshot.ts';
 import { MAX_CLIENTS, MAX_REFUSED_LINGERING } from '../../src/supervise/runner.ts';
 import { BLOCKED_MS } from '../../src/supervise/runner-connection.ts';
+import { HEAP_LIMIT_MB } from '../../src/sys/heap.ts';
 
 /**
  * How much t6-svscan's resident memory may grow while a client floods it: tens of MB, not
@@ -69,6 +70,8 @@ const fdsOf = (pid: number): number => fs.readdirSync(`/proc/${pid}/fd`).length;
 test('a client that floods requests and never reads is dropped; RSS stays bounded; t6-rc change completes meanwhile', { timeout: 120_000 }, async (t) => {
   const random = seededRandom(t);
   const pid = tree.pid1;
+  // Its heap limit is the one set for it, far above what the flood may take.
+  assert.ok(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(`--max-old-space-size=${HEAP_LIMIT_MB}`));
   const rssBefore = rssOf(pid);
   const rss = sampler(() => rssOf(pid));
   const flood = net.connect(sock);
