@@ -23,6 +23,27 @@ import { type DeathRecord, decodeDeathTally, encodeDeathTally } from '../s6/deat
 import { type Setting, exists, explainNotRunnable, readSignalSetting, readUintSetting } from '../s6/servicedir.ts';
 import { strerror } from '../sys/errors.ts';
 
+/**
+ * Control bytes read from a control FIFO at once (`supervise/control`, `.s6-svscan/control`),
+ * into one buffer shared by every FIFO, each read acted on before the next: all pid 1 ever
+ * holds of a control stream. The rest waits in the kernel's FIFO, whose writers find it full.
+ */
+export const CONTROL_READ_BYTES = 4096;
+const controlReadBuffer = Buffer.allocUnsafe(CONTROL_READ_BYTES);
+
+/**
+ * Reads a control FIFO on the event loop; `onChunk` gets each read, in a buffer valid only
+ * during the call (copy what is kept). The socket owns `fd`.
+ */
+export function readControlFifo(fd: number, onChunk: (chunk: Buffer) => void, onError: (err: Error) => void): net.Socket {
+  const socket = new net.Socket({
+    fd, readable: true, writable: false,
+    onread: { buffer: controlReadBuffer, callback: (n: number, b: Uint8Array) => { onChunk(Buffer.from(b.buffer, b.byteOffset, n)); return true; } },
+  } as net.SocketConstructorOpts);
+  socket.on('error', onError);
+  return socket;
+}
+
 /** Thrown by `Supervisor.open` (and SupervisorFiles.setUp) when the service directory cannot be supervised. */
 export class SupervisorSetupError extends Error {
   override name = 'SupervisorSetupError';
@@ -154,9 +175,7 @@ export class FsSupervisorFiles implements SupervisorFiles {
       fd.close(lockFd);
       throw err;
     }
-    const socket = new net.Socket({ fd: controlFd, readable: true, writable: false });
-    socket.on('data', (chunk: Buffer) => control.onBytes(chunk.toString('latin1')));
-    socket.on('error', (err) => control.onError(err));
+    const socket = readControlFifo(controlFd, (chunk) => control.onBytes(chunk.toString('latin1')), (err) => control.onError(err));
     let closed = false;
     return {
       close: () => {
