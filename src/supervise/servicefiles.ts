@@ -26,9 +26,10 @@ import { strerror } from '../sys/errors.ts';
 /**
  * Control bytes read from a control FIFO at once (`supervise/control`, `.s6-svscan/control`),
  * into one buffer shared by every FIFO, each read acted on before the next: all pid 1 ever
- * holds of a control stream. The rest waits in the kernel's FIFO, whose writers find it full.
+ * holds of a control stream. One read takes what a full FIFO holds (64 KiB, as libuv's own
+ * reads did); more waits in the kernel, whose writers then find the FIFO full.
  */
-export const CONTROL_READ_BYTES = 4096;
+export const CONTROL_READ_BYTES = 64 * 1024;
 const controlReadBuffer = Buffer.allocUnsafe(CONTROL_READ_BYTES);
 
 /**
