@@ -255,7 +255,8 @@ export class RunnerConnection {
     this.#idleTimer ??= setTimeout(() => {
       this.#idleTimer = undefined;
       if (this.#open > 0 || this.#held > 0) return;
-      this.#drop(this.#sock.writableEnded ? `it kept its connection open ${idleMs / 1000} seconds after its answer` : `it sent nothing for ${idleMs / 1000} seconds`);
+      const seconds = idleMs / 1000;
+      this.#drop(this.#sock.writableEnded ? `it kept its connection open ${seconds} seconds after its answer` : `it sent nothing for ${seconds} seconds`);
     }, idleMs);
   }
 

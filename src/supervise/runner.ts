@@ -114,7 +114,10 @@ function mergeEnv(base: readonly string[], over: readonly string[]): string[] {
  * (s6-ipcserverd serves 40 by default.)
  */
 export const MAX_CLIENTS = 32;
-/** Oneshots running at once, every client together; more wait in turn, first come first started. A change of a thousand services runs at once. */
+/**
+ * Oneshots running at once, every client together; more wait in turn, first come first
+ * started. A change of a thousand services still runs all at once.
+ */
 export const MAX_RUNNING_ONESHOTS = 1024;
 /**
  * Oneshot spawns under way at once (each holds its argv and environment until its child
@@ -138,7 +141,9 @@ export interface RunnerLimits extends ConnectionLimits {
 }
 
 /** The bounds above. */
-export const RUNNER_LIMITS: RunnerLimits = { ...CONNECTION_LIMITS, maxClients: MAX_CLIENTS, maxRunningOneshots: MAX_RUNNING_ONESHOTS, maxSpawning: MAX_SPAWNING };
+export const RUNNER_LIMITS: RunnerLimits = {
+  ...CONNECTION_LIMITS, maxClients: MAX_CLIENTS, maxRunningOneshots: MAX_RUNNING_ONESHOTS, maxSpawning: MAX_SPAWNING,
+};
 
 /** The runner's socket server. */
 export class OneshotRunner {
