@@ -58,13 +58,26 @@ function rc(args: string[]): Promise<{ status: number | null; stderr: string }> 
   return new Promise((resolve) => p.on('close', (status) => resolve({ status, stderr })));
 }
 
-/** Samples a /proc figure of t6-svscan every few ms until stopped; the largest seen. */
+/** Samples a /proc figure of t6-svscan every few ms until stopped; the largest seen (throws if it went away). */
 function sampler(read: () => number) {
   let max = read();
-  const timer = setInterval(() => { max = Math.max(max, read()); }, 5);
-  return { stop: (): number => { clearInterval(timer); max = Math.max(max, read()); return max; } };
+  let failure: unknown;
+  const timer = setInterval(() => {
+    try { max = Math.max(max, read()); } catch (err) { failure = err; clearInterval(timer); }
+  }, 5);
+  return {
+    stop: (): number => {
+      clearInterval(timer);
+      if (failure !== undefined) throw failure;
+      return Math.max(max, read());
+    },
+  };
 }
-const rssOf = (pid: number): number => Number(/^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+const rssOf = (pid: number): number => {
+  const m = /^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (m === null) throw new Error(`t6-svscan (${pid}) is gone`);
+  return Number(m[1]) * 1024;
+};
 const fdsOf = (pid: number): number => fs.readdirSync(`/proc/${pid}/fd`).length;
 
 test('a client that floods requests and never reads is dropped; RSS stays bounded; t6-rc change completes meanwhile', { timeout: 120_000 }, async (t) => {
