@@ -71,7 +71,14 @@ await build({
 // milliseconds but reads a database of a thousand services: a young generation that
 // starts at 4 MB spares it the two scavenges it would pay on the way (about 2 ms of a 30 ms
 // `t6-rc list`, for 0.7 ms more at start-up).
-const nodeFlags = { 't6-svscan': '--max-semi-space-size=1 ', 't6-linux-init': '--max-semi-space-size=1 ', 't6-rc': '--min-semi-space-size=4 ' };
+//
+// The long-lived process also gets an explicit heap limit, src/sys/heap.ts's HEAP_LIMIT_MB
+// (read from the file's text: this script runs under any Node, the .ts may not load): a
+// fixed ceiling instead of one V8 derives from the machine's memory (that file says why).
+const heapLimitMatch = /^export const HEAP_LIMIT_MB = (\d+);$/m.exec(fs.readFileSync(path.join(root, 'src/sys/heap.ts'), 'utf8'));
+if (heapLimitMatch === null) throw new Error('src/sys/heap.ts: no `export const HEAP_LIMIT_MB = <number>;` line');
+const daemonFlags = `--max-semi-space-size=1 --max-old-space-size=${heapLimitMatch[1]} `;
+const nodeFlags = { 't6-svscan': daemonFlags, 't6-linux-init': daemonFlags, 't6-rc': '--min-semi-space-size=4 ' };
 
 fs.mkdirSync(binDir, { recursive: true });
 for (const name of ['t6', ...commands.map((c) => `t6-${c}`)]) {

@@ -16,6 +16,13 @@ import { DEFAULT_GRACE_MS, ShutdownRequestDecoder, effectiveGraceMs, type Shutdo
 
 const ACTION_NAMES: Record<ShutdownAction, string> = { S: 'rc.shutdown', h: 'halt', p: 'poweroff', r: 'reboot' };
 
+/**
+ * Bad bytes reported one by one per read of the shutdown FIFO; the rest of that read's are
+ * counted in one more line, so that garbage written to the FIFO cannot flood the log. (The
+ * decoder itself holds at most one incomplete 17-byte request.)
+ */
+const BAD_BYTES_REPORTED = 3;
+
 /** What the shutdown engine needs from pid 1. */
 export interface ShutdownHost {
   /** Runs rc.shutdown as a child of pid 1; resolves with its wait status (undefined: could not run). */
@@ -65,14 +72,22 @@ export class Shutdownd {
     const fd = open(fifoPath, O_RDWR | O_NONBLOCK);
     const sock = new net.Socket({ fd, readable: true, writable: false });
     sock.on('data', (chunk: Buffer) => {
+      let bad = 0;
       for (const item of this.#decoder.push(chunk)) {
         if (item.kind === 'cancel') this.cancel();
         else if (item.kind === 'shutdown') this.request(item.action, item.delayMs, item.graceMs);
-        else this.#host.report('warning', `${fifoPath}: ${item.message}`);
+        else if (++bad <= BAD_BYTES_REPORTED) this.#host.report('warning', `${fifoPath}: ${item.message}`);
       }
+      if (bad > BAD_BYTES_REPORTED) this.#host.report('warning', `${fifoPath}: ${bad - BAD_BYTES_REPORTED} more unknown bytes skipped`);
     });
     sock.on('error', (err) => this.#host.report('error', `${fifoPath}: ${strerror(err)}`));
     this.#fifo = sock;
+  }
+
+  /** Stops listening on the FIFO (the FIFO stays); a pending shutdown stays pending. */
+  close(): void {
+    this.#fifo?.destroy();
+    this.#fifo = undefined;
   }
 
   /** A shutdown request: `action` in `delayMs`; a grace of 0 keeps the current one. */

@@ -5,7 +5,8 @@
  * Format: one argument per line; leading and trailing blanks are removed; empty lines and
  * lines whose first non-blank character is `#` are ignored. Options come first, each on
  * its own line: `-l N` (or `-lN`, or `-l` then `N` on the next line) cuts lines longer
- * than N bytes; `-b`, `-p`, `-q`, `-v` are accepted and change nothing (an in-process
+ * than N bytes — at most LINE_LIMIT_MAX, also for `-l 0`, which t6-log reads as no
+ * limit: a logger inside pid 1 holds a partial line in memory until its newline; `-b`, `-p`, `-q`, `-v` are accepted and change nothing (an in-process
  * logger always waits rather than drops, and gets no signals); `--` ends the options.
  * Everything after is the s6-log script, one directive per line:
  *
@@ -22,10 +23,17 @@
 import path from 'node:path';
 import { parseScript, ScriptError, type Script } from './script.ts';
 
+/**
+ * The longest line an in-process logger holds before cutting it, whatever `-l` says (`-l 0`
+ * included): a service that writes without a newline must not grow pid 1's memory. 1 MiB
+ * is far above any log line worth keeping whole (t6-log's default is 8192).
+ */
+export const LINE_LIMIT_MAX = 1024 * 1024;
+
 /** What a `log/t6-log` file asks for. */
 export interface ScriptFile {
   readonly script: Script;
-  /** -l (default 8192, as t6-log's). */
+  /** -l (default 8192, as t6-log's), at most LINE_LIMIT_MAX: never 0. */
   readonly lineLimit: number;
 }
 
@@ -70,7 +78,7 @@ export function parseScriptFile(text: string, baseDir = '.'): ScriptFile {
     }
     if (m[1] === 'l') {
       const n = Number(value);
-      lineLimit = n !== 0 && n < 48 ? 48 : n;
+      lineLimit = n === 0 || n > LINE_LIMIT_MAX ? LINE_LIMIT_MAX : Math.max(n, 48);
     }
     // -t (t6-log's last-line timeout) has no use in-process: a partial line is kept across reloads.
   }

@@ -302,7 +302,11 @@ export class Change {
     }
     switch (r.kind) {
       case 'done': return r.timedOut ? { kind: 'timed-out' } : r.failures > 0 ? { kind: 'failed' } : undefined;
-      case 'error': return r.reason === 'not-supervised' ? { kind: 'not-supervised', detail: r.message } : { kind: 'system', detail: r.message };
+      case 'error':
+        if (r.reason === 'not-supervised') return { kind: 'not-supervised', detail: r.message };
+        // The runner turned the connection away: its words, not an s6-svc exit code.
+        if (r.reason === 'too-many-clients') return { kind: 'runner', detail: r.message };
+        return { kind: 'system', detail: r.message };
       case 'lost': return { kind: 'system', detail: r.message };
     }
   }

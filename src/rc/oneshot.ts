@@ -3,7 +3,7 @@
  * connection per oneshot on `SCANDIR/.s6-svscan/run`, one JSON request line, then the
  * `{"pid"}` and `{"wstat"}` replies. Never throws: every outcome is a RunOutcome.
  */
-import type { ControlRequest, RefusalReason } from '../supervise/runner-protocol.ts';
+import { REFUSAL_REASONS, type ControlRequest, type RefusalReason } from '../supervise/runner-protocol.ts';
 import { strerror } from '../sys/errors.ts';
 
 export type { ControlRequest } from '../supervise/runner-protocol.ts';
@@ -76,7 +76,7 @@ export function runOneshot(socketPath: string, req: OneshotRequest, onPid?: (pid
 /** How a control request ended. */
 export type ControlResult =
   | { kind: 'done'; reached: boolean; failures: number; timedOut: boolean }
-  /** Refused: not supervised (`reason` says so), or a bad request. */
+  /** Refused: not supervised or too many clients (`reason` says so), or a bad request. */
   | { kind: 'error'; message: string; reason: RefusalReason | undefined }
   /** This t6-svscan does not serve sessions or control requests (or no runner listens): use the event FIFOs. */
   | { kind: 'unsupported'; message: string }
@@ -84,8 +84,7 @@ export type ControlResult =
 
 type Reply = { id?: unknown; pid?: unknown; wstat?: unknown; timedOut?: unknown; error?: unknown; reason?: unknown; reached?: unknown; failures?: unknown };
 
-const REASONS: readonly string[] = ['bad-request', 'not-served', 'not-supervised', 'spawn-failed'] satisfies RefusalReason[];
-const reasonOf = (r: Reply): RefusalReason | undefined => (typeof r.reason === 'string' && REASONS.includes(r.reason) ? r.reason as RefusalReason : undefined);
+const reasonOf = (r: Reply): RefusalReason | undefined => (REFUSAL_REASONS as readonly unknown[]).includes(r.reason) ? r.reason as RefusalReason : undefined;
 
 /**
  * One connection to the runner for all of a change's transitions (runner.ts sessions):
@@ -101,6 +100,8 @@ export class RunnerSession {
   #waiting = new Map<number, (msg: Reply | undefined, why: string) => void>();
   #buf = '';
   #dead: string | undefined;
+  /** The runner refused the connection (too many clients): `#dead` says so. */
+  #refused = false;
   #unsupported = false;
   #corked = false;
 
@@ -131,7 +132,7 @@ export class RunnerSession {
   async control(req: ControlRequest): Promise<ControlResult> {
     const r = await this.#request(req, () => true);
     if (r === 'unsupported') return { kind: 'unsupported', message: 'no session with the runner' };
-    if (typeof r === 'string') return { kind: 'lost', message: r };
+    if (typeof r === 'string') return this.#refused ? { kind: 'error', message: r, reason: 'too-many-clients' } : { kind: 'lost', message: r };
     if (typeof r.error === 'string') {
       const reason = reasonOf(r);
       return reason === 'not-served' ? { kind: 'unsupported', message: r.error } : { kind: 'error', message: r.error, reason };
@@ -207,6 +208,13 @@ export class RunnerSession {
           return;
         }
         if (typeof msg.id !== 'number') {
+          // Refused before it read anything (too many clients): every request fails with that.
+          if (reasonOf(msg) === 'too-many-clients') {
+            this.#refused = true;
+            fail(String(msg.error), false);
+            sock.destroy();
+            return;
+          }
           // An older runner: it took the first request alone and answers without an id.
           fail('the runner does not serve sessions', true);
           sock.destroy();

@@ -12,7 +12,11 @@
 import type { Logger } from '../log/engine.ts';
 import { ScriptedLogger, type LateLogdir, type LoggerEnv } from './scripted-logger.ts';
 
-/** Bound of pid 1's own messages held while the catch-all cannot take them. */
+/**
+ * Bytes of pid 1's own messages held while the catch-all cannot take them (a full disk);
+ * past it they are counted, and they went to the console anyway. 64 KiB is some hundreds
+ * of messages: what a stuck log should show once it moves again.
+ */
 const QUEUE_MAX = 64 * 1024;
 
 /** What the catch-all needs from the hub. */

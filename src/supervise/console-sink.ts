@@ -9,7 +9,11 @@
 import { PipeReader } from '../log/input.ts';
 import { dupCloexec } from '../sys/fd.ts';
 
-/** Bound of a console sink's partial line: longer, it is cut and written. */
+/**
+ * Bytes of a console sink's partial line held for its newline: longer, it is cut and
+ * written. A service writing without newlines must not grow pid 1; one read (64 KiB) is the
+ * most a line needs to stay whole when it comes in one write.
+ */
 const SINK_LINE_MAX = 64 * 1024;
 const NEWLINE = Buffer.from('\n');
 

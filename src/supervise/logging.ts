@@ -69,10 +69,18 @@ export interface LoggingOptions {
   now(): Tain;
 }
 
+/**
+ * Bytes read from a logger's or console sink's pipe at once, into one buffer for all: a
+ * reader that must wait stops reading (the service's write blocks), so a logger holds at
+ * most one read beyond its line — the kernel's pipe (64 KiB) in one go.
+ */
 const READ_BUFFER = 64 * 1024;
 /** Bound of pid 1's messages kept for the next image during a re-exec (the rest go to the console). */
 const HELD_MESSAGES_MAX = 1000;
-/** Bound of messages waiting for a console pipe. */
+/**
+ * Bytes of pid 1's own messages waiting for a console pipe nobody reads; past it they are
+ * counted and dropped (pid 1 never blocks on its console). Some thousands of messages.
+ */
 const CONSOLE_MAX = 256 * 1024;
 
 /** Which kind of logger a service directory asks for. */

@@ -17,11 +17,17 @@ export interface ControlOutcome {
   timedOut: boolean;
 }
 
-/** The longest request line accepted. */
+/**
+ * The longest request line accepted: a line is held whole until its newline comes, and a
+ * request (argv, env) never needs more (an environment of a few hundred variables fits).
+ */
 export const MAX_REQUEST = 64 * 1024;
 
 /** Why the runner refused a request (the `reason` of an error reply). */
-export type RefusalReason = 'bad-request' | 'not-served' | 'not-supervised' | 'spawn-failed';
+export type RefusalReason = 'bad-request' | 'not-served' | 'not-supervised' | 'spawn-failed' | 'too-many-clients';
+
+/** Every RefusalReason, for a client checking what it was sent. */
+export const REFUSAL_REASONS: readonly RefusalReason[] = ['bad-request', 'not-served', 'not-supervised', 'spawn-failed', 'too-many-clients'];
 
 /** A refused request: the reason for programs, the message for people. */
 export interface Refusal {

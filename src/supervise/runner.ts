@@ -42,7 +42,7 @@
  *
  * Every error reply carries a `reason` (RefusalReason) for programs: `bad-request`,
  * `not-served` (this runner does not serve that kind of request), `not-supervised`,
- * `spawn-failed`; the text is for people.
+ * `spawn-failed`, `too-many-clients`; the text is for people.
  *
  * Sessions: a connection whose first request carries an integer `"id"` stays open for
  * more requests (every one with an id, any of the kinds above), served as they come; every
@@ -56,6 +56,14 @@
  * (a oneshot survives its caller's Ctrl-C, as under s6-rc). Bad input — garbage, a line
  * over 64 KiB, a half line at EOF — gets an error reply and a closed connection; nothing
  * a client sends can throw out of here.
+ *
+ * Bounds (pid 1 must not grow with what a client does): at most MAX_CLIENTS connections —
+ * one more gets `{"error":"the oneshot runner has too many clients…",
+ * "reason":"too-many-clients"}` and is closed;
+ * at most MAX_RUNNING_ONESHOTS oneshots running and MAX_SPAWNING being spawned — a request
+ * past them waits its turn (it is queued, not refused), and its connection is not read
+ * meanwhile; and per connection (runner-connection.ts) a client that does not read its
+ * replies is not read either, then dropped.
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -63,9 +71,10 @@ import { errorCode, strerror, bugText } from '../sys/errors.ts';
 import { currentEnv, type SpawnOptions } from '../sys/spawn.ts';
 import { SIGNALS } from '../sys/signals.ts';
 import {
-  MAX_REQUEST, isScanRequest, parseControlRequest, parseRequest, requestId,
+  isScanRequest, parseControlRequest, parseRequest,
   type ControlOutcome, type ControlRequest, type Refusal, type RefusalReason, type RunRequest,
 } from './runner-protocol.ts';
+import { CONNECTION_LIMITS, RunnerConnection, type ConnectionLimits, type RequestContext } from './runner-connection.ts';
 
 /** Grace between SIGTERM and SIGKILL for a oneshot past its timeout. */
 export const KILL_GRACE_MS = 1000;
@@ -98,18 +107,67 @@ function mergeEnv(base: readonly string[], over: readonly string[]): string[] {
   return [...base.filter((e) => !names.has(e.slice(0, e.indexOf('=')))), ...over];
 }
 
+/**
+ * Connections served at once; one more is told `too-many-clients` and closed. t6-rc holds
+ * one per change (its lock runs changes one at a time), telinit one: 32 leaves room for
+ * scripts, and keeps what every client may hold (runner-connection.ts) small all together.
+ * (s6-ipcserverd serves 40 by default.)
+ */
+export const MAX_CLIENTS = 32;
+/**
+ * Oneshots running at once, every client together; more wait in turn, first come first
+ * started. A change of a thousand services still runs all at once.
+ */
+export const MAX_RUNNING_ONESHOTS = 1024;
+/**
+ * Oneshot spawns under way at once (each holds its argv and environment until its child
+ * has exec'd): the thread pool runs a few at a time anyway (sys/spawn.ts: 8).
+ */
+export const MAX_SPAWNING = 16;
+/**
+ * How long a refused connection stays open after its refusal line, read and dropped, for its
+ * client to read why: a client that writes its request meanwhile would otherwise get EPIPE
+ * and never see the line. A second is plenty for a client that reads at once.
+ */
+export const REFUSED_LINGER_MS = 1000;
+/** Refused connections left open at once (for REFUSED_LINGER_MS); past them, one is closed as soon as its line is out. */
+export const MAX_REFUSED_LINGERING = 32;
+
+/** The bounds of a runner (tests make them small). */
+export interface RunnerLimits extends ConnectionLimits {
+  maxClients: number;
+  maxRunningOneshots: number;
+  maxSpawning: number;
+}
+
+/** The bounds above. */
+export const RUNNER_LIMITS: RunnerLimits = {
+  ...CONNECTION_LIMITS, maxClients: MAX_CLIENTS, maxRunningOneshots: MAX_RUNNING_ONESHOTS, maxSpawning: MAX_SPAWNING,
+};
+
 /** The runner's socket server. */
 export class OneshotRunner {
   readonly path: string;
   #server: net.Server;
   #host: RunnerHost;
+  #limits: RunnerLimits;
+  #clients = 0;
+  /** Connections refused since the runner was last below MAX_CLIENTS (reported once, then counted). */
+  #refused = 0;
+  /** Refused connections still open, for their client to read the refusal. */
+  #lingering = 0;
+  #running = 0;
+  #spawning = 0;
+  /** Requests waiting for a oneshot slot; at most one per connection (it reads nothing more meanwhile): ≤ MAX_CLIENTS. */
+  #waiting: (() => void)[] = [];
 
-  private constructor(socketPath: string, host: RunnerHost) {
+  private constructor(socketPath: string, host: RunnerHost, limits: RunnerLimits) {
     this.path = socketPath;
     this.#host = host;
+    this.#limits = limits;
     this.#server = net.createServer({ allowHalfOpen: true }, (sock) => {
       try {
-        this.#serve(sock);
+        this.#accept(sock);
       } catch (err) {
         host.report('error', `internal error in the oneshot runner: ${bugText(err)}`);
         sock.destroy();
@@ -118,20 +176,20 @@ export class OneshotRunner {
     this.#server.on('error', (err) => host.report('error', `${socketPath}: ${strerror(err)}`));
   }
 
-  /** Listens on `socketPath` (a stale socket there is removed first). Throws if it cannot. */
   /** stdin /dev/null; stdout and stderr the host's output if it has one. */
   #fds(): Map<number, 'null' | number> {
     const out = this.#host.output?.();
     return out === undefined ? new Map([[0, 'null']]) : new Map<number, 'null' | number>([[0, 'null'], [1, out], [2, out]]);
   }
 
-  static listen(socketPath: string, host: RunnerHost): OneshotRunner {
+  /** Listens on `socketPath` (a stale socket there is removed first). Throws if it cannot. */
+  static listen(socketPath: string, host: RunnerHost, limits: RunnerLimits = RUNNER_LIMITS): OneshotRunner {
     try {
       if (fs.lstatSync(socketPath).isSocket()) fs.unlinkSync(socketPath);
     } catch (err) {
       if (errorCode(err) !== 'ENOENT') throw err;
     }
-    const runner = new OneshotRunner(socketPath, host);
+    const runner = new OneshotRunner(socketPath, host, limits);
     // The directory is 0700; the socket is made 0600 too, so it stays root-only even if
     // someone loosens the directory.
     const mask = process.umask(0o177);
@@ -149,77 +207,40 @@ export class OneshotRunner {
     try { fs.unlinkSync(this.path); } catch { /* gone already */ }
   }
 
-  #serve(sock: net.Socket): void {
-    let buf = '';
-    // 'first' until a line arrives; then 'single' (one request, the connection ends with
-    // its answer) or 'session' (the first request had an id).
-    let mode: 'first' | 'single' | 'session' = 'first';
-    let gone = false;
-    let clientDone = false;
-    let open = 0; // session requests not yet answered for good
-    const cancels = new Set<() => void>();
-    let corked = false;
-    const write = (obj: object): void => {
-      if (gone || sock.destroyed) return;
-      // Answers made in one go (a reap that ends many children) leave in one write.
-      if (!corked) {
-        corked = true;
-        sock.cork();
-        process.nextTick(() => { corked = false; sock.uncork(); });
-      }
-      sock.write(`${JSON.stringify(obj)}\n`);
-    };
-    const stop = (why: string): void => {
-      write({ error: why, reason: 'bad-request' });
-      mode = 'single';
-      sock.end();
-    };
-    sock.setEncoding('utf8');
-    sock.on('error', () => { gone = true; });
-    sock.on('close', () => {
-      gone = true;
-      // A client gone: stop waiting on its behalf (what it asked for is done, and oneshots run on).
-      for (const cancel of cancels) cancel();
-      cancels.clear();
-    });
-    sock.on('data', (chunk: string) => {
-      if (mode === 'single') return; // one request per connection: the rest is dropped
-      buf += chunk;
-      for (;;) {
-        const nl = buf.indexOf('\n');
-        if (nl < 0 ? buf.length > MAX_REQUEST : nl > MAX_REQUEST) { stop(`request longer than ${MAX_REQUEST} bytes`); return; }
-        if (nl < 0) return;
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        const id = requestId(line);
-        if (mode === 'first' && id === undefined) {
-          mode = 'single';
-          this.#handle(line, cancels, (obj, last) => {
-            write(obj);
-            if (last) sock.end();
-          });
-          return;
-        }
-        if (id === undefined) { stop('every request of a session needs an id'); return; }
-        mode = 'session';
-        open++;
-        this.#handle(line, cancels, (obj, last) => {
-          write({ id, ...obj });
-          if (!last) return;
-          open--;
-          if (clientDone && open === 0) sock.end();
-        });
-      }
-    });
-    sock.on('end', () => {
-      clientDone = true;
-      if (mode === 'first') stop(buf === '' ? 'empty request' : 'incomplete request (no newline)');
-      else if (mode === 'session' && open === 0) sock.end();
-    });
+  #accept(sock: net.Socket): void {
+    if (this.#clients >= this.#limits.maxClients) { this.#refuse(sock); return; }
+    this.#clients++;
+    new RunnerConnection(sock, {
+      handle: (line, ctx) => this.#handle(line, ctx),
+      report: (level, message) => this.#host.report(level, message),
+      closed: () => {
+        this.#clients--;
+        if (this.#refused === 0) return;
+        this.#host.report('info', `oneshot runner: ${this.#refused} connections were refused while ${this.#limits.maxClients} clients were connected`);
+        this.#refused = 0;
+      },
+    }, this.#limits);
   }
 
-  /** One request line; `reply(obj, last)`: `last` is its final answer (an error is one). */
-  #handle(line: string, cancels: Set<() => void>, reply: (obj: object, last: boolean) => void): void {
+  /** One connection too many: the reason, in one line, and the connection closed. */
+  #refuse(sock: net.Socket): void {
+    const { maxClients } = this.#limits;
+    if (this.#refused++ === 0) this.#host.report('warning', `oneshot runner: ${maxClients} clients connected; refusing more until one leaves`);
+    sock.on('error', () => {});
+    const refusal = { error: `the oneshot runner has too many clients (${maxClients} connected); try again later`, reason: 'too-many-clients' };
+    const line = `${JSON.stringify(refusal)}\n`;
+    if (this.#lingering >= MAX_REFUSED_LINGERING) { sock.end(line, () => sock.destroy()); return; }
+    // Open until the client closes (it has read the line) or for REFUSED_LINGER_MS; what it sends is dropped.
+    this.#lingering++;
+    const timer = setTimeout(() => sock.destroy(), REFUSED_LINGER_MS);
+    sock.on('close', () => { clearTimeout(timer); this.#lingering--; });
+    sock.on('data', () => {});
+    sock.end(line);
+  }
+
+  /** One request line, answered through `ctx.reply(obj, last)`: `last` is its final answer (an error is one). */
+  #handle(line: string, ctx: RequestContext): void {
+    const { cancels, reply } = ctx;
     const refuse = (why: string, reason: RefusalReason = 'bad-request'): void => reply({ error: why, reason }, true);
     if (/^\s*\{\s*"id"\s*:\s*\d+\s*\}\s*$/.test(line)) { reply({ session: true }, true); return; }
     if (isScanRequest(line)) {
@@ -242,10 +263,63 @@ export class OneshotRunner {
     }
     const req = parseRequest(line);
     if (typeof req === 'string') { refuse(req); return; }
-    this.#run(req, reply);
+    if (this.#canStart()) { this.#start(req, reply); return; }
+    // No slot: the request waits its turn, and its connection reads nothing more meanwhile.
+    // It runs even if its client has gone by then, as one already running would.
+    const release = ctx.hold();
+    this.#waiting.push(() => { this.#start(req, reply); release(); });
   }
 
-  #run(req: RunRequest, reply: (obj: object, end: boolean) => void): void {
+  #canStart(): boolean {
+    return this.#running < this.#limits.maxRunningOneshots && this.#spawning < this.#limits.maxSpawning;
+  }
+
+  /** A slot was freed: the requests waiting start, in turn, while there is room. */
+  #next(): void {
+    while (this.#waiting.length > 0 && this.#canStart()) this.#waiting.shift()!();
+  }
+
+  #start(req: RunRequest, reply: (obj: object, last: boolean) => void): void {
+    this.#running++;
+    this.#spawning++;
+    const child = this.#child(req.timeoutMs, reply);
+    const prog = req.argv[0]!;
+    const spawned = (): void => { this.#spawning--; this.#next(); };
+    const failed = (err: unknown): void => {
+      this.#spawning--;
+      this.#running--;
+      this.#next();
+      reply({ error: `unable to spawn ${prog}: ${strerror(err)}`, reason: 'spawn-failed' }, true);
+    };
+    const opts: SpawnOptions = {
+      path: prog,
+      argv: req.argv,
+      cwd: req.cwd,
+      env: mergeEnv(req.env ?? currentEnv(), req.setenv),
+      fds: this.#fds(),
+      newSession: true,
+      searchPath: true,
+    };
+    if (this.#host.spawnAsync !== undefined) {
+      this.#host.spawnAsync(opts, child.exited).then((pid) => { spawned(); child.started(pid); }, failed);
+      return;
+    }
+    let pid: number;
+    try {
+      pid = this.#host.spawn(opts, child.exited);
+    } catch (err) {
+      failed(err);
+      return;
+    }
+    spawned();
+    child.started(pid);
+  }
+
+  /**
+   * What follows one oneshot once spawned: its pid, its timeout, its wait status. Made
+   * apart from #start so that a running oneshot holds none of its request's strings.
+   */
+  #child(timeoutMs: number, reply: (obj: object, last: boolean) => void): { started(pid: number): void; exited(wstat: number): void } {
     let pid = 0;
     let term: NodeJS.Timeout | undefined;
     let kill: NodeJS.Timeout | undefined;
@@ -258,6 +332,8 @@ export class OneshotRunner {
       if (!announced) { early = wstat; return; }
       clearTimeout(term);
       clearTimeout(kill);
+      this.#running--;
+      this.#next();
       reply(timedOut ? { wstat, timedOut } : { wstat }, true);
     };
     const started = (p: number): void => {
@@ -265,7 +341,7 @@ export class OneshotRunner {
       announced = true;
       reply({ pid }, false);
       if (early !== undefined) { exited(early); return; }
-      if (req.timeoutMs > 0) {
+      if (timeoutMs > 0) {
         // The oneshot leads a new session, so its process group is -pid: whatever it
         // started goes too. The timers end when the oneshot is reaped, while its pid still
         // names its group.
@@ -273,28 +349,9 @@ export class OneshotRunner {
           timedOut = true;
           this.#host.kill(-pid, SIGNALS.TERM);
           kill = setTimeout(() => this.#host.kill(-pid, SIGNALS.KILL), KILL_GRACE_MS);
-        }, req.timeoutMs);
+        }, timeoutMs);
       }
     };
-    const failed = (err: unknown): void => reply({ error: `unable to spawn ${req.argv[0]}: ${strerror(err)}`, reason: 'spawn-failed' }, true);
-    const opts: SpawnOptions = {
-      path: req.argv[0]!,
-      argv: req.argv,
-      cwd: req.cwd,
-      env: mergeEnv(req.env ?? currentEnv(), req.setenv),
-      fds: this.#fds(),
-      newSession: true,
-      searchPath: true,
-    };
-    if (this.#host.spawnAsync !== undefined) {
-      this.#host.spawnAsync(opts, exited).then(started, failed);
-      return;
-    }
-    try {
-      started(this.#host.spawn(opts, exited));
-    } catch (err) {
-      failed(err);
-    }
+    return { started, exited };
   }
-
 }

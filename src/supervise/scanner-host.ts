@@ -6,7 +6,6 @@
  * supervisors, moves time by hand and injects failures.
  */
 import fs from 'node:fs';
-import net from 'node:net';
 import { O_CREAT, O_NONBLOCK, O_RDWR, O_WRONLY, close, dupCloexec, mkfifo, open, pipe, reserveFds, tryLock } from '../sys/fd.ts';
 import { spawn as sysSpawn, spawnAsync as sysSpawnAsync, kill as sysKill, type SpawnOptions } from '../sys/spawn.ts';
 import { tainNow } from '../s6/tai.ts';
@@ -15,7 +14,7 @@ import { Reaper } from '../sys/reaper.ts';
 import { realServicedir } from './realdir.ts';
 import { OneshotRunner, type RunnerHost } from './runner.ts';
 import { Supervisor, UNKNOWN_WSTAT, type SupervisorHost, type SupervisorStdio, type TimerHandle } from './supervisor.ts';
-import { FsSupervisorFiles, SYSTEM_FD_CALLS, type SupervisorFiles } from './servicefiles.ts';
+import { FsSupervisorFiles, SYSTEM_FD_CALLS, readControlFifo, type SupervisorFiles } from './servicefiles.ts';
 import { FdReserve } from '../sys/fdreserve.ts';
 import type { SupervisorSnapshot } from './handover.ts';
 import { PidWatcher } from '../sys/pidwatch.ts';
@@ -61,7 +60,7 @@ export interface ScannerFiles {
   mkfifo(path: string, mode: number): void;
   /** Opens a FIFO read-write and non-blocking: the reader, and the writer that keeps it from EOF. */
   openFifo(path: string): number;
-  /** Reads a FIFO on the event loop; takes ownership of `fd`. */
+  /** Reads a FIFO on the event loop, a bounded read at a time (each chunk valid only during the call); takes ownership of `fd`. */
   readFifo(fd: number, onData: (chunk: Buffer) => void, onError: (err: Error) => void): Reading;
   pipe(): [number, number];
   /** The pipe a still-running logger of `logDir` reads (adoption, adopt.ts), if any. */
@@ -122,9 +121,7 @@ export const systemScannerFiles: ScannerFiles = {
   mkfifo,
   openFifo: (p) => open(p, O_RDWR | O_NONBLOCK),
   readFifo: (fd, onData, onError) => {
-    const sock = new net.Socket({ fd, readable: true, writable: false });
-    sock.on('data', onData);
-    sock.on('error', onError);
+    const sock = readControlFifo(fd, onData, onError);
     return { close: () => sock.destroy() };
   },
   pipe: () => pipe(),

@@ -65,6 +65,8 @@ export const SUPERVISOR_RETRY_MS = 10_000;
 export const SCAN_RETRY_MS = 3_000;
 /** Restarts of one slot's supervisor are at least this far apart. */
 const RESTART_SPACING_MS = 1_000;
+/** Services supervised at once without -c (s6-svscan's default): the scan table, supervisors and loggers grow with it, not with the scan directory. */
+export const DEFAULT_MAX_SERVICES = 1000;
 
 /** s6-svscan as an object. */
 export class Scanner {
@@ -88,7 +90,7 @@ export class Scanner {
   private constructor(opts: ScannerOptions) {
     this.#opts = opts;
     this.scandir = path.resolve(opts.scandir);
-    this.#maxServices = opts.maxServices ?? 1000;
+    this.#maxServices = opts.maxServices ?? DEFAULT_MAX_SERVICES;
     const report = opts.report;
     const host = opts.host ?? systemScannerHost({
       allCloexec: opts.allCloexec === true,

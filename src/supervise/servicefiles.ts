@@ -33,6 +33,28 @@ import { type Setting, exists, explainNotRunnable, readSignalSetting, readUintSe
 import { errorCode, strerror } from '../sys/errors.ts';
 import { type FdReserve } from '../sys/fdreserve.ts';
 
+/**
+ * Control bytes read from a control FIFO at once (`supervise/control`, `.s6-svscan/control`),
+ * into one buffer shared by every FIFO, each read acted on before the next: all pid 1 ever
+ * holds of a control stream. One read takes what a full FIFO holds (64 KiB, as libuv's own
+ * reads did); more waits in the kernel, whose writers then find the FIFO full.
+ */
+export const CONTROL_READ_BYTES = 64 * 1024;
+const controlReadBuffer = Buffer.allocUnsafe(CONTROL_READ_BYTES);
+
+/**
+ * Reads a control FIFO on the event loop; `onChunk` gets each read, in a buffer valid only
+ * during the call (copy what is kept). The socket owns `fd`.
+ */
+export function readControlFifo(fd: number, onChunk: (chunk: Buffer) => void, onError: (err: Error) => void): net.Socket {
+  const socket = new net.Socket({
+    fd, readable: true, writable: false,
+    onread: { buffer: controlReadBuffer, callback: (n: number, b: Uint8Array) => { onChunk(Buffer.from(b.buffer, b.byteOffset, n)); return true; } },
+  } as net.SocketConstructorOpts);
+  socket.on('error', onError);
+  return socket;
+}
+
 /** Thrown by `Supervisor.open` (and SupervisorFiles.setUp) when the service directory cannot be supervised. */
 export class SupervisorSetupError extends Error {
   override name = 'SupervisorSetupError';
@@ -194,9 +216,7 @@ export class FsSupervisorFiles implements SupervisorFiles {
 
   resumeHeld(_dir: string, fds: HeldFds, control: ControlReader): HeldSuperviseDir {
     const { lockFd, controlFd } = fds;
-    const socket = new net.Socket({ fd: controlFd, readable: true, writable: false });
-    socket.on('data', (chunk: Buffer) => control.onBytes(chunk.toString('latin1')));
-    socket.on('error', (err) => control.onError(err));
+    const socket = readControlFifo(controlFd, (chunk) => control.onBytes(chunk.toString('latin1')), (err) => control.onError(err));
     let closed = false;
     return {
       close: () => {

@@ -16,7 +16,11 @@ import type { ControlGoal, ControlOutcome, ControlRequest, Refusal } from './run
 
 export type { ControlGoal, ControlOutcome } from './runner-protocol.ts';
 
-/** Per-supervisor event subscriptions for control-and-wait requests. */
+/**
+ * Per-supervisor event subscriptions for control-and-wait requests: one per request under
+ * way, so bounded by the runner's (runner-connection.ts: MAX_OPEN_PER_CLIENT per client,
+ * runner.ts: MAX_CLIENTS clients).
+ */
 export class Waiters {
   #subs = new Map<Supervisor, Set<(event: string) => void>>();
   #setTimer: (ms: number, fn: () => void) => TimerHandle;

@@ -40,10 +40,17 @@ export class Reaper {
   #onError: (err: unknown) => void;
   #keepUnwatched: boolean;
   #reapAll: () => { reaped: Reaped[]; childless: boolean };
-  /** Spawns under way whose pid is not known yet (spawnAsync). */
-  #expecting = 0;
-  /** Statuses of children reaped unwatched and kept (keepUnwatched, or a spawn under way). */
-  #kept = new Map<number, number>();
+  /** Spawns under way whose pid is not known yet (spawnAsync): for each, the reap count when it began. */
+  #expecting: number[] = [];
+  /**
+   * Statuses of children reaped unwatched and kept (keepUnwatched, or a spawn under way),
+   * with the reap count when each came. Bounded: without keepUnwatched, one is dropped once
+   * every spawn under way began after it was reaped (it cannot be theirs), so pid 1 keeps
+   * only the orphans reaped during the spawns under way, however long some spawn or other is.
+   */
+  #kept = new Map<number, { wstat: number; at: number }>();
+  /** Children reaped unwatched so far (orders #kept against the spawns under way). */
+  #reapCount = 0;
 
   constructor(opts: ReaperOptions = {}) {
     this.#onError = opts.onError ?? ((err) => queueMicrotask(() => { throw err; }));
@@ -53,10 +60,10 @@ export class Reaper {
 
   /** Calls `onExit` with the wait status when `pid` is reaped (at once if its status was kept). */
   watch(pid: number, onExit: (wstat: number) => void): void {
-    const wstat = this.#kept.get(pid);
-    if (wstat !== undefined) {
+    const kept = this.#kept.get(pid);
+    if (kept !== undefined) {
       this.#kept.delete(pid);
-      this.#deliver(onExit, wstat);
+      this.#deliver(onExit, kept.wstat);
       return;
     }
     this.#watched.set(pid, onExit);
@@ -78,15 +85,21 @@ export class Reaper {
    * delivers its status at once if it is already dead. With undefined: the spawn failed.
    */
   expect(): (pid: number | undefined, onExit?: (wstat: number) => void) => void {
-    this.#expecting++;
+    const began = this.#reapCount;
+    this.#expecting.push(began);
     let settled = false;
     return (pid, onExit) => {
       if (settled) return;
       settled = true;
-      this.#expecting--;
+      this.#expecting.splice(this.#expecting.indexOf(began), 1);
       if (pid !== undefined && onExit !== undefined) this.watch(pid, onExit);
-      // Nobody can claim the others any more: orphans, dropped.
-      if (this.#expecting === 0 && !this.#keepUnwatched) this.#kept.clear();
+      if (this.#keepUnwatched) return;
+      // Those reaped before every spawn still under way began: orphans, dropped.
+      const oldest = Math.min(...this.#expecting); // Infinity when none is under way
+      for (const [keptPid, { at }] of this.#kept) {
+        if (at >= oldest) break; // kept in the order reaped
+        this.#kept.delete(keptPid);
+      }
     };
   }
 
@@ -106,14 +119,14 @@ export class Reaper {
     for (const { pid, wstat } of reaped) {
       const onExit = this.#watched.get(pid);
       if (onExit === undefined) {
-        if (this.#keepUnwatched || this.#expecting > 0) this.#kept.set(pid, wstat);
+        if (this.#keepUnwatched || this.#expecting.length > 0) this.#kept.set(pid, { wstat, at: this.#reapCount++ });
         continue;
       }
       this.#watched.delete(pid);
       this.#deliver(onExit, wstat);
     }
     // A callback may have started a child since waitpid said ECHILD, or one may be starting.
-    this.#childless = childless && this.#watched.size === 0 && this.#expecting === 0;
+    this.#childless = childless && this.#watched.size === 0 && this.#expecting.length === 0;
     if (this.#childless) for (const fn of [...this.#onChildless]) fn();
   }
 

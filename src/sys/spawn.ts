@@ -201,7 +201,8 @@ export function spawnAsync(opts: SpawnOptions): Promise<number> {
 
 // koffi queues a bounded number of asynchronous calls (256), each with its own stack and
 // heap, and the worker threads are few: past a handful under way, spawns wait their turn
-// here, in order. (The fds a spawn names must stay open until it is done.)
+// here, in order. (The fds a spawn names must stay open until it is done.) The queue is
+// bounded by the callers: t6-svscan's runner has at most MAX_SPAWNING spawns under way.
 const MAX_ASYNC_SPAWNS = 8;
 let asyncSpawns = 0;
 const waiting: (() => void)[] = [];

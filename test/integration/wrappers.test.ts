@@ -3,7 +3,7 @@
  * when $0 has no slash: a wrapper found through an empty PATH entry, `sh t6` in bin/,
  * `bash t6` (bash looks the script up in PATH), a symbolic link run by its bare name. And
  * the boot tree t6-linux-init-maker writes then names t6's real bin/ (absolute paths, no $0).
- * Needs a build.
+ * The long-lived commands get their heap limit. Needs a build.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { BIN, tmpdir } from '../lib/harness.ts';
+import { HEAP_LIMIT_MB } from '../../src/sys/heap.ts';
 
 const SYSTEM_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
 const shells = ['/bin/sh', '/bin/bash', '/bin/busybox'].filter((s) => fs.existsSync(s));
@@ -49,4 +50,11 @@ test('t6-linux-init-maker run through PATH writes scripts that call t6 by absolu
   const halt = fs.readFileSync(path.join(out, 'bin/halt'), 'utf8');
   assert.match(halt, new RegExp(`^exec ${BIN.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/t6-hpr -h "\\$@"$`, 'm'));
   assert.doesNotMatch(fs.readFileSync(path.join(out, 'bin/init'), 'utf8'), /\$0/);
+});
+
+test('t6-svscan and t6-linux-init run with the heap limit of src/sys/heap.ts; the other commands with V8\'s own', () => {
+  for (const name of ['t6-svscan', 't6-linux-init']) {
+    assert.match(fs.readFileSync(path.join(BIN, name), 'utf8'), new RegExp(`/node" --max-semi-space-size=1 --max-old-space-size=${HEAP_LIMIT_MB} "`), name);
+  }
+  assert.doesNotMatch(fs.readFileSync(path.join(BIN, 't6-rc'), 'utf8'), /max-old-space-size/);
 });

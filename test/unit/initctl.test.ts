@@ -1,6 +1,7 @@
 /**
  * The shutdown daemon's wire format (linux-init.md §3.1): 17-byte requests, the cancel
- * byte, and the server-side decoder that survives split requests and garbage.
+ * byte, the server-side decoder that survives split requests and garbage, and pid 1's
+ * shutdown daemon, which reports garbage without flooding the log.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,6 +10,10 @@ import {
   effectiveGraceMs, encodeCancel, encodeShutdownRequest, shutdowndFifo,
 } from '../../src/s6/initctl.ts';
 import { seededRandom } from '../lib/random.ts';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Shutdownd } from '../../src/init/shutdownd.ts';
+import { tmpdir, until } from '../lib/harness.ts';
 
 test('the default FIFO is /run/service/s6-linux-init-shutdownd/fifo', () => {
   assert.equal(DEFAULT_SHUTDOWND_FIFO, '/run/service/s6-linux-init-shutdownd/fifo');
@@ -150,4 +155,23 @@ test('1 MB of random bytes in one push: no throw, and every byte is accounted fo
   // Out-of-range nanoseconds errors consume 17 bytes too; count those from their messages.
   const badNano = items.filter((i) => i.kind === 'error' && i.message.includes('nanoseconds')).length;
   assert.equal(consumed + badNano * 16 + d.pending, buf.length);
+});
+
+test('the shutdown daemon reports three bad bytes of a read, counts the rest in one line, and takes the request after them', async () => {
+  const reports: string[] = [];
+  let cancelled = false;
+  const d = new Shutdownd({ runRcShutdown: () => Promise.resolve(0), finale: () => {}, report: (level, m) => { reports.push(`${level}: ${m}`); if (m.includes('cancelled')) cancelled = true; } });
+  const fifo = path.join(tmpdir('t6-shutdownd-'), 'fifo');
+  d.listen(fifo);
+  d.request('p', 3_600_000);
+  const w = fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+  fs.writeSync(w, Buffer.concat([Buffer.alloc(1000, 'A'), encodeCancel()]));
+  fs.closeSync(w);
+  await until('the cancel after the garbage', () => cancelled);
+  const bad = reports.filter((r) => r.includes(fifo));
+  assert.deepEqual(bad, [
+    ...Array.from({ length: 3 }, () => `warning: ${fifo}: unknown command byte 0x41 ('A') on the shutdown FIFO`),
+    `warning: ${fifo}: 997 more unknown bytes skipped`,
+  ]);
+  d.close();
 });

@@ -85,6 +85,27 @@ test('a spawn whose pid comes later gets the status of a child reaped meanwhile;
   assert.equal(await settled(r.waitPid(31)), undefined, 'the orphan was dropped');
 });
 
+test('under spawns that overlap without end, an orphan is dropped once every spawn under way began after it was reaped', async () => {
+  const { kernel, reaper: r } = reaper();
+  kernel.alive = 100;
+  let prev = r.expect();
+  // Each spawn begins before the previous one settles: one is always under way.
+  for (let i = 0; i < 50; i++) {
+    kernel.die(1000 + i, 0); // an orphan of the machine
+    r.reap();
+    const next = r.expect();
+    prev(undefined);
+    prev = next;
+    assert.equal(await settled(r.waitPid(1000 + i)), undefined, `orphan ${1000 + i} was dropped`);
+  }
+  // A child reaped while the spawn now under way ran is kept: it is that spawn's.
+  kernel.die(2000, 0x0100);
+  r.reap();
+  let got: number | undefined;
+  prev(2000, (w) => { got = w; });
+  assert.equal(got, 0x0100);
+});
+
 test('untilChildless resolves once a reap finds no child left and nothing watched or expected', async () => {
   const { kernel, reaper: r } = reaper();
   kernel.alive = 1;
