@@ -22,17 +22,8 @@ export const HANDOVER_VERSION = 1;
 /** Bound on the document (a corrupt fd must not make the next image read gigabytes). */
 const MAX_HANDOVER_BYTES = 64 * 1024 * 1024;
 
-/** A status record with its stamps as TAI64N text. */
-export interface StatusSnapshot {
-  stamp: string;
-  readyStamp: string;
-  pid: number;
-  wstat: number;
-  paused: boolean;
-  finishing: boolean;
-  wantUp: boolean;
-  ready: boolean;
-}
+/** A status record with its stamps as TAI64N text (derived: the record's fields stay one list). */
+export type StatusSnapshot = Omit<SupervisorStatus, 'stamp' | 'readyStamp'> & { stamp: string; readyStamp: string };
 
 /** A status record as the document holds it. */
 export function statusSnapshot(st: SupervisorStatus): StatusSnapshot {
