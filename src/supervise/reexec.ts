@@ -11,7 +11,8 @@
  *    supervisor hands over, and the table, pipes and pipelines are written down.
  *
  * `restore` is the next image's side: the table, pipes, readers and supervisors again,
- * each process watched as the child it still is. If the exec fails, the same `restore`
+ * each process watched as the child it still is; then the control bytes clients wrote
+ * during the exec are acted on, before the event loop can bring anything else. If the exec fails, the same `restore`
  * runs in the same process: one path, whichever image carries on.
  */
 import path from 'node:path';
@@ -108,6 +109,7 @@ export function restoreScanner(ctx: ReexecContext, snap: ScannerSnapshot, catchA
   for (const line of snap.messages) ctx.logging.log(line);
   ctx.plumbing.restorePipelines(snap.pipelines);
   const now = ctx.host.monotonicMs();
+  const resumed: Supervisor[] = [];
   for (const e of snap.entries) {
     const entry = ctx.table.entry(e.key, e.name);
     entry.active = e.active;
@@ -122,12 +124,15 @@ export function restoreScanner(ctx: ReexecContext, snap: ScannerSnapshot, catchA
     for (const [slot, s] of slots(entry).map((sl, i) => [sl, i === 0 ? e.main : e.log] as const)) {
       if (s === undefined) continue;
       if (s.lastStartAgoMs !== undefined) slot.lastStart = now - s.lastStartAgoMs - elapsedMs;
-      if (s.sup !== undefined) resumeSlot(ctx, entry, slot, s.sup, elapsedMs);
+      const sup = s.sup === undefined ? undefined : resumeSlot(ctx, entry, slot, s.sup, elapsedMs);
+      if (sup !== undefined) resumed.push(sup);
     }
   }
+  // Once the whole table is back: what clients wrote meanwhile is acted on before anything else.
+  for (const sup of resumed) sup.takeWaitingControl();
 }
 
-function resumeSlot(ctx: ReexecContext, entry: ServiceEntry, slot: Slot, snap: NonNullable<SlotSnapshot['sup']>, elapsedMs: number): void {
+function resumeSlot(ctx: ReexecContext, entry: ServiceEntry, slot: Slot, snap: NonNullable<SlotSnapshot['sup']>, elapsedMs: number): Supervisor | undefined {
   let sup: Supervisor;
   try {
     sup = ctx.host.resumeSupervisor(snap, ctx.supervisorHost, ctx.plumbing.stdioFor(entry, slot), elapsedMs, false);
@@ -135,7 +140,8 @@ function resumeSlot(ctx: ReexecContext, entry: ServiceEntry, slot: Slot, snap: N
     // Its fds close, so the lock is free for the supervisor the next scan starts.
     for (const fd of [snap.held?.lockFd, snap.held?.controlFd, snap.readinessFd]) if (fd !== undefined) ctx.host.files.close(fd);
     ctx.report('error', `unable to carry on supervising ${snap.dir} after the re-exec: ${strerror(err)}`);
-    return;
+    return undefined;
   }
   ctx.table.attach(sup, entry, slot);
+  return sup;
 }

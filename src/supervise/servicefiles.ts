@@ -75,6 +75,11 @@ export interface HeldSuperviseDir {
   close(): void;
   /** Re-exec: stops reading the control FIFO and gives up its fds, still open (and the lock still held), to the caller. */
   handOver(): HeldFds;
+  /**
+   * The next image, once the supervisor is whole again: acts now on the bytes that waited in
+   * the FIFO during the exec (one read's worth; the event loop reads any more).
+   */
+  takeWaiting(): void;
 }
 
 /** Where the bytes written to `supervise/control` go. */
@@ -231,6 +236,19 @@ export class FsSupervisorFiles implements SupervisorFiles {
         const kept = dupCloexec(controlFd);
         socket.destroy();
         return { lockFd, controlFd: kept };
+      },
+      takeWaiting: () => {
+        // Not left to the event loop: its first poll may bring a scandir command that
+        // re-executes at once, before these bytes are reached, image after image.
+        if (closed) return;
+        let n = 0;
+        try {
+          n = fs.readSync(controlFd, controlReadBuffer, 0, CONTROL_READ_BYTES, null);
+        } catch (err) {
+          if (errorCode(err) !== 'EAGAIN') control.onError(err);
+          return;
+        }
+        if (n > 0) control.onBytes(controlReadBuffer.toString('latin1', 0, n));
       },
     };
   }

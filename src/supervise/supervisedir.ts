@@ -143,6 +143,11 @@ export class SuperviseDir {
     this.#held = this.#opts.files.resumeHeld(this.#opts.dir, fds, this.#controlReader());
   }
 
+  /** The next image, the supervisor whole again: bytes written to the control FIFO during the exec are acted on now. */
+  takeWaitingControl(): void {
+    this.#held?.takeWaiting();
+  }
+
   /** The end: retries cancelled (but that of owed events: the last ones are owed too), control FIFO and lock released. */
   close(): void {
     this.#closed = true;

@@ -431,6 +431,9 @@ export class Supervisor {
     return sup;
   }
 
+  /** The next image, once this supervisor is in the table: acts now on control bytes written during the exec. */
+  takeWaitingControl(): void { this.#superviseDir.takeWaitingControl(); }
+
   #bail(): void {
     this.#disarm();
     this.#closeReadiness();

@@ -38,6 +38,7 @@ class FakeSupervisor {
   request(kind: string): void { this.requests.push(kind); }
   command(bytes: string): void { this.commands += bytes; }
   setStdio(stdio: SupervisorStdio): void { this.stdio = stdio; }
+  takeWaitingControl(): void { this.requests.push('take waiting control'); }
   /** The supervisor ends (s6-supervise exits). */
   end(): void {
     this.state = 'gone';
