@@ -3,8 +3,10 @@
  * once finalised), rotated archives `@<tai64n>.s` (and `.u` for files found unfinished at
  * start-up), `state`/`newstate`/`previous`/`processed` for the processor.
  *
- * Lines are staged in memory and written with one write(2) per input chunk (or before a
- * rotation). Rotation is s6-log's state machine (s6 src/daemontools-extras/s6-log.c,
+ * Lines are staged in memory (staged.ts) and written once per input chunk. No file ever
+ * holds more than `s` bytes, whatever the input's chunking: a write stops at the first line
+ * end that makes the file due (`size + l >= s`), or at `s` itself, mid-line; the rest goes
+ * into the next `current`. Rotation is s6-log's state machine (s6 src/daemontools-extras/s6-log.c,
  * rotator()): each step is retried from where it stopped, after the `r` delay, when it
  * fails. One difference, for throughput on disks: s6-log fsyncs `current` before renaming
  * it; t6 renames it to `previous`, opens the new `current` and goes on writing while the
@@ -33,6 +35,7 @@ import { close as sysClose, O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_APPEND } from 
 import { archiveFile } from './archives.ts';
 import { LogdirError, LogdirFiles, LogdirStepError } from './logdir-files.ts';
 import { ProcessorRun } from './processor.ts';
+import { StagedLines } from './staged.ts';
 import type { LogdirSpec } from './script.ts';
 import { strerror } from '../sys/errors.ts';
 
@@ -69,8 +72,7 @@ export class Logdir {
   #fd = -1;
   /** Bytes in `current` (written). */
   #size = 0;
-  #buf: Buffer = Buffer.allocUnsafe(256 * 1024);
-  #len = 0;
+  readonly #staged = new StagedLines();
   /** A write failed: staged bytes wait for the retry. */
   #flushing = false;
   #rot: RotState = 'idle';
@@ -143,39 +145,32 @@ export class Logdir {
   get busy(): boolean { return this.#flushing || (this.#rot !== 'idle' && this.#due()); }
 
   /** Bytes staged but not yet written. */
-  get staged(): number { return this.#len; }
+  get staged(): number { return this.#staged.length; }
 
-  #due(): boolean { return this.#size + this.#len + this.spec.tolerance >= this.spec.maxSize; }
+  #due(): boolean { return this.#size + this.staged + this.spec.tolerance >= this.spec.maxSize; }
+  /** `current` must be rotated before anything more goes in. */
+  #full(): boolean { return this.#size + this.spec.tolerance >= this.spec.maxSize; }
 
   /** Stages one output line: header, line bytes, newline. Rotates when due. */
   stage(header: Buffer, src: Buffer, start: number, end: number): void {
-    const n = header.length + (end - start) + 1;
-    if (this.#len + n > this.#buf.length) {
-      const next = Buffer.allocUnsafe(Math.max(this.#buf.length * 2, this.#len + n));
-      this.#buf.copy(next, 0, 0, this.#len);
-      this.#buf = next;
-    }
-    const buf = this.#buf;
-    let at = this.#len;
-    if (header.length > 0) at += header.copy(buf, at);
-    at += src.copy(buf, at, start, end);
-    buf[at++] = 10;
-    this.#len = at;
-    if (this.#rot === 'idle' && !this.#flushing && this.#size + at + this.spec.tolerance >= this.spec.maxSize) {
-      if (this.#flush()) this.#startRotation();
-    }
+    this.#staged.add(header, src, start, end);
+    if (this.#rot === 'idle' && !this.#flushing && this.#due()) this.#pump();
   }
 
-  /** Writes what is staged (end of an input chunk). */
+  /** Writes what is staged (end of an input chunk), as far as the files' bound allows now. */
   flush(): void {
-    if (!this.#flushing && this.#len > 0) this.#flush();
+    if (!this.#flushing && this.staged > 0) this.#pump();
   }
 
   /** Forced rotation (SIGALRM): only if current is not empty, as s6-log 2.11. */
   rotateNow(): void {
     if (this.#rot !== 'idle' || this.#flushing) return;
-    if (!this.#flush()) return;
-    if (this.#size > 0) this.#startRotation();
+    this.#pump();
+    if (this.#rot !== 'idle' || this.#flushing || this.staged > 0) return;
+    if (this.#size > 0) {
+      this.#startRotation();
+      this.#pump();
+    }
   }
 
   /**
@@ -183,17 +178,20 @@ export class Logdir {
    * `timeoutMs` (a full disk). Nothing changes for the logdir either way.
    */
   whenIdle(timeoutMs: number): Promise<boolean> {
-    if (this.#rot === 'idle' && !this.#flushing && this.#len === 0) return Promise.resolve(true);
+    const idle = (): boolean => this.#rot === 'idle' && !this.#flushing && this.staged === 0;
+    if (idle()) return Promise.resolve(true);
     return new Promise<boolean>((resolve) => {
       let settled = false;
       const cancel = this.#host.setTimer(timeoutMs, () => { if (!settled) { settled = true; resolve(false); } });
-      this.#readyWaiters.push(() => {
+      const waiter = (): void => {
         if (settled) return;
+        this.#pump();
+        if (!idle()) { this.#readyWaiters.push(waiter); return; } // more to write, or another rotation
         settled = true;
         cancel();
-        if (this.#len > 0 && !this.#flush()) { resolve(false); return; }
         resolve(true);
-      });
+      };
+      this.#readyWaiters.push(waiter);
     });
   }
 
@@ -212,7 +210,8 @@ export class Logdir {
   async close(): Promise<void> {
     if (this.#closed) return;
     for (;;) {
-      if (this.#rot === 'idle' && !this.#flushing && this.#flush()) {
+      if (this.#rot === 'idle' && !this.#flushing) this.#pump();
+      if (this.#rot === 'idle' && !this.#flushing && this.staged === 0) {
         try {
           fs.fsyncSync(this.#fd);
           fs.fchmodSync(this.#fd, this.#host.mask | 0o100);
@@ -230,24 +229,40 @@ export class Logdir {
     this.#release();
   }
 
-  /** Writes staged bytes; on failure keeps the rest and retries after r ms. True when nothing is left. */
-  #flush(): boolean {
-    let off = 0;
+  /**
+   * Writes what is staged as far as `current` may take it, and rotates each time it is full:
+   * one input chunk may fill several files. Stops while a rotation that must end first is
+   * under way (input then waits: `busy`), or after a failed write (retried after r ms).
+   */
+  #pump(): void {
+    while (!this.#flushing) {
+      if (this.#full()) {
+        if (this.#rot !== 'idle') return;
+        this.#startRotation(); // renames and opens the next current at once, unless a step fails
+        if (this.#full()) return;
+        continue;
+      }
+      if (this.staged === 0) return;
+      if (!this.#write()) return;
+    }
+  }
+
+  /** Writes what may go into `current` now (StagedLines.take); on failure keeps the rest and retries after r ms. True when all went. */
+  #write(): boolean {
+    const { maxSize, tolerance } = this.spec;
+    const n = this.#staged.take(maxSize - tolerance - this.#size, maxSize - this.#size);
+    const before = this.#staged.length;
     try {
-      while (off < this.#len) off += fs.writeSync(this.#fd, this.#buf, off, this.#len - off);
+      this.#staged.writeTo(this.#fd, n);
     } catch (err) {
-      this.#size += off;
-      this.#buf.copy(this.#buf, 0, off, this.#len);
-      this.#len -= off;
+      this.#size += before - this.#staged.length;
       if (!this.#failed) this.#host.warn(`unable to write to ${this.dir}/current: ${strerror(err)}`);
       this.#failed = true;
       this.#flushing = true;
       this.#retryLater();
       return false;
     }
-    this.#size += off;
-    this.#len = 0;
-    this.#flushing = false;
+    this.#size += n;
     return true;
   }
 
@@ -255,7 +270,11 @@ export class Logdir {
     this.#cancelRetry?.();
     this.#cancelRetry = this.#host.setTimer(this.spec.retryMs, () => {
       this.#cancelRetry = undefined;
-      if (this.#flushing && !this.#flush()) return;
+      if (this.#flushing) {
+        this.#flushing = false;
+        this.#pump();
+        if (this.#flushing) return;
+      }
       if (this.#rot !== 'idle' && this.#rot !== 'waitprocessor' && this.#rot !== 'syncingprevious') this.#run();
       this.#settle();
     });
@@ -265,11 +284,8 @@ export class Logdir {
   #settle(): void {
     if (this.#flushing) return;
     if (this.#failed) { this.#failed = false; this.#host.warn(`writing to ${this.dir}/current again`); }
-    if (this.#rot === 'idle' && this.#due()) {
-      if (!this.#flush()) return;
-      this.#startRotation();
-    }
-    if (this.busy) return;
+    this.#pump();
+    if (this.#flushing || this.busy) return;
     if (this.#rot === 'idle') {
       const waiters = this.#readyWaiters;
       this.#readyWaiters = [];

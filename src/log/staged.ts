@@ -1,0 +1,60 @@
+/**
+ * Lines waiting to be written to a logdir's `current`: whole lines, each ending in a newline,
+ * in one buffer that grows as needed and is written from its front. Knows where a write
+ * may stop (logdir.ts decides when).
+ */
+import fs from 'node:fs';
+
+export class StagedLines {
+  /** The waiting bytes are #buf[#head, #len). */
+  #buf: Buffer = Buffer.allocUnsafe(256 * 1024);
+  #head = 0;
+  #len = 0;
+
+  /** Bytes waiting. */
+  get length(): number { return this.#len - this.#head; }
+
+  /** Appends one line: header, src[start, end), newline. */
+  add(header: Buffer, src: Buffer, start: number, end: number): void {
+    const n = header.length + (end - start) + 1;
+    if (this.#len + n > this.#buf.length) {
+      const waiting = this.length;
+      const next = waiting + n > this.#buf.length ? Buffer.allocUnsafe(Math.max(this.#buf.length * 2, waiting + n)) : this.#buf;
+      this.#buf.copy(next, 0, this.#head, this.#len);
+      this.#buf = next;
+      this.#head = 0;
+      this.#len = waiting;
+    }
+    let at = this.#len;
+    if (header.length > 0) at += header.copy(this.#buf, at);
+    at += src.copy(this.#buf, at, start, end);
+    this.#buf[at++] = 10;
+    this.#len = at;
+  }
+
+  /**
+   * How many waiting bytes to write into a file that is due for rotation once `dueIn` more
+   * bytes (> 0) ending on a newline are in it, and may take `room` more at most: through the
+   * first line end at or past `dueIn`, never past `room` (a longer line is cut there).
+   */
+  take(dueIn: number, room: number): number {
+    let end = this.#len;
+    const dueAt = this.#head + dueIn;
+    if (dueAt <= this.#len) {
+      const newline = this.#buf.subarray(0, this.#len).indexOf(10, dueAt - 1);
+      if (newline >= 0) end = newline + 1;
+    }
+    return Math.min(end - this.#head, room);
+  }
+
+  /** Writes the first `n` waiting bytes to `fd`; what went is no longer waiting, also when a write throws. */
+  writeTo(fd: number, n: number): void {
+    let off = 0;
+    try {
+      while (off < n) off += fs.writeSync(fd, this.#buf, this.#head + off, n - off);
+    } finally {
+      this.#head += off;
+      if (this.#head === this.#len) this.#head = this.#len = 0;
+    }
+  }
+}
