@@ -3,12 +3,11 @@
  * once finalised), rotated archives `@<tai64n>.s` (and `.u` for files found unfinished at
  * start-up), `state`/`newstate`/`previous`/`processed` for the processor.
  *
- * Lines are staged in memory (staged.ts) and written once per input chunk. No file ever
- * holds more than `s` bytes, whatever the input's chunking: a write stops at the first line
- * end that makes the file due (`size + l >= s`), or at `s` itself, mid-line; the rest goes
- * into the next `current`. Rotation is s6-log's state machine (s6 src/daemontools-extras/s6-log.c,
- * rotator()): each step is retried from where it stopped, after the `r` delay, when it
- * fails. One difference, for throughput on disks: s6-log fsyncs `current` before renaming
+ * Lines are staged in memory (staged.ts), written once per input chunk. No file holds more
+ * than `s` bytes, whatever the chunking: a write stops at the line end that makes the file
+ * due (`size + l >= s`) or before a line that would not fit (rotated first); a line longer
+ * than `s` is cut as `-l` cuts (s6-log 2.11 writes it whole). Rotation is s6-log's state
+ * machine (s6-log.c rotator()): each step that fails is retried after `r`. One difference, for throughput on disks: s6-log fsyncs `current` before renaming
  * it; t6 renames it to `previous`, opens the new `current` and goes on writing while the
  * old file is fsynced in the background, and only then marks `previous` u+x and archives
  * (or processes) it. An `@….s` archive is therefore still always complete and synced; a
@@ -153,7 +152,7 @@ export class Logdir {
 
   /** Stages one output line: header, line bytes, newline. Rotates when due. */
   stage(header: Buffer, src: Buffer, start: number, end: number): void {
-    this.#staged.add(header, src, start, end);
+    this.#staged.add(header, src, start, end, this.spec.maxSize);
     if (this.#rot === 'idle' && !this.#flushing && this.#due()) this.#pump();
   }
 
@@ -235,22 +234,23 @@ export class Logdir {
    * under way (input then waits: `busy`), or after a failed write (retried after r ms).
    */
   #pump(): void {
+    const { maxSize, tolerance } = this.spec;
     while (!this.#flushing) {
-      if (this.#full()) {
-        if (this.#rot !== 'idle') return;
-        this.#startRotation(); // renames and opens the next current at once, unless a step fails
-        if (this.#full()) return;
+      const n = this.#full() ? 0 : this.#staged.take(maxSize - tolerance - this.#size, maxSize - this.#size, this.#size === 0);
+      if (n > 0) {
+        if (!this.#write(n)) return;
         continue;
       }
-      if (this.staged === 0) return;
-      if (!this.#write()) return;
+      // Full, or the next line does not fit in what is left: a rotation first.
+      if ((this.staged === 0 && !this.#full()) || this.#rot !== 'idle') return;
+      const size = this.#size;
+      this.#startRotation(); // renames and opens the next current at once, unless a step fails
+      if (this.#size === size) return;
     }
   }
 
-  /** Writes what may go into `current` now (StagedLines.take); on failure keeps the rest and retries after r ms. True when all went. */
-  #write(): boolean {
-    const { maxSize, tolerance } = this.spec;
-    const n = this.#staged.take(maxSize - tolerance - this.#size, maxSize - this.#size);
+  /** Writes `n` staged bytes; on failure keeps the rest and retries after r ms. True when all went. */
+  #write(n: number): boolean {
     const before = this.#staged.length;
     try {
       this.#staged.writeTo(this.#fd, n);

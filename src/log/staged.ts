@@ -1,7 +1,7 @@
 /**
  * Lines waiting to be written to a logdir's `current`: whole lines, each ending in a newline,
  * in one buffer that grows as needed and is written from its front. Knows where a write
- * may stop (logdir.ts decides when).
+ * may stop (logdir.ts decides when). A line is never split between two writes.
  */
 import fs from 'node:fs';
 
@@ -14,8 +14,16 @@ export class StagedLines {
   /** Bytes waiting. */
   get length(): number { return this.#len - this.#head; }
 
-  /** Appends one line: header, src[start, end), newline. */
-  add(header: Buffer, src: Buffer, start: number, end: number): void {
+  /** Appends one line: header, src[start, end), newline; cut into lines of at most `maxLine` bytes (header and newline included, as the logdir's `s` asks). */
+  add(header: Buffer, src: Buffer, start: number, end: number, maxLine = Infinity): void {
+    const piece = Math.max(1, maxLine - header.length - 1);
+    for (let at = start; ; at += piece) {
+      this.#addLine(header, src, at, Math.min(end, at + piece));
+      if (at + piece >= end) return;
+    }
+  }
+
+  #addLine(header: Buffer, src: Buffer, start: number, end: number): void {
     const n = header.length + (end - start) + 1;
     if (this.#len + n > this.#buf.length) {
       const waiting = this.length;
@@ -33,18 +41,23 @@ export class StagedLines {
   }
 
   /**
-   * How many waiting bytes to write into a file that is due for rotation once `dueIn` more
-   * bytes (> 0) ending on a newline are in it, and may take `room` more at most: through the
-   * first line end at or past `dueIn`, never past `room` (a longer line is cut there).
+   * How many waiting bytes to write, whole lines only, into a file that is due for rotation
+   * once `dueIn` more bytes (> 0) are in it and may take `room` more at most: through the
+   * first line end at or past `dueIn`, stopping before a line that would go past `room`
+   * (0: not even the first fits; `firstAnyway` takes it all the same, for an empty file).
    */
-  take(dueIn: number, room: number): number {
-    let end = this.#len;
-    const dueAt = this.#head + dueIn;
-    if (dueAt <= this.#len) {
-      const newline = this.#buf.subarray(0, this.#len).indexOf(10, dueAt - 1);
-      if (newline >= 0) end = newline + 1;
+  take(dueIn: number, room: number, firstAnyway: boolean): number {
+    const waiting = this.length;
+    if (waiting < dueIn && waiting <= room) return waiting;
+    const lines = this.#buf.subarray(0, this.#len);
+    let end = this.#head;
+    while (end < this.#len) {
+      const next = lines.indexOf(10, end) + 1;
+      if (next - this.#head > room && !(firstAnyway && end === this.#head)) break;
+      end = next;
+      if (end - this.#head >= dueIn) break;
     }
-    return Math.min(end - this.#head, room);
+    return end - this.#head;
   }
 
   /** Writes the first `n` waiting bytes to `fd`; what went is no longer waiting, also when a write throws. */

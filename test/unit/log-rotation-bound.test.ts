@@ -1,6 +1,7 @@
 /**
  * `s` is a promise about disk use: no archive and no `current` ever holds more than s bytes,
- * whatever the input's speed or chunking. Random chunk sizes (1 byte to 1 MB), line lengths
+ * whatever the input's speed or chunking; a line never spans two files (one longer than s
+ * is cut into lines, as the line limit cuts). Random chunk sizes (1 byte to 1 MB), line lengths
  * (1 byte to past the line limit) and s (4096 to 1 MB), through the logging engine that both
  * t6-log and the in-process logger run; nothing may be lost, doubled or reordered.
  */
@@ -26,8 +27,12 @@ function files(dir: string): string[] {
   return [...fs.readdirSync(dir).filter((n) => ARCHIVE.test(n)).sort(), 'current'].map((n) => path.join(dir, n));
 }
 
-/** Random printable lines, some longer than the limit; and what the logger writes for them (long lines cut into pieces of the limit). */
-function input(random: Random, total: number, lineLimit: number): { text: Buffer; expected: Buffer } {
+/**
+ * Random printable lines, some longer than the limit; and what the logger writes for them:
+ * long lines cut into pieces of the line limit, and those into pieces that fit in a file
+ * (s - 1 bytes and a newline).
+ */
+function input(random: Random, total: number, lineLimit: number, maxSize: number): { text: Buffer; expected: Buffer } {
   const lines: Buffer[] = [];
   const pieces: Buffer[] = [];
   let size = 0;
@@ -36,7 +41,10 @@ function input(random: Random, total: number, lineLimit: number): { text: Buffer
     const line = random.bytes(len);
     for (let i = 0; i < len; i++) line[i] = 0x20 + (line[i]! % 95); // printable: no newline, no NUL
     lines.push(line, Buffer.from('\n'));
-    for (let at = 0; at < len; at += lineLimit) pieces.push(line.subarray(at, Math.min(len, at + lineLimit)), Buffer.from('\n'));
+    for (let at = 0; at < len; at += lineLimit) {
+      const cut = line.subarray(at, Math.min(len, at + lineLimit));
+      for (let from = 0; from < cut.length; from += maxSize - 1) pieces.push(cut.subarray(from, from + maxSize - 1), Buffer.from('\n'));
+    }
     size += len + 1;
   }
   return { text: Buffer.concat(lines), expected: Buffer.concat(pieces) };
@@ -49,9 +57,9 @@ test('random chunks, lines and s: every archive and current at most s bytes; eve
     for (let trial = 0; trial < 8; trial++) {
       const maxSize = logUniform(random, 4096, MB);
       const tolerance = random.int(2) === 0 ? 0 : random.int((maxSize >> 1) + 1);
-      const lineLimit = logUniform(random, 48, 20_000);
+      const lineLimit = logUniform(random, 48, 2 * maxSize);
       // Enough for a few hundred rotations of a small s, or a few of a large one.
-      const { text, expected } = input(random, Math.min(3 * MB, 300 * maxSize), lineLimit);
+      const { text, expected } = input(random, Math.min(3 * MB, 300 * maxSize), lineLimit, maxSize);
       const dir = path.join(root, `trial${trial}`);
       const what = `trial ${trial}: s${maxSize} l${tolerance}, line limit ${lineLimit}, ${text.length} bytes`;
       const host = testHost();
@@ -70,6 +78,7 @@ test('random chunks, lines and s: every archive and current at most s bytes; eve
       for (const file of written) {
         const size = fs.statSync(file).size;
         assert.ok(size <= maxSize, `${what}: ${path.basename(file)} holds ${size} bytes`);
+        if (size > 0) assert.equal(fs.readFileSync(file).at(-1), 10, `${what}: ${path.basename(file)} ends inside a line`);
       }
       const all = Buffer.concat(written.map((file) => fs.readFileSync(file)));
       assert.ok(all.equals(expected), `${what}: the files together are not the lines given (${all.length} bytes for ${expected.length})`);
