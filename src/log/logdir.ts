@@ -3,10 +3,11 @@
  * once finalised), rotated archives `@<tai64n>.s` (and `.u` for files found unfinished at
  * start-up), `state`/`newstate`/`previous`/`processed` for the processor.
  *
- * Lines are staged in memory and written with one write(2) per input chunk (or before a
- * rotation). Rotation is s6-log's state machine (s6 src/daemontools-extras/s6-log.c,
- * rotator()): each step is retried from where it stopped, after the `r` delay, when it
- * fails. One difference, for throughput on disks: s6-log fsyncs `current` before renaming
+ * Lines are staged in memory (staged.ts), written once per input chunk. No file holds more
+ * than `s` bytes, whatever the chunking: a write stops at the line end that makes the file
+ * due (`size + l >= s`) or before a line that would not fit (rotated first); a line longer
+ * than `s` is cut as `-l` cuts (s6-log 2.11 writes it whole). Rotation is s6-log's state
+ * machine (s6-log.c rotator()): each step that fails is retried after `r`. One difference, for throughput on disks: s6-log fsyncs `current` before renaming
  * it; t6 renames it to `previous`, opens the new `current` and goes on writing while the
  * old file is fsynced in the background, and only then marks `previous` u+x and archives
  * (or processes) it. An `@….s` archive is therefore still always complete and synced; a
@@ -33,6 +34,7 @@ import { close as sysClose, O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_APPEND } from 
 import { archiveFile } from './archives.ts';
 import { LogdirError, LogdirFiles, LogdirStepError } from './logdir-files.ts';
 import { ProcessorRun } from './processor.ts';
+import { StagedLines } from './staged.ts';
 import type { LogdirSpec } from './script.ts';
 import { strerror } from '../sys/errors.ts';
 
@@ -69,8 +71,7 @@ export class Logdir {
   #fd = -1;
   /** Bytes in `current` (written). */
   #size = 0;
-  #buf: Buffer = Buffer.allocUnsafe(256 * 1024);
-  #len = 0;
+  readonly #staged = new StagedLines();
   /** A write failed: staged bytes wait for the retry. */
   #flushing = false;
   #rot: RotState = 'idle';
@@ -143,39 +144,32 @@ export class Logdir {
   get busy(): boolean { return this.#flushing || (this.#rot !== 'idle' && this.#due()); }
 
   /** Bytes staged but not yet written. */
-  get staged(): number { return this.#len; }
+  get staged(): number { return this.#staged.length; }
 
-  #due(): boolean { return this.#size + this.#len + this.spec.tolerance >= this.spec.maxSize; }
+  #due(): boolean { return this.#size + this.staged + this.spec.tolerance >= this.spec.maxSize; }
+  /** `current` must be rotated before anything more goes in. */
+  #full(): boolean { return this.#size + this.spec.tolerance >= this.spec.maxSize; }
 
   /** Stages one output line: header, line bytes, newline. Rotates when due. */
   stage(header: Buffer, src: Buffer, start: number, end: number): void {
-    const n = header.length + (end - start) + 1;
-    if (this.#len + n > this.#buf.length) {
-      const next = Buffer.allocUnsafe(Math.max(this.#buf.length * 2, this.#len + n));
-      this.#buf.copy(next, 0, 0, this.#len);
-      this.#buf = next;
-    }
-    const buf = this.#buf;
-    let at = this.#len;
-    if (header.length > 0) at += header.copy(buf, at);
-    at += src.copy(buf, at, start, end);
-    buf[at++] = 10;
-    this.#len = at;
-    if (this.#rot === 'idle' && !this.#flushing && this.#size + at + this.spec.tolerance >= this.spec.maxSize) {
-      if (this.#flush()) this.#startRotation();
-    }
+    this.#staged.add(header, src, start, end, this.spec.maxSize);
+    if (this.#rot === 'idle' && !this.#flushing && this.#due()) this.#pump();
   }
 
-  /** Writes what is staged (end of an input chunk). */
+  /** Writes what is staged (end of an input chunk), as far as the files' bound allows now. */
   flush(): void {
-    if (!this.#flushing && this.#len > 0) this.#flush();
+    if (!this.#flushing && this.staged > 0) this.#pump();
   }
 
   /** Forced rotation (SIGALRM): only if current is not empty, as s6-log 2.11. */
   rotateNow(): void {
     if (this.#rot !== 'idle' || this.#flushing) return;
-    if (!this.#flush()) return;
-    if (this.#size > 0) this.#startRotation();
+    this.#pump();
+    if (this.#rot !== 'idle' || this.#flushing || this.staged > 0) return;
+    if (this.#size > 0) {
+      this.#startRotation();
+      this.#pump();
+    }
   }
 
   /**
@@ -183,17 +177,20 @@ export class Logdir {
    * `timeoutMs` (a full disk). Nothing changes for the logdir either way.
    */
   whenIdle(timeoutMs: number): Promise<boolean> {
-    if (this.#rot === 'idle' && !this.#flushing && this.#len === 0) return Promise.resolve(true);
+    const idle = (): boolean => this.#rot === 'idle' && !this.#flushing && this.staged === 0;
+    if (idle()) return Promise.resolve(true);
     return new Promise<boolean>((resolve) => {
       let settled = false;
       const cancel = this.#host.setTimer(timeoutMs, () => { if (!settled) { settled = true; resolve(false); } });
-      this.#readyWaiters.push(() => {
+      const waiter = (): void => {
         if (settled) return;
+        this.#pump();
+        if (!idle()) { this.#readyWaiters.push(waiter); return; } // more to write, or another rotation
         settled = true;
         cancel();
-        if (this.#len > 0 && !this.#flush()) { resolve(false); return; }
         resolve(true);
-      });
+      };
+      this.#readyWaiters.push(waiter);
     });
   }
 
@@ -212,7 +209,8 @@ export class Logdir {
   async close(): Promise<void> {
     if (this.#closed) return;
     for (;;) {
-      if (this.#rot === 'idle' && !this.#flushing && this.#flush()) {
+      if (this.#rot === 'idle' && !this.#flushing) this.#pump();
+      if (this.#rot === 'idle' && !this.#flushing && this.staged === 0) {
         try {
           fs.fsyncSync(this.#fd);
           fs.fchmodSync(this.#fd, this.#host.mask | 0o100);
@@ -230,24 +228,41 @@ export class Logdir {
     this.#release();
   }
 
-  /** Writes staged bytes; on failure keeps the rest and retries after r ms. True when nothing is left. */
-  #flush(): boolean {
-    let off = 0;
+  /**
+   * Writes what is staged as far as `current` may take it, and rotates each time it is full:
+   * one input chunk may fill several files. Stops while a rotation that must end first is
+   * under way (input then waits: `busy`), or after a failed write (retried after r ms).
+   */
+  #pump(): void {
+    const { maxSize, tolerance } = this.spec;
+    while (!this.#flushing) {
+      const n = this.#full() ? 0 : this.#staged.take(maxSize - tolerance - this.#size, maxSize - this.#size, this.#size === 0);
+      if (n > 0) {
+        if (!this.#write(n)) return;
+        continue;
+      }
+      // Full, or the next line does not fit in what is left: a rotation first.
+      if ((this.staged === 0 && !this.#full()) || this.#rot !== 'idle') return;
+      const size = this.#size;
+      this.#startRotation(); // renames and opens the next current at once, unless a step fails
+      if (this.#size === size) return;
+    }
+  }
+
+  /** Writes `n` staged bytes; on failure keeps the rest and retries after r ms. True when all went. */
+  #write(n: number): boolean {
+    const before = this.#staged.length;
     try {
-      while (off < this.#len) off += fs.writeSync(this.#fd, this.#buf, off, this.#len - off);
+      this.#staged.writeTo(this.#fd, n);
     } catch (err) {
-      this.#size += off;
-      this.#buf.copy(this.#buf, 0, off, this.#len);
-      this.#len -= off;
+      this.#size += before - this.#staged.length;
       if (!this.#failed) this.#host.warn(`unable to write to ${this.dir}/current: ${strerror(err)}`);
       this.#failed = true;
       this.#flushing = true;
       this.#retryLater();
       return false;
     }
-    this.#size += off;
-    this.#len = 0;
-    this.#flushing = false;
+    this.#size += n;
     return true;
   }
 
@@ -255,7 +270,11 @@ export class Logdir {
     this.#cancelRetry?.();
     this.#cancelRetry = this.#host.setTimer(this.spec.retryMs, () => {
       this.#cancelRetry = undefined;
-      if (this.#flushing && !this.#flush()) return;
+      if (this.#flushing) {
+        this.#flushing = false;
+        this.#pump();
+        if (this.#flushing) return;
+      }
       if (this.#rot !== 'idle' && this.#rot !== 'waitprocessor' && this.#rot !== 'syncingprevious') this.#run();
       this.#settle();
     });
@@ -265,11 +284,8 @@ export class Logdir {
   #settle(): void {
     if (this.#flushing) return;
     if (this.#failed) { this.#failed = false; this.#host.warn(`writing to ${this.dir}/current again`); }
-    if (this.#rot === 'idle' && this.#due()) {
-      if (!this.#flush()) return;
-      this.#startRotation();
-    }
-    if (this.busy) return;
+    this.#pump();
+    if (this.#flushing || this.busy) return;
     if (this.#rot === 'idle') {
       const waiters = this.#readyWaiters;
       this.#readyWaiters = [];

@@ -9,9 +9,10 @@
  *   {"argv":["prog","arg"…],"cwd":"/abs","env":["K=V"…]|null,"setenv":["K=V"…],"timeoutMs":N}
  *
  * `env: null` means t6-svscan's own environment (the clean boot environment, as s6-rc's
- * runner gives); `setenv` (optional, a t6 addition) is laid over the base environment —
+ * runner gives), with execline's directory in PATH as Debian's runner has it (oneshot-env.ts);
+ * `setenv` (optional, a t6 addition) is laid over the base environment —
  * t6-rc sends `env:null, setenv:["RC_NAME=name"]`. The scanner spawns argv[0] (searched in
- * PATH when it has no slash) as its own child, in a new session, stdin /dev/null, stdout
+ * the oneshot's PATH when it has no slash) as its own child, in a new session, stdin /dev/null, stdout
  * and stderr the catch-all log if there is one, else its own fds 1 and 2, reaped by its Reaper. Replies, one JSON line each:
  *
  *   {"pid":N}          once it runs
@@ -74,6 +75,7 @@ import {
   isScanRequest, parseControlRequest, parseRequest,
   type ControlOutcome, type ControlRequest, type Refusal, type RefusalReason, type RunRequest,
 } from './runner-protocol.ts';
+import { withExeclinePath } from './oneshot-env.ts';
 import { CONNECTION_LIMITS, RunnerConnection, type ConnectionLimits, type RequestContext } from './runner-connection.ts';
 
 /** Grace between SIGTERM and SIGKILL for a oneshot past its timeout. */
@@ -295,7 +297,7 @@ export class OneshotRunner {
       path: prog,
       argv: req.argv,
       cwd: req.cwd,
-      env: mergeEnv(req.env ?? currentEnv(), req.setenv),
+      env: mergeEnv(req.env ?? withExeclinePath(currentEnv()), req.setenv),
       fds: this.#fds(),
       newSession: true,
       searchPath: true,

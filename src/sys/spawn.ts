@@ -61,7 +61,7 @@ export interface SpawnOptions {
   fds?: ReadonlyMap<number, FdSource>;
   /** Start the child as leader of a new session (default true). */
   newSession?: boolean;
-  /** Search PATH for `path` when it has no slash (default false). */
+  /** Search the PATH of `env` for `path` when it has no slash, as execvp would (default false). */
   searchPath?: boolean;
   /**
    * Leave the closing of unlisted fds to close-on-exec instead of closing them in the child
@@ -98,7 +98,7 @@ export function currentEnv(): string[] {
 
 /** Starts a process and returns its pid; throws SysError (ENOENT, EACCES, ENOEXEC…) if it cannot run. */
 export function spawn(opts: SpawnOptions): number {
-  opts = userStep(opts);
+  opts = searched(userStep(opts));
   return opts.newPidNamespace === true ? spawnInNewPidNamespace(opts) : spawnHere(opts);
 }
 
@@ -107,6 +107,45 @@ function userStep(opts: SpawnOptions): SpawnOptions {
   if (opts.user === undefined) return opts;
   const keep = [...(opts.fds?.keys() ?? [])].filter((fd) => fd > 2);
   return { ...opts, ...asUserArgv(opts.user, opts.path, opts.argv, keep), user: undefined, searchPath: false };
+}
+
+/**
+ * `opts` with its program found in the PATH of the environment it gets, when asked
+ * (`searchPath`) and it has no slash: as execvp in the child would. posix_spawnp would
+ * search this process's own PATH instead.
+ */
+function searched(opts: SpawnOptions): SpawnOptions {
+  if (opts.searchPath !== true) return opts;
+  return { ...opts, path: findInPath(opts.path, opts.env ?? currentEnv()), searchPath: false };
+}
+
+/** glibc's search path when PATH is unset (confstr _CS_PATH). */
+const DEFAULT_PATH = '/bin:/usr/bin';
+
+/**
+ * The file `name` names, searched in the PATH of `env` (an empty entry is the current
+ * directory) when it has no slash. Throws a SysError as exec would: ENOENT when found
+ * nowhere, EACCES when found only not executable.
+ */
+export function findInPath(name: string, env: readonly string[]): string {
+  if (name.includes('/')) return name;
+  const pathVar = env.findLast((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH;
+  let denied = false;
+  for (const dir of pathVar.split(':')) {
+    const file = dir === '' ? `./${name}` : `${dir.replace(/\/+$/, '')}/${name}`;
+    try {
+      if (!fs.statSync(file).isFile()) continue;
+    } catch {
+      continue;
+    }
+    try {
+      fs.accessSync(file, fs.constants.X_OK);
+      return file;
+    } catch {
+      denied = true;
+    }
+  }
+  throw new SysError('spawn', denied ? 13 /* EACCES */ : 2 /* ENOENT */, name);
 }
 
 function spawnHere(opts: SpawnOptions): number {
@@ -160,7 +199,11 @@ function spawnInNewPidNamespace(opts: SpawnOptions): number {
  * resolves: see Reaper.expect.
  */
 export function spawnAsync(opts: SpawnOptions): Promise<number> {
-  opts = userStep(opts);
+  try {
+    opts = searched(userStep(opts));
+  } catch (err) {
+    return Promise.reject(toError(err));
+  }
   return new Promise((resolve, reject) => {
     if (opts.newPidNamespace === true) {
       reject(new SysError('spawn', 22 /* EINVAL */, opts.path, 'a new pid namespace needs the synchronous spawn'));

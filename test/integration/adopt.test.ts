@@ -82,7 +82,10 @@ test('kill -9 of t6-svscan and a new start, 20 times: every service adopted, non
     // s6-svc acts on an adopted service, and its lock-fd lets the next instance start.
     const locked = path.join(inner, 'locked');
     assert.equal(run('s6-svc', ['-k', locked]).status, 0);
-    await until('locked restarted', () => { const pid = readStatus(locked)?.pid; return pid !== undefined && pid !== 0 && pid !== pids.get(locked); });
+    const restarted = await until('locked restarted', () => { const pid = readStatus(locked)?.pid; return pid !== undefined && pid !== 0 && pid !== pids.get(locked) ? pid : undefined; });
+    // The status names the new run as soon as it is spawned: wait for its exec of sleep
+    // (found by a stress run: sh was still running ./run), then count.
+    await until('the new locked instance runs sleep', () => { try { return fs.readFileSync(`/proc/${tree.hostPid(restarted)}/cmdline`, 'latin1') === 'sleep\x00271777\x00'; } catch { return false; } });
     assert.equal(processesRunning(['sleep', '271777']), 1);
     // Crash-looping services go on being restarted.
     const events = new EventLog(path.join(inner, 'crash0'));

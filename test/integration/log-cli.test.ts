@@ -110,7 +110,8 @@ test('tail -f follows current across a rotation, stamps in local time', async ()
   logger.stdin!.write(`${'y'.repeat(5000)}\nafter rotation\n`);
   await until('tail followed the rotation', () => out.includes('after rotation'));
   const lines = out.trim().split('\n');
-  assert.equal(lines.length, 3);
+  // The 5000-byte line does not fit in a file of s4096: it is cut in two stamped lines.
+  assert.equal(lines.length, 4);
   for (const l of lines) assert.match(l, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{9} /);
   tail.kill('SIGTERM');
   await exited(tail);

@@ -28,7 +28,7 @@ interface Rig {
 }
 
 /** A scandir with t6-svscan writing to `log`, a compiled db of `services`, and t6-rc-init done. */
-async function rig(services: TestService[] | ((compiled: string, base: string) => void)): Promise<Rig> {
+async function rig(services: TestService[] | ((compiled: string, base: string) => void), env?: Record<string, string>): Promise<Rig> {
   const base = tmpdir('t6-rc-');
   const scandir = path.join(base, 'service');
   const compiled = path.join(base, 'compiled');
@@ -38,7 +38,7 @@ async function rig(services: TestService[] | ((compiled: string, base: string) =
   fs.writeFileSync(log, '');
   if (typeof services === 'function') services(compiled, base);
   else writeDb(compiled, services);
-  const tree = await Tree.start(scandir, { command: ['sh', '-c', `exec "$0" -d 3 "$1" >> '${log}' 2>&1`, path.join(BIN, 't6-svscan')] });
+  const tree = await Tree.start(scandir, { command: ['sh', '-c', `exec "$0" -d 3 "$1" >> '${log}' 2>&1`, path.join(BIN, 't6-svscan')], ...(env === undefined ? {} : { env }) });
   cleanups.push(async () => { await tree.stop(); fs.rmSync(base, { recursive: true, force: true }); });
   const init = spawnSync(path.join(BIN, 't6-rc-init'), ['-c', compiled, '-l', live, scandir], { encoding: 'utf8' });
   assert.equal(init.status, 0, `t6-rc-init: ${init.stderr}`);
@@ -76,6 +76,21 @@ function lines(file: string): string[] {
 
 const sh = (script: string): string => `#!/bin/sh\n${script}\n`;
 
+
+test("execline oneshots under a t6-svscan with the maker's small PATH: Debian's execline directory comes first in theirs, as its execlineb gives s6-rc's runner", { skip: !fs.existsSync('/usr/lib/execline/bin/if') && 'no Debian execline' }, async () => {
+  const r = await rig((compiled, base) => {
+    const src = path.join(base, 'source');
+    fs.mkdirSync(path.join(src, 'el-oneshot'), { recursive: true });
+    fs.writeFileSync(path.join(src, 'el-oneshot/type'), 'oneshot\n');
+    // The programs s6 users' oneshots are made of, none of them in /usr/bin or /bin on Debian.
+    fs.writeFileSync(path.join(src, 'el-oneshot/up'), 'if { true }\nforeground { echo el-oneshot up }\nfdmove -c 2 1\nimportas -i path PATH\necho el-oneshot PATH=${path}\n');
+    const p = spawnSync(path.join(BIN, 't6-rc-compile'), [compiled, src], { encoding: 'utf8' });
+    assert.equal(p.status, 0, `t6-rc-compile: ${p.stderr}`);
+  }, { PATH: '/usr/bin:/bin' });
+  assert.equal(rc(r, ['-u', 'change', 'el-oneshot']).status, 0, fs.readFileSync(r.log, 'utf8'));
+  assert.ok(lines(r.log).includes('el-oneshot up'), fs.readFileSync(r.log, 'utf8'));
+  assert.ok(lines(r.log).includes('el-oneshot PATH=/usr/lib/execline/bin:/usr/bin:/bin'), fs.readFileSync(r.log, 'utf8'));
+});
 
 test('the article demo: t6-rc-compile, rc-init, -v2 -u change default, -v2 -bDa change print the article lines in order', async () => {
   const r = await rig((compiled, base) => {
