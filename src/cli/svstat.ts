@@ -14,6 +14,7 @@ import {
 } from '../s6/svstat.ts';
 import { tainFromUnixMs } from '../s6/tai.ts';
 import { EXIT } from '../s6/exit.ts';
+import { SHUTDOWND_FIFO, SHUTDOWND_SERVICE } from '../s6/initctl.ts';
 
 const USAGE = 't6-svstat [ -uwNrpgest | -o up,wantedup,normallyup,ready,paused,pid,exitcode,signal,signum,updownsince,readysince,updownfor,readyfor,pgid ] [ -n ] [ --json ] servicedir | -a scandir';
 
@@ -69,10 +70,8 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     if (dir === undefined) throw new UsageError(USAGE);
     const probe = await probeService(dir);
     if (!probe.supervised) {
-      // A log/ directory whose logger runs inside t6-svscan has no supervisor of its own.
-      if (!fs.existsSync(path.join(dir, 'run')) && fs.existsSync(path.join(dir, 't6-log'))) {
-        throw new FatalError(`${dir}: logged inside t6-svscan (by its t6-log file), not a supervised process: no status; see the service's own status and the logdir`, 1);
-      }
+      const inside = insideScanner(dir);
+      if (inside !== undefined) throw new FatalError(`${dir}: ${INSIDE_TEXT[inside]}: no status of its own`, EXIT.failed);
       throw new FatalError(`unable to read status for ${dir}: s6-supervise not running`, EXIT.failed);
     }
     const view = { ...probe, now: tainFromUnixMs(Date.now()) };
@@ -84,12 +83,35 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   }
 }
 
+/**
+ * What t6-svscan does itself in a directory with no `run`: an in-process logger (a `t6-log`
+ * file: the catch-all, or a service's log/), or the shutdown daemon's FIFO. Such a
+ * directory has no supervisor, and that is no failure.
+ */
+type Inside = 'logger' | 'shutdownd';
+
+const INSIDE_TEXT: Record<Inside, string> = {
+  logger: 'a logger inside t6-svscan (by its t6-log file), not a supervised process',
+  shutdownd: 'the shutdown daemon inside t6-svscan (its fifo), not a supervised process',
+};
+
+function insideScanner(dir: string): Inside | undefined {
+  if (fs.existsSync(path.join(dir, 'run'))) return undefined;
+  if (fs.existsSync(path.join(dir, 't6-log'))) return 'logger';
+  if (path.basename(dir) === SHUTDOWND_SERVICE && fs.statSync(path.join(dir, SHUTDOWND_FIFO), { throwIfNoEntry: false })?.isFIFO() === true) return 'shutdownd';
+  return undefined;
+}
+
 function entryText(e: ScanEntry, now: ServiceView['now'], show: (v: ServiceView) => string): string {
   if (e.supervised === true) return show({ status: e.status, normallyUp: e.normallyUp, now });
-  return e.supervised === false ? 'not supervised' : e.error.message;
+  if (e.supervised !== false) return e.error.message;
+  const inside = insideScanner(e.dir);
+  return inside === undefined ? 'not supervised' : INSIDE_TEXT[inside];
 }
 
 function entryJson(e: ScanEntry, { now }: { now: ServiceView['now'] }): object {
   if (e.supervised === true) return { name: e.name, supervised: true, ...toJson({ status: e.status, normallyUp: e.normallyUp, now }) };
-  return e.supervised === false ? { name: e.name, supervised: false } : { name: e.name, supervised: false, error: e.error.message };
+  if (e.supervised !== false) return { name: e.name, supervised: false, error: e.error.message };
+  const inside = insideScanner(e.dir);
+  return { name: e.name, supervised: false, ...(inside === undefined ? {} : { insideScanner: inside }) };
 }

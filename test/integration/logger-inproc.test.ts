@@ -212,7 +212,7 @@ test('log/t6-log: a bad script is reported naming the file, output waits in the 
   await until('held lines logged', () => logText(logdir) === 'one\ntwo\n');
   // t6-svstat on an in-process logger's directory says what it is.
   const st = t6('svstat', [path.join(sd, 'svc', 'log')]);
-  assert.match(st.stdout + st.stderr, /logged inside t6-svscan/);
+  assert.match(st.stdout + st.stderr, /a logger inside t6-svscan/);
 });
 
 test('console sink (-1): two services writing interleaved partial lines; stdout has whole prefixed lines only', { timeout: 120_000 }, async () => {

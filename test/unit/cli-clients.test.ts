@@ -148,6 +148,36 @@ test('t6-svstat: fields, too many fields, -a text and JSON', async () => {
   }
 });
 
+test("t6-svstat on what t6-svscan does itself (the catch-all logger, the shutdown daemon): said so, not 'not supervised'", async () => {
+  // As t6-linux-init-maker lays them out in /run/service.
+  const base = tmpdir();
+  try {
+    fs.mkdirSync(path.join(base, 's6-svscan-log'));
+    fs.writeFileSync(path.join(base, 's6-svscan-log', 't6-log'), 't\n/run/uncaught-logs\n');
+    fs.mkdirSync(path.join(base, 's6-linux-init-shutdownd'));
+    mkfifo(path.join(base, 's6-linux-init-shutdownd', 'fifo'), 0o600);
+    fs.mkdirSync(path.join(base, 'gone'));
+    fs.writeFileSync(path.join(base, 'gone', 'run'), '#!/bin/sh\n', { mode: 0o755 });
+    assert.deepEqual(await cli('t6-svstat', svstat, ['-a', base]), {
+      code: 0, err: '',
+      out: 'gone: not supervised\n'
+        + 's6-linux-init-shutdownd: the shutdown daemon inside t6-svscan (its fifo), not a supervised process\n'
+        + 's6-svscan-log: a logger inside t6-svscan (by its t6-log file), not a supervised process\n',
+    });
+    const json = JSON.parse((await cli('t6-svstat', svstat, ['--json', '-a', base])).out) as object[];
+    assert.deepEqual(json, [
+      { name: 'gone', supervised: false },
+      { name: 's6-linux-init-shutdownd', supervised: false, insideScanner: 'shutdownd' },
+      { name: 's6-svscan-log', supervised: false, insideScanner: 'logger' },
+    ]);
+    assert.deepEqual(await cli('t6-svstat', svstat, [path.join(base, 's6-linux-init-shutdownd')]), {
+      code: 1, out: '', err: `t6-svstat: fatal: ${base}/s6-linux-init-shutdownd: the shutdown daemon inside t6-svscan (its fifo), not a supervised process: no status of its own\n`,
+    });
+  } finally {
+    fs.rmSync(base, { recursive: true, force: true });
+  }
+});
+
 test('t6-svok and t6-svscanctl: exit codes', async () => {
   const base = tmpdir();
   try {
