@@ -20,8 +20,8 @@ import { strerror } from '../sys/errors.ts';
 /** Version of the db.json format; bump on any incompatible change. */
 export const DB_VERSION = 1;
 
-/** Names t6 reserves for its own internal services (like s6-rc's `s6rc-` prefix). */
-export const RESERVED_PREFIXES = ['s6rc-', 's6-rc-', 't6rc-', 't6-rc-'] as const;
+/** Names reserved for the service manager's own services: s6-rc's two prefixes, no more. */
+export const RESERVED_PREFIXES = ['s6rc-', 's6-rc-'] as const;
 
 /** Fields every service has. */
 interface ServiceBase {

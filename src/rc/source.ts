@@ -187,7 +187,9 @@ function readType(dir: string, present: Set<string>, problem: Report): ServiceTy
   }
   const typeText = readText(dir, 'type', problem);
   if (typeText === undefined) return undefined;
-  const typeWord = typeText.replace(/\n$/, '');
+  // As s6-rc-compile: the first 8 bytes, one trailing newline removed ("oneshot\n\n" is a oneshot).
+  const head = Buffer.from(typeText, 'utf8').subarray(0, 8).toString('latin1');
+  const typeWord = head.replace(/\n$/, '');
   if (!(SERVICE_TYPES as readonly string[]).includes(typeWord)) {
     problem('type', `invalid type ${JSON.stringify(typeText.slice(0, 40))}: must be oneshot, longrun, or bundle`);
     return undefined;
@@ -232,7 +234,9 @@ function checkServicedirSettings(svc: SourceService, problem: Report, warn: Repo
   for (const f of UINT_FILES) {
     const fd = svc.fileData.get(f);
     if (fd === undefined) continue;
-    const v = uintOf(fd.data.toString('utf8'), f, problem, 0x7fffffff);
+    // As s6-rc-compile: the first line only, written back as `N\n`.
+    const v = uintOf(fd.data.toString('utf8').split('\n')[0]!, f, problem, 0x7fffffff);
+    if (v !== undefined) svc.fileData.set(f, { ...fd, data: Buffer.from(`${v}\n`) });
     if (f === 'notification-fd') svc.notificationFd = v;
     if (f === 'lock-fd') svc.lockFd = v;
     if (f === 'max-death-tally' && v !== undefined && v > 4096) warn(f, `${v} is above 4096; the supervisor keeps 4096`);
@@ -263,8 +267,9 @@ function readPipelineFiles(svc: SourceService, present: Set<string>, problem: Re
     else svc.producerFor = names[0];
   }
   if (present.has('consumer-for')) {
-    svc.consumerFor = readList(dir, 'consumer-for', present, problem, warn) ?? [];
-    if (svc.consumerFor.length === 0) problem('consumer-for', 'names no service (list the producers feeding this one)');
+    // An empty one is accepted, as s6-rc-compile does: the service consumes nothing.
+    const names = readList(dir, 'consumer-for', present, problem, warn) ?? [];
+    if (names.length > 0) svc.consumerFor = names;
   }
   if (present.has('pipeline-name')) {
     const names = readList(dir, 'pipeline-name', present, problem, warn) ?? [];

@@ -7,7 +7,9 @@
  * - words are separated by whitespace: every byte 0x01–0x20 (space, tab, newline, CR, …);
  * - `#` where a word could start begins a comment to the end of the line (so a `#!` line
  *   is a comment); inside a word `#` is an ordinary byte;
- * - a backslash outside quotes takes the next byte literally (even a newline or a quote);
+ * - a backslash outside quotes takes the next byte literally (even a newline or a quote),
+ *   except between words, where one before a newline or the end of the file is nothing
+ *   (`echo \` is `echo`, as execlineb reads it);
  * - `"…"` quotes, and may be glued to unquoted bytes (`a"b c"d` is one word `ab cd`);
  *   inside quotes: `\a \b \t \n \v \f \r` control bytes, `\` + newline is removed,
  *   `\DDD` 1–3 decimal digits, `\0OOO` up to 3 octal digits, `\0xHH` up to 2 hex digits
@@ -18,7 +20,7 @@
  *   `foreground { echo a } echo b` → `foreground`, ` echo`, ` a`, ``, `echo`, `b`.
  *   `{x` or `x}` are ordinary words.
  *
- * Refused, with a message: an unterminated quote, a backslash at the very end, `\0` not
+ * Refused, with a message: an unterminated quote, a backslash ending the file inside a word, `\0` not
  * followed by an octal digit or `x`, `\0x` not followed by a hex digit, `{` as the last
  * byte, unmatched `{` or `}`, and (where execlineb would silently truncate) a NUL byte in
  * the file or produced by an escape, and words that are not valid UTF-8 (t6 stores argvs
@@ -52,6 +54,11 @@ export function lexExecline(input: Uint8Array): LexResult {
     if (!inWord) {
       if (b === 10) { line++; continue; }
       if (isSpace(b)) continue;
+      // As el_parse: between words, a backslash before a newline or the end is nothing.
+      if (b === 0x5c && (i + 1 >= n || input[i + 1] === 10)) {
+        if (i + 1 < n) { i++; line++; }
+        continue;
+      }
       if (b === 0x23) { // '#': comment to end of line
         while (i + 1 < n && input[i + 1] !== 10) i++;
         continue;

@@ -42,6 +42,15 @@ test('escapes in quotes: control letters, decimal, octal, hex, line continuation
 test('a backslash outside quotes takes the next byte literally', () => {
   assert.deepEqual(argv('a\\ b \\"c'), ['a b', '"c']);
   assert.deepEqual(argv('\\{ x'), ['{', 'x']);
+  assert.deepEqual(argv('x\\\ny \\ a'), ['x\ny', ' a'], 'a newline inside a word, a space starting one');
+});
+
+test("between words, a backslash before a newline or at the end is nothing, as execlineb reads it (Debian's execline 2.9, checked with printf <%s>)", () => {
+  assert.deepEqual(argv('echo \\'), ['echo']);
+  assert.deepEqual(argv('echo \\\n'), ['echo']);
+  assert.deepEqual(argv('x \\\n\n'), ['x']);
+  assert.deepEqual(argv('\\\na\n'), ['a']);
+  assert.deepEqual(argv('a \\\n b\n'), ['a', 'b']);
 });
 
 test('blocks are encoded as execline does: words prefixed by one space per level, } becomes the level-1 spaces word', () => {
@@ -61,7 +70,7 @@ test('unmatched braces, bad escapes and unterminated quotes are refused with the
   assert.equal(error('a\nb }').line, 2);
   assert.equal(error('echo "abc').message, 'syntax error: unterminated quoted string');
   assert.equal(error('x {').message, 'syntax error: { at the end of the script');
-  assert.equal(error('echo \\').message, 'syntax error: backslash at the end of the script');
+  assert.equal(error('echo a\\').message, 'syntax error: backslash at the end of the script');
   assert.equal(error('"\\0z"').message, 'syntax error: \\0 must be followed by octal digits or x');
   assert.equal(error('"\\0xg"').message, 'syntax error: \\0x must be followed by hex digits');
 });
