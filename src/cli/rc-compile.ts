@@ -39,7 +39,7 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   const t1 = performance.now();
   const result = check(set.services, set.problems, set.warnings);
   const t2 = performance.now();
-  if (verbosity >= 1) for (const w of result.warnings) io.err(`${io.prog}: warning: ${oneLine(w.file)}: ${oneLine(w.message)}\n`);
+  for (const w of result.warnings) if (verbosity >= (w.verbosity ?? 1)) io.err(`${io.prog}: warning: ${oneLine(w.file)}: ${oneLine(w.message)}\n`);
   if (!result.ok) {
     io.err(result.problems.map((p) => `${io.prog}: fatal: ${oneLine(p.file)}: ${oneLine(p.message)}\n`).join(''));
     if (verbosity >= 1) io.err(`${io.prog}: ${result.problems.length} problem${result.problems.length === 1 ? '' : 's'} found; nothing written\n`);

@@ -22,6 +22,8 @@ import { strerror } from '../sys/errors.ts';
 export interface Problem {
   file: string;
   message: string;
+  /** The -v level from which a warning is shown (default 1): 2 for those s6-rc-compile does not print. */
+  verbosity?: number;
 }
 
 export type { FileData, NameRef } from './definition-files.ts';
@@ -144,6 +146,8 @@ export function readService(src: string, name: string, dir: string, set: SourceS
   };
   const problem: Report = (file, message) => { set.problems.push({ file: `${dir}/${file}`, message }); };
   const warn: Report = (file, message) => { set.warnings.push({ file: `${dir}/${file}`, message }); };
+  // What s6-rc-compile passes over in silence is said only at -v2 (real trees trip these often).
+  const note: Report = (file, message) => { set.warnings.push({ file: `${dir}/${file}`, message, verbosity: 2 }); };
   let present: Set<string>;
   try {
     present = new Set(fs.readdirSync(dir));
@@ -172,10 +176,10 @@ export function readService(src: string, name: string, dir: string, set: SourceS
     if (!present.has('up')) problem('up', 'missing: a oneshot needs an up script');
     else svc.up = readScript(dir, 'up', problem) ?? [];
     if (present.has('down')) svc.down = readScript(dir, 'down', problem) ?? [];
-    for (const f of LONGRUN_ONLY) if (present.has(f)) warn(f, `ignored: ${f} is for longruns; this service is a oneshot`);
+    for (const f of LONGRUN_ONLY) if (present.has(f)) note(f, `ignored: ${f} is for longruns; this service is a oneshot`);
     return svc;
   }
-  readLongrun(svc, present, set, problem, warn);
+  readLongrun(svc, present, set, problem, warn, note);
   return svc;
 }
 
@@ -198,7 +202,7 @@ function readType(dir: string, present: Set<string>, problem: Report): ServiceTy
 }
 
 /** The longrun part of readService: the servicedir's files and directories, then the pipeline files. */
-function readLongrun(svc: SourceService, present: Set<string>, set: SourceSet, problem: Report, warn: Report): void {
+function readLongrun(svc: SourceService, present: Set<string>, set: SourceSet, problem: Report, warn: Report, note: Report): void {
   const dir = svc.dir;
   // Each servicedir file is read once; it is checked here and written from memory.
   for (const f of SERVICEDIR_FILES) {
@@ -209,7 +213,7 @@ function readLongrun(svc: SourceService, present: Set<string>, set: SourceSet, p
   if (!present.has('run')) problem('run', 'missing: a longrun needs a run script');
   for (const f of ['run', 'finish'] as const) {
     const fd = svc.fileData.get(f);
-    if (fd !== undefined) checkExecutable(fd, f, problem, warn);
+    if (fd !== undefined) checkExecutable(fd, f, problem, note);
   }
   checkServicedirSettings(svc, problem, warn);
   for (const d of SERVICEDIR_DIRS) {
@@ -283,8 +287,8 @@ function readPipelineFiles(svc: SourceService, present: Set<string>, problem: Re
  * Not being executable is only a warning: s6-rc-compile installs them 0755 whatever their
  * mode (s6-rc's own examples ship 0644 run scripts), and so does t6.
  */
-function checkExecutable(fd: FileData, file: string, problem: Report, warn: Report): void {
-  if ((fd.mode & 0o111) === 0) warn(file, `is not executable (mode ${fd.mode.toString(8).padStart(4, '0')}); installed as 0755`);
+function checkExecutable(fd: FileData, file: string, problem: Report, note: Report): void {
+  if ((fd.mode & 0o111) === 0) note(file, `is not executable (mode ${fd.mode.toString(8).padStart(4, '0')}); installed as 0755`);
   const head = fd.data;
   if (head.length === 0) { problem(file, 'is empty'); return; }
   const isScript = head[0] === 0x23 && head[1] === 0x21;

@@ -463,7 +463,7 @@ test('a longrun servicedir gets its s6 files, env/ and data/ as in the source; d
     assert.equal(fs.readFileSync(path.join(sd, 'data/sub/deep/file.txt'), 'utf8'), 'deep\n');
     assert.equal(fs.readlinkSync(path.join(sd, 'data/link')), 'rules');
     assert.equal((byName(db, 'd') as LongrunService).readiness, true);
-    assert.match(r.err, /warning: .*\/src\/d\/run: is not executable \(mode 0644\); installed as 0755/);
+    assert.doesNotMatch(r.err, /is not executable/, 'said at -v2 only, as s6-rc-compile installs it 0755 in silence');
     assert.match(r.err, /warning: .*\/src\/d\/log: ignored: s6-rc services log through pipelines/);
   } finally {
     fs.rmSync(r.base, { recursive: true, force: true });
@@ -490,6 +490,20 @@ test("inputs s6-rc-compile accepts are accepted (issue 11): a type's first 8 byt
     assert.equal(fs.existsSync(path.join(sd, 'nosetsid')), false);
   } finally {
     fs.rmSync(r.base, { recursive: true, force: true });
+  }
+});
+
+test("what s6-rc-compile passes over in silence (a run not executable, a oneshot's run) is said only at -v2", async () => {
+  const tree = { d: longrun({ run: { mode: 0o644, text: RUN } }), o: oneshot('true\n', { run: RUN }) };
+  const quiet = await compiled([tree]);
+  fs.rmSync(quiet.r.base, { recursive: true, force: true });
+  assert.equal(quiet.r.err, '');
+  const loud = await compiled([tree], ['-v2']);
+  try {
+    assert.match(loud.r.err, /warning: .*\/src\/d\/run: is not executable \(mode 0644\); installed as 0755/);
+    assert.match(loud.r.err, /warning: .*\/src\/o\/run: ignored: run is for longruns; this service is a oneshot/);
+  } finally {
+    fs.rmSync(loud.r.base, { recursive: true, force: true });
   }
 });
 
