@@ -108,6 +108,10 @@ export function loadDb(dir: string): Db {
   try {
     parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (err) {
+    // s6-rc-compile's output (s6-spec/s6-rc.md §3): `db`, `resolve.cdb`, `n`, servicedirs/.
+    if (fs.existsSync(path.join(abs, 'resolve.cdb')) && fs.existsSync(path.join(abs, 'db'))) {
+      throw new DbError(`${abs} was compiled by s6-rc-compile, whose format t6 does not read: compile the same source directories with t6-rc-compile (it reads s6-rc's source format) and use that`);
+    }
     throw new DbError(`unable to read ${file}: ${strerror(err)}`);
   }
   const db = parsed as CompiledDb;

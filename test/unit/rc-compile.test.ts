@@ -507,6 +507,20 @@ test("what s6-rc-compile passes over in silence (a run not executable, a oneshot
   }
 });
 
+test("a database compiled by s6-rc-compile is recognised, and the message says what to do", () => {
+  // s6-rc-compile's layout (s6-spec/s6-rc.md §3), made here: no s6-rc package on this machine.
+  const dir = tmpdir('t6-s6rc-db-');
+  try {
+    for (const f of ['db', 'n', 'resolve.cdb', 'lock']) fs.writeFileSync(path.join(dir, f), '');
+    fs.mkdirSync(path.join(dir, 'servicedirs'));
+    assert.throws(() => loadDb(dir), { message: `${dir} was compiled by s6-rc-compile, whose format t6 does not read: compile the same source directories with t6-rc-compile (it reads s6-rc's source format) and use that` });
+    fs.rmSync(path.join(dir, 'resolve.cdb'));
+    assert.throws(() => loadDb(dir), { message: `unable to read ${dir}/db.json: No such file or directory` });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('run may be a symbolic link to the script: the script is copied', async () => {
   const base = tmpdir('t6-rc-compile-');
   try {
