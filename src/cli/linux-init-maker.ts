@@ -4,12 +4,13 @@ import path from 'node:path';
 import { type CommandIo, UsageError, FatalError } from './_run.ts';
 import { getopt, uintOption } from './_getopt.ts';
 import { makeTree, type MakerOptions } from '../init/maker.ts';
+import { formatHardLimits, parseHardLimits } from '../init/limits.ts';
 import { DEFAULT_BASEDIR } from '../s6/initctl.ts';
 import { DEFAULT_COMPILED, DEFAULT_LIVE } from '../rc/live.ts';
 import { strerror } from '../sys/errors.ts';
 import { EXIT } from '../s6/exit.ts';
 
-const USAGE = 't6-linux-init-maker [ -c basedir ] [ -T t6bin ] [ -b compiled ] [ -l live ] [ -u log_user ] [ -G early_getty_cmd ] [ -1 ] [ -L ] [ -p initial_path ] [ -m initial_umask ] [ -t timestamp_style ] [ -d slashdev ] [ -s env_store ] [ -e VAR[=VALUE] ]... [ -q grace_ms ] [ -D initdefault ] [ -n | -N ] [ -f skeldir ] [ -C ] [ -B ] [ -S ] [ -U ] [ -r ] dir';
+const USAGE = 't6-linux-init-maker [ -c basedir ] [ -T t6bin ] [ -b compiled ] [ -l live ] [ -u log_user ] [ -G early_getty_cmd ] [ -1 ] [ -L ] [ -p initial_path ] [ -m initial_umask ] [ -t timestamp_style ] [ -d slashdev ] [ -s env_store ] [ -e VAR[=VALUE] ]... [ -q grace_ms ] [ -D initdefault ] [ -n | -N ] [ -f skeldir ] [ -R resource_limits ] [ -C ] [ -B ] [ -S ] [ -W readyfd ] [ -V verbosity ] [ -U ] [ -r ] dir';
 const HELP = `${USAGE}
 Writes into dir (which must not exist) the boot tree t6-linux-init reads: bin/ (init halt
 poweroff reboot shutdown telinit), env/, scripts/ (rc.init rc.shutdown runlevel, with the
@@ -23,6 +24,11 @@ target, and make /sbin/init run basedir/bin/init.
   -G cmd        an early getty: a service running cmd (execline words), e.g. "getty 38400 ttyS0"
   -1            the catch-all logger also copies every line to the console
   -L            accepted for compatibility: t6 has no logout hook daemon (a warning says so)
+  -R list       hard resource limits for init and all it starts (s6-softlimit's letters:
+                a c d f l m o p r s t, each with a number or =), e.g. "o4096,c0"
+  -W fd         init first waits until the container manager writes to fd or closes it
+                (Docker-style synchronisation; fds 0-2 mean none)
+  -V n          verbosity given to init
   -p path       initial PATH (default /usr/bin:/bin)
   -m umask      initial umask, octal (default 022)
   -t style      catch-all timestamps: 0 none, 1 TAI64N (default), 2 ISO 8601, 3 both
@@ -61,28 +67,21 @@ function absolute(letter: string, value: string): string {
   return value;
 }
 
+/** The options when none is given; t6's commands are taken from this t6's bin/. */
+function defaults(): MakerOptions {
+  return {
+    basedir: DEFAULT_BASEDIR, t6bin: path.resolve(path.dirname(process.argv[1] ?? '.'), '..', 'bin'),
+    compiled: DEFAULT_COMPILED, live: DEFAULT_LIVE, logToConsole: false, initialPath: '/usr/bin:/bin',
+    umask: 0o022, timestampStyle: 1, env: [], graceMs: 3000, defaultRunlevel: 'default', runMode: 'mount',
+    container: false, noLogger: false, syncInContainer: false,
+  };
+}
+
 export function main(args: string[], io: CommandIo): number {
   if (args.includes('--help')) { io.out(HELP); return EXIT.ok; }
-  const { options, rest } = getopt(args, { flags: '1LnNCBSUr', withArg: 'cTbluGpmtdseqDfV' });
+  const { options, rest } = getopt(args, { flags: '1LnNCBSUr', withArg: 'cTbluGpmtdseqDfVRW' });
   if (rest.length !== 1) throw new UsageError(USAGE);
-  const here = path.dirname(process.argv[1] ?? '.');
-  const o: MakerOptions = {
-    basedir: DEFAULT_BASEDIR,
-    t6bin: path.resolve(here, '..', 'bin'),
-    compiled: DEFAULT_COMPILED,
-    live: DEFAULT_LIVE,
-    logToConsole: false,
-    initialPath: '/usr/bin:/bin',
-    umask: 0o022,
-    timestampStyle: 1,
-    env: [],
-    graceMs: 3000,
-    defaultRunlevel: 'default',
-    runMode: 'mount',
-    container: false,
-    noLogger: false,
-    syncInContainer: false,
-  };
+  const o = defaults();
   for (const { name, value = '' } of options) {
     switch (name) {
       case 'c': o.basedir = absolute('c', value); break;
@@ -128,7 +127,11 @@ export function main(args: string[], io: CommandIo): number {
       case 'S': o.syncInContainer = true; break;
       case 'U': o.busyboxSignals = true; break;
       case 'r': o.rcInProcess = true; break;
-      case 'V': break; // verbosity: accepted, as s6-linux-init-maker 1.1.2 has it
+      case 'V': o.verbosity = uintOption('V', value); break;
+      case 'R':
+        try { o.hardLimits = formatHardLimits(parseHardLimits(value)); } catch (err) { throw new UsageError(`${USAGE}\n-R: ${strerror(err)}`); }
+        break;
+      case 'W': { const fd = uintOption('W', value); o.readyFd = fd >= 3 ? fd : undefined; break; }
     }
   }
   if (o.syncInContainer && !o.container) throw new UsageError(`${USAGE}\n-S only makes sense with -C`);

@@ -10,6 +10,7 @@ import { endTree } from './_tree.ts';
 import { DEFAULT_COMPILED, DEFAULT_LIVE } from '../rc/live.ts';
 import { pid1ServiceManager } from '../rc/run.ts';
 import { isReexec, runLinuxInit, Stage1Error, type LinuxInitOptions } from '../init/linux-init.ts';
+import { type HardLimit, applyHardLimits, parseHardLimits, waitForClosingFd } from '../init/limits.ts';
 import type { SvscanEnd } from '../supervise/svscan.ts';
 import { ScannerSetupError } from '../supervise/scanner.ts';
 import { DEFAULT_BASEDIR, DEFAULT_GRACE_MS, DEFAULT_SCANDIR, MAX_GRACE_MS } from '../s6/initctl.ts';
@@ -20,7 +21,7 @@ import { getpid } from '../sys/system.ts';
 import { strerror } from '../sys/errors.ts';
 import { VERSION } from '../sys/version.ts';
 
-const USAGE = 't6-linux-init [ -c basedir ] [ -p initial_path ] [ -m umask ] [ -s envdump ] [ -d slashdev ] [ -D runlevel ] [ -q grace_ms ] [ -n | -N ] [ -C ] [ -B ] [ -S ] [ -U ] [ -r [ -b compiled ] [ -l live ] ] [ args… ]';
+const USAGE = 't6-linux-init [ -c basedir ] [ -p initial_path ] [ -m umask ] [ -s envdump ] [ -d slashdev ] [ -D runlevel ] [ -q grace_ms ] [ -n | -N ] [ -C ] [ -B ] [ -S ] [ -U ] [ -R limits ] [ -W readyfd ] [ -r [ -b compiled ] [ -l live ] ] [ args… ]';
 const HELP = `${USAGE}
 Stage 1 of the boot, run by the kernel as /sbin/init (normally through basedir/bin/init,
 written by t6-linux-init-maker): mounts a tmpfs on /run, copies basedir/run-image into it,
@@ -49,6 +50,8 @@ Not as pid 1, it is telinit.
   -l live     the t6-rc live directory for -r (default ${DEFAULT_LIVE})
   -U          busybox's signals: SIGUSR1 halts, SIGUSR2 powers off, SIGTERM reboots
               (default: s6's: SIGUSR1 powers off, SIGUSR2 halts, SIGTERM is ignored)
+  -R list     hard (and soft) resource limits first, s6-softlimit's letters: e.g. o4096,c0
+  -W fd       first wait until the container manager writes to fd (>= 3) or closes it
 `;
 
 
@@ -58,15 +61,19 @@ interface InitOptions extends LinuxInitOptions {
   rcInProcess: boolean;
   compiled: string;
   live: string;
+  /** -R: hard resource limits, set first. */
+  hardLimits: HardLimit[];
+  /** -W: the container manager's synchronisation fd, waited on first. */
+  readyFd: number | undefined;
 }
 
 function parse(args: string[]): { o: InitOptions; rest: string[] } {
-  const { options, rest } = getopt(args, { flags: 'nNCBSUr', withArg: 'cpmsdDqvbl' });
+  const { options, rest } = getopt(args, { flags: 'nNCBSUr', withArg: 'cpmsdDqvblRW' });
   const o: InitOptions = {
     basedir: DEFAULT_BASEDIR, initialPath: '/usr/bin:/bin', umask: 0o022, envDump: undefined,
     slashdev: undefined, defaultRunlevel: 'default', graceMs: DEFAULT_GRACE_MS, runMode: 'mount',
     container: false, noLogger: false, syncInContainer: false, busyboxSignals: false,
-    rcInProcess: false, compiled: DEFAULT_COMPILED, live: DEFAULT_LIVE,
+    rcInProcess: false, compiled: DEFAULT_COMPILED, live: DEFAULT_LIVE, hardLimits: [], readyFd: undefined,
   };
   for (const { name, value = '' } of options) {
     switch (name) {
@@ -90,6 +97,10 @@ function parse(args: string[]): { o: InitOptions; rest: string[] } {
       case 'b': o.compiled = value; break;
       case 'l': o.live = value; break;
       case 'v': break; // verbosity, as s6-linux-init 1.1.2 has it
+      case 'R':
+        try { o.hardLimits = parseHardLimits(value); } catch (err) { throw new UsageError(`${USAGE}\n-R: ${strerror(err)}`); }
+        break;
+      case 'W': { const fd = uintOption('W', value); o.readyFd = fd >= 3 ? fd : undefined; break; }
     }
   }
   for (const [letter, p] of [['c', o.basedir], ['s', o.envDump], ['d', o.slashdev]] as const) {
@@ -121,6 +132,11 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     throw new FatalError(`not pid 1, and unable to exec ${telinit}: ${strerror(err)}`);
   }
   const { o, rest: kernelArgs } = parse(args);
+  if (!isReexec()) {
+    // As s6-linux-init: wait for the container manager, then the limits, before anything else.
+    const waited = o.readyFd === undefined ? undefined : waitForClosingFd(o.readyFd);
+    for (const problem of [...(waited === undefined ? [] : [waited]), ...applyHardLimits(o.hardLimits)]) writeAll(2, `t6-linux-init: warning: ${problem}\n`);
+  }
   if (isOpen(1) && !o.container && !isReexec()) writeAll(1, `\n  t6-linux-init version ${VERSION}\n\n`);
   let end: SvscanEnd;
   try {

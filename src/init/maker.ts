@@ -80,6 +80,12 @@ export interface MakerOptions {
   busyboxSignals?: boolean;
   /** -r (t6): pid 1 runs the service manager's boot and shutdown changes itself (no rc.init, rc.shutdown). */
   rcInProcess?: boolean;
+  /** -V: the verbosity given to init as -v. */
+  verbosity?: number;
+  /** -R: hard resource limits for init (-R), canonical text. */
+  hardLimits?: string;
+  /** -W: the container manager's synchronisation fd for init (-W), >= 3. */
+  readyFd?: number;
 }
 
 /** Quotes a word for sh: the generated scripts never let a shell interpret user data. */
@@ -118,6 +124,9 @@ function initCommand(o: MakerOptions): string[] {
   if (o.syncInContainer) argv.push('-S');
   if (o.busyboxSignals === true) argv.push('-U');
   if (o.rcInProcess === true) argv.push('-r', '-b', o.compiled, '-l', o.live);
+  if (o.verbosity !== undefined) argv.push('-v', String(o.verbosity));
+  if (o.hardLimits !== undefined) argv.push('-R', o.hardLimits);
+  if (o.readyFd !== undefined) argv.push('-W', String(o.readyFd));
   return argv;
 }
 

@@ -219,3 +219,11 @@ export function readNonblocking(fd: number, size = 4096): Buffer | null {
     throw err;
   }
 }
+
+/** Reads at most `size` bytes, waiting for them (the fd is made blocking first); an empty buffer on EOF. Throws (EBADF…). */
+export function readBlocking(fd: number, size: number): Buffer {
+  setNonblocking(fd, false);
+  const buf = Buffer.alloc(size);
+  const n = fs.readSync(fd, buf, 0, size, null);
+  return buf.subarray(0, n);
+}

@@ -30,7 +30,7 @@ interface Booted {
 }
 
 /** Makes a tree with the maker and boots it as pid 1 of a new pid + mount namespace. */
-function boot(opts: { makerArgs?: string[]; rcInit?: string } = {}): Booted {
+function boot(opts: { makerArgs?: string[]; rcInit?: string; fd3?: boolean } = {}): Booted {
   const base = tmpdir('t6-linux-init-');
   writeArticleSource(path.join(base, 'source'));
   const c = spawnSync(path.join(BIN, 't6-rc-compile'), [path.join(base, 'compiled'), path.join(base, 'source')], { encoding: 'utf8' });
@@ -43,7 +43,7 @@ function boot(opts: { makerArgs?: string[]; rcInit?: string } = {}): Booted {
   assert.equal(m.status, 0, `t6-linux-init-maker: ${m.stderr}`);
   if (opts.rcInit !== undefined) fs.writeFileSync(path.join(basedir, 'scripts/rc.init'), opts.rcInit, { mode: 0o755 });
   const proc = spawn('unshare', ['--pid', '--fork', '--mount-proc', '--kill-child', path.join(basedir, 'bin/init')], {
-    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KERNEL_JUNK: 'dropped' },
+    stdio: ['ignore', 'pipe', 'pipe', ...(opts.fd3 === true ? ['pipe' as const] : [])], env: { ...process.env, KERNEL_JUNK: 'dropped' },
   });
   const out = new OutputLog();
   out.attach(proc.stdout);
@@ -122,6 +122,25 @@ test('t6-linux-init -C: stage 1, the article demo up through rc.init, then halt 
     const end = await b.exited;
     assertInOrder(b.out.text, DOWN_LINES);
     assert.equal(end.code, 0, `exit ${end.code} ${end.signal}\n${b.out.text}`);
+  } finally {
+    b.kill();
+  }
+});
+
+test("t6-linux-init -C with s6-overlay's -W and -R: pid 1 waits for the container manager to close fd 3, then boots with the hard limits set", { timeout: 180_000 }, async () => {
+  const b = boot({ makerArgs: ['-W', '3', '-R', 'o4000,c0', '-V', '2'], fd3: true });
+  try {
+    const pid1 = await until('pid 1 forked', () => { try { return Number(fs.readFileSync(`/proc/${b.proc.pid}/task/${b.proc.pid}/children`, 'utf8').trim().split(/\s+/)[0]) || undefined; } catch { return undefined; } });
+    // Blocked in read(2) (x86-64 syscall 0) on fd 3, before any of stage 1.
+    await until('pid 1 waiting on fd 3', () => { try { return fs.readFileSync(`/proc/${pid1}/syscall`, 'utf8').startsWith('0 0x3 '); } catch { return false; } });
+    assert.doesNotMatch(b.out.text, /demo-oneshot-1 is up/);
+    (b.proc.stdio[3] as NodeJS.WritableStream & { destroy(): void }).destroy();
+    await b.out.waitFor(/t6-rc: info: service demo-longrun-1 successfully started/, 90_000);
+    const limits = fs.readFileSync(`/proc/${pid1}/limits`, 'utf8');
+    assert.match(limits, /^Max open files\s+\d+\s+4000\s+files/m, limits);
+    assert.match(limits, /^Max core file size\s+0\s+0\s+bytes/m, limits);
+    process.kill(pid1, 'SIGTERM');
+    assert.equal((await b.exited).code, 0, b.out.text);
   } finally {
     b.kill();
   }

@@ -8,6 +8,7 @@ import { BIN, tmpdir } from '../lib/harness.ts';
 import { readEnvDir, buildEnvironment, pickRunlevel, copyTree, dumpEnvironment } from '../../src/init/stage1.ts';
 import { parseMounts, planUnmounts } from '../../src/init/umountall.ts';
 import { shQuote, catchAllScript, describeTree, type MakerOptions } from '../../src/init/maker.ts';
+import { formatHardLimits, parseHardLimits } from '../../src/init/limits.ts';
 import {
   BIN_DIR, CATCHALL_LOGDIR, CATCHALL_SERVICE, DEFAULT_SCANDIR, ENV_DIR, RUN_IMAGE, RUNLEVEL_SCRIPT, SCRIPTS_DIR, STAGE2, STAGE3,
   STAGE4, TMPFS_DIR, shutdowndFifo,
@@ -98,6 +99,42 @@ test('the maker writes every boot-tree name pid 1 reads, as initctl.ts spells th
   const scripts = tree.files.filter(([f]) => f.startsWith(`${SCRIPTS_DIR}/`)).map(([, text]) => text).join('\n');
   assert.ok(scripts.includes(` ${DEFAULT_SCANDIR} || exit`) && scripts.includes(`${o.basedir}/${SCRIPTS_DIR}/${RUNLEVEL_SCRIPT}`));
   assert.ok(!files.includes(`${SCRIPTS_DIR}/${STAGE4}`), 'rc.shutdown.final only from a skeleton');
+});
+
+test("t6-linux-init-maker takes s6-overlay 3.2's command line (-W included); -V, -R and -W go onto init's", () => {
+  const dir = tmpdir();
+  const skel = path.join(dir, 'skel');
+  fs.mkdirSync(skel);
+  for (const f of ['rc.init', 'rc.shutdown', 'rc.shutdown.final']) fs.writeFileSync(path.join(skel, f), '#!/bin/sh\n', { mode: 0o755 });
+  const basedir = path.join(dir, 'basedir');
+  // As s6-overlay's stage0 runs it with S6_LOGGING=1, S6_SYNC_DISKS=1, S6_WAIT_FOR_CLOSING_FD=3.
+  const overlay = ['-NC', '-D', 'top', '-c', basedir, '-p', '/command:/usr/bin:/bin', '-f', skel, '-t', '2', '-s', '/run/s6/container_environment', '-1', '-q', '3000', '-S', '-W', '3'];
+  const r = spawnSync(path.join(BIN, 't6-linux-init-maker'), [...overlay, '-V', '2', '-R', 'o4096; c0 p=', '--', basedir], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const init = fs.readFileSync(path.join(basedir, 'bin/init'), 'utf8');
+  assert.match(init, / -D top -N -C -S -v 2 -R o4096,c0,p= -W 3 /, init);
+  const noSync = spawnSync(path.join(BIN, 't6-linux-init-maker'), ['-C', '-W', '2', path.join(dir, 'low')], { encoding: 'utf8' });
+  assert.equal(noSync.status, 0, noSync.stderr);
+  assert.doesNotMatch(fs.readFileSync(path.join(dir, 'low/bin/init'), 'utf8'), / -W /, 'fds 0-2 mean no synchronisation');
+  const bad = spawnSync(path.join(BIN, 't6-linux-init-maker'), ['-R', 'o4096,x5', path.join(dir, 'bad')], { encoding: 'utf8' });
+  assert.equal(bad.status, 100);
+  assert.match(bad.stderr, /-R: invalid resource limit "x5": a letter of acdflmoprst, then a number or =/);
+});
+
+test('-R lists: parsed as s6-softlimit letters; applied soft and hard, = keeping the hard limit', () => {
+  assert.deepEqual(parseHardLimits('o4096, c0;m='), [{ letter: 'o', value: 4096n }, { letter: 'c', value: 0n }, { letter: 'm', value: '=' }]);
+  assert.equal(formatHardLimits(parseHardLimits(' t60 ')), 't60');
+  assert.throws(() => parseHardLimits(''), /empty/);
+  assert.throws(() => parseHardLimits('o-1'), /invalid resource limit "o-1"/);
+  // Applied in a child, not in this test process.
+  const limitsModule = path.resolve('src/init/limits.ts');
+  const script = `import fs from 'node:fs'; import { applyHardLimits, parseHardLimits } from ${JSON.stringify(limitsModule)};
+    console.log(JSON.stringify(applyHardLimits(parseHardLimits('o1000,c0,t=')))); console.log(fs.readFileSync('/proc/self/limits', 'utf8'));`;
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  assert.equal(child.status, 0, child.stderr);
+  assert.equal(child.stdout.split('\n')[0], '[]', 'no failure');
+  assert.match(child.stdout, /^Max open files\s+1000\s+1000\s+files/m);
+  assert.match(child.stdout, /^Max core file size\s+0\s+0\s+bytes/m);
 });
 
 test('t6-linux-init-maker: the tree, its modes, the FIFO, -G and -e; refuses an existing dir and bad options', () => {
