@@ -65,7 +65,7 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     }
     // Keep the path as given (a `compiled` symlink may be swapped later), as t6-rc-init does.
     next = { ...next, dir: newdb };
-    const conv = parseConversions(convFile === undefined ? '' : fs.readFileSync(convFile, 'utf8'), old.db);
+    const conv = parseConversions(convFile === undefined ? '' : fs.readFileSync(convFile, 'utf8'), old.db, next);
     const plan = planUpdate(old.db, old.state, next, conv);
     if (dryRun) {
       const names = (db: typeof next, set: Set<number>): string => [...set].sort((a, b) => a - b).map((i) => db.services[i]!.name).join(' ');

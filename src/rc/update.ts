@@ -28,6 +28,7 @@ import { svscanctlSend } from '../s6/client.ts';
 import { listenFifodir, makeFifodir } from '../s6/fifodir.ts';
 import { strerror } from '../sys/errors.ts';
 import { EXIT } from '../s6/exit.ts';
+import { lexExecline } from '../s6/execline.ts';
 
 /** One line of the conversion file: `OLD [-> NEW] [restart]`. */
 export interface Conversion {
@@ -35,27 +36,55 @@ export interface Conversion {
   restart: boolean;
 }
 
-/** Parses a conversion file; throws LiveError 3 (unknown old name), 5 (not atomic), 6 (duplicate), 100 (syntax). */
-export function parseConversions(text: string, old: Db): Map<string, Conversion> {
+/**
+ * Parses a conversion file as s6-rc-update does: each line lexed as execline (quotes,
+ * backslashes, `#` comments where a word could start), then `OLD [-> NEW] [restart]...`.
+ * Throws LiveError before anything is touched: 3 (unknown old name), 4 (a new name the new
+ * database does not define), 5 (not atomic), 6 (a name twice, or a new service that two
+ * old ones would become), 100 (syntax).
+ */
+export function parseConversions(text: string, old: Db, next: Db): Map<string, Conversion> {
   const out = new Map<string, Conversion>();
   text.split('\n').forEach((raw, n) => {
-    const words = raw.replace(/#.*/, '').trim().split(/\s+/).filter((w) => w !== '');
-    if (words.length === 0) return;
-    const [name, ...rest] = words as [string, ...string[]];
+    const where = `conversion file line ${n + 1}`;
+    const lexed = lexExecline(Buffer.from(raw, 'utf8'));
+    if (!lexed.ok) throw new LiveError(`${where}: ${lexed.message}`, EXIT.usage);
+    if (lexed.argv.length === 0) return;
+    const [name, ...rest] = lexed.argv as [string, ...string[]];
     let to: string | undefined;
-    let restart = false;
-    for (let i = 0; i < rest.length; i++) {
-      if (rest[i] === '->' && to === undefined && rest[i + 1] !== undefined) to = rest[++i];
-      else if (rest[i] === 'restart' && !restart) restart = true;
-      else throw new LiveError(`conversion file line ${n + 1}: syntax error`, EXIT.usage);
+    let i = 0;
+    if (rest[0] === '->') {
+      if (rest[1] === undefined) throw new LiveError(`${where}: syntax error: -> names no new service`, EXIT.usage);
+      to = rest[1];
+      i = 2;
+    }
+    for (; i < rest.length; i++) {
+      if (rest[i] !== 'restart') throw new LiveError(`${where}: syntax error: ${JSON.stringify(rest[i])} where restart or the end was expected`, EXIT.usage);
     }
     const s = old.byName.get(name);
-    if (s === undefined) throw new LiveError(`conversion file line ${n + 1}: ${name} is not a service of the old database`, EXIT.unknownName);
-    if (s.type === 'bundle') throw new LiveError(`conversion file line ${n + 1}: ${name} is not an atomic service`, EXIT.wrongType);
-    if (out.has(name)) throw new LiveError(`conversion file line ${n + 1}: ${name} appears twice`, EXIT.duplicate);
-    out.set(name, { to, restart });
+    if (s === undefined) throw new LiveError(`${where}: ${name} is not a service of the old database`, EXIT.unknownName);
+    if (s.type === 'bundle') throw new LiveError(`${where}: ${name} is not an atomic service`, EXIT.wrongType);
+    if (out.has(name)) throw new LiveError(`${where}: ${name} appears twice`, EXIT.duplicate);
+    if (to !== undefined && !next.byName.has(to)) throw new LiveError(`${where}: ${to} is not a service of the new database`, EXIT.invalidDb);
+    out.set(name, { to, restart: rest.length > (to === undefined ? 0 : 2) });
   });
+  checkTargets(old, next, out);
   return out;
+}
+
+/** Every new atomic service is what at most one old atomic service becomes (renamed, or by its own name). */
+function checkTargets(old: Db, next: Db, conv: ReadonlyMap<string, Conversion>): void {
+  const from = new Map<number, string>();
+  for (let i = 0; i < old.atomics; i++) {
+    const name = old.services[i]!.name;
+    const target = next.byName.get(conv.get(name)?.to ?? name);
+    if (target === undefined) continue;
+    for (const a of atomicsOf(target)) {
+      const other = from.get(a);
+      if (other !== undefined) throw new LiveError(`new service ${next.services[a]!.name} is a target for more than one conversion (${other} and ${name})`, EXIT.duplicate);
+      from.set(a, name);
+    }
+  }
 }
 
 /** What an update does. */

@@ -32,16 +32,16 @@ test('planUpdate: restart when gone, retyped, flagged, or depending on a restart
     { name: 'e', type: 'longrun', run: sh('exec sleep 100') },
     { name: 'f', type: 'longrun', run: sh('exec sleep 100') },
   ]));
-  const conv = parseConversions('a -> a2\nb restart # forced\n', old);
+  const conv = parseConversions('a -> a2\nb restart # forced\n', old, next);
   const p = planUpdate(old, [true, true, true, true, true], next, conv);
   const names = (db: typeof old, s: Iterable<number>) => [...s].map((i) => db.services[i]!.name).sort();
   assert.deepEqual(names(old, p.stop), ['b', 'c', 'd', 'e']);
   assert.deepEqual(names(next, p.start), ['b', 'c', 'e']);
   assert.deepEqual(names(next, p.carry.keys()), ['a2']);
   assert.deepEqual(names(next, p.state.flatMap((up, i) => (up ? [i] : []))), ['a2']);
-  assert.throws(() => parseConversions('zz\n', old), /not a service/);
-  assert.throws(() => parseConversions('a\na\n', old), /twice/);
-  assert.throws(() => parseConversions('a -> \n', old), /syntax/);
+  assert.throws(() => parseConversions('zz\n', old, next), /not a service/);
+  assert.throws(() => parseConversions('a -> a2\na\n', old, next), /twice/);
+  assert.throws(() => parseConversions('a -> \n', old, next), /syntax/);
 });
 
 test('t6-rc-update switches databases live: a carried-over longrun keeps its process, the rest restart or go', async () => {
@@ -99,4 +99,52 @@ test('t6-rc-update switches databases live: a carried-over longrun keeps its pro
   assert.equal(fs.readlinkSync(path.join(live, 'compiled')), path.join(base, 'db2'));
   assert.equal(run('t6-rc', ['-l', live, '-v2', '-D', 'change', 'kept', 'b', 'new']).status, 0);
   assert.equal(run('t6-rc', ['-l', live, '-a', 'list']).stdout, '');
+});
+
+test('conversion files s6-rc-update refuses are refused before anything changes; lexed as execline', async () => {
+  const base = tmpdir('t6-rcu-');
+  const scandir = path.join(base, 'service');
+  const live = path.join(base, 'live');
+  fs.mkdirSync(scandir);
+  const both = [
+    { name: 'a', type: 'longrun' as const, run: sh('exec sleep 3600') },
+    { name: 'b', type: 'longrun' as const, run: sh('exec sleep 3600') },
+    { name: 'o', type: 'oneshot' as const, up: ['true'] },
+  ];
+  writeDb(path.join(base, 'db1'), both);
+  writeDb(path.join(base, 'db2'), [...both.slice(0, 2), { name: 'o', type: 'bundle', contents: ['a'] }]);
+  const tree = await Tree.start(scandir);
+  cleanups.push(async () => { await tree.stop(); fs.rmSync(base, { recursive: true, force: true }); });
+  assert.equal(run('t6-rc-init', ['-c', path.join(base, 'db1'), '-l', live, scandir]).status, 0);
+  assert.equal(run('t6-rc', ['-l', live, 'change', 'a', 'b']).status, 0);
+  const pids = () => ['a', 'b'].map((n) => readStatus(path.join(scandir, n))?.pid);
+  const before = { pids: pids(), live: fs.readlinkSync(live), list: run('t6-rc', ['-l', live, '-a', 'list']).stdout, entries: fs.readdirSync(base).filter((e) => e !== 'conv').sort() };
+  const update = (conv: string) => {
+    fs.writeFileSync(path.join(base, 'conv'), conv);
+    return run('t6-rc-update', ['-l', live, '-f', path.join(base, 'conv'), path.join(base, 'db2')]);
+  };
+  // [conversion file, exit code, message], as s6-rc-update 0.5.4.1 answers them (issue 11).
+  const refused: [string, number, RegExp][] = [
+    ['a -> b\n', 6, /new service b is a target for more than one conversion \(a and b\)/],
+    ['a -> nowhere\n', 4, /line 1: nowhere is not a service of the new database/],
+    ['a restart -> b\n', 100, /line 1: syntax error: "->" where restart or the end was expected/],
+    ['"a\n', 100, /line 1: syntax error: unterminated quoted string/],
+  ];
+  for (const [conv, code, message] of refused) {
+    const u = update(conv);
+    assert.equal(u.status, code, `${JSON.stringify(conv)}: ${u.stderr}`);
+    assert.match(u.stderr, message);
+    assert.deepEqual(pids(), before.pids, `${JSON.stringify(conv)}: the same pids`);
+    assert.equal(fs.readlinkSync(live), before.live, 'the same live directory');
+    assert.equal(run('t6-rc', ['-l', live, '-a', 'list']).stdout, before.list);
+    assert.deepEqual(fs.readdirSync(base).filter((e) => e !== 'conv').sort(), before.entries, 'nothing left behind');
+  }
+  // Planned from an old oneshot that becomes a bundle holding a: a would be the target twice.
+  const db1 = loadDb(path.join(base, 'db1'));
+  const db2 = loadDb(path.join(base, 'db2'));
+  assert.throws(() => parseConversions('', db1, db2), /new service a is a target for more than one conversion \(a and o\)/);
+  // Accepted as s6-rc-update accepts them: quotes, restart given twice, a comment after words.
+  writeDb(path.join(base, 'db3'), both);
+  const db3 = loadDb(path.join(base, 'db3'));
+  assert.deepEqual([...parseConversions('"a" restart\nb restart restart # twice\n', db1, db3)], [['a', { to: undefined, restart: true }], ['b', { to: undefined, restart: true }]]);
 });
