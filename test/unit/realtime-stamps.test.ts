@@ -112,7 +112,9 @@ test('a logger stamps each chunk with the real-time clock as it is then; archive
   logger.feed(Buffer.from('forward\n'));
   host.clock.tain = tainFromUnixMs(0);
   logger.feed(Buffer.from('1970\n'));
-  logger.feed(Buffer.from(`${'x'.repeat(5000)}\n`)); // past s4096: rotated, named by the clock
+  // Makes current due (size + l >= s): one rotation, named by the clock. (One more would
+  // want the same name from this frozen clock, and wait until the clock moves, as s6-log's.)
+  logger.feed(Buffer.from(`${'x'.repeat(2100)}\n`));
   await logger.end();
   host.dispose();
   const out = Buffer.concat(host.out).toString().split('\n');
