@@ -10,12 +10,10 @@
  * The program is then found in the oneshot's PATH (sys/spawn.ts `searchPath`).
  */
 import fs from 'node:fs';
+import { DEFAULT_PATH } from '../sys/spawn.ts';
 
 /** Where Debian's execline package puts its programs. */
 export const EXECLINE_BIN = '/usr/lib/execline/bin';
-
-/** glibc's search path when PATH is unset (confstr _CS_PATH). */
-const DEFAULT_PATH = '/bin:/usr/bin';
 
 /** `env` with `dir` put first in its PATH, if that directory exists and PATH lacks it (PATH unset: the default after it). */
 export function withExeclinePath(env: readonly string[], dir = EXECLINE_BIN): string[] {

@@ -120,7 +120,7 @@ function searched(opts: SpawnOptions): SpawnOptions {
 }
 
 /** glibc's search path when PATH is unset (confstr _CS_PATH). */
-const DEFAULT_PATH = '/bin:/usr/bin';
+export const DEFAULT_PATH = '/bin:/usr/bin';
 
 /**
  * The file `name` names, searched in the PATH of `env` (an empty entry is the current
