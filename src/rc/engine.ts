@@ -5,7 +5,8 @@
  * - Longruns: up = send `u` and wait for `U` (readiness) or `u`, then remove `down`; on
  *   failure send `d`. Down = send `d`, wait for `D`, then create `down`. Waits subscribe
  *   before sending (s6/client.ts waitFor), so no event is missed.
- * - Oneshots: the argv goes to t6-svscan's built-in runner (`SCANDIR/.s6-svscan/run`),
+ * - Oneshots: the argv goes to t6-svscan's built-in runner (`SCANDIR/.s6-svscan/run`;
+ *   under another scanner, the s6rc-oneshot-runner service's, foreign.ts),
  *   with t6-svscan's environment (env: null) plus RC_NAME=name, cwd the live directory;
  *   exit 0 is success. The oneshot is t6-svscan's child, not ours: it survives t6-rc.
  * - Per-transition timeout: the service's timeout-up/down, cut to what is left of -t.
@@ -25,11 +26,17 @@ import { type ControlResult, RunnerSession, runOneshot, runnerSocket } from './o
 import { ClientError, readStatusFile, svcSend, waitFor } from '../s6/client.ts';
 import { type TransitionFailure, describeFailure, failureOfWaitStatus } from './failure.ts';
 import { strerror } from '../sys/errors.ts';
+import { foreignRunnerSocket } from './foreign.ts';
 import { EXIT } from '../s6/exit.ts';
 
 /** Unknown service name (exit 3). */
 export class UnknownServiceError extends Error {
   override name = 'UnknownServiceError';
+}
+
+/** Where oneshots run: t6-svscan's runner, or, under another scanner, s6rc-oneshot-runner (foreign.ts). */
+function oneshotSocket(live: Live): string {
+  return foreignRunnerSocket(live.dir) ?? runnerSocket(live.scandir);
 }
 
 /** The planner's view of a database. */
@@ -128,7 +135,7 @@ export class Change {
     } catch {
       this.#cwd = '/';
     }
-    this.#session = new RunnerSession(runnerSocket(live.scandir));
+    this.#session = new RunnerSession(oneshotSocket(live));
     const phases = planChange(graphOf(live), selection, live.state, { up: opts.up, prune: opts.prune });
     this.done = this.#run(phases);
   }
@@ -263,7 +270,7 @@ export class Change {
     };
     let r = await this.#session.run(req);
     // A t6-svscan without sessions: one connection for this oneshot.
-    if (r === 'unsupported') r = await runOneshot(runnerSocket(this.#live.scandir), req);
+    if (r === 'unsupported') r = await runOneshot(oneshotSocket(this.#live), req);
     if (r.kind !== 'exited') return { kind: 'runner', detail: r.message };
     return failureOfWaitStatus(r.wstat, r.timedOut);
   }

@@ -14,10 +14,16 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { type Db, DbError, type Service, loadDb } from './db.ts';
-import { ClientError, svOk, svscanctlSend } from '../s6/client.ts';
+import { type Db, DbError, type LongrunService, type Service, loadDb } from './db.ts';
+import { ClientError, svOk, svcSend, svscanctlSend, waitFor } from '../s6/client.ts';
+import {
+  FDHOLDER_SERVICE, type ForeignTools, MissingToolError, RUNNER_SERVICE,
+  findForeignTools, wrapPipelined, writeFdholderService, writeRunnerService,
+} from './foreign.ts';
+import { currentEnv } from '../sys/spawn.ts';
 import { listenFifodir } from '../s6/fifodir.ts';
 import { runnerSocket } from './oneshot.ts';
+import { copyTree } from './copy-tree.ts';
 import { strerror } from '../sys/errors.ts';
 import { EXIT } from '../s6/exit.ts';
 
@@ -92,6 +98,11 @@ export interface InitOptions {
   block?: boolean;
   /** -d: `compiled` may be relative; LIVE/compiled points at its real path. */
   dereference?: boolean;
+  /**
+   * t6's bin directory, for the internal services a scanner other than t6-svscan needs
+   * (foreign.ts). Undefined: such a scanner is refused.
+   */
+  t6Bin?: string;
 }
 
 /**
@@ -130,6 +141,9 @@ async function initLocked(opts: InitOptions): Promise<void> {
     if (err instanceof DbError) throw new LiveError(err.message, EXIT.invalidDb);
     throw err;
   }
+  // No runner socket: the scanner is not t6-svscan, and t6-rc brings its own runner and
+  // fd holder (foreign.ts). Their tools are checked before anything is made.
+  const foreign = isSocket(runnerSocket(opts.scandir)) ? undefined : foreignToolsFor(db, opts);
   // The real directory, named like s6-rc-init's mkdtemp next to LIVE.
   const real = fs.mkdtempSync(`${opts.live}:t6-rc-init:`);
   fs.chmodSync(real, 0o755);
@@ -143,9 +157,11 @@ async function initLocked(opts: InitOptions): Promise<void> {
   for (const s of longruns) {
     const dst = path.join(real, 'servicedirs', s.name);
     copyTree(path.join(db.dir, 'servicedirs', s.name), dst);
-    if (s.producerFor !== undefined) writePipelineLink(dst, db, s, opts.prefix);
+    if (foreign !== undefined) wrapForForeign(dst, db, s, foreign);
+    else if (s.producerFor !== undefined) writePipelineLink(dst, db, s, opts.prefix);
     fs.writeFileSync(path.join(dst, 'down'), '');
   }
+  const internal = foreign === undefined ? [] : writeInternalServices(path.join(real, 'servicedirs'), db, foreign);
   // Switch LIVE atomically: a new symlink renamed over the old one.
   const tmpLink = `${opts.live}:t6-rc-init:link`;
   unlinkIfExists(tmpLink);
@@ -156,7 +172,55 @@ async function initLocked(opts: InitOptions): Promise<void> {
     unlinkIfExists(tmpLink);
     throw new LiveError(`unable to switch ${opts.live} to ${real}: ${strerror(err)}`, EXIT.system);
   }
-  await linkIntoScandir(opts.live, opts.scandir, opts.prefix, longruns.map((s) => s.name), opts.timeoutMs);
+  const deadline = opts.timeoutMs > 0 ? performance.now() + opts.timeoutMs : Infinity;
+  await linkIntoScandir(opts.live, opts.scandir, opts.prefix, [...internal, ...longruns.map((s) => s.name)], opts.timeoutMs);
+  if (internal.length > 0) await startInternal(opts.live, internal, deadline);
+}
+
+/** The tools of the internal services, or LiveError 111 naming what is missing. */
+function foreignToolsFor(db: Db, opts: InitOptions): ForeignTools {
+  if (opts.t6Bin === undefined) throw new LiveError(`no t6-svscan runner socket in ${opts.scandir}, and no t6 bin directory to run the oneshot runner from`, EXIT.system);
+  const pipelines = db.services.some((s) => s.type === 'longrun' && s.producerFor !== undefined);
+  try {
+    return findForeignTools(currentEnv(), opts.t6Bin, pipelines);
+  } catch (err) {
+    if (err instanceof MissingToolError) throw new LiveError(err.message, EXIT.system);
+    throw err;
+  }
+}
+
+/** A pipelined longrun's wrapper run script, for a foreign scanner. */
+function wrapForForeign(dir: string, db: Db, s: LongrunService, tools: ForeignTools): void {
+  const feeds = s.producerFor === undefined ? undefined : db.services[s.producerFor]!.name;
+  const consumes = s.consumerFor.length > 0 ? s.name : undefined;
+  if (feeds !== undefined || consumes !== undefined) wrapPipelined(dir, tools, feeds, consumes);
+}
+
+/** Writes s6rc-oneshot-runner (and s6rc-fdholder when there are pipelines), down; returns their names. */
+function writeInternalServices(servicedirs: string, db: Db, tools: ForeignTools): string[] {
+  const names = [RUNNER_SERVICE];
+  writeRunnerService(path.join(servicedirs, RUNNER_SERVICE), tools);
+  const consumers = db.services.filter((s) => s.type === 'longrun' && s.consumerFor.length > 0).map((s) => s.name);
+  if (tools.pipes !== undefined) {
+    writeFdholderService(path.join(servicedirs, FDHOLDER_SERVICE), tools, consumers);
+    names.push(FDHOLDER_SERVICE);
+  }
+  for (const n of names) fs.writeFileSync(path.join(servicedirs, n, 'down'), '');
+  return names;
+}
+
+/** Brings the internal services up and waits for their readiness; they stay up from then on. */
+async function startInternal(live: string, names: readonly string[], deadline: number): Promise<void> {
+  const dirs = names.map((n) => liveServicedir(live, n));
+  const left = deadline === Infinity ? 0 : Math.max(1, Math.floor(deadline - performance.now()));
+  let w;
+  try {
+    w = await waitFor(dirs, 'U', 'all', left, () => Promise.all(dirs.map((d) => svcSend(d, 'u'))));
+  } catch (err) {
+    throw new LiveError(`unable to start ${names.join(' and ')}: ${strerror(err)}`, EXIT.system);
+  }
+  if (!w.reached) throw new LiveError(`${names.join(' and ')} did not become ready${w.timedOut ? ' in time' : ''} (see the scanner's log)`, EXIT.system);
+  for (const d of dirs) fs.rmSync(path.join(d, 'down'), { force: true });
 }
 
 /**
@@ -284,51 +348,6 @@ function isSocket(p: string): boolean {
   } catch {
     return false;
   }
-}
-
-/**
- * Copies a compiled servicedir (regular files, directories, symbolic links; modes kept):
- * what fs.cpSync does, without its checks per entry and the ownership and time stamps
- * copyFileSync sets, which cost more than the copy itself for files this small.
- */
-export function copyTree(src: string, dst: string, umask = currentUmask()): void {
-  const mode = fs.statSync(src).mode & 0o7777;
-  fs.mkdirSync(dst, { mode });
-  if ((mode & umask) !== 0) fs.chmodSync(dst, mode);
-  for (const e of fs.readdirSync(src, { withFileTypes: true })) {
-    const from = path.join(src, e.name);
-    const to = path.join(dst, e.name);
-    if (e.isDirectory()) copyTree(from, to, umask);
-    else if (e.isSymbolicLink()) fs.symlinkSync(fs.readlinkSync(from), to);
-    else if (e.isFile()) copyFile(from, to, umask);
-    // A compiled servicedir holds nothing else; anything else (a FIFO…) is not copied.
-  }
-}
-
-function copyFile(from: string, to: string, umask: number): void {
-  const fd = fs.openSync(from, 'r');
-  try {
-    const st = fs.fstatSync(fd);
-    const mode = st.mode & 0o7777;
-    const data = Buffer.allocUnsafe(st.size);
-    let n = 0;
-    while (n < st.size) {
-      const got = fs.readSync(fd, data, n, st.size - n, n);
-      if (got === 0) break;
-      n += got;
-    }
-    fs.writeFileSync(to, data.subarray(0, n), { mode, flag: 'wx' });
-    if ((mode & umask) !== 0) fs.chmodSync(to, mode);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/** The process umask (read by setting it and setting it back). */
-function currentUmask(): number {
-  const mask = process.umask(0o022);
-  process.umask(mask);
-  return mask;
 }
 
 /** Removes a file or symlink (never what a symlink points to); absent is fine. */

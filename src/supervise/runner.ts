@@ -203,6 +203,15 @@ export class OneshotRunner {
     return runner;
   }
 
+  /** Resolves once the socket accepts connections; rejects if it cannot listen. */
+  listening(): Promise<void> {
+    if (this.#server.listening) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.#server.once('listening', resolve);
+      this.#server.once('error', reject);
+    });
+  }
+
   /** Stops listening and removes the socket; running processes go on and are still reaped. */
   close(): void {
     this.#server.close();
