@@ -13,6 +13,7 @@ import { DEFAULT_LIVE, LiveError, lockDb, lockLive, openLive } from '../rc/live.
 import { Change } from '../rc/engine.ts';
 import { parseConversions, planUpdate, switchLive } from '../rc/update.ts';
 import { EXIT } from '../s6/exit.ts';
+import { strerror } from '../sys/errors.ts';
 
 const USAGE = 't6-rc-update [ -n ] [ -v verbosity ] [ -t timeout ] [ -l live ] [ -f convfile ] [ -b ] [ -e ] newdb';
 const HELP = `usage: ${USAGE}
@@ -25,6 +26,15 @@ stay up keep running under the same supervisor.
   -e            also stop essential services that must restart
   -t ms         timeout for each of the two changes
 `;
+
+/** The conversion file's text; unreadable is fatal (111), as in s6-rc-update. */
+function readConversionFile(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new LiveError(`unable to open ${file}: ${strerror(err)}`, EXIT.system);
+  }
+}
 
 export async function main(args: string[], io: CommandIo): Promise<number> {
   if (args.includes('--help')) { io.out(HELP); return EXIT.ok; }
@@ -65,7 +75,8 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     }
     // Keep the path as given (a `compiled` symlink may be swapped later), as t6-rc-init does.
     next = { ...next, dir: newdb };
-    const conv = parseConversions(convFile === undefined ? '' : fs.readFileSync(convFile, 'utf8'), old.db, next);
+    const conv = parseConversions(convFile === undefined ? '' : readConversionFile(convFile), old.db, next);
+    if (verbosity >= 2) io.err(`${io.prog}: info: computing state adjustments\n`);
     const plan = planUpdate(old.db, old.state, next, conv);
     if (dryRun) {
       const names = (db: typeof next, set: Set<number>): string => [...set].sort((a, b) => a - b).map((i) => db.services[i]!.name).join(' ');
@@ -78,11 +89,17 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
       fatal: (t: string) => io.err(`${io.prog}: fatal: ${t}\n`),
     };
     const opts = { prune: false, dryRun: false, timeoutMs, verbosity };
+    // The -v2 steps in s6-rc-update's words, so logs read the same.
+    say.info('stopping services in the old database');
     const down = await new Change(old, plan.stop, { ...opts, up: false, stopEssentials }, say).done;
     if (down === EXIT.rcTimedOut) return EXIT.updateTimedOut;
     if (down !== EXIT.ok) return EXIT.updateFailed;
+    say.info('updating state and service directories');
     const current = await switchLive(old, next, plan, timeoutMs);
-    return await new Change(current, plan.start, { ...opts, up: true, stopEssentials: false }, say).done;
+    say.info('starting services in the new database');
+    const up = await new Change(current, plan.start, { ...opts, up: true, stopEssentials: false }, say).done;
+    if (up === EXIT.ok) say.info('successfully switched to new database');
+    return up;
   } catch (err) {
     if (err instanceof LiveError) throw new FatalError(err.message, err.exitCode);
     throw err;

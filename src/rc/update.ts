@@ -39,49 +39,54 @@ export interface Conversion {
 /**
  * Parses a conversion file as s6-rc-update does: each line lexed as execline (quotes,
  * backslashes, `#` comments where a word could start), then `OLD [-> NEW] [restart]...`.
- * Throws LiveError before anything is touched: 3 (unknown old name), 4 (a new name the new
- * database does not define), 5 (not atomic), 6 (a name twice, or a new service that two
- * old ones would become), 100 (syntax).
+ * Throws LiveError before anything is touched, with s6-rc-update's exit codes, checks in
+ * its order and its words: per line, 100 (syntax), 3 (unknown old name), 5 (not atomic), 6
+ * (a name twice), 100 (unknown keyword); then, over the old services from the last, 4 (a
+ * new name the new database does not define) and 6 (a new service that two old ones
+ * would become).
  */
 export function parseConversions(text: string, old: Db, next: Db): Map<string, Conversion> {
   const out = new Map<string, Conversion>();
-  text.split('\n').forEach((raw, n) => {
-    const where = `conversion file line ${n + 1}`;
+  for (const raw of text.split('\n')) {
     const lexed = lexExecline(Buffer.from(raw, 'utf8'));
-    if (!lexed.ok) throw new LiveError(`${where}: ${lexed.message}`, EXIT.usage);
-    if (lexed.argv.length === 0) return;
+    if (!lexed.ok) {
+      const braces = /[{}]/.test(lexed.message);
+      throw new LiveError(`${braces ? 'mismatched braces' : 'syntax error'} in conversion file: ${raw}`, EXIT.usage);
+    }
+    if (lexed.argv.length === 0) continue;
     const [name, ...rest] = lexed.argv as [string, ...string[]];
-    let to: string | undefined;
-    let i = 0;
-    if (rest[0] === '->') {
-      if (rest[1] === undefined) throw new LiveError(`${where}: syntax error: -> names no new service`, EXIT.usage);
-      to = rest[1];
-      i = 2;
-    }
-    for (; i < rest.length; i++) {
-      if (rest[i] !== 'restart') throw new LiveError(`${where}: syntax error: ${JSON.stringify(rest[i])} where restart or the end was expected`, EXIT.usage);
-    }
     const s = old.byName.get(name);
-    if (s === undefined) throw new LiveError(`${where}: ${name} is not a service of the old database`, EXIT.unknownName);
-    if (s.type === 'bundle') throw new LiveError(`${where}: ${name} is not an atomic service`, EXIT.wrongType);
-    if (out.has(name)) throw new LiveError(`${where}: ${name} appears twice`, EXIT.duplicate);
-    if (to !== undefined && !next.byName.has(to)) throw new LiveError(`${where}: ${to} is not a service of the new database`, EXIT.invalidDb);
-    out.set(name, { to, restart: rest.length > (to === undefined ? 0 : 2) });
-  });
+    if (s === undefined) throw new LiveError(`unknown identifier in ${old.dir}: ${name}`, EXIT.unknownName);
+    if (s.type === 'bundle') throw new LiveError(`identifier ${name} does not represent an atomic service in ${old.dir}`, EXIT.wrongType);
+    if (out.has(name)) throw new LiveError(`service ${name} appears more than once in conversion file`, EXIT.duplicate);
+    const renamed = rest.length >= 2 && rest[0] === '->';
+    const keywords = renamed ? rest.slice(2) : rest;
+    const bad = keywords.find((k) => k !== 'restart');
+    if (bad !== undefined) throw new LiveError(`unknown keyword in conversion file: ${bad}`, EXIT.usage);
+    out.set(name, { to: renamed ? rest[1] : undefined, restart: keywords.length > 0 });
+  }
   checkTargets(old, next, out);
   return out;
 }
 
-/** Every new atomic service is what at most one old atomic service becomes (renamed, or by its own name). */
+/**
+ * Every new name exists, and every new atomic service is what at most one old atomic
+ * service becomes (renamed, or by its own name). Old services are taken from the last,
+ * as s6-rc-update takes them, so the same one is named when several are wrong.
+ */
 function checkTargets(old: Db, next: Db, conv: ReadonlyMap<string, Conversion>): void {
   const from = new Map<number, string>();
-  for (let i = 0; i < old.atomics; i++) {
+  for (let i = old.atomics - 1; i >= 0; i--) {
     const name = old.services[i]!.name;
-    const target = next.byName.get(conv.get(name)?.to ?? name);
-    if (target === undefined) continue;
+    const to = conv.get(name)?.to;
+    const target = next.byName.get(to ?? name);
+    if (target === undefined) {
+      if (to !== undefined) throw new LiveError(`bad conversion file: new service ${to} is undefined in database ${next.dir}`, EXIT.invalidDb);
+      continue;
+    }
     for (const a of atomicsOf(target)) {
       const other = from.get(a);
-      if (other !== undefined) throw new LiveError(`new service ${next.services[a]!.name} is a target for more than one conversion (${other} and ${name})`, EXIT.duplicate);
+      if (other !== undefined) throw new LiveError(`unable to convert database: new service ${next.services[a]!.name} is a target for more than one conversion, including old service ${name}`, EXIT.duplicate);
       from.set(a, name);
     }
   }
