@@ -9,8 +9,10 @@ import { DEFAULT_LIVE, openLive } from '../rc/live.ts';
 import { type CompiledDb, loadDb } from '../rc/db.ts';
 import { toDot } from '../rc/graph.ts';
 import { diff, list, listAll, select } from '../rc/engine.ts';
+import { describeServices } from '../rc/describe.ts';
 import { type ChangeRequest, openLocked, rcExitCode, sayAt, startChange } from '../rc/run.ts';
 import { EXIT } from '../s6/exit.ts';
+import { tainFromUnixMs } from '../s6/tai.ts';
 
 const USAGE = 't6-rc [ -l live ] [ -v verbosity ] [ -n ] [ -t timeout ] [ -u | -d | -D ] [ -p ] [ -a ] [ -b ] [ --json ] help|list|listall|diff|start|stop|change [ servicenames... ] | t6-rc [ -l live | -c compiled ] [ --svg ] graph';
 const HELP = `usage: ${USAGE}
@@ -26,7 +28,8 @@ const HELP = `usage: ${USAGE}
   -D              down, essential services included    -p   prune: everything else goes the other way
   -a              add every service that is up to the selection
   -b              wait for the locks (LIVE/lock, the database's) instead of failing
-  --json          list, listall, diff: print JSON
+  --json          list, listall, diff: print a JSON array of service objects
+                  (docs/service.schema.json)
   graph           the dependency graph of the live database (or of -c compiled) as
                   Graphviz DOT; with --svg, as SVG (needs Graphviz's dot installed)
 Oneshots run inside t6-svscan (its built-in runner), not as children of t6-rc.
@@ -88,14 +91,14 @@ async function show(command: 'list' | 'listall' | 'diff', req: ChangeRequest, js
   try {
     if (command === 'diff') {
       const d = diff(state);
-      if (json) io.out(`${JSON.stringify(d.map((e) => ({ name: e.name, rc: e.rcUp ? 'up' : 'down', supervisor: e.supervisorUp === undefined ? 'unknown' : e.supervisorUp ? 'up' : 'down' })))}\n`);
+      if (json) io.out(`${JSON.stringify(await describeServices(state, d.map((e) => e.index), tainFromUnixMs(Date.now())))}\n`);
       else io.out(d.map((e) => `${e.supervisorUp === true ? '+' : '-'}${e.name}\n`).join(''));
       return d.length > 0 ? EXIT.failed : EXIT.ok;
     }
     const selection = select(state, req.names, req.addUp);
     const indexes = command === 'list' ? list(state, selection, req.up) : listAll(state, selection, req.up);
     const services = state.db.services;
-    if (json) io.out(`${JSON.stringify(indexes.map((i) => ({ name: services[i]!.name, type: services[i]!.type, up: state.state[i] })))}\n`);
+    if (json) io.out(`${JSON.stringify(await describeServices(state, indexes, tainFromUnixMs(Date.now())))}\n`);
     else io.out(indexes.map((i) => `${services[i]!.name}\n`).join(''));
     return EXIT.ok;
   } finally {

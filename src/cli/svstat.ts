@@ -3,18 +3,17 @@
  * a scan directory (-a). Exit: 0; 1 not supervised; 100 usage or bad field list; 111
  * system error.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { type CommandIo, FatalError, UsageError } from './_run.ts';
 import { parseClientArgs } from './_client.ts';
 import { ClientError, type ScanEntry, probeService, scanServices } from '../s6/client.ts';
 import {
   FIELD_LETTERS, type FieldName, FieldListError, MAX_FIELDS, type ServiceView,
-  formatFields, formatLegacy, parseFieldList, toJson,
+  formatFields, formatLegacy, parseFieldList,
 } from '../s6/svstat.ts';
+import { describeServicedir, insideScanner, serviceNameOf } from '../s6/servicefacts.ts';
+import type { InsideScanner } from '../s6/servicejson.ts';
 import { tainFromUnixMs } from '../s6/tai.ts';
 import { EXIT } from '../s6/exit.ts';
-import { SHUTDOWND_FIFO, SHUTDOWND_SERVICE } from '../s6/initctl.ts';
 
 const USAGE = 't6-svstat [ -uwNrpgest | -o up,wantedup,normallyup,ready,paused,pid,exitcode,signal,signum,updownsince,readysince,updownfor,readyfor,pgid ] [ -n ] [ --json ] servicedir | -a scandir';
 
@@ -26,9 +25,9 @@ Prints one line about the service: "up (pid P) S seconds[, normally down][, paus
   -o LIST   print these fields instead, space-separated (names may be abbreviated);
             letters: -u up -w wantedup -N normallyup -r ready -p pid -g pgid -e exitcode
             -s signal -t updownfor
-  --json    print a JSON object
+  --json    print the service as a JSON object (docs/service.schema.json)
   -a DIR    every service of scan directory DIR (and its log/), one "name: status" line
-            each (--json: an array)
+            each (--json: an array of those objects)
 Exit: 0, 1 not supervised, 100 usage, 111 system error.
 `;
 
@@ -63,7 +62,7 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     if (scandir !== undefined) {
       const entries = await scanServices(scandir);
       const now = tainFromUnixMs(Date.now());
-      io.out(json ? `${JSON.stringify(entries.map((e) => entryJson(e, { now })))}\n` : entries.map((e) => `${e.name}: ${entryText(e, now, show)}\n`).join(''));
+      io.out(json ? `${JSON.stringify(entries.map((e) => describeServicedir(e, now)))}\n` : entries.map((e) => `${e.name}: ${entryText(e, now, show)}\n`).join(''));
       return EXIT.ok;
     }
     const dir = parsed.rest[0];
@@ -75,7 +74,7 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
       throw new FatalError(`unable to read status for ${dir}: s6-supervise not running`, EXIT.failed);
     }
     const view = { ...probe, now: tainFromUnixMs(Date.now()) };
-    io.out(`${json ? JSON.stringify(toJson(view)) : show(view)}\n`);
+    io.out(`${json ? JSON.stringify(describeServicedir({ name: serviceNameOf(dir), dir, ...probe }, view.now)) : show(view)}\n`);
     return EXIT.ok;
   } catch (err) {
     if (err instanceof ClientError) throw new FatalError(err.message, EXIT.system);
@@ -83,35 +82,15 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   }
 }
 
-/**
- * What t6-svscan does itself in a directory with no `run`: an in-process logger (a `t6-log`
- * file: the catch-all, or a service's log/), or the shutdown daemon's FIFO. Such a
- * directory has no supervisor, and that is no failure.
- */
-type Inside = 'logger' | 'shutdownd';
-
-const INSIDE_TEXT: Record<Inside, string> = {
+/** What t6-svstat says of a directory t6-svscan serves itself (s6/servicefacts.ts insideScanner). */
+const INSIDE_TEXT: Record<InsideScanner, string> = {
   logger: 'a logger inside t6-svscan (by its t6-log file), not a supervised process',
   shutdownd: 'the shutdown daemon inside t6-svscan (its fifo), not a supervised process',
 };
-
-function insideScanner(dir: string): Inside | undefined {
-  if (fs.existsSync(path.join(dir, 'run'))) return undefined;
-  if (fs.existsSync(path.join(dir, 't6-log'))) return 'logger';
-  if (path.basename(dir) === SHUTDOWND_SERVICE && fs.statSync(path.join(dir, SHUTDOWND_FIFO), { throwIfNoEntry: false })?.isFIFO() === true) return 'shutdownd';
-  return undefined;
-}
 
 function entryText(e: ScanEntry, now: ServiceView['now'], show: (v: ServiceView) => string): string {
   if (e.supervised === true) return show({ status: e.status, normallyUp: e.normallyUp, now });
   if (e.supervised !== false) return e.error.message;
   const inside = insideScanner(e.dir);
   return inside === undefined ? 'not supervised' : INSIDE_TEXT[inside];
-}
-
-function entryJson(e: ScanEntry, { now }: { now: ServiceView['now'] }): object {
-  if (e.supervised === true) return { name: e.name, supervised: true, ...toJson({ status: e.status, normallyUp: e.normallyUp, now }) };
-  if (e.supervised !== false) return { name: e.name, supervised: false, error: e.error.message };
-  const inside = insideScanner(e.dir);
-  return { name: e.name, supervised: false, ...(inside === undefined ? {} : { insideScanner: inside }) };
 }

@@ -71,6 +71,8 @@ export function listAll(live: Live, selection: Set<number>, up: boolean): number
 /** One longrun whose supervisor disagrees with t6-rc. */
 export interface DiffEntry {
   name: string;
+  /** The longrun's index in the database (and the live state). */
+  index: number;
   /** t6-rc's bit. */
   rcUp: boolean;
   /** The supervisor's want-up flag (undefined: status unreadable). */
@@ -89,7 +91,7 @@ export function diff(live: Live): DiffEntry[] {
       supervisorUp = undefined;
     }
     const rcUp = live.state[s.index]!;
-    if (supervisorUp !== rcUp) out.push({ name: s.name, rcUp, supervisorUp });
+    if (supervisorUp !== rcUp) out.push({ name: s.name, index: s.index, rcUp, supervisorUp });
   }
   return out;
 }

@@ -22,6 +22,7 @@ import {
 } from './foreign.ts';
 import { currentEnv } from '../sys/spawn.ts';
 import { listenFifodir } from '../s6/fifodir.ts';
+import { PRODUCER_FOR_FILE } from '../s6/servicefacts.ts';
 import { runnerSocket } from './oneshot.ts';
 import { copyTree } from './copy-tree.ts';
 import { strerror } from '../sys/errors.ts';
@@ -409,7 +410,7 @@ async function lockFile(file: string, block: boolean, shared: boolean, create: b
  * that is not (or no longer) a producer has no such file.
  */
 export function writePipelineLink(servicedir: string, db: Db, service: Service, prefix: string): void {
-  const file = path.join(servicedir, 'producer-for');
+  const file = path.join(servicedir, PRODUCER_FOR_FILE);
   if (service.type === 'longrun' && service.producerFor !== undefined) {
     fs.writeFileSync(file, `${prefix}${db.services[service.producerFor]!.name}\n`);
   } else {

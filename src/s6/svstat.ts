@@ -1,14 +1,15 @@
 /**
  * What s6-svstat prints, as pure functions of a status record, the `down` file and the
  * clock: the legacy line (`up (pid 12) 3 seconds, ready 3 seconds`), the `-o` field list,
- * and t6's JSON object. No I/O here; client.ts reads the files.
+ * and the stamp rule t6's JSON object shares (servicejson.ts). No I/O here; client.ts reads
+ * the files.
  *
  * The rules follow s6 2.11.3.2 (Debian bookworm), whose s6-svstat t6 is compared with:
  * no `pgid` in the legacy line, no "not started yet", `paused` is the raw flag, and `-o`
  * names match by prefix in table order. `pgid` (s6 ≥ 2.13) is accepted as an extra field.
  */
 import type { SupervisorStatus } from './status.ts';
-import { type Tain, tainSecondsBetween, tainToUnixMs } from './tai.ts';
+import { type Tain, tainSecondsBetween } from './tai.ts';
 import { signalName } from './signals.ts';
 
 /** Everything a status line depends on. */
@@ -37,7 +38,7 @@ function isUp(s: SupervisorStatus): boolean {
 }
 
 /** s6-svstat replaces a stamp in the future by now (only `stamp`, not `readystamp`). */
-function effectiveStamp(v: ServiceView): Tain {
+export function effectiveStamp(v: ServiceView): Tain {
   const { stamp } = v.status;
   const future = stamp.sec > v.now.sec || (stamp.sec === v.now.sec && stamp.nano > v.now.nano);
   return future ? v.now : stamp;
@@ -142,66 +143,7 @@ function signumOf(s: SupervisorStatus): number {
   return !isUp(s) && wIfSignaled(s.wstat) ? wTermSig(s.wstat) : -1;
 }
 
-/** A point in time in both notations. */
-export interface JsonStamp {
-  /** ISO 8601, UTC, millisecond precision. */
-  iso: string;
-  /** TAI64N text `@<24 hex>`, as in `-o updownsince`. */
-  tai: string;
-}
-
-/** `t6-svstat --json`: the same facts as `-o`, typed, with null where `-o` prints -1/NA. */
-export interface SvstatJson {
-  up: boolean;
-  wantedUp: boolean;
-  normallyUp: boolean;
-  /** pid ≠ 0 and the ready flag (as `-o ready`). */
-  ready: boolean;
-  paused: boolean;
-  /** The finish script is running (`pid` is then null; the service shows as down). */
-  finishing: boolean;
-  pid: number | null;
-  exitCode: number | null;
-  signal: string | null;
-  signum: number | null;
-  updownSince: JsonStamp;
-  readySince: JsonStamp;
-  /** Whole seconds since `updownSince`. */
-  updownFor: number;
-  /** Whole seconds since `readySince`. */
-  readyFor: number;
-}
-
-/** tainFormat without its Buffer: `t6-svstat -a --json` formats two stamps per service. */
+/** tainFormat without its Buffer: `t6-svstat -a -o updownsince,readysince` formats two stamps per service. */
 function taiText(t: Tain): string {
   return `@${t.sec.toString(16).padStart(16, '0')}${t.nano.toString(16).padStart(8, '0')}`;
-}
-
-function jsonStamp(t: Tain): JsonStamp {
-  return { iso: new Date(tainToUnixMs(t)).toISOString(), tai: taiText(t) };
-}
-
-/** The JSON form of a service's status. */
-export function toJson(v: ServiceView): SvstatJson {
-  const s = v.status;
-  const pid = pidOf(s);
-  const exitCode = exitCodeOf(s);
-  const signum = signumOf(s);
-  const stamp = effectiveStamp(v);
-  return {
-    up: isUp(s),
-    wantedUp: s.wantUp,
-    normallyUp: v.normallyUp,
-    ready: s.pid !== 0 && s.ready,
-    paused: s.paused,
-    finishing: s.finishing,
-    pid: pid < 0 ? null : pid,
-    exitCode: exitCode < 0 ? null : exitCode,
-    signal: signum < 0 ? null : skalibsSignalName(signum),
-    signum: signum < 0 ? null : signum,
-    updownSince: jsonStamp(stamp),
-    readySince: jsonStamp(s.readyStamp),
-    updownFor: tainSecondsBetween(stamp, v.now),
-    readyFor: tainSecondsBetween(s.readyStamp, v.now),
-  };
 }

@@ -27,12 +27,13 @@ import { CatchAll } from './catch-all.ts';
 import { ConsoleSink } from './console-sink.ts';
 import { ConsoleWriter } from './console-writer.ts';
 import { ScriptedLogger, type LoggerEnv } from './scripted-logger.ts';
-import { isDirectory } from '../sys/stat.ts';
+import { LOGGER_SCRIPT_FILE, type LogDirKind, logDirKind } from '../s6/servicefacts.ts';
 import { type Tain } from '../s6/tai.ts';
 import { strerror } from '../sys/errors.ts';
 
-/** The file in a `log/` directory (and in the catch-all's directory) that asks for an in-process logger. */
-export const LOGGER_SCRIPT_FILE = 't6-log';
+// The file that asks for an in-process logger, and what a `log/` asks for, are s6-layer
+// facts: t6-svstat and t6-rc read them too (s6/servicefacts.ts).
+export { LOGGER_SCRIPT_FILE };
 
 /** What the scanner needs from its logging: one per service with a pipe read here. */
 export interface PipeClient {
@@ -84,7 +85,7 @@ const HELD_MESSAGES_MAX = 1000;
 const CONSOLE_MAX = 256 * 1024;
 
 /** Which kind of logger a service directory asks for. */
-export type LoggerKind = 'none' | 'external' | 'inproc';
+export type LoggerKind = LogDirKind;
 
 /** The in-process logging of one t6-svscan. */
 export class Logging {
@@ -156,15 +157,11 @@ export class Logging {
 
   /** What `dir/log` asks for: nothing, a `log/run` supervised as s6 does, or a `log/t6-log` run here. */
   loggerKind(serviceDir: string): LoggerKind {
+    const kind = logDirKind(serviceDir);
     const logDir = path.join(serviceDir, 'log');
-    if (!isDirectory(logDir)) return 'none';
     const script = path.join(logDir, LOGGER_SCRIPT_FILE);
-    const hasScript = fs.existsSync(script);
-    if (fs.existsSync(path.join(logDir, 'run'))) {
-      if (hasScript) this.#opts.report('warning', `${logDir} has both run and ${LOGGER_SCRIPT_FILE}: supervising ${path.join(logDir, 'run')}, ignoring ${script}`);
-      return 'external';
-    }
-    return hasScript ? 'inproc' : 'external';
+    if (kind === 'external' && fs.existsSync(script)) this.#opts.report('warning', `${logDir} has both run and ${LOGGER_SCRIPT_FILE}: supervising ${path.join(logDir, 'run')}, ignoring ${script}`);
+    return kind;
   }
 
   /** An in-process logger for service `name` on the pipe's read end (the caller keeps its fd). */

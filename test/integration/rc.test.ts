@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { BIN, EventLog, Tree, WAIT_MS, readStatus, tmpdir, until } from '../lib/harness.ts';
 import { type TestService, writeArticleSource, writeDb } from '../lib/rcdb.ts';
+import type { ServiceJson } from '../../src/s6/servicejson.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 after(async () => { for (const c of cleanups.reverse()) await c(); });
@@ -334,12 +335,17 @@ test('list, listall, diff (also --json), -n dry run, unknown names', async () =>
   assert.equal(dry.stderr, ['l1', 'o1', 'o2'].map((n) => `t6-rc: info: dry run: service ${n}: starting\nt6-rc: info: dry run: service ${n} successfully started\n`).join(''));
   assert.equal(rc(r, ['-a', 'list']).stdout, '');
   assert.equal(rc(r, ['start', 'l1']).status, 0);
-  assert.deepEqual(JSON.parse(rc(r, ['--json', '-a', 'list']).stdout), [{ name: 'l1', type: 'longrun', up: true }]);
+  const listed = JSON.parse(rc(r, ['--json', '-a', 'list']).stdout) as ServiceJson[];
+  assert.deepEqual(listed.map((o) => [o.name, o.type, o.rc, o.want, o.state]), [['l1', 'longrun', 'up', 'up', 'up']]);
+  assert.equal(listed[0]!.pid, readStatus(path.join(r.scandir, 'l1'))!.pid);
   // Someone else stops l1 behind t6-rc's back: diff sees it.
   spawnSync(path.join(BIN, 't6-svc'), ['-d', path.join(r.scandir, 'l1')]);
   const d = rcErr(r, ['diff']);
   assert.deepEqual([d.status, d.stdout], [1, '-l1\n']);
-  assert.deepEqual(JSON.parse(rcErr(r, ['--json', 'diff']).stdout), [{ name: 'l1', rc: 'up', supervisor: 'down' }]);
+  const differing = JSON.parse(rcErr(r, ['--json', 'diff']).stdout) as ServiceJson[];
+  assert.deepEqual(differing.map((o) => [o.name, o.rc, o.want]), [['l1', 'up', 'down']]);
+  const oneshots = JSON.parse(rc(r, ['--json', '-d', 'list', 'l1']).stdout) as ServiceJson[];
+  assert.deepEqual(oneshots.map((o) => [o.name, o.type, o.rc, o.state, o.pid]), [['o1', 'oneshot', 'down', 'down', null], ['o2', 'oneshot', 'down', 'down', null]]);
   const u = rcErr(r, ['change', 'nosuch']);
   assert.equal(u.status, 3);
   assert.match(u.stderr, /nosuch is not a recognized identifier/);

@@ -11,6 +11,10 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { EventLog, Tree, WAIT_MS, makeService, readStatus, run, t6, tmpdir, until } from '../lib/harness.ts';
+import { assertValid, loadSchema } from '../lib/jsonschema.ts';
+import type { ServiceJson } from '../../src/s6/servicejson.ts';
+
+const SERVICE = loadSchema('service');
 
 const hasS6 = spawnSync('s6-svscan', ['-h']).error === undefined;
 const skip = !hasS6 && 's6 not installed';
@@ -107,14 +111,17 @@ test('t6-svstat -a lists a scan directory with loggers, as text and JSON', { ski
   }
   const json = t6('svstat', ['-a', scandir, '--json']);
   ok(json, 'svstat -a --json');
-  const entries = JSON.parse(json.stdout) as { name: string; supervised: boolean; up: boolean; pid: number | null; ready: boolean }[];
+  const entries = JSON.parse(json.stdout) as ServiceJson[];
   assert.equal(entries.length, 6);
+  for (const e of entries) assertValid(SERVICE, e, `t6-svstat -a --json on s6's ${e.name}`);
   const ready = entries.find((e) => e.name === 'ready')!;
   assert.equal(ready.supervised, true);
-  assert.equal(ready.up, true);
+  assert.equal(ready.state, 'up');
   assert.equal(ready.ready, true);
   assert.equal(ready.pid, readStatus(sv('ready'))!.pid);
-  assert.equal(entries.find((e) => e.name === 'idle')!.up, false);
+  assert.equal(entries.find((e) => e.name === 'idle')!.state, 'down');
+  // The logger comes from the directories' files, whichever supervisor holds them.
+  assert.deepEqual(['logged', 'logged/log'].map((n) => entries.find((e) => e.name === n)!.logger), ['external', 'none']);
 });
 
 test('t6-svok says which directories are supervised', { skip }, () => {

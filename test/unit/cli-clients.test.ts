@@ -16,6 +16,10 @@ import { encodeStatus } from '../../src/s6/status.ts';
 import { tainFromUnixMs } from '../../src/s6/tai.ts';
 import { O_NONBLOCK, O_RDONLY, close, mkfifo, open, readNonblocking } from '../../src/sys/fd.ts';
 import { tmpdir } from '../lib/harness.ts';
+import { assertValid, loadSchema } from '../lib/jsonschema.ts';
+import { type ServiceJson, unknownService } from '../../src/s6/servicejson.ts';
+
+const SERVICE = loadSchema('service');
 
 /** Runs a command as runMain would: exit code, stdout, stderr. */
 async function cli(prog: string, main: Main, args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -132,15 +136,17 @@ test('t6-svstat: fields, too many fields, -a text and JSON', async () => {
   try {
     assert.deepEqual(await cli('t6-svstat', svstat, ['-upg', '-o', 'wantedup,ready', s.dir]), { code: 0, out: 'true 77 77 true false\n', err: '' });
     assert.match((await cli('t6-svstat', svstat, [s.dir])).out, /^up \(pid 77\) \d+ seconds\n$/);
-    const json = JSON.parse((await cli('t6-svstat', svstat, ['--json', s.dir])).out) as { pid: number; up: boolean };
-    assert.equal(json.pid, 77);
+    const json = JSON.parse((await cli('t6-svstat', svstat, ['--json', s.dir])).out) as ServiceJson;
+    assertValid(SERVICE, json, 't6-svstat --json');
+    assert.deepEqual([json.name, json.state, json.pid, json.deathTally], ['svc', 'up', 77, 0]);
     assert.equal((await cli('t6-svstat', svstat, ['-uuuuuuuuuuuuuuuu', s.dir])).code, 0);
     assert.deepEqual(await cli('t6-svstat', svstat, ['-uuuuuuuuuuuuuuuuu', s.dir]), { code: 100, out: '', err: 't6-svstat: fatal: too many option fields\n' });
     assert.deepEqual(await cli('t6-svstat', svstat, ['-o', ',', s.dir]), { code: 100, out: '', err: 't6-svstat: fatal: invalid null option field\n' });
     const all = await cli('t6-svstat', svstat, ['-a', base, '-o', 'up,pid']);
     assert.deepEqual(all, { code: 0, out: 'svc: true 77\n', err: '' });
-    const allJson = JSON.parse((await cli('t6-svstat', svstat, ['--json', '-a', base])).out) as { name: string; pid: number }[];
+    const allJson = JSON.parse((await cli('t6-svstat', svstat, ['--json', '-a', base])).out) as ServiceJson[];
     assert.deepEqual(allJson.map((e) => [e.name, e.pid]), [['svc', 77]]);
+    for (const e of allJson) assertValid(SERVICE, e, 't6-svstat -a --json');
     assert.equal((await cli('t6-svstat', svstat, ['-a', path.join(base, 'nope')])).code, 111);
   } finally {
     s.close();
@@ -164,12 +170,13 @@ test("t6-svstat on what t6-svscan does itself (the catch-all logger, the shutdow
         + 's6-linux-init-shutdownd: the shutdown daemon inside t6-svscan (its fifo), not a supervised process\n'
         + 's6-svscan-log: a logger inside t6-svscan (by its t6-log file), not a supervised process\n',
     });
-    const json = JSON.parse((await cli('t6-svstat', svstat, ['--json', '-a', base])).out) as object[];
+    const json = JSON.parse((await cli('t6-svstat', svstat, ['--json', '-a', base])).out) as ServiceJson[];
     assert.deepEqual(json, [
-      { name: 'gone', supervised: false },
-      { name: 's6-linux-init-shutdownd', supervised: false, insideScanner: 'shutdownd' },
-      { name: 's6-svscan-log', supervised: false, insideScanner: 'logger' },
+      { ...unknownService('gone', 'longrun', 'none'), normallyUp: true },
+      { ...unknownService('s6-linux-init-shutdownd', 'inside-scanner', 'none'), insideScanner: 'shutdownd' },
+      { ...unknownService('s6-svscan-log', 'inside-scanner', 'none'), insideScanner: 'logger' },
     ]);
+    for (const e of json) assertValid(SERVICE, e, 't6-svstat -a --json');
     assert.deepEqual(await cli('t6-svstat', svstat, [path.join(base, 's6-linux-init-shutdownd')]), {
       code: 1, out: '', err: `t6-svstat: fatal: ${base}/s6-linux-init-shutdownd: the shutdown daemon inside t6-svscan (its fifo), not a supervised process: no status of its own\n`,
     });

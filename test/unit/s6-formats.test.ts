@@ -14,7 +14,7 @@ import {
 import { STATUS_SIZE, type SupervisorStatus, decodeStatus, encodeStatus } from '../../src/s6/status.ts';
 import { DEATH_RECORD_SIZE, deathFromWstat, decodeDeathTally, encodeDeathTally } from '../../src/s6/deathtally.ts';
 import {
-  FIELD_NAMES, FieldListError, formatFields, formatLegacy, parseFieldList, skalibsSignalName, toJson, type ServiceView,
+  FIELD_NAMES, FieldListError, formatFields, formatLegacy, parseFieldList, skalibsSignalName, type ServiceView,
 } from '../../src/s6/svstat.ts';
 import { EventLog, makeService, tmpdir, until } from '../lib/harness.ts';
 
@@ -143,25 +143,6 @@ test('-o names match by prefix in bookworm table order; pgid comes after all of 
   assert.throws(() => parseFieldList('upx'), (e: Error) => e instanceof FieldListError && e.message === 'invalid option field: upx');
   assert.throws(() => parseFieldList(',up'), { message: 'invalid null option field' });
   assert.throws(() => parseFieldList('up,,pid'), { message: 'invalid null option field' });
-});
-
-test('--json carries the same facts, typed', () => {
-  const up = toJson(view({ pid: 4979, ready: true }, { secs: 1 }));
-  assert.deepEqual(up, {
-    up: true, wantedUp: true, normallyUp: true, ready: true, paused: false, finishing: false,
-    pid: 4979, exitCode: null, signal: null, signum: null,
-    updownSince: { iso: new Date(tainToUnixMs(STAMP)).toISOString(), tai: '@400000006b06c71c0f0bfc65' },
-    readySince: { iso: new Date(tainToUnixMs(READY)).toISOString(), tai: '@400000006b06c71c2115df12' },
-    updownFor: 1, readyFor: 1,
-  });
-  assert.match(up.updownSince.iso, /^2026-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
-  const finishing = toJson(view({ pid: 77, finishing: true, wstat: 0x000f }));
-  assert.equal(finishing.up, false);
-  assert.equal(finishing.finishing, true);
-  assert.equal(finishing.pid, null);
-  assert.equal(finishing.signal, 'SIGTERM');
-  assert.equal(finishing.signum, 15);
-  assert.equal(finishing.exitCode, null);
 });
 
 // --- against the real s6-supervise ------------------------------------------------------
