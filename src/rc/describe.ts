@@ -29,7 +29,11 @@ export async function describeServices(live: Live, indexes: readonly number[], n
       if (!(err instanceof ClientError)) throw err;
       entry = { name: service.name, dir, supervised: 'error', error: err };
     }
-    out.push(withRcBit(describeServicedir(entry, now), up));
+    const described = describeServicedir(entry, now);
+    // A producer's logger is its pipeline's consumer, under any scanner (no producer-for
+    // file in the servicedir under s6-svscan: its run script takes the pipe from s6rc-fdholder).
+    if (service.producerFor !== undefined) described.logger = 'external';
+    out.push(withRcBit(described, up));
   }
   return out;
 }

@@ -115,6 +115,8 @@ async function exercise(s: Setup): Promise<void> {
     const st = readStatus(path.join(s.scandir, name));
     assert.ok(st !== undefined && st.pid !== 0 && st.ready, `${name} is up and ready`);
   }
+  const json = JSON.parse(rc(s, '--json', 'list', 'web', 'web-log')) as { name: string; logger: string; state: string }[];
+  assert.deepEqual(json.map((j) => [j.name, j.state, j.logger]), [['web', 'up', 'external'], ['web-log', 'up', 'none']]);
   await until('web-log holds web\'s line', () => logLines(s, 'web').some((l) => l.endsWith('web: started')));
   await until('app-log holds app\'s line', () => logLines(s, 'app').includes('app: serving'));
   // The producer restarts; the pipe stays, and the logger gets the new line too.
