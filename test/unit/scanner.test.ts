@@ -179,13 +179,18 @@ test('a servicedir moved to another live directory, its link going through a re-
   const scanner = open();
   const sup = host.one('svc');
   assert.equal(sup.dir, fs.realpathSync(path.join(old!, 'svc')));
-  // t6-rc-update's way: rename the servicedir into the new live dir, switch LIVE, scan.
+  // t6-rc-update's way: rename the servicedir into the new live dir, leave a link where it
+  // was (the old path still works until the scan), switch LIVE, scan.
   fs.renameSync(path.join(old!, 'svc'), path.join(next!, 'svc'));
+  fs.symlinkSync(path.join(next!, 'svc'), path.join(old!, 'svc'));
   fs.symlinkSync('live:2', path.join(base, 'live.new'));
   fs.renameSync(path.join(base, 'live.new'), path.join(base, 'live'));
   scanner.scan();
   assert.equal(host.one('svc'), sup);
-  assert.deepEqual(sup.moves, [fs.realpathSync(path.join(next!, 'svc'))]);
+  assert.deepEqual(sup.moves, [fs.realpathSync(path.join(next!, 'svc'))], 'where the directory really is, not the link');
+  fs.unlinkSync(path.join(old!, 'svc'));
+  scanner.scan();
+  assert.equal(sup.moves.length, 1, 'once');
 });
 
 test('a moved directory that cannot be followed is reported; its supervisor stays where it was and the scan is retried', () => {
