@@ -81,7 +81,7 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     const down = await new Change(old, plan.stop, { ...opts, up: false, stopEssentials }, say).done;
     if (down === EXIT.rcTimedOut) return EXIT.updateTimedOut;
     if (down !== EXIT.ok) return EXIT.updateFailed;
-    const current = await switchLive(old, next, plan, timeoutMs);
+    const current = await switchLive(old, next, plan, timeoutMs, say.warn);
     return await new Change(current, plan.start, { ...opts, up: true, stopEssentials: false }, say).done;
   } catch (err) {
     if (err instanceof LiveError) throw new FatalError(err.message, err.exitCode);
