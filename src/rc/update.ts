@@ -179,12 +179,18 @@ export async function switchLive(old: Live, next: Db, plan: UpdatePlan, timeoutM
     replaceLink(liveServicedir(old.dir, to), path.join(old.scandir, old.prefix + to));
     if (from !== to) unlinkIfExists(path.join(old.scandir, old.prefix + from));
   }
-  // This scan also shows t6-svscan where the carried-over servicedirs are now.
-  const followed = await linkIntoScandir(old.dir, old.scandir, old.prefix, built.fresh, timeoutMs);
-  await svscanctlSend(old.scandir, 'n').catch(() => {});
-  await exited.promise;
-  if (!followed && built.moves.length > 0) warn(`t6-svscan on ${old.scandir} did not say that its supervisors follow renamed servicedirs (an older image?): keeping the links to them in ${oldReal} until an update after its re-exec`);
-  for (const problem of await removeOldLiveDirs(old.dir, real, oldReal, followed)) warn(problem);
+  let followed = false;
+  try {
+    // This scan also shows t6-svscan where the carried-over servicedirs are now.
+    followed = await linkIntoScandir(old.dir, old.scandir, old.prefix, built.fresh, timeoutMs);
+    await svscanctlSend(old.scandir, 'n').catch(() => {});
+    await exited.promise;
+    if (!followed && built.moves.length > 0) warn(`t6-svscan on ${old.scandir} did not say that its supervisors follow renamed servicedirs (an older image?): keeping the links to them in ${oldReal} until an update after its re-exec`);
+  } finally {
+    // Even when the new services could not be waited for: what is left is reduced to
+    // servicedirs/, for a later update to remove.
+    for (const problem of await removeOldLiveDirs(old.dir, real, oldReal, followed)) warn(problem);
+  }
   return openLive(old.dir);
 }
 
