@@ -95,7 +95,7 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     if (down === EXIT.rcTimedOut) return EXIT.updateTimedOut;
     if (down !== EXIT.ok) return EXIT.updateFailed;
     say.info('updating state and service directories');
-    const current = await switchLive(old, next, plan, timeoutMs);
+    const current = await switchLive(old, next, plan, timeoutMs, say.warn);
     say.info('starting services in the new database');
     const up = await new Change(current, plan.start, { ...opts, up: true, stopEssentials: false }, say).done;
     if (up === EXIT.ok) say.info('successfully switched to new database');

@@ -230,8 +230,10 @@ async function startInternal(live: string, names: readonly string[], deadline: n
  * (runner.ts: scan, then answer with what is supervised). Without it (another scanner, or
  * no socket), the race-free protocol of svscan.md §8: subscribe to each event/ fifodir,
  * create the links, send `a`, wait for every `s` — or find the service supervised already.
+ * Resolves with whether the scanner's supervisors are known to have followed any renamed
+ * servicedir by then: t6-svscan says so in its answer; s6-supervise lives in its directory.
  */
-export async function linkIntoScandir(live: string, scandir: string, prefix: string, names: readonly string[], timeoutMs: number): Promise<void> {
+export async function linkIntoScandir(live: string, scandir: string, prefix: string, names: readonly string[], timeoutMs: number): Promise<boolean> {
   const deadline = timeoutMs > 0 ? performance.now() + timeoutMs : Infinity;
   const link = (): void => {
     for (const name of names) {
@@ -250,13 +252,14 @@ export async function linkIntoScandir(live: string, scandir: string, prefix: str
   const socket = runnerSocket(scandir);
   if (!isSocket(socket)) {
     await waitSupervised(live, scandir, names, deadline, () => { link(); return sendScan(scandir); });
-    return;
+    return true;
   }
   link();
-  const supervised = await askScan(socket, deadline);
+  const answer = await askScan(socket, deadline);
   // Refused or unreachable (an older scanner): the event protocol, with the links made.
-  const left = supervised === undefined ? names : names.filter((n) => !supervised.has(prefix + n));
-  if (left.length > 0) await waitSupervised(live, scandir, left, deadline, () => (supervised === undefined ? sendScan(scandir) : undefined));
+  const left = answer === undefined ? names : names.filter((n) => !answer.supervised.has(prefix + n));
+  if (left.length > 0) await waitSupervised(live, scandir, left, deadline, () => (answer === undefined ? sendScan(scandir) : undefined));
+  return answer?.follows === true;
 }
 
 /** `a` to the scanner; "not running" is LiveError 100. */
@@ -304,15 +307,16 @@ async function waitSupervised(live: string, scandir: string, names: readonly str
 
 /**
  * Asks t6-svscan's runner to scan now. Resolves with the scan dir entries supervised after
- * that scan, or undefined if the request was refused or the socket would not answer.
+ * that scan and whether its supervisors follow renamed directories, or undefined if the
+ * request was refused or the socket would not answer.
  */
-function askScan(socketPath: string, deadline: number): Promise<Set<string> | undefined> {
+function askScan(socketPath: string, deadline: number): Promise<{ supervised: Set<string>; follows: boolean } | undefined> {
   return new Promise((resolve, reject) => {
     let buf = '';
     let done = false;
     let timer: NodeJS.Timeout | undefined;
     const sock = process.getBuiltinModule('node:net').connect(socketPath);
-    const finish = (v: Set<string> | undefined, err?: Error): void => {
+    const finish = (v: { supervised: Set<string>; follows: boolean } | undefined, err?: Error): void => {
       if (done) return;
       done = true;
       clearTimeout(timer);
@@ -330,7 +334,7 @@ function askScan(socketPath: string, deadline: number): Promise<Set<string> | un
       buf += chunk;
       const nl = buf.indexOf('\n');
       if (nl < 0) return;
-      let reply: { scanned?: unknown; supervised?: unknown };
+      let reply: { scanned?: unknown; supervised?: unknown; follows?: unknown };
       try {
         reply = JSON.parse(buf.slice(0, nl)) as typeof reply;
       } catch {
@@ -338,7 +342,7 @@ function askScan(socketPath: string, deadline: number): Promise<Set<string> | un
         return;
       }
       const list = reply.supervised;
-      finish(reply.scanned === true && Array.isArray(list) ? new Set(list.filter((n): n is string => typeof n === 'string')) : undefined);
+      finish(reply.scanned === true && Array.isArray(list) ? { supervised: new Set(list.filter((n): n is string => typeof n === 'string')), follows: reply.follows === true } : undefined);
     });
   });
 }

@@ -7,23 +7,24 @@
  *    changed type, is flagged `restart`, or (to a fixed point) depends in the new db on
  *    something that restarts or that was not up before.
  * 2. Stop what must restart, with the old db (failure: exit 9, timeout: 10; nothing switched).
- * 3. A new live dir `LIVE:t6-rc-update:XXXXXX`; LIVE repointed atomically (point of no
- *    return); old longruns unlinked from the scandir (those not carried over told `xd`);
- *    new longruns linked (race-free, with a `down` file).
+ * 3. A new live dir `LIVE:t6-rc-update:XXXXXX`: new longruns copied (with a `down` file),
+ *    carried-over ones given the new files where they run; then (point of no return) the
+ *    carried-over servicedirs renamed into it and LIVE repointed atomically; old longruns
+ *    not carried over unlinked from the scandir and pruned, new ones linked (race-free);
+ *    the old live dir removed once nothing runs in it (livedirs.ts).
  * 4. Start, with the new db, the new counterparts of what was stopped (failure 1, timeout 2).
  *
- * A t6 difference: s6-rc-update *renames* a carried-over servicedir into the new live dir;
- * t6-svscan's supervisors address their directory by path, so t6 leaves it where it is and
- * makes the new `servicedirs/NAME` a symlink to it (the scanner knows directories by
- * device and inode, so the supervisor and its process go on untouched). The old live
- * directory therefore stays while it holds carried-over servicedirs; only its other
- * entries are removed.
+ * As s6-rc-update does, a carried-over servicedir is *renamed* into the new live dir: its
+ * supervisor and process go on untouched (t6-svscan's supervisors follow the rename at the
+ * scan that comes right after the switch), and one live directory is left after any number
+ * of updates.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { type Db, type Service, atomicsOf } from './db.ts';
 import { reverseDeps } from './plan.ts';
 import { type Live, LiveError, unlinkIfExists, linkIntoScandir, liveServicedir, openLive, writeState, writePipelineLink } from './live.ts';
+import { type Move, SwitchError, moveAndSwitch, removeOldLiveDirs, replaceLink } from './livedirs.ts';
 import { svscanctlSend } from '../s6/client.ts';
 import { listenFifodir, makeFifodir } from '../s6/fifodir.ts';
 import { strerror } from '../sys/errors.ts';
@@ -150,12 +151,59 @@ export function planUpdate(old: Db, oldState: readonly boolean[], next: Db, conv
 }
 
 /**
- * Builds the new live dir for `next`, repoints LIVE, swaps the scandir links. Returns the
- * new Live. Throws LiveError 111 on failure before the point of no return.
+ * Builds the new live dir for `next`, moves the carried-over servicedirs into it, repoints
+ * LIVE, swaps the scandir links, and removes the old live dir once its removed services'
+ * supervisors are gone. Returns the new Live. Throws LiveError 111 on failure before the
+ * point of no return (LIVE still the old one, its servicedirs where they were).
  */
-export async function switchLive(old: Live, next: Db, plan: UpdatePlan, timeoutMs: number): Promise<Live> {
+export async function switchLive(old: Live, next: Db, plan: UpdatePlan, timeoutMs: number, warn: (message: string) => void = () => {}): Promise<Live> {
   const oldReal = fs.realpathSync(old.dir);
   const real = fs.mkdtempSync(`${old.dir}:t6-rc-update:`);
+  let built: { moves: Move[]; fresh: string[]; carried: Map<string, string> };
+  try {
+    built = buildLive(real, old, oldReal, next, plan);
+  } catch (err) {
+    fs.rmSync(real, { recursive: true, force: true });
+    throw new LiveError(`unable to build ${real}: ${strerror(err)}`, EXIT.system);
+  }
+  try {
+    moveAndSwitch(old.dir, real, built.moves);
+  } catch (err) {
+    if (!(err instanceof SwitchError)) throw err;
+    if (err.stuck.length === 0) fs.rmSync(real, { recursive: true, force: true });
+    throw new LiveError(`unable to switch ${old.dir} to ${real}: ${err.message}`, EXIT.system);
+  }
+  // Unlink the old longruns that are not carried over: they lose their supervisor when the
+  // scanner is told `a` (their link is gone: inactive) then `n` (prune); their directories
+  // are removed once each supervisor has said `x` (bounded wait). The carried-over ones keep
+  // their link (it goes through LIVE), or get one by their new name before the old goes.
+  const gone = old.db.services.filter((s) => s.type === 'longrun' && !built.carried.has(s.name)).map((s) => s.name);
+  const exited = waitForExits(gone.map((name) => path.join(oldReal, 'servicedirs', name)), 5000);
+  for (const name of gone) unlinkIfExists(path.join(old.scandir, old.prefix + name));
+  for (const [from, to] of built.carried) {
+    replaceLink(liveServicedir(old.dir, to), path.join(old.scandir, old.prefix + to));
+    if (from !== to) unlinkIfExists(path.join(old.scandir, old.prefix + from));
+  }
+  let followed = false;
+  try {
+    // This scan also shows t6-svscan where the carried-over servicedirs are now.
+    followed = await linkIntoScandir(old.dir, old.scandir, old.prefix, built.fresh, timeoutMs);
+    await svscanctlSend(old.scandir, 'n').catch(() => {});
+    await exited.promise;
+    if (!followed && built.moves.length > 0) warn(`t6-svscan on ${old.scandir} did not say that its supervisors follow renamed servicedirs (an older image?): keeping the links to them in ${oldReal} until an update after its re-exec`);
+  } finally {
+    // Even when the new services could not be waited for: what is left is reduced to
+    // servicedirs/, for a later update to remove.
+    for (const problem of await removeOldLiveDirs(old.dir, real, oldReal, followed)) warn(problem);
+  }
+  return openLive(old.dir);
+}
+
+/**
+ * The new live dir's files and fresh servicedirs (copied, with a `down` file). A carried-over
+ * servicedir gets the new files where it runs, online, and is listed to be moved in.
+ */
+function buildLive(real: string, old: Live, oldReal: string, next: Db, plan: UpdatePlan): { moves: Move[]; fresh: string[]; carried: Map<string, string> } {
   fs.chmodSync(real, 0o755);
   fs.symlinkSync(next.dir, path.join(real, 'compiled'));
   fs.symlinkSync(old.scandir, path.join(real, 'scandir'));
@@ -163,20 +211,22 @@ export async function switchLive(old: Live, next: Db, plan: UpdatePlan, timeoutM
   fs.writeFileSync(path.join(real, 'lock'), '');
   writeState(real, plan.state);
   fs.mkdirSync(path.join(real, 'servicedirs'));
+  const moves: Move[] = [];
   const fresh: string[] = [];
-  const carriedOld = new Set<string>();
+  const carried = new Map<string, string>();
   for (const s of next.services) {
     if (s.type !== 'longrun') continue;
     const src = path.join(next.dir, 'servicedirs', s.name);
     const dst = path.join(real, 'servicedirs', s.name);
     const oi = plan.carry.get(s.index);
     if (oi !== undefined) {
-      // Online: the running servicedir stays where it is and gets the new files.
-      const running = fs.realpathSync(liveServicedir(oldReal, old.db.services[oi]!.name));
+      // Where it runs: in the old live dir, or (left by an older t6) behind a link from it.
+      const from = old.db.services[oi]!.name;
+      const running = fs.realpathSync(path.join(oldReal, 'servicedirs', from));
       fs.cpSync(src, running, { recursive: true, force: true });
       writePipelineLink(running, next, s, old.prefix);
-      fs.symlinkSync(running, dst);
-      carriedOld.add(old.db.services[oi]!.name);
+      moves.push({ from: running, to: dst });
+      carried.set(from, s.name);
     } else {
       fs.cpSync(src, dst, { recursive: true });
       writePipelineLink(dst, next, s, old.prefix);
@@ -185,40 +235,7 @@ export async function switchLive(old: Live, next: Db, plan: UpdatePlan, timeoutM
       fresh.push(s.name);
     }
   }
-  // Point of no return.
-  const tmpLink = `${old.dir}:t6-rc-update:link`;
-  unlinkIfExists(tmpLink);
-  fs.symlinkSync(path.basename(real), tmpLink);
-  try {
-    fs.renameSync(tmpLink, old.dir);
-  } catch (err) {
-    unlinkIfExists(tmpLink);
-    fs.rmSync(real, { recursive: true, force: true });
-    throw new LiveError(`unable to switch ${old.dir}: ${strerror(err)}`, EXIT.system);
-  }
-  // Unlink every old longrun. Those not carried over lose their supervisor when the
-  // scanner is told `a` (their link is gone: inactive) then `n` (prune); their directories
-  // are removed once each supervisor has said `x` (bounded wait).
-  const gone = old.db.services.filter((s) => s.type === 'longrun' && !carriedOld.has(s.name)).map((s) => path.join(oldReal, 'servicedirs', s.name));
-  const exited = waitForExits(gone, 5000);
-  for (const s of old.db.services) {
-    if (s.type === 'longrun') unlinkIfExists(path.join(old.scandir, old.prefix + s.name));
-  }
-  // Carried-over services: same directory, new name (the scanner keeps their supervisor).
-  for (const [ni] of plan.carry) {
-    const name = next.services[ni]!.name;
-    fs.symlinkSync(liveServicedir(old.dir, name), path.join(old.scandir, old.prefix + name));
-  }
-  await linkIntoScandir(old.dir, old.scandir, old.prefix, fresh, timeoutMs);
-  await svscanctlSend(old.scandir, 'n').catch(() => {});
-  await exited.promise;
-  // The old live dir: everything but the servicedirs still in use goes.
-  for (const entry of fs.readdirSync(oldReal)) {
-    if (entry !== 'servicedirs') fs.rmSync(path.join(oldReal, entry), { recursive: true, force: true });
-  }
-  for (const dir of gone) if (!exited.pending.has(dir)) fs.rmSync(dir, { recursive: true, force: true });
-  if (carriedOld.size === 0 && exited.pending.size === 0) fs.rmSync(oldReal, { recursive: true, force: true });
-  return openLive(old.dir);
+  return { moves, fresh, carried };
 }
 
 /** Subscribes now to each dir's `x` event; `promise` resolves when all came or after `ms`. */

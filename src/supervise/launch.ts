@@ -37,7 +37,8 @@ export interface RunNotStarted {
 /** What a Launcher needs: the Supervisor's host and its settings reader. */
 export interface LauncherOptions {
   name: string;
-  dir: string;
+  /** The service directory as it is now (it follows a rename: Supervisor.moveTo). */
+  dir: () => string;
   files: SupervisorFiles;
   spawn: (opts: SpawnOptions, onExit: (wstat: number) => void) => number;
   report: (level: 'warning', message: string) => void;
@@ -70,7 +71,8 @@ export class Launcher {
 
   /** Spawns `run` with its fds; `onExit` gets the pid and wait status once it is reaped. */
   startRun(onExit: (pid: number, wstat: number) => void): SpawnedRun | RunNotStarted {
-    const { name, dir, files } = this.#opts;
+    const { name, files } = this.#opts;
+    const dir = this.#opts.dir();
     const notificationFd = this.#opts.uintSetting('notification-fd', -1);
     const lockFd = this.#opts.uintSetting('lock-fd', -1);
     if (notificationFd >= 0 && notificationFd === lockFd) {
@@ -114,7 +116,8 @@ export class Launcher {
 
   /** Spawns `finish` after run (`runPid`) died with `wstat`; returns its pid, or 0 if it could not start. */
   startFinish(wstat: number, runPid: number, onExit: (pid: number, wstat: number) => void): number {
-    const { name, dir, files } = this.#opts;
+    const { name, files } = this.#opts;
+    const dir = this.#opts.dir();
     const finishPath = path.join(dir, 'finish');
     const ws = decodeWaitStatus(wstat);
     const argv = ['./finish', ws.exited ? String(ws.exitCode) : '256', String(ws.signal), name, String(runPid)];

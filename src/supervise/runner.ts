@@ -27,9 +27,12 @@
  * every new supervisor set up, with the entries that have a supervisor (loggers as
  * `name/log`):
  *
- *   {"scanned":true,"supervised":["name"…]}
+ *   {"scanned":true,"supervised":["name"…],"follows":true}
  *
  * One reply instead of one event FIFO per new service to learn that its supervisor runs.
+ * `follows`: that scan moved every supervisor whose directory was renamed to where it is
+ * now (follow.ts); t6-rc-update may then remove what it left where they were. A t6-svscan
+ * older than that does not say it.
  *
  * And one for t6-rc's longrun transitions (waiter.ts): `s6-svc -uwU DIR` inside t6-svscan.
  *
@@ -256,7 +259,7 @@ export class OneshotRunner {
     if (/^\s*\{\s*"id"\s*:\s*\d+\s*\}\s*$/.test(line)) { reply({ session: true }, true); return; }
     if (isScanRequest(line)) {
       if (this.#host.scan === undefined) { refuse('scan requests are not served here', 'not-served'); return; }
-      reply({ scanned: true, supervised: this.#host.scan() }, true);
+      reply({ scanned: true, supervised: this.#host.scan(), follows: true }, true);
       return;
     }
     const control = parseControlRequest(line);

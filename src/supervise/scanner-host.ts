@@ -45,6 +45,8 @@ export interface ScannerFiles {
   stat(path: string): EntryStat;
   /** Like stat, but undefined when the path does not exist. */
   statIfExists(path: string): EntryStat | undefined;
+  /** lstat(2) (a link is not followed), undefined when the path does not exist. */
+  lstatIfExists(path: string): EntryStat | undefined;
   /** realpath(3). */
   realpath(path: string): string;
   /** Where SCANDIR/NAME really lives (see realdir.ts); `cache` lives for one scan. */
@@ -109,6 +111,10 @@ export const systemScannerFiles: ScannerFiles = {
   statIfExists: (p) => {
     // Mostly absent (a service without log/): no exception for that, it costs more than the stat.
     const st = fs.statSync(p, { throwIfNoEntry: false });
+    return st === undefined ? undefined : toEntryStat(st);
+  },
+  lstatIfExists: (p) => {
+    const st = fs.lstatSync(p, { throwIfNoEntry: false });
     return st === undefined ? undefined : toEntryStat(st);
   },
   realpath: (p) => fs.realpathSync.native(p),

@@ -30,7 +30,8 @@ import { prepareHandOver, restoreScanner, snapshotScanner, type ReexecContext } 
 import type { ScannerSnapshot } from './handover.ts';
 import { Plumbing } from './plumbing.ts';
 import { Ending, type ScannerExit } from './ending.ts';
-import { ServiceTable, cancelRestarts, listSome, slots, type ServiceEntry, type Slot } from './slots.ts';
+import { ServiceTable, cancelRestarts, listSome, slotPath, slots, type ServiceEntry, type Slot } from './slots.ts';
+import { followMoves } from './follow.ts';
 
 export { DIVERTIBLE_SIGNALS, SCANNER_SIGNALS, ScannerSetupError, type ScannerSignal } from './scandir-control.ts';
 export type { ScannerExit } from './ending.ts';
@@ -270,16 +271,17 @@ export class Scanner {
     }
     const seen = new Set<string>();
     const { found, unstatable, retry } = this.#readEntries(names, seen);
+    // Real paths of the directories the entries' links point into, for this scan only.
+    const realParents = new Map<string, string>();
+    const followed = followMoves({ scandir: this.scandir, files, report: this.#opts.report }, found, realParents);
     // Every supervisor holds a few fds (lock, control, readiness and logger pipes): make
     // room for them in one step rather than one table growth after another.
     files.reserveFds(256 + 4 * (this.#table.running + 2 * found.length));
     // Pipelines first, so that both ends exist before either side starts.
     this.#plumbing.updatePipelines();
-    const tooMany = this.#startEntries(found);
+    const tooMany = this.#startEntries(found, realParents);
     // Problems are gathered and reported once per scan: a scan dir full of junk gives a few clear lines.
-    if (unstatable.length > 0) {
-      this.#opts.report('warning', `unable to stat ${unstatable.length} entr${unstatable.length === 1 ? 'y' : 'ies'} of ${this.scandir}: ${listSome(unstatable)} - retrying in ${SCAN_RETRY_MS / 1000} seconds`);
-    }
+    if (unstatable.length > 0) this.#opts.report('warning', `unable to stat ${unstatable.length} entr${unstatable.length === 1 ? 'y' : 'ies'} of ${this.scandir}: ${listSome(unstatable)} - retrying in ${SCAN_RETRY_MS / 1000} seconds`);
     if (tooMany.length > 0) {
       this.#opts.report('warning', `not supervising ${tooMany.length} service director${tooMany.length === 1 ? 'y' : 'ies'} of ${this.scandir}: too many services (the limit is ${this.#maxServices}; raise it with -c): ${listSome(tooMany)}`);
     }
@@ -289,7 +291,7 @@ export class Scanner {
       cancelRestarts(entry);
       this.#ending.forgetIfDead(entry);
     }
-    if (retry) this.#scheduleScanRetry();
+    if (retry || !followed) this.#scheduleScanRetry();
   }
 
   // ---- internals -------------------------------------------------------------------------
@@ -326,15 +328,13 @@ export class Scanner {
   }
 
   /** Starts the supervisors the found entries lack, updates the stdio of those running; returns the slots the -c limit kept out. */
-  #startEntries(found: ServiceEntry[]): string[] {
+  #startEntries(found: ServiceEntry[], realParents: Map<string, string>): string[] {
     const tooMany: string[] = [];
-    // Real paths of the directories the entries' links point into, for this scan only.
-    const realParents = new Map<string, string>();
     for (const entry of found) {
       for (const slot of slots(entry)) {
         const sup = slot.sup;
         if (sup === undefined) {
-          if (this.#startSlot(entry, slot, realParents) === 'too-many') tooMany.push(slot.name);
+          if (this.#startSlot(entry, slot, realParents) === 'too-many') tooMany.push(slotPath(entry, slot));
         } else if (sup.state === 'up' || sup.state === 'down' || sup.state === 'finish') {
           // A supervisor told to exit has closed its stdio on purpose; leave it so.
           sup.setStdio(this.#plumbing.stdioFor(entry, slot));
@@ -355,23 +355,23 @@ export class Scanner {
     if (this.#table.running >= this.#maxServices) return 'too-many';
     const stdio = this.#plumbing.stdioFor(entry, slot);
     slot.lastStart = this.#host.monotonicMs();
+    const name = slotPath(entry, slot); // where it is now: the entry may have been renamed
     try {
       // Resolved once, as s6-supervise chdir()s into it: removing or renaming the scan dir's
       // link later must not pull the directory out from under a running supervisor.
-      const dir = this.#host.files.realServicedir(this.scandir, slot.name, realParents);
+      const dir = this.#host.files.realServicedir(this.scandir, name, realParents);
       this.#table.attach(this.#host.openSupervisor(slot.name, dir, this.#supervisorHost, stdio), entry, slot);
     } catch (err) {
       const why = err instanceof SupervisorSetupError ? err.message : strerror(err);
-      this.#opts.report('warning', `unable to supervise ${path.join(this.scandir, slot.name)}: ${why} - retrying in ${SUPERVISOR_RETRY_MS / 1000} seconds`);
+      this.#opts.report('warning', `unable to supervise ${path.join(this.scandir, name)}: ${why} - retrying in ${SUPERVISOR_RETRY_MS / 1000} seconds`);
       slot.restart = this.#supervisorHost.setTimer(SUPERVISOR_RETRY_MS, () => { slot.restart = undefined; this.#restartSlot(entry, slot); });
     }
     return undefined;
   }
 
   #restartSlot(entry: ServiceEntry, slot: Slot): void {
-    if (this.#startSlot(entry, slot) === 'too-many') {
-      this.#opts.report('warning', `not supervising ${path.join(this.scandir, slot.name)}: too many services (the limit is ${this.#maxServices}; raise it with -c)`);
-    }
+    if (this.#startSlot(entry, slot) !== 'too-many') return;
+    this.#opts.report('warning', `not supervising ${path.join(this.scandir, slotPath(entry, slot))}: too many services (the limit is ${this.#maxServices}; raise it with -c)`);
   }
 
   #supervisorExited(sup: Supervisor): void {

@@ -8,10 +8,11 @@ import type { SupervisorFiles } from './servicefiles.ts';
 /** The settings of one service directory. */
 export class ServiceSettings {
   readonly #files: SupervisorFiles;
-  readonly #dir: string;
+  /** The service directory as it is now (it follows a rename). */
+  readonly #dir: () => string;
   readonly #warn: (message: string) => void;
 
-  constructor(files: SupervisorFiles, dir: string, warn: (message: string) => void) {
+  constructor(files: SupervisorFiles, dir: () => string, warn: (message: string) => void) {
     this.#files = files;
     this.#dir = dir;
     this.#warn = warn;
@@ -19,14 +20,14 @@ export class ServiceSettings {
 
   /** A signal file (`down-signal`, `reload-signal`), else `fallback`. */
   signal(file: string, fallback: number): number {
-    const setting = this.#files.signalSetting(this.#dir, file);
+    const setting = this.#files.signalSetting(this.#dir(), file);
     if (setting.problem !== undefined) this.#warn(`${setting.problem} - using ${fallback === SIGNALS.TERM ? 'SIGTERM' : 'SIGHUP'}`);
     return setting.value ?? fallback;
   }
 
   /** An unsigned decimal file (`timeout-kill`, `notification-fd`…), else `fallback`. */
   uint(file: string, fallback: number): number {
-    const setting = this.#files.uintSetting(this.#dir, file);
+    const setting = this.#files.uintSetting(this.#dir(), file);
     if (setting.problem !== undefined) this.#warn(`${setting.problem} - using the default`);
     return setting.value ?? fallback;
   }

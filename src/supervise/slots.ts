@@ -55,6 +55,11 @@ export function slots(entry: ServiceEntry): Slot[] {
   return entry.log === undefined ? [entry.main] : [entry.main, entry.log];
 }
 
+/** Where a slot's directory is in the scan dir now: the entry's current name (it may have been renamed), `/log` for the logger. */
+export function slotPath(entry: ServiceEntry, slot: Slot): string {
+  return slot === entry.main ? entry.name : `${entry.name}/log`;
+}
+
 /** Cancels every pending (re)start of an entry's slots. */
 export function cancelRestarts(entry: ServiceEntry): void {
   for (const slot of slots(entry)) {

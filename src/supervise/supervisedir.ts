@@ -38,7 +38,7 @@ export interface TimerHandle {
 export interface SuperviseDirOptions {
   /** The service's name (for messages). */
   name: string;
-  /** The service directory. */
+  /** The service directory, as found (moveTo follows a rename). */
   dir: string;
   files: SupervisorFiles;
   /** The status record to write, as it is now. */
@@ -54,6 +54,8 @@ export interface SuperviseDirOptions {
 /** The supervise/ directory of one Supervisor. */
 export class SuperviseDir {
   #opts: SuperviseDirOptions;
+  /** The service directory's real path now. */
+  #dir: string;
   #held: HeldSuperviseDir | undefined;
   /** false while supervise/ could not be set up (degraded: no control FIFO, no status file). */
   #ready = true;
@@ -68,6 +70,7 @@ export class SuperviseDir {
 
   constructor(opts: SuperviseDirOptions) {
     this.#opts = opts;
+    this.#dir = opts.dir;
   }
 
   /**
@@ -98,10 +101,10 @@ export class SuperviseDir {
   /** Sends `events` to event/ listeners and to the observer, without a status write (s6's `x`). */
   notify(events: string): void {
     const owing = !this.#owed.empty;
-    this.#opts.files.notify(this.#opts.dir, events, this.#owed);
+    this.#opts.files.notify(this.#dir, events, this.#owed);
     this.#opts.onEvent(events);
     if (!owing && !this.#owed.empty) {
-      this.#opts.report('warning', `unable to notify every listener of ${path.join(this.#opts.dir, 'event')}: ${strerror(this.#owed.lastError)} - retrying every ${EVENT_RETRY_MS / 1000} seconds`);
+      this.#opts.report('warning', `unable to notify every listener of ${path.join(this.#dir, 'event')}: ${strerror(this.#owed.lastError)} - retrying every ${EVENT_RETRY_MS / 1000} seconds`);
     }
     this.#retryOwedEvents();
   }
@@ -110,7 +113,7 @@ export class SuperviseDir {
   recordStart(pid: number): void {
     if (!this.#ready) return;
     try {
-      this.#opts.files.recordStart(this.#opts.dir, pid);
+      this.#opts.files.recordStart(this.#dir, pid);
     } catch { /* only adoption needs it: without it, a successor starts the service afresh */ }
   }
 
@@ -118,10 +121,25 @@ export class SuperviseDir {
   recordDeath(stamp: Tain, wstat: number, max: number): void {
     if (!this.#ready || max === 0) return;
     try {
-      this.#opts.files.recordDeath(this.#opts.dir, deathFromWstat(stamp, wstat), max);
+      this.#opts.files.recordDeath(this.#dir, deathFromWstat(stamp, wstat), max);
     } catch (err) {
-      this.#opts.report('warning', `unable to update ${path.join(this.#opts.dir, 'supervise', 'death_tally')}: ${strerror(err)}`);
+      this.#opts.report('warning', `unable to update ${path.join(this.#dir, 'supervise', 'death_tally')}: ${strerror(err)}`);
     }
+  }
+
+  /** The service directory's real path now. */
+  get dir(): string {
+    return this.#dir;
+  }
+
+  /**
+   * The service directory was renamed to `dir`: the fds held in it (lock, control FIFO)
+   * are still good, and every later use goes there. A status write that failed meanwhile
+   * (the old path was gone) is done now rather than at its retry.
+   */
+  moveTo(dir: string): void {
+    this.#dir = dir;
+    if (this.#statusDirty && !this.#closed) this.#writeStatus();
   }
 
   /** Whether supervise/ is set up (the death tally is kept only then). */
@@ -140,7 +158,7 @@ export class SuperviseDir {
   /** The next image's side: serves the fds handed over; with none (degraded mode, or an adoption), sets up afresh, keeping the death tally. */
   resume(fds: HeldFds | undefined): void {
     if (fds === undefined) { this.open(false); return; }
-    this.#held = this.#opts.files.resumeHeld(this.#opts.dir, fds, this.#controlReader());
+    this.#held = this.#opts.files.resumeHeld(this.#dir, fds, this.#controlReader());
   }
 
   /** The next image, the supervisor whole again: bytes written to the control FIFO during the exec are acted on now. */
@@ -160,7 +178,7 @@ export class SuperviseDir {
   }
 
   #setUp(resetDeathTally: boolean): void {
-    this.#held = this.#opts.files.setUp(this.#opts.dir, resetDeathTally, this.#controlReader());
+    this.#held = this.#opts.files.setUp(this.#dir, resetDeathTally, this.#controlReader());
   }
 
   #controlReader(): ControlReader {
@@ -185,16 +203,16 @@ export class SuperviseDir {
         return;
       }
       this.#ready = true;
-      this.#opts.report('info', `${path.join(this.#opts.dir, 'supervise')} is set up: ${this.#opts.name} can be controlled again`);
+      this.#opts.report('info', `${path.join(this.#dir, 'supervise')} is set up: ${this.#opts.name} can be controlled again`);
       this.#writeStatus();
     });
   }
 
   #writeStatus(): void {
     if (!this.#ready) return;
-    const file = path.join(this.#opts.dir, 'supervise', 'status');
+    const file = path.join(this.#dir, 'supervise', 'status');
     try {
-      this.#opts.files.writeStatus(this.#opts.dir, this.#opts.status());
+      this.#opts.files.writeStatus(this.#dir, this.#opts.status());
       this.#statusDirty = false;
       if (this.#statusFailing) {
         this.#statusFailing = false;
@@ -221,8 +239,8 @@ export class SuperviseDir {
     this.#eventRetry = this.#opts.setTimer(EVENT_RETRY_MS, () => {
       this.#eventRetry = undefined;
       if (this.#statusDirty && !this.#closed) this.#writeStatus();
-      this.#opts.files.notify(this.#opts.dir, '', this.#owed);
-      if (this.#owed.empty) this.#opts.report('info', `${path.join(this.#opts.dir, 'event')}: every listener has its events again`);
+      this.#opts.files.notify(this.#dir, '', this.#owed);
+      if (this.#owed.empty) this.#opts.report('info', `${path.join(this.#dir, 'event')}: every listener has its events again`);
       this.#retryOwedEvents();
     });
   }

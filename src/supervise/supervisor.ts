@@ -43,8 +43,6 @@ const DEFAULT_TIMEOUT_FINISH_MS = 5_000;
 export class Supervisor {
   /** The service's name as s6 gives it: `foo` or `foo/log`. */
   readonly name: string;
-  /** Absolute path of the service directory. */
-  readonly dir: string;
   #host: SupervisorHost;
   #files: SupervisorFiles;
   #launcher: Launcher;
@@ -65,12 +63,12 @@ export class Supervisor {
 
   private constructor(name: string, dir: string, host: SupervisorHost, stdio: SupervisorStdio) {
     this.name = name;
-    this.dir = dir;
     this.#host = host;
     this.#files = host.files;
-    this.#settings = new ServiceSettings(host.files, dir, (m) => host.report('warning', m));
+    const where = (): string => this.#superviseDir.dir;
+    this.#settings = new ServiceSettings(host.files, where, (m) => host.report('warning', m));
     this.#launcher = new Launcher({
-      name, dir, files: host.files,
+      name, dir: where, files: host.files,
       spawn: (opts, onExit) => host.spawn(opts, onExit),
       report: (level, message) => host.report(level, message),
       uintSetting: (file, fallback) => this.#settings.uint(file, fallback),
@@ -101,6 +99,16 @@ export class Supervisor {
     return sup;
   }
 
+  /** Absolute real path of the service directory (s6-supervise's cwd). */
+  get dir(): string { return this.#superviseDir.dir; }
+
+  /**
+   * The scanner found this directory (same device and inode) at another real path: renamed,
+   * as t6-rc-update does to a carried-over servicedir. s6-supervise, whose cwd it is, follows
+   * without knowing; here every later use takes the new path. Held fds and `run`'s cwd are unaffected.
+   */
+  moveTo(dir: string): void { this.#superviseDir.moveTo(dir); }
+
   /** The current state ('gone' once the supervisor has ended). */
   get state(): SupervisorState | 'gone' { return this.#state; }
 
@@ -119,14 +127,10 @@ export class Supervisor {
   }
 
   /** The scanner's request to end: 'term' (down then exit), 'hup' (exit once the service dies), 'quit' (exit now). */
-  request(kind: 'term' | 'hup' | 'quit'): void {
-    this.#input(kind);
-  }
+  request(kind: 'term' | 'hup' | 'quit'): void { this.#input(kind); }
 
   /** Replaces stdin/stdout for later spawns (the scanner closing a logger pipe). */
-  setStdio(stdio: SupervisorStdio): void {
-    this.#launcher.stdio = stdio;
-  }
+  setStdio(stdio: SupervisorStdio): void { this.#launcher.stdio = stdio; }
 
   /** The only place the state changes. */
   #enter(next: SupervisorState | 'gone'): void {
@@ -382,10 +386,7 @@ export class Supervisor {
     });
   }
 
-  #disarm(): void {
-    this.#timer?.cancel();
-    this.#timer = undefined;
-  }
+  #disarm(): void { this.#timer?.cancel(); this.#timer = undefined; }
 
   /**
    * Re-exec: everything the next image needs to carry on, in a snapshot; this supervisor
@@ -444,7 +445,5 @@ export class Supervisor {
   }
 
   /** Writes status, then sends `events` (see SuperviseDir.commit). */
-  #commit(events?: string): void {
-    this.#superviseDir.commit(events);
-  }
+  #commit(events?: string): void { this.#superviseDir.commit(events); }
 }

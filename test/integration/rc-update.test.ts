@@ -14,6 +14,7 @@ after(async () => { for (const c of cleanups.reverse()) await c(); });
 
 const sh = (script: string): string => `#!/bin/sh\n${script}\n`;
 const run = (prog: string, args: string[]) => spawnSync(path.join(BIN, prog), args, { encoding: 'utf8' });
+const exec = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: 'utf8' });
 
 test('planUpdate: restart when gone, retyped, flagged, or depending on a restart; renames follow the conversion file', () => {
   const base = tmpdir('t6-rcu-');
@@ -154,4 +155,129 @@ test('conversion files s6-rc-update refuses are refused before anything changes;
   writeDb(path.join(base, 'db3'), both);
   const db3 = loadDb(path.join(base, 'db3'));
   assert.deepEqual([...parseConversions('"a" restart\nb restart restart # twice\n', db1, db3)], [['a', { to: undefined, restart: true }], ['b', { to: undefined, restart: true }]]);
+});
+
+/** Every directory under `root` (links not followed) that holds a `supervise/`: the servicedirs a supervisor has run on. */
+function superviseDirs(root: string): string[] {
+  const out: string[] = [];
+  const walk = (dir: string): void => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      if (!e.isDirectory()) continue;
+      if (e.name === 'supervise') out.push(dir);
+      else walk(path.join(dir, e.name));
+    }
+  };
+  walk(root);
+  return out.sort();
+}
+
+/** The live directories next to LIVE (`live:t6-rc-…`), and anything else t6-rc left there. */
+const liveDirs = (base: string): string[] => fs.readdirSync(base).filter((n) => n.startsWith('live:')).sort();
+
+/**
+ * Database i of a run of updates: keep (up throughout; its run script changes), r<i> (up
+ * throughout, renamed at each update), add<i> (new at update i, brought up, gone at i+1),
+ * even (only in even databases, never up), o (a oneshot).
+ */
+function updateDb(base: string, i: number): string {
+  return writeDb(path.join(base, `db${i}`), [
+    { name: 'keep', type: 'longrun', run: sh(`# version ${i}\nexec sleep 3600`) },
+    { name: `r${i}`, type: 'longrun', run: sh('exec sleep 3600') },
+    { name: `add${i}`, type: 'longrun', run: sh('exec sleep 3600') },
+    ...(i % 2 === 0 ? [{ name: 'even', type: 'longrun' as const, run: sh('exec sleep 3600') }] : []),
+    { name: 'o', type: 'oneshot', up: ['true'] },
+  ]);
+}
+
+async function updatesInARow(scanner: 'native' | 's6-svscan', count: number): Promise<void> {
+  const base = tmpdir('t6-rcu-');
+  const scandir = path.join(base, 'service');
+  const live = path.join(base, 'live');
+  fs.mkdirSync(scandir);
+  const tree = await Tree.start(scandir, scanner === 'native' ? {} : { command: ['s6-svscan', '-d', '3'] });
+  cleanups.push(async () => { await tree.stop(); fs.rmSync(base, { recursive: true, force: true }); });
+  assert.equal(run('t6-rc-init', ['-c', updateDb(base, 0), '-l', live, scandir]).status, 0);
+  // Oneshots need t6-svscan's runner: under another scanner, longruns only.
+  const up = run('t6-rc', ['-l', live, '-u', 'change', 'keep', 'r0', 'add0', ...(scanner === 'native' ? ['o'] : [])]);
+  assert.equal(up.status, 0, up.stderr);
+  const pid = (name: string): number | undefined => readStatus(path.join(scandir, name))?.pid;
+  const [keepPid, rPid] = [pid('keep'), pid('r0')];
+  assert.ok(keepPid! > 0 && rPid! > 0);
+  for (let i = 1; i <= count; i++) {
+    fs.writeFileSync(path.join(base, 'conv'), `r${i - 1} -> r${i}\n`);
+    const u = run('t6-rc-update', ['-l', live, '-f', path.join(base, 'conv'), updateDb(base, i)]);
+    assert.equal(u.status, 0, `update ${i}: ${u.stderr}`);
+    assert.equal(u.stderr, '', `update ${i}: no warning`);
+    assert.deepEqual([pid('keep'), pid(`r${i}`)], [keepPid, rPid], `update ${i}: the same processes`);
+    assert.match(fs.readFileSync(path.join(scandir, 'keep', 'run'), 'utf8'), new RegExp(`# version ${i}\n`), 'the new files, copied where it runs');
+    assert.ok(!fs.existsSync(path.join(scandir, `add${i - 1}`)) && !fs.existsSync(path.join(scandir, `r${i - 1}`)));
+    assert.deepEqual(liveDirs(base), [fs.readlinkSync(live)], `update ${i}: one live directory`);
+    assert.equal(run('t6-rc', ['-l', live, '-u', 'change', `add${i}`]).status, 0);
+    if (i === Math.ceil(count / 2)) {
+      // Refused (no such old service): nothing changes, the same live directory stays.
+      fs.writeFileSync(path.join(base, 'conv'), 'nowhere -> keep\n');
+      const refused = run('t6-rc-update', ['-l', live, '-f', path.join(base, 'conv'), updateDb(base, i + 1)]);
+      assert.equal(refused.status, 3, refused.stderr);
+      assert.deepEqual(liveDirs(base), [fs.readlinkSync(live)], 'a refused update: the same live directory');
+      fs.rmSync(path.join(base, `db${i + 1}`), { recursive: true });
+    }
+  }
+  // No servicedir left but the live ones: every one a supervisor ever ran on is in the live dir.
+  const real = fs.realpathSync(live);
+  const longruns = ['keep', `r${count}`, `add${count}`, ...(count % 2 === 0 ? ['even'] : [])].sort();
+  assert.deepEqual(fs.readdirSync(path.join(real, 'servicedirs')).sort(), longruns);
+  assert.deepEqual(superviseDirs(base), longruns.map((n) => path.join(real, 'servicedirs', n)).sort());
+  assert.equal(run('t6-rc', ['-l', live, 'diff']).status, 0);
+  // The kept service's supervisor works where its directory is now: down, then up again.
+  const sd = path.join(scandir, 'keep');
+  const [svc, svstat] = scanner === 'native' ? [path.join(BIN, 't6-svc'), path.join(BIN, 't6-svstat')] : ['s6-svc', 's6-svstat'];
+  assert.equal(exec(svc, ['-wD', '-d', sd]).status, 0);
+  assert.match(exec(svstat, [sd]).stdout, /^down \(exitcode 0|^down \(signal SIGTERM\)/);
+  assert.equal(exec(svc, ['-wu', '-u', sd]).status, 0);
+  assert.match(exec(svstat, [sd]).stdout, /^up \(pid \d+\)/);
+  assert.notEqual(pid('keep'), keepPid);
+  if (scanner === 'native') assert.equal(tree.output.text, '', 't6-svscan had nothing to complain about (no status write failed, every move was followed)');
+}
+
+test('t6-rc-update ten times in a row: one live directory and no orphaned servicedirs left; a longrun up throughout keeps its process and its supervisor', async () => {
+  await updatesInARow('native', 10);
+});
+
+test('the same under real s6-svscan: s6-supervise follows its renamed directory by itself', async () => {
+  await updatesInARow('s6-svscan', 3);
+});
+
+test('what an older t6-rc-update left (live directories reduced to servicedirs, a running one behind a link) goes at the next update', async () => {
+  const base = tmpdir('t6-rcu-');
+  const scandir = path.join(base, 'service');
+  const live = path.join(base, 'live');
+  fs.mkdirSync(scandir);
+  const tree = await Tree.start(scandir);
+  cleanups.push(async () => { await tree.stop(); fs.rmSync(base, { recursive: true, force: true }); });
+  assert.equal(run('t6-rc-init', ['-c', updateDb(base, 0), '-l', live, scandir]).status, 0);
+  assert.equal(run('t6-rc', ['-l', live, '-u', 'change', 'keep', 'add0']).status, 0);
+  const keepPid = readStatus(path.join(scandir, 'keep'))!.pid;
+  // The older layout: a new live dir whose servicedirs/keep links to the running one, and the
+  // first live dir reduced to its servicedirs (add0's was removed; even's had ended).
+  const first = fs.realpathSync(live);
+  const older = `${live}:t6-rc-update:OLDER1`;
+  fs.mkdirSync(path.join(older, 'servicedirs'), { recursive: true });
+  for (const f of ['compiled', 'scandir']) fs.symlinkSync(fs.readlinkSync(path.join(first, f)), path.join(older, f));
+  for (const f of ['prefix', 'lock', 'state']) fs.copyFileSync(path.join(first, f), path.join(older, f));
+  for (const n of ['keep', 'add0', 'even']) fs.symlinkSync(path.join(first, 'servicedirs', n), path.join(older, 'servicedirs', n));
+  fs.symlinkSync(path.basename(older), `${live}.new`);
+  fs.renameSync(`${live}.new`, live);
+  for (const f of ['compiled', 'scandir', 'prefix', 'lock', 'state']) fs.unlinkSync(path.join(first, f));
+  assert.deepEqual(liveDirs(base), [path.basename(first), path.basename(older)].sort());
+
+  const u = run('t6-rc-update', ['-l', live, updateDb(base, 1)]);
+  assert.equal(u.status, 0, u.stderr);
+  assert.equal(readStatus(path.join(scandir, 'keep'))!.pid, keepPid);
+  assert.deepEqual(liveDirs(base), [fs.readlinkSync(live)]);
+  const real = fs.realpathSync(live);
+  assert.deepEqual(superviseDirs(base), ['add1', 'keep', 'r1'].map((n) => path.join(real, 'servicedirs', n)));
+  const sd = path.join(scandir, 'keep');
+  assert.equal(exec(path.join(BIN, 't6-svc'), ['-wD', '-d', sd]).status, 0);
+  assert.match(exec(path.join(BIN, 't6-svstat'), [sd]).stdout, /^down /);
+  assert.equal(tree.output.text, '');
 });

@@ -27,7 +27,9 @@ class FakeSupervisor {
   stdio: SupervisorStdio;
   readonly status = { stamp: tainFromUnixMs(0), readyStamp: tainFromUnixMs(0), pid: 1, wstat: 0, paused: false, finishing: false, wantUp: true, ready: true };
   readonly name: string;
-  readonly dir: string;
+  dir: string;
+  /** The directories moveTo was given, in order. */
+  moves: string[] = [];
   readonly host: SupervisorHost;
   constructor(name: string, dir: string, host: SupervisorHost, stdio: SupervisorStdio) {
     this.name = name;
@@ -38,6 +40,7 @@ class FakeSupervisor {
   request(kind: string): void { this.requests.push(kind); }
   command(bytes: string): void { this.commands += bytes; }
   setStdio(stdio: SupervisorStdio): void { this.stdio = stdio; }
+  moveTo(dir: string): void { this.dir = dir; this.moves.push(dir); }
   takeWaitingControl(): void { this.requests.push('take waiting control'); }
   /** The supervisor ends (s6-supervise exits). */
   end(): void {
@@ -145,6 +148,73 @@ test('a scan gives every service directory one supervisor; dot-names, plain file
   assert.equal(host.one('b').dir, fs.realpathSync(path.join(scandir, 'b')));
   scanner.scan();
   assert.equal(host.supervisors.length, 2, 'a rescan starts nothing twice');
+});
+
+test('a service directory renamed in the scan dir keeps its supervisor, which follows it there (and its log/ supervisor too)', () => {
+  const { scandir, host, open } = start();
+  makeService(path.join(scandir, 'a'), { run: SLEEP, log: { run: '#!/bin/sh\nexec cat\n' } });
+  const scanner = open();
+  const [sup, log] = [host.one('a'), host.one('a/log')];
+  scanner.scan();
+  assert.deepEqual([sup.moves, log.moves], [[], []], 'nothing moved: nothing to follow');
+  fs.renameSync(path.join(scandir, 'a'), path.join(scandir, 'b'));
+  scanner.scan();
+  assert.equal(host.supervisors.length, 2, 'the same supervisors: the same directory');
+  assert.deepEqual(sup.moves, [fs.realpathSync(path.join(scandir, 'b'))]);
+  assert.deepEqual(log.moves, [fs.realpathSync(path.join(scandir, 'b', 'log'))]);
+  // Started again later (it ended), the supervisor is started where the directory is now.
+  host.advance(5000);
+  sup.end();
+  assert.equal(host.one('a').dir, fs.realpathSync(path.join(scandir, 'b')));
+});
+
+test('a servicedir moved to another live directory, its link going through a re-pointed LIVE symlink, keeps its supervisor there', () => {
+  const { scandir, host, open } = start();
+  const base = tmpdir();
+  const [old, next] = ['live:1', 'live:2'].map((d) => path.join(base, d, 'servicedirs'));
+  makeService(path.join(old!, 'svc'), { run: SLEEP });
+  fs.mkdirSync(next!, { recursive: true });
+  fs.symlinkSync('live:1', path.join(base, 'live'));
+  fs.symlinkSync(path.join(base, 'live', 'servicedirs', 'svc'), path.join(scandir, 'svc'));
+  const scanner = open();
+  const sup = host.one('svc');
+  assert.equal(sup.dir, fs.realpathSync(path.join(old!, 'svc')));
+  // t6-rc-update's way: rename the servicedir into the new live dir, leave a link where it
+  // was (the old path still works until the scan), switch LIVE, scan.
+  fs.renameSync(path.join(old!, 'svc'), path.join(next!, 'svc'));
+  fs.symlinkSync(path.join(next!, 'svc'), path.join(old!, 'svc'));
+  fs.symlinkSync('live:2', path.join(base, 'live.new'));
+  fs.renameSync(path.join(base, 'live.new'), path.join(base, 'live'));
+  scanner.scan();
+  assert.equal(host.one('svc'), sup);
+  assert.deepEqual(sup.moves, [fs.realpathSync(path.join(next!, 'svc'))], 'where the directory really is, not the link');
+  fs.unlinkSync(path.join(old!, 'svc'));
+  scanner.scan();
+  assert.equal(sup.moves.length, 1, 'once');
+});
+
+test('a moved directory that cannot be followed is reported; its supervisor stays where it was and the scan is retried', () => {
+  let fail = false;
+  const host = new FakeScannerHost({
+    realServicedir: (scandir, name, cache) => {
+      if (fail) throw Object.assign(new Error('EIO'), { code: 'EIO' });
+      return systemScannerFiles.realServicedir(scandir, name, cache);
+    },
+  });
+  const { scandir, reports, open } = start({ host });
+  makeService(path.join(scandir, 'a'), { run: SLEEP });
+  const scanner = open();
+  const sup = host.one('a');
+  const before = sup.dir;
+  fs.renameSync(path.join(scandir, 'a'), path.join(scandir, 'b'));
+  fail = true;
+  scanner.scan();
+  assert.equal(host.one('a'), sup, 'the supervisor goes on');
+  assert.equal(sup.dir, before);
+  assert.ok(reports.some((r) => r.startsWith(`warning: unable to follow ${before} to ${path.join(scandir, 'b')}: `) && r.endsWith('supervising it where it was; retrying at the next scan')), reports.join('\n'));
+  fail = false;
+  host.advance(SCAN_RETRY_MS);
+  assert.deepEqual(sup.moves, [fs.realpathSync(path.join(scandir, 'b'))], 'followed by the retry');
 });
 
 test('a service with log/run gets a logger supervisor, joined by one pipe the scanner holds', () => {

@@ -57,6 +57,23 @@ test('a running service: the next image has the same state, status and pid, and 
   assert.equal(host.spawned.length + next.spawned.length, 1, 'nothing restarted');
 });
 
+test('a supervisor moved to a renamed directory hands over the new path; the next image carries on there', () => {
+  const dir = service();
+  const host = new FakeHost();
+  const sup = Supervisor.open('svc', dir, host);
+  const moved = `${dir}-moved`;
+  fs.renameSync(dir, moved);
+  sup.moveTo(moved);
+  const snap = sup.handOver();
+  assert.equal(snap.dir, moved);
+  const next = new FakeHost();
+  const resumed = Supervisor.resume(snap, next, {}, 5, false);
+  open.push(resumed);
+  assert.equal(resumed.dir, moved);
+  resumed.command('d');
+  assert.equal(decodeStatus(fs.readFileSync(path.join(moved, 'supervise/status')))!.wantUp, false);
+});
+
 test('a crash-looping service: its restart deadline moves by the time the exec took, never resets', () => {
   const dir = service();
   const host = new FakeHost();

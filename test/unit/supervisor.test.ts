@@ -98,6 +98,29 @@ test('in UP, d sends the down-signal then SIGCONT and clears want-up; no event u
   assert.equal(host.spawned.length, 1, 'not restarted: want down');
 });
 
+test('moved (its directory renamed, the scanner says where to): status, settings, down file and run are found at the new path; a status write that failed meanwhile is done at once', () => {
+  const { dir, host, sup } = setup({ 'down-signal': 'SIGUSR1\n' });
+  const moved = `${dir}-moved`;
+  fs.renameSync(dir, moved);
+  sup.command('d'); // before the scanner has seen the rename: the status write fails
+  assert.ok(host.reports.some((r) => r.startsWith(`warning: unable to write ${dir}/supervise/status`)), host.reports.join('\n'));
+  sup.moveTo(moved);
+  assert.equal(sup.dir, moved);
+  const status = () => decodeStatus(fs.readFileSync(path.join(moved, 'supervise/status')))!;
+  assert.equal(status().wantUp, false, 'written at once at the new path');
+  assert.ok(host.reports.includes(`info: ${moved}/supervise/status is being written again`), host.reports.join('\n'));
+  host.last().onExit(10);
+  assert.equal(status().pid, 0);
+  sup.command('U'); // removes the down file, starts run
+  assert.equal(host.last().path, path.join(moved, 'run'));
+  sup.command('D'); // creates the down file, stops with the down-signal read at the new path
+  assert.ok(fs.existsSync(path.join(moved, 'down')));
+  assert.deepEqual(host.kills.slice(-2), [[host.last().pid, 10], [host.last().pid, 18]]);
+  const reports = host.reports.length;
+  host.advance(1000); // the status retry armed by the failure finds nothing left to write
+  assert.equal(host.reports.length, reports);
+});
+
 test('without readiness a dead service restarts one second after it went down', () => {
   const { host } = setup();
   host.last().onExit(EXIT(1));
