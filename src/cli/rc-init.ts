@@ -3,7 +3,7 @@
  * or t6-svscan not running on scandir; 4 invalid compiled database; 111 system error or
  * timeout.
  */
-import path from 'node:path';
+import { t6BinDir } from './_paths.ts';
 import { type CommandIo, FatalError, UsageError } from './_run.ts';
 import { getopt, uintOption } from './_getopt.ts';
 import { DEFAULT_COMPILED, DEFAULT_LIVE, LiveError, initLive } from '../rc/live.ts';
@@ -23,11 +23,6 @@ and (for pipelines) s6rc-fdholder, and waits until they are ready.
   -d         dereference compiled: live/compiled points at its real path, not at the
              (symbolic link) path given, which may then also be relative
 `;
-
-/** t6's bin directory: the bundles run from dist/, the commands are in bin/ beside it. */
-function t6BinDir(): string {
-  return path.resolve(path.dirname(process.argv[1] ?? '.'), '..', 'bin');
-}
 
 export async function main(args: string[], io: CommandIo): Promise<number> {
   if (args.includes('--help')) { io.out(HELP); return EXIT.ok; }

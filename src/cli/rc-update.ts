@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { t6BinDir } from './_paths.ts';
 import { type CommandIo, FatalError, UsageError } from './_run.ts';
 import { getopt, uintOption } from './_getopt.ts';
 import { loadDb, DbError } from '../rc/db.ts';
@@ -95,7 +96,7 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     if (down === EXIT.rcTimedOut) return EXIT.updateTimedOut;
     if (down !== EXIT.ok) return EXIT.updateFailed;
     say.info('updating state and service directories');
-    const current = await switchLive(old, next, plan, timeoutMs, say.warn);
+    const current = await switchLive(old, next, plan, timeoutMs, say.warn, t6BinDir());
     say.info('starting services in the new database');
     const up = await new Change(current, plan.start, { ...opts, up: true, stopEssentials: false }, say).done;
     if (up === EXIT.ok) say.info('successfully switched to new database');

@@ -49,3 +49,19 @@ function storeEnd(storeProg: string, socket: string, id: string, fd: number): vo
   const how = r.status === null ? `was killed by signal ${r.signal ?? '?'}` : `exited ${r.status}`;
   throw new FdholderError(`unable to store ${id} in ${socket}: ${storeProg} ${how}${said === '' ? '' : ` (${said})`}`);
 }
+
+/**
+ * Deletes both ends of each consumer's pipe from the fd holder with `deleteProg`
+ * (s6-fdholder-delete); an end that is not there is fine. Throws FdholderError otherwise.
+ */
+export function deletePipes(deleteProg: string, socket: string, consumers: readonly string[]): void {
+  for (const consumer of consumers) {
+    for (const id of [pipeId('r', consumer), pipeId('w', consumer)]) {
+      const r = spawnSync(deleteProg, [socket, id], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
+      if (r.error !== undefined) throw new FdholderError(`unable to run ${deleteProg}: ${strerror(r.error)}`);
+      // s6-fdholder-delete says ENOENT (exit 1) for an identifier the holder does not have.
+      if (r.status === 0 || r.status === 1) continue;
+      throw new FdholderError(`unable to delete ${id} from ${socket}: ${deleteProg} exited ${r.status ?? r.signal}`);
+    }
+  }
+}

@@ -24,6 +24,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_PATH } from '../sys/spawn.ts';
+import type { Db, LongrunService } from './db.ts';
+import { deletePipes, storePipes } from './fdholder.ts';
 
 /** The oneshot runner's service name (s6-rc's). */
 export const RUNNER_SERVICE = 's6rc-oneshot-runner';
@@ -40,7 +42,7 @@ export interface ForeignTools {
   pipes?: {
     execlineb: string; fdmove: string; fdswap: string; fdclose: string; piperw: string; background: string;
     elgetpositionals: string; emptyenv: string;
-    daemon: string; retrieve: string; store: string;
+    daemon: string; retrieve: string; store: string; delete: string;
   };
 }
 
@@ -77,7 +79,7 @@ export function findForeignTools(env: readonly string[], t6Bin: string, pipeline
       fdclose: find('fdclose', el), piperw: find('piperw', el), background: find('background', el),
       elgetpositionals: find('elgetpositionals', el), emptyenv: find('emptyenv', el),
       daemon: find('s6-fdholder-daemon', pathDirs), retrieve: find('s6-fdholder-retrieve', pathDirs),
-      store: find('s6-fdholder-store', pathDirs),
+      store: find('s6-fdholder-store', pathDirs), delete: find('s6-fdholder-delete', pathDirs),
     };
   }
   if (missing.length > 0) {
@@ -177,4 +179,64 @@ export function wrapPipelined(dir: string, tools: ForeignTools, feeds: string | 
 export function foreignRunnerSocket(live: string): string | undefined {
   const dir = path.join(live, 'servicedirs', RUNNER_SERVICE);
   return fs.existsSync(dir) ? path.join(dir, 's') : undefined;
+}
+
+/** Whether a live directory (its real path) was made for a foreign scanner. */
+export function isForeignLive(liveReal: string): boolean {
+  return fs.existsSync(path.join(liveReal, 'servicedirs', RUNNER_SERVICE));
+}
+
+/** The consumers of a database's pipelines, by name. */
+export function consumersOf(db: Db): string[] {
+  return db.services.filter((s) => s.type === 'longrun' && s.consumerFor.length > 0).map((s) => s.name);
+}
+
+/** A longrun's run (and finish) as the foreign scanner needs them: wrapped when it is pipelined. */
+export function wrapIfPipelined(dir: string, db: Db, s: LongrunService, tools: ForeignTools): void {
+  const feeds = s.producerFor === undefined ? undefined : db.services[s.producerFor]!.name;
+  const consumes = s.consumerFor.length > 0 ? s.name : undefined;
+  if (feeds !== undefined || consumes !== undefined) wrapPipelined(dir, tools, feeds, consumes);
+}
+
+/** What t6-rc-update does with the internal services of a foreign live dir. */
+export interface InternalUpdate {
+  /** Running internal servicedirs, to be moved into the new live dir like carried longruns. */
+  carried: string[];
+  /** Internal services made new (down), to be linked, then started. */
+  fresh: string[];
+}
+
+/**
+ * Prepares the internal services for an update to `next`, before the switch: the running
+ * ones are carried; the fd holder (made if `next` has its first pipelines) gets the pipes
+ * of every new consumer now, so that they are there when the consumers start, and the new
+ * list of consumers for its next start. Throws FdholderError if a pipe cannot be stored.
+ */
+export function prepareInternalUpdate(oldReal: string, newReal: string, next: Db, tools: ForeignTools): InternalUpdate {
+  const out: InternalUpdate = { carried: [RUNNER_SERVICE], fresh: [] };
+  const consumers = consumersOf(next);
+  const holder = path.join(oldReal, 'servicedirs', FDHOLDER_SERVICE);
+  if (fs.existsSync(holder)) {
+    out.carried.push(FDHOLDER_SERVICE);
+    const had = fs.readFileSync(path.join(holder, 'data', 'consumers'), 'utf8').split('\n').filter((c) => c !== '');
+    const socket = path.join(holder, 's');
+    // A consumer that goes loses its pipe (it would be refused if it came back later).
+    const removed = had.filter((c) => !consumers.includes(c));
+    if (removed.length > 0) deletePipes(tools.pipes!.delete, socket, removed);
+    const added = consumers.filter((c) => !had.includes(c));
+    if (added.length > 0) storePipes(tools.pipes!.store, socket, added);
+    writeConsumers(holder, consumers);
+  } else if (tools.pipes !== undefined) {
+    const dir = path.join(newReal, 'servicedirs', FDHOLDER_SERVICE);
+    writeFdholderService(dir, tools, consumers);
+    fs.writeFileSync(path.join(dir, 'down'), '');
+    out.fresh.push(FDHOLDER_SERVICE);
+  }
+  return out;
+}
+
+/** A carried-over servicedir after the new files were copied over it: old wrappers gone, rewrapped if pipelined. */
+export function rewrapCarried(dir: string, next: Db, s: LongrunService, tools: ForeignTools): void {
+  for (const f of ['run.user', 'finish.user']) fs.rmSync(path.join(dir, f), { force: true });
+  wrapIfPipelined(dir, next, s, tools);
 }

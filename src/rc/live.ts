@@ -14,11 +14,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { type Db, DbError, type LongrunService, type Service, loadDb } from './db.ts';
+import { type Db, DbError, type Service, loadDb } from './db.ts';
 import { ClientError, svOk, svcSend, svscanctlSend, waitFor } from '../s6/client.ts';
 import {
   FDHOLDER_SERVICE, type ForeignTools, MissingToolError, RUNNER_SERVICE,
-  findForeignTools, wrapPipelined, writeFdholderService, writeRunnerService,
+  consumersOf, findForeignTools, wrapIfPipelined, writeFdholderService, writeRunnerService,
 } from './foreign.ts';
 import { currentEnv } from '../sys/spawn.ts';
 import { listenFifodir } from '../s6/fifodir.ts';
@@ -158,7 +158,7 @@ async function initLocked(opts: InitOptions): Promise<void> {
   for (const s of longruns) {
     const dst = path.join(real, 'servicedirs', s.name);
     copyTree(path.join(db.dir, 'servicedirs', s.name), dst);
-    if (foreign !== undefined) wrapForForeign(dst, db, s, foreign);
+    if (foreign !== undefined) wrapIfPipelined(dst, db, s, foreign);
     else if (s.producerFor !== undefined) writePipelineLink(dst, db, s, opts.prefix);
     fs.writeFileSync(path.join(dst, 'down'), '');
   }
@@ -179,7 +179,7 @@ async function initLocked(opts: InitOptions): Promise<void> {
 }
 
 /** The tools of the internal services, or LiveError 111 naming what is missing. */
-function foreignToolsFor(db: Db, opts: InitOptions): ForeignTools {
+export function foreignToolsFor(db: Db, opts: { scandir: string; t6Bin?: string | undefined }): ForeignTools {
   if (opts.t6Bin === undefined) throw new LiveError(`no t6-svscan runner socket in ${opts.scandir}, and no t6 bin directory to run the oneshot runner from`, EXIT.system);
   const pipelines = db.services.some((s) => s.type === 'longrun' && s.producerFor !== undefined);
   try {
@@ -190,18 +190,11 @@ function foreignToolsFor(db: Db, opts: InitOptions): ForeignTools {
   }
 }
 
-/** A pipelined longrun's wrapper run script, for a foreign scanner. */
-function wrapForForeign(dir: string, db: Db, s: LongrunService, tools: ForeignTools): void {
-  const feeds = s.producerFor === undefined ? undefined : db.services[s.producerFor]!.name;
-  const consumes = s.consumerFor.length > 0 ? s.name : undefined;
-  if (feeds !== undefined || consumes !== undefined) wrapPipelined(dir, tools, feeds, consumes);
-}
-
 /** Writes s6rc-oneshot-runner (and s6rc-fdholder when there are pipelines), down; returns their names. */
 function writeInternalServices(servicedirs: string, db: Db, tools: ForeignTools): string[] {
   const names = [RUNNER_SERVICE];
   writeRunnerService(path.join(servicedirs, RUNNER_SERVICE), tools);
-  const consumers = db.services.filter((s) => s.type === 'longrun' && s.consumerFor.length > 0).map((s) => s.name);
+  const consumers = consumersOf(db);
   if (tools.pipes !== undefined) {
     writeFdholderService(path.join(servicedirs, FDHOLDER_SERVICE), tools, consumers);
     names.push(FDHOLDER_SERVICE);
@@ -211,7 +204,7 @@ function writeInternalServices(servicedirs: string, db: Db, tools: ForeignTools)
 }
 
 /** Brings the internal services up and waits for their readiness; they stay up from then on. */
-async function startInternal(live: string, names: readonly string[], deadline: number): Promise<void> {
+export async function startInternal(live: string, names: readonly string[], deadline: number): Promise<void> {
   const dirs = names.map((n) => liveServicedir(live, n));
   const left = deadline === Infinity ? 0 : Math.max(1, Math.floor(deadline - performance.now()));
   let w;

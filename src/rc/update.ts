@@ -23,7 +23,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { type Db, type Service, atomicsOf } from './db.ts';
 import { reverseDeps } from './plan.ts';
-import { type Live, LiveError, unlinkIfExists, linkIntoScandir, liveServicedir, openLive, writeState, writePipelineLink } from './live.ts';
+import { type Live, LiveError, foreignToolsFor, unlinkIfExists, linkIntoScandir, liveServicedir, openLive, startInternal, writeState, writePipelineLink } from './live.ts';
+import { type ForeignTools, isForeignLive, prepareInternalUpdate, rewrapCarried, wrapIfPipelined } from './foreign.ts';
 import { type Move, SwitchError, moveAndSwitch, removeOldLiveDirs, replaceLink } from './livedirs.ts';
 import { svscanctlSend } from '../s6/client.ts';
 import { listenFifodir, makeFifodir } from '../s6/fifodir.ts';
@@ -156,12 +157,14 @@ export function planUpdate(old: Db, oldState: readonly boolean[], next: Db, conv
  * supervisors are gone. Returns the new Live. Throws LiveError 111 on failure before the
  * point of no return (LIVE still the old one, its servicedirs where they were).
  */
-export async function switchLive(old: Live, next: Db, plan: UpdatePlan, timeoutMs: number, warn: (message: string) => void = () => {}): Promise<Live> {
+export async function switchLive(old: Live, next: Db, plan: UpdatePlan, timeoutMs: number, warn: (message: string) => void = () => {}, t6Bin?: string): Promise<Live> {
   const oldReal = fs.realpathSync(old.dir);
+  // Under a foreign scanner, its tools are checked before anything is made.
+  const foreign = isForeignLive(oldReal) ? foreignToolsFor(next, { scandir: old.scandir, t6Bin }) : undefined;
   const real = fs.mkdtempSync(`${old.dir}:t6-rc-update:`);
-  let built: { moves: Move[]; fresh: string[]; carried: Map<string, string> };
+  let built: Built;
   try {
-    built = buildLive(real, old, oldReal, next, plan);
+    built = buildLive(real, old, oldReal, next, plan, foreign);
   } catch (err) {
     fs.rmSync(real, { recursive: true, force: true });
     throw new LiveError(`unable to build ${real}: ${strerror(err)}`, EXIT.system);
@@ -189,6 +192,7 @@ export async function switchLive(old: Live, next: Db, plan: UpdatePlan, timeoutM
     // This scan also shows t6-svscan where the carried-over servicedirs are now.
     followed = await linkIntoScandir(old.dir, old.scandir, old.prefix, built.fresh, timeoutMs);
     await svscanctlSend(old.scandir, 'n').catch(() => {});
+    if (built.startInternal.length > 0) await startInternal(old.dir, built.startInternal, timeoutMs > 0 ? performance.now() + timeoutMs : Infinity);
     await exited.promise;
     if (!followed && built.moves.length > 0) warn(`t6-svscan on ${old.scandir} did not say that its supervisors follow renamed servicedirs (an older image?): keeping the links to them in ${oldReal} until an update after its re-exec`);
   } finally {
@@ -203,7 +207,17 @@ export async function switchLive(old: Live, next: Db, plan: UpdatePlan, timeoutM
  * The new live dir's files and fresh servicedirs (copied, with a `down` file). A carried-over
  * servicedir gets the new files where it runs, online, and is listed to be moved in.
  */
-function buildLive(real: string, old: Live, oldReal: string, next: Db, plan: UpdatePlan): { moves: Move[]; fresh: string[]; carried: Map<string, string> } {
+interface Built {
+  moves: Move[];
+  /** Servicedirs made new, to be linked into the scandir (with a `down` file). */
+  fresh: string[];
+  /** Old name → new name of every servicedir moved in. */
+  carried: Map<string, string>;
+  /** Internal services made new (foreign.ts), to be started once linked. */
+  startInternal: string[];
+}
+
+function buildLive(real: string, old: Live, oldReal: string, next: Db, plan: UpdatePlan, foreign: ForeignTools | undefined): Built {
   fs.chmodSync(real, 0o755);
   fs.symlinkSync(next.dir, path.join(real, 'compiled'));
   fs.symlinkSync(old.scandir, path.join(real, 'scandir'));
@@ -224,18 +238,26 @@ function buildLive(real: string, old: Live, oldReal: string, next: Db, plan: Upd
       const from = old.db.services[oi]!.name;
       const running = fs.realpathSync(path.join(oldReal, 'servicedirs', from));
       fs.cpSync(src, running, { recursive: true, force: true });
-      writePipelineLink(running, next, s, old.prefix);
+      if (foreign !== undefined) rewrapCarried(running, next, s, foreign);
+      else writePipelineLink(running, next, s, old.prefix);
       moves.push({ from: running, to: dst });
       carried.set(from, s.name);
     } else {
       fs.cpSync(src, dst, { recursive: true });
-      writePipelineLink(dst, next, s, old.prefix);
+      if (foreign !== undefined) wrapIfPipelined(dst, next, s, foreign);
+      else writePipelineLink(dst, next, s, old.prefix);
       fs.writeFileSync(path.join(dst, 'down'), '');
       makeFifodir(path.join(dst, 'event'));
       fresh.push(s.name);
     }
   }
-  return { moves, fresh, carried };
+  if (foreign === undefined) return { moves, fresh, carried, startInternal: [] };
+  const internal = prepareInternalUpdate(oldReal, real, next, foreign);
+  for (const name of internal.carried) {
+    moves.push({ from: path.join(oldReal, 'servicedirs', name), to: path.join(real, 'servicedirs', name) });
+    carried.set(name, name);
+  }
+  return { moves, fresh: [...internal.fresh, ...fresh], carried, startInternal: internal.fresh };
 }
 
 /** Subscribes now to each dir's `x` event; `promise` resolves when all came or after `ms`. */

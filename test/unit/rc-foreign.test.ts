@@ -53,7 +53,7 @@ test('wrapPipelined: the producer part comes first, then the consumer part, then
     fs.writeFileSync(path.join(dir, 'finish'), '#!/bin/sh\n', { mode: 0o755 });
     const pipes = {
       execlineb: '/x/execlineb', fdmove: '/x/fdmove', fdswap: '/x/fdswap', fdclose: '/x/fdclose', piperw: '/x/piperw',
-      background: '/x/background', elgetpositionals: '/x/elgetpositionals', emptyenv: '/x/emptyenv', daemon: '/y/d', retrieve: '/y/r', store: '/y/s',
+      background: '/x/background', elgetpositionals: '/x/elgetpositionals', emptyenv: '/x/emptyenv', daemon: '/y/d', retrieve: '/y/r', store: '/y/s', delete: '/y/x',
     };
     wrapPipelined(dir, { t6Bin: '/t6', pipes }, 'next', 'middle');
     assert.equal(fs.readFileSync(path.join(dir, 'run.user'), 'utf8'), '#!/bin/sh\necho mine\n');
@@ -82,7 +82,7 @@ test('a wrapped finish gets its arguments, and a name holding `$1` stays as it i
     fs.writeFileSync(path.join(dir, 'finish'), `#!/bin/sh\nprintf '%s|' "$@" > ${dir}/args\nenv | grep -c '^[#0-9]=' >> ${dir}/args || true\n`, { mode: 0o755 });
     const pipes = {
       execlineb: EXECLINEB, fdmove: el('fdmove'), fdswap: el('fdswap'), fdclose: el('fdclose'), piperw: el('piperw'),
-      background: el('background'), elgetpositionals: el('elgetpositionals'), emptyenv: el('emptyenv'), daemon: '/y/d', retrieve, store: '/y/s',
+      background: el('background'), elgetpositionals: el('elgetpositionals'), emptyenv: el('emptyenv'), daemon: '/y/d', retrieve, store: '/y/s', delete: '/y/x',
     };
     wrapPipelined(dir, { t6Bin: '/t6', pipes }, undefined, 'dollar$1 "x"');
     const r = spawnSync(path.join(dir, 'finish'), ['256', '15', 'x y'], { cwd: dir, encoding: 'utf8' });
