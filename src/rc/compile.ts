@@ -193,13 +193,20 @@ function buildDb(
   const longruns = all.filter((s) => s.type === 'longrun');
   const oneshots = all.filter((s) => s.type === 'oneshot');
   const bundles = all.filter((s) => s.type === 'bundle');
+  const atomics = [...longruns, ...oneshots];
   const index = new Map<string, number>();
-  [...longruns, ...oneshots].forEach((s, i) => index.set(s.name, i));
+  for (let i = 0; i < atomics.length; i++) index.set(atomics[i]!.name, i);
   /** Indexes of names (already unique), sorted. */
   const idx = (names: Iterable<string>): number[] => {
     const out: number[] = [];
-    for (const n of names) out.push(index.get(n)!);
-    return out.sort((a, b) => a - b);
+    for (const n of names) {
+      // Insertion sort: these lists are short, and Array.prototype.sort allocates for each.
+      const v = index.get(n)!;
+      let i = out.length;
+      for (; i > 0 && out[i - 1]! > v; i--) out[i] = out[i - 1]!;
+      out[i] = v;
+    }
+    return out;
   };
 
   // Essential: flag-essential on the service, or on a bundle containing it.
@@ -211,22 +218,31 @@ function buildDb(
   }
   const producersOf = new Map<string, string[]>(); // consumer → its producers
   for (const [p, c] of producerFor) producersOf.set(c, [...(producersOf.get(c) ?? []), p]);
+  const headOf = new Map<SourceService, string>(); // the last consumer of a named pipeline → its name
+  for (const [name, last] of pipelineNames) if (!headOf.has(last)) headOf.set(last, name);
 
+  // Object literals in full rather than spreads of a common part: a thousand services go
+  // through here before anything is optimised. The key order is db.json's.
   const services: Service[] = [];
-  for (const s of [...longruns, ...oneshots]) {
-    const base = {
-      name: s.name, index: index.get(s.name)!, source: s.source, essential: essential.has(s.name),
-      deps: idx(deps.get(s.name)?.keys() ?? []), timeoutUp: s.timeoutUp, timeoutDown: s.timeoutDown,
-    };
+  for (let i = 0; i < atomics.length; i++) {
+    const s = atomics[i]!;
+    const d = deps.get(s.name);
+    const ds = d === undefined ? [] : idx(d.keys());
+    const ess = essential.has(s.name);
     if (s.type === 'oneshot') {
-      services.push({ ...base, type: 'oneshot', up: s.up, down: s.down } satisfies OneshotService);
+      services.push({
+        name: s.name, index: i, source: s.source, essential: ess, deps: ds,
+        timeoutUp: s.timeoutUp, timeoutDown: s.timeoutDown, type: 'oneshot', up: s.up, down: s.down,
+      } satisfies OneshotService);
     } else {
       const c = producerFor.get(s.name);
+      const producers = producersOf.get(s.name);
       services.push({
-        ...base, type: 'longrun', readiness: s.notificationFd !== undefined,
+        name: s.name, index: i, source: s.source, essential: ess, deps: ds,
+        timeoutUp: s.timeoutUp, timeoutDown: s.timeoutDown, type: 'longrun', readiness: s.notificationFd !== undefined,
         producerFor: c === undefined ? undefined : index.get(c)!,
-        consumerFor: idx(producersOf.get(s.name) ?? []),
-        pipelineName: [...pipelineNames].find(([, last]) => last === s)?.[0],
+        consumerFor: producers === undefined ? [] : idx(producers),
+        pipelineName: headOf.get(s),
       } satisfies LongrunService);
     }
   }

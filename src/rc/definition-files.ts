@@ -25,6 +25,9 @@ export interface FileData {
   mode: number;
 }
 
+/** Non-blocking, so that a FIFO named like a definition file cannot hang the compile. */
+const O_READ = fs.constants.O_RDONLY | fs.constants.O_NONBLOCK;
+
 /** One buffer for every read of a compile: files are read whole, then copied out. */
 let readBuf = Buffer.allocUnsafe(64 * 1024);
 
@@ -38,7 +41,9 @@ let readBuf = Buffer.allocUnsafe(64 * 1024);
 export function readFile(dir: string, file: string, problem: Report, wantMode = false): FileData | undefined {
   const mode = readInto(dir, file, problem, wantMode);
   if (mode === undefined) return undefined;
-  return { data: Buffer.from(readBuf.subarray(0, lastLen)), mode: wantMode ? mode : 0o644 };
+  const data = Buffer.allocUnsafe(lastLen);
+  readBuf.copy(data, 0, 0, lastLen);
+  return { data, mode: wantMode ? mode : 0o644 };
 }
 
 /** How many bytes the last readInto put in readBuf. */
@@ -51,7 +56,7 @@ let lastLen = 0;
 function readInto(dir: string, file: string, problem: Report, wantMode: boolean): number | undefined {
   let fd: number;
   try {
-    fd = fs.openSync(`${dir}/${file}`, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    fd = fs.openSync(`${dir}/${file}`, O_READ);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     problem(file, code === 'ENOENT' ? 'dangling symbolic link' : `unable to read: ${strerror(err)}`);
@@ -130,7 +135,7 @@ export function readList(dir: string, file: string, present: Set<string>, proble
   if ((file === 'dependencies' || file === 'contents') && present.has(dotD)) {
     let entries: string[];
     try {
-      entries = fs.readdirSync(`${dir}/${dotD}`).filter((e) => !e.startsWith('.')).sort();
+      entries = sortedNames(fs.readdirSync(`${dir}/${dotD}`));
     } catch (err) {
       problem(dotD, err instanceof Error && (err as NodeJS.ErrnoException).code === 'ENOTDIR' ? 'is not a directory' : `unable to read: ${strerror(err)}`);
       return out;
@@ -147,6 +152,23 @@ export function readList(dir: string, file: string, present: Set<string>, proble
     const line = raw.replace(/^[ \t]+/, '');
     if (line === '' || line.startsWith('#')) continue;
     add(line, `${dir}/${file}`, file);
+  }
+  return out;
+}
+
+/**
+ * The names of a directory listing not starting with `.`, in String.prototype.sort's order
+ * (UTF-16 code units): an insertion sort, as a listing is short and usually sorted already
+ * (libuv sorts it by bytes), where Array.prototype.sort would allocate for each one.
+ */
+function sortedNames(listing: string[]): string[] {
+  const out: string[] = [];
+  for (let j = 0; j < listing.length; j++) {
+    const name = listing[j]!;
+    if (name.startsWith('.')) continue;
+    let i = out.length;
+    for (; i > 0 && out[i - 1]! > name; i--) out[i] = out[i - 1]!;
+    out[i] = name;
   }
   return out;
 }

@@ -121,7 +121,7 @@ function blockIndent(level: number): number[] {
 /** Appends a word's bytes to `argv` as text; what is wrong if they are not valid UTF-8. */
 function appendWord(argv: string[], word: readonly number[]): string | undefined {
   let ascii = true;
-  for (const b of word) if (b >= 0x80) { ascii = false; break; }
+  for (let i = 0; i < word.length; i++) if (word[i]! >= 0x80) { ascii = false; break; }
   if (ascii && word.length <= 4096) { argv.push(String.fromCharCode(...word)); return undefined; }
   const buf = Buffer.from(word);
   if (!isUtf8(buf)) return `word ${JSON.stringify(buf.toString('utf8'))} is not valid UTF-8`;
