@@ -20,8 +20,14 @@ import { ROOT, envInt, isMain, median, writeResults } from './lib.mjs';
 
 const { buildInitramfs, findVmAssets, Vm } = await import(path.join(ROOT, 'test/lib/vm.ts'));
 
-/** The real s6 stack on the same demo, from the issue (ms, MB). */
-export const S6_ISSUE = { bootMs: 1642, poweroffMs: 5183, poweroffNoGraceMs: 2153, rssMB: 18, pssMB: 3.3 };
+/**
+ * The real s6 stack on the same demo, as the issues measured it (ms, MB): not this run, and
+ * printed as such. Issue 5's figures (committed here on 2026-11-25); issue 12's boot figure,
+ * taken beside t6 in 5 alternating rounds within one hour, on a slower day for process
+ * creation (t6 measured 2,269 ms then).
+ */
+export const S6_ISSUE = { bootMs: 1642, poweroffMs: 5183, poweroffNoGraceMs: 2153, rssMB: 18, pssMB: 3.3, when: 'issue 5, by 2026-11-25' };
+export const S6_ISSUE12 = { bootMs: 2590, bootNoGraceMs: 2456, t6BootMs: 2269, when: 'issue 12, side by side' };
 
 async function oneBoot(assets, image) {
   const vm = Vm.boot({ qemu: assets.qemu, kernel: assets.kernel, initrd: image, timeoutMs: 120_000 });
@@ -65,7 +71,9 @@ export async function run() {
   const med = (key) => median(runs.map((r) => r[key]));
   const result = { runs, median: { bootMs: med('bootMs'), poweroffMs: med('poweroffMs'), rssMB: med('rssMB'), pssMB: med('pssMB') }, s6: S6_ISSUE };
   const m = result.median;
-  console.log('measurement                          t6 (median)   s6 (issue)   t6/s6   target');
+  // The s6 column is not this run's: the s6 stack is not installed here (say so, not a ratio of the same run).
+  console.log(`s6 column: the real s6 stack as ${S6_ISSUE.when} measured it, not this run; ${S6_ISSUE12.when}: s6 ${S6_ISSUE12.bootMs} ms, t6 ${S6_ISSUE12.t6BootMs} ms`);
+  console.log('measurement                          t6 (median)   s6 (issue 5)  t6/that target');
   console.log(`Run /sbin/init → default up (ms)     ${String(m.bootMs).padEnd(13)} ${String(S6_ISSUE.bootMs).padEnd(12)} ${(m.bootMs / S6_ISSUE.bootMs).toFixed(2).padEnd(7)} ≤ 700`);
   console.log(`poweroff → Power down (ms)           ${String(m.poweroffMs).padEnd(13)} ${String(S6_ISSUE.poweroffMs).padEnd(12)} ${(m.poweroffMs / S6_ISSUE.poweroffMs).toFixed(2).padEnd(7)} ≤ 300`);
   console.log(`t6 processes at rest, RSS (MB)       ${String(m.rssMB).padEnd(13)} ${String(S6_ISSUE.rssMB).padEnd(12)} ${(m.rssMB / S6_ISSUE.rssMB).toFixed(2).padEnd(7)} ≤ 60`);
