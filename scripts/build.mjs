@@ -60,8 +60,9 @@ await build({
   target: 'node24',
   external: ['koffi', '@koromix/*'],
   sourcemap: 'linked',
-  define: { 'import.meta.url': '__t6ModuleUrl', __T6_VERSION__: JSON.stringify(version) },
-  banner: { js: "const __t6ModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  // import.meta.url is computed when read (almost never in a bundle), not at every start.
+  define: { 'import.meta.url': '__t6Meta.url', __T6_VERSION__: JSON.stringify(version) },
+  banner: { js: "const __t6Meta = { get url() { return require('node:url').pathToFileURL(__filename).href; } };" },
   plugins: [builtinDefaults],
   logLevel: 'warning',
 });
