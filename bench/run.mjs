@@ -75,10 +75,18 @@ export function summaryRows(all) {
       const v = Object.fromEntries(Object.entries(per).map(([k, s]) => [k, s.median]));
       const isAll = row.startsWith('svstat -a');
       const n = Number(row.match(/\((\d+)\)/)?.[1]);
+      const node = cl.node?.median;
+      if (row === 'svok DIR' || row.startsWith('rc list')) {
+        // Issue 12: at most 1.1 × a bare `node -e 0` of the pinned Node, same run.
+        const label = row === 'svok DIR' ? 'one svok call (ms)' : `t6-rc list default, ${n} svcs (ms)`;
+        add(label, v, 'ms', `t6 ≤ 1.1 × node -e 0 (${fmt(node)})`, v.t6 === undefined || node === undefined ? undefined : v.t6 <= 1.1 * node);
+        continue;
+      }
       const limit = isAll ? (n === 1000 ? 60 : undefined) : 30;
       const label = isAll ? `t6-svstat -a, ${n} svcs (ms) [s6: loop, runit: sv status *]` : `one ${row === 'svc -u DIR' ? 'svc -u' : 'svstat'} call (ms)`;
       add(label, v, 'ms', limit === undefined ? '–' : `t6 ≤ ${limit} ms`, v.t6 === undefined || limit === undefined ? undefined : v.t6 <= limit);
     }
+    if (cl.node) rows.push(['  (node -e 0, pinned Node)', fmt(cl.node.median), '', '', '', '', '', '']);
     for (const s of cl.skipped) if (s.column === 't6') rows.push([`${s.row} (t6)`, 'skipped', '', '', '', '', s.reason.slice(0, 40), '–']);
     if (cl.floor) rows.push(['  (spawnSync floor: /bin/true)', fmt(cl.floor.median), '', '', '', '', '', '']);
   }

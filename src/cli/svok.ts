@@ -4,7 +4,7 @@
  */
 import { type CommandIo, FatalError, UsageError } from './_run.ts';
 import { parseClientArgs } from './_client.ts';
-import { ClientError, svOk } from '../s6/client.ts';
+import { ClientError, isSupervised } from '../s6/client.ts';
 import { EXIT } from '../s6/exit.ts';
 
 const USAGE = 't6-svok servicedir';
@@ -12,13 +12,13 @@ const USAGE = 't6-svok servicedir';
 export async function main(args: string[], io: CommandIo): Promise<number> {
   const parsed = parseClientArgs(args, {}, USAGE);
   if (parsed === undefined) {
-    io.out(`usage: ${USAGE}\nExits 0 if a supervisor holds servicedir/supervise/lock, 1 if not; 100 usage, 111 error.\n`);
+    io.out(`usage: ${USAGE}\nExits 0 if a supervisor runs on servicedir (it reads supervise/control, or holds\nsupervise/lock), 1 if not; 100 usage, 111 error.\n`);
     return EXIT.ok;
   }
   const dir = parsed.rest[0];
   if (dir === undefined) throw new UsageError(USAGE);
   try {
-    return (await svOk(dir)) ? EXIT.ok : EXIT.failed;
+    return (await isSupervised(dir)) ? EXIT.ok : EXIT.failed;
   } catch (err) {
     if (err instanceof ClientError) throw new FatalError(err.message, EXIT.system);
     throw err;

@@ -4,6 +4,7 @@
  * failure leaves nothing behind).
  *
  *   bin/        init halt poweroff reboot shutdown telinit — small sh scripts calling t6
+ *               (init runs t6's Node on the t6-linux-init bundle directly)
  *   env/        one file per -e variable
  *   scripts/    rc.init, rc.shutdown, runlevel, with the t6-rc lines active
  *   run-image/  copied into /run at boot:
@@ -20,6 +21,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { mkfifo } from '../sys/fd.ts';
+import { DAEMON_NODE_FLAGS } from '../sys/heap.ts';
 import { lexExecline } from '../s6/execline.ts';
 import {
   BIN_DIR, CATCHALL_LOGDIR, CATCHALL_SERVICE, CONTAINER_RESULTS, DEFAULT_SCANDIR, EARLY_GETTY_SERVICE, ENV_DIR, RUN_IMAGE,
@@ -111,9 +113,14 @@ interface Tree {
   fifos: Array<[string, number]>;
 }
 
-/** The init command line baked into bin/init. */
+/**
+ * The init command line baked into bin/init. It runs t6's Node on the t6-linux-init bundle
+ * itself, as the bin/ wrapper would, without the wrapper's shell: t6bin is a t6 tree's
+ * `bin/`, beside its `dist/` and `node_modules/node/` (the layout the wrappers assume too).
+ */
 function initCommand(o: MakerOptions): string[] {
-  const argv = [`${o.t6bin}/t6-linux-init`, '-c', o.basedir, '-m', `0${o.umask.toString(8).padStart(3, '0')}`, '-p', o.initialPath, '-q', String(o.graceMs)];
+  const t6Path = (rel: string): string => path.join(path.dirname(path.resolve(o.t6bin)), rel);
+  const argv = [t6Path('node_modules/node/bin/node'), ...DAEMON_NODE_FLAGS, t6Path('dist/t6-linux-init.cjs'), '-c', o.basedir, '-m', `0${o.umask.toString(8).padStart(3, '0')}`, '-p', o.initialPath, '-q', String(o.graceMs)];
   if (o.envStore !== undefined) argv.push('-s', o.envStore);
   if (o.devtmpfs !== undefined) argv.push('-d', o.devtmpfs);
   if (o.defaultRunlevel !== 'default') argv.push('-D', o.defaultRunlevel);

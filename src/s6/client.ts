@@ -249,6 +249,15 @@ function controlHasReader(dir: string): boolean {
   }
 }
 
+/**
+ * Does a supervisor run on `dir`? A reader on its control FIFO says yes at once (plain
+ * open(2): no libc binding to load, so a t6-svok of a supervised service costs only Node's
+ * start); without one, the lock probe decides (svOk), as s6_svc_ok does. Throws ClientError 'system'.
+ */
+export async function isSupervised(dir: string): Promise<boolean> {
+  return controlHasReader(dir) || (await svOk(dir));
+}
+
 function statusProbe(dir: string): ServiceProbe {
   return { supervised: true, ...readStatus(dir) };
 }
@@ -259,7 +268,7 @@ function statusProbe(dir: string): ServiceProbe {
  * Throws ClientError 'system'.
  */
 export async function probeService(dir: string): Promise<ServiceProbe> {
-  if (controlHasReader(dir) || (await svOk(dir))) return statusProbe(dir);
+  if (await isSupervised(dir)) return statusProbe(dir);
   return { supervised: false };
 }
 

@@ -86,7 +86,7 @@ test('every sh block of docs/coming-from-s6.md runs, in order, and does what the
   const pids = [...during.matchAll(/^up \(pid (\d+)\) \d+ seconds$/gm)].map((m) => m[1]);
   assert.equal(pids.length, 2, out);
   assert.notEqual(pids[0], pids[1], out);
-  assert.match(during, /t6-linux-init -c \/etc\/t6-linux-init\/current/, 'the boot tree\'s init runs t6-linux-init');
+  assert.match(during, /t6-linux-init\.cjs -c \/etc\/t6-linux-init\/current/, 'the boot tree\'s init runs t6-linux-init');
   // The pipeline carried web's line into its logger.
   assert.match(afterwards, /web: serving$/m, out);
   assert.match(afterwards, /^done$/m);

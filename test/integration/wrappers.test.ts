@@ -2,8 +2,12 @@
  * The bin/ wrappers (written by scripts/build.mjs) find t6's Node and bundles from $0, also
  * when $0 has no slash: a wrapper found through an empty PATH entry, `sh t6` in bin/,
  * `bash t6` (bash looks the script up in PATH), a symbolic link run by its bare name. And
- * the boot tree t6-linux-init-maker writes then names t6's real bin/ (absolute paths, no $0).
- * The long-lived commands get their heap limit. Needs a build.
+ * the boot tree t6-linux-init-maker writes then names t6's real bin/ (absolute paths, no $0),
+ * and its bin/init runs t6's Node on the bundle with no second shell. A client (t6-svok,
+ * t6-svstat) runs found through PATH with a bare $0, through a symbolic link, from a copied
+ * bin/ alone (it falls back to the tree it was built in) and from a copied tree (bin/, dist/,
+ * node_modules/node/ side by side: it runs its own). The long-lived commands get their heap
+ * limit. Needs a build.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -49,7 +53,54 @@ test('t6-linux-init-maker run through PATH writes scripts that call t6 by absolu
   assert.equal(r.status, 0, r.stderr);
   const halt = fs.readFileSync(path.join(out, 'bin/halt'), 'utf8');
   assert.match(halt, new RegExp(`^exec ${BIN.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/t6-hpr -h "\\$@"$`, 'm'));
-  assert.doesNotMatch(fs.readFileSync(path.join(out, 'bin/init'), 'utf8'), /\$0/);
+  const init = fs.readFileSync(path.join(out, 'bin/init'), 'utf8');
+  assert.doesNotMatch(init, /\$0/);
+  // bin/init execs t6's Node itself, with the t6-linux-init wrapper's options, on its bundle.
+  const root = path.dirname(BIN);
+  const flags = /\/node" (.*)"\$t6\/dist\/t6-linux-init\.cjs"/.exec(fs.readFileSync(path.join(BIN, 't6-linux-init'), 'utf8'))?.[1];
+  assert.ok(flags !== undefined, 'the t6-linux-init wrapper names its Node options');
+  assert.ok(init.includes(`\nexec ${root}/node_modules/node/bin/node ${flags}${root}/dist/t6-linux-init.cjs -c `), init);
+  const initArgv = /^exec (\S+) .* (\S+\.cjs) -c /m.exec(init);
+  for (const file of [initArgv?.[1], initArgv?.[2]]) assert.ok(file !== undefined && fs.existsSync(file), `${file} exists`);
+});
+
+/** Runs `argv` (a t6 client on a directory no one supervises); expects t6-svok's answer: exit 1, silent. */
+function runsSvok(argv: string[], cwd: string, pathVar: string): void {
+  const r = spawnSync(argv[0]!, argv.slice(1), { cwd, env: { PATH: pathVar }, encoding: 'utf8' });
+  assert.equal(r.status, 1, `${argv.join(' ')} in ${cwd} with PATH=${pathVar}: ${r.stderr}`);
+  assert.equal(r.stderr, '', argv.join(' '));
+}
+
+test('a client runs found through PATH with a bare $0, through a symbolic link, from a copied bin/, from a copied tree', () => {
+  const dir = tmpdir('t6-wrapper-');
+  // (a) Found through PATH: by exec (the kernel gets the full path) and, through an empty
+  // PATH entry or `sh NAME`, with $0 = the bare name.
+  runsSvok(['/bin/sh', '-c', 't6-svok /'], dir, `${BIN}:${SYSTEM_PATH}`);
+  runsSvok(['/bin/sh', '-c', 't6-svok /'], BIN, `:${SYSTEM_PATH}`);
+  runsSvok(['/bin/sh', 't6-svok', '/'], BIN, SYSTEM_PATH);
+  // (b) A symbolic link to bin/t6-svok, by path and by bare name, and a link to the link.
+  fs.mkdirSync(path.join(dir, 'links'));
+  fs.symlinkSync(path.join(BIN, 't6-svok'), path.join(dir, 'links', 'svok'));
+  fs.symlinkSync('svok', path.join(dir, 'links', 'svok2'));
+  runsSvok([path.join(dir, 'links', 'svok'), '/'], '/', SYSTEM_PATH);
+  runsSvok(['/bin/sh', '-c', 'svok2 /'], path.join(dir, 'links'), `:${SYSTEM_PATH}`);
+  runsSvok(['/bin/sh', '-c', 'svok /'], '/', `${path.join(dir, 'links')}:${SYSTEM_PATH}`);
+  // (c) bin/ copied alone (no ../dist beside it): the commands run from the tree they were built in.
+  fs.cpSync(BIN, path.join(dir, 'alone', 'bin'), { recursive: true });
+  runsSvok([path.join(dir, 'alone', 'bin', 't6-svok'), '/'], '/', SYSTEM_PATH);
+  runsSvok(['/bin/sh', '-c', 't6-svok /'], path.join(dir, 'alone', 'bin'), `:${SYSTEM_PATH}`);
+  // (d) A copied tree (bin/, dist/, node_modules/node/): it runs its own bundles.
+  const tree = path.join(dir, 'tree');
+  fs.cpSync(BIN, path.join(tree, 'bin'), { recursive: true });
+  fs.mkdirSync(path.join(tree, 'dist'));
+  fs.mkdirSync(path.join(tree, 'node_modules'));
+  fs.symlinkSync(fs.realpathSync(path.join(path.dirname(BIN), 'node_modules', 'node')), path.join(tree, 'node_modules', 'node'));
+  fs.writeFileSync(path.join(tree, 'dist', 't6-svstat.cjs'), "process.stdout.write('the copy\\n');\n");
+  const r = spawnSync('/bin/sh', ['-c', 't6-svstat /'], { cwd: '/', env: { PATH: `${path.join(tree, 'bin')}:${SYSTEM_PATH}` }, encoding: 'utf8' });
+  assert.equal(r.stdout, 'the copy\n', r.stderr);
+  // …and the real one behind a copied tree's symbolic link.
+  fs.symlinkSync(path.join(tree, 'bin', 't6-svstat'), path.join(dir, 'links', 'svstat'));
+  assert.equal(spawnSync(path.join(dir, 'links', 'svstat'), ['/'], { encoding: 'utf8' }).stdout, 'the copy\n');
 });
 
 test('t6-svscan and t6-linux-init run with the heap limit of src/sys/heap.ts; the other commands with V8\'s own', () => {

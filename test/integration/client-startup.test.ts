@@ -1,0 +1,41 @@
+/**
+ * The status and control clients start no more than Node itself does (issue 12): a
+ * t6-svstat, t6-svc or t6-svok of a supervised service, and a t6-svok of one nobody
+ * supervises, load no native module (koffi's libc binding costs a dlopen of a 1 MB library)
+ * and no module file beside their bundle. Needs a build.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ROOT, Tree, makeService, readStatus, tmpdir, until } from '../lib/harness.ts';
+
+const NODE = path.join(ROOT, 'node_modules', 'node', 'bin', 'node');
+
+/** Runs dist/NAME.cjs under the pinned Node with a preload that reports, at exit, what else was loaded. */
+function loadedBy(name: string, args: string[]): { status: number | null; loaded: string[] } {
+  const dir = tmpdir('t6-client-startup-');
+  const probe = path.join(dir, 'probe.cjs');
+  fs.writeFileSync(probe, `const fs = require('node:fs'); const dlopen = process.dlopen; const seen = [];
+process.dlopen = function (m, file, ...rest) { seen.push(file); return dlopen.call(this, m, file, ...rest); };
+process.on('exit', () => fs.writeFileSync(${JSON.stringify(path.join(dir, 'loaded'))}, JSON.stringify([...seen, ...Object.keys(require.cache).filter((f) => f !== __filename && !f.endsWith(${JSON.stringify(`/dist/${name}.cjs`)}))])));\n`);
+  const r = spawnSync(NODE, ['-r', probe, path.join(ROOT, 'dist', `${name}.cjs`), ...args], { encoding: 'utf8' });
+  return { status: r.status, loaded: JSON.parse(fs.readFileSync(path.join(dir, 'loaded'), 'utf8')) as string[] };
+}
+
+test('t6-svstat, t6-svc and t6-svok load no native module and nothing beside their bundle', async () => {
+  const scandir = tmpdir('t6-client-startup-scan-');
+  const svc = makeService(path.join(scandir, 'a'), { run: '#!/bin/sh\nexec sleep 1000\n' });
+  const tree = await Tree.start(scandir);
+  try {
+    await until('a up', () => readStatus(svc)?.pid);
+    for (const [name, args, status] of [['t6-svstat', [svc], 0], ['t6-svc', ['-u', svc], 0], ['t6-svok', [svc], 0], ['t6-svok', [scandir], 1]] as const) {
+      const r = loadedBy(name, [...args]);
+      assert.equal(r.status, status, `${name} ${args.join(' ')}`);
+      assert.deepEqual(r.loaded, [], `${name} ${args.join(' ')} loaded ${r.loaded.join(', ')}`);
+    }
+  } finally {
+    await tree.stop();
+  }
+});
