@@ -80,10 +80,10 @@ await build({
 // has grown by 1 MB before the first full GC, which start-up with a hundred services does
 // or not depending on timing: from then on it wakes the event loop every 8.1 s, finds the
 // allocation rate still "high" (the rate is only brought up to date by a GC, and an idle
-// process never has one) and waits again, forever: 7 wake-ups and about 10 ms of CPU a
-// minute in a process with nothing to do. The GCs it would start once allocation slows are
-// not missed: t6-svscan's resident memory at 1,000 services, settled and after three
-// rounds of restarting them all, is the same with and without it (bench/README.md).
+// process never has one) and waits again, forever: 7 or 8 wake-ups and about 10 ms of CPU
+// a minute in a process with nothing to do. The GCs it would start once allocation slows
+// are not missed: in every run here it never started one (--trace-memory-reducer: "high
+// alloc", waiting again each time), so memory is the same without it (bench/README.md).
 const heapLimitMatch = /^export const HEAP_LIMIT_MB = (\d+);$/m.exec(fs.readFileSync(path.join(root, 'src/sys/heap.ts'), 'utf8'));
 if (heapLimitMatch === null) throw new Error('src/sys/heap.ts: no `export const HEAP_LIMIT_MB = <number>;` line');
 const daemonFlags = `--max-semi-space-size=1 --max-old-space-size=${heapLimitMatch[1]} --no-memory-reducer `;
