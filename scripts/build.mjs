@@ -80,9 +80,18 @@ await build({
 // The long-lived process also gets an explicit heap limit, src/sys/heap.ts's HEAP_LIMIT_MB
 // (read from the file's text: this script runs under any Node, the .ts may not load): a
 // fixed ceiling instead of one V8 derives from the machine's memory (that file says why).
+//
+// And no memory reducer (issue 12, "idle means idle"). V8 arms it when the old generation
+// has grown by 1 MB before the first full GC, which start-up with a hundred services does
+// or not depending on timing: from then on it wakes the event loop every 8.1 s, finds the
+// allocation rate still "high" (the rate is only brought up to date by a GC, and an idle
+// process never has one) and waits again, forever: 7 or 8 wake-ups and about 10 ms of CPU
+// a minute in a process with nothing to do. The GCs it would start once allocation slows
+// are not missed: in every run here it never started one (--trace-memory-reducer: "high
+// alloc", waiting again each time), so memory is the same without it (bench/README.md).
 const heapLimitMatch = /^export const HEAP_LIMIT_MB = (\d+);$/m.exec(fs.readFileSync(path.join(root, 'src/sys/heap.ts'), 'utf8'));
 if (heapLimitMatch === null) throw new Error('src/sys/heap.ts: no `export const HEAP_LIMIT_MB = <number>;` line');
-const daemonFlags = `--max-semi-space-size=1 --max-old-space-size=${heapLimitMatch[1]} `;
+const daemonFlags = `--max-semi-space-size=1 --max-old-space-size=${heapLimitMatch[1]} --no-memory-reducer `;
 const nodeFlags = {
   't6-svscan': daemonFlags, 't6-linux-init': daemonFlags, 't6-rc': '--min-semi-space-size=4 ', 't6-rc-compile': '--max-semi-space-size=1 ',
 };

@@ -18,8 +18,9 @@ export const HEAP_LIMIT_MB = 256;
 
 /**
  * The Node options of t6's long-lived process (t6-svscan, and t6-linux-init, which becomes
- * it): a 1 MB young generation (it allocates little) and HEAP_LIMIT_MB. scripts/build.mjs
+ * it): a 1 MB young generation (it allocates little), HEAP_LIMIT_MB, and no memory reducer
+ * (armed by start-up, it woke an idle process every 8 s forever). scripts/build.mjs
  * writes the same into those commands' bin/ wrappers; t6-linux-init-maker into bin/init,
  * which runs Node itself, without the wrapper's shell.
  */
-export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', `--max-old-space-size=${HEAP_LIMIT_MB}`];
+export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', `--max-old-space-size=${HEAP_LIMIT_MB}`, '--no-memory-reducer'];

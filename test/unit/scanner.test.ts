@@ -259,6 +259,25 @@ test('a service directory that cannot be supervised is named in a warning and tr
   assert.equal(host.live('svc').length, 1);
 });
 
+test('idle: with every service supervised no timer is armed; a restart or a scan retry arms one only until it is due', () => {
+  const { scandir, host, open } = start();
+  const armed = (): number => host.timers.filter((t) => t.live).length;
+  for (const name of ['a', 'b']) makeService(path.join(scandir, name), { run: SLEEP, log: { run: SLEEP } });
+  const scanner = open();
+  assert.equal(armed(), 0, 'after the first scan');
+  host.advance(200);
+  host.one('a').end();
+  assert.equal(armed(), 1, 'a restart a second after the previous start');
+  host.advance(800);
+  assert.equal(host.live('a').length, 1);
+  fs.symlinkSync(path.join(scandir, 'nowhere'), path.join(scandir, 'dangling'));
+  scanner.command('a');
+  assert.equal(armed(), 1, 'a scan retry');
+  fs.unlinkSync(path.join(scandir, 'dangling'));
+  host.advance(SCAN_RETRY_MS);
+  assert.equal(armed(), 0, 'after the restart and the retry');
+});
+
 test('-c: past the limit, the services left out are named in one warning per scan', () => {
   const { scandir, host, reports, open } = start({ maxServices: 4 });
   for (const name of ['a', 'b', 'c', 'd', 'e', 'f']) makeService(path.join(scandir, name), { run: SLEEP });

@@ -158,6 +158,27 @@ test('a service ready for more than a second restarts at once; one ready less th
   assert.equal(host.spawned.length, 3);
 });
 
+test('idle: a service up and ready leaves no timer armed; a wait for the one-second rule or timeout-kill only until it ends', async () => {
+  const { host, sup } = setup({ 'notification-fd': '3\n', 'timeout-kill': '500\n' });
+  assert.deepEqual(host.liveTimers(), [], 'up, not yet ready');
+  const ready = host.nextEvent('U');
+  const fd = host.last().childFds.get(3)!;
+  fs.writeSync(fd, '\n');
+  fs.closeSync(fd);
+  await ready;
+  assert.deepEqual(host.liveTimers(), [], 'up and ready');
+  host.advance(300);
+  host.last().onExit(9);
+  assert.equal(host.liveTimers().length, 1, 'the restart waits for the second since readiness');
+  host.advance(700);
+  assert.equal(host.spawned.length, 2);
+  assert.deepEqual(host.liveTimers(), [], 'up again');
+  sup.command('d');
+  assert.equal(host.liveTimers().length, 1, 'timeout-kill');
+  host.last().onExit(15);
+  assert.deepEqual(host.liveTimers(), [], 'down: nothing left to wait for');
+});
+
 test('finish runs with exit code, signal, name and pid; exit 125 gives O then D and clears want-up', () => {
   const { host, sup, status } = setup({}, { finish: '#!/bin/sh\n' });
   host.last().onExit(EXIT(3));
