@@ -146,7 +146,7 @@ test('t6-linux-init-maker: the tree, its modes, the FIFO, -G and -e; refuses an 
     assert.equal(fs.statSync(path.join(out, 'bin', f)).mode & 0o777, 0o755, f);
   }
   // bin/init runs t6's Node on the bundle itself: no second shell (the bin/ wrapper's).
-  assert.match(fs.readFileSync(path.join(out, 'bin/init'), 'utf8'), /^exec \/opt\/t6\/node_modules\/node\/bin\/node --max-semi-space-size=1 --max-old-space-size=\d+ \/opt\/t6\/dist\/t6-linux-init\.cjs -c \/etc\/t6-linux-init\/current -m 0022 /m);
+  assert.match(fs.readFileSync(path.join(out, 'bin/init'), 'utf8'), /^exec \/opt\/t6\/node_modules\/node\/bin\/node --max-semi-space-size=1 --max-old-space-size=\d+ --no-memory-reducer \/opt\/t6\/dist\/t6-linux-init\.cjs -c \/etc\/t6-linux-init\/current -m 0022 /m);
   assert.match(fs.readFileSync(path.join(out, 'bin/poweroff'), 'utf8'), /exec \/opt\/t6\/bin\/t6-hpr -p "\$@"/);
   assert.match(fs.readFileSync(path.join(out, 'scripts/rc.init'), 'utf8'), /^\/opt\/t6\/bin\/t6-rc-init -c \/etc\/t6-rc\/compiled -l \/run\/t6-rc \/run\/service \|\| exit$/m);
   assert.match(fs.readFileSync(path.join(out, 'scripts/rc.shutdown'), 'utf8'), /^exec \/opt\/t6\/bin\/t6-rc -l \/run\/t6-rc -v2 -bDa change$/m);
