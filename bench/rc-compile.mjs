@@ -67,7 +67,11 @@ function rng(seed) {
  * `longrunRun` is every longrun's `run` script (bench/rc.mjs runs them, so its scripts
  * notify readiness on fd 3; here they are only compiled).
  */
-export function generateSource(dir, seed = 0x7e6, { longrunRun = `#!/bin/sh\nexec sleep 1d\n` } = {}) {
+export function generateSource(dir, seed = 0x7e6, { longrunRun = `#!/bin/sh\nexec sleep 1d\n`, total = TOTAL } = {}) {
+  // Other sizes (bench/scale.mjs) keep the shape: the same share of longruns and edges per service.
+  const TOTAL = total;
+  const LONGRUNS = Math.round((total * 692) / 1000);
+  const EDGES = Math.round((total * 1743) / 1000);
   const random = rng(seed);
   const pick = (n) => Math.floor(random() * n);
   const level = (i) => Math.floor((i * LEVELS) / TOTAL);
@@ -89,7 +93,7 @@ export function generateSource(dir, seed = 0x7e6, { longrunRun = `#!/bin/sh\nexe
     deps[i].add(d);
     edges++;
   }
-  const name = (i) => `svc-${String(i).padStart(4, '0')}`;
+  const name = (i) => `svc-${String(i).padStart(Math.max(4, String(TOTAL - 1).length), '0')}`;
   fs.mkdirSync(dir, { recursive: true });
   for (let i = 0; i < TOTAL; i++) {
     const d = path.join(dir, name(i));

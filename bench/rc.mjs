@@ -70,7 +70,7 @@ function machineJiffies() {
  * bench's cutime/cstime: 10 ms resolution), t6-svscan's on-CPU ms meanwhile, and the
  * machine's busy fraction. Throws on a non-zero exit.
  */
-function timed(argv, tree) {
+export function timed(argv, tree) {
   const svscan0 = tree ? cpuOf(tree.pid1).runNs : 0;
   const child0 = childrenCpuMs();
   const [b0, t0] = machineJiffies();
@@ -90,7 +90,7 @@ function timed(argv, tree) {
 }
 
 /** A t6-svscan tree (pid 1 of a pid namespace) on a fresh scandir; resolves when it listens. */
-export async function startTree(dir) {
+export async function startTree(dir, maxServices = 4000) {
   const scandir = path.join(dir, 'service');
   fs.mkdirSync(scandir);
   const log = path.join(dir, 'svscan.log');
@@ -99,7 +99,7 @@ export async function startTree(dir) {
   // bench would have to drain while it sits in spawnSync.
   const sup = {
     ...SUPERVISORS.t6,
-    command: (sd) => ['sh', '-c', 'exec "$0" -d 3 -c 4000 "$1" 3>"$2" >>"$3" 2>&1', t6Bin('t6-svscan'), sd, ready.path, log],
+    command: (sd) => ['sh', '-c', `exec "$0" -d 3 -c ${maxServices} "$1" 3>"$2" >>"$3" 2>&1`, t6Bin('t6-svscan'), sd, ready.path, log],
   };
   const tree = Tree.start(sup, scandir);
   try {

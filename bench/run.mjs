@@ -1,10 +1,13 @@
 /**
  * Runs every benchmark of bench/ — t6 beside s6 and runit, in the same run — and prints
- * one summary table against issue 2's targets. Results: bench/results/*.json (the summary
- * in summary-<time>.json and summary-latest.json).
+ * one summary table of every figure with the t6/peer ratios of this run, against the
+ * issues' targets, the machine's state (a /bin/true loop, load average) before and after,
+ * and each t6 figure against the previous summary (bench/results/summary-latest.json, read
+ * before it is overwritten): more than 10 % worse is printed as REGRESSION. Results:
+ * bench/results/*.json (the summary in summary-<time>.json and summary-latest.json).
  *
  *   npm run bench                       (builds, then runs this)
- *   node_modules/.bin/node bench/run.mjs [coldstart memory restart clients idle rc-compile rc log-memory reexec]
+ *   node_modules/.bin/node bench/run.mjs [coldstart memory restart clients idle rc-compile rc log-memory log-throughput reexec scale]
  *
  * Each benchmark also runs alone (node_modules/.bin/node bench/<name>.mjs) and documents
  * its own environment variables; the common ones:
@@ -13,7 +16,10 @@
  *   BENCH_QUIET_WAIT_S=60     how long to wait for the machine to be quiet before each benchmark
  *   BENCH_QUIET_MAX_PERCENT=15  what "quiet" means (CPU busy outside the bench)
  */
-import { SCAN_BASE, fmt, fsType, isMain, printTable, ratio, writeResults } from './lib.mjs';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { RESULTS_DIR, SCAN_BASE, fmt, fsType, isMain, printTable, ratio, writeResults } from './lib.mjs';
 import * as coldstart from './coldstart.mjs';
 import * as memory from './memory.mjs';
 import * as restart from './restart.mjs';
@@ -23,19 +29,28 @@ import * as rcCompile from './rc-compile.mjs';
 import * as rc from './rc.mjs';
 import * as logMemory from './log-memory.mjs';
 import * as reexec from './reexec.mjs';
+import * as logThroughput from './log-throughput.mjs';
+import * as scale from './scale.mjs';
 
-const BENCHMARKS = { coldstart, memory, restart, clients, idle, 'rc-compile': rcCompile, rc, 'log-memory': logMemory, reexec };
+const BENCHMARKS = {
+  coldstart, memory, restart, clients, idle, 'rc-compile': rcCompile, rc, 'log-memory': logMemory, 'log-throughput': logThroughput, reexec, scale,
+};
 
 /** "yes"/"NO" for a target check, "–" when it cannot be judged. */
 function verdict(ok) {
   return ok === undefined ? '–' : ok ? 'yes' : 'NO';
 }
 
-/** The summary rows: measurement, t6, s6, runit, t6/s6, t6/runit, target, met. */
-export function summaryRows(all) {
+/**
+ * The summary rows: measurement, t6, s6, runit, t6/s6, t6/runit, target, met. Every figure
+ * also goes into `figures` as numbers ({label, t6, s6, runit, higherIsBetter}), which the
+ * next run compares against.
+ */
+export function summaryRows(all, figures = []) {
   const rows = [];
-  const add = (label, v, unit, target, ok) => {
+  const add = (label, v, unit, target, ok, higherIsBetter = false) => {
     rows.push([label, fmt(v.t6), fmt(v.s6), fmt(v.runit), fmt(ratio(v.t6, v.s6)), fmt(ratio(v.t6, v.runit)), target, verdict(ok)]);
+    figures.push({ label, unit, t6: v.t6, s6: v.s6, runit: v.runit, higherIsBetter });
   };
   const cs = all.coldstart;
   if (cs) {
@@ -123,12 +138,87 @@ export function summaryRows(all) {
     add(`memory growth, ${lm.gb} GB into ${lm.services} loggers (MB) [s6: all s6-log+supervise]`, { t6: g, s6: growth(lm.s6) }, 'MB', 't6 ≤ 20 MB', g <= 20);
     rows.push([`  of t6's: anonymous ${fmt(lm.t6.anonGrowthMB)}, Node code pages ${fmt(lm.t6.fileGrowthMB)}; total s6 Pss ${fmt(lm.s6?.maxPssMB)}`, '', '', '', '', '', '', '']);
   }
+  const lt = all['log-throughput'];
+  if (lt?.t6) {
+    const rate = Object.fromEntries(Object.entries(lt).map(([k, s]) => [k, s.rate.median]));
+    add('logger throughput, 101-byte lines (M lines/s)', rate, 'M/s', 't6 ≥ 2 × s6-log', rate.s6 === undefined ? undefined : rate.t6 >= 2 * rate.s6, true);
+    const cpu = Object.fromEntries(Object.entries(lt).map(([k, s]) => [k, s.cpu.median]));
+    add('logger CPU (s per GB)', cpu, 's/GB', "t6 ≤ s6-log's", cpu.s6 === undefined ? undefined : cpu.t6 <= cpu.s6);
+  }
+  if (all.scale) scaleRows(all.scale, add, rows);
   return rows;
+}
+
+/** Rows of bench/scale.mjs: every size's cold start, PSS, svstat -a, restart; t6-rc at each db size. */
+function scaleRows(sc, add, rows) {
+  const sizes = Object.keys(sc.results).map(Number);
+  const top = Math.max(...sizes);
+  for (const [key, what, unit, goal] of [['coldMs', 'cold start', 'ms', 0.7], ['pssMB', 'PSS', 'MB', 0.15], ['svstatMs', 'svstat -a', 'ms'], ['restartMs', 'restart', 'ms']]) {
+    for (const n of sizes) {
+      const v = { t6: sc.results[n].t6?.[key]?.median, s6: sc.results[n].s6?.[key]?.median };
+      const r = ratio(v.t6, v.s6);
+      const judged = goal !== undefined && n === top && n >= 10000;
+      add(`scale: ${what}, ${n} longruns (${unit})${key === 'svstatMs' ? ' [s6: loop]' : ''}`, v, unit, judged ? `t6/s6 ≤ ${goal}` : '–', judged && r !== undefined ? r <= goal : undefined);
+    }
+  }
+  if (sizes.length > 0 && top < 10000) rows.push([`  (scale: largest size ${top}, not 10,000: see scale's note on RLIMIT_NOFILE)`, '', '', '', '', '', '', '']);
+  for (const [n, r] of Object.entries(sc.rc ?? {})) {
+    add(`scale: t6-rc-init, ${n} svcs (ms) [t6 only]`, { t6: r.init.median }, 'ms', '–', undefined);
+    add(`scale: t6-rc -u change, ${n} svcs (ms) [t6 only]`, { t6: r.up.median }, 'ms', '–', undefined);
+    add(`scale: t6-rc -da change, ${n} svcs (ms) [t6 only]`, { t6: r.down.median }, 'ms', '–', undefined);
+  }
+}
+
+/** The machine's state: 1,000 runs of /bin/true from a shell, and the load average. */
+export function machineState() {
+  return { trueLoopMs: scale.trueLoopMs(), loadavg: os.loadavg(), at: new Date().toISOString() };
+}
+
+function stateLine(m) {
+  return m ? `/bin/true ×1000 ${fmt(m.trueLoopMs)} ms, load ${m.loadavg.map((x) => x.toFixed(2)).join(' ')}` : '–';
+}
+
+/** The previous summary's t6 figures by label (from `figures`, or parsed from an older file's table). */
+export function previousFigures(prev) {
+  const out = new Map();
+  if (prev === undefined) return out;
+  if (Array.isArray(prev.figures)) {
+    for (const f of prev.figures) if (Number.isFinite(f.t6)) out.set(f.label, f.t6);
+  } else if (Array.isArray(prev.table)) {
+    for (const row of prev.table.slice(1)) {
+      const v = Number(row[1]);
+      if (row[1] !== '' && Number.isFinite(v)) out.set(row[0], v);
+    }
+  }
+  return out;
+}
+
+/** "+12%" against the previous t6 figure, with REGRESSION when more than 10 % worse. */
+export function versusPrevious(f, prev) {
+  const before = prev.get(f.label);
+  if (before === undefined || !Number.isFinite(f.t6)) return { text: '', regression: false };
+  if (before === 0) return f.t6 === 0 ? { text: '=', regression: false } : { text: `was 0 REGRESSION`, regression: !f.higherIsBetter };
+  const change = (f.t6 - before) / before;
+  const worse = f.higherIsBetter ? -change : change;
+  const regression = worse > 0.1;
+  return { text: `${change >= 0 ? '+' : ''}${(change * 100).toFixed(0)}%${regression ? ' REGRESSION' : ''}`, regression };
+}
+
+function readPrevious() {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(RESULTS_DIR, 'summary-latest.json'), 'utf8'));
+  } catch {
+    return undefined;
+  }
 }
 
 export async function runAll(names) {
   const started = Date.now();
+  // Read before this run's summary overwrites it.
+  const previous = readPrevious();
+  const machineBefore = machineState();
   console.log(`scan directories under ${SCAN_BASE} (${fsType(SCAN_BASE) ?? 'unknown file system'})`);
+  console.log(`machine before: ${stateLine(machineBefore)}`);
   const all = {};
   const failures = {};
   for (const name of names) {
@@ -139,11 +229,22 @@ export async function runAll(names) {
       console.log(`\n!! ${name} failed: ${err?.stack ?? err}`);
     }
   }
-  const rows = [['measurement', 't6', 's6', 'runit', 't6/s6', 't6/runit', 'target', 'met'], ...summaryRows(all)];
+  const machineAfter = machineState();
+  const figures = [];
+  const body = summaryRows(all, figures);
+  const prev = previousFigures(previous);
+  const byLabel = new Map(figures.map((f) => [f.label, versusPrevious(f, prev)]));
+  const rows = [['measurement', 't6', 's6', 'runit', 't6/s6', 't6/runit', 'target', 'met', 't6 vs previous'],
+    ...body.map((row) => [...row, byLabel.get(row[0])?.text ?? ''])];
   console.log(`\n== summary (${((Date.now() - started) / 1000).toFixed(0)} s) ==`);
   printTable(rows);
+  console.log(`machine: before ${stateLine(machineBefore)}; after ${stateLine(machineAfter)}`);
+  if (previous !== undefined) console.log(`previous summary: ${previous.environment?.date ?? '?'} (commit ${previous.environment?.commit ?? '?'}), machine ${stateLine(previous.machine?.before)}`);
+  else console.log('previous summary: none (bench/results/summary-latest.json): nothing to compare with');
+  const regressions = figures.filter((f) => byLabel.get(f.label)?.regression);
+  for (const f of regressions) console.log(`REGRESSION: ${f.label}: t6 ${fmt(f.t6)} ${f.unit}, was ${fmt(prev.get(f.label))} (${byLabel.get(f.label).text.split(' ')[0]})`);
   for (const [name, err] of Object.entries(failures)) console.log(`FAILED: ${name}: ${err.split('\n')[0]}`);
-  const file = writeResults('summary', { table: rows, results: all, failures });
+  const file = writeResults('summary', { table: rows, figures, machine: { before: machineBefore, after: machineAfter }, regressions: regressions.map((f) => f.label), results: all, failures });
   console.log(`results: ${file}`);
   return { all, failures };
 }
