@@ -180,7 +180,8 @@ export function scaleSvg(data) {
   });
   const env = data.machine;
   return chartSvg({
-    title: 't6-svscan beside s6-svscan: 10 to 10,000 longruns (medians)',
+    // The sizes that ran (a size may be lowered to fit RLIMIT_NOFILE), not the ones asked for.
+    title: `t6-svscan beside s6-svscan: ${Math.min(...sizes).toLocaleString('en-US')} to ${Math.max(...sizes).toLocaleString('en-US')} longruns (medians)`,
     subtitle: `${env.date.slice(0, 16)} UTC, ${env.cpus} CPUs, load ${env.loadavg.map((x) => x.toFixed(2)).join(' ')}, /bin/true ×1000 ${fmt(env.trueLoopMs)} ms; commit ${env.commit}`,
     panels,
   });
