@@ -19,8 +19,17 @@ import { strerror } from '../sys/errors.ts';
 import { EXIT } from '../s6/exit.ts';
 
 const USAGE = 't6-rc-fdholder-filler [ -d notif ] -s s6-fdholder-store socket consumers';
+const HELP = `usage: ${USAGE}
+Waits for a newline (or end of file) on stdin, the fd holder's readiness; then stores one
+pipe per name listed in the file consumers (one per line) in the fd holder listening on
+socket, as pipe:s6rc-r-NAME and pipe:s6rc-w-NAME, with the s6-fdholder-store given. The
+run script t6-rc-init writes for s6rc-fdholder starts it. On failure it sends t to the
+service in the current directory, so that the fd holder restarts, and exits 111.
+  -d notif   write a newline to fd notif once every pipe is stored, then close it
+`;
 
-export async function main(args: string[], _io: CommandIo): Promise<number> {
+export async function main(args: string[], io: CommandIo): Promise<number> {
+  if (args.includes('--help')) { io.out(HELP); return EXIT.ok; }
   const { options, rest } = getopt(args, { withArg: 'ds' });
   let notify: number | undefined;
   let storeProg: string | undefined;

@@ -12,13 +12,20 @@ import fs from 'node:fs';
 import { type CommandIo, UsageError } from './_run.ts';
 import { getopt, uintOption } from './_getopt.ts';
 import { OneshotRunner } from '../supervise/runner.ts';
-import { Reaper } from '../sys/reaper.ts';
-import { kill as sysKill, spawn as sysSpawn, spawnAsync as sysSpawnAsync } from '../sys/spawn.ts';
+import { Reaper, reapedSpawns } from '../sys/reaper.ts';
+import { kill as sysKill } from '../sys/spawn.ts';
 import { EXIT } from '../s6/exit.ts';
 
 const USAGE = 't6-rc-oneshot-runner [ -d notif ] socket';
+const HELP = `usage: ${USAGE}
+Serves t6-svscan's oneshot runner protocol on the Unix socket (mode 0600) for a scanner that
+is not t6-svscan: t6-rc-init runs it as the longrun s6rc-oneshot-runner. Oneshots run as its
+children, with its environment. Runs until SIGTERM.
+  -d notif   write a newline to fd notif once the socket listens, then close it (readiness)
+`;
 
 export async function main(args: string[], io: CommandIo): Promise<number> {
+  if (args.includes('--help')) { io.out(HELP); return EXIT.ok; }
   const { options, rest } = getopt(args, { withArg: 'd' });
   let notify: number | undefined;
   for (const { name, value } of options) if (name === 'd') notify = uintOption('d', value);
@@ -26,18 +33,7 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   const reaper = new Reaper({ onError: (err) => io.err(`${io.prog}: warning: ${String(err)}\n`) });
   process.on('SIGCHLD', () => reaper.reap());
   const runner = OneshotRunner.listen(rest[0]!, {
-    spawn: (opts, onExit) => {
-      const pid = sysSpawn(opts);
-      reaper.watch(pid, onExit);
-      return pid;
-    },
-    spawnAsync: (opts, onExit) => {
-      const settle = reaper.expect();
-      return sysSpawnAsync(opts).then(
-        (pid) => { settle(pid, onExit); return pid; },
-        (err: unknown) => { settle(undefined); throw err; },
-      );
-    },
+    ...reapedSpawns(reaper),
     kill: (pid, signal) => { sysKill(pid, signal); },
     report: (level, message) => io.err(`${io.prog}: ${level}: ${message}\n`),
   });

@@ -23,7 +23,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { DEFAULT_PATH } from '../sys/spawn.ts';
+import { DEFAULT_PATH, findInPath } from '../sys/spawn.ts';
 import type { Db, LongrunService } from './db.ts';
 import { deletePipes, storePipes } from './fdholder.ts';
 
@@ -60,15 +60,12 @@ export function findForeignTools(env: readonly string[], t6Bin: string, pipeline
   const missing: string[] = [];
   const pathDirs = (env.findLast((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH).split(':').filter((d) => d.startsWith('/'));
   const find = (name: string, dirs: readonly string[]): string => {
-    for (const dir of dirs) {
-      const file = path.join(dir, name);
-      try {
-        fs.accessSync(file, fs.constants.X_OK);
-        if (fs.statSync(file).isFile()) return file;
-      } catch { /* not here */ }
+    try {
+      return findInPath(name, [`PATH=${dirs.join(':')}`]);
+    } catch {
+      missing.push(name);
+      return '';
     }
-    missing.push(name);
-    return '';
   };
   for (const own of ['t6-rc-oneshot-runner', 't6-rc-fdholder-filler']) find(own, [t6Bin]);
   let pipes: ForeignTools['pipes'];

@@ -7,10 +7,10 @@
  */
 import fs from 'node:fs';
 import { O_CREAT, O_NONBLOCK, O_RDWR, O_WRONLY, close, dupCloexec, mkfifo, open, pipe, reserveFds, tryLock } from '../sys/fd.ts';
-import { spawn as sysSpawn, spawnAsync as sysSpawnAsync, kill as sysKill, type SpawnOptions } from '../sys/spawn.ts';
+import { kill as sysKill, type SpawnOptions } from '../sys/spawn.ts';
 import { tainNow } from '../s6/tai.ts';
 import { readSetting, type Setting } from '../s6/servicedir.ts';
-import { Reaper } from '../sys/reaper.ts';
+import { Reaper, reapedSpawns } from '../sys/reaper.ts';
 import { realServicedir } from './realdir.ts';
 import { OneshotRunner, type RunnerHost } from './runner.ts';
 import { Supervisor, UNKNOWN_WSTAT, type SupervisorHost, type SupervisorStdio, type TimerHandle } from './supervisor.ts';
@@ -150,20 +150,9 @@ export function systemScannerHost(opts: { allCloexec: boolean; onReapError(err: 
       const t = setTimeout(fn, ms);
       return { cancel: () => clearTimeout(t) };
     },
-    spawn: (spawnOpts, onExit) => {
-      const pid = sysSpawn({ ...spawnOpts, allCloexec: opts.allCloexec });
-      reaper.watch(pid, onExit);
-      return pid;
-    },
-    spawnAsync: (spawnOpts, onExit) => {
-      // posix_spawn holds its caller until the child has exec'd: oneshots start off the
-      // event loop, and their pid may come after the child has died (Reaper.expect).
-      const settle = reaper.expect();
-      return sysSpawnAsync({ ...spawnOpts, allCloexec: opts.allCloexec }).then(
-        (pid) => { settle(pid, onExit); return pid; },
-        (err: unknown) => { settle(undefined); throw err; },
-      );
-    },
+    // posix_spawn holds its caller until the child has exec'd: oneshots start off the
+    // event loop (spawnAsync), and their pid may come after the child has died.
+    ...reapedSpawns(reaper, opts.allCloexec),
     kill: (pid, signal) => { sysKill(pid, signal); },
     now: tainNow,
     openSupervisor: (name, dir, supervisorHost, stdio) => {

@@ -14,7 +14,7 @@
  * A spawn whose pid comes later (spawnAsync) is covered by `expect`: meanwhile, unwatched
  * statuses are kept, since one of them may be that child's.
  */
-import { reapAllStatus, type Reaped } from './spawn.ts';
+import { reapAllStatus, spawn, spawnAsync, type Reaped, type SpawnOptions } from './spawn.ts';
 
 /** How a Reaper is set up. */
 export interface ReaperOptions {
@@ -137,4 +137,29 @@ export class Reaper {
       this.#onError(err);
     }
   }
+}
+
+/** Spawns whose children `reaper` watches: what a process that starts and reaps its own children hands out. */
+export interface ReapedSpawns {
+  spawn(opts: SpawnOptions, onExit: (wstat: number) => void): number;
+  /** Off the event loop (spawnAsync); the child may die before its pid comes (Reaper.expect). */
+  spawnAsync(opts: SpawnOptions, onExit: (wstat: number) => void): Promise<number>;
+}
+
+/** spawn and spawnAsync, each child watched by `reaper`; `allCloexec`: every fd above 2 is close-on-exec already. */
+export function reapedSpawns(reaper: Reaper, allCloexec = false): ReapedSpawns {
+  return {
+    spawn: (opts, onExit) => {
+      const pid = spawn({ ...opts, allCloexec });
+      reaper.watch(pid, onExit);
+      return pid;
+    },
+    spawnAsync: (opts, onExit) => {
+      const settle = reaper.expect();
+      return spawnAsync({ ...opts, allCloexec }).then(
+        (pid) => { settle(pid, onExit); return pid; },
+        (err: unknown) => { settle(undefined); throw err; },
+      );
+    },
+  };
 }
