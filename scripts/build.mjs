@@ -1,6 +1,7 @@
 // Builds t6: one esbuild bundle per command in dist/, and a shell wrapper per command in
 // bin/ that runs it under the pinned Node (node_modules/node), whatever `node` is on PATH.
 import { build } from 'esbuild';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,12 +22,33 @@ const commands = fs.readdirSync(cliDir)
   .filter((name) => /export (async )?function main\b/.test(fs.readFileSync(path.join(cliDir, `${name}.ts`), 'utf8')))
   .sort();
 
+// pid 1's bundle can also start from a V8 startup snapshot (src/sys/snapshot.ts): under
+// `node --build-snapshot` its entry evaluates every module and leaves main for the start
+// that deserializes the heap; otherwise it runs main as any other.
+const SNAPSHOT_COMMANDS = new Set(['linux-init']);
+const snapshotEntry = (name) => `import { main } from '../../src/cli/${name}.ts';
+import { runMain } from '../../src/cli/_run.ts';
+import { markStartedFromSnapshot } from '../../src/sys/snapshot.ts';
+if (process.execArgv.includes('--build-snapshot')) {
+  // Built-in modules pid 1 would otherwise load later, each compiled under emulation at boot:
+  // node:cluster (with child_process and dgram) is what net.Server#listen loads first.
+  for (const builtin of ['node:os', 'node:cluster']) require(builtin);
+  require('node:v8').startupSnapshot.setDeserializeMainFunction(() => {
+    markStartedFromSnapshot();
+    runMain('t6-${name}', main);
+  });
+} else {
+  runMain('t6-${name}', main);
+}
+`;
+
 fs.rmSync(entryDir, { recursive: true, force: true });
 fs.mkdirSync(entryDir, { recursive: true });
 const entryPoints = {};
 for (const name of commands) {
   const file = path.join(entryDir, `t6-${name}.ts`);
-  fs.writeFileSync(file, `import { main } from '../../src/cli/${name}.ts';\nimport { runMain } from '../../src/cli/_run.ts';\nrunMain('t6-${name}', main);\n`);
+  fs.writeFileSync(file, SNAPSHOT_COMMANDS.has(name) ? snapshotEntry(name)
+    : `import { main } from '../../src/cli/${name}.ts';\nimport { runMain } from '../../src/cli/_run.ts';\nrunMain('t6-${name}', main);\n`);
   entryPoints[`t6-${name}`] = file;
 }
 // The multicall entry: `t6 <tool> args…` loads only the tool it is asked for.
@@ -128,3 +150,30 @@ for (const name of ['t6', ...commands.map((c) => `t6-${c}`)]) {
   fs.writeFileSync(path.join(binDir, name), wrapperText(name), { mode: 0o755 });
 }
 fs.writeFileSync(path.join(distDir, 'commands.json'), JSON.stringify(commands) + '\n');
+
+// The startup snapshot of each SNAPSHOT_COMMANDS bundle, built by the pinned Node that will
+// start from it. Node aborts on a blob it cannot read, so one is kept only once a start from
+// it has answered --help; the stamp written after it tells bin/init it was checked (a blob
+// newer than its stamp has changed since). Without a blob, bin/init starts from the bundle.
+const pinnedNode = path.join(root, 'node_modules/node/bin/node');
+for (const name of SNAPSHOT_COMMANDS) {
+  const bundle = path.join(distDir, `t6-${name}.cjs`);
+  const blob = bundle.replace(/\.cjs$/, '.blob');
+  const problem = buildSnapshot(bundle, blob);
+  if (problem !== undefined) process.stderr.write(`build: warning: no startup snapshot for t6-${name} (${problem}); it starts from its bundle\n`);
+}
+
+function buildSnapshot(bundle, blob) {
+  if (!fs.existsSync(pinnedNode)) return `${pinnedNode} is missing`;
+  const tmp = `${blob}.tmp`;
+  const built = spawnSync(pinnedNode, ['--snapshot-blob', tmp, '--build-snapshot', bundle], { encoding: 'utf8' });
+  if (built.status !== 0) return `node --build-snapshot failed: ${(built.stderr || built.stdout).trim().split('\n').slice(-3).join(' / ')}`;
+  const tried = spawnSync(pinnedNode, ['--snapshot-blob', tmp, bundle, '--help'], { encoding: 'utf8' });
+  if (tried.status !== 0 || !tried.stdout.startsWith(`t6-${path.basename(bundle, '.cjs').slice(3)} `)) {
+    fs.rmSync(tmp, { force: true });
+    return `a start from it failed: status ${tried.status}, ${tried.stderr.trim().split('\n')[0] ?? ''}`;
+  }
+  fs.renameSync(tmp, blob);
+  fs.writeFileSync(`${blob}.ok`, `${spawnSync(pinnedNode, ['--version'], { encoding: 'utf8' }).stdout.trim()} ${fs.statSync(blob).size}\n`);
+  return undefined;
+}

@@ -139,6 +139,15 @@ copy(path.join(root, 'package.json'), 'opt/t6/package.json');
 for (const f of fs.readdirSync(path.join(root, 'dist'))) {
   if (f.endsWith('.cjs') || f.endsWith('.json')) copy(path.join(root, 'dist', f), `opt/t6/dist/${f}`);
 }
+// pid 1's startup snapshot and the build's stamp, with their times: bin/init uses the blob
+// only if it is not newer than the stamp (src/sys/snapshot.ts).
+for (const f of ['t6-linux-init.blob', 't6-linux-init.blob.ok']) {
+  const from = path.join(root, 'dist', f);
+  if (!fs.existsSync(from)) continue;
+  copy(from, `opt/t6/dist/${f}`);
+  const { atime, mtime } = fs.statSync(from);
+  fs.utimesSync(at(`opt/t6/dist/${f}`), atime, mtime);
+}
 for (const f of fs.readdirSync(path.join(root, 'bin'))) copy(path.join(root, 'bin', f), `opt/t6/bin/${f}`);
 // koffi: src/sys/libc.ts loads @koromix/koffi-linux-x64's koffi.node directly and falls
 // back to koffi's JS loader; ship both, JS files only (no sources, docs or musl build).

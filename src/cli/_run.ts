@@ -34,7 +34,8 @@ export class FatalError extends Error {
   }
 }
 
-const pause = new Int32Array(new SharedArrayBuffer(4));
+/** For 1 ms waits; made on first use (a startup snapshot cannot hold a SharedArrayBuffer). */
+let pause: Int32Array | undefined;
 
 /**
  * Writes all of `text` to fd with plain write(2). t6 never touches process.stdout/stderr:
@@ -52,7 +53,7 @@ export function writeAll(fd: number, text: string): void {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'EAGAIN') return; // closed or broken: nobody is listening, drop it
       tries++;
-      Atomics.wait(pause, 0, 0, 1);
+      Atomics.wait(pause ??= new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
     }
   }
 }

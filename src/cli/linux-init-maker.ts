@@ -10,7 +10,7 @@ import { DEFAULT_COMPILED, DEFAULT_LIVE } from '../rc/live.ts';
 import { strerror } from '../sys/errors.ts';
 import { EXIT } from '../s6/exit.ts';
 
-const USAGE = 't6-linux-init-maker [ -c basedir ] [ -T t6bin ] [ -b compiled ] [ -l live ] [ -u log_user ] [ -G early_getty_cmd ] [ -1 ] [ -L ] [ -p initial_path ] [ -m initial_umask ] [ -t timestamp_style ] [ -d slashdev ] [ -s env_store ] [ -e VAR[=VALUE] ]... [ -q grace_ms ] [ -D initdefault ] [ -n | -N ] [ -f skeldir ] [ -R resource_limits ] [ -C ] [ -B ] [ -S ] [ -W readyfd ] [ -V verbosity ] [ -U ] [ -r ] dir';
+const USAGE = 't6-linux-init-maker [ -c basedir ] [ -T t6bin ] [ -b compiled ] [ -l live ] [ -u log_user ] [ -G early_getty_cmd ] [ -1 ] [ -L ] [ -p initial_path ] [ -m initial_umask ] [ -t timestamp_style ] [ -d slashdev ] [ -s env_store ] [ -e VAR[=VALUE] ]... [ -q grace_ms ] [ -D initdefault ] [ -n | -N ] [ -f skeldir ] [ -R resource_limits ] [ -C ] [ -B ] [ -S ] [ -W readyfd ] [ -V verbosity ] [ -U ] [ -r ] [ -Z ] dir';
 const HELP = `${USAGE}
 Writes into dir (which must not exist) the boot tree t6-linux-init reads: bin/ (init halt
 poweroff reboot shutdown telinit), env/, scripts/ (rc.init rc.shutdown runlevel, with the
@@ -45,6 +45,9 @@ target, and make /sbin/init run basedir/bin/init.
                 rc.shutdown are not written (one added there still runs, after / before)
   -U            busybox's signals: SIGUSR1 halts, SIGUSR2 powers off, SIGTERM reboots (s6's:
                 USR1 powers off, USR2 halts, TERM ignored); for busybox's halt/poweroff/reboot
+  -Z            bin/init never starts Node from t6-linux-init's startup snapshot
+                (default: it does when the blob is there and unchanged since the build
+                checked it, and says why when it is not)
 `;
 
 /** The uid and gid of a user, from /etc/passwd. */
@@ -79,7 +82,7 @@ function defaults(): MakerOptions {
 
 export function main(args: string[], io: CommandIo): number {
   if (args.includes('--help')) { io.out(HELP); return EXIT.ok; }
-  const { options, rest } = getopt(args, { flags: '1LnNCBSUr', withArg: 'cTbluGpmtdseqDfVRW' });
+  const { options, rest } = getopt(args, { flags: '1LnNCBSUrZ', withArg: 'cTbluGpmtdseqDfVRW' });
   if (rest.length !== 1) throw new UsageError(USAGE);
   const o = defaults();
   for (const { name, value = '' } of options) {
@@ -127,6 +130,7 @@ export function main(args: string[], io: CommandIo): number {
       case 'S': o.syncInContainer = true; break;
       case 'U': o.busyboxSignals = true; break;
       case 'r': o.rcInProcess = true; break;
+      case 'Z': o.noSnapshot = true; break;
       case 'V': o.verbosity = uintOption('V', value); break;
       case 'R':
         try { o.hardLimits = formatHardLimits(parseHardLimits(value)); } catch (err) { throw new UsageError(`${USAGE}\n-R: ${strerror(err)}`); }

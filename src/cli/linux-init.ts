@@ -18,6 +18,7 @@ import { EXIT } from '../s6/exit.ts';
 import { isOpen } from '../sys/fd.ts';
 import { execve } from '../sys/spawn.ts';
 import { getpid } from '../sys/system.ts';
+import { SNAPSHOT_FALLBACK_ENV } from '../sys/snapshot.ts';
 import { strerror } from '../sys/errors.ts';
 import { VERSION } from '../sys/version.ts';
 
@@ -138,6 +139,12 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     for (const problem of [...(waited === undefined ? [] : [waited]), ...applyHardLimits(o.hardLimits)]) writeAll(2, `t6-linux-init: warning: ${problem}\n`);
   }
   if (isOpen(1) && !o.container && !isReexec()) writeAll(1, `\n  t6-linux-init version ${VERSION}\n\n`);
+  // bin/init could not use the startup snapshot, and says why (it only has a shell to tell).
+  const noSnapshot = process.env[SNAPSHOT_FALLBACK_ENV];
+  if (noSnapshot !== undefined) {
+    delete process.env[SNAPSHOT_FALLBACK_ENV];
+    writeAll(2, `t6-linux-init: warning: starting without the startup snapshot: ${noSnapshot}\n`);
+  }
   let end: SvscanEnd;
   try {
     end = await runLinuxInit(o, kernelArgs, {

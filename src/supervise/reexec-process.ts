@@ -13,6 +13,7 @@ import v8 from 'node:v8';
 import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import { execve, currentEnv } from '../sys/spawn.ts';
 import { close } from '../sys/fd.ts';
+import { withoutSnapshotFlags } from '../sys/snapshot.ts';
 import { strerror } from '../sys/errors.ts';
 import { HANDOVER_ENV, HANDOVER_VERSION, monotonicNowMs, ownFds, writeHandover, type Handover, type ScannerSnapshot } from './handover.ts';
 
@@ -109,7 +110,7 @@ export class Reexec {
       return;
     }
     const script = process.argv[1];
-    const argv = [process.argv0, ...process.execArgv, ...(script === undefined ? [] : [script]), ...process.argv.slice(2)];
+    const argv = [process.argv0, ...withoutSnapshotFlags(process.execArgv), ...(script === undefined ? [] : [script]), ...process.argv.slice(2)];
     const env = [...currentEnv().filter((kv) => !kv.startsWith(`${HANDOVER_ENV}=`) && !kv.startsWith(`${FAULTS_ENV}=`)), `${HANDOVER_ENV}=${fd}`];
     if (this.#faults.length > 0) env.push(`${FAULTS_ENV}=${this.#faults.join(',')}`);
     const err = execve(process.execPath, argv, env);

@@ -3,6 +3,9 @@
  * binding; the wrappers in the sibling modules turn -1/errno into SysError.
  * Struct sizes and constants: shared/SYSCALLS.md (x86_64 glibc), checked in test/unit/sys.
  */
+import fs from 'node:fs';
+import path from 'node:path';
+import { startedFromSnapshot } from './snapshot.ts';
 
 // koffi ships no precise types for every call shape we use; `KoffiFn` below narrows them.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -47,8 +50,22 @@ export function koffiPath(): string {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 function findKoffi(): [any, string] {
   // The CommonJS bundles have `require`; under ESM (tests) it is made. node:module is not
-  // loaded otherwise: it costs every client call some 4 ms to load.
-  const load = typeof require === 'function' ? require : process.getBuiltinModule('node:module').createRequire(import.meta.url);
+  // loaded otherwise: it costs every client call some 4 ms to load. A start from a startup
+  // snapshot has a `require` for built-in modules only: koffi is found from the bundle's
+  // path, which bin/init passes as the first argument (as a normal start has it).
+  if (startedFromSnapshot()) {
+    // The bundle's tree is known (bin/init passes its path first): open the addon directly,
+    // sparing node:module and its resolution, which pid 1 would compile at boot for this alone.
+    const native = path.join(path.dirname(process.argv[1] ?? '/'), '../node_modules/@koromix/koffi-linux-x64/linux_x64/koffi.node');
+    if (process.platform === 'linux' && process.arch === 'x64' && fs.existsSync(native)) {
+      const addon = { exports: {} };
+      process.dlopen(addon, native);
+      return [addon.exports, native];
+    }
+  }
+  const load = startedFromSnapshot()
+    ? process.getBuiltinModule('node:module').createRequire(process.argv[1] ?? '/')
+    : typeof require === 'function' ? require : process.getBuiltinModule('node:module').createRequire(import.meta.url);
   if (process.platform === 'linux' && process.arch === 'x64') {
     try {
       // On musl this dlopen fails at once, and koffi's loader picks the right build.

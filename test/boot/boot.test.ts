@@ -125,6 +125,9 @@ test('boot: the article demo on a real kernel; login; t6-svstat and t6-rc in the
   try {
     await bootToShell(vm);
     assert.equal((await shell(vm, 'cat /proc/1/comm')).trim(), 't6-svscan');
+    // pid 1 started from its startup snapshot (issue 12), and said nothing about it.
+    assert.match(await shell(vm, "tr '\\0' ' ' < /proc/1/cmdline"), /--snapshot-blob \/opt\/t6\/dist\/t6-linux-init\.blob \/opt\/t6\/dist\/t6-linux-init\.cjs /);
+    assert.doesNotMatch(vm.transcript, /without the startup snapshot/);
     assert.match(await shell(vm, 't6-svstat /run/service/s6-linux-init-early-getty'), /^up \(pid \d+\) \d+ seconds?$/m);
     const list = await shell(vm, 't6-rc -l /run/t6-rc -a list');
     for (const name of ['demo-oneshot-1', 'demo-longrun-1', 'mount-disk', 'scribe']) assert.match(list, new RegExp(`^${name}$`, 'm'));
@@ -239,6 +242,34 @@ test('boot: a broken rc.init and a garbage service database leave the early gett
     assert.equal((await vm.waitExit(60_000)).code, 0);
   } finally {
     vm.kill();
+  }
+});
+
+test('boot: without its startup snapshot (missing, then damaged), pid 1 starts from its bundle with a warning, and the demo boots and powers off the same', opts, async () => {
+  const out = tmpdir('t6-boot-image-');
+  const blob = '/opt/t6/dist/t6-linux-init.blob';
+  // Damaged: the real blob with a stretch of it overwritten (Node itself would abort on it).
+  const overlay = tmpdir('t6-boot-overlay-');
+  const damaged = fs.readFileSync(path.join(import.meta.dirname, '../../dist/t6-linux-init.blob'));
+  damaged.fill(0xa5, 4096, 65536);
+  fs.mkdirSync(path.join(overlay, 'opt/t6/dist'), { recursive: true });
+  fs.writeFileSync(path.join(overlay, blob), damaged);
+  const images = [
+    { initrd: buildInitramfs(['--out', path.join(out, 'no-blob.img'), '--remove', blob]).image, why: `${blob} is missing` },
+    { initrd: buildInitramfs(['--out', path.join(out, 'damaged-blob.img'), '--overlay', overlay]).image, why: `${blob} has changed since it was checked` },
+  ];
+  for (const { initrd, why } of images) {
+    const vm = boot({ initrd });
+    try {
+      await bootToShell(vm);
+      assert.ok(vm.transcript.includes(`t6-linux-init: warning: starting without the startup snapshot: ${why}`), vm.transcript);
+      assert.doesNotMatch(await shell(vm, "tr '\\0' ' ' < /proc/1/cmdline"), /--snapshot-blob/);
+      const from = vm.transcript.length;
+      vm.send('poweroff\r');
+      await checkShutdown(vm, from, /reboot: Power down/);
+    } finally {
+      vm.kill();
+    }
   }
 });
 
