@@ -190,7 +190,7 @@ export function tableRows(m, c) {
     ['poweroff → Power down (ms)', fmt(t6.poweroffMs), fmt(s6.poweroffMs), '', fmt(c.poweroffVsS6), '', `t6 ≤ ${GOALS.poweroffMs}`, yes(c.met.poweroff)],
     ['machinery at rest, RSS (MB)', fmt(t6.rssMB), fmt(s6.rssMB), '', fmt(c.rssVsS6), '', `t6 ≤ ${GOALS.rssMB}`, yes(c.met.rss)],
     ['  PSS (MB)', fmt(t6.pssMB), fmt(s6.pssMB), '', fmt(c.pssVsS6), '', '', ''],
-    ['  processes', fmt(t6.processes), fmt(s6.processes), '', '', '', '', ''],
+    ['  processes', fmt(t6.processes, 0), fmt(s6.processes, 0), '', '', '', '', ''],
   ];
 }
 
