@@ -123,7 +123,8 @@ function buildImages() {
     const built = runBuilder(script);
     if ('skipped' in built) {
       skipped[kind] = built.skipped;
-      console.log(`boot: no ${kind} image, so no ${kind} column: ${built.skipped}`);
+      const hint = kind === 's6' ? ' (without network, give skarnet\'s sources: S6_RC_SRC=… S6_LINUX_INIT_SRC=…, bench/README.md)' : '';
+      console.log(`boot: no ${kind} image, so no ${kind} column: ${built.skipped}${hint}`);
     } else images[kind] = built.image;
   }
   return { images, skipped };
