@@ -7,7 +7,8 @@
  * bench/results/*.json (the summary in summary-<time>.json and summary-latest.json).
  *
  *   npm run bench                       (builds, then runs this)
- *   node_modules/.bin/node bench/run.mjs [coldstart memory restart clients idle rc-compile rc log-memory log-throughput reexec scale]
+ *   node_modules/.bin/node bench/run.mjs [coldstart memory restart clients idle rc-compile rc log-memory log-throughput reexec scale boot]
+ *   (boot, t6 beside s6 and a Node floor on a real kernel in qemu, runs only when named)
  *
  * Each benchmark also runs alone (node_modules/.bin/node bench/<name>.mjs) and documents
  * its own environment variables; the common ones:
@@ -31,10 +32,13 @@ import * as logMemory from './log-memory.mjs';
 import * as reexec from './reexec.mjs';
 import * as logThroughput from './log-throughput.mjs';
 import * as scale from './scale.mjs';
+import * as boot from './boot.mjs';
 
 const BENCHMARKS = {
-  coldstart, memory, restart, clients, idle, 'rc-compile': rcCompile, rc, 'log-memory': logMemory, 'log-throughput': logThroughput, reexec, scale,
+  coldstart, memory, restart, clients, idle, 'rc-compile': rcCompile, rc, 'log-memory': logMemory, 'log-throughput': logThroughput, reexec, scale, boot,
 };
+/** Run when none is named: all but boot (qemu boots under software emulation: minutes; name it to run it). */
+const DEFAULT_BENCHMARKS = Object.keys(BENCHMARKS).filter((n) => n !== 'boot');
 
 /** "yes"/"NO" for a target check, "–" when it cannot be judged. */
 function verdict(ok) {
@@ -146,7 +150,23 @@ export function summaryRows(all, figures = []) {
     add('logger CPU (s per GB)', cpu, 's/GB', "t6 ≤ s6-log's", cpu.s6 === undefined ? undefined : cpu.t6 <= cpu.s6);
   }
   if (all.scale) scaleRows(all.scale, add, rows);
+  if (all.boot?.median) bootRows(all.boot, add, rows);
   return rows;
+}
+
+/** Rows of bench/boot.mjs: t6 beside the real s6 stack booted in the same run, and t6 over the Node floor. */
+function bootRows(b, add, rows) {
+  const s6 = b.s6?.median ?? {};
+  const c = b.sameRun ?? {};
+  const met = c.met ?? {};
+  const goals = b.goals ?? boot.GOALS;
+  add('boot: Run /sbin/init → demo up, qemu (ms)', { t6: b.median.bootMs, s6: s6.bootMs }, 'ms', `t6/s6 ≤ ${goals.bootVsS6}`, met.bootVsS6);
+  add('boot: t6 − Node floor, same run (ms)', { t6: c.bootOverFloorMs }, 'ms', `t6 − floor ≤ ${goals.bootOverFloorMs}`, met.bootOverFloor);
+  rows.push([`  (boot: the Node floor, Run /sbin/init → its kmsg line: ${fmt(b.floor?.median?.bootMs)} ms)`, '', '', '', '', '', '', '']);
+  add('boot: poweroff → Power down (ms)', { t6: b.median.poweroffMs, s6: s6.poweroffMs }, 'ms', `t6 ≤ ${goals.poweroffMs} ms`, met.poweroff);
+  add('boot: machinery RSS at rest (MB)', { t6: b.median.rssMB, s6: s6.rssMB }, 'MB', `t6 ≤ ${goals.rssMB} MB`, met.rss);
+  add('boot: machinery PSS at rest (MB)', { t6: b.median.pssMB, s6: s6.pssMB }, 'MB', '–', undefined);
+  if (b.s6?.skipped) rows.push([`  (boot: no s6 column: ${b.s6.skipped.slice(0, 60)})`, '', '', '', '', '', '', '']);
 }
 
 /** Rows of bench/scale.mjs: every size's cold start, PSS, svstat -a, restart; t6-rc at each db size. */
@@ -257,6 +277,6 @@ if (isMain(import.meta.url)) {
       process.exit(100);
     }
   }
-  const { failures } = await runAll(names.length > 0 ? names : Object.keys(BENCHMARKS));
+  const { failures } = await runAll(names.length > 0 ? names : DEFAULT_BENCHMARKS);
   process.exit(Object.keys(failures).length > 0 ? 1 : 0);
 }

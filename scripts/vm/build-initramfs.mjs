@@ -101,15 +101,37 @@ function copy(from, to, mode) {
   fs.copyFileSync(from, at(to)); // follows symbolic links: the image gets the real file
   fs.chmodSync(at(to), mode ?? (fs.statSync(from).mode & 0o7777));
 }
-/** Copies a directory tree, keeping modes and symbolic links. */
+/** Removes what is at `p` in the stage, also a dangling symbolic link (which fs.rmSync, following it, leaves). */
+function removeEntry(p) {
+  const st = fs.lstatSync(at(p), { throwIfNoEntry: false });
+  if (st === undefined) return;
+  if (st.isDirectory()) fs.rmSync(at(p), { recursive: true, force: true });
+  else fs.unlinkSync(at(p));
+}
+
+/**
+ * Recreates a FIFO or a device node (s6-linux-init's boot tree has FIFOs; the boot bench's
+ * floor image a /dev/kmsg node): Node has no mkfifo or mknod, the tools do. Needs root for
+ * a device node.
+ */
+function copySpecial(src, dst, st) {
+  mkdir(path.dirname(dst));
+  removeEntry(dst);
+  const kind = st.isFIFO() ? ['p'] : [st.isCharacterDevice() ? 'c' : 'b', String((st.rdev >> 8) & 0xfff), String((st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00))];
+  const r = spawnSync('mknod', ['-m', (st.mode & 0o7777).toString(8), at(dst), ...kind], { encoding: 'utf8' });
+  if (r.status !== 0) fail(`mknod ${dst} (from ${src}): ${(r.stderr || r.error?.message || '').trim()}`);
+}
+
+/** Copies a directory tree, keeping modes, symbolic links, FIFOs and device nodes. */
 function copyTree(from, to, filter = () => true) {
   for (const ent of fs.readdirSync(from, { withFileTypes: true })) {
     const src = path.join(from, ent.name);
     const dst = path.join(to, ent.name);
     if (!filter(src, ent)) continue;
     if (ent.isDirectory()) { mkdir(dst); fs.chmodSync(at(dst), fs.statSync(src).mode & 0o7777); copyTree(src, dst, filter); }
-    else if (ent.isSymbolicLink()) { mkdir(path.dirname(dst)); fs.rmSync(at(dst), { force: true }); fs.symlinkSync(fs.readlinkSync(src), at(dst)); }
+    else if (ent.isSymbolicLink()) { mkdir(path.dirname(dst)); removeEntry(dst); fs.symlinkSync(fs.readlinkSync(src), at(dst)); }
     else if (ent.isFile()) { fs.rmSync(at(dst), { force: true }); copy(src, dst); }
+    else if (ent.isFIFO() || ent.isCharacterDevice() || ent.isBlockDevice()) copySpecial(src, dst, fs.lstatSync(src));
   }
 }
 
