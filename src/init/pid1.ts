@@ -19,6 +19,7 @@ import {
   CATCHALL_LOGDIR, CONTAINER_RESULTS, DEFAULT_SCANDIR, RUNLEVELD_SERVICE, SCRIPTS_DIR, SHUTDOWND_SERVICE, STAGE2, STAGE3, STAGE4, TMPFS_DIR, shutdowndFifo,
 } from '../s6/initctl.ts';
 import type { Scanner, ScannerSignal } from '../supervise/scanner.ts';
+import type { LocalRunner } from '../supervise/scanner-host.ts';
 import { serveScandir, type SvscanEnd } from '../supervise/svscan.ts';
 import { Shutdownd } from './shutdownd.ts';
 import { rebootCommand, runFinale, type FinalAction, type FinaleHost } from './finale.ts';
@@ -29,9 +30,9 @@ import { EXIT } from '../s6/exit.ts';
 /** pid 1's use of the service manager (t6-linux-init -r): messages go to `log`, whole lines; each resolves with an exit code. */
 export interface ServiceManager {
   /** At boot, before rc.init: set up and bring `runlevel` up. */
-  boot(runlevel: string, log: (line: string) => void): Promise<number>;
+  boot(runlevel: string, log: (line: string) => void, local?: LocalRunner): Promise<number>;
   /** At shutdown, after rc.shutdown: bring everything down. */
-  shutdown(log: (line: string) => void): Promise<number>;
+  shutdown(log: (line: string) => void, local?: LocalRunner): Promise<number>;
 }
 
 /** What stage 1 and the caller hand to pid 1. */
@@ -128,7 +129,7 @@ export class Pid1 {
     const rcInit = this.#script(STAGE2);
     try {
       if (serviceManager !== undefined) {
-        const code = await this.#guarded('t6-rc', () => serviceManager.boot(runlevel, (line) => this.#log(line)));
+        const code = await this.#guarded('t6-rc', () => serviceManager.boot(runlevel, (line) => this.#log(line), this.#scanner?.local()));
         if (code !== 0) this.#ctx.say(`warning: the service manager could not bring ${runlevel} up (exit ${code}); see ${CATCHALL_LOGDIR}`);
         if (!fs.existsSync(rcInit)) return;
       }
@@ -147,7 +148,7 @@ export class Pid1 {
     const script = await this.#runChild(this.#script(STAGE3), [], this.#catchAll());
     const serviceManager = this.#ctx.serviceManager;
     if (serviceManager === undefined) return script;
-    const code = await this.#guarded('t6-rc', () => serviceManager.shutdown((line) => this.#log(line)));
+    const code = await this.#guarded('t6-rc', () => serviceManager.shutdown((line) => this.#log(line), this.#scanner?.local()));
     return code === 0 ? script : code << 8;
   }
 

@@ -27,6 +27,7 @@ import { ClientError, readStatusFile, svcSend, waitFor } from '../s6/client.ts';
 import { type TransitionFailure, describeFailure, failureOfWaitStatus } from './failure.ts';
 import { strerror } from '../sys/errors.ts';
 import { foreignRunnerSocket } from './foreign.ts';
+import type { LocalRunner } from '../supervise/scanner-host.ts';
 import { EXIT } from '../s6/exit.ts';
 
 /** Unknown service name (exit 3). */
@@ -113,6 +114,8 @@ export interface ChangeOptions {
   /** Global timeout in ms; 0 = none. */
   timeoutMs: number;
   verbosity: number;
+  /** pid 1's own t6-rc: the scanner's runner in this process, reached without a socket. */
+  local?: LocalRunner['request'];
 }
 
 /** A running change; `abort()` stops launching new transitions. */
@@ -137,7 +140,7 @@ export class Change {
     } catch {
       this.#cwd = '/';
     }
-    this.#session = new RunnerSession(oneshotSocket(live));
+    this.#session = new RunnerSession(oneshotSocket(live), opts.local);
     const phases = planChange(graphOf(live), selection, live.state, { up: opts.up, prune: opts.prune });
     this.done = this.#run(phases);
   }

@@ -27,6 +27,7 @@ import { runnerSocket } from './oneshot.ts';
 import { copyTree } from './copy-tree.ts';
 import { strerror } from '../sys/errors.ts';
 import { EXIT } from '../s6/exit.ts';
+import type { LocalRunner } from '../supervise/scanner-host.ts';
 
 export const DEFAULT_LIVE = '/run/t6-rc';
 export const DEFAULT_COMPILED = '/etc/t6-rc/compiled';
@@ -104,6 +105,8 @@ export interface InitOptions {
    * (foreign.ts). Undefined: such a scanner is refused.
    */
   t6Bin?: string;
+  /** pid 1's own t6-rc: the scanner is in this process, and scans when asked (no socket). */
+  local?: LocalRunner;
 }
 
 /**
@@ -174,7 +177,7 @@ async function initLocked(opts: InitOptions): Promise<void> {
     throw new LiveError(`unable to switch ${opts.live} to ${real}: ${strerror(err)}`, EXIT.system);
   }
   const deadline = opts.timeoutMs > 0 ? performance.now() + opts.timeoutMs : Infinity;
-  await linkIntoScandir(opts.live, opts.scandir, opts.prefix, [...internal, ...longruns.map((s) => s.name)], opts.timeoutMs);
+  await linkIntoScandir(opts.live, opts.scandir, opts.prefix, [...internal, ...longruns.map((s) => s.name)], opts.timeoutMs, opts.local);
   if (internal.length > 0) await startInternal(opts.live, internal, deadline);
 }
 
@@ -226,7 +229,7 @@ export async function startInternal(live: string, names: readonly string[], dead
  * Resolves with whether the scanner's supervisors are known to have followed any renamed
  * servicedir by then: t6-svscan says so in its answer; s6-supervise lives in its directory.
  */
-export async function linkIntoScandir(live: string, scandir: string, prefix: string, names: readonly string[], timeoutMs: number): Promise<boolean> {
+export async function linkIntoScandir(live: string, scandir: string, prefix: string, names: readonly string[], timeoutMs: number, local?: LocalRunner): Promise<boolean> {
   const deadline = timeoutMs > 0 ? performance.now() + timeoutMs : Infinity;
   const link = (): void => {
     for (const name of names) {
@@ -248,7 +251,7 @@ export async function linkIntoScandir(live: string, scandir: string, prefix: str
     return true;
   }
   link();
-  const answer = await askScan(socket, deadline);
+  const answer = local === undefined ? await askScan(socket, deadline) : { supervised: new Set(local.scan()), follows: true };
   // Refused or unreachable (an older scanner): the event protocol, with the links made.
   const left = answer === undefined ? names : names.filter((n) => !answer.supervised.has(prefix + n));
   if (left.length > 0) await waitSupervised(live, scandir, left, deadline, () => (answer === undefined ? sendScan(scandir) : undefined));

@@ -5,6 +5,7 @@
  */
 import { REFUSAL_REASONS, type ControlRequest, type RefusalReason } from '../supervise/runner-protocol.ts';
 import { strerror } from '../sys/errors.ts';
+import type { LocalRunner } from '../supervise/scanner-host.ts';
 
 export type { ControlRequest } from '../supervise/runner-protocol.ts';
 
@@ -95,6 +96,8 @@ const reasonOf = (r: Reply): RefusalReason | undefined => (REFUSAL_REASONS as re
  */
 export class RunnerSession {
   readonly socketPath: string;
+  /** The runner of this very process (pid 1's t6-rc): requests go to it with no socket. */
+  readonly #local: LocalRunner['request'];
   #sock: import('node:net').Socket | undefined;
   #nextId = 1; // 0 is the opening `{"id":0}`
   #waiting = new Map<number, (msg: Reply | undefined, why: string) => void>();
@@ -105,8 +108,9 @@ export class RunnerSession {
   #unsupported = false;
   #corked = false;
 
-  constructor(socketPath: string) {
+  constructor(socketPath: string, local?: LocalRunner['request']) {
     this.socketPath = socketPath;
+    this.#local = local;
   }
 
   /** Did the runner turn sessions down? */
@@ -150,6 +154,7 @@ export class RunnerSession {
    * with a string when the connection broke, or 'unsupported'.
    */
   #request(body: object, final: (msg: Reply) => boolean): Promise<Reply | string | 'unsupported'> {
+    if (this.#local !== undefined) return this.#requestHere(this.#local, body, final);
     if (this.#unsupported) return Promise.resolve('unsupported');
     if (this.#dead !== undefined) return Promise.resolve(this.#dead);
     const sock = this.#connect();
@@ -169,6 +174,16 @@ export class RunnerSession {
         process.nextTick(() => { this.#corked = false; sock.uncork(); });
       }
       sock.write(`${JSON.stringify({ id, ...body })}\n`);
+    });
+  }
+
+  /** The same request, served by the runner in this process: its replies as a session's, without the id. */
+  #requestHere(local: NonNullable<LocalRunner['request']>, body: object, final: (msg: Reply) => boolean): Promise<Reply> {
+    return new Promise((resolve) => {
+      local(JSON.stringify(body), (obj) => {
+        const msg = obj as Reply;
+        if (final(msg)) resolve(msg);
+      });
     });
   }
 

@@ -13,6 +13,7 @@ import { DbError } from './db.ts';
 import { Change, UnknownServiceError, select, type Say } from './engine.ts';
 import { LiveError, initLive, lockDb, lockLive, openLive, type Live } from './live.ts';
 import { strerror } from '../sys/errors.ts';
+import type { LocalRunner } from '../supervise/scanner-host.ts';
 
 /** The live state, read under its locks; `unlock` releases them. */
 export interface LockedState {
@@ -52,6 +53,8 @@ export interface ChangeRequest {
   dryRun: boolean;
   timeoutMs: number;
   verbosity: number;
+  /** pid 1's own t6-rc: the scanner's runner in this process (no socket). */
+  local?: LocalRunner['request'];
 }
 
 /** A change under way: `abort()` launches nothing more; `done` resolves with the exit code once the locks are released. */
@@ -100,8 +103,8 @@ export function sayAt(verbosity: number, prog: string, line: (text: string) => v
  * exit code the command would have had.
  */
 export function pid1ServiceManager(opts: { compiled: string; live: string; scandir: string }): {
-  boot(runlevel: string, log: (line: string) => void): Promise<number>;
-  shutdown(log: (line: string) => void): Promise<number>;
+  boot(runlevel: string, log: (line: string) => void, local?: LocalRunner): Promise<number>;
+  shutdown(log: (line: string) => void, local?: LocalRunner): Promise<number>;
 } {
   const change = async (req: Omit<ChangeRequest, 'live' | 'dryRun' | 'timeoutMs' | 'verbosity'>, log: (line: string) => void): Promise<number> => {
     const say = sayAt(2, 't6-rc', log);
@@ -114,15 +117,15 @@ export function pid1ServiceManager(opts: { compiled: string; live: string; scand
     }
   };
   return {
-    boot: async (runlevel, log) => {
+    boot: async (runlevel, log, local) => {
       try {
-        await initLive({ compiled: opts.compiled, live: opts.live, prefix: '', scandir: opts.scandir, timeoutMs: 0, block: false, dereference: false });
+        await initLive({ compiled: opts.compiled, live: opts.live, prefix: '', scandir: opts.scandir, timeoutMs: 0, block: false, dereference: false, local });
       } catch (err) {
         log(`t6-rc-init: fatal: ${strerror(err)}`);
         return rcExitCode(err) ?? EXIT.system;
       }
-      return change({ names: [runlevel], addUp: false, up: true, prune: true, stopEssentials: false, block: false }, log);
+      return change({ names: [runlevel], addUp: false, up: true, prune: true, stopEssentials: false, block: false, local: local?.request }, log);
     },
-    shutdown: (log) => change({ names: [], addUp: true, up: false, prune: false, stopEssentials: true, block: true }, log),
+    shutdown: (log, local) => change({ names: [], addUp: true, up: false, prune: false, stopEssentials: true, block: true, local: local?.request }, log),
   };
 }

@@ -215,6 +215,23 @@ export class OneshotRunner {
     });
   }
 
+  /**
+   * A request from inside this process (pid 1's own t6-rc at boot and at shutdown): served
+   * as a session's request is, with no socket between the two. Its replies come through
+   * `reply`, the last with `last` set. It cannot be cancelled: its caller lives as long as
+   * the runner.
+   */
+  request(line: string, reply: (obj: object, last: boolean) => void): void {
+    let answered = false;
+    const once = (obj: object, last: boolean): void => {
+      if (answered) return;
+      if (last) answered = true;
+      reply(obj, last);
+    };
+    // A request that waits for a oneshot slot is queued by #handle; nothing to stop reading.
+    this.#handle(line, { cancels: new Set(), reply: once, hold: () => () => {} });
+  }
+
   /** Stops listening and removes the socket; running processes go on and are still reaped. */
   close(): void {
     this.#server.close();

@@ -11,7 +11,7 @@
  */
 import path from 'node:path';
 import { errorCode, strerror } from '../sys/errors.ts';
-import type { ScannerHost } from './scanner-host.ts';
+import type { Listening, ScannerHost } from './scanner-host.ts';
 import type { RunnerHost } from './runner.ts';
 import type { TimerHandle } from './supervisor.ts';
 import { EXIT } from '../s6/exit.ts';
@@ -63,7 +63,7 @@ export class ScandirControl {
   /** The control FIFO's fd while it is read (owned by `#reading`). */
   #controlFd = -1;
   #reading: { close(): void } | undefined;
-  #runner: { close(): void } | undefined;
+  #runner: Listening | undefined;
   #retry: TimerHandle | undefined;
 
   constructor(ctx: ControlContext) {
@@ -98,6 +98,12 @@ export class ScandirControl {
       this.#ctx.report('warning', `${strerror(err)} - running without ${this.controlPath}; retrying every ${CONTROL_RETRY_MS / 1000} seconds`);
       this.#scheduleRetry();
     }
+  }
+
+  /** The runner's in-process requests, while it listens. */
+  get runnerRequest(): Listening['request'] {
+    const runner = this.#runner;
+    return runner?.request === undefined ? undefined : (line, reply) => runner.request!(line, reply);
   }
 
   /** No more set-up retries (supervision is ending; what is served goes on being served). */

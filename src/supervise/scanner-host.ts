@@ -36,6 +36,16 @@ export interface Reading {
 /** A listening oneshot runner. */
 export interface Listening {
   close(): void;
+  /** Serves a request made inside this process (runner.ts). */
+  request?(line: string, reply: (obj: object, last: boolean) => void): void;
+}
+
+/** The scanner's runner for a service manager in the same process (pid 1's t6-rc). */
+export interface LocalRunner {
+  /** Scans now; the entries that have a supervisor (a runner scan request's answer). */
+  scan(): string[];
+  /** A runner request line, answered through `reply` (undefined: the runner is not listening). */
+  request: ((line: string, reply: (obj: object, last: boolean) => void) => void) | undefined;
 }
 
 /** The file and fd operations of the scanner. Each throws what the system call throws. */

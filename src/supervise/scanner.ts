@@ -24,7 +24,7 @@ import { Logging } from './logging.ts';
 import { Waiters, controlRequest } from './waiter.ts';
 import type { RunnerHost } from './runner.ts';
 import { SupervisorSetupError, type Supervisor, type SupervisorHost, type TimerHandle } from './supervisor.ts';
-import { systemScannerHost, reportingKill, type ScannerHost } from './scanner-host.ts';
+import { systemScannerHost, reportingKill, type LocalRunner, type ScannerHost } from './scanner-host.ts';
 import { BUILTIN_SIGNAL_COMMANDS, SCANNER_SIGNALS, ScandirControl, type ScannerSignal } from './scandir-control.ts';
 import { prepareHandOver, restoreScanner, snapshotScanner, type ReexecContext } from './reexec.ts';
 import type { ScannerSnapshot } from './handover.ts';
@@ -32,33 +32,11 @@ import { Plumbing } from './plumbing.ts';
 import { Ending, type ScannerExit } from './ending.ts';
 import { ServiceTable, cancelRestarts, listSome, slotPath, slots, type ServiceEntry, type Slot } from './slots.ts';
 import { followMoves } from './follow.ts';
+import type { ScannerOptions } from './scanner-options.ts';
 
 export { DIVERTIBLE_SIGNALS, SCANNER_SIGNALS, ScannerSetupError, type ScannerSignal } from './scandir-control.ts';
 export type { ScannerExit } from './ending.ts';
-
-/** Options of t6-svscan. */
-export interface ScannerOptions {
-  scandir: string;
-  /** Rescan every so many ms (-t); 0 = only on demand. */
-  rescanMs?: number;
-  /** Maximum number of supervisors (-c); a service and its logger take one each. */
-  maxServices?: number;
-  /** Console holder fd given to the catch-all logger as stderr (-X); in-process, where the catch-all's alerts go. */
-  consoleFd?: number;
-  /** Copy every line of every service without a logger to stdout as `name: line` (t6-svscan -1; console-sink.ts). */
-  consoleSink?: boolean;
-  report(level: 'info' | 'warning' | 'error', message: string): void;
-  /** Every fd above 2 of this process is close-on-exec: spawns may skip closing fds in the child. */
-  allCloexec?: boolean;
-  /** Scan dir entries that are not services (t6-linux-init's shutdownd FIFO directory). */
-  notServices?: ReadonlySet<string>;
-  /** Built-in signal actions that replace s6-svscan's when no `.s6-svscan/SIG<NAME>` exists. */
-  signalActions?: Partial<Record<ScannerSignal, () => void>>;
-  /** t6's own control bytes beside s6-svscan's (`R`: re-exec), by byte. */
-  extraCommands?: Readonly<Record<string, () => void>>;
-  /** The outside world; default: the real one (systemScannerHost). */
-  host?: ScannerHost;
-}
+export type { ScannerOptions } from './scanner-options.ts';
 
 /** How long a service directory that could not be supervised waits before the next try. */
 export const SUPERVISOR_RETRY_MS = 10_000;
@@ -394,6 +372,17 @@ export class Scanner {
     if (owner !== undefined && owner.slot === owner.entry.main) owner.entry.reader?.serviceDied();
   }
 
+  /** The runner's requests and scans for a service manager in this process (pid 1's t6-rc). */
+  local(): LocalRunner {
+    return {
+      scan: () => {
+        this.#guard('scan', () => this.scan());
+        return this.#table.supervisedNames();
+      },
+      request: this.#control.runnerRequest,
+    };
+  }
+
   /** What the oneshot runner needs from the scanner. */
   #runnerHost(): RunnerHost {
     return {
@@ -402,10 +391,7 @@ export class Scanner {
       kill: this.#supervisorHost.kill,
       report: this.#opts.report,
       output: () => this.#logging.catchAllFd,
-      scan: () => {
-        this.#guard('scan', () => this.scan());
-        return this.#table.supervisedNames();
-      },
+      scan: () => this.local().scan(),
       control: (req, done) => controlRequest((dir) => this.#supervisorOf(dir), this.#waiters, req, done),
     };
   }
