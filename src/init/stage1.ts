@@ -34,42 +34,87 @@ export function prepareTmpfs(dir: string, mode: RunMode): void {
 /**
  * Copies a tree as s6's hiercopy does: directories, regular files, FIFOs and symbolic
  * links, with their modes and (as root) owners. Existing files in `to` are replaced.
+ * pid 1 runs this at boot, where every system call is dear under emulation: an owner is
+ * set only when the new node would not have it already, and a copied file already has its
+ * mode (copyFileSync sets it), unless a chown just cleared its set-id bits.
  */
 export function copyTree(from: string, to: string): void {
   const st = fs.lstatSync(from);
-  copyNode(from, to, st);
+  const parent = fs.statSync(path.dirname(to));
+  copyNode(from, to, st, createdIn(parent.mode, parent.gid));
 }
 
-function copyNode(from: string, to: string, st: fs.Stats): void {
+/**
+ * Who owns what is made in a directory: us, with the directory's group if it is
+ * set-group-ID (then a directory made there is set-group-ID too). Undefined: not known (a
+ * directory that was there already), so every node made there is given its owner.
+ */
+interface Creator {
+  uid: number;
+  gid: number;
+  setgid: boolean;
+}
+
+function createdIn(dirMode: number, dirGid: number): Creator {
+  const setgid = (dirMode & 0o2000) !== 0;
+  return { uid: process.geteuid?.() ?? 0, gid: setgid ? dirGid : process.getegid?.() ?? 0, setgid };
+}
+
+function copyNode(from: string, to: string, st: fs.Stats, creator: Creator | undefined): void {
   const mode = st.mode & 0o7777;
+  let modeSet = false;
+  // A node that was there already keeps its owner: it gets the source's in any case.
+  let existed = false;
   if (st.isDirectory()) {
     try {
       fs.mkdirSync(to, { mode: 0o700 });
     } catch (err) {
       if (errorCode(err) !== 'EEXIST') throw new Error(`unable to create ${to}: ${strerror(err)}`);
+      existed = true;
     }
+    // Made now, it is set-group-ID only if its parent is (its mode comes after its contents).
+    const inside = existed || creator === undefined ? undefined : createdIn(creator.setgid ? 0o2000 : 0, creator.gid);
     for (const name of fs.readdirSync(from)) {
       const src = path.join(from, name);
-      copyNode(src, path.join(to, name), fs.lstatSync(src));
+      copyNode(src, path.join(to, name), fs.lstatSync(src), inside);
     }
   } else if (st.isFile()) {
-    fs.copyFileSync(from, to);
+    // A new file, not the old one rewritten: it is ours, and has the source's mode.
+    try {
+      fs.copyFileSync(from, to, fs.constants.COPYFILE_EXCL);
+    } catch (err) {
+      if (errorCode(err) !== 'EEXIST') throw err;
+      fs.unlinkSync(to);
+      fs.copyFileSync(from, to, fs.constants.COPYFILE_EXCL);
+    }
+    modeSet = true;
   } else if (st.isFIFO()) {
-    fs.rmSync(to, { force: true });
+    unlinkIfThere(to);
     mkfifo(to, mode);
   } else if (st.isSymbolicLink()) {
-    fs.rmSync(to, { force: true });
+    unlinkIfThere(to);
     fs.symlinkSync(fs.readlinkSync(from), to);
     return;
   } else {
     return; // sockets and devices have no place in a run-image
   }
-  try {
-    fs.chownSync(to, st.uid, st.gid);
-  } catch (err) {
-    if (errorCode(err) !== 'EPERM') throw new Error(`unable to chown ${to}: ${strerror(err)}`);
+  if (existed || creator === undefined || st.uid !== creator.uid || st.gid !== creator.gid) {
+    try {
+      fs.chownSync(to, st.uid, st.gid);
+      modeSet = false; // a chown clears the set-user-ID and set-group-ID bits
+    } catch (err) {
+      if (errorCode(err) !== 'EPERM') throw new Error(`unable to chown ${to}: ${strerror(err)}`);
+    }
   }
-  fs.chmodSync(to, mode);
+  if (!modeSet) fs.chmodSync(to, mode);
+}
+
+function unlinkIfThere(file: string): void {
+  try {
+    fs.unlinkSync(file);
+  } catch (err) {
+    if (errorCode(err) !== 'ENOENT') throw err;
+  }
 }
 
 /**

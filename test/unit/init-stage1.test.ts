@@ -56,6 +56,43 @@ test('copyTree keeps FIFOs, modes and symbolic links; env dump is whole', () => 
   assert.throws(() => dumpEnvironment(path.join(dir, 'dump'), { A: '1' }));
 });
 
+test('copyTree gives every node its source owner and mode: foreign owners, set-id bits, a set-group-ID directory, nodes already there', { skip: process.getuid?.() !== 0 ? 'needs root' : false }, () => {
+  const dir = tmpdir();
+  const from = path.join(dir, 'from');
+  fs.mkdirSync(path.join(from, 'shared'), { recursive: true });
+  fs.writeFileSync(path.join(from, 'suid'), '#!/bin/sh\n');
+  fs.chownSync(path.join(from, 'suid'), 1234, 5678);
+  fs.chmodSync(path.join(from, 'suid'), 0o4755);
+  fs.chownSync(path.join(from, 'shared'), 0, 777);
+  fs.chmodSync(path.join(from, 'shared'), 0o2775);
+  fs.writeFileSync(path.join(from, 'shared/mine'), 'x', { mode: 0o640 });
+  fs.chownSync(path.join(from, 'shared/mine'), 0, 0);
+  fs.writeFileSync(path.join(from, 'plain'), 'y', { mode: 0o644 });
+  const to = path.join(dir, 'to');
+  fs.mkdirSync(path.join(to, 'shared'), { recursive: true });
+  fs.writeFileSync(path.join(to, 'plain'), 'old', { mode: 0o600 });
+  fs.chownSync(path.join(to, 'plain'), 42, 42);
+  fs.chownSync(path.join(to, 'shared'), 42, 42);
+  copyTree(from, to);
+  // A new tree under a set-group-ID directory: what is made there has its group first.
+  const sgid = path.join(dir, 'sgid');
+  fs.mkdirSync(sgid);
+  fs.chownSync(sgid, 0, 777);
+  fs.chmodSync(sgid, 0o2755);
+  copyTree(from, path.join(sgid, 'copy'));
+  for (const p of ['copy/plain', 'copy/shared/mine']) {
+    const st = fs.lstatSync(path.join(sgid, p));
+    assert.equal(`${st.uid}:${st.gid}`, '0:0', p);
+  }
+  const owner = (p: string): string => { const st = fs.lstatSync(path.join(to, p)); return `${st.uid}:${st.gid} ${(st.mode & 0o7777).toString(8)}`; };
+  assert.equal(owner('suid'), '1234:5678 4755');
+  assert.equal(owner('shared'), '0:777 2775');
+  // Made in a set-group-ID directory, it would have group 777: it gets its source's, 0.
+  assert.equal(owner('shared/mine'), '0:0 640');
+  assert.equal(owner('plain'), '0:0 644');
+  assert.equal(fs.readFileSync(path.join(to, 'plain'), 'utf8'), 'y');
+});
+
 test('unmount plan: reverse order, /run kept, first devtmpfs/proc/sysfs kept, later duplicates go, rootfs left', () => {
   const mounts = parseMounts([
     'none / rootfs rw 0 0',
