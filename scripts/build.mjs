@@ -156,17 +156,27 @@ fs.writeFileSync(path.join(distDir, 'commands.json'), JSON.stringify(commands) +
 // it has answered --help; the stamp written after it tells bin/init it was checked (a blob
 // newer than its stamp has changed since). Without a blob, bin/init starts from the bundle.
 const pinnedNode = path.join(root, 'node_modules/node/bin/node');
-for (const name of SNAPSHOT_COMMANDS) {
-  const bundle = path.join(distDir, `t6-${name}.cjs`);
-  const blob = bundle.replace(/\.cjs$/, '.blob');
-  const problem = buildSnapshot(bundle, blob);
-  if (problem !== undefined) process.stderr.write(`build: warning: no startup snapshot for t6-${name} (${problem}); it starts from its bundle\n`);
-}
+
+// The snapshot's entry evaluates the bundle with every one of its functions compiled
+// (--no-lazy while it is compiled, not for Node's own modules): the blob then holds their
+// bytecode, and pid 1 compiles nothing of its own at boot. Under software emulation that
+// took the demo's boot from 2.55 s to 1.93 s (median of 3 alternating rounds; all of Node's
+// modules compiled too gave 2.22 s, from a blob twice the size), for 0.5 MB more blob.
+const eagerEntry = (bundle) => `const v8 = require('node:v8');
+const source = require('node:fs').readFileSync(${JSON.stringify(bundle)}, 'utf8');
+v8.setFlagsFromString('--no-lazy');
+const wrapped = require('node:vm').runInThisContext(\`(function (exports, require, module, __filename, __dirname) {\${source}\\n})\`, { filename: ${JSON.stringify(bundle)} });
+v8.setFlagsFromString('--lazy');
+const module = { exports: {} };
+wrapped(module.exports, require, module, ${JSON.stringify(bundle)}, ${JSON.stringify(path.dirname(bundle))});
+`;
 
 function buildSnapshot(bundle, blob) {
   if (!fs.existsSync(pinnedNode)) return `${pinnedNode} is missing`;
   const tmp = `${blob}.tmp`;
-  const built = spawnSync(pinnedNode, ['--snapshot-blob', tmp, '--build-snapshot', bundle], { encoding: 'utf8' });
+  const entry = path.join(entryDir, `${path.basename(bundle, '.cjs')}.snapshot.cjs`);
+  fs.writeFileSync(entry, eagerEntry(bundle));
+  const built = spawnSync(pinnedNode, ['--snapshot-blob', tmp, '--build-snapshot', entry], { encoding: 'utf8' });
   if (built.status !== 0) return `node --build-snapshot failed: ${(built.stderr || built.stdout).trim().split('\n').slice(-3).join(' / ')}`;
   const tried = spawnSync(pinnedNode, ['--snapshot-blob', tmp, bundle, '--help'], { encoding: 'utf8' });
   if (tried.status !== 0 || !tried.stdout.startsWith(`t6-${path.basename(bundle, '.cjs').slice(3)} `)) {
@@ -176,4 +186,11 @@ function buildSnapshot(bundle, blob) {
   fs.renameSync(tmp, blob);
   fs.writeFileSync(`${blob}.ok`, `${spawnSync(pinnedNode, ['--version'], { encoding: 'utf8' }).stdout.trim()} ${fs.statSync(blob).size}\n`);
   return undefined;
+}
+
+for (const name of SNAPSHOT_COMMANDS) {
+  const bundle = path.join(distDir, `t6-${name}.cjs`);
+  const blob = bundle.replace(/\.cjs$/, '.blob');
+  const problem = buildSnapshot(bundle, blob);
+  if (problem !== undefined) process.stderr.write(`build: warning: no startup snapshot for t6-${name} (${problem}); it starts from its bundle\n`);
 }
