@@ -109,6 +109,7 @@ export function spawnThroughSpawner(req: SpawnerRequest): number | undefined {
   const pid = Atomics.load(r.ctl, 2);
   const err = Atomics.load(r.ctl, 3);
   Atomics.store(r.ctl, 0, IDLE);
+  Atomics.notify(r.ctl, 0);
   if (err !== 0) throw new SysError('spawn', err, req.path);
   return pid;
 }
@@ -280,10 +281,10 @@ function spawn(req) {
 Atomics.store(ctl, 0, ${IDLE});
 Atomics.notify(ctl, 0);
 for (;;) {
-  Atomics.wait(ctl, 0, ${IDLE});
   const state = Atomics.load(ctl, 0);
   if (state === ${QUIT}) break;
-  if (state !== ${REQUEST}) continue;
+  // Asleep until a request (and after an answer, until it is taken): never a busy loop.
+  if (state !== ${REQUEST}) { Atomics.wait(ctl, 0, state); continue; }
   let answer;
   try {
     answer = spawn(JSON.parse(Buffer.from(bytes.subarray(0, Atomics.load(ctl, 1))).toString()));
