@@ -83,11 +83,6 @@ export function stopSpawner(): void {
   void r.worker.terminate();
 }
 
-/** Whether spawns go through the spawner now. */
-export function spawnerRunning(): boolean {
-  return running !== undefined;
-}
-
 /**
  * Spawns through the spawner and returns the pid; throws SysError as posix_spawn would.
  * Returns undefined when the spawner is not wanted, or not usable: the caller spawns itself.
