@@ -11,7 +11,8 @@
  */
 import fs from 'node:fs';
 import { getrlimit, getpid, pageOutExecutable, RLIMIT, setChildSubreaper, setProcessName } from '../sys/system.ts';
-import { markAllCloexec } from '../sys/spawn.ts';
+import { markAllCloexec, nodeOwnFds } from '../sys/spawn.ts';
+import { enableSpawner } from '../sys/spawner.ts';
 import { reserveFdsInBackground } from '../sys/fd.ts';
 import { Scanner, SCANNER_SIGNALS, type ScannerOptions, type ScannerSignal } from './scanner.ts';
 import { monotonicNowMs, takeHandover, type Handover } from './handover.ts';
@@ -123,6 +124,9 @@ export async function serveScandir(cfg: SvscanConfig): Promise<SvscanEnd> {
   return end;
 }
 
+/** Fds held before services are spawned from the spawner thread (below: it does not pay its start). */
+const SPAWNER_MIN_FDS = 1024;
+
 /** The process-wide set-up: subreaper, name, close-on-exec everywhere, room in the fd table. */
 function prepareProcess(cfg: SvscanConfig, report: (level: string, message: string) => void): void {
   if (getpid() !== 1) {
@@ -132,6 +136,12 @@ function prepareProcess(cfg: SvscanConfig, report: (level: string, message: stri
   // Whatever we inherited above fd 2 must not reach services (-d and -X fds are passed
   // explicitly where they belong); from here on every fd of ours is close-on-exec.
   markAllCloexec();
+  // Past this many fds, services are spawned from a thread with a table of its own: a spawn
+  // from this one copies every fd into the child (sys/spawner.ts). T6_SPAWNER_MIN_FDS: tests.
+  const minFds = Number(process.env['T6_SPAWNER_MIN_FDS'] ?? SPAWNER_MIN_FDS);
+  // -d and -X are t6's, not Node's: the spawner must not keep a copy (a reader waits for EOF).
+  const keep = new Map([...nodeOwnFds].filter(([fd]) => fd !== cfg.notifyFd && fd !== cfg.consoleFd));
+  if (minFds >= 0) enableSpawner({ minFds, keep, report: (message) => report('warning', message) });
   // Room in the fd table for every supervisor's few fds, grown once and off the event loop
   // (see reserveFds): not one stall after another while the first thousand services start.
   try {

@@ -9,6 +9,7 @@ import { c, errno } from './libc.ts';
 import { SysError, toError } from './errors.ts';
 import { SIGNALS } from './signals.ts';
 import { asUserArgv, type Identity } from './identity.ts';
+import { internalFdIdentity, spawnThroughSpawner, type SpawnerRequest } from './spawner.ts';
 
 const EINTR = 4;
 
@@ -149,6 +150,10 @@ export function findInPath(name: string, env: readonly string[]): string {
 }
 
 function spawnHere(opts: SpawnOptions): number {
+  if (opts.allCloexec === true) {
+    const pid = spawnThroughSpawner(spawnerRequest(opts));
+    if (pid !== undefined) return pid;
+  }
   const p = prepare(opts);
   try {
     const pid = [0];
@@ -158,6 +163,19 @@ function spawnHere(opts: SpawnOptions): number {
   } finally {
     p.release();
   }
+}
+
+/** `opts` as the spawner takes it: every child fd named, 0–2 included (inherited, or /dev/null when closed here). */
+function spawnerRequest(opts: SpawnOptions): SpawnerRequest {
+  const fds: [number, number | null][] = [];
+  for (let fd = 0; fd <= 2; fd++) {
+    if (!opts.fds?.has(fd)) fds.push([fd, c.fcntl(fd, F_GETFD, 'int', 0) >= 0 ? fd : null]);
+  }
+  for (const [target, source] of opts.fds ?? []) fds.push([target, source === 'null' ? null : source]);
+  return {
+    path: opts.path, argv: opts.argv, env: opts.env ?? currentEnv(), fds, newSession: opts.newSession !== false,
+    ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }), ...(opts.cwdFd === undefined ? {} : { cwdFd: opts.cwdFd }),
+  };
 }
 
 /**
@@ -384,6 +402,7 @@ const CLOSE_RANGE_CLOEXEC = 1 << 2;
 export function markAllCloexec(): number {
   if (c.syscall(SYS_CLOSE_RANGE, 'uint32', 3, 'uint32', 0xffffffff, 'uint32', CLOSE_RANGE_CLOEXEC) === 0) return -1;
   let changed = 0;
+  nodeOwnFds.clear();
   let names: string[];
   try {
     names = fs.readdirSync('/proc/self/fd');
@@ -395,8 +414,21 @@ export function markAllCloexec(): number {
     const fd = Number(name);
     if (!(fd > 2)) continue;
     const flags = c.fcntl(fd, F_GETFD, 'int', 0);
-    if (flags < 0 || (flags & 1) !== 0) continue;
+    if (flags < 0) continue;
+    if ((flags & 1) !== 0) {
+      const id = internalFdIdentity(fd);
+      if (id !== undefined) nodeOwnFds.set(fd, id);
+      continue;
+    }
     if (c.fcntl(fd, F_SETFD, 'int', flags | 1) === 0) changed++;
   }
   return changed;
 }
+
+/**
+ * The fds markAllCloexec found close-on-exec already and of the kinds Node's internals are
+ * (pipes and anonymous inodes: its event loops, libuv's signal pipe), each with the identity
+ * of its file: the spawner thread (spawner.ts) keeps its copies of those that are still
+ * the same file when it starts, and closes every other (t6's, inherited, or a number reused).
+ */
+export const nodeOwnFds = new Map<number, string>();
