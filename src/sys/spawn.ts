@@ -391,24 +391,26 @@ export function execve(path: string, argv: readonly string[], env?: readonly str
 /** close_range(2), the same number on x86_64 and arm64; CLOSE_RANGE_CLOEXEC is Linux 5.11+. */
 const SYS_CLOSE_RANGE = 436;
 const CLOSE_RANGE_CLOEXEC = 1 << 2;
+/** Without /proc, the fds looked at one by one (Node's own are among them). */
+const LOW_FDS = 64;
 
 /**
  * Marks every fd above 2 of this process close-on-exec (those inherited from whoever
- * started us included), so that spawns with `allCloexec` leak nothing. One close_range
- * call where the kernel has CLOSE_RANGE_CLOEXEC; else fd by fd (pid 1 at boot has no
- * /proc to list them, so that is 1,024 fcntl calls). Returns how many fds it changed, or
- * -1 when close_range did it (it does not say).
+ * started us included), so that spawns with `allCloexec` leak nothing, and notes Node's
+ * own (nodeOwnFds). The fds are listed from /proc; without it (pid 1 at boot), the first
+ * 64 are looked at one by one, where Node's own are (it made them at its start), and one
+ * close_range marks all the others at once where the kernel has CLOSE_RANGE_CLOEXEC (else
+ * it is fd by fd up to 1,024). Returns how many fds it changed one by one.
  */
 export function markAllCloexec(): number {
-  if (c.syscall(SYS_CLOSE_RANGE, 'uint32', 3, 'uint32', 0xffffffff, 'uint32', CLOSE_RANGE_CLOEXEC) === 0) return -1;
   let changed = 0;
   nodeOwnFds.clear();
   let names: string[];
   try {
     names = fs.readdirSync('/proc/self/fd');
   } catch {
-    // No /proc yet (pid 1 at boot): try every fd below a generous bound instead.
-    names = Array.from({ length: 1024 }, (_v, i) => String(i));
+    const rest = c.syscall(SYS_CLOSE_RANGE, 'uint32', LOW_FDS, 'uint32', 0xffffffff, 'uint32', CLOSE_RANGE_CLOEXEC) === 0;
+    names = Array.from({ length: rest ? LOW_FDS : 1024 }, (_v, i) => String(i));
   }
   for (const name of names) {
     const fd = Number(name);
