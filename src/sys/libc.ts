@@ -49,20 +49,27 @@ export function koffiPath(): string {
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 function findKoffi(): [any, string] {
-  // The CommonJS bundles have `require`; under ESM (tests) it is made. node:module is not
-  // loaded otherwise: it costs every client call some 4 ms to load. A start from a startup
-  // snapshot has a `require` for built-in modules only: koffi is found from the bundle's
-  // path, which bin/init passes as the first argument (as a normal start has it).
-  if (startedFromSnapshot()) {
-    // The bundle's tree is known (bin/init passes its path first): open the addon directly,
-    // sparing node:module and its resolution, which pid 1 would compile at boot for this alone.
-    const native = path.join(path.dirname(process.argv[1] ?? '/'), '../node_modules/@koromix/koffi-linux-x64/linux_x64/koffi.node');
-    if (process.platform === 'linux' && process.arch === 'x64' && fs.existsSync(native)) {
-      const addon = { exports: {} };
-      process.dlopen(addon, native);
-      return [addon.exports, native];
+  // Where the bundle is: a CommonJS bundle has __filename; a start from a startup snapshot
+  // has the bundle's path first (bin/init passes it, as a normal start has it); tests (ESM)
+  // have neither and take the ordinary path below.
+  const bundle = startedFromSnapshot() ? process.argv[1] : typeof __filename === 'string' ? __filename : undefined;
+  if (bundle !== undefined && process.platform === 'linux' && process.arch === 'x64') {
+    // The addon beside the bundle's tree, opened directly: require.resolve's walk through
+    // node_modules and package.json files costs a cold process 3-7 ms (here), paid by every
+    // command that calls libc, and a start from a snapshot would compile node:module for it.
+    const native = path.join(path.dirname(bundle), '../node_modules/@koromix/koffi-linux-x64/linux_x64/koffi.node');
+    if (fs.existsSync(native)) {
+      try {
+        const addon = { exports: {} };
+        process.dlopen(addon, native);
+        return [addon.exports, native];
+      } catch {
+        // musl: this build cannot load; koffi's loader below picks the right one
+      }
     }
   }
+  // The CommonJS bundles have `require`; under ESM (tests) it is made. node:module is not
+  // loaded otherwise: it costs every client call some 4 ms to load.
   const load = startedFromSnapshot()
     ? process.getBuiltinModule('node:module').createRequire(process.argv[1] ?? '/')
     : typeof require === 'function' ? require : process.getBuiltinModule('node:module').createRequire(import.meta.url);
