@@ -180,9 +180,10 @@ export class RunnerSession {
   /** The same request, served by the runner in this process: its replies as a session's, without the id. */
   #requestHere(local: NonNullable<LocalRunner['request']>, body: object, final: (msg: Reply) => boolean): Promise<Reply> {
     return new Promise((resolve) => {
-      local(JSON.stringify(body), (obj) => {
+      local(JSON.stringify(body), (obj, last) => {
         const msg = obj as Reply;
-        if (final(msg)) resolve(msg);
+        // The runner's last answer ends the request whatever it says (run() reads it).
+        if (final(msg) || last) resolve(msg);
       });
     });
   }
