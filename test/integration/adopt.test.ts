@@ -18,12 +18,14 @@ const STABLE = 20;
 const SUPERVISED_AGAIN_MS = 1000;
 
 /** The processes of the namespace whose command line is exactly `argv`. */
-function processesRunning(argv: string[]): number {
+function processesRunning(argv: string[], tree: Tree): number {
   const want = `${argv.join('\0')}\0`;
+  // Only the tree's own: another run of this suite on the machine has the same markers.
+  const ns = fs.readlinkSync(`/proc/${tree.pid1}/ns/pid`);
   let n = 0;
   for (const name of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
-    try { if (fs.readFileSync(`/proc/${name}/cmdline`, 'latin1') === want) n++; } catch { /* gone */ }
+    try { if (fs.readFileSync(`/proc/${name}/cmdline`, 'latin1') === want && fs.readlinkSync(`/proc/${name}/ns/pid`) === ns) n++; } catch { /* gone */ }
   }
   return n;
 }
@@ -75,7 +77,7 @@ test('kill -9 of t6-svscan and a new start, 20 times: every service adopted, non
       const uptime = Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * 1000;
       slowest.push(uptime - startedAt);
       for (const dir of everyDir) assert.equal(run('s6-svok', [dir]).status, 0, `round ${round}: s6-svok ${dir}`);
-      for (let i = 0; i < STABLE; i++) assert.equal(processesRunning(marker(i)), 1, `round ${round}: s${i} runs once`);
+      for (let i = 0; i < STABLE; i++) assert.equal(processesRunning(marker(i), tree), 1, `round ${round}: s${i} runs once`);
       for (const [dir, pid] of pids) assert.equal(readStatus(dir)?.pid, pid, `round ${round}: ${dir} kept its pid`);
     }
     for (const dir of stable) assert.equal(fs.readFileSync(path.join(dir, 'starts'), 'utf8').trim().split('\n').length, 1, `${dir} started once`);
@@ -86,7 +88,7 @@ test('kill -9 of t6-svscan and a new start, 20 times: every service adopted, non
     // The status names the new run as soon as it is spawned: wait for its exec of sleep
     // (found by a stress run: sh was still running ./run), then count.
     await until('the new locked instance runs sleep', () => { try { return fs.readFileSync(`/proc/${tree.hostPid(restarted)}/cmdline`, 'latin1') === 'sleep\x00271777\x00'; } catch { return false; } });
-    assert.equal(processesRunning(['sleep', '271777']), 1);
+    assert.equal(processesRunning(['sleep', '271777'], tree), 1);
     // Crash-looping services go on being restarted.
     const events = new EventLog(path.join(inner, 'crash0'));
     await events.waitFor(/u/);
