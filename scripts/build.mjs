@@ -179,7 +179,7 @@ function buildSnapshot(bundle, blob) {
   const built = spawnSync(pinnedNode, ['--snapshot-blob', tmp, '--build-snapshot', entry], { encoding: 'utf8' });
   if (built.status !== 0) return `node --build-snapshot failed: ${(built.stderr || built.stdout).trim().split('\n').slice(-3).join(' / ')}`;
   const tried = spawnSync(pinnedNode, ['--snapshot-blob', tmp, bundle, '--help'], { encoding: 'utf8' });
-  if (tried.status !== 0 || !tried.stdout.startsWith(`t6-${path.basename(bundle, '.cjs').slice(3)} `)) {
+  if (tried.status !== 0 || !tried.stdout.startsWith(`${path.basename(bundle, '.cjs')} `)) {
     fs.rmSync(tmp, { force: true });
     return `a start from it failed: status ${tried.status}, ${tried.stderr.trim().split('\n')[0] ?? ''}`;
   }
