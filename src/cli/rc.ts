@@ -10,7 +10,7 @@ import { type CompiledDb, loadDb } from '../rc/db.ts';
 import { toDot } from '../rc/graph.ts';
 import { diff, list, listAll, select } from '../rc/engine.ts';
 import { describeServices } from '../rc/describe.ts';
-import { type ChangeRequest, openLocked, rcExitCode, sayAt, startChange } from '../rc/run.ts';
+import { type ChangeRequest, openForReading, rcExitCode, sayAt, startChange } from '../rc/run.ts';
 import { EXIT } from '../s6/exit.ts';
 import { tainFromUnixMs } from '../s6/tai.ts';
 
@@ -87,7 +87,7 @@ async function rcFailure(work: () => Promise<number>): Promise<number> {
 
 /** list, listall, diff: read under the shared lock, print (or JSON). */
 async function show(command: 'list' | 'listall' | 'diff', req: ChangeRequest, json: boolean, io: CommandIo): Promise<number> {
-  const { state, unlock } = await openLocked(req.live, req.block, true);
+  const { state, unlock } = await openForReading(req.live, req.block);
   try {
     if (command === 'diff') {
       const d = diff(state);

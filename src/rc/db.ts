@@ -4,7 +4,8 @@
  * checks only the format version and the shape.
  *
  * A compiled directory holds:
- *   db.json              CompiledDb, below
+ *   db.json              CompiledDb, below, written compact (encodeDb: every field at its
+ *                        default left out, each source directory named once)
  *   servicedirs/NAME/    one ready-to-run s6 service directory per longrun (run, finish,
  *                        notification-fd, timeout-kill, …, env/, data/, as in the source)
  *   lock                 empty; t6-rc takes it shared while it uses the database
@@ -17,8 +18,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { strerror } from '../sys/errors.ts';
 
-/** Version of the db.json format; bump on any incompatible change. */
-export const DB_VERSION = 1;
+/**
+ * Version of the db.json format; bump on any incompatible change. 2 is 1 made compact: a
+ * reader of 2 reads 1 too (a field present is taken as it is).
+ */
+export const DB_VERSION = 2;
 
 /** Names reserved for the service manager's own services: s6-rc's two prefixes, no more. */
 export const RESERVED_PREFIXES = ['s6rc-', 's6-rc-'] as const;
@@ -75,7 +79,7 @@ export interface BundleService extends ServiceBase {
 /** Any service of the database. */
 export type Service = OneshotService | LongrunService | BundleService;
 
-/** db.json. */
+/** db.json, as loaded (every field present). */
 export interface CompiledDb {
   version: typeof DB_VERSION;
   /** Number of longruns (they come first). */
@@ -114,13 +118,70 @@ export function loadDb(dir: string): Db {
     }
     throw new DbError(`unable to read ${file}: ${strerror(err)}`);
   }
-  const db = parsed as CompiledDb;
-  if (typeof db !== 'object' || db === null || db.version !== DB_VERSION || !Array.isArray(db.services)) {
+  const stored = parsed as StoredDb;
+  if (typeof stored !== 'object' || stored === null || (stored.version !== 1 && stored.version !== DB_VERSION) || !Array.isArray(stored.services)) {
     throw new DbError(`${file} is not a t6 compiled database of version ${DB_VERSION}`);
   }
+  const db = decodeDb(stored);
   const byName = new Map<string, Service>();
   for (const s of db.services) byName.set(s.name, s);
   return { ...db, dir: abs, byName, atomics: db.longruns + db.oneshots };
+}
+
+/** db.json as stored: a service's fields at their defaults may be absent, `source` may index `sources`. */
+interface StoredDb {
+  version: 1 | typeof DB_VERSION;
+  longruns: number;
+  oneshots: number;
+  sources?: string[];
+  services: (Partial<Omit<Service, 'source'>> & { name: string; type: Service['type']; source: string | number })[];
+}
+
+/** Defaults of the fields encodeDb leaves out, by service type. */
+const DEFAULTS = {
+  longrun: { essential: false, deps: [], timeoutUp: 0, timeoutDown: 0, readiness: false, consumerFor: [] },
+  oneshot: { essential: false, deps: [], timeoutUp: 0, timeoutDown: 0, up: [], down: [] },
+  bundle: { essential: false, contents: [] },
+} as const;
+
+/** db.json's text for `db`: compact (defaults left out, sources named once), one line. */
+export function encodeDb(db: CompiledDb): string {
+  const sources = [...new Set(db.services.map((s) => s.source))];
+  const sourceIndex = new Map(sources.map((src, i) => [src, i]));
+  const services = db.services.map((s) => {
+    const out: Record<string, unknown> = {};
+    const defaults: Record<string, unknown> = DEFAULTS[s.type];
+    for (const [key, value] of Object.entries(s)) {
+      if (key === 'index' || value === undefined) continue;
+      const dflt = defaults[key];
+      if (dflt !== undefined && (Array.isArray(value) ? (value as unknown[]).length === 0 : value === dflt)) continue;
+      out[key] = key === 'source' ? sourceIndex.get(value as string) : value;
+    }
+    return out;
+  });
+  return `${JSON.stringify({ version: DB_VERSION, longruns: db.longruns, oneshots: db.oneshots, sources, services })}\n`;
+}
+
+/** The loaded form of a stored db.json (version 1 has every field; 2 leaves defaults out). */
+function decodeDb(stored: StoredDb): CompiledDb {
+  const sources = stored.sources ?? [];
+  const services = stored.services.map((s, index): Service => {
+    const source = typeof s.source === 'number' ? sources[s.source] ?? '' : s.source;
+    const base = { name: s.name, index, source, essential: s.essential ?? false };
+    // Literals in full, one key order per type: one object shape each for the engine.
+    if (s.type === 'bundle') return { ...base, type: 'bundle', contents: (s as Partial<BundleService>).contents ?? [] };
+    const atomic = { ...base, deps: (s as Partial<AtomicBase>).deps ?? [], timeoutUp: (s as Partial<AtomicBase>).timeoutUp ?? 0, timeoutDown: (s as Partial<AtomicBase>).timeoutDown ?? 0 };
+    if (s.type === 'oneshot') {
+      const o = s as Partial<OneshotService>;
+      return { ...atomic, type: 'oneshot', up: o.up ?? [], down: o.down ?? [] };
+    }
+    const l = s as Partial<LongrunService>;
+    return {
+      ...atomic, type: 'longrun', readiness: l.readiness ?? false, producerFor: l.producerFor,
+      consumerFor: l.consumerFor ?? [], pipelineName: l.pipelineName,
+    };
+  });
+  return { version: DB_VERSION, longruns: stored.longruns, oneshots: stored.oneshots, services };
 }
 
 /** The atomic services a name stands for: itself, or a bundle's contents. */

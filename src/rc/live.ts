@@ -364,9 +364,20 @@ export function unlinkIfExists(p: string): void {
  * Takes `LIVE/lock` (s6-rc.md §6.2): exclusively to change the state (t6-rc change,
  * t6-rc-update), shared to read it (list, listall, diff). Returns its release. Contention
  * is LiveError 111 unless `block`, which waits for the holder to let go.
+ *
+ * A writer also marks the file, writing its pid into it while it holds the lock and
+ * emptying it before letting go: a reader learns from one stat that no writer is at work,
+ * without the native addon a lock test needs (see rc/run.ts openForReading). A writer
+ * that died leaves its mark; readers then take the lock as before, and the next writer
+ * clears it.
  */
 export async function lockLive(live: string, block: boolean, shared = false): Promise<() => void> {
   return lockFile(path.join(live, 'lock'), block, shared, true);
+}
+
+/** Whether a writer holds (or held, and died holding) LIVE/lock: its mark is in the file. */
+export function liveWriterMarked(live: string): boolean {
+  return fs.statSync(path.join(live, 'lock')).size > 0;
 }
 
 /**
@@ -389,18 +400,29 @@ async function lockFile(file: string, block: boolean, shared: boolean, create: b
   }
   if (fd === undefined) return () => {};
   const held = fd;
-  if (shared ? tryLockShared(held, file) : tryLock(held, file)) return () => close(held);
-  if (!block) {
-    close(held);
-    throw new LiveError(`unable to take lock on ${file}: Resource busy`, EXIT.system);
+  if (!(shared ? tryLockShared(held, file) : tryLock(held, file))) {
+    if (!block) {
+      close(held);
+      throw new LiveError(`unable to take lock on ${file}: Resource busy`, EXIT.system);
+    }
+    try {
+      await lockWait(held, shared, file);
+    } catch (err) {
+      close(held);
+      throw new LiveError(strerror(err), EXIT.system);
+    }
   }
+  if (shared || !create) return () => close(held);
+  markWriter(held, `${process.pid}\n`);
+  return () => { markWriter(held, ''); close(held); };
+}
+
+/** Sets the writer's mark in LIVE/lock (held exclusively); best effort: without it, readers only lose their shortcut. */
+function markWriter(fd: number, mark: string): void {
   try {
-    await lockWait(held, shared, file);
-  } catch (err) {
-    close(held);
-    throw new LiveError(strerror(err), EXIT.system);
-  }
-  return () => close(held);
+    fs.ftruncateSync(fd, 0);
+    if (mark !== '') fs.writeSync(fd, mark, 0);
+  } catch { /* a full or read-only /run: the lock itself still holds */ }
 }
 
 /**

@@ -7,11 +7,12 @@
  * before the state is read, so two changes never work from one state, and released when
  * the work is done. Failures are typed errors; `rcExitCode` gives each its exit code.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { EXIT } from '../s6/exit.ts';
 import { DbError } from './db.ts';
 import { Change, UnknownServiceError, select, type Say } from './engine.ts';
-import { LiveError, initLive, lockDb, lockLive, openLive, type Live } from './live.ts';
+import { LiveError, initLive, liveWriterMarked, lockDb, lockLive, openLive, type Live } from './live.ts';
 import { strerror } from '../sys/errors.ts';
 import type { LocalRunner } from '../supervise/scanner-host.ts';
 
@@ -35,6 +36,40 @@ export async function openLocked(live: string, block: boolean, shared: boolean):
   } catch (err) {
     unlock();
     throw err;
+  }
+}
+
+/**
+ * The live state for a reader (list, listall, diff), as openLocked(…, shared) gives it, but
+ * without taking the locks when no writer is at work: a lock needs the native addon, which
+ * is most of a short command's own time. A writer marks LIVE/lock while it holds it
+ * (live.ts lockLive): with the mark, the locks are taken as usual (the reader fails or
+ * waits, as s6-rc's); without it, the state is read and kept only if neither `state`
+ * (replaced whole on every write) nor `compiled` (switched by t6-rc-update) moved
+ * meanwhile, which is the state a locked reader would have seen at that instant. No
+ * t6 writer changes a database in use (t6-rc-compile writes a new directory), so the
+ * database's lock needs no test. Throws LiveError.
+ */
+export async function openForReading(live: string, block: boolean): Promise<LockedState> {
+  const unlocked = readUnlocked(live);
+  return unlocked === undefined ? openLocked(live, block, true) : { state: unlocked, unlock: () => {} };
+}
+
+/** The live state read with no writer at work, or undefined when that cannot be known. */
+function readUnlocked(live: string): Live | undefined {
+  const version = (): string => `${fs.statSync(path.join(live, 'state'), { bigint: true }).ino} ${fs.readlinkSync(path.join(live, 'compiled'))}`;
+  let before: string;
+  try {
+    if (liveWriterMarked(live)) return undefined;
+    before = version();
+  } catch {
+    return undefined; // a missing file: the locked path says what is wrong
+  }
+  const state = openLive(live);
+  try {
+    return version() === before ? state : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -8,7 +8,7 @@
 import { isUtf8 } from 'node:buffer';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { CompiledDb } from './db.ts';
+import { type CompiledDb, encodeDb } from './db.ts';
 import type { SourceService } from './source.ts';
 import { strerror } from '../sys/errors.ts';
 
@@ -70,7 +70,7 @@ export async function writeCompiled(target: string, db: CompiledDb, sources: Map
       hooks.step?.(`servicedir ${s.name}`);
     }
     dirs.push(sdirs);
-    writeNewFile(path.join(tmp, 'db.json'), JSON.stringify(db) + '\n');
+    writeNewFile(path.join(tmp, 'db.json'), encodeDb(db));
     writeNewFile(path.join(tmp, 'lock'), '');
     toSync.push(path.join(tmp, 'db.json'), path.join(tmp, 'lock'));
     hooks.step?.('files');

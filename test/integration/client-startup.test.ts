@@ -1,7 +1,7 @@
 /**
  * The status and control clients start no more than Node itself does (issue 12): a
  * t6-svstat, t6-svc or t6-svok of a supervised service, and a t6-svok of one nobody
- * supervises, load no native module (koffi's libc binding costs a dlopen of a 1 MB library)
+ * supervises, and a `t6-rc list` while no change is at work, load no native module (koffi's libc binding costs a dlopen of a 1 MB library)
  * and no module file beside their bundle. Needs a build.
  */
 import { test } from 'node:test';
@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ROOT, Tree, makeService, readStatus, tmpdir, until } from '../lib/harness.ts';
+import { BIN, ROOT, Tree, makeService, readStatus, tmpdir, until } from '../lib/harness.ts';
+import { writeDb } from '../lib/rcdb.ts';
 
 const NODE = path.join(ROOT, 'node_modules', 'node', 'bin', 'node');
 
@@ -35,6 +36,32 @@ test('t6-svstat, t6-svc and t6-svok load no native module and nothing beside the
       assert.equal(r.status, status, `${name} ${args.join(' ')}`);
       assert.deepEqual(r.loaded, [], `${name} ${args.join(' ')} loaded ${r.loaded.join(', ')}`);
     }
+  } finally {
+    await tree.stop();
+  }
+});
+
+test('t6-rc list and listall load no native module while no writer is at work, and take the lock when one is', async () => {
+  const base = tmpdir('t6-client-startup-rc-');
+  const scandir = path.join(base, 'service');
+  const compiled = path.join(base, 'compiled');
+  const live = path.join(base, 'live');
+  fs.mkdirSync(scandir);
+  writeDb(compiled, [{ name: 'o1', type: 'oneshot', up: ['true'] }, { name: 'o2', type: 'oneshot', up: ['true'], deps: ['o1'] }]);
+  const tree = await Tree.start(scandir);
+  try {
+    const init = spawnSync(path.join(BIN, 't6-rc-init'), ['-c', compiled, '-l', live, scandir], { encoding: 'utf8' });
+    assert.equal(init.status, 0, init.stderr);
+    for (const args of [['list', 'o2'], ['-u', 'listall', 'o2']]) {
+      const r = loadedBy('t6-rc', ['-l', live, ...args]);
+      assert.equal(r.status, 0, args.join(' '));
+      assert.deepEqual(r.loaded, [], `t6-rc ${args.join(' ')} loaded ${r.loaded.join(', ')}`);
+    }
+    // A writer's mark in LIVE/lock: the reader takes the lock (koffi) and still answers.
+    fs.writeFileSync(path.join(live, 'lock'), '4242\n');
+    const marked = loadedBy('t6-rc', ['-l', live, 'list', 'o2']);
+    assert.equal(marked.status, 0);
+    assert.ok(marked.loaded.some((f) => f.includes('koffi')), `loaded ${marked.loaded.join(', ')}`);
   } finally {
     await tree.stop();
   }

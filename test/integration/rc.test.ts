@@ -357,8 +357,11 @@ test('LIVE/lock: change takes it exclusively, list/listall/diff shared; busy is 
   const { O_RDONLY, O_RDWR, open, close, tryLock, tryLockShared } = await import('../../src/sys/fd.ts');
   const lockFile = path.join(r.live, 'lock');
   // A holder of the exclusive lock (another change) keeps out changes and readers alike.
+  // A writer marks the file while it holds the lock (its pid): readers take the lock only
+  // then, so this one plays a t6 writer, mark included.
   const fd = open(lockFile, O_RDWR);
   assert.ok(tryLock(fd));
+  fs.writeFileSync(lockFile, '12345\n');
   for (const args of [['change', 'o'], ['list', 'o'], ['listall', 'o'], ['diff']]) {
     const busy = rcErr(r, args);
     assert.equal(busy.status, 111, args.join(' '));
@@ -382,16 +385,32 @@ test('LIVE/lock: change takes it exclusively, list/listall/diff shared; busy is 
   close(fd);
   assert.deepEqual(await Promise.all([change, reader]), [0, 0]);
   assert.equal(rc(r, ['-a', 'list']).stdout, 'o\n');
+  // The change that ran after the holder left no mark behind: readers go by the shortcut again.
+  assert.equal(fs.readFileSync(lockFile, 'utf8'), '');
   // Readers share: a reader runs beside another shared holder; a change does not.
   const s1 = open(lockFile, O_RDONLY);
   assert.ok(tryLockShared(s1));
   assert.equal(rcErr(r, ['list', 'o']).status, 0);
   assert.equal(rcErr(r, ['change', 'o']).status, 111);
   close(s1);
-  // The database's lock is taken shared too, so a compiler holding it keeps t6-rc out.
+  // The database's lock is taken shared by a change, so a holder of it keeps the change
+  // out. Readers do not test it: no t6 tool changes a database in use (t6-rc-compile writes
+  // a new directory), and a reader checks that `compiled` did not move under it.
   const dbLock = open(path.join(r.compiled, 'lock'), O_RDWR);
   assert.ok(tryLock(dbLock));
-  assert.match(rcErr(r, ['list']).stderr, /unable to take lock on .*compiled\/lock: Resource busy/);
-  close(dbLock);
+  assert.match(rcErr(r, ['-d', 'change', 'o']).stderr, /unable to take lock on .*compiled\/lock: Resource busy/);
   assert.equal(rcErr(r, ['list']).status, 0);
+  close(dbLock);
+});
+
+test('LIVE/lock: a writer that died holding it leaves its mark; readers then take the lock, and the next change clears it', async () => {
+  const r = await rig([{ name: 'o', type: 'oneshot', up: ['true'] }]);
+  const lockFile = path.join(r.live, 'lock');
+  assert.equal(rc(r, ['change', 'o']).status, 0);
+  assert.equal(fs.readFileSync(lockFile, 'utf8'), '', 'a change that ended leaves no mark');
+  fs.writeFileSync(lockFile, '99999\n'); // the mark of a writer killed with SIGKILL
+  assert.equal(rc(r, ['-a', 'list']).stdout, 'o\n');
+  assert.equal(rc(r, ['-d', 'change', 'o']).status, 0);
+  assert.equal(fs.readFileSync(lockFile, 'utf8'), '');
+  assert.equal(rc(r, ['-a', 'list']).stdout, '');
 });

@@ -12,7 +12,7 @@ import { main } from '../../src/cli/rc-compile.ts';
 import { compileSources } from '../../src/rc/compile.ts';
 import { writeCompiled } from '../../src/rc/write-compiled.ts';
 import { findCycles } from '../../src/rc/cycles.ts';
-import { type CompiledDb, type LongrunService, type OneshotService, type Service, loadDb } from '../../src/rc/db.ts';
+import { type CompiledDb, DB_VERSION, type LongrunService, type OneshotService, type Service, loadDb } from '../../src/rc/db.ts';
 import { toDot } from '../../src/rc/graph.ts';
 import { tmpdir } from '../lib/harness.ts';
 
@@ -264,13 +264,14 @@ test('refused: an unreadable source dir is named (exit 1)', async () => {
 
 // ---- valid sources ---------------------------------------------------------------------------
 
-/** Compiles trees that must be valid; returns the db.json as written and the paths. */
+/** Compiles trees that must be valid; returns the database as loaded (JSON's view: no undefined fields) and the paths. */
 async function compiled(trees: Tree[], args: string[] = []): Promise<{ db: CompiledDb; r: Awaited<ReturnType<typeof compileTrees>> }> {
   const r = await compileTrees(trees, args);
   if (r.code !== 0) fs.rmSync(r.base, { recursive: true, force: true });
   assert.equal(r.code, 0, r.err);
   assert.equal(fatals(r.err).length, 0);
-  const db = JSON.parse(fs.readFileSync(path.join(r.target, 'db.json'), 'utf8')) as CompiledDb;
+  const { version, longruns, oneshots, services } = loadDb(r.target);
+  const db = JSON.parse(JSON.stringify({ version, longruns, oneshots, services })) as CompiledDb;
   return { db, r };
 }
 const byName = (db: CompiledDb, name: string): Service => {
@@ -304,7 +305,7 @@ test("the article's demo (s6-rc: A Demo) compiles to the expected db", async () 
   try {
     const source = r.srcs[0]!;
     assert.deepEqual(db, {
-      version: 1, longruns: 1, oneshots: 1,
+      version: DB_VERSION, longruns: 1, oneshots: 1,
       services: [
         { name: 'demo-longrun-1', index: 0, source, essential: false, deps: [1], timeoutUp: 0, timeoutDown: 0, type: 'longrun', readiness: false, consumerFor: [] },
         { name: 'demo-oneshot-1', index: 1, source, essential: false, deps: [], timeoutUp: 0, timeoutDown: 0, type: 'oneshot', up: ['echo', 'demo-oneshot-1 is up'], down: ['echo', 'demo-oneshot-1 is down'] },
@@ -312,6 +313,21 @@ test("the article's demo (s6-rc: A Demo) compiles to the expected db", async () 
       ],
     });
     assert.deepEqual(fs.readdirSync(r.target).sort(), ['db.json', 'lock', 'servicedirs']);
+    // On disk, compact: each source named once, fields at their defaults left out.
+    assert.deepEqual(JSON.parse(fs.readFileSync(path.join(r.target, 'db.json'), 'utf8')), {
+      version: DB_VERSION, longruns: 1, oneshots: 1, sources: [source],
+      services: [
+        { name: 'demo-longrun-1', source: 0, deps: [1], type: 'longrun' },
+        { name: 'demo-oneshot-1', source: 0, type: 'oneshot', up: ['echo', 'demo-oneshot-1 is up'], down: ['echo', 'demo-oneshot-1 is down'] },
+        { name: 'default', source: 0, type: 'bundle', contents: [0] },
+      ],
+    });
+    // A version 1 database (every field written out) loads the same.
+    const v1 = path.join(r.base, 'v1');
+    fs.mkdirSync(v1);
+    fs.writeFileSync(path.join(v1, 'db.json'), JSON.stringify({ ...db, version: 1 }));
+    const fromV1 = loadDb(v1);
+    assert.deepEqual(JSON.parse(JSON.stringify(fromV1.services)), db.services);
     assert.equal(fs.readFileSync(path.join(r.target, 'lock'), 'utf8'), '');
     assert.deepEqual(fs.readdirSync(path.join(r.target, 'servicedirs')), ['demo-longrun-1']);
     assert.deepEqual(fs.readdirSync(path.join(r.target, 'servicedirs/demo-longrun-1')), ['run']);
