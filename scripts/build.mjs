@@ -31,8 +31,9 @@ import { runMain } from '../../src/cli/_run.ts';
 import { markStartedFromSnapshot } from '../../src/sys/snapshot.ts';
 if (process.execArgv.includes('--build-snapshot')) {
   // Built-in modules pid 1 would otherwise load later, each compiled under emulation at boot:
-  // node:cluster (with child_process and dgram) is what net.Server#listen loads first.
-  for (const builtin of ['node:os', 'node:cluster']) require(builtin);
+  // node:cluster (with child_process and dgram) is what net.Server#listen loads first;
+  // node:v8 and node:perf_hooks, the heap watch right after the first scan.
+  for (const builtin of ['node:os', 'node:cluster', 'node:v8', 'node:perf_hooks']) require(builtin);
   require('node:v8').startupSnapshot.setDeserializeMainFunction(() => {
     markStartedFromSnapshot();
     runMain('t6-${name}', main);

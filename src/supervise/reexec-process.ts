@@ -9,8 +9,7 @@
  *
  * If execve fails, the same image carries on from the snapshot it just made (reexec.ts).
  */
-import v8 from 'node:v8';
-import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
+import type { PerformanceObserver } from 'node:perf_hooks';
 import { execve, currentEnv } from '../sys/spawn.ts';
 import { close } from '../sys/fd.ts';
 import { withoutSnapshotFlags } from '../sys/snapshot.ts';
@@ -73,6 +72,9 @@ export class Reexec {
 
   /** Watches the heap after every full GC: near V8's limit, a re-exec gives the memory back. */
   watchHeap(): void {
+    // Loaded here, not at the bundle's start: neither module is needed before the services run.
+    const v8 = process.getBuiltinModule('node:v8');
+    const { PerformanceObserver, constants: perfConstants } = process.getBuiltinModule('node:perf_hooks');
     const limit = v8.getHeapStatistics().heap_size_limit;
     this.#gcObserver = new PerformanceObserver((list) => {
       for (const entry of list.getEntries()) {

@@ -16,7 +16,7 @@
  * (it cannot start, it does not answer) is reported once and spawns go on in this thread.
  */
 import fs from 'node:fs';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { c, koffiPath } from './libc.ts';
 import { SysError } from './errors.ts';
 
@@ -171,6 +171,8 @@ function start(keep: ReadonlyMap<number, string>): Running {
   // Every fd of t6's now: the worker closes its copy of each. The main thread waits below,
   // so it opens none meanwhile; the worker's own event loop fds come after this list.
   const close = openFds().filter((fd) => keep.get(fd) === undefined || keep.get(fd) !== internalFdIdentity(fd));
+  // Loaded on first use: most trees never hold enough fds to start the spawner.
+  const { Worker } = process.getBuiltinModule('node:worker_threads');
   const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { sab, koffiPath: koffiPath(), close }, stdout: false, stderr: false });
   worker.unref();
   worker.on('error', (err) => { if (running?.worker === worker) giveUp(`the spawner thread failed: ${err.message}`); });
