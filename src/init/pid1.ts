@@ -21,6 +21,8 @@ import {
 import type { Scanner, ScannerSignal } from '../supervise/scanner.ts';
 import type { LocalRunner } from '../supervise/scanner-host.ts';
 import { serveScandir, type SvscanEnd } from '../supervise/svscan.ts';
+import { EventLog } from '../supervise/events.ts';
+import { monotonicNowMs } from '../supervise/handover.ts';
 import { Shutdownd } from './shutdownd.ts';
 import { rebootCommand, runFinale, type FinalAction, type FinaleHost } from './finale.ts';
 import type { LinuxInitOptions } from './linux-init.ts';
@@ -55,6 +57,8 @@ export class Pid1 {
   #scanner: Scanner | undefined;
   /** Stage 2 (the service manager's boot change, rc.init) is under way: no re-exec then. */
   #stage2Running = false;
+  /** The tree's event stream: the scanner's records, and the shutdown's stages. */
+  readonly #events = new EventLog(monotonicNowMs);
   #end!: (end: SvscanEnd) => void;
   readonly #interrupt = new Promise<SvscanEnd>((resolve) => { this.#end = resolve; });
 
@@ -83,6 +87,7 @@ export class Pid1 {
       },
       interrupt: this.#interrupt,
       early: (line) => this.#ctx.console(line),
+      events: this.#events,
     });
   }
 
@@ -145,9 +150,11 @@ export class Pid1 {
 
   /** rc.shutdown, then the service manager's shutdown change (-r): the wait status shutdownd reports. */
   async #stage3(): Promise<number | undefined> {
+    this.#events.publish({ kind: 'shutdown', phase: 'stage 3: rc.shutdown' });
     const script = await this.#runChild(this.#script(STAGE3), [], this.#catchAll());
     const serviceManager = this.#ctx.serviceManager;
     if (serviceManager === undefined) return script;
+    this.#events.publish({ kind: 'shutdown', phase: 'stage 3: services down' });
     const code = await this.#guarded('t6-rc', () => serviceManager.shutdown((line) => this.#log(line), this.#scanner?.local()));
     return code === 0 ? script : code << 8;
   }
@@ -158,6 +165,7 @@ export class Pid1 {
     const o = this.#o;
     const name = action === 'h' ? 'halt' : action === 'p' ? 'poweroff' : 'reboot';
     say(`${name}: stage 4`);
+    this.#events.publish({ kind: 'shutdown', phase: `stage 4: ${name}` });
     let err: Error | undefined;
     try {
       err = await runFinale(this.#finaleHost(), action, {

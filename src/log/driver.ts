@@ -19,6 +19,8 @@ export interface LogDriverHooks {
   fed?(): void;
   /** The engine can take input again; reading has resumed (the catch-all feeds its queue). */
   drained?(): void;
+  /** The engine took a chunk but wants no more for now: reading has paused until `drained`. */
+  blocked?(): void;
   /** The input ended: end of file, or a read error. */
   ended?(): void;
 }
@@ -106,6 +108,7 @@ export class LogDriver {
     if (engine === undefined) { this.#held.push(Buffer.from(chunk)); return false; }
     const more = engine.feed(chunk);
     this.#hooks.fed?.();
+    if (!more) this.#hooks.blocked?.();
     return more;
   }
 }

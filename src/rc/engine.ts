@@ -259,11 +259,17 @@ export class Change {
   async #transition(i: number, up: boolean): Promise<TransitionFailure | undefined> {
     if (this.#opts.dryRun) return undefined;
     const s = this.#live.db.services[i] as LongrunService | OneshotService;
+    const action = up ? 'start' : 'stop';
+    // The event stream's record of it (t6-svscan's, through the runner session).
+    this.#session.publish({ kind: 'rc', service: s.name, action, phase: 'requested' });
+    let failure: TransitionFailure | undefined;
     try {
-      return s.type === 'oneshot' ? await this.#oneshot(s, up) : await this.#longrun(s, up);
+      failure = s.type === 'oneshot' ? await this.#oneshot(s, up) : await this.#longrun(s, up);
     } catch (err) {
-      return { kind: 'system', detail: strerror(err) };
+      failure = { kind: 'system', detail: strerror(err) };
     }
+    this.#session.publish(failure === undefined ? { kind: 'rc', service: s.name, action, phase: 'done' } : { kind: 'rc', service: s.name, action, phase: 'failed', reason: describeFailure(failure) });
+    return failure;
   }
 
   async #oneshot(s: OneshotService, up: boolean): Promise<TransitionFailure | undefined> {

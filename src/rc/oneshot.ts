@@ -3,7 +3,7 @@
  * connection per oneshot on `SCANDIR/.s6-svscan/run`, one JSON request line, then the
  * `{"pid"}` and `{"wstat"}` replies. Never throws: every outcome is a RunOutcome.
  */
-import { REFUSAL_REASONS, type ControlRequest, type RefusalReason } from '../supervise/runner-protocol.ts';
+import { REFUSAL_REASONS, type ControlRequest, type RcEventFields, type RefusalReason } from '../supervise/runner-protocol.ts';
 import { strerror } from '../sys/errors.ts';
 import type { LocalRunner } from '../supervise/scanner-host.ts';
 
@@ -142,6 +142,15 @@ export class RunnerSession {
       return reason === 'not-served' ? { kind: 'unsupported', message: r.error } : { kind: 'error', message: r.error, reason };
     }
     return { kind: 'done', reached: r.reached === true, failures: typeof r.failures === 'number' ? r.failures : 0, timedOut: r.timedOut === true };
+  }
+
+  /**
+   * A record for t6-svscan's event stream (a transition), sent on the session and not
+   * waited for; nothing is sent to a runner without sessions, nor once the session broke.
+   */
+  publish(event: RcEventFields): void {
+    if (this.#unsupported || this.#dead !== undefined) return;
+    void this.#request({ event }, () => true);
   }
 
   /** Ends the session (t6-svscan closes it once every request is answered). */

@@ -28,6 +28,8 @@ export interface CatchAllContext {
   stdout(data: Buffer, drained: () => void): boolean;
   /** The catch-all takes lines again: those that wait for it may retry. */
   drained(): void;
+  /** The catch-all's engine wants no more input for now. */
+  blocked?(): void;
 }
 
 /** The catch-all logger: a ScriptedLogger that also takes pid 1's messages and other whole lines. */
@@ -46,6 +48,7 @@ export class CatchAll {
       alert: (d) => ctx.console(d.toString('utf8')),
       stdout: (d, drained) => ctx.stdout(d, drained),
       engineDrained: () => this.#engineDrained(),
+      engineBlocked: () => ctx.blocked?.(),
     }, name, file, readFd, initial);
   }
 

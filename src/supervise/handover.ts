@@ -9,6 +9,7 @@
  * clock (CLOCK_MONOTONIC, which execve does not reset), so the next image subtracts the
  * time the exec took. Stamps are TAI64N text.
  */
+import type { EventLogSnapshot } from './events.ts';
 import fs from 'node:fs';
 import { memfdCreate, setCloexec } from '../sys/fd.ts';
 import type { SupervisorState } from './actions.ts';
@@ -102,6 +103,8 @@ export interface ScannerSnapshot {
   messages: string[];
   /** Signals that came during the hand-over, for the next image to act on. */
   signals: string[];
+  /** The event log's numbering and ring (events.ts); absent from an older image. */
+  events?: EventLogSnapshot;
 }
 
 /** The document. */

@@ -30,6 +30,7 @@ import { ScriptedLogger, type LoggerEnv } from './scripted-logger.ts';
 import { LOGGER_SCRIPT_FILE, type LogDirKind, logDirKind } from '../s6/servicefacts.ts';
 import { type Tain } from '../s6/tai.ts';
 import { strerror } from '../sys/errors.ts';
+import { BlockAlarm } from './block-alarm.ts';
 
 // The file that asks for an in-process logger, and what a `log/` asks for, are s6-layer
 // facts: t6-svstat and t6-rc read them too (s6/servicefacts.ts).
@@ -68,7 +69,12 @@ export interface LoggingOptions {
   monotonicMs(): number;
   /** The real-time clock as TAI64N (log stamps). */
   now(): Tain;
+  /** A logger (`name/log`, or the catch-all's name) blocked for a while, or taking input again after that. */
+  loggerBlocked?(label: string, blocked: boolean, forMs: number): void;
 }
+
+/** A logger blocked this long is told of (loggerBlocked); shorter pauses are a logger at work. */
+export const LOGGER_BLOCKED_ALERT_MS = 1000;
 
 /**
  * Bytes read from a logger's or console sink's pipe at once, into one buffer for all: a
@@ -140,11 +146,13 @@ export class Logging {
       this.#opts.report('warning', `unable to create the catch-all pipe: ${strerror(err)} - running without a catch-all log`);
       return;
     }
+    const alarm = this.#blockAlarm(name);
     this.#catchAll = new CatchAll({
       env: this.#env,
       console: (line) => this.#toConsole(line),
       stdout: (d, drained) => this.#catchAllStdout(d, drained),
-      drained: () => this.#drained(),
+      drained: () => { alarm.resumed(); this.#drained(); },
+      blocked: () => alarm.blocked(),
     }, name, file, this.#catchAllPipe[0]);
     this.#catchAll.load();
   }
@@ -168,12 +176,15 @@ export class Logging {
   logger(name: string, serviceDir: string, readFd: number, initial?: Buffer): PipeClient {
     const label = `${name}/log`;
     const file = path.join(serviceDir, 'log', LOGGER_SCRIPT_FILE);
+    const alarm = this.#blockAlarm(label);
     const logger: ScriptedLogger = new ScriptedLogger({
       env: this.#env,
       warn: (m) => this.#opts.report('warning', `${label}: ${m}`),
       alert: (d) => this.log(d.toString('utf8').replace(/\n$/, '')),
       stdout: (d, drained) => this.#linesOut(d, drained),
-      closed: () => { this.#clients.delete(logger); },
+      engineBlocked: () => alarm.blocked(),
+      engineDrained: () => alarm.resumed(),
+      closed: () => { alarm.close(); this.#clients.delete(logger); },
     }, label, file, readFd, initial);
     this.#clients.add(logger);
     logger.load();
@@ -248,11 +259,13 @@ export class Logging {
   resumeCatchAll(name: string, pipe: [number, number], partial: Buffer): void {
     const dir = path.join(this.#opts.scandir, name);
     this.#catchAllPipe = pipe;
+    const alarm = this.#blockAlarm(name);
     this.#catchAll = new CatchAll({
       env: this.#env,
       console: (line) => this.#toConsole(line),
       stdout: (d, drained) => this.#catchAllStdout(d, drained),
-      drained: () => this.#drained(),
+      drained: () => { alarm.resumed(); this.#drained(); },
+      blocked: () => alarm.blocked(),
     }, name, path.join(dir, LOGGER_SCRIPT_FILE), pipe[0], partial);
     this.#catchAll.load();
   }
@@ -285,6 +298,13 @@ export class Logging {
       this.#consoleDropped = 0;
     }
     this.#console.write(Buffer.from(line.endsWith('\n') ? line : `${line}\n`));
+  }
+
+  /** The alarm of one logger (block-alarm.ts), telling loggerBlocked. */
+  #blockAlarm(label: string): BlockAlarm {
+    return new BlockAlarm(LOGGER_BLOCKED_ALERT_MS, () => this.#opts.monotonicMs(), (blocked, forMs) => {
+      this.#opts.guard('logger alarm', () => this.#opts.loggerBlocked?.(label, blocked, forMs));
+    });
   }
 
   /** Something drained: let every waiter retry. */

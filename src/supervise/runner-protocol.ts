@@ -117,3 +117,39 @@ export function parseControlRequest(line: string): ControlRequest | string | und
   if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t > 2 ** 31 - 1) return 'timeoutMs must be an integer between 0 and 2^31-1';
   return { svc: r.svc, dir: r.dir, wait: wait as ControlGoal | undefined, timeoutMs: t };
 }
+
+/** A t6-rc transition, as a client reports it for the event stream. */
+export interface RcEventFields {
+  kind: 'rc';
+  service: string;
+  action: 'start' | 'stop';
+  phase: 'requested' | 'done' | 'failed';
+  reason?: string;
+}
+
+/** The longest service name or failure reason an rc event may carry. */
+const MAX_RC_FIELD = 1024;
+
+/**
+ * An event request (`{"event":{…}}`: a t6-rc transition for the event stream): the event,
+ * or why it is refused; undefined for any other request.
+ */
+export function parsePublishRequest(line: string): RcEventFields | string | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return undefined; // not ours: parseRequest says what is wrong
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || !('event' in v)) return undefined;
+  const e = (v as { event: unknown }).event;
+  if (typeof e !== 'object' || e === null || Array.isArray(e)) return 'event must be a JSON object';
+  const r = e as Record<string, unknown>;
+  const text = (x: unknown): x is string => typeof x === 'string' && x.length > 0 && x.length <= MAX_RC_FIELD && !x.includes('\0');
+  if (r.kind !== 'rc') return 'event kind must be "rc"';
+  if (!text(r.service)) return `event service must be a name of 1 to ${MAX_RC_FIELD} characters`;
+  if (r.action !== 'start' && r.action !== 'stop') return 'event action must be start or stop';
+  if (r.phase !== 'requested' && r.phase !== 'done' && r.phase !== 'failed') return 'event phase must be requested, done or failed';
+  if (r.reason !== undefined && !text(r.reason)) return `event reason must be a text of 1 to ${MAX_RC_FIELD} characters`;
+  return { kind: 'rc', service: r.service, action: r.action, phase: r.phase, ...(r.reason === undefined ? {} : { reason: r.reason as string }) };
+}

@@ -75,7 +75,7 @@ import { errorCode, strerror, bugText } from '../sys/errors.ts';
 import { currentEnv, type SpawnOptions } from '../sys/spawn.ts';
 import { SIGNALS } from '../sys/signals.ts';
 import {
-  isScanRequest, parseControlRequest, parseRequest,
+  isScanRequest, parseControlRequest, parsePublishRequest, parseRequest, type RcEventFields,
   type ControlOutcome, type ControlRequest, type Refusal, type RefusalReason, type RunRequest,
 } from './runner-protocol.ts';
 import { withExeclinePath } from './oneshot-env.ts';
@@ -103,6 +103,8 @@ export interface RunnerHost {
    * requests are refused.
    */
   control?(req: ControlRequest, done: (o: ControlOutcome) => void): (() => void) | Refusal;
+  /** Puts a client's record (a t6-rc transition) into the event stream. Absent: event requests are refused. */
+  publish?(event: RcEventFields): void;
 }
 
 /** `base` with `over` laid on top (same names replaced). */
@@ -277,6 +279,14 @@ export class OneshotRunner {
     if (isScanRequest(line)) {
       if (this.#host.scan === undefined) { refuse('scan requests are not served here', 'not-served'); return; }
       reply({ scanned: true, supervised: this.#host.scan(), follows: true }, true);
+      return;
+    }
+    const published = parsePublishRequest(line);
+    if (typeof published === 'string') { refuse(published); return; }
+    if (published !== undefined) {
+      if (this.#host.publish === undefined) { refuse('event requests are not served here', 'not-served'); return; }
+      this.#host.publish(published);
+      reply({ published: true }, true);
       return;
     }
     const control = parseControlRequest(line);

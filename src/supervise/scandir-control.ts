@@ -13,6 +13,7 @@ import path from 'node:path';
 import { errorCode, strerror } from '../sys/errors.ts';
 import type { Listening, ScannerHost } from './scanner-host.ts';
 import type { RunnerHost } from './runner.ts';
+import type { EventLog } from './events.ts';
 import type { TimerHandle } from './supervisor.ts';
 import { EXIT } from '../s6/exit.ts';
 
@@ -51,6 +52,8 @@ export interface ControlContext {
   command(bytes: string): void;
   /** The runner's view of the scanner (built when the runner starts listening). */
   runnerHost(): RunnerHost;
+  /** The tree's event log, served on `.s6-svscan/events` (event-server.ts); absent: not served. */
+  events?: EventLog;
   /** Runs a callback so that nothing it throws reaches the event loop. */
   guard(what: string, fn: () => void): void;
 }
@@ -64,6 +67,7 @@ export class ScandirControl {
   #controlFd = -1;
   #reading: { close(): void } | undefined;
   #runner: Listening | undefined;
+  #events: Listening | undefined;
   #retry: TimerHandle | undefined;
 
   constructor(ctx: ControlContext) {
@@ -119,6 +123,8 @@ export class ScandirControl {
     this.#reading = undefined;
     this.#runner?.close();
     this.#runner = undefined;
+    this.#events?.close();
+    this.#events = undefined;
   }
 
   /**
@@ -138,6 +144,7 @@ export class ScandirControl {
     this.#lockFd = lockFd;
     if (controlFd === undefined) { this.open(); return; }
     this.#listenRunner();
+    this.#listenEvents();
     this.#serveFifo(controlFd);
   }
 
@@ -198,6 +205,7 @@ export class ScandirControl {
       throw new Error(`unable to set up ${controlPath}: ${strerror(err)}`);
     }
     this.#listenRunner();
+    this.#listenEvents();
     this.#serveFifo(readFd);
   }
 
@@ -241,6 +249,18 @@ export class ScandirControl {
       this.#runner = this.#ctx.host.listenRunner(socketPath, this.#ctx.runnerHost());
     } catch (err) {
       this.#ctx.report('warning', `unable to listen on ${socketPath}: ${strerror(err)} - oneshots cannot run`);
+    }
+  }
+
+  /** The event stream on `.s6-svscan/events`; a failure only costs the stream. */
+  #listenEvents(): void {
+    const { events } = this.#ctx;
+    if (this.#events !== undefined || events === undefined || this.#ctx.host.listenEvents === undefined) return;
+    const socketPath = path.join(this.#dir, 'events');
+    try {
+      this.#events = this.#ctx.host.listenEvents(socketPath, events, (level, message) => this.#ctx.report(level, message));
+    } catch (err) {
+      this.#ctx.report('warning', `unable to listen on ${socketPath}: ${strerror(err)} - no event stream`);
     }
   }
 }

@@ -5,6 +5,8 @@
  * system, one Reaper for every child); unit tests pass a fake that records spawns and
  * supervisors, moves time by hand and injects failures.
  */
+import { EventServer, type EventServerReport } from './event-server.ts';
+import type { EventLog } from './events.ts';
 import fs from 'node:fs';
 import { O_CREAT, O_NONBLOCK, O_RDWR, O_WRONLY, close, dupCloexec, mkfifo, open, pipe, reserveFds, tryLock } from '../sys/fd.ts';
 import { kill as sysKill, type SpawnOptions } from '../sys/spawn.ts';
@@ -99,6 +101,8 @@ export interface ScannerHost {
   watch: SupervisorHost['watch'];
   /** Listens for oneshot requests on `socketPath` (runner.ts). Throws if it cannot. */
   listenRunner(socketPath: string, runnerHost: RunnerHost): Listening;
+  /** Serves the event stream on `socketPath` (event-server.ts); absent: no stream socket. Throws if it cannot. */
+  listenEvents?(socketPath: string, log: EventLog, report: EventServerReport): Listening;
   /** Collects every child; its `reap()` runs on SIGCHLD. */
   readonly reaper: Reaper;
   readonly files: ScannerFiles;
@@ -181,6 +185,7 @@ export function systemScannerHost(opts: { allCloexec: boolean; onReapError(err: 
       return pidWatcher.watch(pid, () => onExit(UNKNOWN_WSTAT));
     },
     listenRunner: (socketPath, runnerHost) => OneshotRunner.listen(socketPath, runnerHost),
+    listenEvents: (socketPath, log, report) => EventServer.listen(socketPath, log, report),
     reaper,
     files: systemScannerFiles,
     // The spare fd is taken now, while fds are to be had (see sys/fdreserve.ts).

@@ -1,6 +1,7 @@
 /** The options of a Scanner (scanner.ts): t6-svscan's command line, and the host. */
 import type { ScannerHost } from './scanner-host.ts';
 import type { ScannerSignal } from './scandir-control.ts';
+import type { EventLog } from './events.ts';
 
 /** Options of t6-svscan. */
 export interface ScannerOptions {
@@ -22,6 +23,8 @@ export interface ScannerOptions {
   signalActions?: Partial<Record<ScannerSignal, () => void>>;
   /** t6's own control bytes beside s6-svscan's (`R`: re-exec), by byte. */
   extraCommands?: Readonly<Record<string, () => void>>;
+  /** The tree's event log: every supervisor's, logger's and runner's record goes there, served on `.s6-svscan/events`. */
+  events?: EventLog;
   /** The outside world; default: the real one (systemScannerHost). */
   host?: ScannerHost;
 }

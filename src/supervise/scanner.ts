@@ -33,6 +33,7 @@ import { Ending, type ScannerExit } from './ending.ts';
 import { ServiceTable, cancelRestarts, listSome, slotPath, slots, type ServiceEntry, type Slot } from './slots.ts';
 import { followMoves } from './follow.ts';
 import type { ScannerOptions } from './scanner-options.ts';
+import { ServiceEvents } from './service-events.ts';
 
 export { DIVERTIBLE_SIGNALS, SCANNER_SIGNALS, ScannerSetupError, type ScannerSignal } from './scandir-control.ts';
 export type { ScannerExit } from './ending.ts';
@@ -78,6 +79,7 @@ export class Scanner {
     this.#host = host;
     const guardedTimer = (what: string) => (ms: number, fn: () => void): TimerHandle => host.setTimer(ms, () => this.#guard(what, fn));
     this.#waiters = new Waiters(guardedTimer('control wait'));
+    const records = opts.events === undefined ? undefined : new ServiceEvents(opts.events);
     this.#supervisorHost = {
       spawn: host.spawn, kill: reportingKill(host, report), watch: host.watch,
       monotonicMs: host.monotonicMs, now: host.now,
@@ -85,7 +87,8 @@ export class Scanner {
       report,
       files: host.supervisorFiles,
       exited: (sup) => this.#supervisorExited(sup),
-      event: (sup, event) => {
+      event: (sup, event, detail) => {
+        records?.supervisor(sup, event, detail);
         if (event.includes('d')) this.#serviceDied(sup);
         this.#waiters.event(sup, event);
       },
@@ -99,6 +102,7 @@ export class Scanner {
       guard: (what, fn) => this.#guard(what, fn),
       monotonicMs: host.monotonicMs,
       now: host.now,
+      loggerBlocked: (service, blocked, forMs) => opts.events?.publish({ kind: blocked ? 'logger-blocked' : 'logger-resumed', service, blockedMs: Math.round(forMs) }),
     });
     this.#plumbing = new Plumbing({
       scandir: this.scandir, table: this.#table, files: host.files, logging: this.#logging,
@@ -109,6 +113,7 @@ export class Scanner {
       command: (bytes) => this.command(bytes),
       runnerHost: () => this.#runnerHost(),
       guard: (what, fn) => this.#guard(what, fn),
+      ...(opts.events === undefined ? {} : { events: opts.events }),
     });
     this.#ending = new Ending({
       scandir: this.scandir, table: this.#table, plumbing: this.#plumbing, control: this.#control,
@@ -140,11 +145,12 @@ export class Scanner {
     this.#deferredSignals = [];
     const ctx = this.#reexecContext();
     const snap = snapshotScanner(ctx, await prepareHandOver(ctx), this.#host.monotonicMs());
-    return { ...snap, signals: this.#deferredSignals };
+    return { ...snap, signals: this.#deferredSignals, ...(this.#opts.events === undefined ? {} : { events: this.#opts.events.snapshot() }) };
   }
 
   /** The next image's scanner, carrying on from `snap` taken `elapsedMs` ago, then a scan. */
   static resume(opts: ScannerOptions, snap: ScannerSnapshot, elapsedMs: number): Scanner {
+    if (snap.events !== undefined) opts.events?.restore(snap.events);
     const scanner = new Scanner(opts);
     restoreScanner(scanner.#reexecContext(), snap, CATCHALL_SERVICE, elapsedMs);
     scanner.scan();
@@ -393,6 +399,7 @@ export class Scanner {
       output: () => this.#logging.catchAllFd,
       scan: () => this.local().scan(),
       control: (req, done) => controlRequest((dir) => this.#supervisorOf(dir), this.#waiters, req, done),
+      ...(this.#opts.events === undefined ? {} : { publish: (e) => this.#opts.events?.publish(e) }),
     };
   }
 

@@ -59,6 +59,8 @@ export interface ScriptedLoggerContext {
   stdout(data: Buffer, drained: () => void): boolean;
   /** The engine can take input again (the catch-all feeds its queue then). */
   engineDrained?(): void;
+  /** The engine wants no more input for now (its service's writes wait on the pipe). */
+  engineBlocked?(): void;
   /** The logger has closed (the hub lets go of it). */
   closed?(): void;
 }
@@ -94,7 +96,7 @@ export class ScriptedLogger {
     this.file = file;
     // The reader closes its own duplicate: the scanner keeps both ends of the pipe.
     const reader = new PipeReader(dupCloexec(readFd), ctx.env.readBuffer);
-    this.#driver = new LogDriver(reader, { drained: () => ctx.engineDrained?.() });
+    this.#driver = new LogDriver(reader, { drained: () => ctx.engineDrained?.(), blocked: () => ctx.engineBlocked?.() });
     if (initial !== undefined) this.#driver.hold(initial);
   }
 

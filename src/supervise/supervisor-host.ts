@@ -12,6 +12,14 @@ import type { Supervisor } from './supervisor.ts';
  */
 export const UNKNOWN_WSTAT = 111 << 8;
 
+/** What an event byte does not say, given with it where the supervisor knows it (the event stream's records). */
+export interface EventDetail {
+  /** `D` after a finish script: its wait status. */
+  finishWstat?: number;
+  /** `D`: the restart is due this many ms from now (0: at once); absent: no restart. */
+  restartInMs?: number;
+}
+
 /** Everything a Supervisor needs from the outside world; the scanner provides it, tests fake it. */
 export interface SupervisorHost {
   /** Starts a process; `onExit` gets its raw wait status once it is reaped. Throws SysError. */
@@ -34,8 +42,8 @@ export interface SupervisorHost {
   report(level: 'info' | 'warning' | 'error', message: string): void;
   /** The supervisor has ended (s6-supervise exited). */
   exited(sup: Supervisor): void;
-  /** An event byte was just sent (status already written). Optional observer. */
-  event?(sup: Supervisor, event: string): void;
+  /** Event bytes were just sent (status already written), with what they alone do not say. Optional observer. */
+  event?(sup: Supervisor, event: string, detail?: EventDetail): void;
   /** The files and fds of the service directory. */
   files: SupervisorFiles;
 }

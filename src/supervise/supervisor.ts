@@ -20,7 +20,7 @@ import { decodeWaitStatus } from '../sys/wait.ts';
 import { SIGNALS } from '../sys/signals.ts';
 import { SIGNAL_COMMANDS, isSuperviseCommand } from '../s6/control.ts';
 import { type SupervisorStatus } from '../s6/status.ts';
-import { UNKNOWN_WSTAT, type SupervisorHost } from './supervisor-host.ts';
+import { UNKNOWN_WSTAT, type EventDetail, type SupervisorHost } from './supervisor-host.ts';
 import { statusFromSnapshot, statusSnapshot, type SupervisorSnapshot } from './handover.ts';
 import { DEFAULT_DEATH_TALLY, MAX_DEATH_TALLY } from '../s6/deathtally.ts';
 import { ACTIONS, type ActionName, type SupervisorInput, type SupervisorState } from './actions.ts';
@@ -34,7 +34,7 @@ export { ACTIONS, type ActionName, type SupervisorInput, type SupervisorState } 
 export { SupervisorSetupError, type SupervisorFiles } from './servicefiles.ts';
 export { type TimerHandle } from './supervisedir.ts';
 export { type SupervisorStdio } from './launch.ts';
-export { UNKNOWN_WSTAT, type SupervisorHost } from './supervisor-host.ts';
+export { UNKNOWN_WSTAT, type EventDetail, type SupervisorHost } from './supervisor-host.ts';
 
 const KILL_REARM_MS = 5_000;
 const DEFAULT_TIMEOUT_FINISH_MS = 5_000;
@@ -60,6 +60,8 @@ export class Supervisor {
   #readiness: ReadinessPipe | undefined;
   /** supervise/ and event/: lock, control FIFO, status, events, death tally. */
   #superviseDir: SuperviseDir;
+  /** What the event being committed does not say by itself (#commit sets it for its length). */
+  #detail: EventDetail | undefined;
 
   private constructor(name: string, dir: string, host: SupervisorHost, stdio: SupervisorStdio) {
     this.name = name;
@@ -79,7 +81,7 @@ export class Supervisor {
       name, dir, files: host.files,
       status: () => this.#status,
       onControl: (bytes) => this.command(bytes),
-      onEvent: (events) => host.event?.(this, events),
+      onEvent: (events) => host.event?.(this, events, this.#detail),
       report: (level, message) => host.report(level, message),
       setTimer: (ms, fn) => host.setTimer(ms, fn),
     });
@@ -102,11 +104,7 @@ export class Supervisor {
   /** Absolute real path of the service directory (s6-supervise's cwd). */
   get dir(): string { return this.#superviseDir.dir; }
 
-  /**
-   * The scanner found this directory (same device and inode) at another real path: renamed,
-   * as t6-rc-update does to a carried-over servicedir. s6-supervise, whose cwd it is, follows
-   * without knowing; here every later use takes the new path. Held fds and `run`'s cwd are unaffected.
-   */
+  /** The directory (same device and inode) is now at `dir` (t6-rc-update renames carried-over servicedirs): later uses go there, as s6-supervise's cwd follows a rename. */
   moveTo(dir: string): void { this.#superviseDir.moveTo(dir); }
 
   /** The current state ('gone' once the supervisor has ended). */
@@ -133,9 +131,7 @@ export class Supervisor {
   setStdio(stdio: SupervisorStdio): void { this.#launcher.stdio = stdio; }
 
   /** The only place the state changes. */
-  #enter(next: SupervisorState | 'gone'): void {
-    this.#state = next;
-  }
+  #enter(next: SupervisorState | 'gone'): void { this.#state = next; }
 
   #input(input: SupervisorInput, wstat = 0): void {
     if (this.#state === 'gone') return;
@@ -336,7 +332,8 @@ export class Supervisor {
     this.#enter('down');
     const last = next === 'lastfinish';
     if (respawned !== undefined) {
-      this.#downAndReady('dD', true); // no timer: the restart already happened (or its retry is armed)
+      // No timer: the restart already happened (or its retry is armed).
+      this.#downAndReady('dD', true, respawned === 'failed' ? {} : { restartInMs: 0 });
       if (respawned !== 'failed') this.#started(respawned);
       return;
     }
@@ -350,24 +347,23 @@ export class Supervisor {
     const permanent = ws.exited && ws.exitCode === 125;
     if (permanent) this.#status.wantUp = false;
     this.#enter('down');
-    this.#downAndReady(permanent ? 'OD' : 'D', last);
+    this.#downAndReady(permanent ? 'OD' : 'D', last, { finishWstat: wstat });
   }
 
   /**
    * Down and ready to start again: status, event, and (unless `noRestart`: the supervisor
    * is ending, or the restart is already done) the restart deadline by the 1-second rule.
    */
-  #downAndReady(events: string, noRestart: boolean): void {
+  #downAndReady(events: string, noRestart: boolean, detail: EventDetail = {}): void {
     const st = this.#status;
     st.pid = 0;
     st.finishing = false;
     st.ready = true;
     st.readyStamp = this.#host.now();
-    this.#commit(events);
-    if (noRestart || !st.wantUp) return;
     const now = this.#host.monotonicMs();
-    const deadline = this.#nextStart > 0 ? this.#nextStart : now + 1000;
-    this.#arm(deadline - now);
+    const restartInMs = noRestart || !st.wantUp ? undefined : (this.#nextStart > 0 ? this.#nextStart : now + 1000) - now;
+    this.#commit(events, restartInMs === undefined ? detail : { ...detail, restartInMs: Math.max(0, restartInMs) });
+    if (restartInMs !== undefined) this.#arm(restartInMs);
   }
 
   /** Arms the single timer `ms` from now; a deadline already past fires at once. */
@@ -444,6 +440,10 @@ export class Supervisor {
     this.#host.exited(this);
   }
 
-  /** Writes status, then sends `events` (see SuperviseDir.commit). */
-  #commit(events?: string): void { this.#superviseDir.commit(events); }
+  /** Writes status, then sends `events` (see SuperviseDir.commit), `detail` going with them to the host. */
+  #commit(events?: string, detail?: EventDetail): void {
+    this.#detail = detail;
+    this.#superviseDir.commit(events);
+    this.#detail = undefined;
+  }
 }

@@ -17,6 +17,7 @@ import { reserveFdsInBackground } from '../sys/fd.ts';
 import { Scanner, SCANNER_SIGNALS, type ScannerOptions, type ScannerSignal } from './scanner.ts';
 import { monotonicNowMs, takeHandover, type Handover } from './handover.ts';
 import { Reexec } from './reexec-process.ts';
+import { EventLog } from './events.ts';
 import { strerror, bugText } from '../sys/errors.ts';
 
 /** How the tree is run. */
@@ -41,6 +42,8 @@ export interface SvscanConfig {
   interrupt?: Promise<SvscanEnd>;
   /** Messages before the scanner can take them (start-up): whole lines, for stderr. */
   early(line: string): void;
+  /** The tree's event log, when the caller publishes into it too (pid 1's shutdown stages); default: a new one. */
+  events?: EventLog;
 }
 
 /** What to do once the tree has ended. */
@@ -66,6 +69,7 @@ export async function serveScandir(cfg: SvscanConfig): Promise<SvscanEnd> {
     else cfg.early(line);
   };
   const resumed = readHandover(report);
+  const events = cfg.events ?? new EventLog(monotonicNowMs);
   let endTree!: (end: SvscanEnd) => void;
   const ended = new Promise<SvscanEnd>((resolve) => { endTree = resolve; });
   // Whichever scanner runs (a re-exec that failed makes a new one) says when the tree ends.
@@ -93,12 +97,14 @@ export async function serveScandir(cfg: SvscanConfig): Promise<SvscanEnd> {
 
   // Handlers first: with no handler, SIGTERM would kill a t6-svscan that is not pid 1.
   const { pending, release } = routeSignals(() => scanner);
-  const scannerOptions = (): ScannerOptions => optionsFor(cfg, report, reexec);
+  const scannerOptions = (): ScannerOptions => optionsFor(cfg, report, reexec, events);
   try {
     if (resumed !== undefined) {
       adopt(Scanner.resume(scannerOptions(), resumed.scanner, monotonicNowMs() - resumed.writtenAtMs));
+      events.publish({ kind: 'scanner', phase: 're-executed', reason: resumed.reason });
       report('info', `re-executed (${resumed.reason}): carrying on with ${scanner!.supervisors().length} supervisors after ${Math.round(monotonicNowMs() - resumed.writtenAtMs)} ms`);
     } else {
+      events.publish({ kind: 'scanner', phase: 'started' });
       adopt(Scanner.open(scannerOptions(), (opened) => {
         // From here on (the first scan included) messages go into the catch-all log.
         scanner = opened;
@@ -171,9 +177,9 @@ function routeSignals(current: () => Scanner | undefined): { pending: ScannerSig
 }
 
 /** The scanner's options: the configuration, plus t6's own control bytes (R: re-exec; X: a fault, for tests only). */
-function optionsFor(cfg: SvscanConfig, report: ScannerOptions['report'], reexec: Reexec): ScannerOptions {
+function optionsFor(cfg: SvscanConfig, report: ScannerOptions['report'], reexec: Reexec, events: EventLog): ScannerOptions {
   return {
-    scandir: cfg.scandir, rescanMs: cfg.rescanMs, maxServices: cfg.maxServices, report, allCloexec: true,
+    scandir: cfg.scandir, rescanMs: cfg.rescanMs, maxServices: cfg.maxServices, report, allCloexec: true, events,
     consoleSink: cfg.consoleSink === true,
     ...(cfg.consoleFd === undefined ? {} : { consoleFd: cfg.consoleFd }),
     ...(cfg.notServices === undefined ? {} : { notServices: cfg.notServices }),
