@@ -16,7 +16,7 @@
  * take at once waits in a backlog of at most MAX_BACKLOG records; a subscriber that lets
  * it fill up gets a `lost` record (reason "slow": how many it missed from there; the ring
  * may still hold them, for a new subscription), its connection is ended,
- * and destroyed LINGER_MS later if it still has not read. At most MAX_SUBSCRIBERS at once.
+ * and destroyed DROP_LINGER_MS later if it still has not read. At most MAX_SUBSCRIBERS at once.
  * A subscriber that sends nothing useful within REQUEST_TIMEOUT_MS, or more than
  * MAX_REQUEST bytes, gets an error line and is closed. Nothing a client sends can throw.
  */
@@ -31,8 +31,10 @@ export const MAX_SUBSCRIBERS = 32;
 export const MAX_BACKLOG = 2048;
 /** Bytes the socket may hold unsent before records wait in the backlog. */
 export const HIGH_WATER = 64 * 1024;
-/** How long a dropped subscriber's last lines wait for it. */
+/** How long a refused connection's error line waits for its client. */
 export const LINGER_MS = 5_000;
+/** How long a dropped subscriber's last lines (the lost record the last) wait for it to read them; its slot is taken meanwhile. */
+export const DROP_LINGER_MS = 30_000;
 /** The request line's size and deadline. */
 export const MAX_REQUEST = 1024;
 export const REQUEST_TIMEOUT_MS = 10_000;
@@ -43,12 +45,13 @@ export interface EventServerLimits {
   maxBacklog: number;
   highWater: number;
   lingerMs: number;
+  dropLingerMs: number;
   requestTimeoutMs: number;
 }
 
 /** The defaults above. */
 export const EVENT_SERVER_LIMITS: EventServerLimits = {
-  maxSubscribers: MAX_SUBSCRIBERS, maxBacklog: MAX_BACKLOG, highWater: HIGH_WATER, lingerMs: LINGER_MS, requestTimeoutMs: REQUEST_TIMEOUT_MS,
+  maxSubscribers: MAX_SUBSCRIBERS, maxBacklog: MAX_BACKLOG, highWater: HIGH_WATER, lingerMs: LINGER_MS, dropLingerMs: DROP_LINGER_MS, requestTimeoutMs: REQUEST_TIMEOUT_MS,
 };
 
 /** A subscriber's request, checked. */
@@ -216,7 +219,9 @@ class Subscription {
     this.#backlog.length = 0;
     this.#writeLine(lostRecord(this.#backlogFrom, lost, 'slow'));
     this.#end();
-    setTimeout(() => this.#sock.destroy(), this.#limits.lingerMs).unref();
+    const timer = setTimeout(() => this.#sock.destroy(), this.#limits.dropLingerMs);
+    timer.unref();
+    this.#sock.once('close', () => clearTimeout(timer));
   }
 
   #writeLine(obj: object): void { this.#sock.write(`${JSON.stringify(obj)}\n`); }
