@@ -31,6 +31,8 @@ export interface FollowOptions {
   /** First record wanted (null: only new ones). */
   since: number | null;
   follow: boolean;
+  /** Called each time the stream is (again) being served: the server has taken the request. */
+  onConnect?(): void;
 }
 
 /** How one connection ended. */
@@ -58,7 +60,7 @@ export function readEvents(socketPath: string, opts: FollowOptions, onEvent: (e:
       const conn = connectOnce(socketPath, since, opts.follow, (e) => {
         since = e.seq + 1;
         onEvent(e);
-      }, (nextSeq) => { connected = true; lostAt = undefined; since ??= nextSeq; });
+      }, (nextSeq) => { connected = true; lostAt = undefined; since ??= nextSeq; opts.onConnect?.(); });
       current = conn;
       if (stopped) conn.stop();
       const outcome = await conn.outcome;
