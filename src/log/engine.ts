@@ -89,6 +89,9 @@ export class Logger {
   #stdoutClosed = false;
   #refused = false;
   #closed = false;
+  /** Lines and bytes (newlines not counted) taken in since the engine started (metrics). */
+  lines = 0;
+  bytes = 0;
 
   private constructor(script: Script, host: LoggerHost, options: LoggerOptions, logdirs: Logdir[]) {
     this.script = script;
@@ -280,6 +283,8 @@ export class Logger {
   }
 
   #line(buf: Buffer, start: number, end: number): void {
+    this.lines++;
+    this.bytes += end - start;
     let selected = true;
     let acted = false;
     let text: string | undefined;

@@ -146,6 +146,9 @@ export class Logdir {
   /** Bytes staged but not yet written. */
   get staged(): number { return this.#staged.length; }
 
+  /** Rotations started since the logdir was opened (metrics). */
+  rotations = 0;
+
   #due(): boolean { return this.#size + this.staged + this.spec.tolerance >= this.spec.maxSize; }
   /** `current` must be rotated before anything more goes in. */
   #full(): boolean { return this.#size + this.spec.tolerance >= this.spec.maxSize; }
@@ -296,17 +299,13 @@ export class Logdir {
 
   #startRotation(): void {
     this.#rot = 'rename';
+    this.rotations++;
     this.#run();
   }
 
-  #unlinkQuiet(name: string): void {
-    try { this.#files.unlink(name); } catch { /* absent: nothing to remove */ }
-  }
+  #unlinkQuiet(name: string): void { try { this.#files.unlink(name); } catch { /* absent: nothing to remove */ } }
 
-  /**
-   * s6-log's finish(): archive `name` as @now.suffix (if it is a regular file with one link
-   * and data), unlink it, trim. Something else in its place is reported and removed.
-   */
+  /** s6-log's finish(): archive `name` as @now.suffix (a regular file with one link and data), unlink it, trim; anything else there is reported and removed. */
   #finish(name: string, suffix: 's' | 'u'): void {
     const files = this.#files;
     // One switch of rights for the whole step (a trim looks at every archive).

@@ -17,6 +17,8 @@ export class BlockAlarm {
   #since: number | undefined;
   #timer: NodeJS.Timeout | undefined;
   #told = false;
+  /** Time spent blocked in blocks that ended (ms). */
+  #endedMs = 0;
 
   constructor(afterMs: number, monotonicMs: () => number, tell: BlockTell) {
     this.#afterMs = afterMs;
@@ -36,10 +38,19 @@ export class BlockAlarm {
     }, this.#afterMs);
   }
 
+  /** Time spent blocked so far, the block under way included (ms). */
+  get blockedMs(): number {
+    return this.#endedMs + (this.#since === undefined ? 0 : this.#monotonicMs() - this.#since);
+  }
+
+  /** True while the logger takes no input. */
+  get isBlocked(): boolean { return this.#since !== undefined; }
+
   /** The logger takes input again. */
   resumed(): void {
     const since = this.#since;
     if (since === undefined) return;
+    this.#endedMs += this.#monotonicMs() - since;
     this.close();
     if (this.#told) this.#tell(false, this.#monotonicMs() - since);
     this.#told = false;

@@ -63,6 +63,9 @@ export class CatchAll {
   /** The name in messages (the catch-all's directory name). */
   get label(): string { return this.#logger.label; }
 
+  /** The engine running now, if any (metrics). */
+  get engine(): Logger | undefined { return this.#logger.engine; }
+
   /** The engine, if it runs and takes input now. */
   get #ready(): Logger | undefined {
     const engine = this.#logger.engine;

@@ -31,6 +31,7 @@ import { LOGGER_SCRIPT_FILE, type LogDirKind, logDirKind } from '../s6/servicefa
 import { type Tain } from '../s6/tai.ts';
 import { strerror } from '../sys/errors.ts';
 import { BlockAlarm } from './block-alarm.ts';
+import type { Logger } from '../log/engine.ts';
 
 // The file that asks for an in-process logger, and what a `log/` asks for, are s6-layer
 // facts: t6-svstat and t6-rc read them too (s6/servicefacts.ts).
@@ -76,6 +77,16 @@ export interface LoggingOptions {
 /** A logger blocked this long is told of (loggerBlocked); shorter pauses are a logger at work. */
 export const LOGGER_BLOCKED_ALERT_MS = 1000;
 
+/** One in-process logger's counters since it started (t6 metrics). */
+export interface LoggerMetrics {
+  name: string;
+  lines: number;
+  bytes: number;
+  rotations: number;
+  blockedMs: number;
+  blocked: boolean;
+}
+
 /**
  * Bytes read from a logger's or console sink's pipe at once, into one buffer for all: a
  * reader that must wait stops reading (the service's write blocks), so a logger holds at
@@ -99,6 +110,8 @@ export class Logging {
   /** What every logger shares: given to each part in its context. */
   readonly #env: LoggerEnv;
   readonly #clients = new Set<ScriptedLogger | ConsoleSink>();
+  /** Each in-process logger's block alarm and engine, by name (metrics). */
+  readonly #meters = new Map<string, { alarm: BlockAlarm; engine: () => Logger | undefined }>();
   #catchAll: CatchAll | undefined;
   #catchAllPipe: [number, number] | undefined;
   #out: ConsoleWriter | undefined;
@@ -147,6 +160,7 @@ export class Logging {
       return;
     }
     const alarm = this.#blockAlarm(name);
+    this.#meters.set(name, { alarm, engine: () => this.#catchAll?.engine });
     this.#catchAll = new CatchAll({
       env: this.#env,
       console: (line) => this.#toConsole(line),
@@ -177,6 +191,7 @@ export class Logging {
     const label = `${name}/log`;
     const file = path.join(serviceDir, 'log', LOGGER_SCRIPT_FILE);
     const alarm = this.#blockAlarm(label);
+    this.#meters.set(label, { alarm, engine: () => logger.engine });
     const logger: ScriptedLogger = new ScriptedLogger({
       env: this.#env,
       warn: (m) => this.#opts.report('warning', `${label}: ${m}`),
@@ -184,7 +199,7 @@ export class Logging {
       stdout: (d, drained) => this.#linesOut(d, drained),
       engineBlocked: () => alarm.blocked(),
       engineDrained: () => alarm.resumed(),
-      closed: () => { alarm.close(); this.#clients.delete(logger); },
+      closed: () => { alarm.close(); this.#meters.delete(label); this.#clients.delete(logger); },
     }, label, file, readFd, initial);
     this.#clients.add(logger);
     logger.load();
@@ -260,6 +275,7 @@ export class Logging {
     const dir = path.join(this.#opts.scandir, name);
     this.#catchAllPipe = pipe;
     const alarm = this.#blockAlarm(name);
+    this.#meters.set(name, { alarm, engine: () => this.#catchAll?.engine });
     this.#catchAll = new CatchAll({
       env: this.#env,
       console: (line) => this.#toConsole(line),
@@ -298,6 +314,17 @@ export class Logging {
       this.#consoleDropped = 0;
     }
     this.#console.write(Buffer.from(line.endsWith('\n') ? line : `${line}\n`));
+  }
+
+  /** Every in-process logger's counters, the catch-all's included. */
+  metrics(): LoggerMetrics[] {
+    return [...this.#meters].map(([name, { alarm, engine }]) => {
+      const e = engine();
+      return {
+        name, lines: e?.lines ?? 0, bytes: e?.bytes ?? 0, rotations: e?.logdirs.reduce((n, d) => n + d.rotations, 0) ?? 0,
+        blockedMs: Math.round(alarm.blockedMs), blocked: alarm.isBlocked,
+      };
+    });
   }
 
   /** The alarm of one logger (block-alarm.ts), telling loggerBlocked. */

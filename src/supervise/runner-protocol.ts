@@ -99,6 +99,18 @@ export function isScanRequest(line: string): boolean {
   return Object.keys(v).every((k) => k === 'scan' || k === 'id');
 }
 
+/** `{"metrics":true}` (with an id in a session): t6 metrics asking for t6-svscan's own figures. */
+export function isMetricsRequest(line: string): boolean {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return false;
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || (v as Record<string, unknown>).metrics !== true) return false;
+  return Object.keys(v).every((k) => k === 'metrics' || k === 'id');
+}
+
 /** A control request (has `svc`): the request, or why it is refused; undefined for any other request. */
 export function parseControlRequest(line: string): ControlRequest | string | undefined {
   let v: unknown;

@@ -75,7 +75,7 @@ import { errorCode, strerror, bugText } from '../sys/errors.ts';
 import { currentEnv, type SpawnOptions } from '../sys/spawn.ts';
 import { SIGNALS } from '../sys/signals.ts';
 import {
-  isScanRequest, parseControlRequest, parsePublishRequest, parseRequest, type RcEventFields,
+  isMetricsRequest, isScanRequest, parseControlRequest, parsePublishRequest, parseRequest, type RcEventFields,
   type ControlOutcome, type ControlRequest, type Refusal, type RefusalReason, type RunRequest,
 } from './runner-protocol.ts';
 import { withExeclinePath } from './oneshot-env.ts';
@@ -105,6 +105,8 @@ export interface RunnerHost {
   control?(req: ControlRequest, done: (o: ControlOutcome) => void): (() => void) | Refusal;
   /** Puts a client's record (a t6-rc transition) into the event stream. Absent: event requests are refused. */
   publish?(event: RcEventFields): void;
+  /** t6-svscan's own figures (scanner-metrics.ts). Absent: metrics requests are refused. */
+  metrics?(): object;
 }
 
 /** `base` with `over` laid on top (same names replaced). */
@@ -279,6 +281,14 @@ export class OneshotRunner {
     if (isScanRequest(line)) {
       if (this.#host.scan === undefined) { refuse('scan requests are not served here', 'not-served'); return; }
       reply({ scanned: true, supervised: this.#host.scan(), follows: true }, true);
+      return;
+    }
+    if (isMetricsRequest(line)) {
+      const metrics = this.#host.metrics;
+      if (metrics === undefined) { refuse('metrics requests are not served here', 'not-served'); return; }
+      // The event loop's delay now: how long a callback queued at once waits for its turn.
+      const asked = performance.now();
+      setImmediate(() => reply({ metrics: { ...metrics(), eventLoopDelayMs: performance.now() - asked } }, true));
       return;
     }
     const published = parsePublishRequest(line);

@@ -34,6 +34,7 @@ import { ServiceTable, cancelRestarts, listSome, slotPath, slots, type ServiceEn
 import { followMoves } from './follow.ts';
 import type { ScannerOptions } from './scanner-options.ts';
 import { ServiceEvents } from './service-events.ts';
+import { scannerMetrics } from './scanner-metrics.ts';
 
 export { DIVERTIBLE_SIGNALS, SCANNER_SIGNALS, ScannerSetupError, type ScannerSignal } from './scandir-control.ts';
 export type { ScannerExit } from './ending.ts';
@@ -400,6 +401,7 @@ export class Scanner {
       scan: () => this.local().scan(),
       control: (req, done) => controlRequest((dir) => this.#supervisorOf(dir), this.#waiters, req, done),
       ...(this.#opts.events === undefined ? {} : { publish: (e) => this.#opts.events?.publish(e) }),
+      metrics: () => scannerMetrics(this.#logging.metrics(), this.#opts.events, this.#table.supervisors().length),
     };
   }
 
