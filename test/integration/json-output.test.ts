@@ -1,8 +1,8 @@
 /**
  * Every `--json` output of t6, taken from a real tree (t6-svscan as pid 1 of its own pid
  * namespace, with t6-rc's live state in the same scan directory), validated object by
- * object against docs/service.schema.json (t6-svstat, t6-rc) and docs/log-line.schema.json
- * (t6-log), and checked to say what is true of the services.
+ * object against docs/service.schema.json (t6-svstat, t6-rc), docs/log-line.schema.json
+ * (t6-log) and docs/event.schema.json (t6 events), and checked to say what is true of the services.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,12 +16,13 @@ import { O_NONBLOCK, O_WRONLY, close, mkfifo, open } from '../../src/sys/fd.ts';
 
 const SERVICE = loadSchema('service');
 const LOG_LINE = loadSchema('log-line');
+const EVENT = loadSchema('event');
 
 const cleanups: (() => Promise<void> | void)[] = [];
 after(async () => { for (const c of cleanups.reverse()) await c(); });
 
 /** The commands that take --json: each has its outputs checked below. */
-const JSON_COMMANDS = ['log.ts', 'rc.ts', 'svstat.ts'];
+const JSON_COMMANDS = ['events.ts', 'log.ts', 'rc.ts', 'svstat.ts'];
 
 test('the commands with a --json option are the ones this file checks', () => {
   const cli = path.join(ROOT, 'src', 'cli');
@@ -126,12 +127,28 @@ test('every --json output of t6-svstat, t6-rc and t6-log follows its schema, and
   const lines = logLines(['cat', '--json', logdir]);
   assert.ok(lines.some((l) => l.line === 'hello'));
   logLines(['tail', '-n', '1', '--json', logdir, uncaught]);
+  checkEvents(scandir);
   assert.ok(validated >= 35, `validated ${validated} objects`); // that the checks ran: 38 objects as written
 
   // Let finish end, so that the tree can stop.
   await until('finish to read the release FIFO', releaseFinish);
   await wait('finishing', /udD/);
 });
+
+/** t6 events --json: every record of the ring follows the schema, and says what happened. */
+function checkEvents(scandir: string): void {
+  const r = t6('events', ['-s', scandir, '--json']);
+  assert.equal(r.status, 0, r.stderr);
+  const records = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  records.forEach((o, i) => { assertValid(EVENT, o, `t6 events --json record ${i}`); validated++; });
+  const kinds = new Set(records.map((o) => o.kind));
+  for (const k of ['scanner', 'supervised', 'up', 'ready', 'down', 'finish-started', 'rc']) assert.ok(kinds.has(k), `a ${k} record`);
+  const crashy = records.find((o) => o.service === 'crashy' && o.kind === 'down');
+  assert.equal(crashy?.exitCode, 3);
+  // Only one service's, when asked.
+  const only = t6('events', ['-s', scandir, '--json', 'plain']).stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.ok(only.length > 0 && only.every((o) => o.service === 'plain' || o.service === undefined));
+}
 
 /** t6-svstat -a --json, then t6-svstat --json on every supervised directory. */
 function checkSvstat(scandir: string): void {
