@@ -16,10 +16,10 @@ after(async () => { for (const c of cleanups.reverse()) await c(); });
 
 const links = (dir: string): string[] => fs.readdirSync(dir).map((fd) => { try { return fs.readlinkSync(path.join(dir, fd)); } catch { return ''; } });
 
-/** The spawner thread's fd links (it is Node's only `WorkerThread` in t6-svscan). */
+/** The spawner thread's fd links (the thread is named `spawner`). */
 function spawnerFds(pid1: number): string[] | undefined {
   for (const task of fs.readdirSync(`/proc/${pid1}/task`)) {
-    if (fs.readFileSync(`/proc/${pid1}/task/${task}/comm`, 'utf8').trim() === 'WorkerThread') return links(`/proc/${pid1}/task/${task}/fd`);
+    if (fs.readFileSync(`/proc/${pid1}/task/${task}/comm`, 'utf8').trim() === 'spawner') return links(`/proc/${pid1}/task/${task}/fd`);
   }
   return undefined;
 }
