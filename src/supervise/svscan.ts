@@ -14,6 +14,7 @@ import { getrlimit, getpid, pageOutExecutable, RLIMIT, setChildSubreaper, setPro
 import { markAllCloexec, nodeOwnFds } from '../sys/spawn.ts';
 import { enableSpawner } from '../sys/spawner.ts';
 import { enableLockKeeper } from '../sys/lockkeeper.ts';
+import { raiseFdLimit } from './fdlimit.ts';
 import { reserveFdsInBackground } from '../sys/fd.ts';
 import { Scanner, SCANNER_SIGNALS, type ScannerOptions, type ScannerSignal } from './scanner.ts';
 import { monotonicNowMs, takeHandover, type Handover } from './handover.ts';
@@ -90,7 +91,7 @@ export async function serveScandir(cfg: SvscanConfig): Promise<SvscanEnd> {
   const onRejection = (err: unknown): void => reexec.fault(`unhandled rejection: ${bugText(err)}`);
   process.on('uncaughtException', onUncaught);
   process.on('unhandledRejection', onRejection);
-  prepareProcess(cfg, report);
+  prepareProcess(cfg, report, resumed !== undefined);
 
   // Handlers first: with no handler, SIGTERM would kill a t6-svscan that is not pid 1.
   const { pending, release } = routeSignals(() => scanner);
@@ -137,8 +138,8 @@ const SPAWNER_MIN_FDS = 1024;
  */
 const LOCK_KEEPER_SHARE = 0.5;
 
-/** The process-wide set-up: subreaper, name, close-on-exec everywhere, room in the fd table. */
-function prepareProcess(cfg: SvscanConfig, report: (level: string, message: string) => void): void {
+/** The process-wide set-up: subreaper, name, close-on-exec everywhere, fd limit and room in the fd table. */
+function prepareProcess(cfg: SvscanConfig, report: (level: string, message: string) => void, resumed: boolean): void {
   if (getpid() !== 1) {
     try { setChildSubreaper(); } catch (err) { report('warning', `unable to become a subreaper: ${strerror(err)}`); }
   }
@@ -154,6 +155,9 @@ function prepareProcess(cfg: SvscanConfig, report: (level: string, message: stri
   if (minFds >= 0) enableSpawner({ minFds, keep, report: (message) => report('warning', message) });
   const keeperEnv = process.env['T6_LOCK_KEEPER_MIN_FDS'];
   const keeperMin = keeperEnv === undefined ? undefined : Number(keeperEnv);
+  // Said once: an image that re-executed tries again (the limit may be raised since), quietly.
+  const limitWarning = raiseFdLimit(cfg.maxServices, keeperMin === undefined || keeperMin >= 0);
+  if (limitWarning !== undefined && !resumed) report('warning', limitWarning);
   let limit = 65536;
   try { limit = Number(getrlimit(RLIMIT.NOFILE).soft); } catch { /* as if 65,536 */ }
   // T6_LOCK_KEEPER_MIN_FDS: tests (negative: never park).

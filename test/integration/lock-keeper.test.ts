@@ -5,6 +5,7 @@
  * s6-svok and t6-svok say supervised, s6-supervise and a second t6-svscan are refused. A
  * removed service's lock is released at once, a re-added one parked again, and a re-exec
  * (whose next image locks the files again) leaves every service supervised, its lock held.
+ * And the fd limit those fds live under: raised to what -c needs, or said once.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -116,4 +117,38 @@ test('lock fds parked in the keeper thread: still held, released at once on remo
   assert.notEqual(isolated(['s6-supervise', dirs[2]!]).status, 0, 's6-supervise refused after the re-exec');
   assert.doesNotMatch(t.output.text, /lock keeper|may be supervised twice/);
   assert.match(run('s6-svstat', [dirs[0]!]).stdout, /^up \(pid \d+\)/);
+});
+
+/** Whether this process has CAP_SYS_RESOURCE (may raise a hard limit). */
+function maySetHardLimits(): boolean {
+  const eff = /^CapEff:\s*([0-9a-f]+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0';
+  return ((BigInt(`0x${eff}`) >> 24n) & 1n) === 1n;
+}
+
+/** [soft, hard] of a process's RLIMIT_NOFILE. */
+function nofile(pid: number): [number, number] {
+  const m = /^Max open files\s+(\d+)\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/limits`, 'utf8'))!;
+  return [Number(m[1]), Number(m[2])];
+}
+
+test('RLIMIT_NOFILE: raised to what -c needs when allowed, else one warning naming the limit and the services it holds', { timeout: 60_000 }, async () => {
+  const sd = tmpdir();
+  makeService(path.join(sd, 'a'), { run: RUN });
+  // -c 1000 needs 3 × 1000 + 256 fds; the hard limit is 2,048 (as pid 1 at boot has 4,096).
+  const t = await Tree.start(sd, { command: ['prlimit', '--nofile=1024:2048', path.join(BIN, 't6-svscan'), '-d', '3', '-c', '1000'] });
+  cleanups.push(() => t.stop());
+  await until('a up', () => (readStatus(path.join(sd, 'a'))?.pid ?? 0) > 0);
+  const warning = /the limit on open files \(RLIMIT_NOFILE\) is 2048 and could not be raised to the 3256 that -c 1000 needs: Operation not permitted - about 597 services can be supervised \(about 896 once their locks are parked\)/g;
+  if (maySetHardLimits()) {
+    assert.deepEqual(nofile(t.pid1), [3256, 3256]);
+    assert.doesNotMatch(t.output.text, warning);
+  } else {
+    assert.deepEqual(nofile(t.pid1), [2048, 2048], 'the soft limit up to the hard one');
+    assert.equal(t.output.text.match(warning)?.length, 1, t.output.text);
+  }
+  // A re-exec does not say it again.
+  t.control('R');
+  await until('the re-exec', () => (/re-executed \(/.test(t.output.text) ? true : undefined));
+  assert.ok((t.output.text.match(warning)?.length ?? 0) <= 1);
+  assert.equal(svok(path.join(sd, 'a')), 0);
 });
