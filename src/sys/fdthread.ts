@@ -65,7 +65,9 @@ export function internalFdIdentity(fd: number): string | undefined {
 /** This process's open fds (/proc, else probed up to the soft limit's usual bound). */
 function openFds(): number[] {
   try {
-    return fs.readdirSync('/proc/self/fd').map(Number).filter((fd) => Number.isInteger(fd));
+    // The listing names the fd it was read through, closed by now: a number the worker's
+    // event loop may take next, which the worker would then close under it (an abort at its end).
+    return fs.readdirSync('/proc/self/fd').map(Number).filter((fd) => Number.isInteger(fd) && c.fcntl(fd, 1 /* F_GETFD */, 'int', 0) >= 0);
   } catch {
     const out: number[] = [];
     for (let fd = 0; fd < 65536; fd++) if (c.fcntl(fd, 1 /* F_GETFD */, 'int', 0) >= 0) out.push(fd);
