@@ -25,6 +25,7 @@
  * next image opens and locks the file again, after a short window without the lock); if
  * the exec fails, releaseHandedOver lets this image take them again.
  */
+import type { Worker } from 'node:worker_threads';
 import { O_CREAT, O_NONBLOCK, O_WRONLY, close, open, tryLock } from './fd.ts';
 import { strerror } from './errors.ts';
 import { askFdThread, startFdThread, stopFdThread, type FdThread } from './fdthread.ts';
@@ -39,6 +40,8 @@ export interface LockKeeperOptions {
 }
 
 const ANSWER_TIMEOUT_MS = 10_000;
+/** The last wait before a lock lost with the keeper is given up (the waits before: 1, 2, 4… ms). */
+const RELOCK_LAST_DELAY_MS = 2048;
 /** The flags supervise/lock is opened with (servicefiles.ts), to take a lock again. */
 const LOCK_OPEN_FLAGS = O_WRONLY | O_CREAT | O_NONBLOCK;
 
@@ -122,9 +125,9 @@ export function enableLockKeeper(opts: LockKeeperOptions): void {
   enabled = opts;
 }
 
-/** Whether the keeper runs (locks are parked). */
-export function lockKeeperRunning(): boolean {
-  return running !== undefined;
+/** The keeper's thread while it runs (tests end it to play a failure). */
+export function lockKeeperThread(): Worker | undefined {
+  return running?.worker;
 }
 
 /** The exec after a hand-over failed: parked locks handed over are released, for this image to lock them again. */
@@ -190,9 +193,14 @@ function giveUp(why: string, ended: boolean): void {
   stopFdThread(t);
 }
 
-/** Opens and locks again, in this table, the files of locks lost with the keeper (those still held). */
-function relock(lost: Place[]): void {
-  const failed: string[] = [];
+/**
+ * Opens and locks again, in this table, the files of locks lost with the keeper (those still
+ * held). A thread's fd table is freed a little after Node says it ended (its join returns
+ * before the kernel closes its files): a lock still held is tried again, after 1, 2, 4… ms,
+ * for about four seconds, and only then reported.
+ */
+function relock(lost: Place[], delayMs = 1): void {
+  const failed: [Place, unknown][] = [];
   const still = new Set(live.values());
   for (const p of lost) {
     if (!still.has(p) || p.fd >= 0) continue;
@@ -203,10 +211,16 @@ function relock(lost: Place[]): void {
       p.fd = fd;
     } catch (err) {
       if (fd >= 0) close(fd);
-      failed.push(`${p.path} (${strerror(err)})`);
+      failed.push([p, err]);
     }
   }
-  if (failed.length > 0) enabled?.report(`unable to lock again ${failed.length} supervise/lock files the lock keeper held: ${failed.slice(0, 3).join(', ')}${failed.length > 3 ? ', …' : ''}`);
+  if (failed.length === 0) return;
+  if (delayMs <= RELOCK_LAST_DELAY_MS) {
+    setTimeout(() => relock(failed.map(([p]) => p), delayMs * 2), delayMs).unref();
+    return;
+  }
+  const some = failed.slice(0, 3).map(([p, err]) => `${p.path} (${strerror(err)})`);
+  enabled?.report(`unable to lock again ${failed.length} supervise/lock files the lock keeper held: ${some.join(', ')}${failed.length > 3 ? ', …' : ''}`);
 }
 
 /** The worker's part (fdthread.ts runs it): park (copy fds from the main table, answer their numbers here) and close. */
