@@ -51,7 +51,8 @@ test('through the spawner thread: a service gets only its fds, the thread holds 
   fs.mkdirSync(path.join(gone, 'event'));
   const events = new EventLog(gone);
   cleanups.push(() => events.close());
-  const t = await Tree.start(sd, { env: { T6_SPAWNER_MIN_FDS: '0' } });
+  // Locks in the main table (no lock keeper), as this test looks for them there.
+  const t = await Tree.start(sd, { env: { T6_SPAWNER_MIN_FDS: '0', T6_LOCK_KEEPER_MIN_FDS: '-1' } });
   cleanups.push(() => t.stop());
   const first = await sleeping(t, fdsDir);
   assertClean(first);
