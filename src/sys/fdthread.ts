@@ -106,7 +106,7 @@ export function startFdThread(name: string, body: string, keep: ReadonlyMap<numb
   return { worker, ctl, bytes: new Uint8Array(sab, 16) };
 }
 
-/** One request, waited for up to `timeoutMs`; 'timed-out' leaves the thread unusable (stop it). */
+/** One request, waited for up to `timeoutMs`; 'timed-out' leaves the thread unusable (stop it). Never throws. */
 export function askFdThread(t: FdThread, request: unknown, timeoutMs: number): FdThreadAnswer {
   const json = Buffer.from(JSON.stringify(request));
   if (json.length > t.bytes.length) return 'too-big';
@@ -115,7 +115,10 @@ export function askFdThread(t: FdThread, request: unknown, timeoutMs: number): F
   Atomics.store(t.ctl, 0, REQUEST);
   Atomics.notify(t.ctl, 0);
   if (Atomics.wait(t.ctl, 0, REQUEST, timeoutMs) === 'timed-out' && Atomics.load(t.ctl, 0) === REQUEST) return 'timed-out';
-  const answer: unknown = JSON.parse(Buffer.from(t.bytes.subarray(0, Atomics.load(t.ctl, 1))).toString());
+  let answer: unknown = null;
+  try {
+    answer = JSON.parse(Buffer.from(t.bytes.subarray(0, Atomics.load(t.ctl, 1))).toString());
+  } catch { /* a garbled answer is no answer: null */ }
   Atomics.store(t.ctl, 0, IDLE);
   Atomics.notify(t.ctl, 0);
   return { answer };
