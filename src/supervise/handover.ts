@@ -38,7 +38,11 @@ export function statusFromSnapshot(s: StatusSnapshot, now: Tain): SupervisorStat
 
 /** `supervise/lock` and `supervise/control`, still open. */
 export interface HeldFds {
-  lockFd: number;
+  /**
+   * Absent: the lock was parked in the lock keeper's fd table (sys/lockkeeper.ts), which
+   * execve ends; the next image locks the file again (it is unlocked in between).
+   */
+  lockFd?: number;
   controlFd: number;
 }
 
@@ -133,7 +137,8 @@ export function handoverFds(s: ScannerSnapshot): number[] {
     for (const slot of [e.main, e.log]) {
       const sup = slot?.sup;
       if (sup === undefined) continue;
-      if (sup.held !== undefined) fds.push(sup.held.lockFd, sup.held.controlFd);
+      if (sup.held?.lockFd !== undefined) fds.push(sup.held.lockFd);
+      if (sup.held !== undefined) fds.push(sup.held.controlFd);
       if (sup.readinessFd !== undefined) fds.push(sup.readinessFd);
     }
   }

@@ -15,6 +15,7 @@ import { type FdSource, type SpawnOptions } from '../sys/spawn.ts';
 import { decodeWaitStatus } from '../sys/wait.ts';
 import { type ReadinessPipe, type ServiceLock, type SupervisorFiles } from './servicefiles.ts';
 import { strerror } from '../sys/errors.ts';
+import { isFdShortage } from '../sys/fdreserve.ts';
 
 /** Where the service's stdin and stdout come from (the scanner's logger pipe, or inherited). */
 export interface SupervisorStdio {
@@ -47,6 +48,12 @@ export interface LauncherOptions {
 }
 
 const SPAWN_RETRY_MS = 10_000;
+/**
+ * Out of fds (EMFILE, ENFILE): tried again sooner. In t6-svscan they come back within
+ * moments (a scan that starts thousands of services holds each one's readiness pipe until
+ * the event loop reads it), where s6's 10 seconds would hold the last few services back.
+ */
+const FD_SHORTAGE_SPAWN_RETRY_MS = 500;
 const SERVICE_LOCK_RETRY_MS = 1_000;
 
 /** Starts `run` and `finish` for one Supervisor. */
@@ -106,8 +113,9 @@ export class Launcher {
       serviceLock?.close();
       const why = files.explainNotRunnable(runPath) ?? strerror(err);
       const where = newPidNamespace ? ` as pid 1 of a new pid namespace (${path.join(dir, 'flag-newpidns')})` : '';
-      this.#opts.report('warning', `unable to spawn ${runPath}${where}: ${why} - waiting ${SPAWN_RETRY_MS / 1000} seconds`);
-      return { retryMs: SPAWN_RETRY_MS };
+      const retryMs = isFdShortage(err) ? FD_SHORTAGE_SPAWN_RETRY_MS : SPAWN_RETRY_MS;
+      this.#opts.report('warning', `unable to spawn ${runPath}${where}: ${why} - waiting ${retryMs / 1000} seconds`);
+      return { retryMs };
     }
     readiness?.closeChildEnd();
     serviceLock?.close(); // the child holds the lock through its copy

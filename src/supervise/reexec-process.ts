@@ -12,6 +12,7 @@
 import type { PerformanceObserver } from 'node:perf_hooks';
 import { execve, currentEnv } from '../sys/spawn.ts';
 import { close } from '../sys/fd.ts';
+import { releaseHandedOver } from '../sys/lockkeeper.ts';
 import { withoutSnapshotFlags } from '../sys/snapshot.ts';
 import { strerror } from '../sys/errors.ts';
 import { HANDOVER_ENV, HANDOVER_VERSION, monotonicNowMs, ownFds, writeHandover, type Handover, type ScannerSnapshot } from './handover.ts';
@@ -108,6 +109,7 @@ export class Reexec {
     } catch (err) {
       this.#driver.report('error', `unable to write the re-exec state: ${strerror(err)} - carrying on in this image`);
       ownFds(snap);
+      releaseHandedOver();
       this.#driver.carryOn(snap, monotonicNowMs() - doc.writtenAtMs);
       return;
     }
@@ -118,6 +120,9 @@ export class Reexec {
     const err = execve(process.execPath, argv, env);
     close(fd);
     ownFds(snap);
+    // The parked locks handed over are still held by this image's lock keeper: released,
+    // for the supervisors carrying on here to lock their files again.
+    releaseHandedOver();
     this.#driver.report('error', `unable to re-execute ${process.execPath}: ${strerror(err)} - carrying on in this image`);
     this.#driver.carryOn(snap, monotonicNowMs() - doc.writtenAtMs);
   }

@@ -23,6 +23,7 @@ import path from 'node:path';
 import { O_CREAT, O_NONBLOCK, O_RDWR, O_WRONLY, close, dupCloexec, mkfifo, open, pipe, tryLock } from '../sys/fd.ts';
 import type { HeldFds } from './handover.ts';
 import { procStartTime } from '../sys/proc.ts';
+import { type HeldLock, holdLock } from '../sys/lockkeeper.ts';
 
 /** In `supervise/`: the pid and start time of the process `run` started last (t6's, for adoption). */
 export const START_RECORD = 't6-start';
@@ -80,6 +81,8 @@ export interface HeldSuperviseDir {
    * the FIFO during the exec (one read's worth; the event loop reads any more).
    */
   takeWaiting(): void;
+  /** resumeHeld only: why the lock could not be taken again (then it is not held), else undefined. */
+  readonly unlocked: string | undefined;
 }
 
 /** Where the bytes written to `supervise/control` go. */
@@ -120,7 +123,10 @@ export interface SupervisorFiles {
    * SupervisorSetupError; `busy` when another supervisor holds the lock.
    */
   setUp(dir: string, resetDeathTally: boolean, control: ControlReader): HeldSuperviseDir;
-  /** The next image's side of a re-exec: serves `supervise/` from the fds the previous image held. */
+  /**
+   * The next image's side of a re-exec: serves `supervise/` from the fds the previous image
+   * held; without a lock fd (it was parked, sys/lockkeeper.ts), locks `supervise/lock` again.
+   */
   resumeHeld(dir: string, fds: HeldFds, control: ControlReader): HeldSuperviseDir;
   /** Writes `supervise/status` atomically (status.new, then rename). Throws. */
   writeStatus(dir: string, status: SupervisorStatus): void;
@@ -199,6 +205,8 @@ export class FsSupervisorFiles implements SupervisorFiles {
       fd.close(lockFd);
       throw new SupervisorSetupError(`${lockPath} is locked: another supervisor is already running on ${dir}`, true);
     }
+    // Held for the supervisor's life; parked out of this fd table when it fills (sys/lockkeeper.ts).
+    const lock = holdLock(lockFd, lockPath, fd.close);
     const controlPath = path.join(superviseDir, 'control');
     let controlFd = -1;
     try {
@@ -213,29 +221,49 @@ export class FsSupervisorFiles implements SupervisorFiles {
       if (resetDeathTally) step(`truncate ${death}`, () => fs.writeFileSync(death, ''));
     } catch (err) {
       if (controlFd >= 0) fd.close(controlFd);
-      fd.close(lockFd);
+      lock.close();
       throw err;
     }
-    return this.resumeHeld(dir, { lockFd, controlFd }, control);
+    return this.#serve(controlFd, lock, undefined, control);
   }
 
-  resumeHeld(_dir: string, fds: HeldFds, control: ControlReader): HeldSuperviseDir {
-    const { lockFd, controlFd } = fds;
+  resumeHeld(dir: string, fds: HeldFds, control: ControlReader): HeldSuperviseDir {
+    const lockPath = path.join(dir, 'supervise', 'lock');
+    if (fds.lockFd !== undefined) return this.#serve(fds.controlFd, holdLock(fds.lockFd, lockPath, this.#fd.close), undefined, control);
+    // The previous image had parked the lock: execve released it. Taken again here; if
+    // someone took it in between, this supervisor carries on without it (and says so).
+    let lockFd = -1;
+    try {
+      lockFd = this.#fd.open(lockPath, O_WRONLY | O_CREAT | O_NONBLOCK, 0o644);
+      if (this.#fd.tryLock(lockFd, lockPath)) return this.#serve(fds.controlFd, holdLock(lockFd, lockPath, this.#fd.close), undefined, control);
+      this.#fd.close(lockFd);
+      return this.#serve(fds.controlFd, undefined, `${lockPath} is locked: another supervisor took it during the re-exec`, control);
+    } catch (err) {
+      if (lockFd >= 0) this.#fd.close(lockFd);
+      return this.#serve(fds.controlFd, undefined, `unable to lock ${lockPath} again after the re-exec: ${strerror(err)}`, control);
+    }
+  }
+
+  /** `supervise/` as held: the control FIFO read into `control`, and the lock (if held). */
+  #serve(controlFd: number, lock: HeldLock | undefined, unlocked: string | undefined, control: ControlReader): HeldSuperviseDir {
     const socket = readControlFifo(controlFd, (chunk) => control.onBytes(chunk.toString('latin1')), (err) => control.onError(err));
     let closed = false;
     return {
+      unlocked,
       close: () => {
         if (closed) return;
         closed = true;
         socket.destroy(); // closes the control fd
-        this.#fd.close(lockFd);
+        lock?.close();
       },
       handOver: () => {
         // libuv owns the socket's fd: a duplicate outlives it (unread bytes wait in the FIFO).
         closed = true;
         const kept = dupCloexec(controlFd);
         socket.destroy();
-        return { lockFd, controlFd: kept };
+        // A parked lock hands over no fd: execve releases it, and the next image locks again.
+        const lockFd = lock?.handOver();
+        return { ...(lockFd === undefined ? {} : { lockFd }), controlFd: kept };
       },
       takeWaiting: () => {
         // Not left to the event loop: its first poll may bring a scandir command that

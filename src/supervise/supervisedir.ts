@@ -159,6 +159,8 @@ export class SuperviseDir {
   resume(fds: HeldFds | undefined): void {
     if (fds === undefined) { this.open(false); return; }
     this.#held = this.#opts.files.resumeHeld(this.#dir, fds, this.#controlReader());
+    // A parked lock is taken again by the next image; someone may have taken it in between.
+    if (this.#held.unlocked !== undefined) this.#opts.report('error', `${this.#held.unlocked} - ${this.#opts.name} may be supervised twice; stop one of them`);
   }
 
   /** The next image, the supervisor whole again: bytes written to the control FIFO during the exec are acted on now. */

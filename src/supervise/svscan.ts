@@ -13,6 +13,8 @@ import fs from 'node:fs';
 import { getrlimit, getpid, pageOutExecutable, RLIMIT, setChildSubreaper, setProcessName } from '../sys/system.ts';
 import { markAllCloexec, nodeOwnFds } from '../sys/spawn.ts';
 import { enableSpawner } from '../sys/spawner.ts';
+import { enableLockKeeper } from '../sys/lockkeeper.ts';
+import { raiseFdLimit } from './fdlimit.ts';
 import { reserveFdsInBackground } from '../sys/fd.ts';
 import { Scanner, SCANNER_SIGNALS, type ScannerOptions, type ScannerSignal } from './scanner.ts';
 import { monotonicNowMs, takeHandover, type Handover } from './handover.ts';
@@ -93,7 +95,7 @@ export async function serveScandir(cfg: SvscanConfig): Promise<SvscanEnd> {
   const onRejection = (err: unknown): void => reexec.fault(`unhandled rejection: ${bugText(err)}`);
   process.on('uncaughtException', onUncaught);
   process.on('unhandledRejection', onRejection);
-  prepareProcess(cfg, report);
+  prepareProcess(cfg, report, resumed !== undefined);
 
   // Handlers first: with no handler, SIGTERM would kill a t6-svscan that is not pid 1.
   const { pending, release } = routeSignals(() => scanner);
@@ -132,9 +134,18 @@ export async function serveScandir(cfg: SvscanConfig): Promise<SvscanEnd> {
 
 /** Fds held before services are spawned from the spawner thread (below: it does not pay its start). */
 const SPAWNER_MIN_FDS = 1024;
+/**
+ * Share of the soft RLIMIT_NOFILE at which supervise/lock fds start being parked in the
+ * lock keeper's table (sys/lockkeeper.ts). The keeper is a Node worker (its own V8 isolate:
+ * about 9 MB of PSS measured here), worth it only for a tree that would otherwise run out
+ * of fds: a tree under half the limit is far from it (20,000 here: about 3,000 services pay
+ * nothing). At half, locks then leave the table as fast as they come, and the other half
+ * holds what cannot be parked (control FIFOs, readiness and logger pipes).
+ */
+const LOCK_KEEPER_SHARE = 0.5;
 
-/** The process-wide set-up: subreaper, name, close-on-exec everywhere, room in the fd table. */
-function prepareProcess(cfg: SvscanConfig, report: (level: string, message: string) => void): void {
+/** The process-wide set-up: subreaper, name, close-on-exec everywhere, fd limit and room in the fd table. */
+function prepareProcess(cfg: SvscanConfig, report: (level: string, message: string) => void, resumed: boolean): void {
   if (getpid() !== 1) {
     try { setChildSubreaper(); } catch (err) { report('warning', `unable to become a subreaper: ${strerror(err)}`); }
   }
@@ -148,12 +159,19 @@ function prepareProcess(cfg: SvscanConfig, report: (level: string, message: stri
   // -d and -X are t6's, not Node's: the spawner must not keep a copy (a reader waits for EOF).
   const keep = new Map([...nodeOwnFds].filter(([fd]) => fd !== cfg.notifyFd && fd !== cfg.consoleFd));
   if (minFds >= 0) enableSpawner({ minFds, keep, report: (message) => report('warning', message) });
+  const keeperEnv = process.env['T6_LOCK_KEEPER_MIN_FDS'];
+  const keeperMin = keeperEnv === undefined ? undefined : Number(keeperEnv);
+  // Said once: an image that re-executed tries again (the limit may be raised since), quietly.
+  const limitWarning = raiseFdLimit(cfg.maxServices, keeperMin === undefined || keeperMin >= 0);
+  if (limitWarning !== undefined && !resumed) report('warning', limitWarning);
+  let limit = 65536;
+  try { limit = Number(getrlimit(RLIMIT.NOFILE).soft); } catch { /* as if 65,536 */ }
+  // T6_LOCK_KEEPER_MIN_FDS: tests (negative: never park).
+  const lockMin = keeperMin ?? Math.floor(limit * LOCK_KEEPER_SHARE);
+  if (lockMin >= 0) enableLockKeeper({ minFds: lockMin, keep, report: (message) => report('warning', message) });
   // Room in the fd table for every supervisor's few fds, grown once and off the event loop
   // (see reserveFds): not one stall after another while the first thousand services start.
-  try {
-    const limit = Number(getrlimit(RLIMIT.NOFILE).soft);
-    reserveFdsInBackground(Math.min(256 + 4 * cfg.maxServices, 65536, limit));
-  } catch { /* an optimisation only */ }
+  reserveFdsInBackground(Math.min(256 + 4 * cfg.maxServices, 65536, limit));
 }
 
 /** Signals to the scanner (kept in `pending` until there is one), SIGCHLD to its reaper. */

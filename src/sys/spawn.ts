@@ -9,7 +9,8 @@ import { c, errno } from './libc.ts';
 import { SysError, toError } from './errors.ts';
 import { SIGNALS } from './signals.ts';
 import { asUserArgv, type Identity } from './identity.ts';
-import { internalFdIdentity, spawnThroughSpawner, type SpawnerRequest } from './spawner.ts';
+import { spawnThroughSpawner, type SpawnerRequest } from './spawner.ts';
+import { internalFdIdentity } from './fdthread.ts';
 
 const EINTR = 4;
 

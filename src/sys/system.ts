@@ -55,6 +55,16 @@ export function setrlimit(resource: number, soft: bigint, hard: bigint): void {
   if (c.setrlimit(resource, buf) !== 0) throw new SysError('setrlimit', errno(), String(resource));
 }
 
+/** The most any process may raise RLIMIT_NOFILE to (/proc/sys/fs/nr_open); undefined without /proc. */
+export function maxOpenFilesLimit(): number | undefined {
+  try {
+    const n = Number(fs.readFileSync('/proc/sys/fs/nr_open', 'utf8').trim());
+    return Number.isInteger(n) && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Mount flags (x86_64 Linux). */
 export const MS = { RDONLY: 0x1, NOSUID: 0x2, NODEV: 0x4, NOEXEC: 0x8, REMOUNT: 0x20, BIND: 0x1000, MOVE: 0x2000 } as const;
 

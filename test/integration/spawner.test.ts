@@ -16,10 +16,10 @@ after(async () => { for (const c of cleanups.reverse()) await c(); });
 
 const links = (dir: string): string[] => fs.readdirSync(dir).map((fd) => { try { return fs.readlinkSync(path.join(dir, fd)); } catch { return ''; } });
 
-/** The spawner thread's fd links (it is Node's only `WorkerThread` in t6-svscan). */
+/** The spawner thread's fd links (the thread is named `spawner`). */
 function spawnerFds(pid1: number): string[] | undefined {
   for (const task of fs.readdirSync(`/proc/${pid1}/task`)) {
-    if (fs.readFileSync(`/proc/${pid1}/task/${task}/comm`, 'utf8').trim() === 'WorkerThread') return links(`/proc/${pid1}/task/${task}/fd`);
+    if (fs.readFileSync(`/proc/${pid1}/task/${task}/comm`, 'utf8').trim() === 'spawner') return links(`/proc/${pid1}/task/${task}/fd`);
   }
   return undefined;
 }
@@ -51,7 +51,8 @@ test('through the spawner thread: a service gets only its fds, the thread holds 
   fs.mkdirSync(path.join(gone, 'event'));
   const events = new EventLog(gone);
   cleanups.push(() => events.close());
-  const t = await Tree.start(sd, { env: { T6_SPAWNER_MIN_FDS: '0' } });
+  // Locks in the main table (no lock keeper), as this test looks for them there.
+  const t = await Tree.start(sd, { env: { T6_SPAWNER_MIN_FDS: '0', T6_LOCK_KEEPER_MIN_FDS: '-1' } });
   cleanups.push(() => t.stop());
   const first = await sleeping(t, fdsDir);
   assertClean(first);

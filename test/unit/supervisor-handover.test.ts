@@ -98,7 +98,7 @@ test('an adopted process gone before it could be watched is a death with an unkn
   const sup = Supervisor.open('svc', dir, host);
   const snap = sup.handOver();
   // A predecessor killed: nothing of its fds is left (the lock is free).
-  for (const fd of [snap.held!.lockFd, snap.held!.controlFd]) fs.closeSync(fd);
+  for (const fd of [snap.held!.lockFd!, snap.held!.controlFd]) fs.closeSync(fd);
   const next = new FakeHost();
   next.gonePids.add(snap.runPid);
   const resumed = Supervisor.resume({ ...snap, held: undefined }, next, {}, 0, true);

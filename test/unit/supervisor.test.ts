@@ -281,6 +281,19 @@ test('a spawn failure keeps the service down, says why, and retries in 10 second
   assert.equal(sup.state, 'up');
 });
 
+test('a spawn that fails for lack of fds is tried again half a second later', () => {
+  const { host, sup } = setup({}, { down: true });
+  host.failSpawn = 'EMFILE';
+  sup.command('u');
+  assert.equal(sup.state, 'down');
+  assert.match(host.reports.join('\n'), /unable to spawn .*\/run: Too many open files - waiting 0.5 seconds/);
+  host.failSpawn = undefined;
+  host.advance(499);
+  assert.equal(sup.state, 'down');
+  host.advance(1);
+  assert.equal(sup.state, 'up');
+});
+
 test('death tally: one 14-byte record per death, exit code or 128+signal, capped by max-death-tally', () => {
   const { host, dir } = setup({ 'max-death-tally': '2\n' });
   host.last().onExit(EXIT(3));
