@@ -90,3 +90,16 @@ export function loadRecord(live: string, choice: RecordChoice): TimingRecord {
   if (record.version !== TIMINGS_VERSION || !Array.isArray(record.services)) throw new TimingsError(`${found.file}: not a timing record of version ${TIMINGS_VERSION}`);
   return record;
 }
+
+/**
+ * Moves the records from one real live directory to the next (t6-rc-update, once LIVE
+ * points at the new one), so the boot's record outlives a database update. Throws, but
+ * not for a directory that has none.
+ */
+export function carryRecords(fromReal: string, toReal: string): void {
+  try {
+    fs.renameSync(path.join(fromReal, TIMINGS_DIR), path.join(toReal, TIMINGS_DIR));
+  } catch (err) {
+    if (errorCode(err) !== 'ENOENT') throw err;
+  }
+}

@@ -57,7 +57,7 @@ export function plotSvg(r: TimingRecord): string {
     kernelLine(r, l),
     chainArrows(r, l, chain),
     ...rows.map((t, i) => serviceRow(t, l, l.servicesTop + i * ROW, chain.has(t.name) && t.failure === undefined)),
-    legend(l.height - LEGEND + 10),
+    legend(l.height - LEGEND + 10, r.stages.length > 0),
   ].join('\n');
   return `<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${Math.round(l.height)}" viewBox="0 0 ${WIDTH} ${Math.round(l.height)}">\n`
     + `<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0 0 L10 5 L0 10 z" fill="${CHAIN}"/></marker></defs>\n${body}\n</svg>\n`;
@@ -144,18 +144,18 @@ function chainArrows(r: TimingRecord, l: Layout, chain: ReadonlySet<string>): st
   return `<g class="chain">${out.join('')}</g>`;
 }
 
-function legend(top: number): string {
-  const items: [string, string][] = [];
-  const swatch = (x: number, fill: string, opacity: number, what: string, stroke = 'none'): string =>
-    el('rect', { x, y: top, width: 22, height: 12, fill, 'fill-opacity': opacity, stroke }) + text(x + 28, top + 10, what, { 'font-size': 11, 'font-family': 'sans-serif', fill: '#333' });
-  items.push(['oneshot', swatch(MARGIN, COLOUR.oneshot, 1, 'oneshot')], ['longrun', swatch(MARGIN + 110, COLOUR.longrun, 1, 'longrun')]);
+/** What the colours, shades and arrows mean, in two rows under the chart. */
+function legend(top: number, stages: boolean): string {
+  const caption = (x: number, y: number, what: string): string => text(x + 28, y + 10, what, { 'font-size': 11, 'fill': '#333' });
+  const swatch = (x: number, y: number, fill: string, opacity: number, what: string): string =>
+    el('rect', { x, y, width: 22, height: 12, fill, 'fill-opacity': opacity }) + caption(x, y, what);
   const second = top + 22;
-  const row2 = [
-    el('rect', { x: MARGIN, y: second, width: 22, height: 12, fill: '#777', 'fill-opacity': 0.3 }) + text(MARGIN + 28, second + 10, 'requested, waiting to be spawned', { 'font-size': 11, 'font-family': 'sans-serif', fill: '#333' }),
-    el('rect', { x: MARGIN + 240, y: second, width: 22, height: 12, fill: '#777', 'fill-opacity': 0.6 }) + text(MARGIN + 268, second + 10, 'oneshot script running', { 'font-size': 11, 'font-family': 'sans-serif', fill: '#333' }),
-    el('rect', { x: MARGIN + 430, y: second, width: 22, height: 12, fill: '#777' }) + text(MARGIN + 458, second + 10, 'longrun up, until ready', { 'font-size': 11, 'font-family': 'sans-serif', fill: '#333' }),
-    el('path', { d: `M${MARGIN + 620} ${second + 6} H${MARGIN + 644}`, stroke: CHAIN, 'stroke-width': 1.2, 'marker-end': 'url(#arrow)' }) + text(MARGIN + 650, second + 10, 'critical chain (outlined bars)', { 'font-size': 11, 'font-family': 'sans-serif', fill: '#333' }),
-    el('rect', { x: MARGIN + 850, y: second, width: 22, height: 12, fill: '#9a9a9a' }) + text(MARGIN + 878, second + 10, 'stage 1 step', { 'font-size': 11, 'font-family': 'sans-serif', fill: '#333' }),
-  ];
-  return `<g class="legend" ${FONT}>${items.map(([, s]) => s).join('')}${row2.join('')}</g>`;
+  return `<g class="legend" ${FONT}>`
+    + swatch(MARGIN, top, COLOUR.oneshot, 1, 'oneshot') + swatch(MARGIN + 110, top, COLOUR.longrun, 1, 'longrun')
+    + swatch(MARGIN, second, '#777', 0.3, 'requested, waiting to be spawned')
+    + swatch(MARGIN + 240, second, '#777', 0.6, 'oneshot script running')
+    + swatch(MARGIN + 430, second, '#777', 1, 'longrun up, until ready')
+    + el('path', { d: `M${MARGIN + 620} ${second + 6} H${MARGIN + 644}`, stroke: CHAIN, 'stroke-width': 1.2, 'marker-end': 'url(#arrow)' }) + caption(MARGIN + 622, second, 'critical chain (outlined bars)')
+    + (stages ? swatch(MARGIN + 850, second, '#9a9a9a', 1, 'stage 1 step') : '')
+    + '</g>';
 }
