@@ -15,6 +15,7 @@ import { type Live, liveServicedir } from './live.ts';
 import type { TransitionObserver } from './engine.ts';
 import { type TransitionFailure, describeFailure } from './failure.ts';
 import { readStatusFile } from '../s6/client.ts';
+import type { SupervisorStatus } from '../s6/status.ts';
 import { tainToUnixMs } from '../s6/tai.ts';
 import { monotonicMs, realtimeNow } from '../sys/clock.ts';
 
@@ -171,7 +172,7 @@ export class TimingRecorder {
 
   /** A longrun's start, readiness or end from its supervise/status, as the transition ends. */
   #longrunStamps(t: ServiceTiming, up: boolean): void {
-    let st;
+    let st: SupervisorStatus;
     try {
       st = readStatusFile(liveServicedir(this.#live.dir, t.name));
     } catch {
@@ -184,6 +185,17 @@ export class TimingRecorder {
     } else {
       t.down = st.pid === 0 && st.ready ? instantOfReal(tainToUnixMs(st.readyStamp)) : t.ended;
     }
+  }
+
+  /**
+   * The boot's steps, and the change's own set-up after them (its locks and the database
+   * read), which is boot time too.
+   */
+  #stages(before: readonly Stage[]): Stage[] {
+    const out = before.map((s) => ({ name: s.name, start: round3(s.start), end: round3(s.end) }));
+    const last = out.at(-1);
+    if (last !== undefined && this.#started.mono > last.end) out.push({ name: 'change set-up', start: last.end, end: this.#started.mono });
+    return out;
   }
 
   /** The record of the change, ended now with `exitCode`. */
@@ -200,7 +212,7 @@ export class TimingRecorder {
       request: { names: [...this.#request.names], up: this.#request.up, prune: this.#request.prune },
       targets, started: this.#started, ended: instantAt(monotonicMs()), exitCode,
       ...(boot?.kernelInit === undefined ? {} : { kernelInit: round3(boot.kernelInit) }),
-      stages: (boot?.stages ?? []).map((s) => ({ name: s.name, start: round3(s.start), end: round3(s.end) })),
+      stages: this.#stages(boot?.stages ?? []),
       services: this.#order,
     };
   }

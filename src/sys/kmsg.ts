@@ -39,7 +39,8 @@ export function kernelLogTime(pattern: RegExp, kmsg = '/dev/kmsg'): number | und
       const text = buf.toString('utf8', 0, len);
       const semi = text.indexOf(';');
       if (semi < 0) continue;
-      const message = text.slice(semi + 1, text.indexOf('\n', semi) < 0 ? undefined : text.indexOf('\n', semi));
+      const eol = text.indexOf('\n', semi);
+      const message = text.slice(semi + 1, eol < 0 ? undefined : eol);
       if (!pattern.test(message)) continue;
       const usec = Number(text.slice(0, semi).split(',')[2]);
       return Number.isFinite(usec) ? usec / 1000 : undefined;

@@ -130,7 +130,11 @@ async function bootAnalysis(vm: Vm): Promise<Record<string, unknown>> {
   const plot = (await shell(vm, "t6 analyze plot > /tmp/boot.svg && grep -c 'class=\"service\"' /tmp/boot.svg; grep -c 'class=\"stage\"' /tmp/boot.svg; grep -c 'Run /sbin/init' /tmp/boot.svg; wc -c < /tmp/boot.svg")).trim().split(/\s+/).map(Number);
   assert.equal(plot[0], blamed.length, `one bar per service: ${plot.join(' ')}`);
   assert.ok(plot[1]! >= 5 && plot[2]! >= 1, `stage 1's steps and the kernel's line: ${plot.join(' ')}`);
-  return { chain: chain.links.map((l) => `${l.name} @${l.at}ms +${l.took}ms`), blame: blamed.slice(0, 4).map((b) => `${b.name} ${b.ms}ms`), svgBytes: plot[3] };
+  // T6_BOOT_SVG=FILE keeps the guest's picture of its boot, to look at.
+  const keep = process.env.T6_BOOT_SVG;
+  if (keep !== undefined && keep !== '') fs.writeFileSync(keep, await shell(vm, 'cat /tmp/boot.svg'));
+  const stages = (await shell(vm, "grep -o 'class=\"stage\"><rect[^>]*><title>[^<]*' /tmp/boot.svg | sed 's/.*<title>//'")).trim().split('\n');
+  return { chain: chain.links.map((l) => `${l.name} @${l.at}ms +${l.took}ms`), blame: blamed.slice(0, 4).map((b) => `${b.name} ${b.ms}ms`), stages, svgBytes: plot[3] };
 }
 
 /** The content scribe writes at shutdown (the same loop, run here). */

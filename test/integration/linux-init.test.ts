@@ -212,7 +212,7 @@ test('t6-linux-init -C -r: the service manager inside pid 1 gives the same lines
     const rec = JSON.parse(fs.readFileSync(b.run('t6-rc/timings/boot.json'), 'utf8')) as { kind: string; kernelInit?: number; stages: { name: string; start: number; end: number }[] };
     assert.equal(rec.kind, 'boot');
     assert.equal(rec.kernelInit, undefined);
-    assert.deepEqual(rec.stages.map((st) => st.name), ['node start', 'tmpfs /run', 'copy run-image', 'environment', 'scanner start', 't6-rc-init']);
+    assert.deepEqual(rec.stages.map((st) => st.name), ['node start', 'tmpfs /run', 'copy run-image', 'environment', 'scanner start', 't6-rc-init', 'change set-up']);
     for (let i = 1; i < rec.stages.length; i++) assert.ok(rec.stages[i]!.start >= rec.stages[i - 1]!.end - 0.01, JSON.stringify(rec.stages));
     const r = spawnSync(path.join(BIN, 't6-shutdown'), ['--fifo', b.run('service/s6-linux-init-shutdownd/fifo'), '-h', 'now'], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
