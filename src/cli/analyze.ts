@@ -18,7 +18,8 @@ const HELP = `usage: ${USAGE}
                      without readiness; → down for a stop), longest first
   critical-chain [t] the chain of dependencies that decided when t was done (default:
                      what the change was asked for; at boot, the runlevel's bundle)
-  plot               an SVG timeline on stdout (t6 analyze plot > boot.svg)
+  plot               an SVG timeline on stdout (t6 analyze plot > boot.svg); with --json,
+                     the record it is drawn from (format: src/rc/timings.ts)
   list               the records kept: the boot's and the last changes'
   --live dir         t6-rc's live directory (default ${DEFAULT_LIVE}); records are in dir/timings
   --change N|boot|last  which record (default: the boot's, else the last change's)
@@ -61,7 +62,8 @@ export function main(args: string[], io: CommandIo): number {
   try {
     if (command === 'list') return list(live, json, io);
     const record = loadRecord(live, choice ?? (listRecords(live).some((r) => r.kind === 'boot') ? 'boot' : 'last'));
-    if (command === 'plot') io.out(plotSvg(record));
+    // The picture's --json is the record it is drawn from.
+    if (command === 'plot') io.out(json ? `${JSON.stringify(record)}\n` : plotSvg(record));
     else if (command === 'blame') io.out(json ? `${JSON.stringify(blame(record))}\n` : blameText(blame(record)));
     else io.out(json ? `${JSON.stringify(criticalChain(record, target))}\n` : chainText(criticalChain(record, target)));
     return EXIT.ok;

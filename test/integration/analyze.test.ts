@@ -101,6 +101,7 @@ test('t6-rc change records each change in LIVE/timings (change-1, change-2); t6-
     for (let i = 1; i < seq.length; i++) assert.ok(seq[i]!.mono >= seq[i - 1]!.mono - 1, `${s.name}: instants out of order: ${JSON.stringify(s)}`);
     assert.ok(Math.abs((s.ready!.real - s.ready!.mono) - (s.requested.real - s.requested.mono)) < 50, `${s.name}: the clocks' offset moved: ${JSON.stringify(s)}`);
   }
+  assert.deepEqual(JSON.parse(analyze(r, ['plot', '--json', '--change', '1'])), rec);
   const list = JSON.parse(analyze(r, ['list', '--json'])) as { change: number | string; up: boolean; transitions: number }[];
   assert.deepEqual(list.map((l) => [l.change, l.up, l.transitions]), [[1, true, 5], [2, false, 4]]);
 });

@@ -34,7 +34,7 @@ export interface Rendering {
 /** Opens `svgFile` three ways (document, image in a page, screenshot) in headless Chromium; `work` is a scratch directory. */
 export function renderSvg(chromium: string, svgFile: string, work: string, size = '1200,800'): Rendering {
   const run = (args: string[]): string => {
-    const r = spawnSync(chromium, ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', `--user-data-dir=${path.join(work, 'profile')}`, ...args], { encoding: 'utf8', timeout: 120_000 });
+    const r = spawnSync(chromium, ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', `--user-data-dir=${path.join(work, 'profile')}`, ...args], { encoding: 'utf8', timeout: 120_000 });
     if (r.status !== 0) throw new Error(`chromium ${args.join(' ')} exited ${r.status} (${r.signal ?? ''}): ${r.stderr.slice(-2000)}`);
     return r.stdout;
   };
