@@ -126,6 +126,8 @@ export class TimingRecorder {
   readonly #started = instantAt(monotonicMs());
   readonly #byIndex = new Map<number, ServiceTiming>();
   readonly #order: ServiceTiming[] = [];
+  /** Launched and not over yet (a change that timed out leaves some). */
+  readonly #open = new Set<ServiceTiming>();
 
   constructor(live: Live, request: RecordRequest) {
     this.#live = live;
@@ -152,11 +154,13 @@ export class TimingRecorder {
     };
     this.#byIndex.set(i, t);
     this.#order.push(t);
+    this.#open.add(t);
   }
 
   #ended(i: number, up: boolean, failure: TransitionFailure | undefined, at: number): void {
     const t = this.#byIndex.get(i);
     if (t === undefined) return;
+    this.#open.delete(t);
     t.ended = instantAt(at);
     if (failure !== undefined) {
       t.failure = describeFailure(failure);
@@ -207,10 +211,15 @@ export class TimingRecorder {
       if (s === undefined) continue;
       targets[name] = (s.type === 'bundle' ? s.contents : [s.index]).map((i) => db.services[i]!.name);
     }
+    const ended = instantAt(monotonicMs());
+    for (const t of this.#open) {
+      t.ended = ended;
+      t.failure = 'still under way when the change ended';
+    }
     return {
       version: TIMINGS_VERSION, kind: this.#request.kind, seq,
       request: { names: [...this.#request.names], up: this.#request.up, prune: this.#request.prune },
-      targets, started: this.#started, ended: instantAt(monotonicMs()), exitCode,
+      targets, started: this.#started, ended, exitCode,
       ...(boot?.kernelInit === undefined ? {} : { kernelInit: round3(boot.kernelInit) }),
       stages: this.#stages(boot?.stages ?? []),
       services: this.#order,

@@ -180,3 +180,12 @@ test('plot: a well-formed, self-contained SVG with one bar per transition, drawn
   assert.ok(colours > 10, `${colours} colours`);
   assert.ok(nonWhite > png.width * png.height / 200, `${nonWhite} non-white pixels of ${png.width}x${png.height}`);
 });
+
+test('a change that times out (-t) records what was still under way as such, until the change ended', async () => {
+  const r = await upThenDown();
+  const p = t6('t6-rc', ['-l', r.live, '-t', '300', '-u', 'change', 'slow-a']);
+  assert.equal(p.status, 2, p.stderr);
+  const entries = JSON.parse(analyze(r, ['blame', '--json', '--change', '3'])) as BlameEntry[];
+  assert.deepEqual(entries.map((e) => [e.name, e.failure]), [['slow-a', 'still under way when the change ended']]);
+  assert.ok(entries[0]!.ms >= 200 && entries[0]!.ms < SLEEP['slow-a'] + LOOSE_MS, `${entries[0]!.ms} ms`);
+});
