@@ -156,6 +156,6 @@ function legend(top: number, stages: boolean): string {
     + swatch(MARGIN + 240, second, '#777', 0.6, 'oneshot script running')
     + swatch(MARGIN + 430, second, '#777', 1, 'longrun up, until ready')
     + el('path', { d: `M${MARGIN + 620} ${second + 6} H${MARGIN + 644}`, stroke: CHAIN, 'stroke-width': 1.2, 'marker-end': 'url(#arrow)' }) + caption(MARGIN + 622, second, 'critical chain (outlined bars)')
-    + (stages ? swatch(MARGIN + 850, second, '#9a9a9a', 1, 'stage 1 step') : '')
+    + (stages ? swatch(MARGIN + 850, second, '#9a9a9a', 1, 'boot step before the services') : '')
     + '</g>';
 }
