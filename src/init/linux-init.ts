@@ -21,6 +21,7 @@ import { HANDOVER_ENV } from '../supervise/handover.ts';
 import { buildEnvironment, copyTree, dumpEnvironment, pickRunlevel, prepareTmpfs, readEnvDir, type RunMode } from './stage1.ts';
 import { Pid1, type ServiceManager } from './pid1.ts';
 import { strerror } from '../sys/errors.ts';
+import { monotonicMs } from '../sys/clock.ts';
 
 /** t6-linux-init's options (the maker writes them into basedir/bin/init). */
 export interface LinuxInitOptions {
@@ -54,18 +55,37 @@ export interface LinuxInitHooks {
   serviceManager?: ServiceManager;
 }
 
+/** A step of the boot, for boot analysis: CLOCK_MONOTONIC ms (sys/clock.ts). */
+export interface BootStep {
+  name: string;
+  start: number;
+  end: number;
+}
+
 /** What stage 1 leaves for the rest of pid 1's life. */
 export interface Stage1Result {
   runlevel: string;
   /** The console (the container's tty), kept for stage 2's stdin. */
   stage2Stdin: number;
+  /** When Node started, then each step of stage 1 (none after a re-exec). */
+  steps: BootStep[];
 }
 
 /** Stage 1; throws Stage1Error. */
 export function runStage1(o: LinuxInitOptions, kernelArgs: readonly string[], say: (line: string) => void): Stage1Result {
-  const step = <T>(what: string, fn: () => T): T => {
+  // Node's own start, from its time origin (the process's start) to here.
+  const steps: BootStep[] = [{ name: 'node start', start: monotonicMs() - performance.now(), end: monotonicMs() }];
+  const timed = <T>(name: string, fn: () => T): T => {
+    const start = monotonicMs();
     try {
       return fn();
+    } finally {
+      steps.push({ name, start, end: monotonicMs() });
+    }
+  };
+  const step = <T>(what: string, fn: () => T, name?: string): T => {
+    try {
+      return name === undefined ? fn() : timed(name, fn);
     } catch (err) {
       throw new Stage1Error(what, err);
     }
@@ -74,16 +94,16 @@ export function runStage1(o: LinuxInitOptions, kernelArgs: readonly string[], sa
   umask(o.umask);
   if (o.slashdev !== undefined) {
     const dev = o.slashdev;
-    step(`unable to mount a devtmpfs on ${dev}`, () => mount('dev', dev, 'devtmpfs', MS.NOSUID | MS.NOEXEC, 'mode=0755'));
+    step(`unable to mount a devtmpfs on ${dev}`, () => mount('dev', dev, 'devtmpfs', MS.NOSUID | MS.NOEXEC, 'mode=0755'), `mount ${dev}`);
     if (!reopenStdio(path.join(dev, 'console'))) reopenStdio('/dev/null');
   }
   if (!isOpen(1)) reopenStdio('/dev/null');
-  step(`unable to prepare the tmpfs on ${TMPFS_DIR}`, () => prepareTmpfs(TMPFS_DIR, o.runMode));
+  step(`unable to prepare the tmpfs on ${TMPFS_DIR}`, () => prepareTmpfs(TMPFS_DIR, o.runMode), `tmpfs ${TMPFS_DIR}`);
   const runImage = path.join(o.basedir, RUN_IMAGE);
   step(`unable to copy ${runImage} into ${TMPFS_DIR}`, () => {
     for (const name of fs.readdirSync(runImage)) copyTree(path.join(runImage, name), path.join(TMPFS_DIR, name));
-  });
-  const envChanges = step('unable to read the env directory', () => readEnvDir(path.join(o.basedir, ENV_DIR)));
+  }, 'copy run-image');
+  const envChanges = step('unable to read the env directory', () => readEnvDir(path.join(o.basedir, ENV_DIR)), 'environment');
   if (o.envDump !== undefined) {
     try {
       dumpEnvironment(o.envDump, process.env);
@@ -111,7 +131,7 @@ export function runStage1(o: LinuxInitOptions, kernelArgs: readonly string[], sa
     // kbrequest becomes SIGWINCH; a machine without a virtual console (serial only) has none.
     try { acceptKeyboardRequests(SIGNALS.WINCH); } catch { /* no /dev/tty0 */ }
   }
-  return { runlevel, stage2Stdin };
+  return { runlevel, stage2Stdin, steps };
 }
 
 /**
@@ -133,7 +153,7 @@ export function isReexec(): boolean {
 /** What stage 1 left, for an image that did not run it: stage 2 is not run again. */
 function resumedStage1(): Stage1Result {
   process.chdir('/');
-  return { runlevel: '', stage2Stdin: -1 };
+  return { runlevel: '', stage2Stdin: -1, steps: [] };
 }
 
 /** Points fds 0–2 at `file` (the console after mounting /dev, or /dev/null without one). */

@@ -25,14 +25,19 @@ import { EventLog } from '../supervise/events.ts';
 import { monotonicNowMs } from '../supervise/handover.ts';
 import { Shutdownd } from './shutdownd.ts';
 import { rebootCommand, runFinale, type FinalAction, type FinaleHost } from './finale.ts';
-import type { LinuxInitOptions } from './linux-init.ts';
+import type { BootStep, LinuxInitOptions } from './linux-init.ts';
+import { monotonicMs } from '../sys/clock.ts';
 import { strerror, toError } from '../sys/errors.ts';
 import { EXIT } from '../s6/exit.ts';
 
 /** pid 1's use of the service manager (t6-linux-init -r): messages go to `log`, whole lines; each resolves with an exit code. */
 export interface ServiceManager {
-  /** At boot, before rc.init: set up and bring `runlevel` up. */
-  boot(runlevel: string, log: (line: string) => void, local?: LocalRunner): Promise<number>;
+  /**
+   * At boot, before rc.init: set up and bring `runlevel` up. `timings`: the boot's steps so
+   * far, and whether the kernel's log is this machine's (not a container's host), for boot
+   * analysis.
+   */
+  boot(runlevel: string, log: (line: string) => void, local?: LocalRunner, timings?: { stages: readonly BootStep[]; kernel: boolean }): Promise<number>;
   /** At shutdown, after rc.shutdown: bring everything down. */
   shutdown(log: (line: string) => void, local?: LocalRunner): Promise<number>;
 }
@@ -47,6 +52,8 @@ export interface Pid1Context {
   /** A raw line on the console. */
   console(line: string): void;
   serviceManager: ServiceManager | undefined;
+  /** Stage 1's steps, for boot analysis. */
+  steps: readonly BootStep[];
 }
 
 /** pid 1 for the machine's life. */
@@ -61,10 +68,13 @@ export class Pid1 {
   readonly #events = new EventLog(monotonicNowMs);
   #end!: (end: SvscanEnd) => void;
   readonly #interrupt = new Promise<SvscanEnd>((resolve) => { this.#end = resolve; });
+  /** The boot's steps before stage 2, for boot analysis. */
+  readonly #steps: BootStep[];
 
   constructor(o: LinuxInitOptions, ctx: Pid1Context) {
     this.#o = o;
     this.#ctx = ctx;
+    this.#steps = [...ctx.steps];
     this.#shutdownd = new Shutdownd({
       runRcShutdown: () => this.#stage3(),
       report: (level, message) => this.#log(`t6-linux-init: ${level}: ${message}`),
@@ -120,6 +130,8 @@ export class Pid1 {
       this.#log(`t6-linux-init: warning: unable to listen on ${fifo}: ${strerror(err)} - shutdown works through signals only`);
     }
     if (resumed) return;
+    const stage1End = this.#ctx.steps.at(-1)?.end;
+    if (stage1End !== undefined) this.#steps.push({ name: 'scanner start', start: stage1End, end: monotonicMs() });
     // A mark on the kernel clock, for boot analysis (dmesg shows where stage 1 ended).
     if (!this.#o.container) {
       try { fs.writeFileSync('/dev/kmsg', '<6>t6-linux-init: stage 1 done, starting rc.init\n'); } catch { /* no /dev/kmsg */ }
@@ -134,7 +146,7 @@ export class Pid1 {
     const rcInit = this.#script(STAGE2);
     try {
       if (serviceManager !== undefined) {
-        const code = await this.#guarded('t6-rc', () => serviceManager.boot(runlevel, (line) => this.#log(line), this.#scanner?.local()));
+        const code = await this.#guarded('t6-rc', () => serviceManager.boot(runlevel, (line) => this.#log(line), this.#scanner?.local(), { stages: this.#steps, kernel: !this.#o.container }));
         if (code !== 0) this.#ctx.say(`warning: the service manager could not bring ${runlevel} up (exit ${code}); see ${CATCHALL_LOGDIR}`);
         if (!fs.existsSync(rcInit)) return;
       }

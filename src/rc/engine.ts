@@ -29,6 +29,7 @@ import { strerror } from '../sys/errors.ts';
 import { foreignRunnerSocket } from './foreign.ts';
 import type { LocalRunner } from '../supervise/scanner-host.ts';
 import { EXIT } from '../s6/exit.ts';
+import { monotonicMs } from '../sys/clock.ts';
 
 /** Unknown service name (exit 3). */
 export class UnknownServiceError extends Error {
@@ -104,6 +105,20 @@ export interface Say {
   fatal(text: string): void;
 }
 
+/**
+ * Watches a change's transitions as they happen (boot analysis, an event stream, a progress
+ * display). `i` is the service's index, `up` the direction, `at` CLOCK_MONOTONIC in ms
+ * (sys/clock.ts monotonicMs). Calls must not throw; one that does is reported and ignored.
+ */
+export interface TransitionObserver {
+  /** The transition is launched (its dependencies are done). */
+  requested(i: number, up: boolean, at: number): void;
+  /** A oneshot's script runs: the runner's `{"pid"}` reply. */
+  spawned?(i: number, up: boolean, pid: number, at: number): void;
+  /** The transition is over: `failure` undefined on success. */
+  ended(i: number, up: boolean, failure: TransitionFailure | undefined, at: number): void;
+}
+
 /** Options of a change. */
 export interface ChangeOptions {
   up: boolean;
@@ -116,6 +131,8 @@ export interface ChangeOptions {
   verbosity: number;
   /** pid 1's own t6-rc: the scanner's runner in this process, reached without a socket. */
   local?: LocalRunner['request'];
+  /** Told of every transition. */
+  observer?: TransitionObserver;
 }
 
 /** A running change; `abort()` stops launching new transitions. */
@@ -228,8 +245,10 @@ export class Change {
         for (const i of ready) {
           inflight++;
           this.#say.info(`${this.#dry()}service ${this.#name(i)}: ${phase.up ? 'starting' : 'stopping'}`);
+          this.#observe((o) => o.requested(i, phase.up, monotonicMs()));
           void this.#transition(i, phase.up).then((failure) => {
             inflight--;
+            this.#observe((o) => o.ended(i, phase.up, failure, monotonicMs()));
             ended.push([i, failure]);
             flushing ??= setImmediate(flush);
           });
@@ -238,6 +257,17 @@ export class Change {
       };
       pump();
     });
+  }
+
+  /** Tells the observer, if any; what it throws is a warning, never the change's failure. */
+  #observe(tell: (o: TransitionObserver) => void): void {
+    const o = this.#opts.observer;
+    if (o === undefined) return;
+    try {
+      tell(o);
+    } catch (err) {
+      this.#say.warn(`transition observer: ${strerror(err)}`);
+    }
   }
 
   #dry(): string {
@@ -279,9 +309,10 @@ export class Change {
       argv, cwd: this.#cwd, env: null, setenv: [`RC_NAME=${s.name}`],
       timeoutMs: this.#timeout(up ? s.timeoutUp : s.timeoutDown),
     };
-    let r = await this.#session.run(req);
+    const onPid = (pid: number): void => this.#observe((o) => o.spawned?.(s.index, up, pid, monotonicMs()));
+    let r = await this.#session.run(req, onPid);
     // A t6-svscan without sessions: one connection for this oneshot.
-    if (r === 'unsupported') r = await runOneshot(oneshotSocket(this.#live), req);
+    if (r === 'unsupported') r = await runOneshot(oneshotSocket(this.#live), req, onPid);
     if (r.kind !== 'exited') return { kind: 'runner', detail: r.message };
     return failureOfWaitStatus(r.wstat, r.timedOut);
   }

@@ -118,11 +118,11 @@ export class RunnerSession {
     return this.#unsupported;
   }
 
-  /** Runs a oneshot through the session. */
-  async run(req: OneshotRequest): Promise<RunOutcome | 'unsupported'> {
+  /** Runs a oneshot through the session; `onPid` hears the runner's `{"pid"}` reply. */
+  async run(req: OneshotRequest, onPid?: (pid: number) => void): Promise<RunOutcome | 'unsupported'> {
     let started = false;
     const r = await this.#request(req, (msg) => {
-      if (typeof msg.pid === 'number' && msg.wstat === undefined && msg.error === undefined) { started = true; return false; }
+      if (typeof msg.pid === 'number' && msg.wstat === undefined && msg.error === undefined) { started = true; onPid?.(msg.pid); return false; }
       return true;
     });
     if (r === 'unsupported') return r;

@@ -15,6 +15,10 @@ import { Change, UnknownServiceError, select, type Say } from './engine.ts';
 import { LiveError, initLive, liveWriterMarked, lockDb, lockLive, openLive, type Live } from './live.ts';
 import { strerror } from '../sys/errors.ts';
 import type { LocalRunner } from '../supervise/scanner-host.ts';
+import { type BootTimings, TimingRecorder } from './timings.ts';
+import { saveRecord } from './timings-store.ts';
+import { kernelLogTime } from '../sys/kmsg.ts';
+import { monotonicMs } from '../sys/clock.ts';
 
 /** The live state, read under its locks; `unlock` releases them. */
 export interface LockedState {
@@ -90,6 +94,8 @@ export interface ChangeRequest {
   verbosity: number;
   /** pid 1's own t6-rc: the scanner's runner in this process (no socket). */
   local?: LocalRunner['request'];
+  /** pid 1's boot change: recorded as the boot, with what came before it. */
+  boot?: BootTimings;
 }
 
 /** A change under way: `abort()` launches nothing more; `done` resolves with the exit code once the locks are released. */
@@ -109,9 +115,27 @@ export async function startChange(req: ChangeRequest, say: Say): Promise<Running
     unlock();
     throw err;
   }
-  const change = new Change(state, selection, req, say);
-  const done = change.done.finally(unlock);
+  // Every change that does something is recorded for boot analysis (LIVE/timings/).
+  const recorder = req.dryRun ? undefined : new TimingRecorder(state, { kind: req.boot === undefined ? 'change' : 'boot', names: req.names, up: req.up, prune: req.prune });
+  const change = new Change(state, selection, { ...req, ...(recorder === undefined ? {} : { observer: recorder.observer }) }, say);
+  const done = change.done.then((code) => {
+    if (recorder !== undefined) saveTimings(req, recorder, code, say);
+    return code;
+  }).finally(unlock);
   return { abort: () => change.abort(), get aborted() { return change.aborted; }, done };
+}
+
+/** The `Run /sbin/init` line of the kernel's log (any init path). */
+const KERNEL_RUNS_INIT = /^Run \S+ as init process/;
+
+/** Writes a change's record; a failure to write it is a warning, not the change's failure. */
+function saveTimings(req: ChangeRequest, recorder: TimingRecorder, code: number, say: Say): void {
+  try {
+    const boot = req.boot === undefined ? undefined : { ...req.boot, kernelInit: req.boot.kernel ? kernelLogTime(KERNEL_RUNS_INIT) : undefined };
+    saveRecord(req.live, boot === undefined ? 'change' : 'boot', (seq) => recorder.record(code, seq, boot));
+  } catch (err) {
+    say.warn(`unable to record the change's timings in ${req.live}/timings: ${strerror(err)}`);
+  }
 }
 
 /** The exit code of a t6-rc failure (LiveError, UnknownServiceError, DbError); undefined for anything else. */
@@ -138,7 +162,7 @@ export function sayAt(verbosity: number, prog: string, line: (text: string) => v
  * exit code the command would have had.
  */
 export function pid1ServiceManager(opts: { compiled: string; live: string; scandir: string }): {
-  boot(runlevel: string, log: (line: string) => void, local?: LocalRunner): Promise<number>;
+  boot(runlevel: string, log: (line: string) => void, local?: LocalRunner, timings?: BootTimings): Promise<number>;
   shutdown(log: (line: string) => void, local?: LocalRunner): Promise<number>;
 } {
   const change = async (req: Omit<ChangeRequest, 'live' | 'dryRun' | 'timeoutMs' | 'verbosity'>, log: (line: string) => void): Promise<number> => {
@@ -152,14 +176,17 @@ export function pid1ServiceManager(opts: { compiled: string; live: string; scand
     }
   };
   return {
-    boot: async (runlevel, log, local) => {
+    boot: async (runlevel, log, local, timings) => {
+      const initStart = monotonicMs();
       try {
         await initLive({ compiled: opts.compiled, live: opts.live, prefix: '', scandir: opts.scandir, timeoutMs: 0, block: false, dereference: false, local });
       } catch (err) {
         log(`t6-rc-init: fatal: ${strerror(err)}`);
         return rcExitCode(err) ?? EXIT.system;
       }
-      return change({ names: [runlevel], addUp: false, up: true, prune: true, stopEssentials: false, block: false, local: local?.request }, log);
+      // t6-rc-init is the last step before the change: the analysis shows it with stage 1's.
+      const boot: BootTimings = { stages: [...timings?.stages ?? [], { name: 't6-rc-init', start: initStart, end: monotonicMs() }], kernel: timings?.kernel ?? false };
+      return change({ names: [runlevel], addUp: false, up: true, prune: true, stopEssentials: false, block: false, local: local?.request, boot }, log);
     },
     shutdown: (log, local) => change({ names: [], addUp: true, up: false, prune: false, stopEssentials: true, block: true, local: local?.request }, log),
   };

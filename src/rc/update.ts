@@ -28,6 +28,7 @@ import { type ForeignTools, isForeignLive, prepareInternalUpdate, rewrapCarried,
 import { type Move, SwitchError, moveAndSwitch, removeOldLiveDirs, replaceLink } from './livedirs.ts';
 import { svscanctlSend } from '../s6/client.ts';
 import { listenFifodir, makeFifodir } from '../s6/fifodir.ts';
+import { carryRecords } from './timings-store.ts';
 import { strerror } from '../sys/errors.ts';
 import { EXIT } from '../s6/exit.ts';
 import { lexExecline } from '../s6/execline.ts';
@@ -175,6 +176,11 @@ export async function switchLive(old: Live, next: Db, plan: UpdatePlan, timeoutM
     if (!(err instanceof SwitchError)) throw err;
     if (err.stuck.length === 0) fs.rmSync(real, { recursive: true, force: true });
     throw new LiveError(`unable to switch ${old.dir} to ${real}: ${err.message}`, EXIT.system);
+  }
+  try {
+    carryRecords(oldReal, real);
+  } catch (err) {
+    warn(`unable to move the boot analysis records into ${real}: ${strerror(err)}`);
   }
   // Unlink the old longruns that are not carried over: they lose their supervisor when the
   // scanner is told `a` (their link is gone: inactive) then `n` (prune); their directories

@@ -21,3 +21,12 @@ export function realtimeNow(): { sec: bigint; nsec: number } {
   if (c.clock_gettime(CLOCK_REALTIME, timespec) !== 0) throw new SysError('clock_gettime', errno(), 'CLOCK_REALTIME');
   return { sec: timespec.readBigInt64LE(0), nsec: timespec.readUInt32LE(8) };
 }
+
+/**
+ * CLOCK_MONOTONIC in milliseconds (libuv's hrtime reads it): the clock of the kernel's
+ * printk stamps and of /proc/uptime, the same in every process, unlike performance.now(),
+ * which starts at 0 with each process.
+ */
+export function monotonicMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}

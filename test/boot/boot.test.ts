@@ -107,6 +107,36 @@ async function checkShutdown(vm: Vm, from: number, last: RegExp): Promise<{ last
   return { lastMs: end.ms };
 }
 
+/**
+ * Boot analysis in the guest: pid 1 recorded its boot change (LIVE/timings/boot.json), from
+ * the kernel's `Run /sbin/init` through stage 1's steps. boot-marker is the demo's "up"
+ * mark; its critical chain goes through demo-longrun-1 and then through whichever of that
+ * longrun's dependencies (demo-oneshot-1, mount-kernfs) was done last, as blame says.
+ * Returns figures for the diagnostics.
+ */
+async function bootAnalysis(vm: Vm): Promise<Record<string, unknown>> {
+  const text = await shell(vm, 't6 analyze critical-chain boot-marker');
+  assert.match(text, /from the kernel's Run \/sbin\/init/, text);
+  // (The tree's └─ comes through the console driver's latin1 mangled: not matched.)
+  assert.match(text, /^\S*demo-longrun-1 @[\d.]+m?s \+[\d.]+m?s$/m, text);
+  const chain = JSON.parse(await shell(vm, 't6 analyze critical-chain --json boot-marker')) as { links: { name: string; at: number; took: number }[] };
+  const blamed = JSON.parse(await shell(vm, 't6 analyze blame --json')) as { name: string; ms: number; doneAt: number }[];
+  const done = (name: string): number => blamed.find((b) => b.name === name)?.doneAt ?? NaN;
+  const lastDep = done('demo-oneshot-1') >= done('mount-kernfs') ? 'demo-oneshot-1' : 'mount-kernfs';
+  assert.deepEqual(chain.links.slice(0, 3).map((l) => l.name), ['boot-marker', 'demo-longrun-1', lastDep], JSON.stringify({ chain, blamed }));
+  assert.ok(blamed.some((b) => b.name === 'demo-oneshot-1'), 'demo-oneshot-1 is in the boot record');
+  // The whole chain, by default: the runlevel's bundle, with the article's longrun on it or not.
+  assert.match(await shell(vm, 't6 analyze critical-chain'), /^default @/m);
+  const plot = (await shell(vm, "t6 analyze plot > /tmp/boot.svg && grep -c 'class=\"service\"' /tmp/boot.svg; grep -c 'class=\"stage\"' /tmp/boot.svg; grep -c 'Run /sbin/init' /tmp/boot.svg; wc -c < /tmp/boot.svg")).trim().split(/\s+/).map(Number);
+  assert.equal(plot[0], blamed.length, `one bar per service: ${plot.join(' ')}`);
+  assert.ok(plot[1]! >= 5 && plot[2]! >= 1, `stage 1's steps and the kernel's line: ${plot.join(' ')}`);
+  // T6_BOOT_SVG=FILE keeps the guest's picture of its boot, to look at.
+  const keep = process.env.T6_BOOT_SVG;
+  if (keep !== undefined && keep !== '') fs.writeFileSync(keep, await shell(vm, 'cat /tmp/boot.svg'));
+  const stages = (await shell(vm, "grep -o 'class=\"stage\"><rect[^>]*><title>[^<]*' /tmp/boot.svg | sed 's/.*<title>//'")).trim().split('\n');
+  return { chain: chain.links.map((l) => `${l.name} @${l.at}ms +${l.took}ms`), blame: blamed.slice(0, 4).map((b) => `${b.name} ${b.ms}ms`), stages, svgBytes: plot[3] };
+}
+
 /** The content scribe writes at shutdown (the same loop, run here). */
 function lastWords(): string {
   let text = '';
@@ -135,6 +165,7 @@ test('boot: the article demo on a real kernel; login; t6-svstat and t6-rc in the
     // Orphans are reaped by pid 1: a background sleep outlives its shell; once its /proc
     // entry is gone (reaped, not a zombie), no zombie is left.
     assert.equal((await shell(vm, "p=$(sh -c 'sleep 0.2 >/dev/null & echo $!'); while [ -e /proc/$p ]; do sleep 0.05; done; cat /proc/[0-9]*/stat 2>/dev/null | grep -c ') Z '")).trim(), '0');
+    const analysis = await bootAnalysis(vm);
     // Figures for the closing note: kernel-clock marks and pid 1's memory at rest.
     const marks = await shell(vm, "dmesg | grep -E 'Run /sbin/init|t6-demo: demo up'; grep -E 'VmRSS|RssFile|RssAnon' /proc/1/status");
     const from = vm.transcript.length;
@@ -150,6 +181,7 @@ test('boot: the article demo on a real kernel; login; t6-svstat and t6-rc in the
       pid1: marks.match(/VmRSS:\s+\d+ kB|RssAnon:\s+\d+ kB|RssFile:\s+\d+ kB/g),
       image: { MiB: +(theImage().imageBytes / 2 ** 20).toFixed(1) },
       hostMs: { login: vm.marks.login, powerDown: lastMs },
+      analysis,
     })}`);
   } finally {
     vm.kill();

@@ -22,7 +22,7 @@ const cleanups: (() => Promise<void> | void)[] = [];
 after(async () => { for (const c of cleanups.reverse()) await c(); });
 
 /** The commands that take --json: each has its outputs checked below. */
-const JSON_COMMANDS = ['events.ts', 'log.ts', 'rc.ts', 'svstat.ts'];
+const JSON_COMMANDS = ['analyze.ts', 'events.ts', 'log.ts', 'rc.ts', 'svstat.ts'];
 
 test('the commands with a --json option are the ones this file checks', () => {
   const cli = path.join(ROOT, 'src', 'cli');
@@ -124,6 +124,7 @@ test('every --json output of t6-svstat, t6-rc and t6-log follows its schema, and
 
   checkSvstat(scandir);
   checkRc(live, scandir);
+  checkAnalyze(live);
   const lines = logLines(['cat', '--json', logdir]);
   assert.ok(lines.some((l) => l.line === 'hello'));
   logLines(['tail', '-n', '1', '--json', logdir, uncaught]);
@@ -181,6 +182,21 @@ function checkSvstat(scandir: string): void {
     const one = services(`t6-svstat --json ${o.name}`, jsonOf('svstat', ['--json', path.join(scandir, o.name)]))[0]!;
     assert.deepEqual(one, o, o.name);
   }
+}
+
+/** t6-analyze --json, against docs/analyze.schema.json: what it says of `t6-rc -u change o1` (o1 after l1). */
+function checkAnalyze(live: string): void {
+  const schema = loadSchema('analyze');
+  const analyze = (def: string, args: string[]): unknown => {
+    const value = jsonOf('analyze', ['--live', live, '--json', ...args]);
+    assertValid({ $defs: schema.$defs, $ref: `#/$defs/${def}` }, value, `t6-analyze ${args.join(' ')}`);
+    return value;
+  };
+  const record = analyze('record', ['plot']) as { kind: string; services: { name: string; direction: string }[] };
+  assert.deepEqual([record.kind, record.services.map((t) => `${t.name} ${t.direction}`)], ['change', ['l1 up', 'o1 up']]);
+  assert.deepEqual((analyze('blame', ['blame']) as { name: string }[]).map((e) => e.name).sort(), ['l1', 'o1']);
+  assert.deepEqual((analyze('chain', ['critical-chain']) as { links: { name: string }[] }).links.map((l) => l.name), ['o1', 'l1']);
+  assert.deepEqual((analyze('list', ['list']) as { change: number }[]).map((l) => l.change), [1]);
 }
 
 /** t6-rc list, listall and diff with --json, before and after a longrun is stopped behind t6-rc's back. */

@@ -202,6 +202,18 @@ test('t6-linux-init -C -r: the service manager inside pid 1 gives the same lines
     assert.equal(fs.existsSync(path.join(b.base, 'current/scripts/rc.init')), false);
     // With no rc.init and no rc.shutdown, only pid 1 can have run t6-rc.
     assert.equal(fs.existsSync(path.join(b.base, 'current/scripts/rc.shutdown')), false);
+    // pid 1 recorded its boot change for boot analysis, with stage 1's steps before it (no
+    // kernel line in a container: the kernel's log is the host's).
+    const bootRecord = await until('the boot record', () => fs.existsSync(b.run('t6-rc/timings/boot.json')));
+    assert.ok(bootRecord);
+    const chain = spawnSync(path.join(BIN, 't6-analyze'), ['--live', b.run('t6-rc'), 'critical-chain', '--json'], { encoding: 'utf8' });
+    assert.equal(chain.status, 0, chain.stderr);
+    assert.deepEqual((JSON.parse(chain.stdout) as { links: { name: string }[] }).links.map((l) => l.name), ['demo-longrun-1', 'demo-oneshot-1']);
+    const rec = JSON.parse(fs.readFileSync(b.run('t6-rc/timings/boot.json'), 'utf8')) as { kind: string; kernelInit?: number; stages: { name: string; start: number; end: number }[] };
+    assert.equal(rec.kind, 'boot');
+    assert.equal(rec.kernelInit, undefined);
+    assert.deepEqual(rec.stages.map((st) => st.name), ['node start', 'tmpfs /run', 'copy run-image', 'environment', 'scanner start', 't6-rc-init', 'change set-up']);
+    for (let i = 1; i < rec.stages.length; i++) assert.ok(rec.stages[i]!.start >= rec.stages[i - 1]!.end - 0.01, JSON.stringify(rec.stages));
     const r = spawnSync(path.join(BIN, 't6-shutdown'), ['--fifo', b.run('service/s6-linux-init-shutdownd/fifo'), '-h', 'now'], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     const end = await b.exited;

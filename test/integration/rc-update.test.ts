@@ -101,6 +101,8 @@ test('t6-rc-update switches databases live: a carried-over longrun keeps its pro
   assert.equal(run('t6-rc', ['-l', live, 'diff']).status, 0);
   // And the new database is the live one.
   assert.equal(fs.readlinkSync(path.join(live, 'compiled')), path.join(base, 'db2'));
+  // Boot analysis's record of the change before the update came along into the new live directory.
+  assert.deepEqual(fs.readdirSync(path.join(live, 'timings')), ['change-1.json']);
   assert.equal(run('t6-rc', ['-l', live, '-v2', '-D', 'change', 'kept', 'b', 'new']).status, 0);
   assert.equal(run('t6-rc', ['-l', live, '-a', 'list']).stdout, '');
 });
