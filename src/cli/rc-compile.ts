@@ -4,6 +4,7 @@
  * `t6-rc-compile: fatal: FILE: MESSAGE`; then nothing is written.
  * Exit 0 compiled; 1 invalid source; 100 usage; 111 system error (including an existing target).
  */
+import { StatusLine, stepProgress } from './_progress.ts';
 import { type CommandIo, FatalError, UsageError } from './_run.ts';
 import { getopt, uintOption } from './_getopt.ts';
 import { check } from '../rc/compile.ts';
@@ -34,17 +35,24 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   const [target, ...sources] = rest;
   if (target === undefined || sources.length === 0) throw new UsageError(USAGE);
 
+  // On a terminal, the step under way on a status line (messages come after it is cleared).
+  const status = new StatusLine();
+  const steps = stepProgress(status, io.prog, ['reading the source directories', 'checking the services', 'writing']);
   const t0 = performance.now();
+  steps.step(0);
   const set = readSources(sources);
   const t1 = performance.now();
+  steps.step(1, `(${set.services.length})`);
   const result = check(set.services, set.problems, set.warnings);
   const t2 = performance.now();
+  steps.done(); // the warnings and problems print on a clean line
   for (const w of result.warnings) if (verbosity >= (w.verbosity ?? 1)) io.err(`${io.prog}: warning: ${oneLine(w.file)}: ${oneLine(w.message)}\n`);
   if (!result.ok) {
     io.err(result.problems.map((p) => `${io.prog}: fatal: ${oneLine(p.file)}: ${oneLine(p.message)}\n`).join(''));
     if (verbosity >= 1) io.err(`${io.prog}: ${result.problems.length} problem${result.problems.length === 1 ? '' : 's'} found; nothing written\n`);
     return EXIT.failed;
   }
+  steps.step(2, `${result.db.longruns} servicedirs and the database into ${target}`);
   // The fsyncs run in parallel on libuv's pool (see writeCompiled); size it before its first use.
   process.env.UV_THREADPOOL_SIZE ??= String(FSYNC_PARALLEL);
   try {
@@ -52,6 +60,8 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
   } catch (err) {
     if (err instanceof CompileWriteError) throw new FatalError(err.message, EXIT.system);
     throw err;
+  } finally {
+    steps.done();
   }
   if (verbosity >= 2) {
     const db = result.db;

@@ -7,12 +7,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { t6BinDir } from './_paths.ts';
+import { StatusLine, stepProgress } from './_progress.ts';
 import { type CommandIo, FatalError, UsageError } from './_run.ts';
 import { getopt, uintOption } from './_getopt.ts';
-import { loadDb, DbError } from '../rc/db.ts';
-import { DEFAULT_LIVE, LiveError, lockDb, lockLive, openLive } from '../rc/live.ts';
+import { loadDb, DbError, type Db } from '../rc/db.ts';
+import { DEFAULT_LIVE, LiveError, lockDb, lockLive, openLive, type Live } from '../rc/live.ts';
 import { Change } from '../rc/engine.ts';
-import { parseConversions, planUpdate, switchLive } from '../rc/update.ts';
+import { parseConversions, planUpdate, switchLive, type UpdatePlan } from '../rc/update.ts';
 import { EXIT } from '../s6/exit.ts';
 import { strerror } from '../sys/errors.ts';
 
@@ -36,6 +37,9 @@ function readConversionFile(file: string): string {
     throw new LiveError(`unable to open ${file}: ${strerror(err)}`, EXIT.system);
   }
 }
+
+/** t6-rc-update's steps, in s6-rc-update's -v2 words. */
+const UPDATE_STEPS = ['stopping services in the old database', 'updating state and service directories', 'starting services in the new database'] as const;
 
 export async function main(args: string[], io: CommandIo): Promise<number> {
   if (args.includes('--help')) { io.out(HELP); return EXIT.ok; }
@@ -84,27 +88,44 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
       io.out(`stop: ${names(old.db, plan.stop)}\nstart: ${names(next, plan.start)}\n`);
       return EXIT.ok;
     }
-    const say = {
-      info: (t: string) => { if (verbosity >= 2) io.err(`${io.prog}: info: ${t}\n`); },
-      warn: (t: string) => { if (verbosity >= 1) io.err(`${io.prog}: warning: ${t}\n`); },
-      fatal: (t: string) => io.err(`${io.prog}: fatal: ${t}\n`),
-    };
-    const opts = { prune: false, dryRun: false, timeoutMs, verbosity };
-    // The -v2 steps in s6-rc-update's words, so logs read the same.
-    say.info('stopping services in the old database');
-    const down = await new Change(old, plan.stop, { ...opts, up: false, stopEssentials }, say).done;
-    if (down === EXIT.rcTimedOut) return EXIT.updateTimedOut;
-    if (down !== EXIT.ok) return EXIT.updateFailed;
-    say.info('updating state and service directories');
-    const current = await switchLive(old, next, plan, timeoutMs, say.warn, t6BinDir());
-    say.info('starting services in the new database');
-    const up = await new Change(current, plan.start, { ...opts, up: true, stopEssentials: false }, say).done;
-    if (up === EXIT.ok) say.info('successfully switched to new database');
-    return up;
+    return await apply(io, old, next, plan, { timeoutMs, verbosity, stopEssentials });
   } catch (err) {
     if (err instanceof LiveError) throw new FatalError(err.message, err.exitCode);
     throw err;
   } finally {
     unlock();
+  }
+}
+
+/** The update itself, once planned: old services down, the live directory switched, new ones up. */
+async function apply(io: CommandIo, old: Live, next: Db, plan: UpdatePlan, o: { timeoutMs: number; verbosity: number; stopEssentials: boolean }): Promise<number> {
+  const { timeoutMs, verbosity, stopEssentials } = o;
+  // On a terminal, the step under way on a status line; the usual lines above it.
+  const status = new StatusLine();
+  const steps = stepProgress(status, io.prog, UPDATE_STEPS);
+  const say = {
+    info: (t: string) => { if (verbosity >= 2) status.print(`${io.prog}: info: ${t}\n`); },
+    warn: (t: string) => { if (verbosity >= 1) status.print(`${io.prog}: warning: ${t}\n`); },
+    fatal: (t: string) => status.print(`${io.prog}: fatal: ${t}\n`),
+  };
+  const opts = { prune: false, dryRun: false, timeoutMs, verbosity };
+  try {
+    // The -v2 steps in s6-rc-update's words, so logs read the same.
+    say.info(UPDATE_STEPS[0]);
+    steps.step(0, `(${plan.stop.size})`);
+    const down = await new Change(old, plan.stop, { ...opts, up: false, stopEssentials }, say).done;
+    if (down === EXIT.rcTimedOut) return EXIT.updateTimedOut;
+    if (down !== EXIT.ok) return EXIT.updateFailed;
+    say.info(UPDATE_STEPS[1]);
+    steps.step(1);
+    const current = await switchLive(old, next, plan, timeoutMs, say.warn, t6BinDir());
+    say.info(UPDATE_STEPS[2]);
+    steps.step(2, `(${plan.start.size})`);
+    const up = await new Change(current, plan.start, { ...opts, up: true, stopEssentials: false }, say).done;
+    steps.done();
+    if (up === EXIT.ok) say.info('successfully switched to new database');
+    return up;
+  } finally {
+    steps.done();
   }
 }

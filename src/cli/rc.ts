@@ -11,6 +11,7 @@ import { toDot } from '../rc/graph.ts';
 import { diff, list, listAll, select } from '../rc/engine.ts';
 import { describeServices } from '../rc/describe.ts';
 import { type ChangeRequest, openForReading, rcExitCode, sayAt, startChange } from '../rc/run.ts';
+import { StatusLine, changeProgress } from './_progress.ts';
 import { EXIT } from '../s6/exit.ts';
 import { tainFromUnixMs } from '../s6/tai.ts';
 
@@ -112,11 +113,15 @@ async function show(command: 'list' | 'listall' | 'diff', req: ChangeRequest, js
  * what is under way alone (as s6-rc, whose children are not killed).
  */
 async function change(req: ChangeRequest, io: CommandIo): Promise<number> {
-  const say = sayAt(req.verbosity, io.prog, (line) => io.err(`${line}\n`));
-  const running = await startChange(req, say);
+  // On a terminal, a status line (done/total, in flight, slowest) under the usual messages.
+  const status = new StatusLine();
+  const say = sayAt(req.verbosity, io.prog, (line) => status.print(`${line}\n`));
+  const progress = status.enabled && !req.dryRun ? changeProgress(status, io.prog) : undefined;
+  const running = await startChange(progress === undefined ? req : { ...req, observer: progress }, say);
   const onSignal = (sig: NodeJS.Signals): void => {
     if (running.aborted) {
       // Second signal: stop waiting; the state file already says what has happened.
+      status.clear();
       say.warn(`received ${sig.slice(3)} again, exiting now`);
       process.exit(EXIT.failed);
     }
@@ -129,6 +134,8 @@ async function change(req: ChangeRequest, io: CommandIo): Promise<number> {
   try {
     code = await running.done;
   } finally {
+    status.flush();
+    status.clear();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

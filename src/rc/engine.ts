@@ -111,6 +111,8 @@ export interface Say {
  * (sys/clock.ts monotonicMs). Calls must not throw; one that does is reported and ignored.
  */
 export interface TransitionObserver {
+  /** The change is planned: at most this many transitions (before any is requested); `nameOf` names a service by index. */
+  planned?(transitions: number, nameOf: (i: number) => string): void;
   /** The transition is launched (its dependencies are done). */
   requested(i: number, up: boolean, at: number): void;
   /** A oneshot's script runs: the runner's `{"pid"}` reply. */
@@ -138,6 +140,8 @@ export interface ChangeOptions {
 /** A running change; `abort()` stops launching new transitions. */
 export class Change {
   readonly done: Promise<number>;
+  /** Transitions the plan holds, at most (services already where they should be are skipped). */
+  readonly transitions: number;
   #aborted = false;
   #live: Live;
   #opts: ChangeOptions;
@@ -159,6 +163,8 @@ export class Change {
     }
     this.#session = new RunnerSession(oneshotSocket(live), opts.local);
     const phases = planChange(graphOf(live), selection, live.state, { up: opts.up, prune: opts.prune });
+    this.transitions = phases.reduce((n, p) => n + p.set.size, 0);
+    this.#observe((o) => o.planned?.(this.transitions, (i) => this.#name(i)));
     this.done = this.#run(phases);
   }
 

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { EXIT } from '../s6/exit.ts';
 import { DbError } from './db.ts';
-import { Change, UnknownServiceError, select, type Say } from './engine.ts';
+import { Change, UnknownServiceError, select, type Say, type TransitionObserver } from './engine.ts';
 import { LiveError, initLive, liveWriterMarked, lockDb, lockLive, openLive, type Live } from './live.ts';
 import { strerror } from '../sys/errors.ts';
 import type { LocalRunner } from '../supervise/scanner-host.ts';
@@ -96,6 +96,8 @@ export interface ChangeRequest {
   local?: LocalRunner['request'];
   /** pid 1's boot change: recorded as the boot, with what came before it. */
   boot?: BootTimings;
+  /** Told of every transition too (a progress display), beside the boot analysis' recorder. */
+  observer?: TransitionObserver;
 }
 
 /** A change under way: `abort()` launches nothing more; `done` resolves with the exit code once the locks are released. */
@@ -117,12 +119,24 @@ export async function startChange(req: ChangeRequest, say: Say): Promise<Running
   }
   // Every change that does something is recorded for boot analysis (LIVE/timings/).
   const recorder = req.dryRun ? undefined : new TimingRecorder(state, { kind: req.boot === undefined ? 'change' : 'boot', names: req.names, up: req.up, prune: req.prune });
-  const change = new Change(state, selection, { ...req, ...(recorder === undefined ? {} : { observer: recorder.observer }) }, say);
+  const observers = [recorder?.observer, req.observer].filter((o) => o !== undefined);
+  const change = new Change(state, selection, { ...req, ...(observers.length === 0 ? {} : { observer: fanOut(observers) }) }, say);
   const done = change.done.then((code) => {
     if (recorder !== undefined) saveTimings(req, recorder, code, say);
     return code;
   }).finally(unlock);
   return { abort: () => change.abort(), get aborted() { return change.aborted; }, done };
+}
+
+/** One observer telling several, in order. */
+function fanOut(list: TransitionObserver[]): TransitionObserver {
+  if (list.length === 1) return list[0]!;
+  return {
+    planned: (n, nameOf) => { for (const o of list) o.planned?.(n, nameOf); },
+    requested: (i, up, at) => { for (const o of list) o.requested(i, up, at); },
+    spawned: (i, up, pid, at) => { for (const o of list) o.spawned?.(i, up, pid, at); },
+    ended: (i, up, failure, at) => { for (const o of list) o.ended(i, up, failure, at); },
+  };
 }
 
 /** The `Run /sbin/init` line of the kernel's log (any init path). */
