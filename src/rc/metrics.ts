@@ -8,6 +8,8 @@
 import net from 'node:net';
 import type { ServiceJson } from '../s6/servicejson.ts';
 import type { ScannerMetrics } from '../supervise/scanner-metrics.ts';
+import type { TimingRecord } from './timings.ts';
+import { tookMs } from './analyze/model.ts';
 
 /** The longest reply accepted from the runner (loggers of a thousand services fit). */
 const MAX_REPLY = 8 << 20;
@@ -96,6 +98,19 @@ export function metricFamilies(services: readonly ServiceJson[], scanner: (Scann
     if (s.lastExit?.signum != null) exitSignal.samples.push([l, s.lastExit.signum]);
   }
   return [supervised, up, ready, want, since, readySince, restarts, exitCode, exitSignal, ...scannerFamilies(scanner, fam)];
+}
+
+/** The transitions of t6-rc's last recorded change (or the boot): how long each took, and whether it failed. */
+export function rcFamilies(r: TimingRecord): Family[] {
+  const took: Family = { name: 't6_rc_transition_duration_seconds', type: 'gauge', help: 'How long each transition of t6-rc\'s last change took, requested to done (ready for an up longrun with readiness).', samples: [] };
+  const failed: Family = { name: 't6_rc_transition_failed', type: 'gauge', help: 'Whether that transition failed.', samples: [] };
+  const change: Family = { name: 't6_rc_last_change_seq', type: 'gauge', help: 'Which change those are (0: the boot).', samples: [[{}, r.seq]] };
+  for (const t of r.services) {
+    const l = { service: t.name, action: t.direction === 'up' ? 'start' : 'stop' };
+    took.samples.push([l, tookMs(t) / 1000]);
+    failed.samples.push([l, t.failure === undefined ? 0 : 1]);
+  }
+  return [change, took, failed];
 }
 
 /** t6-svscan's own families and its loggers'. */

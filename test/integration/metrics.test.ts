@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
 import { BIN, Tree, makeService, readStatus, tmpdir, until } from '../lib/harness.ts';
+import { writeDb } from '../lib/rcdb.ts';
 
 interface Sample { labels?: Record<string, string>; value: string }
 interface Family { name: string; help: string; type: string; metrics: Sample[] }
@@ -18,8 +19,8 @@ const parsePrometheus = createRequire(import.meta.url)('parse-prometheus-text-fo
 const cleanups: (() => Promise<void> | void)[] = [];
 after(async () => { for (const c of cleanups.reverse()) await c(); });
 
-function scrape(scandir: string): Map<string, Family> {
-  const r = spawnSync(path.join(BIN, 't6-metrics'), ['-s', scandir], { encoding: 'utf8' });
+function scrape(scandir: string, live = path.join(scandir, '..', 'live')): Map<string, Family> {
+  const r = spawnSync(path.join(BIN, 't6-metrics'), ['-s', scandir, '-l', live], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   return new Map(parsePrometheus(r.stdout).map((f) => [f.name, f]));
 }
@@ -80,6 +81,16 @@ test('t6 metrics: Prometheus text that parses, with counters that move as the se
   // Rotations too: `current` holds 4,096 bytes at most.
   await until('chatty rotated', () => value(scrape(scandir), 't6_logger_rotations_total', { logger: 'chatty/log' }) > 0);
   assert.ok(fs.readdirSync(logdir).some((f) => f.startsWith('@')));
+
+  // t6-rc's last change: how long each transition took.
+  const compiled = path.join(base, 'compiled');
+  writeDb(compiled, [{ name: 'pause', type: 'oneshot', up: ['sleep', '0.3'] }]);
+  assert.equal(spawnSync(path.join(BIN, 't6-rc-init'), ['-c', compiled, '-l', path.join(base, 'live'), scandir]).status, 0);
+  assert.equal(spawnSync(path.join(BIN, 't6-rc'), ['-l', path.join(base, 'live'), '-u', 'change', 'pause']).status, 0);
+  const rc = scrape(scandir);
+  assert.ok(value(rc, 't6_rc_transition_duration_seconds', { service: 'pause', action: 'start' }) >= 0.29);
+  assert.equal(value(rc, 't6_rc_transition_failed', { service: 'pause', action: 'start' }), 0);
+  assert.equal(value(rc, 't6_rc_last_change_seq'), 1);
 
   // Without t6-svscan, -p still gives the services' figures; without -p, an error.
   await tree.stop();
