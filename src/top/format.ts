@@ -15,8 +15,8 @@ interface Column {
 
 /** The columns after the selection mark, in order; NAME's width is decided per screen. */
 const COLUMNS = {
-  name: { title: 'NAME', width: 16, right: false },
-  state: { title: 'STATE', width: 12, right: false },
+  name: { title: 'NAME', width: 14, right: false },
+  state: { title: 'STATE', width: 14, right: false },
   ready: { title: 'RDY', width: 3, right: false },
   uptime: { title: 'UPTIME', width: 6, right: true },
   restarts: { title: 'RST', width: 4, right: true },
@@ -109,11 +109,11 @@ function cellsOf(row: Row, nowMs: number): Record<ColumnName, string> {
   return {
     name: row.name,
     state: f.lastExit !== null && (state === 'down' || state === 'starting' || state === 'throttled' || state === 'gave-up')
-      ? `${state} ${f.lastExit.signal ?? f.lastExit.code}` : state,
+      ? `${state} ${f.lastExit.signal?.replace(/^SIG/, '') ?? f.lastExit.code}` : state,
     // Readiness counts only while run runs (as t6-svstat's): nothing to say of a service that is down.
     ready: f.state !== 'up' || f.ready === null ? '' : f.ready ? 'yes' : 'no',
     uptime: up === undefined ? '' : formatDuration(up),
-    restarts: f.restarts === null ? '' : String(f.restarts),
+    restarts: f.restarts === null ? '' : f.restarts < 10_000 ? String(f.restarts) : `${Math.min(999, Math.floor(f.restarts / 1000))}k`,
     cpu: row.usage === undefined ? (f.state === 'up' ? '?' : '') : row.usage.cpuPercent.toFixed(1),
     rss: row.usage === undefined ? (f.state === 'up' ? '?' : '') : formatBytes(row.usage.rssBytes),
     log: sanitize(row.logLine ?? ''),
