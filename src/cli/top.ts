@@ -83,7 +83,7 @@ async function plain(scandir: string, once: boolean, io: CommandIo, end: Ending)
   const width = Number(process.env['COLUMNS']) || 80;
   const session = newSession(scandir, end, () => {});
   const print = (): void => {
-    const lines = renderTable(session.model, { width, nowMs: Date.now(), scandir, samples: session.sampler.samples });
+    const lines = renderTable(session.model, { width, nowMs: Date.now(), scandir, samples: session.sampler.samples, pidsVerified: session.sampler.pidsVerified });
     io.out(`${lines.map((l) => l.trimEnd()).join('\n')}\n`);
   };
   if (once) {
@@ -94,6 +94,8 @@ async function plain(scandir: string, once: boolean, io: CommandIo, end: Ending)
   }
   const reader = session.follow();
   let first = true;
+  // The first table once every service is known (not an empty one while connecting).
+  await Promise.race([session.loaded, reader.done, end.promise]);
   session.startTicks(() => {
     if (!first) io.out('\n');
     first = false;
@@ -141,6 +143,8 @@ async function live(scandir: string, end: Ending): Promise<void> {
   process.on('SIGWINCH', draw);
   try {
     const reader = session.follow();
+    // The first sample once the services are known (their pids are in their facts).
+    await Promise.race([session.loaded, reader.done, end.promise]);
     session.startTicks(draw);
     await Promise.race([end.promise, reader.done]);
   } finally {

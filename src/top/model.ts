@@ -104,8 +104,9 @@ export class TopModel {
     const row = this.#rows.get(facts.name);
     if (row === undefined) this.#rows.set(facts.name, { name: facts.name, facts, usage: undefined, note: undefined, logLine: undefined });
     else {
+      // Another process (or none) since the last sample: its numbers are not this one's.
+      if (facts.pid !== row.facts.pid) row.usage = undefined;
       row.facts = facts;
-      if (facts.state !== 'up') row.usage = undefined;
     }
   }
 

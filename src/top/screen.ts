@@ -32,6 +32,7 @@ export interface Screen {
 
 /** The lines above and below the rows. */
 const CHROME = 4;
+const NOT_OUR_PIDS = "CPU/RSS ?: pids are not this pid namespace's (run top where t6-svscan runs)";
 const KEYS_HELP = 'jk/↑↓ move  s sort  / filter  u up  d down  r restart  q quit';
 
 /** Two texts on one line of `width` cells, the second flush right (cut first when there is no room). */
@@ -76,16 +77,20 @@ export function renderScreen(model: TopModel, info: ScreenInfo): Screen {
   let status = info.message;
   if (info.editing !== undefined) status = `filter: ${info.editing}_`;
   else if (model.filter !== '') status = `filter: ${model.filter} (${visible.length} of ${model.rows.length} shown; Esc clears)${status === '' ? '' : `  ${status}`}`;
-  if (info.pidsVerified === false) status = `${status}${status === '' ? '' : '  '}CPU/RSS ?: pids are not this pid namespace's (run top where t6-svscan runs)`;
+  if (info.pidsVerified === false) status = `${status}${status === '' ? '' : '  '}${NOT_OUR_PIDS}`;
   lines.push(fit(status, width));
   lines.push(spread(KEYS_HELP, `samples ${info.samples}`, width));
   return { lines: lines.slice(0, height), highlight: highlight.filter((i) => i < height) };
 }
 
-/** The plain table: the header line, the column titles and every row shown, `width` cells each. */
-export function renderTable(model: TopModel, info: Pick<ScreenInfo, 'width' | 'nowMs' | 'scandir' | 'samples'>): string[] {
+/**
+ * The plain table: the header line, the column titles and every row shown, `width` cells
+ * each, and a last line when the pids are another namespace's.
+ */
+export function renderTable(model: TopModel, info: Pick<ScreenInfo, 'width' | 'nowMs' | 'scandir' | 'samples' | 'pidsVerified'>): string[] {
   const visible = model.visible(info.nowMs);
   const widths = layout(info.width, Math.max(0, ...visible.map((r) => cellWidth(r.name))));
   const head = header(model, info, info.width);
-  return [head, fit(formatHeader(widths), info.width), ...visible.map((r) => fit(formatRow(r, widths, info.nowMs, false), info.width))];
+  const note = info.pidsVerified === false ? [fit(NOT_OUR_PIDS, info.width)] : [];
+  return [head, fit(formatHeader(widths), info.width), ...visible.map((r) => fit(formatRow(r, widths, info.nowMs, false), info.width)), ...note];
 }

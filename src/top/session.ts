@@ -57,6 +57,9 @@ export class TopSession {
   #draining: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #reader: EventReader | undefined;
+  #loaded!: () => void;
+  /** Settles once every service has been read (after the stream's first connection). */
+  readonly loaded = new Promise<void>((resolve) => { this.#loaded = resolve; });
 
   constructor(scandir: string, opts: SessionOptions) {
     this.#scandir = scandir;
@@ -162,6 +165,7 @@ export class TopSession {
       }
     })().then(() => {
       this.#draining = undefined;
+      this.#loaded();
       this.#opts.onChange();
     }, (err: unknown) => this.#opts.onError(err));
   }
