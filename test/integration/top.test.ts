@@ -148,7 +148,7 @@ test('t6 top on a terminal: every service and its state, r restarts the selected
   const upper = shown.end - down.mono;
   const load = os.loadavg()[0]!.toFixed(1);
   console.log(`# delta's death on the screen between ${Math.round(lower)} and ${Math.round(upper)} ms after its down event (load average ${load}, ${os.cpus().length} CPUs)`);
-  assert.ok(lower < 1000, `the screen still showed delta up ${Math.round(lower)} ms after its down event`);
+  assert.ok(lower < 1000, `the screen still showed delta up ${Math.round(lower)} ms after its down event (load average ${load}, ${os.cpus().length} CPUs)`);
   if (upper > 1000) console.log(`# undetermined within a second: a screen read takes ${Math.round(shown.end - shown.start)} ms on this machine now`);
   assert.match(stateOf(shown, 'delta') ?? '', /^(finishing|down|gave-up)$/);
 
