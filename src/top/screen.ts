@@ -35,10 +35,14 @@ const CHROME = 4;
 const NOT_OUR_PIDS = "CPU/RSS ?: pids are not this pid namespace's (run top where t6-svscan runs)";
 const KEYS_HELP = 'jk/↑↓ move  s sort  / filter  u up  d down  r restart  q quit';
 
-/** Two texts on one line of `width` cells, the second flush right (cut first when there is no room). */
+/**
+ * Two texts on one line of `width` cells, the second flush right; without room for both,
+ * the first is cut (the second says what changes: the time, the sample count).
+ */
 function spread(left: string, right: string, width: number): string {
-  const gap = width - cellWidth(left) - cellWidth(right);
-  return gap >= 1 ? left + ' '.repeat(gap) + right : fit(left, width);
+  const room = width - cellWidth(right) - 1;
+  if (room < 1) return fit(right, width);
+  return fit(left, room) + ' ' + right;
 }
 
 function header(model: TopModel, info: Pick<ScreenInfo, 'nowMs' | 'scandir'>, width: number): string {

@@ -146,6 +146,8 @@ test('a screen scrolls to keep the selection in sight, and says when pids are an
   assert.match(screen.lines[22]!, /pids are not this pid namespace's/);
   const tiny = renderScreen(m, { ...info, width: 20, height: 3 });
   assert.deepEqual(tiny.lines.map(cellWidth), [20, 20, 20]);
+  const narrow = renderScreen(m, { ...info, width: 40, samples: 123 });
+  assert.match(narrow.lines[23]!, /^jk\/↑↓ move  s sort  \/ filte… samples 123$/, 'the sample count stays when the keys do not fit');
   const table = renderTable(m, { width: 80, nowMs: NOW, scandir: '/s', samples: 1, pidsVerified: undefined });
   assert.equal(table.length, 52, 'the plain table has every row');
 });
