@@ -28,9 +28,9 @@ const mono = (): number => Number(process.hrtime.bigint()) / 1e6;
 /** One read of the screen: its lines, and when the read began and ended (monotonic ms). */
 interface Capture { lines: string[]; start: number; end: number }
 
-/** A tmux server of our own (its own socket), running one program in an 80×24 window. */
+/** A tmux server of our own (its socket in a temporary directory, removed with it), running one program in an 80×24 window. */
 class Pane {
-  readonly socket = `t6-top-test-${process.pid}`;
+  readonly socket = path.join(tmpdir('t6-top-tmux-'), 'socket');
   readonly session = 'top';
   /** When the program was started (monotonic ms), for the sample bound. */
   startedAt = 0;
@@ -38,20 +38,20 @@ class Pane {
 
   start(argv: string[]): void {
     this.startedAt = mono();
-    const r = spawnSync('tmux', ['-L', this.socket, '-f', '/dev/null', 'new-session', '-d', '-s', this.session, '-x', '80', '-y', '24', ...argv],
+    const r = spawnSync('tmux', ['-S', this.socket, '-f', '/dev/null', 'new-session', '-d', '-s', this.session, '-x', '80', '-y', '24', ...argv],
       { encoding: 'utf8', env: { ...process.env, TERM: 'xterm-256color' } });
     assert.equal(r.status, 0, r.stderr);
   }
 
   async capture(): Promise<Capture> {
     const start = mono();
-    const { stdout } = await run('tmux', ['-L', this.socket, 'capture-pane', '-p', '-t', this.session]);
+    const { stdout } = await run('tmux', ['-S', this.socket, 'capture-pane', '-p', '-t', this.session]);
     this.captures++;
     return { lines: stdout.split('\n'), start, end: mono() };
   }
 
   async keys(...keys: string[]): Promise<void> {
-    await run('tmux', ['-L', this.socket, 'send-keys', '-t', this.session, ...keys]);
+    await run('tmux', ['-S', this.socket, 'send-keys', '-t', this.session, ...keys]);
   }
 
   /** Reads the screen until `check` holds (every read also checks the sample bound). */
@@ -67,8 +67,8 @@ class Pane {
   }
 
   stop(): void {
-    spawnSync('tmux', ['-L', this.socket, 'kill-session', '-t', this.session], { stdio: 'ignore' });
-    spawnSync('tmux', ['-L', this.socket, 'kill-server'], { stdio: 'ignore' });
+    spawnSync('tmux', ['-S', this.socket, 'kill-session', '-t', this.session], { stdio: 'ignore' });
+    spawnSync('tmux', ['-S', this.socket, 'kill-server'], { stdio: 'ignore' });
   }
 }
 
@@ -153,7 +153,7 @@ test('t6 top on a terminal: every service and its state, r restarts the selected
   assert.match(stateOf(shown, 'delta') ?? '', /^(finishing|down|gave-up)$/);
 
   // SIGWINCH: a bigger window is filled at once.
-  await run('tmux', ['-L', pane.socket, 'resize-window', '-t', pane.session, '-x', '100', '-y', '30']);
+  await run('tmux', ['-S', pane.socket, 'resize-window', '-t', pane.session, '-x', '100', '-y', '30']);
   // (The header line ends with the time, flush right: its length is the width.)
   await pane.until('the screen redrawn at 100×30', (c) => /samples \d+$/.test(c.lines[29] ?? '') && c.lines[0]!.length === 100);
 
@@ -164,7 +164,7 @@ test('t6 top on a terminal: every service and its state, r restarts the selected
   const modes = ended.lines.join(' ');
   assert.match(modes, /(^|\s)icanon(\s|$)/, 'canonical mode is back');
   assert.match(modes, /(^|\s)echo(\s|$)/, 'echo is back');
-  assert.equal(spawnSync('tmux', ['-L', pane.socket, 'display-message', '-p', '-t', pane.session, '#{alternate_on}'], { encoding: 'utf8' }).stdout.trim(), '0', 'the alternate screen is left');
+  assert.equal(spawnSync('tmux', ['-S', pane.socket, 'display-message', '-p', '-t', pane.session, '#{alternate_on}'], { encoding: 'utf8' }).stdout.trim(), '0', 'the alternate screen is left');
 });
 
 test('t6 top without a terminal: --once prints the table once (outside the tree\'s pid namespace CPU and RSS are not guessed), else a table a second that follows the events', async () => {
