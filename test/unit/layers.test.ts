@@ -1,9 +1,9 @@
 /**
  * The layer rule (docs/ARCHITECTURE.md): imports only point down,
  *
- *   cli → init, rc → supervise → log → s6 → sys
+ *   cli → init, rc, top → supervise → log → s6 → sys
  *
- * `init` and `rc` are peers that never import each other (pid 1's use of t6-rc is given to
+ * `init`, `rc` and `top` (t6 top's model and sampling) are peers that never import each other (pid 1's use of t6-rc is given to
  * init by the CLI), and a command never imports another command (only the shared `_*.ts`
  * helpers of src/cli/). Type-only imports count: they are dependencies too.
  */
@@ -14,7 +14,7 @@ import path from 'node:path';
 import { ROOT } from '../lib/harness.ts';
 
 /** Each layer's rank: an import must go to a lower rank (or stay in its own layer). */
-const RANK: Record<string, number> = { sys: 0, s6: 1, log: 2, supervise: 3, rc: 4, init: 4, cli: 5 };
+const RANK: Record<string, number> = { sys: 0, s6: 1, log: 2, supervise: 3, rc: 4, init: 4, top: 4, cli: 5 };
 
 /** Every relative import target of a TypeScript source (static, dynamic, re-exports, types). */
 function importsOf(source: string): string[] {
@@ -55,7 +55,7 @@ function sourceTree(): Map<string, string> {
   return files;
 }
 
-test('every import in src/ points down the layers (cli → init, rc → supervise → log → s6 → sys)', () => {
+test('every import in src/ points down the layers (cli → init, rc, top → supervise → log → s6 → sys)', () => {
   const tree = sourceTree();
   assert.ok(tree.size > 50, `read ${tree.size} files`);
   assert.deepEqual(violations(tree), []);
@@ -71,6 +71,7 @@ test('the check catches a planted edge of every kind', () => {
   assert.deepEqual(plant('src/log/engine.ts', "import type { Logging } from '../supervise/logging.ts';"), ['src/log/engine.ts -> src/supervise/logging.ts (log may not import supervise)']);
   assert.deepEqual(plant('src/init/pid1.ts', "const m = await import('../rc/run.ts');"), ['src/init/pid1.ts -> src/rc/run.ts (init may not import rc)']);
   assert.deepEqual(plant('src/rc/run.ts', "export { Pid1 } from '../init/pid1.ts';"), ['src/rc/run.ts -> src/init/pid1.ts (rc may not import init)']);
+  assert.deepEqual(plant('src/top/model.ts', "import { x } from '../rc/run.ts';"), ['src/top/model.ts -> src/rc/run.ts (top may not import rc)']);
   assert.deepEqual(plant('src/cli/svc.ts', "import { main } from './svok.ts';"), ['src/cli/svc.ts -> src/cli/svok.ts (a command imports another command)']);
   assert.deepEqual(plant('src/s6/tai.ts', "import { x } from '../misc/x.ts';"), ['src/s6/tai.ts -> src/misc/x.ts (outside the layers: misc)']);
   // Allowed: downwards, within a layer, and a command's shared helpers.
