@@ -4,11 +4,24 @@
  * TERM is not `dumb`): otherwise nothing is drawn and the output is the tools' usual lines,
  * unchanged, as s6-rc's.
  */
-import tty from 'node:tty';
+import fs from 'node:fs';
 import { writeAll } from './_run.ts';
 import type { TransitionObserver } from '../rc/engine.ts';
 
 const REDRAW_MS = 100;
+
+/**
+ * isatty(2), loading node:tty (and with it node:net and the streams, ~8 ms of a client's
+ * start) only when fd 2 is a character device at all: not for a pipe or a file.
+ */
+function stderrIsTerminal(): boolean {
+  try {
+    if (!fs.fstatSync(2).isCharacterDevice()) return false;
+  } catch {
+    return false;
+  }
+  return process.getBuiltinModule('node:tty').isatty(2);
+}
 
 /** The status line of stderr, if stderr is a terminal. */
 export class StatusLine {
@@ -18,7 +31,7 @@ export class StatusLine {
   #timer: NodeJS.Timeout | undefined;
   #last = -Infinity;
 
-  constructor(enabled = tty.isatty(2) && process.env['TERM'] !== 'dumb') {
+  constructor(enabled = stderrIsTerminal() && process.env['TERM'] !== 'dumb') {
     this.#enabled = enabled;
   }
 
