@@ -15,14 +15,19 @@ import { writeDb } from '../lib/rcdb.ts';
 const NODE = path.join(ROOT, 'node_modules', 'node', 'bin', 'node');
 
 /** Runs dist/NAME.cjs under the pinned Node with a preload that reports, at exit, what else was loaded. */
-function loadedBy(name: string, args: string[]): { status: number | null; loaded: string[] } {
+function loadedBy(name: string, args: string[]): { status: number | null; loaded: string[]; builtins: string[] } {
   const dir = tmpdir('t6-client-startup-');
   const probe = path.join(dir, 'probe.cjs');
-  fs.writeFileSync(probe, `const fs = require('node:fs'); const dlopen = process.dlopen; const seen = [];
+  fs.writeFileSync(probe, `const fs = require('node:fs'); const dlopen = process.dlopen; const seen = []; const before = new Set(process.moduleLoadList);
+process.on('exit', () => fs.writeFileSync(${JSON.stringify(path.join(dir, 'builtins'))}, JSON.stringify(process.moduleLoadList.filter((m) => !before.has(m) && m.startsWith('NativeModule ')).map((m) => m.slice(13)))));
 process.dlopen = function (m, file, ...rest) { seen.push(file); return dlopen.call(this, m, file, ...rest); };
 process.on('exit', () => fs.writeFileSync(${JSON.stringify(path.join(dir, 'loaded'))}, JSON.stringify([...seen, ...Object.keys(require.cache).filter((f) => f !== __filename && !f.endsWith(${JSON.stringify(`/dist/${name}.cjs`)}))])));\n`);
   const r = spawnSync(NODE, ['-r', probe, path.join(ROOT, 'dist', `${name}.cjs`), ...args], { encoding: 'utf8' });
-  return { status: r.status, loaded: JSON.parse(fs.readFileSync(path.join(dir, 'loaded'), 'utf8')) as string[] };
+  return {
+    status: r.status,
+    loaded: JSON.parse(fs.readFileSync(path.join(dir, 'loaded'), 'utf8')) as string[],
+    builtins: JSON.parse(fs.readFileSync(path.join(dir, 'builtins'), 'utf8')) as string[],
+  };
 }
 
 test('t6-svstat, t6-svc and t6-svok load no native module and nothing beside their bundle', async () => {
@@ -56,6 +61,8 @@ test('t6-rc list and listall load no native module while no writer is at work, a
       const r = loadedBy('t6-rc', ['-l', live, ...args]);
       assert.equal(r.status, 0, args.join(' '));
       assert.deepEqual(r.loaded, [], `t6-rc ${args.join(' ')} loaded ${r.loaded.join(', ')}`);
+      // Nor a built-in module beyond those in Node's own snapshot (node:tty and node:net cost ~8 ms).
+      assert.deepEqual(r.builtins, [], `t6-rc ${args.join(' ')} loaded node:${r.builtins.join(', node:')}`);
     }
     // A writer's mark in LIVE/lock: the reader takes the lock (koffi) and still answers.
     fs.writeFileSync(path.join(live, 'lock'), '4242\n');
