@@ -166,19 +166,28 @@ export class EventServer {
   }
 }
 
-/** One subscriber's feed: replay, then live records, with a bounded backlog. */
+/**
+ * One subscriber's feed: replay, then live records, with a bounded backlog. Records wait in
+ * a queue and leave in one write per turn of the event loop (a change of a thousand
+ * services publishes thousands in a few turns: one system call per record and subscriber
+ * was most of what a subscriber cost pid 1), and only while the socket holds less than
+ * `highWater` unsent; past `maxBacklog` waiting, the subscriber is dropped.
+ */
 class Subscription {
   readonly #sock: net.Socket;
   readonly #limits: EventServerLimits;
-  readonly #backlog: string[] = [];
-  /** seq of the first record in the backlog (for the lost record). */
-  #backlogFrom = 0;
+  readonly #queue: string[] = [];
+  /** seq of the first record in the queue (for the lost record). */
+  #queueFrom = 0;
+  #flushing: NodeJS.Immediate | undefined;
   #unsubscribe: (() => void) | undefined;
+  #follow: boolean;
   #ended = false;
 
   constructor(sock: net.Socket, log: EventLog, req: SubscribeRequest, limits: EventServerLimits) {
     this.#sock = sock;
     this.#limits = limits;
+    this.#follow = req.follow;
     sock.on('drain', () => this.#flush());
     sock.on('close', () => this.#stop());
     // Data a subscriber sends after its request is not read: nothing to grow.
@@ -187,37 +196,45 @@ class Subscription {
       const oldest = log.oldestSeq;
       // 0 asks for whatever is kept; a number asks for that record on, which may be gone.
       if (req.since > 0 && req.since < oldest) this.#writeLine(lostRecord(req.since, oldest - req.since, 'ring'));
-      for (const e of log.since(req.since)) this.#send(e);
+      for (const e of log.since(req.since)) this.#send(e, `${JSON.stringify(e)}\n`);
     }
-    if (!req.follow) { this.#end(); return; }
-    this.#unsubscribe = log.subscribe((e) => this.#send(e));
+    if (req.follow) this.#unsubscribe = log.subscribe((e, line) => this.#send(e, line));
+    this.#schedule();
   }
 
-  #send(e: T6Event): void {
+  #send(e: T6Event, line: string): void {
     if (this.#ended) return;
-    const line = `${JSON.stringify(e)}\n`;
-    if (this.#backlog.length === 0 && this.#sock.writableLength < this.#limits.highWater) {
-      this.#sock.write(line);
-      return;
-    }
-    if (this.#backlog.length === 0) this.#backlogFrom = e.seq;
-    this.#backlog.push(line);
-    if (this.#backlog.length > this.#limits.maxBacklog) this.#drop();
+    if (this.#queue.length === 0) this.#queueFrom = e.seq;
+    this.#queue.push(line);
+    if (this.#queue.length > this.#limits.maxBacklog) { this.#drop(); return; }
+    this.#schedule();
   }
 
+  #schedule(): void {
+    this.#flushing ??= setImmediate(() => { this.#flushing = undefined; this.#flush(); });
+  }
+
+  /** Hands the socket as many waiting lines as fit under highWater, in one write; ends a replay once all are out. */
   #flush(): void {
-    while (this.#backlog.length > 0 && this.#sock.writableLength < this.#limits.highWater) {
-      this.#sock.write(this.#backlog.shift()!);
-      this.#backlogFrom++;
+    if (this.#ended) return;
+    const queue = this.#queue;
+    const room = this.#limits.highWater - this.#sock.writableLength;
+    if (queue.length > 0 && room > 0) {
+      let n = 0;
+      for (let bytes = 0; n < queue.length && (n === 0 || bytes + queue[n]!.length <= room); n++) bytes += queue[n]!.length;
+      this.#sock.write(n === queue.length ? queue.join('') : queue.slice(0, n).join(''));
+      queue.splice(0, n);
+      this.#queueFrom += n;
     }
-    if (this.#backlog.length === 0 && this.#unsubscribe === undefined && !this.#ended) this.#end();
+    // What is left goes on 'drain'; a replay without follow ends once everything is out.
+    if (queue.length === 0 && !this.#follow) this.#end();
   }
 
   /** Too slow: what waits is given up, the subscriber told how much, and the connection ended. */
   #drop(): void {
-    const lost = this.#backlog.length;
-    this.#backlog.length = 0;
-    this.#writeLine(lostRecord(this.#backlogFrom, lost, 'slow'));
+    const lost = this.#queue.length;
+    this.#queue.length = 0;
+    this.#writeLine(lostRecord(this.#queueFrom, lost, 'slow'));
     this.#end();
     const timer = setTimeout(() => this.#sock.destroy(), this.#limits.dropLingerMs);
     timer.unref();
@@ -227,8 +244,9 @@ class Subscription {
   #writeLine(obj: object): void { this.#sock.write(`${JSON.stringify(obj)}\n`); }
 
   #end(): void {
-    if (this.#backlog.length > 0) return; // #flush ends it once the backlog is out
     this.#ended = true;
+    clearImmediate(this.#flushing);
+    this.#flushing = undefined;
     this.#stop();
     this.#sock.end();
   }

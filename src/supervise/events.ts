@@ -98,8 +98,8 @@ export interface EventLogSnapshot {
 /** Records kept for subscribers that ask for the past (`since`). */
 export const EVENT_RING_SIZE = 1024;
 
-/** A subscriber: called with each record, in order. */
-export type EventSubscriber = (event: T6Event) => void;
+/** A subscriber: called with each record, in order, and its JSON line (made once for all). */
+export type EventSubscriber = (event: T6Event, line: string) => void;
 
 /** The event log of one tree. */
 export class EventLog {
@@ -128,7 +128,10 @@ export class EventLog {
     const event: T6Event = { seq: this.#nextSeq++, time: new Date().toISOString(), mono: Math.round(this.#monotonicMs() * 1000) / 1000, ...fields };
     this.#ring.push(event);
     if (this.#ring.length > this.#size) this.#ring.shift();
-    for (const subscriber of this.#subscribers) subscriber(event);
+    if (this.#subscribers.size > 0) {
+      const line = `${JSON.stringify(event)}\n`;
+      for (const subscriber of this.#subscribers) subscriber(event, line);
+    }
     return event;
   }
 
