@@ -7,7 +7,7 @@
  * bench/results/*.json (the summary in summary-<time>.json and summary-latest.json).
  *
  *   npm run bench                       (builds, then runs this)
- *   node_modules/.bin/node bench/run.mjs [coldstart memory restart clients idle rc-compile rc log-memory log-throughput reexec scale boot]
+ *   node_modules/.bin/node bench/run.mjs [coldstart memory restart clients idle rc-compile rc log-memory log-throughput reexec scale events boot]
  *   (boot, t6 beside s6 and a Node floor on a real kernel in qemu, runs only when named)
  *
  * Each benchmark also runs alone (node_modules/.bin/node bench/<name>.mjs) and documents
@@ -33,9 +33,10 @@ import * as reexec from './reexec.mjs';
 import * as logThroughput from './log-throughput.mjs';
 import * as scale from './scale.mjs';
 import * as boot from './boot.mjs';
+import * as events from './events.mjs';
 
 const BENCHMARKS = {
-  coldstart, memory, restart, clients, idle, 'rc-compile': rcCompile, rc, 'log-memory': logMemory, 'log-throughput': logThroughput, reexec, scale, boot,
+  coldstart, memory, restart, clients, idle, 'rc-compile': rcCompile, rc, 'log-memory': logMemory, 'log-throughput': logThroughput, reexec, scale, events, boot,
 };
 /** Run when none is named: all but boot (qemu boots under software emulation: minutes; name it to run it). */
 const DEFAULT_BENCHMARKS = Object.keys(BENCHMARKS).filter((n) => n !== 'boot');
@@ -150,6 +151,7 @@ export function summaryRows(all, figures = []) {
     add('logger CPU (s per GB)', cpu, 's/GB', "t6 ≤ s6-log's", cpu.s6 === undefined ? undefined : cpu.t6 <= cpu.s6);
   }
   if (all.scale) scaleRows(all.scale, add, rows);
+  if (all.events) eventRows(all.events, add);
   if (all.boot?.median) bootRows(all.boot, add, rows);
   return rows;
 }
@@ -167,6 +169,18 @@ function bootRows(b, add, rows) {
   add('boot: machinery RSS at rest (MB)', { t6: b.median.rssMB, s6: s6.rssMB }, 'MB', `t6 ≤ ${goals.rssMB} MB`, met.rss);
   add('boot: machinery PSS at rest (MB)', { t6: b.median.pssMB, s6: s6.pssMB }, 'MB', '–', undefined);
   if (b.s6?.skipped) rows.push([`  (boot: no s6 column: ${b.s6.skipped.slice(0, 60)})`, '', '', '', '', '', '', '']);
+}
+
+/** Rows of bench/events.mjs (t6 only: s6 has no tree-wide stream): latency, subscribers' CPU cost, idle with one. */
+function eventRows(ev, add) {
+  add('events: kill → record, 10 subscribers, median (ms)', { t6: ev.latency.median }, 'ms', '–', undefined);
+  add('events: kill → record, 10 subscribers, p99 (ms)', { t6: ev.latency.p99 }, 'ms', '–', undefined);
+  const med = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+  for (const n of [1, 10]) {
+    const r = med(ev.cpu[n].map((x) => x.up)) / med(ev.cpu[0].map((x) => x.up));
+    add(`events: svscan CPU in a 1,000-service -u change, ${n} subscriber${n === 1 ? '' : 's'} (× none)`, { t6: r }, '×', '≤ 1.1', r <= 1.1);
+  }
+  add('events: idle 60 s with a subscriber, context switches', { t6: ev.idle.switches }, 'n', '0', ev.idle.switches === 0);
 }
 
 /** Rows of bench/scale.mjs: every size's cold start, PSS, svstat -a, restart; t6-rc at each db size. */
