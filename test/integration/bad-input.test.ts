@@ -157,7 +157,11 @@ test('a service directory deleted while its service runs: named errors, the serv
   const hostPid = t.hostPid(nsPid);
   fs.rmSync(doomed, { recursive: true, force: true });
   t.control('h'); // rescan + prune: doomed is inactive now
-  await until('the deleted service to be stopped', () => !fs.existsSync(`/proc/${hostPid}`) || fs.readFileSync(`/proc/${hostPid}/stat`, 'utf8').includes(') Z'));
+  // A process that goes between the two reads makes the second fail (ENOENT or ESRCH): gone too.
+  const stopped = (): boolean => {
+    try { return fs.readFileSync(`/proc/${hostPid}/stat`, 'utf8').includes(') Z'); } catch { return true; }
+  };
+  await until('the deleted service to be stopped', stopped);
   await t.output.waitFor(new RegExp(`unable to write ${doomed}/supervise/status: No such file or directory`));
   assert.ok(upPid(other), 'the other service still runs');
   assert.equal(run('s6-svc', ['-d', other]).status, 0, 'and t6-svscan still obeys');
