@@ -22,8 +22,10 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
-import { errorCode, strerror, bugText } from '../sys/errors.ts';
+import { strerror, bugText } from '../sys/errors.ts';
 import type { EventLog, T6Event } from './events.ts';
+import { parseJsonObject } from './runner-protocol.ts';
+import { listenPrivate } from './private-socket.ts';
 
 /** Subscribers at once. */
 export const MAX_SUBSCRIBERS = 32;
@@ -62,14 +64,8 @@ export interface SubscribeRequest {
 
 /** Parses a request line; returns it or what is wrong with it. */
 export function parseSubscribe(line: string): SubscribeRequest | string {
-  let v: unknown;
-  try {
-    v = JSON.parse(line);
-  } catch {
-    return 'request is not valid JSON';
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'request is not a JSON object';
-  const r = v as Record<string, unknown>;
+  const r = parseJsonObject(line);
+  if (typeof r === 'string') return r;
   const since = r.since ?? null;
   if (since !== null && !(typeof since === 'number' && Number.isSafeInteger(since) && since >= 0)) return 'since must be null or a non-negative integer';
   const follow = r.follow ?? true;
@@ -86,12 +82,14 @@ export class EventServer {
   readonly #server: net.Server;
   readonly #log: EventLog;
   readonly #limits: EventServerLimits;
+  readonly #report: EventServerReport;
   #subscribers = 0;
 
   private constructor(socketPath: string, log: EventLog, report: EventServerReport, limits: EventServerLimits) {
     this.path = socketPath;
     this.#log = log;
     this.#limits = limits;
+    this.#report = report;
     // Half-open allowed: a subscriber may end its side after its request and still read.
     this.#server = net.createServer({ allowHalfOpen: true }, (sock) => {
       try {
@@ -106,18 +104,8 @@ export class EventServer {
 
   /** Listens on `socketPath` (a stale socket there is removed first), mode 0600. Throws if it cannot. */
   static listen(socketPath: string, log: EventLog, report: EventServerReport, limits = EVENT_SERVER_LIMITS): EventServer {
-    try {
-      if (fs.lstatSync(socketPath).isSocket()) fs.unlinkSync(socketPath);
-    } catch (err) {
-      if (errorCode(err) !== 'ENOENT') throw err;
-    }
     const server = new EventServer(socketPath, log, report, limits);
-    const mask = process.umask(0o177);
-    try {
-      server.#server.listen(socketPath);
-    } finally {
-      process.umask(mask);
-    }
+    listenPrivate(server.#server, socketPath);
     return server;
   }
 
@@ -160,7 +148,13 @@ export class EventServer {
       sock.pause();
       const req = parseSubscribe(buf.slice(0, nl));
       if (typeof req === 'string') { refuse(req); return; }
-      new Subscription(sock, this.#log, req, this.#limits);
+      try {
+        new Subscription(sock, this.#log, req, this.#limits);
+      } catch (err) {
+        // This runs on a socket event, outside #accept's guard: a bug here must not reach pid 1.
+        this.#report('error', `internal error in the event stream: ${bugText(err)}`);
+        sock.destroy();
+      }
     });
     sock.on('end', () => { if (buf.indexOf('\n') < 0) refuse('no request'); });
   }

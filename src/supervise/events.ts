@@ -130,7 +130,10 @@ export class EventLog {
     if (this.#ring.length > this.#size) this.#ring.shift();
     if (this.#subscribers.size > 0) {
       const line = `${JSON.stringify(event)}\n`;
-      for (const subscriber of this.#subscribers) subscriber(event, line);
+      for (const subscriber of this.#subscribers) {
+        // Publishing runs inside a supervisor's commit: a subscriber that throws is dropped, never passed on.
+        try { subscriber(event, line); } catch { this.#subscribers.delete(subscriber); }
+      }
     }
     return event;
   }

@@ -56,14 +56,8 @@ const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every(
 
 /** Parses and checks one request line; returns the request or the reason it is refused. */
 export function parseRequest(line: string): RunRequest | string {
-  let v: unknown;
-  try {
-    v = JSON.parse(line);
-  } catch {
-    return 'request is not valid JSON';
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'request is not a JSON object';
-  const r = v as Record<string, unknown>;
+  const r = parseJsonObject(line);
+  if (typeof r === 'string') return r;
   if (!isStringList(r.argv) || r.argv.length === 0 || r.argv[0] === '') return 'argv must be a non-empty list of strings';
   if (typeof r.cwd !== 'string' || !r.cwd.startsWith('/') || r.cwd.includes('\0')) return 'cwd must be an absolute path';
   if (r.env !== null && !(isStringList(r.env) && r.env.every((e) => e.includes('=')))) return 'env must be null or a list of K=V strings';
@@ -87,28 +81,32 @@ export function requestId(line: string): number | undefined {
   return typeof id === 'number' && Number.isSafeInteger(id) && id >= 0 ? id : undefined;
 }
 
-/** Is this request line `{"scan":true}` (and nothing else)? */
-export function isScanRequest(line: string): boolean {
+/** A line that is one JSON object: the object, or why it is not one. */
+export function parseJsonObject(line: string, what = 'request'): Record<string, unknown> | string {
   let v: unknown;
   try {
     v = JSON.parse(line);
   } catch {
-    return false;
+    return `${what} is not valid JSON`;
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v) || (v as Record<string, unknown>).scan !== true) return false;
-  return Object.keys(v).every((k) => k === 'scan' || k === 'id');
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return `${what} is not a JSON object`;
+  return v as Record<string, unknown>;
+}
+
+/** Is this request line `{"KEY":true}` and nothing else (but a session's id)? */
+function isFlagRequest(line: string, key: string): boolean {
+  const v = parseJsonObject(line);
+  return typeof v !== 'string' && v[key] === true && Object.keys(v).every((k) => k === key || k === 'id');
+}
+
+/** Is this request line `{"scan":true}` (and nothing else)? */
+export function isScanRequest(line: string): boolean {
+  return isFlagRequest(line, 'scan');
 }
 
 /** `{"metrics":true}` (with an id in a session): t6 metrics asking for t6-svscan's own figures. */
 export function isMetricsRequest(line: string): boolean {
-  let v: unknown;
-  try {
-    v = JSON.parse(line);
-  } catch {
-    return false;
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v) || (v as Record<string, unknown>).metrics !== true) return false;
-  return Object.keys(v).every((k) => k === 'metrics' || k === 'id');
+  return isFlagRequest(line, 'metrics');
 }
 
 /** A control request (has `svc`): the request, or why it is refused; undefined for any other request. */

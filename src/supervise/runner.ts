@@ -71,7 +71,7 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
-import { errorCode, strerror, bugText } from '../sys/errors.ts';
+import { strerror, bugText } from '../sys/errors.ts';
 import { currentEnv, type SpawnOptions } from '../sys/spawn.ts';
 import { SIGNALS } from '../sys/signals.ts';
 import {
@@ -79,6 +79,7 @@ import {
   type ControlOutcome, type ControlRequest, type Refusal, type RefusalReason, type RunRequest,
 } from './runner-protocol.ts';
 import { withExeclinePath } from './oneshot-env.ts';
+import { listenPrivate } from './private-socket.ts';
 import { CONNECTION_LIMITS, RunnerConnection, type ConnectionLimits, type RequestContext } from './runner-connection.ts';
 
 /** Grace between SIGTERM and SIGKILL for a oneshot past its timeout. */
@@ -193,20 +194,8 @@ export class OneshotRunner {
 
   /** Listens on `socketPath` (a stale socket there is removed first). Throws if it cannot. */
   static listen(socketPath: string, host: RunnerHost, limits: RunnerLimits = RUNNER_LIMITS): OneshotRunner {
-    try {
-      if (fs.lstatSync(socketPath).isSocket()) fs.unlinkSync(socketPath);
-    } catch (err) {
-      if (errorCode(err) !== 'ENOENT') throw err;
-    }
     const runner = new OneshotRunner(socketPath, host, limits);
-    // The directory is 0700; the socket is made 0600 too, so it stays root-only even if
-    // someone loosens the directory.
-    const mask = process.umask(0o177);
-    try {
-      runner.#server.listen(socketPath);
-    } finally {
-      process.umask(mask);
-    }
+    listenPrivate(runner.#server, socketPath);
     return runner;
   }
 
