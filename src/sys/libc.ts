@@ -157,6 +157,12 @@ const PROTOTYPES = {
   setfsuid: 'int setfsuid(uint32 uid)',
   setfsgid: 'int setfsgid(uint32 gid)',
   getgroups: 'int getgroups(int size, void *list)',
+  // The sd_notify socket (sys/notifysocket.ts): an AF_UNIX datagram socket read with recvmsg.
+  socket: 'int socket(int domain, int type, int protocol)',
+  setsockopt: 'int setsockopt(int fd, int level, int name, void *value, uint32 length)',
+  bind: 'int bind(int fd, void *addr, uint32 length)',
+  recvmsg: 'long recvmsg(int fd, void *msg, int flags)',
+  poll: 'int poll(void *fds, unsigned long nfds, int timeout)',
   // For the calls glibc has no wrapper for (openat2, pidfd_open: glibc wraps it only from
   // 2.36, musl not at all), or wraps for every thread (setgroups).
   syscall: 'long syscall(long number, ...)',
@@ -186,6 +192,16 @@ Object.defineProperty(c, 'strerror', {
     return bound;
   },
 });
+
+/**
+ * The address of a Buffer's first byte, for C structures that point into other Buffers
+ * (msghdr → iovec → payload). The Buffer must outlive every use of the address: V8 never
+ * moves a Buffer's memory, but frees it with the Buffer.
+ */
+export function addressOf(buf: Buffer): bigint {
+  libc();
+  return koffi.address(buf) as bigint;
+}
 
 /** errno of the last failed call on this thread. */
 export function errno(): number {

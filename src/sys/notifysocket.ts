@@ -1,0 +1,270 @@
+/**
+ * The socket that sd_notify clients write to (NOTIFY_SOCKET): an AF_UNIX datagram socket,
+ * non-blocking and close-on-exec, with SO_PASSCRED on so that the kernel attaches the
+ * sender's pid, uid and gid to every datagram (SCM_CREDENTIALS) — the only way to tell
+ * which service a message comes from.
+ *
+ * Why a wait on a worker thread: Node cannot watch a unix datagram socket (libuv's
+ * guess_handle calls it UNKNOWN, so net.Socket({fd}) refuses it). So, as sys/pidwatch.ts
+ * does, poll(2) blocks on a libuv worker thread (koffi's asynchronous call) on the socket
+ * and an eventfd; its callback, on the event loop, drains the socket with recvmsg
+ * (MSG_DONTWAIT) and starts the next wait. The cost: while listening, one of libuv's
+ * worker threads is taken by the wait.
+ *
+ * Bounds: at most 64 datagrams per wake, then the next wait (poll is level-triggered: what
+ * is left is seen at once; nothing is lost, other events get their turn). A datagram over
+ * 4096 bytes is refused unread (systemd's own bound on a notification), so is one without
+ * credentials; both are counted. Every fd a sender passes (SCM_RIGHTS) is closed as it
+ * arrives: pid 1 must not collect them. Closing them in order also answers systemd-notify's
+ * BARRIER=1 (it waits for its fd to be closed) after every earlier message was delivered.
+ *
+ * The eventfd ends a wait early (close, hand-over). A waiting thread polls the socket's fd
+ * number, so that fd is closed only once the wait has returned: never reused under it.
+ */
+import fs from 'node:fs';
+import { c, errno } from './libc.ts';
+import { SysError, toError } from './errors.ts';
+import { dupCloexec, setCloexec, setNonblocking } from './fd.ts';
+import { DatagramReader, sockaddrUn, type Credentials } from './unixdgram.ts';
+
+export type { Credentials } from './unixdgram.ts';
+
+const AF_UNIX = 1;
+const SOCK_DGRAM = 2;
+const SOCK_NONBLOCK = 0o4000;
+const SOCK_CLOEXEC = 0o2000000;
+const SOL_SOCKET = 1;
+const SO_PASSCRED = 16;
+const EFD_CLOEXEC = 0o2000000;
+const EFD_NONBLOCK = 0o4000;
+const POLLIN = 0x1;
+const EINTR = 4;
+const ENOTSOCK = 88;
+/** The largest notification taken (systemd's NOTIFY_BUFFER_MAX is the same 4 KiB). */
+export const MAX_NOTIFY_BYTES = 4096;
+/** Datagrams taken per wake before the next wait (see the file's header). */
+const MAX_DATAGRAMS_PER_WAKE = 64;
+/** struct pollfd: int fd @0, short events @4, short revents @6; the same on every architecture. */
+const POLLFD_SIZE = 8;
+
+/** Why a datagram was not delivered. */
+export type NotifyRefusal =
+  | { reason: 'oversized'; bytes: number; sender: Credentials | undefined }
+  | { reason: 'no-credentials'; bytes: number };
+
+/** What a NotifySocket has received and refused since it was made. */
+export interface NotifyCounters {
+  delivered: number;
+  oversized: number;
+  noCredentials: number;
+  /** fds that senders passed and that were closed on arrival. */
+  fdsClosed: number;
+}
+
+// koffi's asynchronous form of a bound function: the same arguments, then a callback.
+type AsyncFn = { async(...args: unknown[]): void };
+
+/** A bound sd_notify socket (see the file's header). */
+export class NotifySocket {
+  /** As NOTIFY_SOCKET spells it: `@name` (abstract) or an absolute path. */
+  readonly address: string;
+  /** The socket's fd; owned by this object (closed by close() and handOver()). */
+  readonly fd: number;
+  #waker = -1;
+  #reader = new DatagramReader(MAX_NOTIFY_BYTES);
+  /** poll's array, written by the waiting thread: touched only while no wait is under way. */
+  #pollfds = Buffer.alloc(2 * POLLFD_SIZE);
+  #waiting = false;
+  #closed = false;
+  #onMessage: ((sender: Credentials, payload: Buffer) => void) | undefined;
+  #onError: (err: Error) => void = () => {};
+  #onRefused: (refusal: NotifyRefusal) => void = () => {};
+  #counters: NotifyCounters = { delivered: 0, oversized: 0, noCredentials: 0, fdsClosed: 0 };
+
+  private constructor(fd: number, address: string) {
+    this.fd = fd;
+    this.address = address;
+  }
+
+  /**
+   * A new socket bound to `address` (`@name` or an absolute path; a path is never removed
+   * first: a stale file is EADDRINUSE, for the caller to judge). Throws SysError naming the
+   * address (EADDRINUSE, EACCES, ENAMETOOLONG…).
+   */
+  static bind(address: string): NotifySocket {
+    const addr = sockaddrUn(address);
+    const fd = c.socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw new SysError('socket', errno(), address);
+    try {
+      passCredentials(fd, address);
+      if (c.bind(fd, addr, addr.length) !== 0) throw new SysError('bind', errno(), address);
+    } catch (err) {
+      c.close(fd);
+      throw err;
+    }
+    return new NotifySocket(fd, address);
+  }
+
+  /**
+   * Takes over a socket that was bound before (an fd inherited across a re-exec, from
+   * handOver()): made close-on-exec and non-blocking again, SO_PASSCRED set again. Throws
+   * SysError if `fd` is not a socket.
+   */
+  static fromFd(fd: number, address: string): NotifySocket {
+    if (!fs.fstatSync(fd).isSocket()) throw new SysError('fromFd', ENOTSOCK, address, `fd ${fd} is not a socket`);
+    setCloexec(fd, true);
+    setNonblocking(fd, true);
+    passCredentials(fd, address);
+    return new NotifySocket(fd, address);
+  }
+
+  /** What was delivered and refused so far (a copy). */
+  get counters(): Readonly<NotifyCounters> {
+    return { ...this.#counters };
+  }
+
+  /**
+   * Delivers every datagram, on the event loop, to `onMessage` with the sender's
+   * credentials and a copy of the payload. Refused datagrams go to `onRefused`. What a
+   * callback throws goes to `onError`, and the others are still called; a failed wait or
+   * receive goes to `onError` too, after which the socket is closed. `onError` must not
+   * throw. Throws if listening already, if closed, or if the wait cannot start.
+   */
+  listen(onMessage: (sender: Credentials, payload: Buffer) => void, onError: (err: Error) => void, onRefused?: (refusal: NotifyRefusal) => void): void {
+    if (this.#closed) throw new Error(`NotifySocket ${this.address}: listen after close`);
+    if (this.#onMessage !== undefined) throw new Error(`NotifySocket ${this.address}: listening already`);
+    const waker = c.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (waker < 0) throw new SysError('eventfd', errno(), this.address);
+    this.#waker = waker;
+    this.#onMessage = onMessage;
+    this.#onError = onError;
+    if (onRefused !== undefined) this.#onRefused = onRefused;
+    this.#pollfds.writeInt32LE(this.fd, 0);
+    this.#pollfds.writeInt16LE(POLLIN, 4);
+    this.#pollfds.writeInt32LE(waker, POLLFD_SIZE);
+    this.#pollfds.writeInt16LE(POLLIN, POLLFD_SIZE + 4);
+    try {
+      this.#arm();
+    } catch (err) {
+      // koffi refused the call (its queue of asynchronous calls is full): not listening.
+      this.#onMessage = undefined;
+      c.close(waker);
+      this.#waker = -1;
+      throw err;
+    }
+  }
+
+  /**
+   * Stops listening and returns a close-on-exec duplicate of the socket, for the next
+   * image (the hand-over clears close-on-exec on it, as on every fd it names); datagrams
+   * not yet read wait in the socket for that image. This object is closed afterwards.
+   */
+  handOver(): number {
+    if (this.#closed) throw new Error(`NotifySocket ${this.address}: hand-over after close`);
+    const kept = dupCloexec(this.fd);
+    this.close();
+    return kept;
+  }
+
+  /** Stops listening and closes the socket; idempotent, and safe while a wait is under way. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    // A waiting thread polls both fds: they are closed once its wait has returned.
+    if (this.#waiting) this.#wake();
+    else this.#release();
+  }
+
+  /** Starts the wait on a worker thread, unless one is under way. */
+  #arm(): void {
+    if (this.#waiting || this.#closed) return;
+    (c.poll as unknown as AsyncFn).async(this.#pollfds, 2, -1, (err: unknown, ready: number) => this.#woke(err, ready));
+    this.#waiting = true;
+  }
+
+  /** Ends a wait under way early (the waker's counter goes up; poll returns). */
+  #wake(): void {
+    const one = Buffer.alloc(8);
+    one.writeBigUInt64LE(1n);
+    fs.writeSync(this.#waker, one);
+  }
+
+  /** A wait returned, on the event loop: drain the socket, then wait again. */
+  #woke(err: unknown, ready: number): void {
+    this.#waiting = false;
+    if (this.#closed) return this.#release();
+    if (err !== null && err !== undefined) return this.#fail(toError(err));
+    if (ready < 0) {
+      // errno is the worker's: koffi restores it for this callback.
+      const e = errno();
+      if (e !== EINTR) return this.#fail(new SysError('poll', e, this.address));
+    }
+    try {
+      this.#drain();
+    } catch (failure) {
+      return this.#fail(toError(failure));
+    }
+    try {
+      this.#arm();
+    } catch (failure) {
+      this.#fail(toError(failure));
+    }
+  }
+
+  /** Up to MAX_DATAGRAMS_PER_WAKE datagrams, each delivered or refused; stops if a callback closed us. */
+  #drain(): void {
+    for (let i = 0; i < MAX_DATAGRAMS_PER_WAKE && !this.#closed; i++) {
+      const d = this.#reader.receive(this.fd);
+      if (d === undefined) return;
+      this.#counters.fdsClosed += d.fdsClosed;
+      // pid 0: a sender outside our pid namespace, which no service of ours can be.
+      if (d.credentials === undefined || d.credentials.pid <= 0) {
+        this.#counters.noCredentials++;
+        this.#call(() => this.#onRefused({ reason: 'no-credentials', bytes: d.bytes }));
+      } else if (d.payload === undefined) {
+        this.#counters.oversized++;
+        this.#call(() => this.#onRefused({ reason: 'oversized', bytes: d.bytes, sender: d.credentials }));
+      } else {
+        this.#counters.delivered++;
+        const { credentials, payload } = d;
+        this.#call(() => this.#onMessage?.(credentials, payload));
+      }
+    }
+  }
+
+  /** Runs a caller's callback; what it throws goes to onError, never into the event loop. */
+  #call(callback: () => void): void {
+    try {
+      callback();
+    } catch (err) {
+      this.#report(toError(err));
+    }
+  }
+
+  #report(err: Error): void {
+    try {
+      this.#onError(err);
+    } catch {
+      // onError is the last place an error can be told; one it throws has nowhere to go.
+    }
+  }
+
+  #fail(err: Error): void {
+    this.close();
+    this.#report(err);
+  }
+
+  #release(): void {
+    // The waker is only ever written to end the last wait: nothing to drain from it.
+    if (this.#waker >= 0) c.close(this.#waker);
+    this.#waker = -1;
+    c.close(this.fd);
+  }
+}
+
+/** SO_PASSCRED on: the kernel then attaches every sender's credentials. */
+function passCredentials(fd: number, address: string): void {
+  const one = Buffer.alloc(4);
+  one.writeInt32LE(1);
+  if (c.setsockopt(fd, SOL_SOCKET, SO_PASSCRED, one, 4) !== 0) throw new SysError('setsockopt', errno(), `${address} SO_PASSCRED`);
+}
