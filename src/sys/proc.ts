@@ -26,6 +26,29 @@ const statBuffer = Buffer.allocUnsafe(STAT_LINE_MAX);
  * Other failures to read (EACCES under a hidepid mount…) are thrown: "gone" must mean gone.
  */
 export function procStartTime(pid: number): bigint | undefined {
+  const stat = readStat(pid);
+  return stat === undefined ? undefined : parseStartTime(stat);
+}
+
+/** A process's place in the process tree: its parent, its process group, its session. */
+export interface ProcLineage {
+  ppid: number;
+  pgrp: number;
+  session: number;
+}
+
+/**
+ * The parent, process group and session of process `pid` (fields 4, 5 and 6 of
+ * /proc/PID/stat), or undefined when no such process exists. Read after the last ')' as
+ * procStartTime does; other failures to read are thrown, as there.
+ */
+export function procLineage(pid: number): ProcLineage | undefined {
+  const stat = readStat(pid);
+  return stat === undefined ? undefined : parseLineage(stat);
+}
+
+/** The text of /proc/PID/stat; undefined when there is no such process. */
+function readStat(pid: number): string | undefined {
   if (!Number.isInteger(pid) || pid <= 0) return undefined;
   let fd: number;
   try {
@@ -38,7 +61,7 @@ export function procStartTime(pid: number): bigint | undefined {
     // One read into a buffer kept for it: half the cost of readFileSync (no fstat, no
     // growing), which counts when a scanner checks a thousand recorded pids at start.
     const length = fs.readSync(fd, statBuffer, 0, statBuffer.length, 0);
-    return parseStartTime(statBuffer.toString('latin1', 0, length));
+    return statBuffer.toString('latin1', 0, length);
   } catch (err) {
     // ESRCH: the process went away between the open and the read.
     if ((err as NodeJS.ErrnoException).code === 'ESRCH') return undefined;
@@ -48,12 +71,25 @@ export function procStartTime(pid: number): bigint | undefined {
   }
 }
 
-/** The start time in the text of a /proc/PID/stat file; undefined if the text is not one. */
-export function parseStartTime(stat: string): bigint | undefined {
+/** The fields after the command name, from field 3 (`state`) on; undefined if the text is not a stat line. */
+function fieldsAfterComm(stat: string): string[] | undefined {
   const commEnd = stat.lastIndexOf(')');
   if (commEnd < 0) return undefined;
-  const fields = stat.slice(commEnd + 1).trim().split(' ');
-  const field = fields[STARTTIME_FIELD - FIRST_FIELD_AFTER_COMM];
+  return stat.slice(commEnd + 1).trim().split(' ');
+}
+
+/** ppid, pgrp and session in the text of a /proc/PID/stat file; undefined if the text is not one. */
+export function parseLineage(stat: string): ProcLineage | undefined {
+  const fields = fieldsAfterComm(stat);
+  if (fields === undefined) return undefined;
+  const [ppid, pgrp, session] = [4, 5, 6].map((n) => fields[n - FIRST_FIELD_AFTER_COMM]);
+  if (![ppid, pgrp, session].every((f) => f !== undefined && /^\d+$/.test(f))) return undefined;
+  return { ppid: Number(ppid), pgrp: Number(pgrp), session: Number(session) };
+}
+
+/** The start time in the text of a /proc/PID/stat file; undefined if the text is not one. */
+export function parseStartTime(stat: string): bigint | undefined {
+  const field = fieldsAfterComm(stat)?.[STARTTIME_FIELD - FIRST_FIELD_AFTER_COMM];
   if (field === undefined || !/^\d+$/.test(field)) return undefined;
   return BigInt(field);
 }
