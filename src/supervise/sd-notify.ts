@@ -150,6 +150,12 @@ export function cutUtf8(text: string, max: number): string {
  * their own, so its id is run's pid), or run is among its first MAX_PARENT_STEPS
  * ancestors (a process that left the session). A sender that is gone cannot be placed:
  * false. `lineage` reads a process's place in the tree (/proc; a test passes its own).
+ *
+ * Call it from the message callback itself, in the same turn of the event loop: the sender
+ * is then still there in the common cases. Debian's systemd-notify waits for its
+ * BARRIER=1, whose fd the socket closes only after this message was handled; as root it
+ * even sends in the name of its parent (the run script). A sender that sends and exits at
+ * once (with no barrier) may be gone and reaped by then: refused, as it cannot be placed.
  */
 export function senderInServiceTree(senderPid: number, runPid: number, lineage: (pid: number) => ProcLineage | undefined = procLineage): boolean {
   if (!(runPid > 1) || !(senderPid > 0)) return false;

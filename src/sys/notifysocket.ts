@@ -25,8 +25,9 @@ import fs from 'node:fs';
 import { c, errno } from './libc.ts';
 import { SysError, toError } from './errors.ts';
 import { dupCloexec, setCloexec, setNonblocking } from './fd.ts';
-import { DatagramReader, sockaddrUn, type Credentials } from './unixdgram.ts';
+import { DatagramReader, checkLayoutKnown, sockaddrUn, type Credentials } from './unixdgram.ts';
 
+/** Who sent a datagram (SCM_CREDENTIALS), for callers that import this file only. */
 export type { Credentials } from './unixdgram.ts';
 
 const AF_UNIX = 1;
@@ -92,6 +93,7 @@ export class NotifySocket {
    * address (EADDRINUSE, EACCES, ENAMETOOLONG…).
    */
   static bind(address: string): NotifySocket {
+    checkLayoutKnown();
     const addr = sockaddrUn(address);
     const fd = c.socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) throw new SysError('socket', errno(), address);
@@ -111,6 +113,7 @@ export class NotifySocket {
    * SysError if `fd` is not a socket.
    */
   static fromFd(fd: number, address: string): NotifySocket {
+    checkLayoutKnown();
     if (!fs.fstatSync(fd).isSocket()) throw new SysError('fromFd', ENOTSOCK, address, `fd ${fd} is not a socket`);
     setCloexec(fd, true);
     setNonblocking(fd, true);

@@ -114,6 +114,13 @@ export function sockaddrUn(address: string): Buffer {
   return addr;
 }
 
+/** Throws unless this file's struct layouts (LP64: x86_64, arm64) are this machine's. */
+export function checkLayoutKnown(): void {
+  if (process.arch !== 'x64' && process.arch !== 'arm64') {
+    throw new Error(`recvmsg: struct layouts are known for x64 and arm64, not ${process.arch}`);
+  }
+}
+
 /**
  * A reusable recvmsg: one msghdr pointing at one payload buffer and one control buffer,
  * all owned here (the addresses stay valid as long as this object lives).
@@ -126,9 +133,7 @@ export class DatagramReader {
 
   /** `maxBytes`: the largest datagram taken whole; a longer one comes back without payload. */
   constructor(maxBytes: number) {
-    if (process.arch !== 'x64' && process.arch !== 'arm64') {
-      throw new Error(`recvmsg: struct layouts are known for x64 and arm64, not ${process.arch}`);
-    }
+    checkLayoutKnown();
     this.#payload = Buffer.alloc(maxBytes);
     this.#iov.writeBigUInt64LE(addressOf(this.#payload), 0);
     this.#iov.writeBigUInt64LE(BigInt(maxBytes), 8);

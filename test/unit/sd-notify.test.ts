@@ -139,18 +139,31 @@ after(() => {
   }
 });
 
-/** Starts `sh -c script` in a session of its own; resolves with it pid and the `name pid` lines it prints up to `ready`. */
-async function startTree(script: string): Promise<{ pid: number; pids: Map<string, number> }> {
-  const child = spawn('sh', ['-c', `${script}\necho ready\nwait`], { detached: true, stdio: ['ignore', 'pipe', 'inherit'] });
+/**
+ * Starts `sh -c script` in a session of its own; resolves with its pid and the pids it
+ * prints as `name pid` lines, once every one of `names` has been printed (some come from
+ * processes of their own, in any order).
+ */
+async function startTree(script: string, names: string[]): Promise<{ pid: number; pids: Map<string, number> }> {
+  const child = spawn('sh', ['-c', `${script}\nwait`], { detached: true, stdio: ['ignore', 'pipe', 'inherit'] });
+  started.set(child.pid!, procStartTime(child.pid!)!);
+  const pids = new Map<string, number>();
   let out = '';
   await new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString(); if (out.includes('ready\n')) resolve(); });
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      for (const line of out.split('\n').slice(0, -1)) {
+        const [name, pid] = [line.split(' ')[0]!, Number(line.split(' ')[1])];
+        // Recorded at once, so that after() kills it even if this test fails later.
+        if (!pids.has(name)) started.set(pid, procStartTime(pid)!);
+        pids.set(name, pid);
+      }
+      if (names.every((n) => pids.has(n))) resolve();
+    });
     child.once('exit', () => reject(new Error(`the tree ended: ${out}`)));
   });
   child.stdout.destroy();
   child.unref();
-  const pids = new Map(out.split('\n').filter((l) => l.includes(' ')).map((l) => l.split(' ') as [string, string]).map(([k, v]) => [k, Number(v)]));
-  for (const pid of [child.pid!, ...pids.values()]) started.set(pid, procStartTime(pid)!);
   return { pid: child.pid!, pids };
 }
 
@@ -159,8 +172,8 @@ test('senderInServiceTree with real processes: the run, a child, one that left t
     'sleep 300 & echo child $!',
     '(setsid sleep 300 & echo left $!; wait) &',
     "setsid sh -c 'sleep 300 & echo deep $!; wait' &",
-  ].join('\n'));
-  const stranger = await startTree('sleep 300 & echo sleeper $!');
+  ].join('\n'), ['child', 'left', 'deep']);
+  const stranger = await startTree('sleep 300 & echo sleeper $!', ['sleeper']);
   const [child, left, deep] = ['child', 'left', 'deep'].map((k) => run.pids.get(k)!);
   assert.equal(procLineage(run.pid)?.session, run.pid, 'run leads its session');
   assert.equal(procLineage(child!)?.session, run.pid);
