@@ -278,6 +278,18 @@ test('close() while a wait is under way lets the process exit, and frees the nam
   NotifySocket.bind(address).close();
 });
 
+test('50 sockets listened to and closed at once: every fd is released once the waits return', async () => {
+  const before = openFdCount();
+  const addresses = Array.from({ length: 50 }, () => freshName());
+  for (const address of addresses) {
+    const socket = NotifySocket.bind(address);
+    socket.listen(() => {}, (err) => assert.fail(err));
+    socket.close();
+  }
+  for (const address of addresses) await boundOnceFree(address);
+  assert.equal(openFdCount(), before, 'no socket or eventfd left open');
+});
+
 test('handOver(): a close-on-exec duplicate; fromFd() on it receives what was sent in between, and what comes after', async () => {
   const socket = bind(freshName());
   const inbox = new Inbox();
