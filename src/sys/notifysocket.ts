@@ -44,7 +44,7 @@ const ENOTSOCK = 88;
 /** The largest notification taken (systemd's NOTIFY_BUFFER_MAX is the same 4 KiB). */
 export const MAX_NOTIFY_BYTES = 4096;
 /** Datagrams taken per wake before the next wait (see the file's header). */
-const MAX_DATAGRAMS_PER_WAKE = 64;
+export const MAX_DATAGRAMS_PER_WAKE = 64;
 /** struct pollfd: int fd @0, short events @4, short revents @6; the same on every architecture. */
 const POLLFD_SIZE = 8;
 
@@ -52,6 +52,16 @@ const POLLFD_SIZE = 8;
 export type NotifyRefusal =
   | { reason: 'oversized'; bytes: number; sender: Credentials | undefined }
   | { reason: 'no-credentials'; bytes: number };
+
+/** How a NotifySocket is set up. */
+export interface NotifySocketOptions {
+  /**
+   * Datagrams taken per wake (default MAX_DATAGRAMS_PER_WAKE). Tests lower it: the kernel
+   * queues only a few datagrams per socket (net.unix.max_dgram_qlen, 10 by default), so
+   * only a small bound shows what happens to the datagrams left over.
+   */
+  datagramsPerWake?: number;
+}
 
 /** What a NotifySocket has received and refused since it was made. */
 export interface NotifyCounters {
@@ -82,9 +92,12 @@ export class NotifySocket {
   #onRefused: (refusal: NotifyRefusal) => void = () => {};
   #counters: NotifyCounters = { delivered: 0, oversized: 0, noCredentials: 0, fdsClosed: 0 };
 
-  private constructor(fd: number, address: string) {
+  readonly #perWake: number;
+
+  private constructor(fd: number, address: string, opts: NotifySocketOptions) {
     this.fd = fd;
     this.address = address;
+    this.#perWake = Math.max(1, opts.datagramsPerWake ?? MAX_DATAGRAMS_PER_WAKE);
   }
 
   /**
@@ -92,7 +105,7 @@ export class NotifySocket {
    * first: a stale file is EADDRINUSE, for the caller to judge). Throws SysError naming the
    * address (EADDRINUSE, EACCES, ENAMETOOLONG…).
    */
-  static bind(address: string): NotifySocket {
+  static bind(address: string, opts: NotifySocketOptions = {}): NotifySocket {
     checkLayoutKnown();
     const addr = sockaddrUn(address);
     const fd = c.socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -104,7 +117,7 @@ export class NotifySocket {
       c.close(fd);
       throw err;
     }
-    return new NotifySocket(fd, address);
+    return new NotifySocket(fd, address, opts);
   }
 
   /**
@@ -112,13 +125,13 @@ export class NotifySocket {
    * handOver()): made close-on-exec and non-blocking again, SO_PASSCRED set again. Throws
    * SysError if `fd` is not a socket.
    */
-  static fromFd(fd: number, address: string): NotifySocket {
+  static fromFd(fd: number, address: string, opts: NotifySocketOptions = {}): NotifySocket {
     checkLayoutKnown();
     if (!fs.fstatSync(fd).isSocket()) throw new SysError('fromFd', ENOTSOCK, address, `fd ${fd} is not a socket`);
     setCloexec(fd, true);
     setNonblocking(fd, true);
     passCredentials(fd, address);
-    return new NotifySocket(fd, address);
+    return new NotifySocket(fd, address, opts);
   }
 
   /** What was delivered and refused so far (a copy). */
@@ -214,9 +227,9 @@ export class NotifySocket {
     }
   }
 
-  /** Up to MAX_DATAGRAMS_PER_WAKE datagrams, each delivered or refused; stops if a callback closed us. */
+  /** Up to #perWake datagrams, each delivered or refused; stops if a callback closed us. */
   #drain(): void {
-    for (let i = 0; i < MAX_DATAGRAMS_PER_WAKE && !this.#closed; i++) {
+    for (let i = 0; i < this.#perWake && !this.#closed; i++) {
       const d = this.#reader.receive(this.fd);
       if (d === undefined) return;
       this.#counters.fdsClosed += d.fdsClosed;

@@ -228,6 +228,17 @@ test('200 datagrams through a queue of a few: every one delivered, in order (64 
   socket.close();
 });
 
+test('one datagram per wake: the ones left in the socket come with the next wait, none lost, in order', async () => {
+  const socket = NotifySocket.bind(freshName(), { datagramsPerWake: 1 });
+  made.push(socket);
+  const inbox = new Inbox();
+  inbox.listen(socket);
+  const items: Send[] = Array.from({ length: 100 }, (_, i) => ({ data: `STATUS=${i}` }));
+  await pythonSends(socket.address, items);
+  const got = await inbox.count(100);
+  assert.deepEqual(got.map((i) => (i.kind === 'message' ? i.text : i.kind)), items.map((i) => ('data' in i ? i.data : '')));
+});
+
 test('close() from a callback: the rest of the wake is not delivered, and the name is free again', async () => {
   const socket = bind(freshName());
   const received: string[] = [];
