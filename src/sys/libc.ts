@@ -162,7 +162,6 @@ const PROTOTYPES = {
   setsockopt: 'int setsockopt(int fd, int level, int name, void *value, uint32 length)',
   bind: 'int bind(int fd, void *addr, uint32 length)',
   recvmsg: 'long recvmsg(int fd, void *msg, int flags)',
-  poll: 'int poll(void *fds, unsigned long nfds, int timeout)',
   // For the calls glibc has no wrapper for (openat2, pidfd_open: glibc wraps it only from
   // 2.36, musl not at all), or wraps for every thread (setgroups).
   syscall: 'long syscall(long number, ...)',
@@ -201,6 +200,27 @@ Object.defineProperty(c, 'strerror', {
 export function addressOf(buf: Buffer): bigint {
   libc();
   return koffi.address(buf) as bigint;
+}
+
+/** A libuv poll handle watching an fd (watchReadable). */
+export interface FdWatch {
+  /** Stops watching at once (the fd leaves libuv's epoll set now): the fd may be closed right after. */
+  close(): void;
+}
+
+/**
+ * Calls `onReadable` on the event loop whenever `fd` is readable (level-triggered: again on
+ * the next turn of the loop while it stays readable), or with a negative libuv error code.
+ * A libuv poll handle (uv_poll_t, through koffi's `node.poll`), for fds that Node's own
+ * handles refuse (a unix datagram socket): the event loop itself waits, no thread does.
+ * The handle keeps the event loop alive until closed.
+ */
+export function watchReadable(fd: number, onReadable: (status: number) => void): FdWatch {
+  libc();
+  // koffi's `node.poll` calls back with (status, events); its published typings say (events).
+  const handle = koffi.node.poll(fd, { readable: true }, (status: number) => onReadable(status)) as { close(): void } | null;
+  if (handle === null) throw new Error(`uv_poll on fd ${fd} could not start`);
+  return { close: () => handle.close() };
 }
 
 /** errno of the last failed call on this thread. */

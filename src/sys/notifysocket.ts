@@ -4,25 +4,27 @@
  * sender's pid, uid and gid to every datagram (SCM_CREDENTIALS) — the only way to tell
  * which service a message comes from.
  *
- * Why a wait on a worker thread: Node cannot watch a unix datagram socket (libuv's
- * guess_handle calls it UNKNOWN, so net.Socket({fd}) refuses it). So, as sys/pidwatch.ts
- * does, poll(2) blocks on a libuv worker thread (koffi's asynchronous call) on the socket
- * and an eventfd; its callback, on the event loop, drains the socket with recvmsg
- * (MSG_DONTWAIT) and starts the next wait. The cost: while listening, one of libuv's
- * worker threads is taken by the wait.
+ * Why a libuv poll handle: Node cannot watch a unix datagram socket (libuv's guess_handle
+ * calls it UNKNOWN, so net.Socket({fd}) refuses it), but libuv itself can watch any fd
+ * with a uv_poll_t, which koffi exposes (sys/libc.ts watchReadable). The event loop's own
+ * epoll then tells when the socket is readable, and the callback drains it with recvmsg
+ * (MSG_DONTWAIT). No thread waits: a wait on a libuv worker thread (as sys/pidwatch.ts
+ * does) would hold one of the four threads that fs and koffi's asynchronous calls
+ * (posix_spawn) share, for as long as pid 1 runs.
  *
- * Bounds: at most 64 datagrams per wake, then the next wait (poll is level-triggered: what
- * is left is seen at once; nothing is lost, other events get their turn). A datagram over
- * 4096 bytes is refused unread (systemd's own bound on a notification), so is one without
- * credentials; both are counted. Every fd a sender passes (SCM_RIGHTS) is closed as it
- * arrives: pid 1 must not collect them. Closing them in order also answers systemd-notify's
- * BARRIER=1 (it waits for its fd to be closed) after every earlier message was delivered.
+ * Bounds: at most 64 datagrams per wake, then back to the event loop (the watch is
+ * level-triggered: what is left is seen on the next turn; nothing is lost, other events get
+ * their turn). A datagram over 4096 bytes is refused unread (systemd's own bound on a
+ * notification), so is one without credentials; both are counted. Every fd a sender passes
+ * (SCM_RIGHTS) is closed as it arrives: pid 1 must not collect them. Closing them in order
+ * also answers systemd-notify's BARRIER=1 (it waits for its fd to be closed) after every
+ * earlier message was delivered.
  *
- * The eventfd ends a wait early (close, hand-over). A waiting thread polls the socket's fd
- * number, so that fd is closed only once the wait has returned: never reused under it.
+ * close() stops the watch first (the fd leaves libuv's epoll set at once), then closes the
+ * socket: synchronous, with nothing left in flight.
  */
 import fs from 'node:fs';
-import { c, errno } from './libc.ts';
+import { c, errno, watchReadable, type FdWatch } from './libc.ts';
 import { SysError, toError } from './errors.ts';
 import { dupCloexec, setCloexec, setNonblocking } from './fd.ts';
 import { DatagramReader, checkLayoutKnown, sockaddrUn, type Credentials } from './unixdgram.ts';
@@ -36,17 +38,11 @@ const SOCK_NONBLOCK = 0o4000;
 const SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
 const SO_PASSCRED = 16;
-const EFD_CLOEXEC = 0o2000000;
-const EFD_NONBLOCK = 0o4000;
-const POLLIN = 0x1;
-const EINTR = 4;
 const ENOTSOCK = 88;
 /** The largest notification taken (systemd's NOTIFY_BUFFER_MAX is the same 4 KiB). */
 export const MAX_NOTIFY_BYTES = 4096;
-/** Datagrams taken per wake before the next wait (see the file's header). */
+/** Datagrams taken per wake before the event loop's next turn (see the file's header). */
 export const MAX_DATAGRAMS_PER_WAKE = 64;
-/** struct pollfd: int fd @0, short events @4, short revents @6; the same on every architecture. */
-const POLLFD_SIZE = 8;
 
 /** Why a datagram was not delivered. */
 export type NotifyRefusal =
@@ -72,20 +68,14 @@ export interface NotifyCounters {
   fdsClosed: number;
 }
 
-// koffi's asynchronous form of a bound function: the same arguments, then a callback.
-type AsyncFn = { async(...args: unknown[]): void };
-
 /** A bound sd_notify socket (see the file's header). */
 export class NotifySocket {
   /** As NOTIFY_SOCKET spells it: `@name` (abstract) or an absolute path. */
   readonly address: string;
   /** The socket's fd; owned by this object (closed by close() and handOver()). */
   readonly fd: number;
-  #waker = -1;
   #reader = new DatagramReader(MAX_NOTIFY_BYTES);
-  /** poll's array, written by the waiting thread: touched only while no wait is under way. */
-  #pollfds = Buffer.alloc(2 * POLLFD_SIZE);
-  #waiting = false;
+  #watch: FdWatch | undefined;
   #closed = false;
   #onMessage: ((sender: Credentials, payload: Buffer) => void) | undefined;
   #onError: (err: Error) => void = () => {};
@@ -142,32 +132,17 @@ export class NotifySocket {
   /**
    * Delivers every datagram, on the event loop, to `onMessage` with the sender's
    * credentials and a copy of the payload. Refused datagrams go to `onRefused`. What a
-   * callback throws goes to `onError`, and the others are still called; a failed wait or
+   * callback throws goes to `onError`, and the others are still called; a failed watch or
    * receive goes to `onError` too, after which the socket is closed. `onError` must not
-   * throw. Throws if listening already, if closed, or if the wait cannot start.
+   * throw. Throws if listening already, if closed, or if the watch cannot start.
    */
   listen(onMessage: (sender: Credentials, payload: Buffer) => void, onError: (err: Error) => void, onRefused?: (refusal: NotifyRefusal) => void): void {
     if (this.#closed) throw new Error(`NotifySocket ${this.address}: listen after close`);
-    if (this.#onMessage !== undefined) throw new Error(`NotifySocket ${this.address}: listening already`);
-    const waker = c.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (waker < 0) throw new SysError('eventfd', errno(), this.address);
-    this.#waker = waker;
+    if (this.#watch !== undefined) throw new Error(`NotifySocket ${this.address}: listening already`);
     this.#onMessage = onMessage;
     this.#onError = onError;
     if (onRefused !== undefined) this.#onRefused = onRefused;
-    this.#pollfds.writeInt32LE(this.fd, 0);
-    this.#pollfds.writeInt16LE(POLLIN, 4);
-    this.#pollfds.writeInt32LE(waker, POLLFD_SIZE);
-    this.#pollfds.writeInt16LE(POLLIN, POLLFD_SIZE + 4);
-    try {
-      this.#arm();
-    } catch (err) {
-      // koffi refused the call (its queue of asynchronous calls is full): not listening.
-      this.#onMessage = undefined;
-      c.close(waker);
-      this.#waker = -1;
-      throw err;
-    }
+    this.#watch = watchReadable(this.fd, (status) => this.#readable(status));
   }
 
   /**
@@ -182,46 +157,22 @@ export class NotifySocket {
     return kept;
   }
 
-  /** Stops listening and closes the socket; idempotent, and safe while a wait is under way. */
+  /** Stops listening and closes the socket; idempotent, and safe from a callback. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    // A waiting thread polls both fds: they are closed once its wait has returned.
-    if (this.#waiting) this.#wake();
-    else this.#release();
+    // Out of libuv's epoll set first: an fd closed while watched would leave libuv a stale entry.
+    this.#watch?.close();
+    this.#watch = undefined;
+    c.close(this.fd);
   }
 
-  /** Starts the wait on a worker thread, unless one is under way. */
-  #arm(): void {
-    if (this.#waiting || this.#closed) return;
-    (c.poll as unknown as AsyncFn).async(this.#pollfds, 2, -1, (err: unknown, ready: number) => this.#woke(err, ready));
-    this.#waiting = true;
-  }
-
-  /** Ends a wait under way early (the waker's counter goes up; poll returns). */
-  #wake(): void {
-    const one = Buffer.alloc(8);
-    one.writeBigUInt64LE(1n);
-    fs.writeSync(this.#waker, one);
-  }
-
-  /** A wait returned, on the event loop: drain the socket, then wait again. */
-  #woke(err: unknown, ready: number): void {
-    this.#waiting = false;
-    if (this.#closed) return this.#release();
-    if (err !== null && err !== undefined) return this.#fail(toError(err));
-    if (ready < 0) {
-      // errno is the worker's: koffi restores it for this callback.
-      const e = errno();
-      if (e !== EINTR) return this.#fail(new SysError('poll', e, this.address));
-    }
+  /** The socket is readable (or the watch failed: a negative libuv code), on the event loop. */
+  #readable(status: number): void {
+    if (this.#closed) return;
+    if (status < 0) return this.#fail(new SysError('uv_poll', -status, this.address));
     try {
       this.#drain();
-    } catch (failure) {
-      return this.#fail(toError(failure));
-    }
-    try {
-      this.#arm();
     } catch (failure) {
       this.#fail(toError(failure));
     }
@@ -268,13 +219,6 @@ export class NotifySocket {
   #fail(err: Error): void {
     this.close();
     this.#report(err);
-  }
-
-  #release(): void {
-    // The waker is only ever written to end the last wait: nothing to drain from it.
-    if (this.#waker >= 0) c.close(this.#waker);
-    this.#waker = -1;
-    c.close(this.fd);
   }
 }
 

@@ -3,7 +3,7 @@
  * receives what python3's socket module and Debian's real systemd-notify send, with the
  * sender's credentials as the kernel gives them; oversized and credential-less datagrams
  * are refused and counted; fds passed along are closed (none stays in this process); the
- * socket closes while a wait is under way and survives a hand-over. Every wait is for an
+ * socket closes while listening and survives a hand-over. Every wait is for an
  * event (a message, a refusal, a process's exit), never for time.
  */
 import { test, afterEach } from 'node:test';
@@ -217,7 +217,7 @@ test('a callback that throws goes to onError; the next message is still delivere
   socket.close();
 });
 
-test('200 datagrams through a queue of a few: every one delivered, in order (64 per wake, then the next wait)', async () => {
+test('200 datagrams through a queue of a few: every one delivered, in order (64 per wake at most)', async () => {
   const socket = bind(freshName());
   const inbox = new Inbox();
   inbox.listen(socket);
@@ -228,7 +228,7 @@ test('200 datagrams through a queue of a few: every one delivered, in order (64 
   socket.close();
 });
 
-test('one datagram per wake: the ones left in the socket come with the next wait, none lost, in order', async () => {
+test('one datagram per wake: the ones left in the socket come on the next wake, none lost, in order', async () => {
   const socket = NotifySocket.bind(freshName(), { datagramsPerWake: 1 });
   made.push(socket);
   const inbox = new Inbox();
@@ -253,8 +253,9 @@ test('close() from a callback: the rest of the wake is not delivered, and the na
 });
 
 /**
- * Binds `address` once the socket that held it is closed (it is, when the wait under way
- * returns): each failed try waits for the next turn of the event loop, never for a time.
+ * Binds `address` once the socket that held it is closed (at once with a libuv poll handle;
+ * a wait on a worker thread would free it when that wait returns): each failed try waits
+ * for the next turn of the event loop, never for a time.
  */
 async function boundOnceFree(address: string): Promise<void> {
   for (let tries = 0; tries < 10_000; tries++) {
@@ -269,7 +270,7 @@ async function boundOnceFree(address: string): Promise<void> {
   assert.fail(`${address} still bound`);
 }
 
-test('close() while a wait is under way lets the process exit, and frees the name', () => {
+test('close() while listening lets the process exit, and frees the name', () => {
   const address = freshName();
   const script = `
     import { NotifySocket } from ${JSON.stringify(new URL('../../src/sys/notifysocket.ts', import.meta.url).href)};
@@ -289,7 +290,7 @@ test('close() while a wait is under way lets the process exit, and frees the nam
   NotifySocket.bind(address).close();
 });
 
-test('50 sockets listened to and closed at once: every fd is released once the waits return', async () => {
+test('50 sockets listened to and closed at once: every fd is released', async () => {
   const before = openFdCount();
   const addresses = Array.from({ length: 50 }, () => freshName());
   for (const address of addresses) {
