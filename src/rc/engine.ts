@@ -348,7 +348,7 @@ export class Change {
     const timeoutMs = this.#timeout(up ? s.timeoutUp : s.timeoutDown);
     const settleMs = up ? s.upSettle ?? this.#opts.settleMs : undefined;
     const failure = settleMs !== undefined
-      ? await startSettled(dir, { readiness: s.readiness, settleMs, timeoutMs, signal: this.#ending.signal })
+      ? await startSettled(dir, { readiness: s.readiness, settleMs, timeoutMs, signal: this.#ending.signal, send: () => this.#controlAndWait(dir, true, undefined, 0) })
       : await this.#controlAndWait(dir, up, up ? (s.readiness ? 'U' : 'u') : 'D', timeoutMs);
     if (failure !== undefined) {
       // As s6-rc: a longrun that failed to start is sent down, not left restarting.
@@ -365,14 +365,20 @@ export class Change {
   }
 
   /**
-   * Sends `u` or `d` and waits for `goal`: inside t6-svscan (one request on its runner
-   * session) when it can; else as s6-svc -w does, through the service's event FIFOs.
+   * Sends `u` or `d` and waits for `goal` (undefined: sends only): inside t6-svscan (one
+   * request on its runner session) when it can; else as s6-svc (-w) does, through the
+   * service's control FIFO and event FIFOs.
    */
-  async #controlAndWait(dir: string, up: boolean, goal: 'u' | 'U' | 'D', timeoutMs: number): Promise<TransitionFailure | undefined> {
-    let r: ControlResult = await this.#session.control({ svc: up ? 'u' : 'd', dir, wait: goal, timeoutMs });
+  async #controlAndWait(dir: string, up: boolean, goal: 'u' | 'U' | 'D' | undefined, timeoutMs: number): Promise<TransitionFailure | undefined> {
+    const svc = up ? 'u' : 'd';
+    let r: ControlResult = await this.#session.control({ svc, dir, wait: goal, timeoutMs });
     if (r.kind === 'unsupported') {
       try {
-        const w = await waitFor([dir], goal, 'all', timeoutMs, () => svcSend(dir, up ? 'u' : 'd'));
+        if (goal === undefined) {
+          await svcSend(dir, svc);
+          return undefined;
+        }
+        const w = await waitFor([dir], goal, 'all', timeoutMs, () => svcSend(dir, svc));
         r = { kind: 'done', reached: w.reached, failures: w.failures, timedOut: w.timedOut };
       } catch (err) {
         if (err instanceof ClientError && err.code === 'not-supervised') return { kind: 'not-supervised', detail: err.message };

@@ -11,9 +11,10 @@
  *
  * The rule is `SettleRule`, pure (fed the state read from the status file, then event
  * bytes); `startSettled` does the I/O as s6-svc -uwu does it from outside: subscribe to
- * the service's event fifodir, read its status, send `u`, follow the events. It goes
- * through the fifodir rather than the runner session's control request, as the session
- * answers only at the goal or the timeout and would not tell a death.
+ * the service's event fifodir, read its status, send `u`, follow the events. It follows
+ * the fifodir rather than waiting in a runner session's control request, which answers
+ * only at the goal or the timeout and would not tell a death; `u` itself still goes the
+ * engine's way (options.send).
  */
 import { type TransitionFailure } from './failure.ts';
 import { ClientError, readStatusFile, svcSend } from '../s6/client.ts';
@@ -92,6 +93,12 @@ export interface SettleOptions {
   timeoutMs: number;
   /** Aborted when the change ends (a global timeout): listener and timers go. */
   signal?: AbortSignal;
+  /**
+   * Sends `u` (resolving with why not, if it cannot): the engine's way, through t6-svscan's
+   * runner session where it serves one (pid 1 must not write to its own control FIFO: a
+   * full one would block it for good); by default the control FIFO, as s6-svc.
+   */
+  send?: () => Promise<TransitionFailure | undefined>;
 }
 
 /**
@@ -125,7 +132,8 @@ export async function startSettled(dir: string, o: SettleOptions): Promise<Trans
   try {
     listener = listenFifodir(`${dir}/event`, onByte);
     const initial = stateOfStatus(readStatusFile(dir));
-    await svcSend(dir, 'u');
+    const refused = o.send === undefined ? await svcSend(dir, 'u') : await o.send();
+    if (refused !== undefined) return refused;
     spawnedAt = performance.now();
     started = true;
     if (o.timeoutMs > 0) {
