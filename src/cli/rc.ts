@@ -15,7 +15,7 @@ import { StatusLine, changeProgress } from './_progress.ts';
 import { EXIT } from '../s6/exit.ts';
 import { tainFromUnixMs } from '../s6/tai.ts';
 
-const USAGE = 't6-rc [ -l live ] [ -v verbosity ] [ -n ] [ -t timeout ] [ -u | -d | -D ] [ -p ] [ -a ] [ -b ] [ --json ] help|list|listall|diff|start|stop|change [ servicenames... ] | t6-rc [ -l live | -c compiled ] [ --svg ] graph';
+const USAGE = 't6-rc [ -l live ] [ -v verbosity ] [ -n ] [ -t timeout ] [ --settle=ms ] [ -u | -d | -D ] [ -p ] [ -a ] [ -b ] [ --json ] help|list|listall|diff|start|stop|change [ servicenames... ] | t6-rc [ -l live | -c compiled ] [ --svg ] graph';
 const HELP = `usage: ${USAGE}
   change names…   bring the services (and their dependencies; with -d, their dependents) up (-u, default) or down (-d)
   start / stop    -u change / -d change
@@ -26,6 +26,9 @@ const HELP = `usage: ${USAGE}
   -v n            0 silent, 1 warnings (default), 2 each transition, 3 debug
   -n              dry run: print what would be done, do nothing
   -t ms           give up after ms milliseconds (exit 2)
+  --settle=ms     a longrun this change starts counts as up once it stayed up ms after
+                  spawning (with readiness: once ready); dying before fails its start and
+                  leaves its dependents down. A longrun's up-settle file wins over it
   -D              down, essential services included    -p   prune: everything else goes the other way
   -a              add every service that is up to the selection
   -b              wait for the locks (LIVE/lock, the database's) instead of failing
@@ -37,7 +40,7 @@ Oneshots run inside t6-svscan (its built-in runner), not as children of t6-rc.
 `;
 
 export async function main(args: string[], io: CommandIo): Promise<number> {
-  const { options, rest } = getopt(args, { flags: 'udDpabnh', withArg: 'lvtc', long: { json: 'flag', help: 'flag', svg: 'flag' } });
+  const { options, rest } = getopt(args, { flags: 'udDpabnh', withArg: 'lvtc', long: { json: 'flag', help: 'flag', svg: 'flag', settle: 'arg' } });
   let compiled: string | undefined;
   let svg = false;
   let json = false;
@@ -50,6 +53,7 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
       case 'l': req.live = value!; break;
       case 'v': req.verbosity = uintOption('v', value); break;
       case 't': req.timeoutMs = uintOption('t', value); break;
+      case 'settle': req.settleMs = uintOption('-settle', value); break;
       case 'u': req.up = true; req.stopEssentials = false; break;
       case 'd': req.up = false; req.stopEssentials = false; break;
       case 'D': req.up = false; req.stopEssentials = true; break;

@@ -239,10 +239,10 @@ function buildDb(
       const producers = producersOf.get(s.name);
       services.push({
         name: s.name, index: i, source: s.source, essential: ess, deps: ds,
-        timeoutUp: s.timeoutUp, timeoutDown: s.timeoutDown, type: 'longrun', readiness: s.notificationFd !== undefined,
+        timeoutUp: s.timeoutUp, timeoutDown: s.timeoutDown, type: 'longrun', readiness: s.notificationFd !== undefined || s.t6Readiness,
         producerFor: c === undefined ? undefined : index.get(c)!,
         consumerFor: producers === undefined ? [] : idx(producers),
-        pipelineName: headOf.get(s),
+        pipelineName: headOf.get(s), upSettle: s.upSettle,
       } satisfies LongrunService);
     }
   }

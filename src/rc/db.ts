@@ -59,7 +59,7 @@ export interface OneshotService extends AtomicBase {
 /** A longrun: supervised by t6-svscan from `servicedirs/NAME`. */
 export interface LongrunService extends AtomicBase {
   type: 'longrun';
-  /** Whether the servicedir has a notification-fd (up means ready, not just spawned). */
+  /** Whether the servicedir has notification-fd, flag-sd-notify or probe/ (up means ready, not just spawned). */
   readiness: boolean;
   /** Pipeline wiring: index of the consumer this one feeds (producer-for), if any. */
   producerFor: number | undefined;
@@ -67,6 +67,12 @@ export interface LongrunService extends AtomicBase {
   consumerFor: number[];
   /** Name of the pipeline bundle this longrun heads, if `pipeline-name` was given. */
   pipelineName: string | undefined;
+  /**
+   * up-settle, ms: it counts as up only once it stayed up this long (or, with readiness, at
+   * readiness), and dying before is a failure. undefined: the change's `--settle`, if any,
+   * else s6-rc's rule (up at `u`, or `U` with readiness).
+   */
+  upSettle: number | undefined;
 }
 
 /** A bundle: a name for a set of atomic services. */
@@ -184,6 +190,7 @@ function decodeDb(stored: StoredDb): CompiledDb {
       services[index] = {
         name: s.name, index, source, essential, deps: s.deps ?? [], timeoutUp: s.timeoutUp ?? 0, timeoutDown: s.timeoutDown ?? 0,
         type: 'longrun', readiness: s.readiness ?? false, producerFor: s.producerFor, consumerFor: s.consumerFor ?? [], pipelineName: s.pipelineName,
+        upSettle: s.upSettle,
       };
     }
   }

@@ -4,7 +4,9 @@
  *
  * - Longruns: up = send `u` and wait for `U` (readiness) or `u`, then remove `down`; on
  *   failure send `d`. Down = send `d`, wait for `D`, then create `down`. Waits subscribe
- *   before sending (s6/client.ts waitFor), so no event is missed.
+ *   before sending (s6/client.ts waitFor), so no event is missed. With a settle time (the
+ *   longrun's up-settle, or --settle for the change), up is settle.ts's rule instead: a
+ *   death before it counts as up fails the start at once, naming what it leaves down.
  * - Oneshots: the argv goes to t6-svscan's built-in runner (`SCANDIR/.s6-svscan/run`;
  *   under another scanner, the s6rc-oneshot-runner service's, foreign.ts),
  *   with t6-svscan's environment (env: null) plus RC_NAME=name, cwd the live directory;
@@ -24,7 +26,8 @@ import { type Live, liveServicedir, writeState } from './live.ts';
 import { type Graph, type Phase, PhaseRun, closure, planChange } from './plan.ts';
 import { type ControlResult, RunnerSession, runOneshot, runnerSocket } from './oneshot.ts';
 import { ClientError, readStatusFile, svcSend, waitFor } from '../s6/client.ts';
-import { type TransitionFailure, describeFailure, failureOfWaitStatus } from './failure.ts';
+import { type TransitionFailure, describeFailure, describeStartFailure, failureOfWaitStatus } from './failure.ts';
+import { startSettled } from './settle.ts';
 import { strerror } from '../sys/errors.ts';
 import { foreignRunnerSocket } from './foreign.ts';
 import type { LocalRunner } from '../supervise/scanner-host.ts';
@@ -130,6 +133,11 @@ export interface ChangeOptions {
   dryRun: boolean;
   /** Global timeout in ms; 0 = none. */
   timeoutMs: number;
+  /**
+   * --settle: the settle time (ms) of every longrun this change starts that has no
+   * `up-settle` of its own (settle.ts); undefined: s6-rc's rule for those.
+   */
+  settleMs?: number;
   verbosity: number;
   /** pid 1's own t6-rc: the scanner's runner in this process, reached without a socket. */
   local?: LocalRunner['request'];
@@ -150,6 +158,8 @@ export class Change {
   #cwd: string;
   /** Every transition goes through one session with t6-svscan's runner, while it serves one. */
   #session: RunnerSession;
+  /** Aborted when the change ends: settle watches still under way (a global timeout) let go. */
+  #ending = new AbortController();
 
   constructor(live: Live, selection: Set<number>, opts: ChangeOptions, say: Say) {
     this.#live = live;
@@ -197,6 +207,7 @@ export class Change {
       return failed ? EXIT.failed : EXIT.ok;
     } finally {
       clearTimeout(timer);
+      this.#ending.abort();
       this.#session.close();
     }
   }
@@ -236,7 +247,7 @@ export class Change {
         }
         for (const [i, failure] of batch) {
           if (failure === undefined) this.#say.info(`${this.#dry()}service ${this.#name(i)} successfully ${phase.up ? 'started' : 'stopped'}`);
-          else this.#say.warn(`${this.#opts.dryRun ? '(dry run) ' : ''}unable to ${phase.up ? 'start' : 'stop'} service ${this.#name(i)}: ${describeFailure(failure)}`);
+          else this.#say.warn(`${this.#opts.dryRun ? '(dry run) ' : ''}unable to ${phase.up ? 'start' : 'stop'} service ${this.#name(i)}: ${phase.up ? describeStartFailure(failure, this.#leftDown(run, i)) : describeFailure(failure)}`);
         }
         pump();
       };
@@ -274,6 +285,11 @@ export class Change {
     } catch (err) {
       this.#say.warn(`transition observer: ${strerror(err)}`);
     }
+  }
+
+  /** After `i` failed to start: the services of this change it leaves down, by name. */
+  #leftDown(run: PhaseRun, i: number): string[] {
+    return run.blockedBy(i).filter((j) => this.#live.state[j] !== true).map((j) => this.#name(j));
   }
 
   #dry(): string {
@@ -323,11 +339,19 @@ export class Change {
     return failureOfWaitStatus(r.wstat, r.timedOut);
   }
 
-  /** A longrun goes up (or down) as `s6-svc -uwU` (or `-dwD`) would, and fails as it would. */
+  /**
+   * A longrun goes up (or down) as `s6-svc -uwU` (or `-dwD`) would, and fails as it would;
+   * with a settle time (its own up-settle, else --settle), up as settle.ts says.
+   */
   async #longrun(s: LongrunService, up: boolean): Promise<TransitionFailure | undefined> {
     const dir = liveServicedir(this.#live.dir, s.name);
-    const failure = await this.#controlAndWait(dir, up, up ? (s.readiness ? 'U' : 'u') : 'D', this.#timeout(up ? s.timeoutUp : s.timeoutDown));
+    const timeoutMs = this.#timeout(up ? s.timeoutUp : s.timeoutDown);
+    const settleMs = up ? s.upSettle ?? this.#opts.settleMs : undefined;
+    const failure = settleMs !== undefined
+      ? await startSettled(dir, { readiness: s.readiness, settleMs, timeoutMs, signal: this.#ending.signal, send: () => this.#controlAndWait(dir, true, undefined, 0) })
+      : await this.#controlAndWait(dir, up, up ? (s.readiness ? 'U' : 'u') : 'D', timeoutMs);
     if (failure !== undefined) {
+      // As s6-rc: a longrun that failed to start is sent down, not left restarting.
       if (up) await svcSend(dir, 'd').catch(() => {});
       return failure;
     }
@@ -341,14 +365,20 @@ export class Change {
   }
 
   /**
-   * Sends `u` or `d` and waits for `goal`: inside t6-svscan (one request on its runner
-   * session) when it can; else as s6-svc -w does, through the service's event FIFOs.
+   * Sends `u` or `d` and waits for `goal` (undefined: sends only): inside t6-svscan (one
+   * request on its runner session) when it can; else as s6-svc (-w) does, through the
+   * service's control FIFO and event FIFOs.
    */
-  async #controlAndWait(dir: string, up: boolean, goal: 'u' | 'U' | 'D', timeoutMs: number): Promise<TransitionFailure | undefined> {
-    let r: ControlResult = await this.#session.control({ svc: up ? 'u' : 'd', dir, wait: goal, timeoutMs });
+  async #controlAndWait(dir: string, up: boolean, goal: 'u' | 'U' | 'D' | undefined, timeoutMs: number): Promise<TransitionFailure | undefined> {
+    const svc = up ? 'u' : 'd';
+    let r: ControlResult = await this.#session.control({ svc, dir, wait: goal, timeoutMs });
     if (r.kind === 'unsupported') {
       try {
-        const w = await waitFor([dir], goal, 'all', timeoutMs, () => svcSend(dir, up ? 'u' : 'd'));
+        if (goal === undefined) {
+          await svcSend(dir, svc);
+          return undefined;
+        }
+        const w = await waitFor([dir], goal, 'all', timeoutMs, () => svcSend(dir, svc));
         r = { kind: 'done', reached: w.reached, failures: w.failures, timedOut: w.timedOut };
       } catch (err) {
         if (err instanceof ClientError && err.code === 'not-supervised') return { kind: 'not-supervised', detail: err.message };
@@ -356,7 +386,9 @@ export class Change {
       }
     }
     switch (r.kind) {
-      case 'done': return r.timedOut ? { kind: 'timed-out' } : r.failures > 0 ? { kind: 'failed' } : undefined;
+      case 'done':
+        if (r.timedOut) return { kind: 'timed-out', ms: timeoutMs, waiting: goal === 'U' ? 'readiness' : goal === 'u' ? 'up' : 'down' };
+        return r.failures > 0 ? { kind: 'failed' } : undefined;
       case 'error':
         if (r.reason === 'not-supervised') return { kind: 'not-supervised', detail: r.message };
         // The runner turned the connection away: its words, not an s6-svc exit code.

@@ -154,6 +154,24 @@ export class PhaseRun {
     this.outcome.set(i, ok ? 'done' : 'failed');
   }
 
+  /**
+   * The services of this phase that wait, directly or through others, on `i` and have not
+   * been attempted: after `i` failed, what it leaves undone (index order).
+   */
+  blockedBy(i: number): number[] {
+    const out = new Set<number>();
+    const stack = [i];
+    while (stack.length > 0) {
+      const j = stack.pop()!;
+      for (const [k, waits] of this.#waitsOn) {
+        if (out.has(k) || !waits.includes(j) || this.outcome.get(k) !== 'pending') continue;
+        out.add(k);
+        stack.push(k);
+      }
+    }
+    return [...out].sort((a, b) => a - b);
+  }
+
   /** Is anything still running? */
   get busy(): boolean {
     for (const o of this.outcome.values()) if (o === 'running') return true;

@@ -91,6 +91,8 @@ export interface ChangeRequest {
   block: boolean;
   dryRun: boolean;
   timeoutMs: number;
+  /** --settle: the settle time of every longrun started without an up-settle of its own (engine.ts). */
+  settleMs?: number;
   verbosity: number;
   /** pid 1's own t6-rc: the scanner's runner in this process (no socket). */
   local?: LocalRunner['request'];

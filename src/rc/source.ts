@@ -15,6 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { RESERVED_PREFIXES } from './db.ts';
 import { type FileData, type NameRef, type Report, readFile, readList, readScript, readText, readUint, uintOf } from './definition-files.ts';
+import { PROBE_DIR, POLICY_FILES, T6_LONGRUN_ONLY, checkPolicyFiles, checkProbeDir } from './policy-files.ts';
 import { parseSignal } from '../s6/signals.ts';
 import { strerror } from '../sys/errors.ts';
 
@@ -29,15 +30,17 @@ export interface Problem {
 export type { FileData, NameRef } from './definition-files.ts';
 
 /**
- * The files of a longrun's source that become its compiled servicedir, copied as they are.
+ * The files of a longrun's source that become its compiled servicedir, copied as they are
+ * (numbers rewritten as `N\n`): s6's, then t6's additions (policy-files.ts).
  * `nosetsid` is not one: s6 ignores it since 2.10 and s6-rc-compile does not copy it.
  */
 export const SERVICEDIR_FILES = [
   'run', 'finish', 'notification-fd', 'lock-fd', 'timeout-kill', 'timeout-finish',
   'max-death-tally', 'down-signal', 'reload-signal', 'flag-newpidns', 'flag-timeout-killpg',
+  ...POLICY_FILES,
 ] as const;
-/** Directories of a longrun's source copied recursively into its servicedir. */
-export const SERVICEDIR_DIRS = ['env', 'data', 'template'] as const;
+/** Directories of a longrun's source copied recursively into its servicedir (probe/ is t6's). */
+export const SERVICEDIR_DIRS = ['env', 'data', 'template', PROBE_DIR] as const;
 
 const COPIED: readonly string[] = [...SERVICEDIR_FILES, ...SERVICEDIR_DIRS];
 const LONGRUN_ONLY = ['run', 'finish', 'producer-for', 'consumer-for', 'pipeline-name', 'notification-fd'] as const;
@@ -75,6 +78,10 @@ export interface SourceService {
   fileData: Map<string, FileData>;
   notificationFd: number | undefined;
   lockFd: number | undefined;
+  /** t6-rc's settle time (up-settle), ms; undefined without the file. */
+  upSettle: number | undefined;
+  /** Readiness other than notification-fd: flag-sd-notify or probe/. */
+  t6Readiness: boolean;
   producerFor: NameRef | undefined;
   consumerFor: NameRef[];
   pipelineName: NameRef | undefined;
@@ -149,7 +156,7 @@ export function readService(src: string, name: string, dir: string, set: SourceS
   const svc: SourceService = {
     name, source: src, dir, type: undefined, essential: false, dependencies: [], contents: [],
     timeoutUp: 0, timeoutDown: 0, up: [], down: [], files: [], fileData: new Map(), notificationFd: undefined,
-    lockFd: undefined, producerFor: undefined, consumerFor: [], pipelineName: undefined,
+    lockFd: undefined, upSettle: undefined, t6Readiness: false, producerFor: undefined, consumerFor: [], pipelineName: undefined,
   };
   const problem: Report = (file, message) => { set.problems.push({ file: `${dir}/${file}`, message }); };
   const warn: Report = (file, message) => { set.warnings.push({ file: `${dir}/${file}`, message }); };
@@ -171,6 +178,7 @@ export function readService(src: string, name: string, dir: string, set: SourceS
     svc.contents = readList(dir, 'contents', present, problem, warn) ?? [];
     if (!present.has('contents') && !present.has('contents.d')) problem('contents', 'missing: a bundle needs contents.d/ or a contents file');
     eachPresent(NOT_FOR_BUNDLES, present, (f) => warn(f, `ignored: a bundle has no ${f}`));
+    eachPresent(T6_LONGRUN_ONLY, present, (f) => problem(f, `${f} is for longruns; this service is a bundle`));
     return svc;
   }
 
@@ -184,6 +192,8 @@ export function readService(src: string, name: string, dir: string, set: SourceS
     else svc.up = readScript(dir, 'up', problem) ?? [];
     if (present.has('down')) svc.down = readScript(dir, 'down', problem) ?? [];
     eachPresent(LONGRUN_ONLY, present, (f) => note(f, `ignored: ${f} is for longruns; this service is a oneshot`));
+    // t6's own files have no s6-rc source to stay compatible with: a mistake, said as one.
+    eachPresent(T6_LONGRUN_ONLY, present, (f) => problem(f, `${f} is for longruns; this service is a oneshot`));
     return svc;
   }
   readLongrun(svc, present, set, problem, warn, note);
@@ -228,6 +238,9 @@ function readLongrun(svc: SourceService, present: Set<string>, set: SourceSet, p
   const finish = svc.fileData.get('finish');
   if (finish !== undefined) checkExecutable(finish, 'finish', problem, note);
   checkServicedirSettings(svc, problem, warn);
+  const policy = checkPolicyFiles(svc.fileData, problem);
+  svc.upSettle = policy.upSettle;
+  svc.t6Readiness = policy.sdNotify;
   for (let i = 0; i < SERVICEDIR_DIRS.length; i++) {
     const d = SERVICEDIR_DIRS[i]!;
     if (!present.has(d)) continue;
@@ -240,6 +253,10 @@ function readLongrun(svc: SourceService, present: Set<string>, set: SourceSet, p
     }
     if (!st.isDirectory()) { problem(d, 'is not a directory'); continue; }
     if (d === 'env') checkEnvDir(`${dir}/${d}`, set);
+    if (d === PROBE_DIR) {
+      checkProbeDir(dir, problem);
+      svc.t6Readiness = true;
+    }
   }
   eachPresent(COPIED, present, (f) => { svc.files.push(f); });
   if (present.has('log')) warn('log', 'ignored: s6-rc services log through pipelines (producer-for / consumer-for), not log/');

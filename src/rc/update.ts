@@ -23,6 +23,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { type Db, type Service, atomicsOf } from './db.ts';
 import { reverseDeps } from './plan.ts';
+import { SERVICEDIR_DIRS, SERVICEDIR_FILES } from './source.ts';
 import { type Live, LiveError, foreignToolsFor, unlinkIfExists, linkIntoScandir, liveServicedir, openLive, startInternal, writeState, writePipelineLink } from './live.ts';
 import { type ForeignTools, isForeignLive, prepareInternalUpdate, rewrapCarried, wrapIfPipelined } from './foreign.ts';
 import { type Move, SwitchError, moveAndSwitch, removeOldLiveDirs, replaceLink } from './livedirs.ts';
@@ -243,7 +244,7 @@ function buildLive(real: string, old: Live, oldReal: string, next: Db, plan: Upd
       // Where it runs: in the old live dir, or (left by an older t6) behind a link from it.
       const from = old.db.services[oi]!.name;
       const running = fs.realpathSync(path.join(oldReal, 'servicedirs', from));
-      fs.cpSync(src, running, { recursive: true, force: true });
+      copyOnline(src, running);
       if (foreign !== undefined) rewrapCarried(running, next, s, foreign);
       else writePipelineLink(running, next, s, old.prefix);
       moves.push({ from: running, to: dst });
@@ -264,6 +265,36 @@ function buildLive(real: string, old: Live, oldReal: string, next: Db, plan: Upd
     carried.set(name, name);
   }
   return { moves, fresh: [...internal.fresh, ...fresh], carried, startInternal: internal.fresh };
+}
+
+/** Every file and directory of a servicedir that t6-rc-compile writes, `run` aside (always there). */
+const COMPILED_ENTRIES: readonly string[] = [...SERVICEDIR_FILES, ...SERVICEDIR_DIRS].filter((n) => n !== 'run');
+
+/**
+ * Gives a running servicedir the compiled one's files, as s6-rc-update's copy does
+ * (s6rc_servicedir_copy_online): each compiled file or directory is replaced whole, and one
+ * the new database no longer has is removed — a probe/ of another kind, a variable gone
+ * from env/, or a dropped setting (notification-fd, flag-sd-notify, up-settle…) must not
+ * linger where the supervisor reads it. The new entries are copied beside the old ones
+ * first, then each is renamed into place: a file is replaced atomically, a directory with
+ * only the removal of the old one between (the supervisor reads them when run starts).
+ */
+function copyOnline(src: string, running: string): void {
+  const staged = fs.mkdtempSync(path.join(running, '.t6-rc-update:'));
+  try {
+    fs.cpSync(src, staged, { recursive: true });
+    const fresh = new Set(fs.readdirSync(staged));
+    for (const name of fresh) {
+      const to = path.join(running, name);
+      // rename(2) replaces a file, not a directory: a directory on either side goes first.
+      const dirThere = fs.lstatSync(to, { throwIfNoEntry: false })?.isDirectory() === true;
+      if (dirThere || fs.lstatSync(path.join(staged, name)).isDirectory()) fs.rmSync(to, { recursive: true, force: true });
+      fs.renameSync(path.join(staged, name), to);
+    }
+    for (const name of COMPILED_ENTRIES) if (!fresh.has(name)) fs.rmSync(path.join(running, name), { recursive: true, force: true });
+  } finally {
+    fs.rmSync(staged, { recursive: true, force: true });
+  }
 }
 
 /** Subscribes now to each dir's `x` event; `promise` resolves when all came or after `ms`. */

@@ -30,9 +30,10 @@ interface Booted {
 }
 
 /** Makes a tree with the maker and boots it as pid 1 of a new pid + mount namespace. */
-function boot(opts: { makerArgs?: string[]; rcInit?: string; fd3?: boolean } = {}): Booted {
+function boot(opts: { makerArgs?: string[]; rcInit?: string; fd3?: boolean; source?: (dir: string) => void } = {}): Booted {
   const base = tmpdir('t6-linux-init-');
   writeArticleSource(path.join(base, 'source'));
+  opts.source?.(path.join(base, 'source'));
   const c = spawnSync(path.join(BIN, 't6-rc-compile'), [path.join(base, 'compiled'), path.join(base, 'source')], { encoding: 'utf8' });
   assert.equal(c.status, 0, `t6-rc-compile: ${c.stderr}`);
   const basedir = path.join(base, 'current');
@@ -219,6 +220,37 @@ test('t6-linux-init -C -r: the service manager inside pid 1 gives the same lines
     const end = await b.exited;
     assertInOrder(b.out.text, DOWN_LINES);
     assert.equal(end.code, 0, b.out.text);
+  } finally {
+    b.kill();
+  }
+});
+
+test('t6-linux-init -C -r: at boot, a longrun with up-settle that dies leaves its dependent down and pid 1 says why; one that stays up starts its own', { timeout: 180_000 }, async () => {
+  const b = boot({
+    makerArgs: ['-r'],
+    source: (src) => {
+      const put = (file: string, text: string, mode = 0o644): void => {
+        fs.mkdirSync(path.dirname(path.join(src, file)), { recursive: true });
+        fs.writeFileSync(path.join(src, file), text, { mode });
+      };
+      put('app/type', 'longrun\n');
+      put('app/run', sh('exec /nonexistent-binary'), 0o755);
+      put('app/up-settle', '5000\n');
+      put('dep/type', 'oneshot\n');
+      put('dep/up', 'echo "dep is up"\n');
+      put('dep/dependencies', 'app\n');
+      put('demo-longrun-1/up-settle', '200\n');
+      put('default/contents', 'demo-longrun-1\ndep\n');
+    },
+  });
+  try {
+    await b.out.waitFor(/t6-rc: warning: unable to start service app: died \d+ ms after starting \(exit code 127\) - not starting: dep\n/, 90_000);
+    await b.out.waitFor(/t6-rc: info: service demo-longrun-1 successfully started/, 90_000);
+    assertInOrder(b.out.text, UP_LINES);
+    const r = spawnSync(path.join(BIN, 't6-shutdown'), ['--fifo', b.run('service/s6-linux-init-shutdownd/fifo'), '-h', 'now'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    await b.exited;
+    assert.doesNotMatch(b.out.text, /dep is up/);
   } finally {
     b.kill();
   }

@@ -285,3 +285,43 @@ test('what an older t6-rc-update left (live directories reduced to servicedirs, 
   assert.match(exec(path.join(BIN, 't6-svstat'), [sd]).stdout, /^down /);
   assert.equal(tree.output.text, '');
 });
+
+test("a carried-over servicedir gets the new database's files as s6-rc-update gives them: each replaced whole, the dropped ones removed, the process kept", async () => {
+  const base = tmpdir('t6-rcu-');
+  const scandir = path.join(base, 'service');
+  const live = path.join(base, 'live');
+  fs.mkdirSync(scandir);
+  const source = (dir: string, files: Record<string, string>): string => {
+    for (const [f, text] of Object.entries({ type: 'longrun\n', run: sh('exec sleep 3600'), ...files })) {
+      fs.mkdirSync(path.dirname(path.join(dir, 'keep', f)), { recursive: true });
+      fs.writeFileSync(path.join(dir, 'keep', f), text, { mode: f === 'run' ? 0o755 : 0o644 });
+    }
+    return dir;
+  };
+  const compile = (name: string, files: Record<string, string>): string => {
+    const c = run('t6-rc-compile', [path.join(base, name), source(path.join(base, `${name}-src`), files)]);
+    assert.equal(c.status, 0, c.stderr);
+    return path.join(base, name);
+  };
+  const db1 = compile('db1', { 'env/A': 'one\n', 'env/B': 'two\n', 'backoff-initial': '100\n', 'up-settle': '50\n', 'timeout-kill': '1000\n' });
+  const db2 = compile('db2', { 'env/A': 'uno\n', 'backoff-factor': '2\n', 'timeout-kill': '2000\n' });
+  const tree = await Tree.start(scandir);
+  cleanups.push(async () => { await tree.stop(); fs.rmSync(base, { recursive: true, force: true }); });
+  assert.equal(run('t6-rc-init', ['-c', db1, '-l', live, scandir]).status, 0);
+  assert.equal(run('t6-rc', ['-l', live, 'change', 'keep']).status, 0);
+  const sd = path.join(scandir, 'keep');
+  const pid = readStatus(sd)!.pid;
+  assert.ok(pid > 0);
+  assert.deepEqual(fs.readdirSync(path.join(sd, 'env')).sort(), ['A', 'B']);
+
+  const u = run('t6-rc-update', ['-l', live, db2]);
+  assert.equal(u.status, 0, u.stderr);
+  assert.equal(readStatus(sd)!.pid, pid, 'carried over: the same process');
+  assert.deepEqual(fs.readdirSync(path.join(sd, 'env')), ['A'], 'env/ replaced whole: B is gone');
+  assert.equal(fs.readFileSync(path.join(sd, 'env/A'), 'utf8'), 'uno\n');
+  assert.equal(fs.readFileSync(path.join(sd, 'backoff-factor'), 'utf8'), '2\n');
+  assert.equal(fs.readFileSync(path.join(sd, 'timeout-kill'), 'utf8'), '2000\n');
+  for (const dropped of ['backoff-initial', 'up-settle']) assert.equal(fs.existsSync(path.join(sd, dropped)), false, `${dropped} removed`);
+  assert.ok(fs.existsSync(path.join(sd, 'supervise')) && fs.existsSync(path.join(sd, 'event')), "the supervisor's files are left alone");
+  assert.deepEqual(fs.readdirSync(sd).filter((n) => n.startsWith('.')), [], 'nothing staged is left behind');
+});

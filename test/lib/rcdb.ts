@@ -10,7 +10,7 @@ import { makeService } from './harness.ts';
 /** One service of a test database. */
 export type TestService =
   | { name: string; type: 'oneshot'; up?: string[]; down?: string[]; deps?: string[]; essential?: boolean; timeoutUp?: number; timeoutDown?: number }
-  | { name: string; type: 'longrun'; run: string; finish?: string; notificationFd?: number; deps?: string[]; essential?: boolean; timeoutUp?: number; timeoutDown?: number }
+  | { name: string; type: 'longrun'; run: string; finish?: string; notificationFd?: number; deps?: string[]; essential?: boolean; timeoutUp?: number; timeoutDown?: number; upSettle?: number }
   | { name: string; type: 'bundle'; contents: string[]; essential?: boolean };
 
 /** Writes the database into `dir` (created) and returns it. Bundles may not nest. */
@@ -37,7 +37,7 @@ export function writeDb(dir: string, services: TestService[]): string {
       ...(s.finish === undefined ? {} : { finish: s.finish }),
       files: s.notificationFd === undefined ? {} : { 'notification-fd': `${s.notificationFd}\n` },
     });
-    return { ...atomic, type: 'longrun', readiness: s.notificationFd !== undefined, producerFor: undefined, consumerFor: [], pipelineName: undefined };
+    return { ...atomic, type: 'longrun', readiness: s.notificationFd !== undefined, producerFor: undefined, consumerFor: [], pipelineName: undefined, upSettle: s.upSettle };
   });
   const db: CompiledDb = { version: DB_VERSION, longruns: longruns.length, oneshots: oneshots.length, services: out };
   fs.writeFileSync(path.join(dir, 'db.json'), JSON.stringify(db, null, 1));

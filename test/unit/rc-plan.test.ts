@@ -78,3 +78,19 @@ test('a 10-deep chain runs one at a time, in order', () => {
   const off = Array(10).fill(false);
   assert.deepEqual(simulate(g, planChange(g, [9], off, { up: true, prune: false }), off, false).map((w) => w.wave), [[0], [1], [2], [3], [4], [5], [6], [7], [8], [9]]);
 });
+
+test('blockedBy: after a failure, the services of the phase that wait on it, directly or not, and were not attempted', () => {
+  const run = new PhaseRun(diamond, planChange(diamond, [3, 5], none, { up: true, prune: false })[0]!, none, false);
+  assert.deepEqual(run.next(), [0, 4]);
+  run.finish(0, false);
+  assert.deepEqual(run.blockedBy(0), [1, 2, 3]);
+  assert.deepEqual(run.blockedBy(4), [5], 'running 4 holds up 5');
+  run.finish(4, true);
+  assert.deepEqual(run.next(), [5]);
+  assert.deepEqual(run.blockedBy(4), [], 'what already started is not left undone');
+  // Outside the phase's set: not this change's to start.
+  const small = new PhaseRun(diamond, planChange(diamond, [1], none, { up: true, prune: false })[0]!, none, false);
+  small.next();
+  small.finish(0, false);
+  assert.deepEqual(small.blockedBy(0), [1]);
+});
