@@ -97,7 +97,8 @@ export class Prober {
     }
     if (target.kind === 'check') {
       const dir = path.resolve(serviceDir);
-      this.#check = { path: path.join(dir, 'probe', 'check'), argv: ['./probe/check'], cwd: dir, fds: new Map([[0, 'null']]) };
+      // Relative to the new cwd, as s6 runs ./run: the script's $0 is then ./probe/check too.
+      this.#check = { path: './probe/check', argv: ['./probe/check'], cwd: dir, fds: new Map([[0, 'null']]) };
     }
     this.#next = deps.setTimer(spec.startDelayMs, this.#run);
   }
@@ -245,10 +246,10 @@ export class Prober {
     const s = this.#spec;
     if (this.#phase === 'readiness' && s.attempts > 0 && this.#failures >= s.attempts) {
       this.#phase = 'ended';
-      this.#events.onGaveUp(`readiness probe ${s.target.name} failed ${this.#failures} attempts: ${error}`);
+      this.#events.onGaveUp(`readiness probe ${s.target.name} failed ${plural(this.#failures, 'attempt')}: ${error}`);
     } else if (this.#phase === 'liveness' && this.#failures >= s.liveness!) {
       this.#phase = 'ended';
-      this.#events.onUnhealthy(`liveness probe ${s.target.name} failed ${this.#failures} times: ${error}`);
+      this.#events.onUnhealthy(`liveness probe ${s.target.name} failed ${plural(this.#failures, 'time')}: ${error}`);
     } else {
       this.#schedule();
     }
@@ -272,4 +273,9 @@ function errorText(err: Error): string {
 function waitText(wstat: number): string {
   const sig = wstat & 0x7f;
   return sig === 0 ? `exit ${(wstat >> 8) & 0xff}` : `killed by ${signalName(sig)}`;
+}
+
+/** `1 attempt`, `3 attempts`. */
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
