@@ -59,6 +59,17 @@ export function readUintSetting(dir: string, name: string): Setting<number> {
   return { value: Number(line.value) };
 }
 
+/** A non-negative decimal setting such as t6's `backoff-factor` (`2`, `1.5`). */
+export function readDecimalSetting(dir: string, name: string): Setting<number> {
+  const file = path.join(dir, name);
+  const line = readFirstLine(file, 24);
+  if (line.value === undefined) return { value: undefined, ...(line.problem === undefined ? {} : { problem: line.problem }) };
+  if (!/^\d{1,9}(\.\d{1,9})?$/.test(line.value)) {
+    return { value: undefined, problem: `invalid ${file}: ${JSON.stringify(line.value.slice(0, 40))} is not a decimal number` };
+  }
+  return { value: Number(line.value) };
+}
+
 /** A signal setting such as `down-signal` (name with or without SIG, or a number). */
 export function readSignalSetting(dir: string, name: string): Setting<number> {
   const file = path.join(dir, name);

@@ -11,15 +11,19 @@ import { type SuperviseCommand } from '../s6/control.ts';
 /** The five states of s6-supervise. */
 export type SupervisorState = 'down' | 'up' | 'finish' | 'lastup' | 'lastfinish';
 
-/** Inputs besides control bytes: the timer, a child's death, and the scanner's requests (s6's signals to s6-supervise). */
-export type SupervisorInput = SuperviseCommand | 'timeout' | 'death' | 'term' | 'hup' | 'quit';
+/**
+ * Inputs besides control bytes: the timer, a child's death, and the scanner's requests (s6's
+ * signals to s6-supervise); and t6's own, `unhealthy` (a missed watchdog, a failing probe: health.ts).
+ */
+export type SupervisorInput = SuperviseCommand | 'timeout' | 'death' | 'term' | 'hup' | 'quit' | 'unhealthy';
 
 /** The actions, by name, so the table can be read and tested against the spec. */
 export type ActionName =
   | 'nop' | 'sig' | 'pause' | 'cont' | 'restart' | 'reload' | 'pgStop' | 'pgCont' | 'pgKill'
   | 'wantdown' | 'wantdownStart' | 'wantup' | 'wantupStart' | 'wantDOWN' | 'wantDOWNstop' | 'wantUP' | 'wantUPstart'
   | 'stop' | 'lastupStop' | 'lastupClose' | 'lastfinishClose' | 'close' | 'bail'
-  | 'timeoutDown' | 'timeoutUp' | 'timeoutFinish' | 'deathUp' | 'deathLastup' | 'deathFinish' | 'deathLastfinish';
+  | 'timeoutDown' | 'timeoutUp' | 'timeoutFinish' | 'deathUp' | 'deathLastup' | 'deathFinish' | 'deathLastfinish'
+  | 'unhealthyStop';
 
 type Row = Record<SupervisorInput, ActionName>;
 
@@ -34,26 +38,26 @@ export const ACTIONS = {
   down: {
     ...noSignals, ...noProcessControl,
     o: 'wantdownStart', d: 'wantdown', u: 'wantupStart', D: 'wantDOWN', U: 'wantUPstart', x: 'bail', O: 'wantdown', Q: 'wantDOWN',
-    timeout: 'timeoutDown', death: 'nop', term: 'bail', hup: 'bail', quit: 'bail',
+    timeout: 'timeoutDown', death: 'nop', term: 'bail', hup: 'bail', quit: 'bail', unhealthy: 'nop',
   },
   up: {
     ...signals, ...processControl,
     o: 'wantdown', d: 'stop', u: 'wantup', D: 'wantDOWNstop', U: 'wantUP', x: 'lastupClose', O: 'wantdown', Q: 'wantDOWN',
-    timeout: 'timeoutUp', death: 'deathUp', term: 'lastupStop', hup: 'lastupClose', quit: 'bail',
+    timeout: 'timeoutUp', death: 'deathUp', term: 'lastupStop', hup: 'lastupClose', quit: 'bail', unhealthy: 'unhealthyStop',
   },
   finish: {
     ...noSignals, ...noProcessControl,
     o: 'wantdown', d: 'wantdown', u: 'wantup', D: 'wantDOWN', U: 'wantUP', x: 'lastfinishClose', O: 'wantdown', Q: 'wantDOWN',
-    timeout: 'timeoutFinish', death: 'deathFinish', term: 'lastfinishClose', hup: 'lastfinishClose', quit: 'bail',
+    timeout: 'timeoutFinish', death: 'deathFinish', term: 'lastfinishClose', hup: 'lastfinishClose', quit: 'bail', unhealthy: 'nop',
   },
   lastup: {
     ...signals, ...processControl,
     o: 'wantdown', d: 'stop', u: 'wantup', D: 'wantDOWNstop', U: 'wantUP', x: 'close', O: 'wantdown', Q: 'wantDOWN',
-    timeout: 'timeoutUp', death: 'deathLastup', term: 'stop', hup: 'close', quit: 'bail',
+    timeout: 'timeoutUp', death: 'deathLastup', term: 'stop', hup: 'close', quit: 'bail', unhealthy: 'nop',
   },
   lastfinish: {
     ...noSignals, ...noProcessControl,
     o: 'wantdown', d: 'wantdown', u: 'wantup', D: 'wantDOWN', U: 'wantUP', x: 'close', O: 'wantdown', Q: 'wantDOWN',
-    timeout: 'timeoutFinish', death: 'deathLastfinish', term: 'nop', hup: 'close', quit: 'bail',
+    timeout: 'timeoutFinish', death: 'deathLastfinish', term: 'nop', hup: 'close', quit: 'bail', unhealthy: 'nop',
   },
 } as const satisfies Record<SupervisorState, Row>;

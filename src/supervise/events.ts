@@ -34,8 +34,12 @@ export type EventKind =
   | 'restart-scheduled'
   /** The restart waits (delayMs) because `run` died too soon after it started (s6's one-second rule). */
   | 'throttled'
-  /** The service will not be restarted: finish exited 125 (s6's permanent failure, `O`). */
+  /** The service will not be restarted: finish exited 125 (s6's permanent failure, `O`), or the restart policy gave up (reason). */
   | 'given-up'
+  /** t6 found the service unhealthy (a missed watchdog, a failing probe: reason) and restarts it. */
+  | 'unhealthy'
+  /** The service said a STATUS= text over sd_notify (text). */
+  | 'status-text'
   /** The supervisor ended (`x`). */
   | 'supervisor-exited'
   /** A logger cannot take more input (a full disk, a slow script): its service's writes wait. */
@@ -54,7 +58,7 @@ export type EventKind =
 /** Every EventKind, for validation. */
 export const EVENT_KINDS: readonly EventKind[] = [
   'supervised', 'up', 'ready', 'down', 'finish-started', 'finish-ended', 'restart-scheduled', 'throttled',
-  'given-up', 'supervisor-exited', 'logger-blocked', 'logger-resumed', 'rc', 'shutdown', 'scanner', 'lost',
+  'given-up', 'unhealthy', 'status-text', 'supervisor-exited', 'logger-blocked', 'logger-resumed', 'rc', 'shutdown', 'scanner', 'lost',
 ];
 
 /** Fields a record may carry besides its number and stamps. */
@@ -72,8 +76,10 @@ export interface EventFields {
   action?: 'start' | 'stop';
   /** rc: requested, done or failed; shutdown: the stage's name; scanner: started, re-executed. */
   phase?: string;
-  /** Why (an rc failure, a re-exec). */
+  /** Why (an rc failure, a re-exec, a give-up, an unhealthy service). */
   reason?: string;
+  /** status-text: what the service said. */
+  text?: string;
   /** lost: how many records were not delivered. */
   lost?: number;
   /** logger-blocked, logger-resumed: how long the logger has been blocked. */

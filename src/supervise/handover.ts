@@ -13,6 +13,9 @@ import type { EventLogSnapshot } from './events.ts';
 import fs from 'node:fs';
 import { memfdCreate, setCloexec } from '../sys/fd.ts';
 import type { SupervisorState } from './actions.ts';
+import type { HealthRecord } from './health.ts';
+import type { NotifyHandOver } from './notify-hub.ts';
+import type { RestartPolicySnapshot } from './restart-policy.ts';
 import type { SupervisorStatus } from '../s6/status.ts';
 import { tainFormat, tainParse, type Tain } from '../s6/tai.ts';
 
@@ -63,6 +66,10 @@ export interface SupervisorSnapshot {
   readinessFd?: number;
   /** Absent: supervise/ was not set up (degraded mode); the next image sets it up afresh. */
   held?: HeldFds;
+  /** t6's health record (health.ts), when it says anything. */
+  health?: HealthRecord;
+  /** The restart policy's count (restart-policy.ts), when it has one. */
+  policy?: RestartPolicySnapshot;
 }
 
 /** One supervisor place of an entry. */
@@ -109,6 +116,8 @@ export interface ScannerSnapshot {
   signals: string[];
   /** The event log's numbering and ring (events.ts); absent from an older image. */
   events?: EventLogSnapshot;
+  /** The sd_notify socket (notify-hub.ts), still bound; absent: none was. */
+  notify?: NotifyHandOver;
 }
 
 /** The document. */
@@ -132,6 +141,7 @@ export function handoverFds(s: ScannerSnapshot): number[] {
   if (s.controlFd !== undefined) fds.push(s.controlFd);
   for (const p of s.pipelines) fds.push(p.read, ...(p.write === undefined ? [] : [p.write]));
   if (s.catchAll !== undefined) fds.push(...s.catchAll.pipe);
+  if (s.notify !== undefined) fds.push(s.notify.fd);
   for (const e of s.entries) {
     if (e.pipe !== undefined) fds.push(e.pipe[0], ...(e.writeClosed ? [] : [e.pipe[1]]));
     for (const slot of [e.main, e.log]) {

@@ -11,7 +11,7 @@
  * next try. It never throws.
  */
 import path from 'node:path';
-import { type FdSource, type SpawnOptions } from '../sys/spawn.ts';
+import { type FdSource, type SpawnOptions, currentEnv } from '../sys/spawn.ts';
 import { decodeWaitStatus } from '../sys/wait.ts';
 import { type ReadinessPipe, type ServiceLock, type SupervisorFiles } from './servicefiles.ts';
 import { strerror } from '../sys/errors.ts';
@@ -45,6 +45,8 @@ export interface LauncherOptions {
   report: (level: 'warning', message: string) => void;
   /** An unsigned settings file, the fallback when absent or invalid (invalid is warned about). */
   uintSetting: (file: string, fallback: number) => number;
+  /** Variables `run` gets besides t6-svscan's environment (NOTIFY_SOCKET…: health.ts); none for s6's services. */
+  env?: () => string[];
 }
 
 const SPAWN_RETRY_MS = 10_000;
@@ -106,7 +108,10 @@ export class Launcher {
         }
         fds.set(lockFd, serviceLock.fd);
       }
-      const spawnOpts: SpawnOptions = { path: runPath, argv: ['./run', name], cwd: dir, fds, ...(newPidNamespace ? { newPidNamespace } : {}) };
+      const extra = this.#opts.env?.() ?? [];
+      const spawnOpts: SpawnOptions = {
+        path: runPath, argv: ['./run', name], cwd: dir, fds, ...(newPidNamespace ? { newPidNamespace } : {}), ...(extra.length > 0 ? { env: withEnv(extra) } : {}),
+      };
       pid = this.#opts.spawn(spawnOpts, (wstat) => onExit(pid, wstat));
     } catch (err) {
       readiness?.close();
@@ -145,4 +150,10 @@ export class Launcher {
     if (this.#stdio.stderr !== undefined) fds.set(2, this.#stdio.stderr);
     return fds;
   }
+}
+
+/** t6-svscan's environment with `extra` (`NAME=value`) replacing or adding those names. */
+function withEnv(extra: readonly string[]): string[] {
+  const names = new Set(extra.map((kv) => kv.slice(0, kv.indexOf('=') + 1)));
+  return [...currentEnv().filter((kv) => !names.has(kv.slice(0, kv.indexOf('=') + 1))), ...extra];
 }

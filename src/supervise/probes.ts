@@ -86,8 +86,10 @@ export class Prober {
   /** Bound once: a new closure per attempt is what this module avoids. */
   readonly #run = (): void => this.#begin();
 
-  constructor(spec: ProbeSpec, serviceDir: string, deps: ProberDeps, events: ProberEvents) {
+  /** `alreadyReady`: the service is ready (a re-exec's next image): liveness from the start, or nothing without it. */
+  constructor(spec: ProbeSpec, serviceDir: string, deps: ProberDeps, events: ProberEvents, alreadyReady = false) {
     this.#spec = spec;
+    if (alreadyReady) this.#phase = spec.liveness === undefined ? 'ended' : 'liveness';
     this.#deps = deps;
     this.#events = events;
     const target = spec.target;
@@ -100,7 +102,7 @@ export class Prober {
       // Relative to the new cwd, as s6 runs ./run: the script's $0 is then ./probe/check too.
       this.#check = { path: './probe/check', argv: ['./probe/check'], cwd: dir, fds: new Map([[0, 'null']]) };
     }
-    this.#next = deps.setTimer(spec.startDelayMs, this.#run);
+    if (this.#phase !== 'ended') this.#next = deps.setTimer(alreadyReady ? spec.intervalMs : spec.startDelayMs, this.#run);
   }
 
   /** Where the Prober is. */

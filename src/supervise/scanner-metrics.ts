@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import type { EventLog } from './events.ts';
 import type { LoggerMetrics } from './logging.ts';
+import type { NotifyCounters } from './notify-hub.ts';
 
 /** The scanner's metrics, as the runner sends them (JSON). */
 export interface ScannerMetrics {
@@ -22,11 +23,13 @@ export interface ScannerMetrics {
   };
   supervisors: number;
   events: { published: number; subscribers: number } | null;
+  /** sd_notify datagrams: received, refused (from no service's tree), malformed (notify-hub.ts). */
+  notify: NotifyCounters;
   loggers: LoggerMetrics[];
 }
 
 /** Collects the metrics now. */
-export function scannerMetrics(loggers: LoggerMetrics[], events: EventLog | undefined, supervisors: number): ScannerMetrics {
+export function scannerMetrics(loggers: LoggerMetrics[], events: EventLog | undefined, supervisors: number, notify: NotifyCounters): ScannerMetrics {
   const mem = process.memoryUsage();
   let fds = -1;
   try { fds = fs.readdirSync('/proc/self/fd').length - 1; } catch { /* no /proc */ }
@@ -37,6 +40,7 @@ export function scannerMetrics(loggers: LoggerMetrics[], events: EventLog | unde
       uptimeSeconds: process.uptime(),
     },
     supervisors,
+    notify: { ...notify },
     events: events === undefined ? null : { published: events.nextSeq - 1, subscribers: events.subscribers },
     loggers,
   };

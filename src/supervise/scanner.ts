@@ -35,6 +35,7 @@ import { followMoves } from './follow.ts';
 import type { ScannerOptions } from './scanner-options.ts';
 import { ServiceEvents } from './service-events.ts';
 import { scannerMetrics } from './scanner-metrics.ts';
+import { SocketNotifyHub, notifyAddress, type NotifyHandOver } from './notify-hub.ts';
 
 export { DIVERTIBLE_SIGNALS, SCANNER_SIGNALS, ScannerSetupError, type ScannerSignal } from './scandir-control.ts';
 export type { ScannerExit } from './ending.ts';
@@ -68,7 +69,9 @@ export class Scanner {
   /** Signals that came while handing over (re-exec), for the next image; undefined otherwise. */
   #deferredSignals: ScannerSignal[] | undefined;
 
-  private constructor(opts: ScannerOptions) {
+  /** sd_notify for the services with flag-sd-notify (bound on first use). */
+  readonly #notifyHub: SocketNotifyHub;
+  private constructor(opts: ScannerOptions, notify?: NotifyHandOver) {
     this.#opts = opts;
     this.scandir = path.resolve(opts.scandir);
     this.#maxServices = opts.maxServices ?? DEFAULT_MAX_SERVICES;
@@ -81,12 +84,13 @@ export class Scanner {
     const guardedTimer = (what: string) => (ms: number, fn: () => void): TimerHandle => host.setTimer(ms, () => this.#guard(what, fn));
     this.#waiters = new Waiters(guardedTimer('control wait'));
     const records = opts.events === undefined ? undefined : new ServiceEvents(opts.events);
+    this.#notifyHub = new SocketNotifyHub({ address: notifyAddress(this.scandir), report, monotonicMs: host.monotonicMs }, notify);
     this.#supervisorHost = {
       spawn: host.spawn, kill: reportingKill(host, report), watch: host.watch,
       monotonicMs: host.monotonicMs, now: host.now,
       setTimer: guardedTimer('timer'),
       report,
-      files: host.supervisorFiles,
+      files: host.supervisorFiles, notifyHub: this.#notifyHub,
       exited: (sup) => this.#supervisorExited(sup),
       event: (sup, event, detail) => {
         records?.supervisor(sup, event, detail);
@@ -145,14 +149,16 @@ export class Scanner {
     if (this.#ending.closed || this.#deferredSignals !== undefined) throw new Error('supervision is ending, or a re-exec is already under way');
     this.#deferredSignals = [];
     const ctx = this.#reexecContext();
+    const notify = this.#notifyHub.handOver();
     const snap = snapshotScanner(ctx, await prepareHandOver(ctx), this.#host.monotonicMs());
-    return { ...snap, signals: this.#deferredSignals, ...(this.#opts.events === undefined ? {} : { events: this.#opts.events.snapshot() }) };
+    const events = this.#opts.events?.snapshot();
+    return { ...snap, signals: this.#deferredSignals, ...(events === undefined ? {} : { events }), ...(notify === undefined ? {} : { notify }) };
   }
 
   /** The next image's scanner, carrying on from `snap` taken `elapsedMs` ago, then a scan. */
   static resume(opts: ScannerOptions, snap: ScannerSnapshot, elapsedMs: number): Scanner {
     if (snap.events !== undefined) opts.events?.restore(snap.events);
-    const scanner = new Scanner(opts);
+    const scanner = new Scanner(opts, snap.notify);
     restoreScanner(scanner.#reexecContext(), snap, CATCHALL_SERVICE, elapsedMs);
     scanner.scan();
     scanner.#armRescan();
@@ -172,6 +178,7 @@ export class Scanner {
     this.#rescanTimer?.cancel();
     this.#retryScan?.cancel();
     this.#rescanTimer = this.#retryScan = undefined;
+    this.#notifyHub.close();
   }
 
   /** Collects every child, known or orphan: its `reap()` is for SIGCHLD. */
@@ -393,15 +400,12 @@ export class Scanner {
   /** What the oneshot runner needs from the scanner. */
   #runnerHost(): RunnerHost {
     return {
-      spawn: this.#host.spawn,
-      spawnAsync: this.#host.spawnAsync,
-      kill: this.#supervisorHost.kill,
-      report: this.#opts.report,
+      spawn: this.#host.spawn, spawnAsync: this.#host.spawnAsync, kill: this.#supervisorHost.kill, report: this.#opts.report,
       output: () => this.#logging.catchAllFd,
       scan: () => this.local().scan(),
       control: (req, done) => controlRequest((dir) => this.#supervisorOf(dir), this.#waiters, req, done),
       ...(this.#opts.events === undefined ? {} : { publish: (e) => this.#opts.events?.publish(e) }),
-      metrics: () => scannerMetrics(this.#logging.metrics(), this.#opts.events, this.#table.supervisors().length),
+      metrics: () => scannerMetrics(this.#logging.metrics(), this.#opts.events, this.#table.supervisors().length, this.#notifyHub.counters),
     };
   }
 

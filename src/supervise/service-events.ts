@@ -40,6 +40,8 @@ export class ServiceEvents {
   supervisor(sup: SupervisorView, bytes: string, detail: EventDetail | undefined): void {
     const service = sup.name;
     const st = sup.status;
+    if (detail?.unhealthy !== undefined) this.#log.publish({ kind: 'unhealthy', service, reason: detail.unhealthy });
+    if (detail?.statusText !== undefined) this.#log.publish({ kind: 'status-text', service, text: detail.statusText });
     for (const byte of bytes) {
       switch (byte) {
         case 's': this.#log.publish({ kind: 'supervised', service }); break;
@@ -52,7 +54,7 @@ export class ServiceEvents {
           break;
         }
         case 'D': this.#downAndReady(service, detail); break;
-        case 'O': this.#log.publish({ kind: 'given-up', service }); break;
+        case 'O': this.#log.publish({ kind: 'given-up', service, ...(detail?.reason === undefined ? {} : { reason: detail.reason }) }); break;
         case 'x':
           this.#forget(service);
           this.#log.publish({ kind: 'supervisor-exited', service });

@@ -4,6 +4,7 @@
  */
 import { SIGNALS } from '../sys/signals.ts';
 import type { SupervisorFiles } from './servicefiles.ts';
+import { readDecimalSetting } from '../s6/servicedir.ts';
 
 /** The settings of one service directory. */
 export class ServiceSettings {
@@ -30,5 +31,18 @@ export class ServiceSettings {
     const setting = this.#files.uintSetting(this.#dir(), file);
     if (setting.problem !== undefined) this.#warn(`${setting.problem} - using the default`);
     return setting.value ?? fallback;
+  }
+
+  /** A decimal file (`backoff-factor`), else `fallback`. */
+  decimal(file: string, fallback: number): number {
+    // Read here rather than through SupervisorFiles: only t6's own files are decimal.
+    const setting = readDecimalSetting(this.#dir(), file);
+    if (setting.problem !== undefined) this.#warn(`${setting.problem} - using the default`);
+    return setting.value ?? fallback;
+  }
+
+  /** Does the service directory hold this file (`flag-sd-notify`, `probe`)? */
+  has(file: string): boolean {
+    return this.#files.exists(`${this.#dir()}/${file}`);
   }
 }

@@ -4,6 +4,7 @@ import { type Tain } from '../s6/tai.ts';
 import type { SupervisorFiles } from './servicefiles.ts';
 import type { TimerHandle } from './supervisedir.ts';
 import type { Supervisor } from './supervisor.ts';
+import type { NotifyHub } from './notify-hub.ts';
 
 /**
  * The wait status given for an adopted process, which is not our child: its real status
@@ -18,6 +19,12 @@ export interface EventDetail {
   finishWstat?: number;
   /** `D`: the restart is due this many ms from now (0: at once); absent: no restart. */
   restartInMs?: number;
+  /** `O`: why the restart policy gave the service up. */
+  reason?: string;
+  /** No byte: the service was found unhealthy (health.ts), for this reason; it is being restarted. */
+  unhealthy?: string;
+  /** No byte: the service said this STATUS= text. */
+  statusText?: string;
 }
 
 /** Everything a Supervisor needs from the outside world; the scanner provides it, tests fake it. */
@@ -46,5 +53,7 @@ export interface SupervisorHost {
   event?(sup: Supervisor, event: string, detail?: EventDetail): void;
   /** The files and fds of the service directory. */
   files: SupervisorFiles;
+  /** The scanner's sd_notify socket, for services with flag-sd-notify (absent: none). */
+  notifyHub?: NotifyHub;
 }
 

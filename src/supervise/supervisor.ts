@@ -24,11 +24,13 @@ import { UNKNOWN_WSTAT, type EventDetail, type SupervisorHost } from './supervis
 import { statusFromSnapshot, statusSnapshot, type SupervisorSnapshot } from './handover.ts';
 import { DEFAULT_DEATH_TALLY, MAX_DEATH_TALLY } from '../s6/deathtally.ts';
 import { ACTIONS, type ActionName, type SupervisorInput, type SupervisorState } from './actions.ts';
-import { type ReadinessPipe, type SupervisorFiles } from './servicefiles.ts';
 import { SuperviseDir, type TimerHandle } from './supervisedir.ts';
 import { ServiceSettings } from './settings.ts';
 import { Launcher, type SpawnedRun, type SupervisorStdio } from './launch.ts';
 import { strerror, bugText } from '../sys/errors.ts';
+import { RestartPolicy } from './restart-policy.ts';
+import { RunSignals } from './run-signals.ts';
+import { ServiceHealth, healthSaysAnything } from './health.ts';
 
 export { ACTIONS, type ActionName, type SupervisorInput, type SupervisorState } from './actions.ts';
 export { SupervisorSetupError, type SupervisorFiles } from './servicefiles.ts';
@@ -36,7 +38,6 @@ export { type TimerHandle } from './supervisedir.ts';
 export { type SupervisorStdio } from './launch.ts';
 export { UNKNOWN_WSTAT, type EventDetail, type SupervisorHost } from './supervisor-host.ts';
 
-const KILL_REARM_MS = 5_000;
 const DEFAULT_TIMEOUT_FINISH_MS = 5_000;
 
 /** One supervised service directory. */
@@ -44,7 +45,7 @@ export class Supervisor {
   /** The service's name as s6 gives it: `foo` or `foo/log`. */
   readonly name: string;
   #host: SupervisorHost;
-  #files: SupervisorFiles;
+  #files: SupervisorHost['files'];
   #launcher: Launcher;
   #settings: ServiceSettings;
   #state: SupervisorState | 'gone' = 'down';
@@ -54,14 +55,16 @@ export class Supervisor {
   #timer: TimerHandle | undefined;
   /** Monotonic time the timer is due at (for a re-exec's snapshot). */
   #timerDue = 0;
-  /** Monotonic time before which a restart must not happen (s6's nextstart); 0 = none. */
-  #nextStart = 0;
-  #pendingKill = false;
-  #readiness: ReadinessPipe | undefined;
+  /** Signals to run and finish, and whether a SIGKILL is pending (run-signals.ts). */
+  #signals: RunSignals;
   /** supervise/ and event/: lock, control FIFO, status, events, death tally. */
   #superviseDir: SuperviseDir;
   /** What the event being committed does not say by itself (#commit sets it for its length). */
   #detail: EventDetail | undefined;
+  /** When a service restarts: s6's one-second rule, or backoff and give-up (restart-policy.ts). */
+  #policy: RestartPolicy;
+  /** Readiness (notification-fd, sd_notify, probes), the watchdog, liveness (health.ts). */
+  #health: ServiceHealth;
 
   private constructor(name: string, dir: string, host: SupervisorHost, stdio: SupervisorStdio) {
     this.name = name;
@@ -74,7 +77,18 @@ export class Supervisor {
       spawn: (opts, onExit) => host.spawn(opts, onExit),
       report: (level, message) => host.report(level, message),
       uintSetting: (file, fallback) => this.#settings.uint(file, fallback),
+      env: () => this.#health.env(),
     }, stdio);
+    this.#policy = new RestartPolicy(this.#settings);
+    this.#signals = new RunSignals({
+      name, dir: where, settings: this.#settings, runPid: () => this.#runPid, finishPid: () => this.#finishPid,
+      kill: (pid, sig) => host.kill(pid, sig), exists: (f) => host.files.exists(f), report: (l, m) => host.report(l, m), arm: (ms) => this.#arm(ms),
+    });
+    this.#health = new ServiceHealth({ name, dir: where, settings: this.#settings, system: host }, {
+      ready: () => this.#becameReady(),
+      unhealthy: (reason) => this.#input('unhealthy', 0, reason),
+      said: (_kind, text) => host.event?.(this, '', { statusText: text }),
+    });
     const now = host.now();
     this.#status = { stamp: now, readyStamp: now, pid: 0, wstat: 0, paused: false, finishing: false, wantUp: true, ready: true };
     this.#superviseDir = new SuperviseDir({
@@ -133,11 +147,11 @@ export class Supervisor {
   /** The only place the state changes. */
   #enter(next: SupervisorState | 'gone'): void { this.#state = next; }
 
-  #input(input: SupervisorInput, wstat = 0): void {
+  #input(input: SupervisorInput, wstat = 0, reason = ''): void {
     if (this.#state === 'gone') return;
     const action: ActionName = ACTIONS[this.#state][input];
     try {
-      this.#run(action, input, wstat);
+      this.#run(action, input, wstat, reason);
     } catch (err) {
       // The table's actions catch their own system errors; reaching here is a bug. Keep the
       // service in whatever state it is and say so, rather than taking pid 1 down.
@@ -145,18 +159,19 @@ export class Supervisor {
     }
   }
 
-  #run(action: ActionName, input: SupervisorInput, wstat: number): void {
+  #run(action: ActionName, input: SupervisorInput, wstat: number, reason: string): void {
     const st = this.#status;
+    if (input === 'u' || input === 'U') this.#clearGiveUp();
     switch (action) {
       case 'nop': return;
-      case 'sig': this.#signalRun(SIGNAL_COMMANDS[input as keyof typeof SIGNAL_COMMANDS]); return;
-      case 'pause': this.#signalRun(SIGNALS.STOP); st.paused = true; this.#commit(); return;
-      case 'cont': this.#signalRun(SIGNALS.CONT); st.paused = false; this.#commit(); return;
-      case 'restart': this.#signalRun(this.#settings.signal('down-signal', SIGNALS.TERM)); return;
-      case 'reload': this.#signalRun(this.#settings.signal('reload-signal', SIGNALS.HUP)); return;
-      case 'pgStop': this.#signalGroup(SIGNALS.STOP); st.paused = true; this.#commit(); return;
-      case 'pgCont': this.#signalGroup(SIGNALS.CONT); st.paused = false; this.#commit(); return;
-      case 'pgKill': this.#signalGroup(SIGNALS.KILL); return;
+      case 'sig': this.#signals.run(SIGNAL_COMMANDS[input as keyof typeof SIGNAL_COMMANDS]); return;
+      case 'pause': this.#signals.run(SIGNALS.STOP); st.paused = true; this.#commit(); return;
+      case 'cont': this.#signals.run(SIGNALS.CONT); st.paused = false; this.#commit(); return;
+      case 'restart': this.#signals.run(this.#signals.downSignal()); return;
+      case 'reload': this.#signals.run(this.#settings.signal('reload-signal', SIGNALS.HUP)); return;
+      case 'pgStop': this.#signals.group(SIGNALS.STOP); st.paused = true; this.#commit(); return;
+      case 'pgCont': this.#signals.group(SIGNALS.CONT); st.paused = false; this.#commit(); return;
+      case 'pgKill': this.#signals.group(SIGNALS.KILL); return;
       case 'wantdown': st.wantUp = false; this.#commit(); return;
       case 'wantup': st.wantUp = true; this.#commit(); return;
       case 'wantdownStart': st.wantUp = false; this.#commit(); this.#start(); return;
@@ -172,54 +187,39 @@ export class Supervisor {
       case 'close': this.#launcher.closeStdio(); return;
       case 'bail': this.#bail(); return;
       case 'timeoutDown': if (st.wantUp) this.#start(); return;
-      case 'timeoutUp': this.#killTimeout(); return;
-      case 'timeoutFinish': this.#killFinish(); return;
+      case 'timeoutUp': this.#signals.killRun(); return;
+      case 'timeoutFinish': this.#signals.killFinish(); return;
       case 'deathUp': this.#runDied(wstat, 'finish'); return;
       case 'deathLastup': this.#runDied(wstat, 'lastfinish'); return;
       case 'deathFinish': this.#finishDied(wstat, false); return;
       case 'deathLastfinish': this.#finishDied(wstat, true); this.#bail(); return;
+      case 'unhealthyStop': this.#unhealthy(reason); return;
     }
   }
 
   // ---- actions ---------------------------------------------------------------------------
 
-  #signalRun(signal: number): void { if (this.#runPid > 0) this.#host.kill(this.#runPid, signal); }
-
-  /** killpg(run): run leads its own session. Never with no pid: kill(-0) is our own group. */
-  #signalGroup(signal: number): void { if (this.#runPid > 0) this.#host.kill(-this.#runPid, signal); }
-
   /** s6's "stop": want down, down-signal then SIGCONT, and arm timeout-kill if set. */
   #stop(): void {
-    const st = this.#status;
-    st.wantUp = false;
-    this.#signalRun(this.#settings.signal('down-signal', SIGNALS.TERM));
-    this.#signalRun(SIGNALS.CONT);
-    st.paused = false;
+    this.#status.wantUp = false;
+    this.#status.paused = false;
+    this.#signals.stop();
     this.#commit();
-    const timeoutKill = this.#settings.uint('timeout-kill', 0);
-    if (timeoutKill > 0 && this.#runPid > 0) {
-      this.#pendingKill = true;
-      this.#arm(timeoutKill);
-    }
   }
 
-  /** timeout-kill reached: SIGKILL and SIGCONT to run, or to its process group with flag-timeout-killpg (s6 ≥ 2.13). */
-  #killTimeout(): void {
-    if (!this.#pendingKill || this.#runPid === 0) return;
-    const group = this.#files.exists(path.join(this.dir, 'flag-timeout-killpg'));
-    this.#host.report('warning', `${this.name}: timeout-kill reached - sending SIGKILL to ${group ? 'process group' : 'pid'} ${this.#runPid}`);
-    const target = group ? -this.#runPid : this.#runPid;
-    this.#host.kill(target, SIGNALS.KILL);
-    this.#host.kill(target, SIGNALS.CONT);
-    this.#arm(KILL_REARM_MS);
+  /** t6's health check failed (health.ts): down-signal, SIGKILL if it lingers, and the usual restart. */
+  #unhealthy(reason: string): void {
+    this.#host.report('warning', `${this.name}: ${reason} - restarting the service`);
+    this.#health.failed(reason);
+    this.#host.event?.(this, '', { unhealthy: reason });
+    this.#signals.stopUnhealthy();
   }
 
-  #killFinish(): void {
-    if (this.#finishPid === 0) return;
-    this.#host.report('warning', `${this.name}: finish script lifetime reached maximum value - sending it a SIGKILL`);
-    this.#host.kill(this.#finishPid, SIGNALS.CONT);
-    this.#host.kill(this.#finishPid, SIGNALS.KILL);
-    this.#arm(KILL_REARM_MS);
+  /** `u`: a given-up service is wanted again, with a fresh count. */
+  #clearGiveUp(): void {
+    if (this.#policy.givenUp === undefined) return;
+    this.#policy.clear();
+    this.#health.setGivenUp(undefined);
   }
 
   #downFile(present: boolean): void {
@@ -253,8 +253,8 @@ export class Supervisor {
 
   /** The bookkeeping half of "start": state UP, status, event u, readiness watch. */
   #started({ readiness }: SpawnedRun): void {
-    this.#nextStart = 0;
-    this.#pendingKill = false;
+    this.#policy.started(this.#host.monotonicMs());
+    this.#signals.pendingKill = false;
     const st = this.#status;
     this.#enter('up');
     st.pid = this.#runPid;
@@ -264,27 +264,18 @@ export class Supervisor {
     st.paused = false;
     st.stamp = this.#host.now();
     this.#commit('u');
-    if (readiness !== undefined) this.#watchReadiness(readiness);
+    this.#health.started(st.pid, readiness);
   }
 
-  #watchReadiness(readiness: ReadinessPipe): void {
-    this.#readiness = readiness;
-    const pid = this.#runPid;
-    readiness.watch(() => {
-      if (this.#runPid !== pid || this.#readiness !== readiness) return;
-      this.#readiness = undefined;
-      const st = this.#status;
-      st.ready = true;
-      st.readyStamp = this.#host.now();
-      this.#nextStart = this.#host.monotonicMs() + 1000;
-      this.#commit('U');
-    });
-  }
-
-  #closeReadiness(): void {
-    const readiness = this.#readiness;
-    this.#readiness = undefined;
-    readiness?.close();
+  /** Readiness, from notification-fd, sd_notify or a probe: the first one counts (`U`). */
+  #becameReady(): void {
+    const st = this.#status;
+    if (this.#runPid === 0 || st.ready || (this.#state !== 'up' && this.#state !== 'lastup')) return;
+    st.ready = true;
+    st.readyStamp = this.#host.now();
+    this.#policy.ready(this.#host.monotonicMs());
+    this.#commit('U');
+    this.#health.becameReady();
   }
 
   #childExited(pid: number, wstat: number): void {
@@ -300,17 +291,15 @@ export class Supervisor {
   /** `run` died: record it, then run `finish` (→ next) or go straight to down-and-ready. */
   #runDied(wstat: number, next: 'finish' | 'lastfinish'): void {
     this.#disarm();
-    this.#closeReadiness();
-    this.#pendingKill = false;
+    this.#health.ended();
+    this.#signals.pendingKill = false;
+    const { atOnce } = this.#policy.runDied(this.#host.monotonicMs());
     const finishPath = path.join(this.dir, 'finish');
     const hasFinish = this.#files.exists(finishPath);
     // A service ready for more than a second and with no finish restarts at once. Then
     // spawn first and do the bookkeeping after: the service's downtime is what its users
     // feel. Listeners still see status and events in their order: d, D, then u.
-    let respawned: SpawnedRun | 'failed' | undefined;
-    if (next === 'finish' && !hasFinish && this.#status.wantUp && this.#nextStart > 0 && this.#nextStart <= this.#host.monotonicMs()) {
-      respawned = this.#spawnRun() ?? 'failed';
-    }
+    const respawned = next === 'finish' && !hasFinish && atOnce && this.#status.wantUp ? this.#spawnRun() ?? 'failed' : undefined;
     const st = this.#status;
     st.wstat = wstat;
     st.paused = false;
@@ -360,9 +349,17 @@ export class Supervisor {
     st.finishing = false;
     st.ready = true;
     st.readyStamp = this.#host.now();
-    const now = this.#host.monotonicMs();
-    const restartInMs = noRestart || !st.wantUp ? undefined : (this.#nextStart > 0 ? this.#nextStart : now + 1000) - now;
-    this.#commit(events, restartInMs === undefined ? detail : { ...detail, restartInMs: Math.max(0, restartInMs) });
+    const decision = this.#policy.schedule(this.#host.monotonicMs());
+    if ('giveUp' in decision && st.wantUp && !noRestart) {
+      // t6's give-up is s6's permanent failure: wanted down, and an `O` before the `D`.
+      st.wantUp = false;
+      this.#host.report('warning', `${this.name}: given up after ${decision.giveUp} - send u to start it again`);
+      this.#health.setGivenUp(decision.giveUp);
+      this.#commit(events.replace('D', 'OD'), { ...detail, reason: decision.giveUp });
+      return;
+    }
+    const restartInMs = noRestart || !st.wantUp || !('delayMs' in decision) ? undefined : decision.delayMs;
+    this.#commit(events, restartInMs === undefined ? detail : { ...detail, restartInMs });
     if (restartInMs !== undefined) this.#arm(restartInMs);
   }
 
@@ -393,16 +390,19 @@ export class Supervisor {
     const now = this.#host.monotonicMs();
     const snap: SupervisorSnapshot = {
       name: this.name, dir: this.dir, state: this.#state === 'gone' ? 'down' : this.#state, status: statusSnapshot(this.#status),
-      runPid: this.#runPid, finishPid: this.#finishPid, pendingKill: this.#pendingKill,
+      runPid: this.#runPid, finishPid: this.#finishPid, pendingKill: this.#signals.pendingKill,
       ...(this.#timer === undefined ? {} : { timerInMs: this.#timerDue - now }),
-      ...(this.#nextStart > 0 ? { nextStartInMs: this.#nextStart - now } : {}),
     };
     this.#disarm();
-    const readinessFd = this.#readiness?.handOver();
+    const { record: health, readinessFd } = this.#health.handOver();
     const held = this.#superviseDir.handOver();
-    this.#readiness = undefined;
+    const { nextStartInMs, ...policy } = this.#policy.snapshot(now);
     this.#enter('gone');
-    return { ...snap, ...(readinessFd === undefined ? {} : { readinessFd }), ...(held === undefined ? {} : { held }) };
+    return {
+      ...snap, ...(nextStartInMs === undefined ? {} : { nextStartInMs }),
+      ...(readinessFd === undefined ? {} : { readinessFd }), ...(held === undefined ? {} : { held }),
+      ...(healthSaysAnything(health) ? { health } : {}), ...(policy.streak > 0 || policy.givenUp !== null ? { policy } : {}),
+    };
   }
 
   /**
@@ -415,12 +415,13 @@ export class Supervisor {
     sup.#status = statusFromSnapshot(snap.status, host.now());
     sup.#superviseDir.resume(snap.held);
     sup.#enter(snap.state);
-    sup.#pendingKill = snap.pendingKill;
-    // A past nextstart stays a past one (> 0, <= now): the one-second rule is already met.
-    if (snap.nextStartInMs !== undefined) sup.#nextStart = Math.max(Number.MIN_VALUE, host.monotonicMs() + snap.nextStartInMs - elapsedMs);
+    sup.#signals.pendingKill = snap.pendingKill;
+    const policy = snap.policy ?? { streak: 0, deathsAgoMs: [], givenUp: null };
+    sup.#policy.restore({ ...policy, ...(snap.nextStartInMs === undefined ? {} : { nextStartInMs: snap.nextStartInMs }) }, host.monotonicMs(), elapsedMs);
     sup.#runPid = snap.runPid;
     sup.#finishPid = snap.finishPid;
-    if (snap.readinessFd !== undefined) sup.#watchReadiness(host.files.readinessFrom(snap.readinessFd));
+    const readiness = snap.readinessFd === undefined ? undefined : host.files.readinessFrom(snap.readinessFd);
+    sup.#health.resumed(snap.health, snap.state === 'up' || snap.state === 'lastup' ? snap.runPid : 0, sup.#status.ready, readiness);
     const gone = [snap.runPid, snap.finishPid].filter((pid) => pid > 0 && !host.watch(pid, (wstat) => sup.#childExited(pid, wstat), adopted));
     if (snap.timerInMs !== undefined) sup.#arm(snap.timerInMs - elapsedMs);
     if (adopted) sup.#commit(); // the predecessor may have died before writing it
@@ -433,7 +434,7 @@ export class Supervisor {
 
   #bail(): void {
     this.#disarm();
-    this.#closeReadiness();
+    this.#health.close();
     this.#superviseDir.notify('x');
     this.#enter('gone');
     this.#superviseDir.close();
