@@ -3,6 +3,7 @@
  * a scan directory (-a). Exit: 0; 1 not supervised; 100 usage or bad field list; 111
  * system error.
  */
+import { healthText, readHealth } from '../s6/healthfile.ts';
 import { type CommandIo, FatalError, UsageError } from './_run.ts';
 import { parseClientArgs } from './_client.ts';
 import { ClientError, type ScanEntry, probeService, scanServices } from '../s6/client.ts';
@@ -62,7 +63,7 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
     if (scandir !== undefined) {
       const entries = await scanServices(scandir);
       const now = tainFromUnixMs(Date.now());
-      io.out(json ? `${JSON.stringify(entries.map((e) => describeServicedir(e, now)))}\n` : entries.map((e) => `${e.name}: ${entryText(e, now, show)}\n`).join(''));
+      io.out(json ? `${JSON.stringify(entries.map((e) => describeServicedir(e, now)))}\n` : entries.map((e) => `${e.name}: ${entryText(e, now, show)}${fields.length > 0 ? '' : healthText(readHealth(e.dir))}\n`).join(''));
       return EXIT.ok;
     }
     const dir = parsed.rest[0];
@@ -74,7 +75,8 @@ export async function main(args: string[], io: CommandIo): Promise<number> {
       throw new FatalError(`unable to read status for ${dir}: s6-supervise not running`, EXIT.failed);
     }
     const view = { ...probe, now: tainFromUnixMs(Date.now()) };
-    io.out(`${json ? JSON.stringify(describeServicedir({ name: serviceNameOf(dir), dir, ...probe }, view.now)) : show(view)}\n`);
+    // t6's additions follow s6's line (only when there is a health file: s6's services read as under s6).
+    io.out(`${json ? JSON.stringify(describeServicedir({ name: serviceNameOf(dir), dir, ...probe }, view.now)) : show(view) + (fields.length > 0 ? '' : healthText(readHealth(dir)))}\n`);
     return EXIT.ok;
   } catch (err) {
     if (err instanceof ClientError) throw new FatalError(err.message, EXIT.system);

@@ -145,5 +145,11 @@ function scannerFamilies(m: (ScannerMetrics & { eventLoopDelayMs: number }) | un
       one('t6_events_published_total', 'counter', 'Records published on the event stream.', m.events.published),
       one('t6_events_subscribers', 'gauge', 'Subscribers of the event stream now.', m.events.subscribers),
     ]),
+    // Absent from a t6-svscan older than sd_notify.
+    ...(m.notify === undefined ? [] : [
+      one('t6_sdnotify_messages_total', 'counter', 'sd_notify datagrams received.', m.notify.received),
+      one('t6_sdnotify_refused_total', 'counter', 'sd_notify datagrams refused: the sender is no process of a service with flag-sd-notify.', m.notify.refused),
+      one('t6_sdnotify_malformed_total', 'counter', 'sd_notify datagrams refused as malformed or too big.', m.notify.malformed),
+    ]),
   ];
 }

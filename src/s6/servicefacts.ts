@@ -6,6 +6,7 @@
  * Only node:fs, no koffi: t6-svstat starts without the system layer. Nothing here throws
  * for a directory it cannot read: the object says so in its `error` field.
  */
+import { readHealth } from './healthfile.ts';
 import type { Tain } from './tai.ts';
 import { ClientError, type ScanEntry, hasDownFile } from './client.ts';
 import { type DeathRecord, decodeDeathTally } from './deathtally.ts';
@@ -94,7 +95,7 @@ export function describeServicedir(entry: ScanEntry, now: Tain): ServiceJson {
   const logger = loggerOf(dir);
   if (entry.supervised === 'error') return { ...unknownService(name, 'longrun', logger), error: entry.error.message };
   try {
-    if (entry.supervised) return supervisedService(name, logger, { status: entry.status, normallyUp: entry.normallyUp, now }, readDeathTally(dir));
+    if (entry.supervised) return { ...supervisedService(name, logger, { status: entry.status, normallyUp: entry.normallyUp, now }, readDeathTally(dir)), health: readHealth(dir) };
     const inside = insideScanner(dir);
     if (inside !== undefined) return { ...unknownService(name, 'inside-scanner', logger), insideScanner: inside };
     return { ...unknownService(name, 'longrun', logger), normallyUp: !hasDownFile(dir) };

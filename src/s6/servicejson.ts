@@ -9,6 +9,7 @@
  * `down` file, the death tally, the logger's files, and t6-rc's state bit.
  */
 import type { DeathRecord } from './deathtally.ts';
+import type { HealthRecord } from './healthfile.ts';
 import { type SupervisorStatus, isUp } from './status.ts';
 import { signalName } from './signals.ts';
 import { type ServiceView, effectiveStamp } from './svstat.ts';
@@ -72,6 +73,8 @@ export interface ServiceJson {
   deathTally: number | null;
   restarts: number | null;
   logger: LoggerJson;
+  /** t6's health record (supervise/t6-health: sd_notify STATUS=, watchdog, give-up…), or null when there is none. */
+  health: HealthRecord | null;
   /** Why the rest is unknown, when reading the directory failed. */
   error: string | null;
 }
@@ -89,7 +92,7 @@ export function unknownService(name: string, type: ServiceType, logger: LoggerJs
   return {
     name, type, supervised: false, insideScanner: null, rc: null, want: null, state: null, pid: null,
     since: null, ready: null, readySince: null, normallyUp: null, paused: null, lastExit: null,
-    deathTally: null, restarts: null, logger, error: null,
+    deathTally: null, restarts: null, logger, health: null, error: null,
   };
 }
 

@@ -84,7 +84,7 @@ test('a supervised service: state, pid, times, readiness, last exit and restarts
     name: 'svc', type: 'longrun', supervised: true, insideScanner: null, rc: null, want: 'up', state: 'up', pid: 4979,
     since: ISO(STAMP), ready: true, readySince: ISO(READY), normallyUp: true, paused: false,
     lastExit: { code: null, signal: 'SIGTERM', signum: 15, at: ISO(READY) },
-    deathTally: 1, restarts: 1, logger: 'external', error: null,
+    deathTally: 1, restarts: 1, logger: 'external', health: null, error: null,
   });
   const finishing = supervisedService('svc', 'none', view({ pid: 77, finishing: true, wstat: 0x0300 }), [deathFromWstat(STAMP, 0x0300)]);
   assertValid(SERVICE, finishing, 'finishing');
