@@ -10,6 +10,7 @@
  * All of them are for longruns: in a oneshot or a bundle they are a problem (there is no
  * s6-rc source that holds them to stay compatible with).
  */
+import { readProbeSpec } from '../supervise/probe-spec.ts';
 import fs from 'node:fs';
 import { type FileData, type Report, uintOf } from './definition-files.ts';
 import { strerror } from '../sys/errors.ts';
@@ -86,10 +87,8 @@ function decimalOf(raw: string, problem: Report): string | undefined {
 }
 
 /**
- * probe/ (already known to be a directory): exactly one of tcp, http, check.
- * TODO(issue 14): call readProbeSpec (src/supervise/probe-spec.ts, branch issue14-probes)
- * once it lands, and report its problem naming the file, so every probe setting is
- * checked at compile time as the supervisor will read it.
+ * probe/ (already known to be a directory): exactly one of tcp, http, check, and then every
+ * setting as the supervisor will read it (readProbeSpec), each problem naming its file.
  */
 export function checkProbeDir(dir: string, problem: Report): void {
   let names: string[];
@@ -102,5 +101,8 @@ export function checkProbeDir(dir: string, problem: Report): void {
   const kinds = PROBE_KINDS.filter((k) => names.includes(k));
   if (kinds.length !== 1) {
     problem(PROBE_DIR, `must hold exactly one of ${PROBE_KINDS.join(', ')} (the kind of probe); found ${kinds.length === 0 ? 'none' : kinds.join(', ')}`);
+    return;
   }
+  const read = readProbeSpec(dir);
+  if (read.problem !== undefined) problem(PROBE_DIR, read.problem);
 }
