@@ -8,7 +8,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -227,4 +227,71 @@ test('backoff and give-up: delays follow the series, the service is given up, s6
   assert.equal(u.status, 0, u.stderr);
   await ev.waitFor(/O.*u/s);
   await until('the give-up cleared', () => readHealth(crashy)?.givenUp === null || readHealth(crashy) === null);
+});
+
+interface Rig { base: string; scandir: string; live: string }
+
+/** Compiles `source` (name → file → text) with t6-rc-compile, starts t6-svscan, runs t6-rc-init. */
+async function rcRig(source: Record<string, Record<string, string>>): Promise<Rig> {
+  const base = tmpdir('t6-health-rc-');
+  for (const [name, files] of Object.entries(source)) {
+    for (const [f, text] of Object.entries(files)) {
+      fs.mkdirSync(path.dirname(path.join(base, 'src', name, f)), { recursive: true });
+      fs.writeFileSync(path.join(base, 'src', name, f), text, { mode: f === 'run' ? 0o755 : 0o644 });
+    }
+  }
+  const compiled = path.join(base, 'compiled');
+  const c = spawnSync(path.join(BIN, 't6-rc-compile'), [compiled, path.join(base, 'src')], { encoding: 'utf8' });
+  assert.equal(c.status, 0, `t6-rc-compile: ${c.stderr}`);
+  const scandir = path.join(base, 'service');
+  const live = path.join(base, 'live');
+  fs.mkdirSync(scandir);
+  await tree(scandir);
+  const init = spawnSync(path.join(BIN, 't6-rc-init'), ['-c', compiled, '-l', live, scandir], { encoding: 'utf8' });
+  assert.equal(init.status, 0, `t6-rc-init: ${init.stderr}`);
+  return { base, scandir, live };
+}
+
+/** Runs t6-rc in the background: its exit status and stderr once it ends. */
+function rcAsync(r: Rig, args: string[]): Promise<{ status: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(path.join(BIN, 't6-rc'), ['-l', r.live, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    p.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
+    p.on('close', (status) => resolve({ status, stderr }));
+  });
+}
+
+test('sd_notify readiness gates a dependent: t6-rc starts dep only after READY=1', { skip: SYSTEMD_NOTIFY === undefined && 'no systemd-notify' }, async () => {
+  const marker = path.join(tmpdir(), 'marker');
+  const r = await rcRig({
+    daemon: {
+      type: 'longrun\n', 'flag-sd-notify': '',
+      run: sh(`${SYSTEMD_NOTIFY} --status=starting\nwhile [ ! -e go ]; do sleep 0.02; done\n${SYSTEMD_NOTIFY} --ready\nexec sleep 3600`),
+    },
+    dep: { type: 'oneshot\n', up: `touch ${marker}\n`, dependencies: 'daemon\n' },
+  });
+  const daemon = path.join(r.scandir, 'daemon');
+  const change = rcAsync(r, ['-u', 'change', 'dep']);
+  // daemon runs and has spoken, but is not ready: dep waits.
+  await until('daemon to say STATUS=starting', () => readHealth(daemon)?.statusText === 'starting');
+  assert.equal(fs.existsSync(marker), false);
+  assert.equal(readStatus(daemon)?.ready, false);
+  fs.writeFileSync(path.join(daemon, 'go'), '');
+  const done = await change;
+  assert.equal(done.status, 0, done.stderr);
+  assert.ok(fs.existsSync(marker), "dep's up ran");
+  assert.equal(readStatus(daemon)?.ready, true);
+});
+
+test('a probe that never succeeds: t6-rc says it timed out after timeout-up waiting for readiness', async () => {
+  const marker = path.join(tmpdir(), 'marker');
+  const r = await rcRig({
+    app: { type: 'longrun\n', run: sh('exec sleep 3600'), 'timeout-up': '700\n', 'probe/tcp': '127.0.0.1:1\n', 'probe/interval': '50\n' },
+    dep: { type: 'oneshot\n', up: `touch ${marker}\n`, dependencies: 'app\n' },
+  });
+  const done = await rcAsync(r, ['-u', 'change', 'dep']);
+  assert.equal(done.status, 1, done.stderr);
+  assert.match(done.stderr, /app: timed out after 700 ms waiting for readiness/);
+  assert.equal(fs.existsSync(marker), false);
 });
