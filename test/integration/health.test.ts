@@ -152,6 +152,11 @@ test('HTTP probe: ready at the first success; liveness failures restart the serv
   assert.notEqual(readStatus(web)!.pid, firstPid);
   assert.match(readHealth(web)?.lastFailure ?? '', /liveness probe .* failed 3 times/);
   assert.match(svstat(web), /last failure: liveness probe/);
+  assert.match(svstatJson(web).health?.lastFailure ?? '', /liveness probe/);
+  const r = spawnSync(path.join(BIN, 't6'), ['events', '-s', sd, '--json', 'web'], { encoding: 'utf8' });
+  const unhealthy = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { kind: string; reason?: string }).filter((e) => e.kind === 'unhealthy');
+  assert.equal(unhealthy.length, 1, r.stdout);
+  assert.match(unhealthy[0]!.reason ?? '', /^liveness probe http:\/\/127\.0\.0\.1:\d+\/health failed 3 times/);
 });
 
 test('TCP probe: ready once something listens on the port', async () => {
@@ -295,3 +300,37 @@ test('a probe that never succeeds: t6-rc says it timed out after timeout-up wait
   assert.match(done.stderr, /app: timed out after 700 ms waiting for readiness/);
   assert.equal(fs.existsSync(marker), false);
 });
+
+test('re-exec: the notify socket and the health record go to the next image; READY=1 after it still counts, and Debian\'s s6-svwait -U sees it', { skip: SYSTEMD_NOTIFY === undefined && 'no systemd-notify' }, async () => {
+  const sd = tmpdir();
+  const daemon = makeService(path.join(sd, 'daemon'), {
+    run: sh(`${SYSTEMD_NOTIFY} --status="before the re-exec"\nwhile [ ! -e go ]; do sleep 0.02; done\n${SYSTEMD_NOTIFY} --ready\nexec sleep 3600`),
+  });
+  fs.writeFileSync(path.join(daemon, 'flag-sd-notify'), '');
+  const ev = events(daemon);
+  const t = await tree(sd);
+  await until('STATUS= said', () => readHealth(daemon)?.statusText === 'before the re-exec');
+  const address = readFileEnv(t, daemon, 'NOTIFY_SOCKET');
+  t.control('R');
+  await t.output.waitFor(/re-executed \(/);
+  // The record came over in the hand-over (the file was not rewritten from scratch).
+  assert.equal(readHealth(daemon)?.statusText, 'before the re-exec');
+  const svwait = new Promise<number | null>((resolve) => spawn('s6-svwait', ['-U', '-t', '20000', daemon], { stdio: 'ignore' }).on('exit', resolve).on('error', () => resolve(0)));
+  fs.writeFileSync(path.join(daemon, 'go'), '');
+  await ev.waitFor(/uU/);
+  assert.equal(await svwait, 0);
+  assert.equal(readFileEnv(t, daemon, 'NOTIFY_SOCKET'), address, 'the same address');
+  // The event stream has the STATUS= text, from before the re-exec (the ring travels too).
+  const r = spawnSync(path.join(BIN, 't6'), ['events', '-s', sd, '--json', 'daemon'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const records = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { kind: string; text?: string });
+  assert.ok(records.some((e) => e.kind === 'status-text' && e.text === 'before the re-exec'), r.stdout);
+  assert.ok(records.some((e) => e.kind === 'ready'), r.stdout);
+});
+
+/** A variable of the environment of daemon's run, as its process has it (read through /proc from outside). */
+function readFileEnv(t: Tree, dir: string, name: string): string | undefined {
+  const pid = t.hostPid(readStatus(dir)!.pid);
+  const env = fs.readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0');
+  return env.find((kv) => kv.startsWith(`${name}=`))?.slice(name.length + 1);
+}
