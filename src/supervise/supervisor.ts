@@ -435,9 +435,9 @@ export class Supervisor {
   #bail(): void {
     this.#disarm();
     this.#health.close();
-    this.#superviseDir.notify('x');
     this.#enter('gone');
-    this.#superviseDir.close();
+    this.#superviseDir.close(); // the lock before `x`: whoever `x` wakes finds the directory unsupervised
+    this.#superviseDir.notify('x');
     this.#host.exited(this);
   }
 
