@@ -108,6 +108,8 @@ export interface Spawned {
   argv: readonly string[];
   fds: ReadonlyMap<number, unknown> | undefined;
   newPidNamespace: boolean;
+  /** The environment given, if not the scanner's own. */
+  env: readonly string[] | undefined;
   onExit: (w: number) => void;
   /** The child's own copies of its fds above 2 (with `keepChildFds`). */
   childFds: Map<number, number>;
@@ -137,14 +139,14 @@ export class FakeHost implements SupervisorHost {
     this.files = files;
   }
 
-  spawn(opts: { path: string; argv: readonly string[]; fds?: ReadonlyMap<number, unknown>; newPidNamespace?: boolean }, onExit: (w: number) => void): number {
+  spawn(opts: { path: string; argv: readonly string[]; fds?: ReadonlyMap<number, unknown>; newPidNamespace?: boolean; env?: readonly string[] }, onExit: (w: number) => void): number {
     if (this.failSpawn !== undefined) throw Object.assign(new Error(this.failSpawn), { code: this.failSpawn });
     const pid = this.nextPid++;
     const childFds = new Map<number, number>();
     for (const [target, source] of opts.fds ?? []) {
       if (this.keepChildFds && target > 2 && typeof source === 'number') childFds.set(target, fs.openSync(`/proc/self/fd/${source}`, 'w'));
     }
-    this.spawned.push({ pid, path: opts.path, argv: opts.argv, fds: opts.fds, newPidNamespace: opts.newPidNamespace === true, onExit, childFds });
+    this.spawned.push({ pid, path: opts.path, argv: opts.argv, fds: opts.fds, newPidNamespace: opts.newPidNamespace === true, env: opts.env, onExit, childFds });
     return pid;
   }
   /** Processes watched without being spawned here (a resumed supervisor's): pid → exit callback. */
