@@ -71,7 +71,9 @@ export class Prober {
   /** Failures so far: all of them before readiness, consecutive ones after. */
   #failures = 0;
   #lastError = '';
-  /** The attempt under way (0: none); callbacks of earlier attempts compare and do nothing. */
+  /** Attempts begun so far: each attempt's number, which callbacks of earlier ones compare and do nothing. */
+  #begun = 0;
+  /** The number of the attempt under way; 0: none. */
   #attempt = 0;
   #attemptStart = 0;
   #next: { cancel(): void } | undefined;
@@ -87,6 +89,8 @@ export class Prober {
   readonly #connectOptions: net.NetConnectOpts | undefined;
   /** Bound once: a new closure per attempt is what this module avoids. */
   readonly #run = (): void => this.#begin();
+  /** The deadline of the attempt under way (cancelled when it settles, so it is always that one's). */
+  readonly #onDeadline = (): void => this.#expire(this.#attempt);
 
   constructor(spec: ProbeSpec, serviceDir: string, deps: ProberDeps, events: ProberEvents) {
     this.#spec = spec;
@@ -137,11 +141,12 @@ export class Prober {
   #begin(): void {
     this.#next = undefined;
     if (this.#phase === 'ended') return;
-    const n = ++this.#attempt;
+    const n = ++this.#begun;
+    this.#attempt = n;
     this.#attemptStart = this.#deps.monotonicMs();
     this.#timedOut = false;
     try {
-      this.#deadline = this.#deps.setTimer(this.#spec.timeoutMs, () => this.#expire(n));
+      this.#deadline = this.#deps.setTimer(this.#spec.timeoutMs, this.#onDeadline);
       if (this.#check !== undefined) this.#spawnCheck(n, this.#check);
       else this.#connect();
     } catch (err) {
@@ -200,7 +205,7 @@ export class Prober {
   /** The attempt outlasted `timeout`: sockets fail now; a check fails once it is reaped (SIGKILLed first). */
   #expire(n: number): void {
     this.#deadline = undefined;
-    if (n !== this.#attempt) return;
+    if (n === 0 || n !== this.#attempt) return;
     if (this.#pid > 0) {
       this.#timedOut = true;
       this.#killCheck();
