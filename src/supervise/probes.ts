@@ -6,7 +6,7 @@
  * Prober, except readiness with liveness set, after which the same probe goes on.
  *
  * Attempts never overlap. One starts `interval` ms after the previous one started, or as
- * soon as it is over if it took longer; a `check` process is over when it has been reaped,
+ * soon as it is over if it took longer (the first liveness attempt alone has a random phase); a `check` process is over when it has been reaped,
  * not when it was killed. An attempt that outlasts `timeout` fails: its socket is destroyed,
  * its check process group SIGKILLed.
  *
@@ -71,7 +71,9 @@ export class Prober {
   /** Failures so far: all of them before readiness, consecutive ones after. */
   #failures = 0;
   #lastError = '';
-  /** The attempt under way (0: none); callbacks of earlier attempts compare and do nothing. */
+  /** Attempts begun so far: each attempt's number, which callbacks of earlier ones compare and do nothing. */
+  #begun = 0;
+  /** The number of the attempt under way; 0: none. */
   #attempt = 0;
   #attemptStart = 0;
   #next: { cancel(): void } | undefined;
@@ -83,8 +85,12 @@ export class Prober {
   readonly #request: Buffer | undefined;
   readonly #http: HttpResponseCheck | undefined;
   readonly #check: SpawnOptions | undefined;
+  /** net.connect's options, made once (net.Socket copies them; none are changed). */
+  readonly #connectOptions: net.NetConnectOpts | undefined;
   /** Bound once: a new closure per attempt is what this module avoids. */
   readonly #run = (): void => this.#begin();
+  /** The deadline of the attempt under way (cancelled when it settles, so it is always that one's). */
+  readonly #onDeadline = (): void => this.#expire(this.#attempt);
 
   /** `alreadyReady`: the service is ready (a re-exec's next image): liveness from the start, or nothing without it. */
   constructor(spec: ProbeSpec, serviceDir: string, deps: ProberDeps, events: ProberEvents, alreadyReady = false) {
@@ -93,6 +99,10 @@ export class Prober {
     this.#deps = deps;
     this.#events = events;
     const target = spec.target;
+    if (target.kind !== 'check') {
+      this.#connectOptions = { host: target.host, port: target.port };
+      if (target.kind === 'http') this.#connectOptions.onread = { buffer: READ_BUFFER, callback: this.#onRead };
+    }
     if (target.kind === 'http') {
       this.#request = Buffer.from(`GET ${target.path} HTTP/1.1\r\nHost: ${target.hostHeader}\r\nUser-Agent: t6-probe\r\nAccept: */*\r\nConnection: close\r\n\r\n`, 'latin1');
       this.#http = new HttpResponseCheck(spec.httpStatus, spec.httpBody);
@@ -133,48 +143,52 @@ export class Prober {
   #begin(): void {
     this.#next = undefined;
     if (this.#phase === 'ended') return;
-    const n = ++this.#attempt;
+    const n = ++this.#begun;
+    this.#attempt = n;
     this.#attemptStart = this.#deps.monotonicMs();
     this.#timedOut = false;
     try {
-      this.#deadline = this.#deps.setTimer(this.#spec.timeoutMs, () => this.#expire(n));
+      this.#deadline = this.#deps.setTimer(this.#spec.timeoutMs, this.#onDeadline);
       if (this.#check !== undefined) this.#spawnCheck(n, this.#check);
-      else this.#connect(n);
+      else this.#connect();
     } catch (err) {
       this.#settle(n, `${this.#spec.target.kind === 'check' ? 'unable to run it' : 'unable to connect'}: ${strerror(err)}`);
     }
   }
 
-  #connect(n: number): void {
-    const target = this.#spec.target as Extract<ProbeSpec['target'], { kind: 'tcp' | 'http' }>;
-    const http = this.#http;
-    const socket = net.connect({
-      host: target.host, port: target.port,
-      ...(http === undefined ? {} : { onread: { buffer: READ_BUFFER, callback: (nread: number, buf: Uint8Array) => this.#read(n, http, nread, buf) } }),
-    });
+  #connect(): void {
+    const socket = net.connect(this.#connectOptions!);
     this.#socket = socket;
-    http?.reset();
-    socket.once('connect', () => {
-      if (n !== this.#attempt) return;
-      if (this.#request === undefined) this.#settle(n, true);
-      else socket.write(this.#request);
-    });
-    socket.once('error', (err) => this.#settle(n, errorText(err)));
-    if (http !== undefined) socket.once('end', () => this.#settle(n, http.end()));
+    this.#http?.reset();
+    socket.on('connect', this.#onConnect);
+    socket.on('error', this.#onError);
+    if (this.#http !== undefined) socket.on('end', this.#onEnd);
   }
 
-  /** Response bytes (in the shared buffer: judged at once, kept only as copies). */
-  #read(n: number, http: HttpResponseCheck, nread: number, buf: Uint8Array): boolean {
-    if (n !== this.#attempt) return false;
+  // The socket handlers, bound once per Prober. Only the socket of the attempt under way
+  // can call them: a socket is destroyed when its attempt settles, and a destroyed socket
+  // emits neither connect, error, end nor data.
+  readonly #onConnect = (): void => {
+    if (this.#request === undefined) this.#settle(this.#attempt, true);
+    else this.#socket?.write(this.#request);
+  };
+
+  readonly #onError = (err: Error): void => this.#settle(this.#attempt, errorText(err));
+
+  readonly #onEnd = (): void => this.#settle(this.#attempt, this.#http!.end());
+
+  /** Response bytes, in the shared buffer: judged at once, kept only as copies. */
+  readonly #onRead = (nread: number, buf: Uint8Array): boolean => {
+    if (this.#socket === undefined) return false;
     let verdict: true | string | undefined;
     try {
-      verdict = http.feed(Buffer.from(buf.buffer, buf.byteOffset, nread));
+      verdict = this.#http!.feed(Buffer.from(buf.buffer, buf.byteOffset, nread));
     } catch (err) {
       verdict = `unreadable response: ${strerror(err)}`;
     }
-    if (verdict !== undefined) this.#settle(n, verdict);
+    if (verdict !== undefined) this.#settle(this.#attempt, verdict);
     return true;
-  }
+  };
 
   #spawnCheck(n: number, opts: SpawnOptions): void {
     let pid = 0; // 0 while spawn runs: an exit reported before it returns still finds its attempt
@@ -193,7 +207,7 @@ export class Prober {
   /** The attempt outlasted `timeout`: sockets fail now; a check fails once it is reaped (SIGKILLed first). */
   #expire(n: number): void {
     this.#deadline = undefined;
-    if (n !== this.#attempt) return;
+    if (n === 0 || n !== this.#attempt) return;
     if (this.#pid > 0) {
       this.#timedOut = true;
       this.#killCheck();
@@ -224,7 +238,7 @@ export class Prober {
 
   /** The attempt's outcome: true for success, else the error in words. */
   #settle(n: number, outcome: true | string): void {
-    if (n !== this.#attempt || this.#phase === 'ended') return;
+    if (n === 0 || n !== this.#attempt || this.#phase === 'ended') return;
     this.#attempt = 0;
     this.#cleanup();
     if (outcome === true) this.#succeeded();
@@ -237,7 +251,11 @@ export class Prober {
     if (this.#spec.liveness === undefined) this.#phase = 'ended';
     else {
       this.#phase = 'liveness';
-      this.#schedule();
+      // Services that start together (at boot) become ready together: without a random
+      // phase their liveness attempts would all fall due in the same turn of the loop, every
+      // interval, for as long as they run. The first one comes between half an interval and
+      // one and a half (one interval on average); from there each is `interval` after the last.
+      this.#schedule(this.#spec.intervalMs * (Math.random() - 0.5));
     }
     this.#events.onReady();
   }
@@ -257,9 +275,9 @@ export class Prober {
     }
   }
 
-  /** The next attempt, `interval` after this one started (at once if that is past). */
-  #schedule(): void {
-    const wait = this.#attemptStart + this.#spec.intervalMs - this.#deps.monotonicMs();
+  /** The next attempt, `interval` (+ `shift`) after this one started (at once if that is past). */
+  #schedule(shift = 0): void {
+    const wait = this.#attemptStart + this.#spec.intervalMs + shift - this.#deps.monotonicMs();
     this.#next = this.#deps.setTimer(wait > 0 ? wait : 0, this.#run);
   }
 }

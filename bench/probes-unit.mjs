@@ -1,0 +1,222 @@
+/**
+ * The built-in probes' cost (issue 14), the Prober alone (src/supervise/probes.ts): 1,000
+ * Probers in this process, each probing `GET /health` over HTTP once a second (liveness
+ * after readiness, so they never stop), against one node:http server in a separate
+ * process. It measures this process's CPU time (process.cpuUsage) as a % of one core, and
+ * the event loop's delay (perf_hooks.monitorEventLoopDelay, 1 ms resolution): p50, p99, max.
+ *
+ * Schedules, each on fresh Probers in every round:
+ *   spread          the services' starts spread over one second (start-delay i ms), as on
+ *                   a running machine;
+ *   burst           every Prober started at the same instant, as at boot (the first
+ *                   liveness attempt's random phase is what spreads them afterwards);
+ *   baseline        nothing to do: the machine's own noise in the same windows;
+ *   raw             the floor: the same requests on the spread schedule from a bare
+ *                   node:net loop (connect, write, destroy at the first bytes), no Prober;
+ *   raw-keepalive   for comparison, the same over one kept-alive connection per service:
+ *                   what HTTP probing would cost if a connection were kept between attempts.
+ * The schedules take turns, BENCH_PROBES_ROUNDS times, so the drift of a shared machine hits
+ * all alike. CPU and loop delay are measured in windows of their own (sampling the delay
+ * each ms costs CPU too).
+ *
+ * Targets: ≤ 5 % of one core, event-loop delay ≤ 10 ms.
+ *
+ *   flock /tmp/t6-bench.lock node_modules/.bin/node bench/probes-unit.mjs
+ * env: BENCH_PROBES_N (1000), BENCH_PROBES_SECONDS (20 of each window, split over the
+ *      rounds), BENCH_PROBES_ROUNDS (4), BENCH_PROBES_WARMUP_S (2, per round),
+ *      BENCH_PROBES_MODES (raw,raw-keepalive,spread,burst; baseline always runs)
+ */
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import os from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { envInt, fmt, isMain, median, printTable, sleep, writeResults } from './lib.mjs';
+import { Prober } from '../src/supervise/probes.ts';
+
+const SERVER = `
+const http = require('node:http');
+let requests = 0;
+const server = http.createServer((req, res) => { requests++; res.end('ok'); });
+server.listen(0, '127.0.0.1', () => process.stdout.write(server.address().port + '\\n'));
+process.stdin.on('data', () => process.stdout.write(requests + '\\n'));
+`;
+
+/** The HTTP server in its own process: its port, a request counter, and a stop. */
+async function startServer() {
+  const child = spawn(process.execPath, ['-e', SERVER], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = [];
+  let waiting;
+  child.stdout.setEncoding('utf8').on('data', (d) => {
+    for (const l of d.split('\n').filter(Boolean)) lines.push(l);
+    waiting?.();
+  });
+  const nextLine = () => new Promise((resolve) => {
+    const take = () => { if (lines.length > 0) { waiting = undefined; resolve(lines.shift()); } };
+    waiting = take;
+    take();
+  });
+  const port = Number(await nextLine());
+  return {
+    port,
+    requests: async () => { child.stdin.write('\n'); return Number(await nextLine()); },
+    stop: () => new Promise((resolve) => { child.once('exit', resolve); child.kill('SIGTERM'); }),
+  };
+}
+
+/** `n` Probers on `port`, the i-th first probing `delay(i)` ms from now; their outcomes counted. */
+function startProbers(n, port, delay) {
+  const counts = { ready: 0, gaveUp: 0, unhealthy: 0 };
+  const deps = {
+    spawn: () => { throw new Error('no check probes here'); },
+    kill: () => {},
+    setTimer: (ms, fn) => { const t = setTimeout(fn, ms); return { cancel: () => clearTimeout(t) }; },
+    monotonicMs: () => performance.now(),
+  };
+  const events = { onReady: () => counts.ready++, onGaveUp: () => counts.gaveUp++, onUnhealthy: () => counts.unhealthy++ };
+  const probers = [];
+  for (let i = 0; i < n; i++) {
+    const spec = {
+      target: { kind: 'http', name: `http://127.0.0.1:${port}/health`, host: '127.0.0.1', port, path: '/health', hostHeader: `127.0.0.1:${port}` },
+      intervalMs: 1000, timeoutMs: 1000, startDelayMs: delay(i), attempts: 0, httpStatus: { min: 200, max: 399 }, liveness: 3,
+    };
+    probers.push(new Prober(spec, '/', deps, events));
+  }
+  return { probers, counts, stop: () => { for (const p of probers) p.stop(); } };
+}
+
+/**
+ * The floor under the Prober: the same requests made by the least node:net code that can
+ * make them (connect, write, destroy at the first bytes), on the same schedule. What the
+ * kernel charges this process for a loopback connection (connect, the send, close) is most
+ * of the cost, and it is the same for both.
+ */
+function startRaw(n, port, delay) {
+  const request = Buffer.from(`GET /health HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`);
+  const timers = [];
+  let stopped = false;
+  const once = (i) => {
+    if (stopped) return;
+    const s = net.connect({ host: '127.0.0.1', port });
+    s.once('connect', () => s.write(request));
+    s.once('data', () => s.destroy());
+    s.once('error', () => s.destroy());
+    timers[i] = setTimeout(once, 1000, i);
+  };
+  for (let i = 0; i < n; i++) timers[i] = setTimeout(once, delay(i), i);
+  return { counts: undefined, stop: () => { stopped = true; for (const t of timers) clearTimeout(t); } };
+}
+
+/**
+ * For comparison only (the Prober does not do this): the same requests over one kept-alive
+ * connection per service, so no connect or close per attempt; what HTTP probing could cost
+ * if a connection were kept between attempts.
+ */
+function startKeepAlive(n, port, delay) {
+  const request = Buffer.from(`GET /health HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+  const timers = [];
+  const sockets = [];
+  let stopped = false;
+  const once = (i) => {
+    if (stopped) return;
+    let s = sockets[i];
+    if (s === undefined || s.destroyed) {
+      s = sockets[i] = net.connect({ host: '127.0.0.1', port });
+      s.on('data', () => {});
+      s.on('error', () => s.destroy());
+    }
+    s.write(request);
+    timers[i] = setTimeout(once, 1000, i);
+  };
+  for (let i = 0; i < n; i++) timers[i] = setTimeout(once, delay(i), i);
+  return { counts: undefined, stop: () => { stopped = true; for (const t of timers) clearTimeout(t); for (const s of sockets) s?.destroy(); } };
+}
+
+/** This process's CPU time over `seconds`. */
+async function cpuWindow(seconds) {
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  await sleep(seconds * 1000);
+  const cpu = process.cpuUsage(cpu0);
+  return { userMs: cpu.user / 1000, systemMs: cpu.system / 1000, wallMs: performance.now() - t0 };
+}
+
+/** The schedule's start delays: spread over one second, or all at once. */
+function delays(mode, n) {
+  return mode === 'burst' ? () => 0 : (i) => Math.floor((i * 1000) / n);
+}
+
+/**
+ * One round of one schedule on fresh Probers (or a floor's loop): warm-up, a CPU window
+ * (requests served during it counted), then a loop-delay window into the schedule's
+ * histogram (sampling the delay each ms costs CPU too, so never during the CPU window).
+ */
+async function round(mode, acc, server, n, windowS, warmupS) {
+  const floors = { raw: startRaw, 'raw-keepalive': startKeepAlive };
+  const set = mode === 'baseline' ? undefined : (floors[mode] ?? startProbers)(n, server.port, delays(mode, n));
+  await sleep(warmupS * 1000);
+  const before = await server.requests();
+  const cpu = await cpuWindow(windowS);
+  acc.served += (await server.requests()) - before;
+  acc.userMs += cpu.userMs;
+  acc.systemMs += cpu.systemMs;
+  acc.wallMs += cpu.wallMs;
+  acc.roundPercents.push(((cpu.userMs + cpu.systemMs) / cpu.wallMs) * 100);
+  // A fresh monitor per window: one enabled again counts the time it was off as a delay
+  // (and its histogram cannot be merged with another: the windows' figures are kept).
+  const monitor = monitorEventLoopDelay({ resolution: 1 });
+  monitor.enable();
+  await sleep(windowS * 1000);
+  monitor.disable();
+  acc.delays.push({ p50: monitor.percentile(50) / 1e6, p99: monitor.percentile(99) / 1e6, max: monitor.max / 1e6 });
+  set?.stop();
+  if (set?.counts !== undefined) for (const k of Object.keys(acc.outcomes)) acc.outcomes[k] += set.counts[k];
+  await sleep(1500); // the last attempts drain before the next set starts
+}
+
+/** Runs the benchmark, prints its table; returns the results. */
+export async function run() {
+  const n = envInt('BENCH_PROBES_N', 1000);
+  const seconds = envInt('BENCH_PROBES_SECONDS', 20);
+  const rounds = Math.max(1, envInt('BENCH_PROBES_ROUNDS', 4));
+  const warmupS = envInt('BENCH_PROBES_WARMUP_S', 2);
+  const modes = ['baseline', ...(process.env.BENCH_PROBES_MODES ?? 'raw,raw-keepalive,spread,burst').split(',').map((s) => s.trim()).filter(Boolean)];
+  const acc = Object.fromEntries(modes.map((m) => [m, {
+    served: 0, userMs: 0, systemMs: 0, wallMs: 0, roundPercents: [], outcomes: { ready: 0, gaveUp: 0, unhealthy: 0 },
+    delays: [],
+  }]));
+  const server = await startServer();
+  const loadBefore = os.loadavg();
+  try {
+    for (let r = 0; r < rounds; r++) for (const mode of modes) await round(mode, acc[mode], server, n, seconds / rounds, warmupS);
+  } finally {
+    await server.stop();
+  }
+  const loadAfter = os.loadavg();
+  const results = modes.map((mode) => {
+    const a = acc[mode];
+    const probing = mode !== 'baseline';
+    return {
+      mode, probers: probing ? n : 0, cpuPercent: ((a.userMs + a.systemMs) / a.wallMs) * 100, roundPercents: a.roundPercents,
+      userMs: a.userMs, systemMs: a.systemMs, wallMs: a.wallMs, requestsPerS: a.served / (a.wallMs / 1000),
+      // The windows' median p50, and their worst p99 and max.
+      delayP50Ms: median(a.delays.map((d) => d.p50)), delayP99Ms: Math.max(...a.delays.map((d) => d.p99)), delayMaxMs: Math.max(...a.delays.map((d) => d.max)),
+      delays: a.delays,
+      outcomes: probing && !mode.startsWith('raw') ? a.outcomes : undefined,
+    };
+  });
+  console.log(`\n${n} probes, HTTP every 1 s; ${rounds} alternating rounds, ${seconds} s of CPU window and ${seconds} s of delay window per schedule`);
+  console.log(`targets: CPU ≤ 5 % of a core, loop delay ≤ 10 ms; load average ${loadBefore[0].toFixed(2)} before, ${loadAfter[0].toFixed(2)} after, ${os.cpus().length} CPUs`);
+  printTable([
+    ['schedule', 'probes', 'CPU % core', 'rounds min–max', 'user ms', 'sys ms', 'req/s', 'delay p50', 'worst p99', 'max', 'ready/round', 'failed'],
+    ...results.map((r) => [
+      r.mode, String(r.probers), fmt(r.cpuPercent), `${fmt(Math.min(...r.roundPercents))}–${fmt(Math.max(...r.roundPercents))}`,
+      fmt(r.userMs, 0), fmt(r.systemMs, 0), fmt(r.requestsPerS, 0), fmt(r.delayP50Ms), fmt(r.delayP99Ms), fmt(r.delayMaxMs),
+      r.outcomes === undefined ? '–' : String(r.outcomes.ready / rounds), r.outcomes === undefined ? '–' : String(r.outcomes.gaveUp + r.outcomes.unhealthy),
+    ]),
+  ]);
+  const file = writeResults('probes-unit', { n, seconds, rounds, warmupS, loadBefore, loadAfter, results });
+  console.log(`results: ${file}`);
+  return { results };
+}
+
+if (isMain(import.meta.url)) await run();
