@@ -15,6 +15,11 @@ function errnoName(errno: number): string | undefined {
   return errnoNames.get(errno);
 }
 
+/** errno's name (ECONNREFUSED…), or `E<number>` for one Node does not name. */
+export function errnoCode(errno: number): string {
+  return errnoName(errno) ?? `E${errno}`;
+}
+
 /** A failed system call: `code` is the errno name (ENOENT…), `syscall` the call, `path` what it was about. */
 export class SysError extends Error {
   readonly errno: number;
@@ -22,7 +27,7 @@ export class SysError extends Error {
   readonly syscall: string;
   readonly path: string | undefined;
   constructor(syscall: string, errno: number, path?: string, detail?: string) {
-    const code = errnoName(errno) ?? `E${errno}`;
+    const code = errnoCode(errno);
     super(`${syscall}${path === undefined ? '' : ` ${path}`}: ${detail ?? code}`);
     this.name = 'SysError';
     this.errno = errno;

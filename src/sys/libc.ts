@@ -162,6 +162,12 @@ const PROTOTYPES = {
   setsockopt: 'int setsockopt(int fd, int level, int name, void *value, uint32 length)',
   bind: 'int bind(int fd, void *addr, uint32 length)',
   recvmsg: 'long recvmsg(int fd, void *msg, int flags)',
+  // Probe connections (sys/tcpprobe.ts): non-blocking TCP clients watched through one epoll set.
+  connect: 'int connect(int fd, void *addr, uint32 length)',
+  getsockopt: 'int getsockopt(int fd, int level, int name, void *value, void *length)',
+  send: 'long send(int fd, void *buf, size_t length, int flags)',
+  recv: 'long recv(int fd, void *buf, size_t length, int flags)',
+  inet_pton: 'int inet_pton(int af, const char *src, void *dst)',
   // For the calls glibc has no wrapper for (openat2, pidfd_open: glibc wraps it only from
   // 2.36, musl not at all), or wraps for every thread (setgroups).
   syscall: 'long syscall(long number, ...)',
@@ -206,6 +212,8 @@ export function addressOf(buf: Buffer): bigint {
 export interface FdWatch {
   /** Stops watching at once (the fd leaves libuv's epoll set now): the fd may be closed right after. */
   close(): void;
+  /** Whether the watch keeps the event loop alive (it does from the start): a watch with nothing to wait for lets go. */
+  setRef(on: boolean): void;
 }
 
 /**
@@ -218,9 +226,9 @@ export interface FdWatch {
 export function watchReadable(fd: number, onReadable: (status: number) => void): FdWatch {
   libc();
   // koffi's `node.poll` calls back with (status, events); its published typings say (events).
-  const handle = koffi.node.poll(fd, { readable: true }, (status: number) => onReadable(status)) as { close(): void } | null;
+  const handle = koffi.node.poll(fd, { readable: true }, (status: number) => onReadable(status)) as { close(): void; ref(): void; unref(): void } | null;
   if (handle === null) throw new Error(`uv_poll on fd ${fd} could not start`);
-  return { close: () => handle.close() };
+  return { close: () => handle.close(), setRef: (on) => (on ? handle.ref() : handle.unref()) };
 }
 
 /** errno of the last failed call on this thread. */
