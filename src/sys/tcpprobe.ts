@@ -18,7 +18,9 @@
  * known to be up, any error is a `connect` error (a refused loopback connection fails the
  * first send with ECONNREFUSED, inside open()).
  *
- * Each connection leaves the epoll set before its fd is closed, and the epoll data carries
+ * Each connection leaves the epoll set before its fd is closed (a close alone would not
+ * remove it while a spawn in the thread pool, between its clone and exec, holds a copy of
+ * the fd), and the epoll data carries
  * the fd and a generation: an event for a closed connection whose fd number was taken again
  * is never delivered to the new one. There are no timers here: the caller's deadline closes
  * the connection. The poll handle keeps the event loop alive only while a connection is open.
@@ -78,7 +80,7 @@ export function tcpAddress(host: string, port: number): TcpAddress | undefined {
 
 /** What a connection tells its owner; each is called at most once except onData, and none after close(). */
 export interface TcpProbeClient {
-  /** The connection is up and the request, if any, sent in full. */
+  /** A connection opened without a request is up (with a request, the answer is what tells). */
   onConnected(): void;
   /** Bytes received: a view of a shared buffer, valid only during the call (copy what you keep). */
   onData(bytes: Buffer): void;
@@ -310,8 +312,7 @@ export class TcpProbes {
     if (sent < 0) return this.#fail(conn, 'write', -sent);
     if (sent === 0) return; // the socket buffer is full: writable again later
     conn.phase = 'reading';
-    if (!this.#ctl(EPOLL_CTL_MOD, conn, EPOLLIN)) return this.#fail(conn, 'epoll_ctl', errno());
-    this.#call(conn, () => conn.client.onConnected());
+    if (!this.#ctl(EPOLL_CTL_MOD, conn, EPOLLIN)) this.#fail(conn, 'epoll_ctl', errno());
   }
 
   /** Readable: one recv into the shared buffer (more on the next wake while it stays readable). */
