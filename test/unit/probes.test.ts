@@ -168,6 +168,16 @@ test('tcp: a closed port fails each attempt, and onGaveUp names the probe, the c
   assert.equal(p.prober.phase, 'ended');
 });
 
+test('a host name goes over node:net (it resolves and tries each address), and so does any target with transport node:net', async (t) => {
+  const server = await httpServer(t, () => [200]);
+  const byName = probe(t, tcp(server.port, 'localhost'));
+  assert.deepEqual(await byName.first, { kind: 'ready' });
+  const forced = probe(t, httpTarget(server.port), {}, { ...timerDeps(), transport: 'node:net' });
+  assert.deepEqual(await forced.first, { kind: 'ready' });
+  const refused = probe(t, tcp(await closedPort()), { attempts: 1 }, { ...timerDeps(), transport: 'node:net' });
+  assert.match((await refused.first as { reason: string }).reason, /failed 1 attempt: connect ECONNREFUSED$/);
+});
+
 test('readiness comes at the first success: a server that starts listening after a few failed attempts', async (t) => {
   const port = await closedPort();
   const p = probe(t, tcp(port));
