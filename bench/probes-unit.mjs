@@ -7,12 +7,15 @@
  *
  * Schedules, each on fresh Probers in every round:
  *   spread          the services' starts spread over one second (start-delay i ms), as on
- *                   a running machine;
+ *                   a running machine (the Prober's raw transport, sys/tcpprobe.ts);
+ *   spread-net      the same with the Prober forced onto node:net (its transport before);
  *   burst           every Prober started at the same instant, as at boot (the first
  *                   liveness attempt's random phase is what spreads them afterwards);
  *   baseline        nothing to do: the machine's own noise in the same windows;
  *   raw             the floor: the same requests on the spread schedule from a bare
  *                   node:net loop (connect, write, destroy at the first bytes), no Prober;
+ *   sys             the floor on raw system calls (sys/tcpprobe.ts, no Prober), closed with a FIN;
+ *   sys-reset       the same closed with SO_LINGER 0 (a reset: no FIN exchange, no TIME_WAIT);
  *   raw-keepalive   for comparison, the same over one kept-alive connection per service:
  *                   what HTTP probing would cost if a connection were kept between attempts.
  * The schedules take turns, BENCH_PROBES_ROUNDS times, so the drift of a shared machine hits
@@ -24,7 +27,8 @@
  *   flock /tmp/t6-bench.lock node_modules/.bin/node bench/probes-unit.mjs
  * env: BENCH_PROBES_N (1000), BENCH_PROBES_SECONDS (20 of each window, split over the
  *      rounds), BENCH_PROBES_ROUNDS (4), BENCH_PROBES_WARMUP_S (2, per round),
- *      BENCH_PROBES_MODES (raw,raw-keepalive,spread,burst; baseline always runs)
+ *      BENCH_PROBES_MODES (raw,sys,sys-reset,raw-keepalive,spread-net,spread,burst;
+ *      baseline always runs)
  */
 import { spawn } from 'node:child_process';
 import net from 'node:net';
@@ -32,6 +36,7 @@ import os from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { envInt, fmt, isMain, median, printTable, sleep, writeResults } from './lib.mjs';
 import { Prober } from '../src/supervise/probes.ts';
+import { TcpProbes, tcpAddress } from '../src/sys/tcpprobe.ts';
 
 const SERVER = `
 const http = require('node:http');
@@ -64,13 +69,14 @@ async function startServer() {
 }
 
 /** `n` Probers on `port`, the i-th first probing `delay(i)` ms from now; their outcomes counted. */
-function startProbers(n, port, delay) {
+function startProbers(n, port, delay, transport) {
   const counts = { ready: 0, gaveUp: 0, unhealthy: 0 };
   const deps = {
     spawn: () => { throw new Error('no check probes here'); },
     kill: () => {},
     setTimer: (ms, fn) => { const t = setTimeout(fn, ms); return { cancel: () => clearTimeout(t) }; },
     monotonicMs: () => performance.now(),
+    transport,
   };
   const events = { onReady: () => counts.ready++, onGaveUp: () => counts.gaveUp++, onUnhealthy: () => counts.unhealthy++ };
   const probers = [];
@@ -104,6 +110,31 @@ function startRaw(n, port, delay) {
   };
   for (let i = 0; i < n; i++) timers[i] = setTimeout(once, delay(i), i);
   return { counts: undefined, stop: () => { stopped = true; for (const t of timers) clearTimeout(t); } };
+}
+
+/**
+ * The floor on raw system calls (src/sys/tcpprobe.ts, no Prober): the same requests, the
+ * connection closed at the first bytes; `reset`: closed with SO_LINGER 0 (a reset, no FIN).
+ */
+function startSys(n, port, delay, reset) {
+  const request = Buffer.from(`GET /health HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`);
+  const address = tcpAddress('127.0.0.1', port);
+  const probes = new TcpProbes({ reset });
+  const timers = [];
+  let stopped = false;
+  const once = (i) => {
+    if (stopped) return;
+    timers[i] = setTimeout(once, 1000, i);
+    let conn;
+    const client = { onConnected() {}, onData() { conn.close(); }, onEnd() {}, onFailed() {} };
+    try {
+      conn = probes.open(address, request, client);
+    } catch {
+      // refused at once: the next attempt comes anyway
+    }
+  };
+  for (let i = 0; i < n; i++) timers[i] = setTimeout(once, delay(i), i);
+  return { counts: undefined, stop: () => { stopped = true; for (const t of timers) clearTimeout(t); probes.shutdown(); } };
 }
 
 /**
@@ -151,8 +182,13 @@ function delays(mode, n) {
  * histogram (sampling the delay each ms costs CPU too, so never during the CPU window).
  */
 async function round(mode, acc, server, n, windowS, warmupS) {
-  const floors = { raw: startRaw, 'raw-keepalive': startKeepAlive };
-  const set = mode === 'baseline' ? undefined : (floors[mode] ?? startProbers)(n, server.port, delays(mode, n));
+  const floors = {
+    raw: startRaw, 'raw-keepalive': startKeepAlive,
+    sys: (n, port, delay) => startSys(n, port, delay, false), 'sys-reset': (n, port, delay) => startSys(n, port, delay, true),
+  };
+  const set = mode === 'baseline' ? undefined
+    : floors[mode] !== undefined ? floors[mode](n, server.port, delays(mode, n))
+      : startProbers(n, server.port, delays(mode, n), mode === 'spread-net' ? 'node:net' : 'raw');
   await sleep(warmupS * 1000);
   const before = await server.requests();
   const cpu = await cpuWindow(windowS);
@@ -179,7 +215,7 @@ export async function run() {
   const seconds = envInt('BENCH_PROBES_SECONDS', 20);
   const rounds = Math.max(1, envInt('BENCH_PROBES_ROUNDS', 4));
   const warmupS = envInt('BENCH_PROBES_WARMUP_S', 2);
-  const modes = ['baseline', ...(process.env.BENCH_PROBES_MODES ?? 'raw,raw-keepalive,spread,burst').split(',').map((s) => s.trim()).filter(Boolean)];
+  const modes = ['baseline', ...(process.env.BENCH_PROBES_MODES ?? 'raw,sys,sys-reset,raw-keepalive,spread-net,spread,burst').split(',').map((s) => s.trim()).filter(Boolean)];
   const acc = Object.fromEntries(modes.map((m) => [m, {
     served: 0, userMs: 0, systemMs: 0, wallMs: 0, roundPercents: [], outcomes: { ready: 0, gaveUp: 0, unhealthy: 0 },
     delays: [],
@@ -201,7 +237,7 @@ export async function run() {
       // The windows' median p50, and their worst p99 and max.
       delayP50Ms: median(a.delays.map((d) => d.p50)), delayP99Ms: Math.max(...a.delays.map((d) => d.p99)), delayMaxMs: Math.max(...a.delays.map((d) => d.max)),
       delays: a.delays,
-      outcomes: probing && !mode.startsWith('raw') ? a.outcomes : undefined,
+      outcomes: probing && !mode.startsWith('raw') && !mode.startsWith('sys') ? a.outcomes : undefined,
     };
   });
   console.log(`\n${n} probes, HTTP every 1 s; ${rounds} alternating rounds, ${seconds} s of CPU window and ${seconds} s of delay window per schedule`);
