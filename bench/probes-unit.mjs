@@ -9,6 +9,8 @@
  *   spread          the services' starts spread over one second (start-delay i ms), as on
  *                   a running machine (the Prober's raw transport, sys/tcpprobe.ts);
  *   spread-net      the same with the Prober forced onto node:net (its transport before);
+ *   spread-grid     the same with the host's timers on a 50 ms grid (not what t6 does: what
+ *                   coalescing the loop's wake-ups would save);
  *   burst           every Prober started at the same instant, as at boot (the first
  *                   liveness attempt's random phase is what spreads them afterwards);
  *   baseline        nothing to do: the machine's own noise in the same windows;
@@ -69,12 +71,19 @@ async function startServer() {
 }
 
 /** `n` Probers on `port`, the i-th first probing `delay(i)` ms from now; their outcomes counted. */
-function startProbers(n, port, delay, transport) {
+function startProbers(n, port, delay, transport, gridMs = 0) {
   const counts = { ready: 0, gaveUp: 0, unhealthy: 0 };
   const deps = {
     spawn: () => { throw new Error('no check probes here'); },
     kill: () => {},
-    setTimer: (ms, fn) => { const t = setTimeout(fn, ms); return { cancel: () => clearTimeout(t) }; },
+    setTimer: (ms, fn) => {
+      // With a grid, every timer fires on the next multiple of gridMs: one wake of the loop
+      // for all the attempts that fall due in that slice, instead of one each.
+      const now = performance.now();
+      const wait = gridMs > 0 ? Math.ceil(Math.ceil((now + ms) / gridMs) * gridMs - now) : ms;
+      const t = setTimeout(fn, wait);
+      return { cancel: () => clearTimeout(t) };
+    },
     monotonicMs: () => performance.now(),
     transport,
   };
@@ -188,7 +197,7 @@ async function round(mode, acc, server, n, windowS, warmupS) {
   };
   const set = mode === 'baseline' ? undefined
     : floors[mode] !== undefined ? floors[mode](n, server.port, delays(mode, n))
-      : startProbers(n, server.port, delays(mode, n), mode === 'spread-net' ? 'node:net' : 'raw');
+      : startProbers(n, server.port, delays(mode, n), mode === 'spread-net' ? 'node:net' : 'raw', mode === 'spread-grid' ? 50 : 0);
   await sleep(warmupS * 1000);
   const before = await server.requests();
   const cpu = await cpuWindow(windowS);
