@@ -215,24 +215,32 @@ async function probeTree(n, port, withProbe, windowS, sampleMs, profDir) {
     }
   }
   const socket = path.join(scandir, '.s6-svscan', 'run');
-  const seen = { up: new Set(), ready: new Set(), unhealthy: 0, down: 0 };
+  const seen = { unhealthy: 0, down: 0, lost: 0 };
   let onConnect;
   const connected = new Promise((r) => { onConnect = r; });
   const reader = readEvents(eventSocket(scandir), { since: null, follow: true, onConnect }, (e) => {
-    if (e.kind === 'up') seen.up.add(e.service);
-    else if (e.kind === 'ready') seen.ready.add(e.service);
-    else if (e.kind === 'unhealthy') seen.unhealthy++;
+    if (e.kind === 'unhealthy') seen.unhealthy++;
+    else if (e.kind === 'lost') seen.lost++;
     else if (e.kind === 'down') seen.down++;
   });
+  reader.done.catch(() => {});
   try {
     await connected;
     const t0 = performance.now();
     spawnSync(t6Bin('t6-svscanctl'), ['-a', scandir]);
-    const want = withProbe ? seen.ready : seen.up;
-    await until(`${n} services ${withProbe ? 'ready' : 'up'} (${want.size} so far)`, () => want.size >= n, 300_000, 50);
+    // Counted from t6-svstat -a (it reads supervise/ files, it does not ask t6-svscan), once a
+    // second: the event stream can drop a subscriber that falls behind a 1,000-service start.
+    let count = 0;
+    const deadline = performance.now() + 300_000;
+    for (;;) {
+      const st = spawnSync(t6Bin('t6-svstat'), ['-a', scandir], { encoding: 'utf8', maxBuffer: 64 << 20 }).stdout.split('\n');
+      count = st.filter((l) => (withProbe ? /, ready /.test(l) : /: up /.test(l))).length;
+      if (count >= n) break;
+      if (performance.now() > deadline) throw new Error(`timed out after 300 s waiting for ${n} services ${withProbe ? 'ready' : 'up'} (${count}); t6-svscan's log: ${fs.readFileSync(log, 'utf8').slice(-2000)}`);
+      tree.checkAlive('the start');
+      await sleep(1000);
+    }
     const allMs = performance.now() - t0;
-    reader.stop();
-    await reader.done.catch(() => {});
     await sleep(Math.max(envInt('BENCH_SETTLE_MS', 2000), 3000));
     tree.checkAlive('settling');
     // Window 1: CPU alone, nobody asking t6-svscan anything.
@@ -276,7 +284,7 @@ async function probeTree(n, port, withProbe, windowS, sampleMs, profDir) {
       services: n, probe: withProbe, allReadyMs: allMs, cpu,
       sampledCpuPercent: ((d1.cpuMs - d0.cpuMs) / (s1 - s0)) * 100,
       delay: stat(delays), roundTrip: stat(roundTrips), delaySamples: delays, sampleFailures: failures,
-      unhealthy: seen.unhealthy, deaths: seen.down,
+      unhealthy: seen.unhealthy, deaths: seen.down, eventsLost: seen.lost,
       rssMB: last ? last.process.rssBytes / 2 ** 20 : undefined, fds: last?.process.fds,
       svscanWarnings: warnings,
     };
@@ -315,7 +323,7 @@ function printProbes(p) {
     rows.push([label, fmt(r.cpu.percent), fmt(r.sampledCpuPercent), fmt(r.delay.p50), fmt(r.delay.p99), fmt(r.delay.max), String(r.delay.n), `${fmt(r.roundTrip.p50)}/${fmt(r.roundTrip.p99)}`, fmt(r.allReadyMs / 1000)]);
   }
   printTable(rows);
-  console.log(`  probe tree: ${p.probe.unhealthy} unhealthy, ${p.probe.deaths} deaths; schedstat on-CPU ${fmt(p.probe.cpu.runPercent)} % (baseline ${fmt(p.baseline.cpu.runPercent)} %); RSS ${fmt(p.probe.rssMB)} MB (baseline ${fmt(p.baseline.rssMB)}), ${p.probe.fds} fds`);
+  console.log(`  probe tree: ${p.probe.unhealthy} unhealthy, ${p.probe.deaths} deaths (event stream, ${p.probe.eventsLost} lost records); schedstat on-CPU ${fmt(p.probe.cpu.runPercent)} % (baseline ${fmt(p.baseline.cpu.runPercent)} %); RSS ${fmt(p.probe.rssMB)} MB (baseline ${fmt(p.baseline.rssMB)}), ${p.probe.fds} fds`);
 }
 
 export async function run(parts = ['readiness', 'probes']) {
