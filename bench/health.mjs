@@ -51,6 +51,13 @@ import { askMetrics } from '../src/rc/metrics.ts';
 
 export const GOALS = { readyRatio: 1.2, probeCpuPercent: 5, probeDelayP99Ms: 10 };
 
+/** utime and stime of one process (clock ticks), from /proc/PID/stat: user space against the kernel's work. */
+function userSys(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { utime: Number(f[11]), stime: Number(f[12]) };
+}
+
 /** A python3 that is a binary (pyenv's shim is a bash script that would be timed too). */
 function python() {
   for (const p of ['/usr/bin/python3', '/usr/local/bin/python3']) if (fs.existsSync(p)) return p;
@@ -179,12 +186,15 @@ async function startProfiledTree(dir, profDir, maxServices = 4000) {
   const log = path.join(dir, 'svscan.log');
   const ready = new ByteFifo(path.join(dir, 'svscan-ready'));
   const bin = t6Bin('t6-svscan');
-  const bundle = fs.readFileSync(bin, 'utf8').match(/\/dist\/(t6-svscan\.[a-z]+)/)[1];
-  const node = path.join(path.dirname(bin), '..', 'node_modules', 'node', 'bin', 'node');
-  const entry = path.join(path.dirname(bin), '..', 'dist', bundle);
+  // The wrapper's own command line (its Node flags: semi-space, heap, memory reducer), with --cpu-prof added.
+  const exec = fs.readFileSync(bin, 'utf8').match(/^exec "\$t6\/node_modules\/node\/bin\/node" (.*) "\$t6\/dist\/(t6-svscan\.[a-z]+)" "\$@"$/m);
+  if (exec === null) throw new Error(`${bin}: no exec line to take Node's flags from`);
+  const t6 = path.join(path.dirname(bin), '..');
+  const node = path.join(t6, 'node_modules', 'node', 'bin', 'node');
+  const entry = path.join(t6, 'dist', exec[2]);
   const sup = {
     ...SUPERVISORS.t6,
-    command: (sd) => ['sh', '-c', `exec -a t6-svscan "$0" --cpu-prof --cpu-prof-dir="$4" "$5" -d 3 -c ${maxServices} "$1" 3>"$2" >>"$3" 2>&1`, node, sd, ready.path, log, profDir, entry],
+    command: (sd) => ['sh', '-c', `exec "$0" ${exec[1]} --cpu-prof --cpu-prof-dir="$4" "$5" -d 3 -c ${maxServices} "$1" 3>"$2" >>"$3" 2>&1`, node, sd, ready.path, log, profDir, entry],
   };
   const tree = Tree.start(sup, scandir);
   try {
@@ -245,14 +255,18 @@ async function probeTree(n, port, withProbe, windowS, sampleMs, profDir) {
     tree.checkAlive('settling');
     // Window 1: CPU alone, nobody asking t6-svscan anything.
     const c0 = cpuOf(tree.pid1);
+    const u0 = userSys(tree.pid1);
     const w0 = performance.now();
     await sleep(windowS * 1000);
     const c1 = cpuOf(tree.pid1);
+    const u1 = userSys(tree.pid1);
     const w1 = performance.now();
     const cpu = {
       percent: ((c1.cpuMs - c0.cpuMs) / (w1 - w0)) * 100,
       runPercent: ((c1.runNs - c0.runNs) / 1e6 / (w1 - w0)) * 100,
       ticks: c1.ticks - c0.ticks,
+      userTicks: u1.utime - u0.utime,
+      sysTicks: u1.stime - u0.stime,
       switches: c1.switches - c0.switches,
       windowMs: w1 - w0,
     };
@@ -311,6 +325,8 @@ async function probes(n, windowS, sampleMs) {
     const srv1 = cpuOf(server.proc.pid);
     out.baseline = await probeTree(n, server.port, false, windowS, sampleMs, undefined);
     out.serverCpuMs = srv1.cpuMs - srv0.cpuMs;
+    // A profiled t6-svscan costs about twice the CPU: such a run's figures are not comparable.
+    if (profDir) out.cpuProfileDir = profDir;
     return out;
   } finally {
     server.stop();
@@ -323,12 +339,12 @@ function printProbes(p) {
     rows.push([label, fmt(r.cpu.percent), fmt(r.sampledCpuPercent), fmt(r.delay.p50), fmt(r.delay.p99), fmt(r.delay.max), String(r.delay.n), `${fmt(r.roundTrip.p50)}/${fmt(r.roundTrip.p99)}`, fmt(r.allReadyMs / 1000)]);
   }
   printTable(rows);
-  console.log(`  probe tree: ${p.probe.unhealthy} unhealthy, ${p.probe.deaths} deaths (event stream, ${p.probe.eventsLost} lost records); schedstat on-CPU ${fmt(p.probe.cpu.runPercent)} % (baseline ${fmt(p.baseline.cpu.runPercent)} %); RSS ${fmt(p.probe.rssMB)} MB (baseline ${fmt(p.baseline.rssMB)}), ${p.probe.fds} fds`);
+  console.log(`  probe tree: ${p.probe.unhealthy} unhealthy, ${p.probe.deaths} deaths (event stream, ${p.probe.eventsLost} lost records); user/system ticks ${p.probe.cpu.userTicks}/${p.probe.cpu.sysTicks}; schedstat on-CPU ${fmt(p.probe.cpu.runPercent)} % (baseline ${fmt(p.baseline.cpu.runPercent)} %); RSS ${fmt(p.probe.rssMB)} MB (baseline ${fmt(p.baseline.rssMB)}), ${p.probe.fds} fds`);
 }
 
 export async function run(parts = ['readiness', 'probes']) {
   const machineBusy = await waitQuiet();
-  const result = { machineBusy };
+  const result = { machineBusy, goals: GOALS };
   if (parts.includes('readiness')) {
     console.log('\n== readiness latency: sd_notify READY=1 against notification-fd, same tree ==');
     const r = await readiness(envInt('BENCH_HEALTH_READY_N', 20), envInt('BENCH_HEALTH_ROUNDS', 10));
