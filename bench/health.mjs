@@ -314,6 +314,26 @@ async function probeTree(n, port, withProbe, windowS, sampleMs, profDir) {
   }
 }
 
+/**
+ * What a probe costs as a process per attempt (s6's way: s6-notifyoncheck runs a check
+ * program per attempt, and a liveness check under s6 is a script in a loop): CPU of
+ * `count` `curl -sf` runs against the same server, from a shell's `times` (its children).
+ * Not s6 itself: a floor for any check that is a process.
+ */
+function processPerCheck(port, count) {
+  if (!hasProgram('curl')) return undefined;
+  const url = `http://127.0.0.1:${port}/health?s=check`;
+  const script = `i=0; while [ $i -lt ${count} ]; do curl -sf -o /dev/null ${shellQuote(url)} || exit 1; i=$((i+1)); done; times`;
+  const t0 = performance.now();
+  const r = spawnSync('sh', ['-c', script], { encoding: 'utf8' });
+  const wallMs = performance.now() - t0;
+  if (r.status !== 0) return undefined;
+  const secs = (t) => { const m = t.match(/(\d+)m([\d.]+)s/); return m ? Number(m[1]) * 60 + Number(m[2]) : NaN; };
+  const [user, sys] = r.stdout.trim().split('\n').pop().trim().split(/\s+/).map(secs);
+  const perCheckMs = ((user + sys) * 1000) / count;
+  return { tool: 'curl', count, userS: user, sysS: sys, wallMs, perCheckMs, coresAt1000PerS: perCheckMs };
+}
+
 async function probes(n, windowS, sampleMs) {
   const server = await httpServer();
   const profDir = process.env.BENCH_HEALTH_CPU_PROF || undefined;
@@ -325,6 +345,7 @@ async function probes(n, windowS, sampleMs) {
     const srv1 = cpuOf(server.proc.pid);
     out.baseline = await probeTree(n, server.port, false, windowS, sampleMs, undefined);
     out.serverCpuMs = srv1.cpuMs - srv0.cpuMs;
+    out.processPerCheck = processPerCheck(server.port, envInt('BENCH_HEALTH_CHECKS', 200));
     // A profiled t6-svscan costs about twice the CPU: such a run's figures are not comparable.
     if (profDir) out.cpuProfileDir = profDir;
     return out;
@@ -339,6 +360,8 @@ function printProbes(p) {
     rows.push([label, fmt(r.cpu.percent), fmt(r.sampledCpuPercent), fmt(r.delay.p50), fmt(r.delay.p99), fmt(r.delay.max), String(r.delay.n), `${fmt(r.roundTrip.p50)}/${fmt(r.roundTrip.p99)}`, fmt(r.allReadyMs / 1000)]);
   }
   printTable(rows);
+  const c = p.processPerCheck;
+  if (c) console.log(`  a process per check instead (s6's way: s6-notifyoncheck runs one per attempt; not s6 itself): ${c.count} \`curl -sf\` runs, ${fmt(c.perCheckMs)} ms CPU each (user ${fmt(c.userS)} s, system ${fmt(c.sysS)} s): 1,000 a second would take ${fmt(c.coresAt1000PerS)} cores`);
   console.log(`  probe tree: ${p.probe.unhealthy} unhealthy, ${p.probe.deaths} deaths (event stream, ${p.probe.eventsLost} lost records); user/system ticks ${p.probe.cpu.userTicks}/${p.probe.cpu.sysTicks}; schedstat on-CPU ${fmt(p.probe.cpu.runPercent)} % (baseline ${fmt(p.baseline.cpu.runPercent)} %); RSS ${fmt(p.probe.rssMB)} MB (baseline ${fmt(p.baseline.rssMB)}), ${p.probe.fds} fds`);
 }
 
