@@ -38,6 +38,7 @@
  *      the profile is written when t6-svscan exits, so the tree is stopped with SIGTERM)
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import {
@@ -367,6 +368,7 @@ function printProbes(p) {
 
 export async function run(parts = ['readiness', 'probes']) {
   const machineBusy = await waitQuiet();
+  const loadBefore = os.loadavg();
   const result = { machineBusy, goals: GOALS };
   if (parts.includes('readiness')) {
     console.log('\n== readiness latency: sd_notify READY=1 against notification-fd, same tree ==');
@@ -388,6 +390,8 @@ export async function run(parts = ['readiness', 'probes']) {
     console.log(`  targets: CPU ≤ ${GOALS.probeCpuPercent} % of a core: ${p.probe.cpu.percent <= GOALS.probeCpuPercent ? 'met' : 'NOT met'}; p99 loop delay ≤ ${GOALS.probeDelayP99Ms} ms: ${p.probe.delay.p99 <= GOALS.probeDelayP99Ms ? 'met' : 'NOT met'}; HTTP server's CPU over the probe tree's life ${fmt(p.serverCpuMs)} ms`);
     result.probes = p;
   }
+  result.load = { before: loadBefore, after: os.loadavg() };
+  console.log(`machine: ${(machineBusy * 100).toFixed(0)}% busy when it began; load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before, ${result.load.after.map((x) => x.toFixed(2)).join(' ')} after (${os.cpus().length} CPUs)`);
   const file = writeResults('health', result);
   console.log(`results: ${file}`);
   return result;
