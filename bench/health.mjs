@@ -240,7 +240,9 @@ async function probeTree(n, port, withProbe, windowS, sampleMs, profDir) {
     const t0 = performance.now();
     spawnSync(t6Bin('t6-svscanctl'), ['-a', scandir]);
     // Counted from t6-svstat -a (it reads supervise/ files, it does not ask t6-svscan), once a
-    // second: the event stream can drop a subscriber that falls behind a 1,000-service start.
+    // second, not from the event stream: on 2026-12-06 a subscriber attached before a
+    // 1,000-service scan got about 620 records (of 2,000) and then nothing, no `lost` record
+    // either, and a fresh `since: 0` reader stalled at the same place (an events bug, reported).
     let count = 0;
     const deadline = performance.now() + 300_000;
     for (;;) {
