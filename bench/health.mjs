@@ -254,8 +254,18 @@ async function probeTree(n, port, withProbe, windowS, sampleMs, profDir) {
       await sleep(1000);
     }
     const allMs = performance.now() - t0;
+    // Each service's pid and readiness, from t6-svstat -a (not the stream: see above), before and after the windows.
+    const pids = () => {
+      const m = new Map();
+      for (const l of spawnSync(t6Bin('t6-svstat'), ['-a', scandir], { encoding: 'utf8', maxBuffer: 64 << 20 }).stdout.split('\n')) {
+        const x = l.match(/^(\S+): up \(pid (\d+)\).*?(, ready)?/);
+        if (x) m.set(x[1], `${x[2]}${/, ready /.test(l) ? 'R' : ''}`);
+      }
+      return m;
+    };
     await sleep(Math.max(envInt('BENCH_SETTLE_MS', 2000), 3000));
     tree.checkAlive('settling');
+    const before = pids();
     // Window 1: CPU alone, nobody asking t6-svscan anything.
     const c0 = cpuOf(tree.pid1);
     const u0 = userSys(tree.pid1);
@@ -294,6 +304,8 @@ async function probeTree(n, port, withProbe, windowS, sampleMs, profDir) {
     const d1 = cpuOf(tree.pid1);
     const s1 = performance.now();
     tree.checkAlive('the windows');
+    const after = pids();
+    const changed = [...before].filter(([name, v]) => after.get(name) !== v).length;
     const last = await askMetrics(socket).catch(() => undefined);
     const warnings = fs.readFileSync(log, 'utf8').split('\n').filter((l) => /warning|fatal|unhealthy/.test(l)).slice(0, 10);
     const stat = (xs) => ({ n: xs.length, p50: quantileOf(xs, 0.5), p99: quantileOf(xs, 0.99), max: Math.max(...xs), mean: xs.reduce((a, b) => a + b, 0) / xs.length });
@@ -301,7 +313,7 @@ async function probeTree(n, port, withProbe, windowS, sampleMs, profDir) {
       services: n, probe: withProbe, allReadyMs: allMs, cpu,
       sampledCpuPercent: ((d1.cpuMs - d0.cpuMs) / (s1 - s0)) * 100,
       delay: stat(delays), roundTrip: stat(roundTrips), delaySamples: delays, sampleFailures: failures,
-      unhealthy: seen.unhealthy, deaths: seen.down, eventsLost: seen.lost,
+      unhealthy: seen.unhealthy, deaths: seen.down, eventsLost: seen.lost, changedOverWindows: changed, runningAfter: after.size,
       rssMB: last ? last.process.rssBytes / 2 ** 20 : undefined, fds: last?.process.fds,
       svscanWarnings: warnings,
     };
@@ -365,7 +377,7 @@ function printProbes(p) {
   printTable(rows);
   const c = p.processPerCheck;
   if (c) console.log(`  a process per check instead (s6's way: s6-notifyoncheck runs one per attempt; not s6 itself): ${c.count} \`curl -sf\` runs, ${fmt(c.perCheckMs)} ms CPU each (user ${fmt(c.userS)} s, system ${fmt(c.sysS)} s): 1,000 a second would take ${fmt(c.coresAt1000PerS)} cores`);
-  console.log(`  probe tree: ${p.probe.unhealthy} unhealthy, ${p.probe.deaths} deaths (event stream, ${p.probe.eventsLost} lost records); user/system ticks ${p.probe.cpu.userTicks}/${p.probe.cpu.sysTicks}; schedstat on-CPU ${fmt(p.probe.cpu.runPercent)} % (baseline ${fmt(p.baseline.cpu.runPercent)} %); RSS ${fmt(p.probe.rssMB)} MB (baseline ${fmt(p.baseline.rssMB)}), ${p.probe.fds} fds`);
+  console.log(`  probe tree: ${p.probe.changedOverWindows} of ${p.probe.runningAfter} services changed pid or readiness over the windows (t6-svstat -a); log lines with "unhealthy": ${p.probe.svscanWarnings.filter((l) => /unhealthy/.test(l)).length}; user/system ticks ${p.probe.cpu.userTicks}/${p.probe.cpu.sysTicks}; schedstat on-CPU ${fmt(p.probe.cpu.runPercent)} % (baseline ${fmt(p.baseline.cpu.runPercent)} %); RSS ${fmt(p.probe.rssMB)} MB (baseline ${fmt(p.baseline.rssMB)}), ${p.probe.fds} fds`);
 }
 
 export async function run(parts = ['readiness', 'probes']) {
