@@ -7,7 +7,7 @@
  * bench/results/*.json (the summary in summary-<time>.json and summary-latest.json).
  *
  *   npm run bench                       (builds, then runs this)
- *   node_modules/.bin/node bench/run.mjs [coldstart memory restart clients idle rc-compile rc log-memory log-throughput reexec scale events boot]
+ *   node_modules/.bin/node bench/run.mjs [coldstart memory restart clients idle rc-compile rc log-memory log-throughput reexec scale events health boot]
  *   (boot, t6 beside s6 and a Node floor on a real kernel in qemu, runs only when named)
  *
  * Each benchmark also runs alone (node_modules/.bin/node bench/<name>.mjs) and documents
@@ -34,9 +34,10 @@ import * as logThroughput from './log-throughput.mjs';
 import * as scale from './scale.mjs';
 import * as boot from './boot.mjs';
 import * as events from './events.mjs';
+import * as health from './health.mjs';
 
 const BENCHMARKS = {
-  coldstart, memory, restart, clients, idle, 'rc-compile': rcCompile, rc, 'log-memory': logMemory, 'log-throughput': logThroughput, reexec, scale, events, boot,
+  coldstart, memory, restart, clients, idle, 'rc-compile': rcCompile, rc, 'log-memory': logMemory, 'log-throughput': logThroughput, reexec, scale, events, health, boot,
 };
 /** Run when none is named: all but boot (qemu boots under software emulation: minutes; name it to run it). */
 const DEFAULT_BENCHMARKS = Object.keys(BENCHMARKS).filter((n) => n !== 'boot');
@@ -152,6 +153,7 @@ export function summaryRows(all, figures = []) {
   }
   if (all.scale) scaleRows(all.scale, add, rows);
   if (all.events) eventRows(all.events, add);
+  if (all.health) healthRows(all.health, add);
   if (all.boot?.median) bootRows(all.boot, add, rows);
   return rows;
 }
@@ -181,6 +183,27 @@ function eventRows(ev, add) {
     add(`events: svscan CPU in a 1,000-service -u change, ${n} subscriber${n === 1 ? '' : 's'} (× none)`, { t6: r }, '×', '≤ 1.1', r <= 1.1);
   }
   add('events: idle 60 s with a subscriber, context switches', { t6: ev.idle.switches }, 'n', '0', ev.idle.switches === 0);
+}
+
+/** Rows of bench/health.mjs (t6 only: s6 has no sd_notify and no built-in probe): readiness latency, 1,000 HTTP probes. */
+function healthRows(h, add) {
+  const g = h.goals ?? health.GOALS;
+  const r = h.readiness;
+  if (r) {
+    add(`health: trigger → U, sd_notify READY=1, median (ms)`, { t6: r.sd.median }, 'ms', '–', undefined);
+    add(`health: trigger → U, notification-fd, median (ms)`, { t6: r.fd.median }, 'ms', '–', undefined);
+    add(`health: trigger → U, sd_notify READY=1, p99 (ms)`, { t6: r.sd.p99 }, 'ms', '–', undefined);
+    add(`health: trigger → U, notification-fd, p99 (ms)`, { t6: r.fd.p99 }, 'ms', '–', undefined);
+    add('health: sd_notify / notification-fd, medians (×)', { t6: r.ratio }, '×', `≤ ${g.readyRatio}`, r.ratio <= g.readyRatio);
+  }
+  const p = h.probes;
+  if (p) {
+    const n = p.probe.services;
+    add(`health: svscan CPU, ${n} HTTP probes/s (% of a core)`, { t6: p.probe.cpu.percent }, '%', `≤ ${g.probeCpuPercent} %`, p.probe.cpu.percent <= g.probeCpuPercent);
+    add(`health: svscan CPU, ${n} services, no probe (% of a core)`, { t6: p.baseline.cpu.percent }, '%', '–', undefined);
+    add(`health: loop delay p99, ${n} HTTP probes/s (ms)`, { t6: p.probe.delay.p99 }, 'ms', `≤ ${g.probeDelayP99Ms} ms`, p.probe.delay.p99 <= g.probeDelayP99Ms);
+    add(`health: loop delay p99, ${n} services, no probe (ms)`, { t6: p.baseline.delay.p99 }, 'ms', '–', undefined);
+  }
 }
 
 /** Rows of bench/scale.mjs: every size's cold start, PSS, svstat -a, restart; t6-rc at each db size. */

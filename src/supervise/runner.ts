@@ -277,7 +277,8 @@ export class OneshotRunner {
       if (metrics === undefined) { refuse('metrics requests are not served here', 'not-served'); return; }
       // The event loop's delay now: how long a callback queued at once waits for its turn.
       const asked = performance.now();
-      setImmediate(() => reply({ metrics: { ...metrics(), eventLoopDelayMs: performance.now() - asked } }, true));
+      // Taken before metrics() runs (it reads /proc/self/fd: a millisecond with thousands of fds), which is not the loop's delay.
+      setImmediate(() => { const eventLoopDelayMs = performance.now() - asked; reply({ metrics: { ...metrics(), eventLoopDelayMs } }, true); });
       return;
     }
     const published = parsePublishRequest(line);
