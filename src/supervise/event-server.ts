@@ -220,7 +220,10 @@ class Subscription {
       queue.splice(0, n);
       this.#queueFrom += n;
     }
-    // What is left goes on 'drain'; a replay without follow ends once everything is out.
+    // What is left goes on 'drain', which comes only after a write the socket could not take
+    // at once. When the kernel took it all (nothing unsent), no 'drain' will come: next turn.
+    if (queue.length > 0 && this.#sock.writableLength < this.#limits.highWater) this.#schedule();
+    // A replay without follow ends once everything is out.
     if (queue.length === 0 && !this.#follow) this.#end();
   }
 

@@ -124,3 +124,42 @@ test('BlockAlarm: tells of a block that lasts, once, and of its end; a short pau
   assert.ok(told[1]![1] >= 100);
   alarm.close();
 });
+
+test('EventServer: a replay far past highWater, and a burst to a follower, arrive whole (the socket took each write at once: no drain comes)', { timeout: 30_000 }, async () => {
+  const { EventServer } = await import('../../src/supervise/event-server.ts');
+  const { readEvents } = await import('../../src/supervise/event-client.ts');
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 't6-events-'));
+  const socketPath = path.join(dir, 'events');
+  const log = new EventLog(() => performance.now());
+  const server = EventServer.listen(socketPath, log, () => {});
+  try {
+    // 1,000 records of about 110 bytes: 110 KB, nearly twice highWater (64 KiB).
+    for (let i = 0; i < 1000; i++) log.publish({ kind: 'up', service: `service-number-${i}`, pid: 10_000 + i });
+    const replayed: number[] = [];
+    await readEvents(socketPath, { since: 0, follow: false }, (e) => replayed.push(e.seq)).done;
+    assert.equal(replayed.length, 1000);
+    assert.deepEqual([replayed[0], replayed.at(-1)], [1, 1000]);
+    // A follower, then 2,000 records in one turn of the loop (within the backlog of 2,048).
+    const followed: number[] = [];
+    let connected!: () => void;
+    const served = new Promise<void>((resolve) => { connected = resolve; });
+    let all!: () => void;
+    const complete = new Promise<void>((resolve) => { all = resolve; });
+    const reader = readEvents(socketPath, { since: null, follow: true, onConnect: () => connected() }, (e) => {
+      followed.push(e.seq);
+      if (followed.length === 2000) all();
+    });
+    await served;
+    for (let i = 0; i < 2000; i++) log.publish({ kind: 'down', service: `service-number-${i}`, exitCode: 1 });
+    await complete;
+    reader.stop();
+    await reader.done;
+    assert.deepEqual([followed[0], followed.at(-1)], [1001, 3000]);
+  } finally {
+    server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
