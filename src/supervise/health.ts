@@ -28,6 +28,7 @@ import type { ServiceSettings } from './settings.ts';
 import type { NotifyRegistration } from './notify-hub.ts';
 import type { SupervisorHost } from './supervisor-host.ts';
 import type { NotifyMessage } from './sd-notify.ts';
+import { bugText } from '../sys/errors.ts';
 import { Prober, type ProberDeps } from './probes.ts';
 import { readProbeSpec } from './probe-spec.ts';
 
@@ -90,7 +91,20 @@ export class ServiceHealth {
 
   constructor(host: HealthHost, events: HealthEvents) {
     this.#host = host;
-    this.#events = events;
+    // What the Supervisor does with an event must not reach the socket, the Prober or a timer
+    // that called it (the shared notify socket would close for every service): said, not thrown.
+    const guard = <A extends unknown[]>(what: string, fn: (...args: A) => void) => (...args: A): void => {
+      try {
+        fn(...args);
+      } catch (err) {
+        host.system.report('error', `${host.name}: internal error on ${what}: ${bugText(err)}`);
+      }
+    };
+    this.#events = {
+      ready: guard('readiness', () => events.ready()),
+      unhealthy: guard('a failed health check', (reason: string) => events.unhealthy(reason)),
+      said: guard('STATUS=', (kind: 'status-text', text: string) => events.said(kind, text)),
+    };
   }
 
   /** What the health file says now. */

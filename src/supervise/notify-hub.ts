@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import { NotifySocket } from '../sys/notifysocket.ts';
 import { procLineage } from '../sys/proc.ts';
 import { parseNotifyMessage, type NotifyMessage } from './sd-notify.ts';
-import { strerror } from '../sys/errors.ts';
+import { bugText, strerror } from '../sys/errors.ts';
 
 /** How far up the parent chain a sender is looked for (a service's tree is rarely deeper). */
 const MAX_TREE_DEPTH = 32;
@@ -177,7 +177,12 @@ export class SocketNotifyHub implements NotifyHub {
       return;
     }
     if (parsed.message.problems.length > 0) this.#warn(`in an sd_notify message from pid ${pid}: ${parsed.message.problems.join('; ')}`);
-    entry.onMessage(parsed.message);
+    try {
+      entry.onMessage(parsed.message);
+    } catch (err) {
+      // A bug in one service's handling must not close the socket every service shares.
+      this.#opts.report('warning', `internal error on an sd_notify message from pid ${pid}: ${bugText(err)}`);
+    }
   }
 
   /** The service whose tree holds `pid`: itself, its session leader, or an ancestor registered. */

@@ -137,3 +137,14 @@ test('WATCHDOG_USEC= sets the period, EXTEND_TIMEOUT_USEC= pushes the deadline, 
   hub.send(second, 'WATCHDOG=trigger');
   assert.deepEqual(host.kills.at(-2), [second, 15]);
 });
+
+test('a failure while acting on a message is reported, never thrown back into the socket that delivered it', () => {
+  const { host, hub, pid } = setup({ 'flag-sd-notify': '' });
+  const event = host.event.bind(host);
+  host.event = (sup: Supervisor, bytes: string) => {
+    if (bytes.includes('U')) throw new Error('boom');
+    event(sup, bytes);
+  };
+  assert.doesNotThrow(() => hub.send(pid(), 'READY=1'));
+  assert.ok(host.reports.some((r) => /^error: svc: internal error on readiness: .*boom/.test(r)), host.reports.join('\n'));
+});
