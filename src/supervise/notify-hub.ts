@@ -115,6 +115,11 @@ export class SocketNotifyHub implements NotifyHub {
     return {
       alias: (pid) => {
         if (!Number.isInteger(pid) || pid <= 1 || this.#route(pid) !== entry) return false;
+        // One main pid at a time: a new MAINPID= replaces the last (the map cannot grow with a service's forks).
+        for (const old of entry.pids) {
+          if (old !== runPid && this.#byPid.get(old) === entry) this.#byPid.delete(old);
+          if (old !== runPid) entry.pids.delete(old);
+        }
         entry.pids.add(pid);
         this.#byPid.set(pid, entry);
         return true;
