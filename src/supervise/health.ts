@@ -72,13 +72,11 @@ export function writeHealthFile(file: string, text: string | undefined): void {
   fs.renameSync(`${file}.new`, file);
 }
 
-const emptyRecord = emptyHealth;
-
 /** One service's sd_notify, watchdog and probes. */
 export class ServiceHealth {
   readonly #host: HealthHost;
   readonly #events: HealthEvents;
-  #record: HealthRecord = emptyRecord();
+  #record: HealthRecord = emptyHealth();
   /** The record as last written (JSON), '' when the file is absent. */
   #written = '';
   #writeTimer: TimerHandle | undefined;
@@ -182,7 +180,7 @@ export class ServiceHealth {
 
   /** The next image: the record back, and monitors again for a `run` still running. */
   resumed(record: HealthRecord | undefined, runPid: number, ready: boolean, pipe: ReadinessPipe | undefined): void {
-    if (record !== undefined) this.#record = { ...emptyRecord(), ...record };
+    if (record !== undefined) this.#record = { ...emptyHealth(), ...record };
     this.#written = record === undefined ? '' : JSON.stringify(this.#record);
     if (pipe !== undefined) this.#watchPipe(pipe);
     if (runPid <= 0) return;

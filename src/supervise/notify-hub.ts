@@ -12,12 +12,9 @@
  */
 import fs from 'node:fs';
 import { NotifySocket } from '../sys/notifysocket.ts';
-import { procLineage } from '../sys/proc.ts';
-import { parseNotifyMessage, type NotifyMessage } from './sd-notify.ts';
+import { parseNotifyMessage, serviceOfSender, type NotifyMessage } from './sd-notify.ts';
 import { bugText, strerror } from '../sys/errors.ts';
 
-/** How far up the parent chain a sender is looked for (a service's tree is rarely deeper). */
-const MAX_TREE_DEPTH = 32;
 const REFUSAL_WARN_MS = 10_000;
 /** After a failed bind, the next service to start tries again no sooner than this. */
 const BIND_RETRY_MS = 10_000;
@@ -190,19 +187,9 @@ export class SocketNotifyHub implements NotifyHub {
     }
   }
 
-  /** The service whose tree holds `pid`: itself, its session leader, or an ancestor registered. */
+  /** The service whose tree holds `pid` (sd-notify.ts serviceOfSender; an unreadable sender is in none). */
   #route(pid: number): Entry | undefined {
-    let current = pid;
-    for (let depth = 0; depth < MAX_TREE_DEPTH && current > 1; depth++) {
-      const direct = this.#byPid.get(current);
-      if (direct !== undefined) return direct;
-      const proc = procLineage(current);
-      if (proc === undefined) return undefined;
-      const bySession = this.#byPid.get(proc.session);
-      if (bySession !== undefined) return bySession;
-      current = proc.ppid;
-    }
-    return undefined;
+    return serviceOfSender(pid, (p) => this.#byPid.get(p));
   }
 
   #warn(message: string): void {

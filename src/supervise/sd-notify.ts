@@ -158,17 +158,30 @@ export function cutUtf8(text: string, max: number): string {
  * once (with no barrier) may be gone and reaped by then: refused, as it cannot be placed.
  */
 export function senderInServiceTree(senderPid: number, runPid: number, lineage: (pid: number) => ProcLineage | undefined = procLineage): boolean {
-  if (!(runPid > 1) || !(senderPid > 0)) return false;
-  if (senderPid === runPid) return true;
+  if (!(runPid > 1)) return false;
+  return serviceOfSender(senderPid, (pid) => (pid === runPid ? true : undefined), lineage) === true;
+}
+
+/**
+ * The service a message from `senderPid` comes from, among those `serviceOf` knows by a
+ * pid (its run's, or an accepted MAINPID=): the sender's own, its session leader's, or
+ * its nearest ancestor's within MAX_PARENT_STEPS (the walk of senderInServiceTree, for
+ * many services at once). undefined when none, or when the sender cannot be read.
+ */
+export function serviceOfSender<T>(senderPid: number, serviceOf: (pid: number) => T | undefined, lineage: (pid: number) => ProcLineage | undefined = procLineage): T | undefined {
+  if (!(senderPid > 0)) return undefined;
+  const own = serviceOf(senderPid);
+  if (own !== undefined) return own;
   let pid = senderPid;
   for (let step = 0; step < MAX_PARENT_STEPS; step++) {
     const l = safeLineage(lineage, pid);
-    if (l === undefined) return false;
-    if (l.session === runPid || l.ppid === runPid) return true;
-    if (l.ppid <= 1) return false;
+    if (l === undefined) return undefined;
+    const found = (l.session > 1 ? serviceOf(l.session) : undefined) ?? (l.ppid > 1 ? serviceOf(l.ppid) : undefined);
+    if (found !== undefined) return found;
+    if (l.ppid <= 1) return undefined;
     pid = l.ppid;
   }
-  return false;
+  return undefined;
 }
 
 /** lineage, with a failure to read (EACCES under hidepid…) taken as "cannot be placed". */

@@ -8,7 +8,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { parseNotifyMessage, senderInServiceTree, cutUtf8, MAX_STATUS_BYTES, MAX_PARENT_STEPS, NOTIFY_KEYS, type NotifyMessage } from '../../src/supervise/sd-notify.ts';
+import { parseNotifyMessage, senderInServiceTree, serviceOfSender, cutUtf8, MAX_STATUS_BYTES, MAX_PARENT_STEPS, NOTIFY_KEYS, type NotifyMessage } from '../../src/supervise/sd-notify.ts';
 import { parseLineage, procLineage, procStartTime, type ProcLineage } from '../../src/sys/proc.ts';
 
 /** The message parsed from `text`; fails the test if it is refused. */
@@ -195,4 +195,18 @@ test('procLineage reads ppid, pgrp and session after the last parenthesis; parse
   assert.equal(parseLineage('42 (a) S 7 8'), undefined);
   assert.equal(parseLineage('42 (a) S 7 x 9'), undefined);
   assert.equal(parseLineage('no parenthesis'), undefined);
+});
+
+test('serviceOfSender places a sender among many services (the hub\'s routing), and a /proc it may not read places it nowhere', () => {
+  const t = table({ 100: [1, 100], 101: [100, 100], 102: [101, 102], 200: [1, 200], 201: [200, 200], 300: [1, 300] });
+  const services = new Map<number, string>([[100, 'a'], [200, 'b'], [300, 'c']]);
+  const of = (pid: number): string | undefined => services.get(pid);
+  assert.equal(serviceOfSender(101, of, t), 'a');
+  assert.equal(serviceOfSender(102, of, t), 'a', 'left the session: found by its parent');
+  assert.equal(serviceOfSender(201, of, t), 'b');
+  assert.equal(serviceOfSender(300, of, t), 'c');
+  assert.equal(serviceOfSender(999, of, t), undefined, 'gone');
+  assert.equal(serviceOfSender(0, of, t), undefined, 'outside the pid namespace');
+  const unreadable = (): ProcLineage => { throw Object.assign(new Error('EACCES'), { code: 'EACCES' }); };
+  assert.equal(serviceOfSender(101, of, unreadable), undefined, 'an unreadable /proc: refused, not thrown');
 });
