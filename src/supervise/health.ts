@@ -29,6 +29,7 @@ import type { NotifyRegistration } from './notify-hub.ts';
 import type { SupervisorHost } from './supervisor-host.ts';
 import type { NotifyMessage } from './sd-notify.ts';
 import { bugText } from '../sys/errors.ts';
+import { withProbeClock } from './probe-clock.ts';
 import { Prober, type ProberDeps } from './probes.ts';
 import { readProbeSpec } from './probe-spec.ts';
 
@@ -214,7 +215,7 @@ export class ServiceHealth {
       return;
     }
     if (read.spec === undefined) return;
-    this.#prober = new Prober(read.spec, dir, this.#host.system, {
+    this.#prober = new Prober(read.spec, dir, withProbeClock(this.#host.system), {
       onReady: () => this.#events.ready(),
       onGaveUp: (reason) => this.#events.unhealthy(reason),
       onUnhealthy: (reason) => this.#events.unhealthy(reason),

@@ -46,6 +46,8 @@ export interface ProberDeps {
   setTimer(ms: number, fn: () => void): { cancel(): void };
   /** Monotonic milliseconds. */
   monotonicMs(): number;
+  /** A timer that may fire up to a tick late, shared by many probes (probe-clock.ts); liveness attempts and their deadlines use it. Default: setTimer. */
+  coarseTimer?(ms: number, fn: () => void): { cancel(): void };
   /** How tcp and http probes connect: 'raw' (default; an IP address over sys/tcpprobe.ts, a name over node:net) or 'node:net' always (for comparison, in bench/). */
   transport?: 'raw' | 'node:net';
 }
@@ -136,7 +138,7 @@ export class Prober {
       // Relative to the new cwd, as s6 runs ./run: the script's $0 is then ./probe/check too.
       this.#check = { path: './probe/check', argv: ['./probe/check'], cwd: dir, fds: new Map([[0, 'null']]) };
     }
-    if (this.#phase !== 'ended') this.#next = deps.setTimer(alreadyReady ? spec.intervalMs : spec.startDelayMs, this.#run);
+    if (this.#phase !== 'ended') this.#next = this.#timer(alreadyReady ? spec.intervalMs : spec.startDelayMs, this.#run);
   }
 
   /** Where the Prober is. */
@@ -172,7 +174,7 @@ export class Prober {
     this.#attemptStart = this.#deps.monotonicMs();
     this.#timedOut = false;
     try {
-      this.#deadline = this.#deps.setTimer(this.#spec.timeoutMs, this.#onDeadline);
+      this.#deadline = this.#timer(this.#spec.timeoutMs, this.#onDeadline);
       if (this.#check !== undefined) this.#spawnCheck(n, this.#check);
       else this.#connect();
     } catch (err) {
@@ -332,7 +334,13 @@ export class Prober {
   /** The next attempt, `interval` (+ `shift`) after this one started (at once if that is past). */
   #schedule(shift = 0): void {
     const wait = this.#attemptStart + this.#spec.intervalMs + shift - this.#deps.monotonicMs();
-    this.#next = this.#deps.setTimer(wait > 0 ? wait : 0, this.#run);
+    this.#next = this.#timer(wait > 0 ? wait : 0, this.#run);
+  }
+
+  /** Readiness waits on precise timers (a service's start is not delayed); liveness on the shared coarse clock, if the host has one. */
+  #timer(ms: number, fn: () => void): { cancel(): void } {
+    const deps = this.#deps;
+    return this.#phase === 'liveness' && deps.coarseTimer !== undefined ? deps.coarseTimer(ms, fn) : deps.setTimer(ms, fn);
   }
 }
 

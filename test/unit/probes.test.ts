@@ -362,3 +362,20 @@ test('busybox httpd (Debian): ready once it listens; a missing page is a 404; it
   const missing = probe(t, httpTarget(port, '/nothing'), { attempts: 1 });
   assert.deepEqual(await missing.first, { kind: 'gave-up', reason: `readiness probe http://127.0.0.1:${port}/nothing failed 1 attempt: status 404` });
 });
+
+test('liveness attempts and their deadlines go on the coarse clock when the host has one; readiness ones never do', async (t) => {
+  const server = await httpServer(t, (n) => [n === 1 ? 503 : 200]);
+  const base = timerDeps();
+  const calls: string[] = [];
+  const deps: ProberDeps = {
+    ...base,
+    setTimer: (ms, fn) => { calls.push('precise'); return base.setTimer(ms, fn); },
+    coarseTimer: (ms, fn) => { calls.push('coarse'); return base.setTimer(ms, fn); },
+  };
+  const p = probe(t, httpTarget(server.port), { liveness: 3 }, deps);
+  assert.deepEqual(await p.first, { kind: 'ready' });
+  await until('two liveness attempts', () => server.seen.length >= 4);
+  // Start delay, deadline, a failure, the next attempt and its deadline: precise; from the
+  // first liveness attempt's scheduling (just before onReady) on, coarse.
+  assert.match(calls.join(' '), /^(precise ){4}(coarse ?){3,}$/);
+});
