@@ -233,9 +233,10 @@ export class Ring {
   reap(fn: (userLo: number, userHi: number, res: number) => void): number {
     const u32 = this.#u32;
     let head = Atomics.load(u32, this.#cqHead);
-    const tail = Atomics.load(u32, this.#cqTail);
+    let tail = Atomics.load(u32, this.#cqTail);
     let n = 0;
-    while (head !== tail) {
+    // The tail is read again when reached: fn's own submissions may complete at once.
+    while (head !== tail || head !== (tail = Atomics.load(u32, this.#cqTail))) {
       const at = this.#cqes + (head & this.#cqMask) * CQE_SIZE;
       const lo = this.#ring.getUint32(at, true);
       const hi = this.#ring.getUint32(at + 4, true);
