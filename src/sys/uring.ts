@@ -129,12 +129,12 @@ export class Ring {
   #tail = 0;
   #closed = false;
 
-  /** Sets up a ring of `sqEntries` SQEs and `cqEntries` CQEs; throws SysError (io_uring_setup ENOSYS, EPERM…). */
-  constructor(sqEntries: number, cqEntries: number) {
+  /** Sets up a ring of `sqEntries` SQEs and `cqEntries` CQEs with the first of `tries` the kernel takes; throws SysError (io_uring_setup ENOSYS, EPERM…). */
+  constructor(sqEntries: number, cqEntries: number, tries: readonly number[] = SETUP_TRIES) {
     const params = Buffer.alloc(PARAMS_SIZE);
     let fd = -1;
     let flags = 0;
-    for (const tried of SETUP_TRIES) {
+    for (const tried of tries) {
       params.fill(0);
       flags = tried | SETUP_CQSIZE;
       params.writeUInt32LE(cqEntries, 4);
