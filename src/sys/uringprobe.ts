@@ -5,32 +5,32 @@
  * connection; here a connection is one chain of SQEs in a ring, and the whole process
  * enters the kernel a few times per tick.
  *
- * Each connection owns one slot of a sparse fixed-file table and one region of the receive
- * buffers. open() writes the chain SOCKET (direct, into the slot) → CONNECT → SEND (the
- * request) → RECV (into the region), linked so a failure ends the chain and is told once,
- * by the step that failed (the others end ECANCELED and are dropped). Without a request the
- * chain ends at CONNECT, whose completion is onConnected. close() writes ASYNC_CANCEL (by
- * the slot: whatever is in flight ends) hard-linked to CLOSE of the slot, a normal close
- * (FIN). The slot and its region are taken again only after that CLOSE completed; user_data
- * carries slot, step and the connection's generation, so a late completion of an old chain
- * is never delivered to a new connection.
+ * Each connection owns one slot of a ring's sparse fixed-file table and one receive region
+ * (sys/uringlane.ts). open() writes the chain SOCKET (direct, into the slot) → CONNECT →
+ * SEND (the request) → RECV (into the region), linked so that a failure ends the chain and
+ * is told once, by the step that failed (the later ones end ECANCELED and are dropped).
+ * Without a request the chain ends at CONNECT, whose completion is onConnected. close()
+ * writes ASYNC_CANCEL (by the slot: whatever is in flight ends) hard-linked to CLOSE of the
+ * slot, a normal close (FIN). The slot is taken again only after that CLOSE completed, and
+ * user_data carries slot, step and the connection's generation: a late completion of an old
+ * chain is never delivered to a new connection.
  *
  * Batching: open() and close() only write SQEs; one io_uring_enter per turn of the event
- * loop (setImmediate) submits them all. The ring is set up with DEFER_TASKRUN: completions
- * are made only when this thread enters the ring, so no interrupt or wake per response. While
- * any slot is busy a timer (reapMs, 50 ms) enters with GETEVENTS and dispatches what came;
- * no slot busy, no timer. An `urgent` connection (a readiness probe) is told at once: while
- * one is open, a registered eventfd is enabled and watched by a libuv poll handle. With
- * DEFER_TASKRUN the kernel signals that eventfd when deferred work is first queued
- * (io_req_local_work_add, 6.1 on: checked by the urgent test), and never while the CQ ring
- * says IORING_CQ_EVENTFD_DISABLED, which is how the eventfd is switched on and off.
+ * loop (setImmediate) submits them, and takes what completed meanwhile. Ordinary
+ * connections live in the tick lane (DEFER_TASKRUN: completions are made only when this
+ * thread enters the ring, so no wake per response): while any of its slots is busy a timer
+ * (reapMs, 50 ms) enters with GETEVENTS and dispatches what came; none busy, no timer. An
+ * `urgent` connection (a readiness probe) lives in the urgent lane, a second ring made on
+ * first use whose completions wake the loop at once (see sys/uringlane.ts for why not an
+ * eventfd on the first ring).
  */
-import { addressOf, c, errno, watchReadable, type FdWatch } from './libc.ts';
+import { addressOf, watchReadable, type FdWatch } from './libc.ts';
 import { SysError, errnoCode, toError } from './errors.ts';
 import {
   OP_ASYNC_CANCEL, OP_CLOSE, OP_CONNECT, OP_RECV, OP_SEND, OP_SOCKET, Ring, SQE_CQE_SKIP_SUCCESS, SQE_FIXED_FILE,
-  SQE_IO_HARDLINK, SQE_IO_LINK, type Sqe,
+  SQE_IO_HARDLINK, SQE_IO_LINK,
 } from './uring.ts';
+import { Lane } from './uringlane.ts';
 import { READ_BYTES, type TcpAddress, type TcpProbeClient, type TcpProbeConnection, type TcpProbesOptions } from './tcpprobe.ts';
 
 const SOCK_STREAM = 1;
@@ -38,19 +38,11 @@ const MSG_WAITALL = 0x100;
 const MSG_NOSIGNAL = 0x4000;
 const CANCEL_ALL = 1 << 0;
 const CANCEL_FD = 1 << 1;
-const CANCEL_ANY = 1 << 2;
 const CANCEL_FD_FIXED = 1 << 3;
-const EFD_NONBLOCK = 0o4000;
-const EFD_CLOEXEC = 0o2000000;
-const EMFILE = 24;
 const EPIPE = 32;
 const EINTR = 4;
 const EAGAIN = 11;
 const EBUSY = 16;
-const SQ_ENTRIES = 1024;
-const CQ_ENTRIES = 8192;
-/** Receive regions are allocated this many slots at a time (never moved: the kernel writes into them). */
-const CHUNK_SLOTS = 64;
 
 // The step of a chain, in user_data's low word above the slot (bits 24-31); the high word is the generation.
 const STEP_SOCKET = 0;
@@ -76,22 +68,22 @@ class Connection implements TcpProbeConnection {
   /** A step of its chain (or a later RECV) is in the kernel: close() must cancel it. */
   inFlight = true;
   readonly owner: UringProbes;
+  readonly lane: Lane<Connection>;
   readonly slot: number;
   readonly generation: number;
-  /** Kept until the slot is free: the kernel reads the request and the address from their memory. */
+  /** Kept until the connection is dropped: the kernel reads the request and the address from their memory. */
   readonly request: Buffer | undefined;
   readonly address: TcpAddress;
   readonly client: TcpProbeClient;
-  readonly urgent: boolean;
 
-  constructor(owner: UringProbes, slot: number, generation: number, request: Buffer | undefined, address: TcpAddress, client: TcpProbeClient, urgent: boolean) {
+  constructor(owner: UringProbes, lane: Lane<Connection>, slot: number, generation: number, request: Buffer | undefined, address: TcpAddress, client: TcpProbeClient) {
     this.owner = owner;
+    this.lane = lane;
     this.slot = slot;
     this.generation = generation;
     this.request = request;
     this.address = address;
     this.client = client;
-    this.urgent = urgent;
   }
 
   close(): void {
@@ -99,28 +91,19 @@ class Connection implements TcpProbeConnection {
   }
 }
 
-/** A set of probe connections in one io_uring (see the file's header); TcpProbes's interface. */
+/** A set of probe connections in two io_uring lanes (see the file's header); TcpProbes's interface. */
 export class UringProbes {
-  #ring: Ring | undefined;
-  /** The connection holding each busy slot, until its CLOSE completed. */
-  #slots: (Connection | undefined)[] = [];
-  #free: number[] = [];
-  #maxSlots = 0;
-  #busy = 0;
-  #open = 0;
-  #urgent = 0;
-  #generation = 0;
-  #chunks: Buffer[] = [];
-  #chunkAddresses: number[] = [];
-  #immediate: NodeJS.Immediate | undefined;
-  #tick: NodeJS.Timeout | undefined;
-  #reaping = false;
-  #eventfd = -1;
+  #tick: Lane<Connection> | undefined;
+  #urgent: Lane<Connection> | undefined;
+  /** The urgent ring's fd, watched while it has busy slots. */
   #watch: FdWatch | undefined;
-  readonly #eventBuffer = Buffer.alloc(8);
-  /** One SQE's fields, refilled for each push (no object per SQE). */
-  readonly #sqe: Sqe = { op: 0, flags: 0, fd: 0, off: 0, addr: 0, len: 0, opFlags: 0, userLo: 0, userHi: 0, fileIndex: 0 };
-  readonly #readBytes = READ_BYTES;
+  #open = 0;
+  #generation = 0;
+  #immediate: NodeJS.Immediate | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #reaping = false;
+  /** The lane whose CQEs are being dispatched (#complete is one function for both). */
+  #lane: Lane<Connection> | undefined;
   readonly #reapMs: number;
   readonly #maxConnections: number;
   readonly #onError: (err: Error) => void;
@@ -143,45 +126,40 @@ export class UringProbes {
     return this.#open;
   }
 
-  /** Slots taken now: open connections and closed ones whose CLOSE has not completed (for tests). */
+  /** Slots taken now in both lanes: open connections and closed ones whose CLOSE has not completed (for tests). */
   get busySlots(): number {
-    return this.#busy;
+    return (this.#tick?.busy ?? 0) + (this.#urgent?.busy ?? 0);
   }
 
   /**
    * Connects to `address` and, once up, sends `request` (if any) and reads the answer until
    * the owner closes or the peer does; every outcome, a refused connection too, comes
    * through `client` on a later turn. `urgent`: told as soon as the kernel has it, not on
-   * the next tick. Throws SysError `socket` EMFILE when maxConnections are open, or the
-   * ring's setup error.
+   * the next tick. Throws SysError `socket` EMFILE when maxConnections are open in that
+   * lane, or the ring's setup error.
    */
   open(address: TcpAddress, request: Buffer | undefined, client: TcpProbeClient, urgent = false): TcpProbeConnection {
-    const ring = this.#ensureRing();
-    this.#room(ring, 4);
-    const slot = this.#takeSlot();
+    const lane = this.#laneFor(urgent);
+    lane.room(4);
+    const slot = lane.takeSlot();
     this.#generation = (this.#generation + 1) >>> 0;
-    const conn = new Connection(this, slot, this.#generation, request, address, client, urgent);
-    this.#slots[slot] = conn;
-    this.#busy++;
+    const conn = new Connection(this, lane, slot, this.#generation, request, address, client);
+    lane.slots[slot] = conn;
+    lane.busy++;
     this.#open++;
+    const ring = lane.ring;
     const last = request === undefined;
-    this.#push(OP_SOCKET, SQE_IO_LINK | SQE_CQE_SKIP_SUCCESS, address.family, SOCK_STREAM, 0, 0, 0, conn, STEP_SOCKET);
-    this.#sqe.fileIndex = slot + 1;
-    ring.push(this.#sqe);
+    lane.fill(OP_SOCKET, SQE_IO_LINK | SQE_CQE_SKIP_SUCCESS, address.family, SOCK_STREAM, 0, 0, 0, user(conn, STEP_SOCKET), conn.generation).fileIndex = slot + 1;
+    ring.push(lane.sqe);
     const connectFlags = SQE_FIXED_FILE | (last ? 0 : SQE_IO_LINK | SQE_CQE_SKIP_SUCCESS);
-    this.#push(OP_CONNECT, connectFlags, slot, address.sockaddr.length, Number(addressOf(address.sockaddr)), 0, 0, conn, STEP_CONNECT);
-    ring.push(this.#sqe);
+    ring.push(lane.fill(OP_CONNECT, connectFlags, slot, address.sockaddr.length, Number(addressOf(address.sockaddr)), 0, 0, user(conn, STEP_CONNECT), conn.generation));
     if (!last) {
       const flags = SQE_FIXED_FILE | SQE_IO_LINK | SQE_CQE_SKIP_SUCCESS;
-      this.#push(OP_SEND, flags, slot, 0, Number(addressOf(request)), request.length, MSG_WAITALL | MSG_NOSIGNAL, conn, STEP_SEND);
-      ring.push(this.#sqe);
-      this.#pushRecv(ring, conn);
+      ring.push(lane.fill(OP_SEND, flags, slot, 0, Number(addressOf(request)), request.length, MSG_WAITALL | MSG_NOSIGNAL, user(conn, STEP_SEND), conn.generation));
+      this.#pushRecv(conn);
     }
-    if (urgent && ++this.#urgent === 1) {
-      // Without the eventfd the tick still tells it, later: the connection stands.
-      try { this.#urgentOn(); } catch (err) { this.#onError(toError(err)); }
-    }
-    this.#schedule();
+    if (lane.busy === 1 && lane.urgent) this.#watch?.setRef(true);
+    this.#schedule(lane);
     return conn;
   }
 
@@ -190,203 +168,129 @@ export class UringProbes {
     if (!conn.open) return;
     conn.open = false;
     this.#open--;
-    if (conn.urgent && --this.#urgent === 0) this.#urgentOff();
-    const ring = this.#ring;
-    if (ring === undefined) return;
+    const lane = conn.lane;
+    if (lane !== this.#tick && lane !== this.#urgent) return; // shut down since
     try {
-      this.#room(ring, 2);
+      lane.room(2);
       if (conn.inFlight) {
-        this.#push(OP_ASYNC_CANCEL, SQE_IO_HARDLINK | SQE_CQE_SKIP_SUCCESS, conn.slot, 0, 0, 0, CANCEL_ALL | CANCEL_FD | CANCEL_FD_FIXED, conn, STEP_CANCEL);
-        ring.push(this.#sqe);
+        const flags = SQE_IO_HARDLINK | SQE_CQE_SKIP_SUCCESS;
+        lane.ring.push(lane.fill(OP_ASYNC_CANCEL, flags, conn.slot, 0, 0, 0, CANCEL_ALL | CANCEL_FD | CANCEL_FD_FIXED, user(conn, STEP_CANCEL), conn.generation));
       }
-      this.#push(OP_CLOSE, 0, 0, 0, 0, 0, 0, conn, STEP_CLOSE);
-      this.#sqe.fileIndex = conn.slot + 1;
-      ring.push(this.#sqe);
-      this.#schedule();
+      lane.fill(OP_CLOSE, 0, 0, 0, 0, 0, 0, user(conn, STEP_CLOSE), conn.generation).fileIndex = conn.slot + 1;
+      lane.ring.push(lane.sqe);
+      this.#schedule(lane);
     } catch (err) {
-      // The ring takes no more SQEs: the slot stays taken (a leak of one slot, never a reuse too early).
+      // The ring takes no more SQEs: the slot stays taken (one slot lost, never one reused too early).
       this.#onError(toError(err));
     }
   }
 
-  /** Closes every connection (their clients are not told) and the ring; a later open() makes a new one. */
+  /** Closes every connection (their clients are not told) and both rings; a later open() makes new ones. */
   shutdown(): void {
-    for (const conn of this.#slots) if (conn?.open === true) { conn.open = false; this.#open--; }
-    this.#urgent = 0;
-    if (this.#immediate !== undefined) clearImmediate(this.#immediate);
-    if (this.#tick !== undefined) clearInterval(this.#tick);
-    this.#immediate = this.#tick = undefined;
+    for (const lane of [this.#tick, this.#urgent]) {
+      if (lane === undefined) continue;
+      for (const conn of lane.slots) if (conn?.open === true) { conn.open = false; this.#open--; }
+      lane.close();
+    }
+    this.#tick = this.#urgent = undefined;
     this.#watch?.close();
     this.#watch = undefined;
-    if (this.#eventfd >= 0) c.close(this.#eventfd);
-    this.#eventfd = -1;
-    const ring = this.#ring;
-    this.#ring = undefined;
-    if (ring !== undefined) {
-      // Everything in flight is cancelled here, in this thread, before the receive buffers
-      // can be collected (closing the ring fd alone cancels later, from a kernel worker).
-      try {
-        this.#room(ring, 1);
-        this.#push(OP_ASYNC_CANCEL, 0, 0, 0, 0, 0, CANCEL_ALL | CANCEL_ANY, undefined, STEP_CANCEL);
-        ring.push(this.#sqe);
-        ring.enter(true);
-      } catch { /* closing the ring cancels what is left */ }
-      ring.close();
-    }
-    this.#slots = [];
-    this.#free = [];
-    this.#busy = 0;
-    this.#maxSlots = 0;
-    this.#chunks = [];
-    this.#chunkAddresses = [];
+    if (this.#immediate !== undefined) clearImmediate(this.#immediate);
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#immediate = this.#timer = undefined;
   }
 
-  /** The ring, set up on first use: its fixed-file table as large as maxConnections and RLIMIT_NOFILE allow. */
-  #ensureRing(): Ring {
-    if (this.#ring !== undefined) return this.#ring;
-    const ring = new Ring(SQ_ENTRIES, CQ_ENTRIES);
-    let n = this.#maxConnections;
-    for (;;) {
-      try {
-        ring.registerSparseFiles(n);
-        break;
-      } catch (err) {
-        // EMFILE: more slots than RLIMIT_NOFILE; a smaller table serves fewer at once.
-        if (!(err instanceof SysError) || err.errno !== EMFILE || n <= 16) {
-          ring.close();
-          throw err;
-        }
-        n = Math.floor(n / 2);
-      }
+  /** The lane for a connection, set up on first use (the urgent one with its watch). */
+  #laneFor(urgent: boolean): Lane<Connection> {
+    if (!urgent) return (this.#tick ??= new Lane<Connection>(false, this.#maxConnections, READ_BYTES));
+    if (this.#urgent !== undefined) return this.#urgent;
+    const lane = new Lane<Connection>(true, this.#maxConnections, READ_BYTES);
+    try {
+      this.#watch = watchReadable(lane.ring.fd, this.#onUrgent);
+    } catch (err) {
+      lane.close();
+      throw err;
     }
-    this.#maxSlots = n;
-    this.#ring = ring;
-    return ring;
-  }
-
-  /** A free slot (its receive region made if new), or SysError socket EMFILE. */
-  #takeSlot(): number {
-    const reused = this.#free.pop();
-    if (reused !== undefined) return reused;
-    const slot = this.#slots.length;
-    if (slot >= this.#maxSlots) throw new SysError('socket', EMFILE, undefined, `${this.#maxSlots} probe connections open`);
-    if (slot % CHUNK_SLOTS === 0) {
-      const chunk = Buffer.allocUnsafeSlow(CHUNK_SLOTS * this.#readBytes);
-      this.#chunks.push(chunk);
-      this.#chunkAddresses.push(Number(addressOf(chunk)));
-    }
-    this.#slots.push(undefined);
-    return slot;
-  }
-
-  /** Room for `n` SQEs: what is written is submitted now if the SQ is too full (the chains stay whole). */
-  #room(ring: Ring, n: number): void {
-    if (ring.sqSpace >= n) return;
-    for (let i = 0; i < 3 && ring.sqSpace < n; i++) {
-      const r = ring.enter(i > 0);
-      if (r < 0 && r !== -EINTR && r !== -EAGAIN && r !== -EBUSY) throw new SysError('io_uring_enter', -r);
-    }
-    if (ring.sqSpace < n) throw new SysError('io_uring_enter', EBUSY, undefined, 'submission queue full');
-  }
-
-  /** Fills the shared SQE record (fileIndex 0: the caller sets it for SOCKET and CLOSE). */
-  #push(op: number, flags: number, fd: number, off: number, addr: number, len: number, opFlags: number, conn: Connection | undefined, step: number): void {
-    const s = this.#sqe;
-    s.op = op;
-    s.flags = flags;
-    s.fd = fd;
-    s.off = off;
-    s.addr = addr;
-    s.len = len;
-    s.opFlags = opFlags;
-    s.userLo = ((conn?.slot ?? SLOT_MASK) | (step << 24)) >>> 0;
-    s.userHi = conn?.generation ?? 0;
-    s.fileIndex = 0;
+    this.#watch.setRef(false);
+    return (this.#urgent = lane);
   }
 
   /** A RECV into the connection's region. */
-  #pushRecv(ring: Ring, conn: Connection): void {
-    const region = this.#chunkAddresses[Math.floor(conn.slot / CHUNK_SLOTS)]! + (conn.slot % CHUNK_SLOTS) * this.#readBytes;
-    this.#push(OP_RECV, SQE_FIXED_FILE, conn.slot, 0, region, this.#readBytes, 0, conn, STEP_RECV);
-    ring.push(this.#sqe);
+  #pushRecv(conn: Connection): void {
+    const lane = conn.lane;
+    lane.ring.push(lane.fill(OP_RECV, SQE_FIXED_FILE, conn.slot, 0, lane.regionAddress(conn.slot), READ_BYTES, 0, user(conn, STEP_RECV), conn.generation));
     conn.inFlight = true;
   }
 
-  /** The next check phase submits what was written (one io_uring_enter per turn); a tick runs while slots are busy. */
-  #schedule(): void {
+  /** The next check phase submits what was written (one io_uring_enter per lane per turn); the tick lane's timer runs while it has busy slots. */
+  #schedule(lane: Lane<Connection>): void {
     this.#immediate ??= setImmediate(this.#onTurn);
-    this.#tick ??= setInterval(this.#onTick, this.#reapMs);
+    if (!lane.urgent) this.#timer ??= setInterval(this.#onTick, this.#reapMs);
   }
 
   readonly #onTurn = (): void => {
     this.#immediate = undefined;
     // Nothing left to submit: a reap inside this turn took it already; the tick takes the rest.
-    if (this.#ring !== undefined && this.#ring.pending > 0) this.#guarded(() => this.#enterAndReap());
+    for (const lane of [this.#tick, this.#urgent]) if (lane !== undefined && lane.ring.pending > 0) this.#guarded(lane);
   };
 
   readonly #onTick = (): void => {
-    this.#guarded(() => this.#enterAndReap());
+    if (this.#tick !== undefined) this.#guarded(this.#tick);
   };
 
-  /** The eventfd is readable (urgent mode): clear it, take what came. */
-  readonly #onEventfd = (status: number): void => {
-    this.#guarded(() => {
-      if (status < 0) throw new SysError('uv_poll', -status, undefined, 'io_uring eventfd');
-      if (this.#eventfd >= 0) c.read(this.#eventfd, this.#eventBuffer, 8);
-      this.#enterAndReap();
-    });
+  /** The urgent ring has completions (or failed to be watched). */
+  readonly #onUrgent = (status: number): void => {
+    const lane = this.#urgent;
+    if (lane === undefined) return;
+    if (status < 0) return this.#broken(lane, 'uv_poll', -status);
+    this.#guarded(lane);
   };
 
-  /** Runs ring work from the event loop: nothing it throws may reach the loop (this is pid 1). */
-  #guarded(fn: () => void): void {
+  /** Enters and reaps a lane from the event loop: nothing thrown may reach the loop (this is pid 1). */
+  #guarded(lane: Lane<Connection>): void {
     try {
-      fn();
+      this.#enterAndReap(lane);
     } catch (err) {
       this.#onError(toError(err));
     }
-    if (this.#busy === 0 && this.#tick !== undefined) {
-      clearInterval(this.#tick);
-      this.#tick = undefined;
+    if (lane.busy > 0) return;
+    if (lane.urgent) this.#watch?.setRef(false);
+    else if (this.#timer !== undefined) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
     }
   }
 
   /**
    * Submits what is written and takes every completion: one io_uring_enter with GETEVENTS
-   * (it also runs the deferred task work), then the CQ walked; again while completions wait
-   * in the overflow list. In urgent mode the eventfd is off meanwhile (our own completions
-   * would signal it) and, if work was queued in that window, taken before returning.
+   * (on the tick lane it also runs the deferred task work), then the CQ walked; again while
+   * the callbacks wrote more or completions wait in the kernel's overflow list.
    */
-  #enterAndReap(): void {
-    const ring = this.#ring;
-    if (ring === undefined || this.#reaping) return;
+  #enterAndReap(lane: Lane<Connection>): void {
+    if (this.#reaping) return;
     this.#reaping = true;
     try {
-      const urgent = this.#urgent > 0;
       for (let round = 0; round < 8; round++) {
-        if (urgent) ring.setEventfdEnabled(false);
-        const r = ring.enter(true);
-        if (urgent) ring.setEventfdEnabled(true);
-        if (r < 0 && r !== -EINTR && r !== -EAGAIN && r !== -EBUSY) return this.#broken('io_uring_enter', -r);
-        ring.reap(this.#complete);
-        if (!ring.cqOverflow && ring.pending === 0 && !(urgent && ring.taskWorkPending)) break;
+        const r = lane.ring.enter(true);
+        if (r < 0 && r !== -EINTR && r !== -EAGAIN && r !== -EBUSY) return this.#broken(lane, 'io_uring_enter', -r);
+        this.#lane = lane;
+        lane.ring.reap(this.#complete);
+        if (!lane.ring.cqOverflow && lane.ring.pending === 0) break;
       }
     } finally {
       this.#reaping = false;
+      this.#lane = undefined;
     }
   }
 
   /** One completion: dropped unless it is the current connection's of that slot. */
   readonly #complete = (lo: number, hi: number, res: number): void => {
+    const lane = this.#lane!;
     const slot = lo & SLOT_MASK;
     const step = lo >>> 24;
-    const conn = this.#slots[slot];
+    const conn = lane.slots[slot];
     if (conn === undefined || conn.generation !== hi) return;
-    if (step === STEP_CLOSE) {
-      this.#slots[slot] = undefined;
-      this.#free.push(slot);
-      this.#busy--;
-      return;
-    }
+    if (step === STEP_CLOSE) return lane.freeSlot(slot);
     if (!conn.open || step === STEP_CANCEL) return;
     if (step === STEP_RECV) return this.#received(conn, res);
     conn.inFlight = false;
@@ -403,43 +307,20 @@ export class UringProbes {
       this.release(conn);
       return this.#call(conn, () => conn.client.onEnd(), true);
     }
-    const chunk = this.#chunks[Math.floor(conn.slot / CHUNK_SLOTS)]!;
-    const at = (conn.slot % CHUNK_SLOTS) * this.#readBytes;
-    this.#call(conn, () => conn.client.onData(chunk.subarray(at, at + res)));
-    if (conn.open && this.#ring !== undefined) {
-      this.#room(this.#ring, 1);
-      this.#pushRecv(this.#ring, conn);
-      this.#schedule();
+    this.#call(conn, () => conn.client.onData(conn.lane.received(conn.slot, res)));
+    if (!conn.open) return;
+    try {
+      conn.lane.room(1);
+      this.#pushRecv(conn);
+      this.#schedule(conn.lane);
+    } catch (err) {
+      this.#fail(conn, 'read', err instanceof SysError ? err.errno : EBUSY);
     }
   }
 
-  /** The eventfd, registered once and enabled while urgent connections are open. */
-  #urgentOn(): void {
-    const ring = this.#ring!;
-    if (this.#eventfd < 0) {
-      const fd = c.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-      if (fd < 0) throw new SysError('eventfd', errno());
-      try {
-        ring.registerEventfd(fd);
-        this.#watch = watchReadable(fd, this.#onEventfd);
-      } catch (err) {
-        c.close(fd);
-        throw err;
-      }
-      this.#eventfd = fd;
-    }
-    ring.setEventfdEnabled(true);
-    this.#watch!.setRef(true);
-  }
-
-  #urgentOff(): void {
-    this.#ring?.setEventfdEnabled(false);
-    this.#watch?.setRef(false);
-  }
-
-  /** The ring cannot be entered: every connection fails with that error (its owner learns it), then onError hears it once. */
-  #broken(syscall: string, e: number): void {
-    for (const conn of this.#slots) if (conn?.open === true) this.#fail(conn, syscall, e);
+  /** A lane cannot be entered or watched: each of its connections fails with that error (its owner learns it), then onError hears it once. */
+  #broken(lane: Lane<Connection>, syscall: string, e: number): void {
+    for (const conn of lane.slots) if (conn?.open === true) this.#fail(conn, syscall, e);
     this.#onError(new SysError(syscall, e, 'io_uring probes'));
   }
 
@@ -458,6 +339,11 @@ export class UringProbes {
       this.#onError(toError(err));
     }
   }
+}
+
+/** user_data's low word: the slot, and the step above it (bits 24-31). */
+function user(conn: Connection, step: number): number {
+  return (conn.slot | (step << 24)) >>> 0;
 }
 
 let unavailable: string | null | undefined;
