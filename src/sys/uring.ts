@@ -254,6 +254,11 @@ export class Ring {
     return (Atomics.load(this.#u32, this.#sqFlags) & SQ_CQ_OVERFLOW) !== 0;
   }
 
+  /** Whether taskWorkPending tells (the ring was set up with SETUP_TASKRUN_FLAG). */
+  get tellsTaskWork(): boolean {
+    return (this.flags & SETUP_TASKRUN_FLAG) !== 0;
+  }
+
   /** Deferred task work is queued (only known with SETUP_TASKRUN_FLAG; false otherwise). */
   get taskWorkPending(): boolean {
     return (Atomics.load(this.#u32, this.#sqFlags) & SQ_TASKRUN) !== 0;

@@ -53,6 +53,8 @@ const STEP_CLOSE = 4;
 const STEP_CANCEL = 5;
 const SLOT_MASK = 0xffffff;
 const STEP_SYSCALL = ['socket', 'connect', 'write', 'read'];
+/** io_uring_enter calls per reap, at most. */
+const MAX_ROUNDS = 256;
 
 /** How a UringProbes is set up: TcpProbes's options, and the ring's own. */
 export interface UringProbesOptions extends TcpProbesOptions {
@@ -264,18 +266,22 @@ export class UringProbes {
   /**
    * Submits what is written and takes every completion: one io_uring_enter with GETEVENTS
    * (on the tick lane it also runs the deferred task work), then the CQ walked; again while
-   * the callbacks wrote more or completions wait in the kernel's overflow list.
+   * task work is left, the callbacks wrote more, or completions wait in the overflow list.
    */
   #enterAndReap(lane: Lane<Connection>): void {
     if (this.#reaping) return;
     this.#reaping = true;
     try {
-      for (let round = 0; round < 8; round++) {
+      // One enter runs at most some 20 deferred task-work items (the kernel's batch with
+      // min_complete 0), so it is entered again while the ring says work is left (bounded:
+      // the rest waits for the next tick).
+      for (let round = 0; round < MAX_ROUNDS; round++) {
         const r = lane.ring.enter(true);
         if (r < 0 && r !== -EINTR && r !== -EAGAIN && r !== -EBUSY) return this.#broken(lane, 'io_uring_enter', -r);
         this.#lane = lane;
-        lane.ring.reap(this.#complete);
-        if (!lane.ring.cqOverflow && lane.ring.pending === 0) break;
+        const reaped = lane.ring.reap(this.#complete);
+        const more = lane.ring.tellsTaskWork ? lane.ring.taskWorkPending : reaped > 0;
+        if (!more && !lane.ring.cqOverflow && lane.ring.pending === 0) break;
       }
     } finally {
       this.#reaping = false;
