@@ -180,7 +180,6 @@ const PROTOTYPES = {
   uring_register: 'long syscall(long number, int fd, uint32 opcode, void *arg, uint32 count)',
   mmap: 'void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)',
   munmap: 'int munmap(void *addr, size_t length)',
-  read: 'long read(int fd, void *buf, size_t length)',
 } as const;
 
 /**

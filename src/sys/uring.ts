@@ -35,7 +35,6 @@ const FEAT_NODROP = 1 << 1;
 const ENTER_GETEVENTS = 1 << 0;
 const SQ_CQ_OVERFLOW = 1 << 1;
 const SQ_TASKRUN = 1 << 2;
-const CQ_EVENTFD_DISABLED = 1 << 0;
 
 /** Opcodes the probes use (enum io_uring_op). */
 export const OP_ASYNC_CANCEL = 14;
@@ -52,7 +51,6 @@ export const SQE_IO_HARDLINK = 1 << 3;
 export const SQE_CQE_SKIP_SUCCESS = 1 << 6;
 
 const REGISTER_FILES = 2;
-const REGISTER_EVENTFD = 4;
 const REGISTER_PROBE = 8;
 const REGISTER_FILES2 = 13;
 const RSRC_REGISTER_SPARSE = 1;
@@ -122,7 +120,6 @@ export class Ring {
   readonly sqEntries: number;
   readonly #cqHead: number;
   readonly #cqTail: number;
-  readonly #cqFlags: number;
   readonly #cqMask: number;
   readonly #cqes: number;
   /** Our SQ tail: SQEs written up to here, published to the kernel by publish(). */
@@ -176,7 +173,6 @@ export class Ring {
     this.#cqTail = u(84) / 4;
     this.#cqMask = this.#u32[u(88) / 4]!;
     this.#cqes = u(100);
-    this.#cqFlags = u(104) / 4;
     // The index array maps ring positions to SQEs: identity, written once (SQE i at position i).
     for (let i = 0; i < this.sqEntries; i++) this.#u32[sqArray / 4 + i] = i;
     this.#tail = Atomics.load(this.#u32, this.#sqTail);
@@ -264,12 +260,6 @@ export class Ring {
     return (Atomics.load(this.#u32, this.#sqFlags) & SQ_TASKRUN) !== 0;
   }
 
-  /** Whether a registered eventfd is signalled (IORING_CQ_EVENTFD_DISABLED cleared or set). */
-  setEventfdEnabled(on: boolean): void {
-    const word = Atomics.load(this.#u32, this.#cqFlags);
-    Atomics.store(this.#u32, this.#cqFlags, on ? word & ~CQ_EVENTFD_DISABLED : word | CQ_EVENTFD_DISABLED);
-  }
-
   /** io_uring_register: 0 or -errno. */
   register(opcode: number, arg: Buffer | null, count: number): number {
     const r = Number(c.uring_register(SYS_IO_URING_REGISTER, this.fd, opcode, arg, count));
@@ -285,14 +275,6 @@ export class Ring {
     let r = this.register(REGISTER_FILES2, reg, 32);
     if (r === -EINVAL) r = this.register(REGISTER_FILES, Buffer.alloc(n * 4, 0xff), n); // before 5.19: -1 entries
     if (r < 0) throw new SysError('io_uring_register', -r, undefined, `files (${n})`);
-  }
-
-  /** Signals `eventfd` when completions are pending (from then on, unless disabled). */
-  registerEventfd(eventfd: number): void {
-    const arg = Buffer.alloc(4);
-    arg.writeInt32LE(eventfd, 0);
-    const r = this.register(REGISTER_EVENTFD, arg, 1);
-    if (r < 0) throw new SysError('io_uring_register', -r, undefined, 'eventfd');
   }
 
   /** Which of `ops` this kernel lacks (IORING_REGISTER_PROBE); all of them if it cannot say. */
