@@ -64,7 +64,7 @@ const OFF_SQ_RING = 0;
 const OFF_SQES = 0x10000000;
 const MAP_FAILED = 0xffffffffffffffffn;
 const EINVAL = 22;
-const EINTR = 4;
+const EBADF = 9;
 
 const SQE_SIZE = 64;
 const CQE_SIZE = 16;
@@ -180,16 +180,20 @@ export class Ring {
 
   /** SQEs free to write now (written ones count until the kernel consumed them). */
   get sqSpace(): number {
+    if (this.#closed) return 0;
     return this.sqEntries - ((this.#tail - Atomics.load(this.#u32, this.#sqHead)) >>> 0);
   }
 
   /** SQEs written and not yet taken by the kernel. */
   get pending(): number {
+    if (this.#closed) return 0;
     return (this.#tail - Atomics.load(this.#u32, this.#sqHead)) >>> 0;
   }
 
   /** Writes one SQE at our tail (the caller checked sqSpace); the kernel sees it after publish(). */
   push(s: Sqe): void {
+    // After close() the mapping is gone: a write there would crash the process, not throw.
+    if (this.#closed) throw new SysError('io_uring_enter', EBADF, undefined, 'ring closed');
     const at = (this.#tail & this.#sqMask) * SQE_SIZE;
     const v = this.#sqes;
     this.#sqeBytes.fill(0, at, at + SQE_SIZE);
@@ -217,6 +221,7 @@ export class Ring {
    * runs the deferred task work so completions reach the CQ. The count submitted, or -errno.
    */
   enter(getEvents: boolean): number {
+    if (this.#closed) return -EBADF;
     this.publish();
     const n = Number(c.uring_enter(SYS_IO_URING_ENTER, this.fd, this.pending, 0, getEvents ? ENTER_GETEVENTS : 0, null, 0));
     return n < 0 ? -errno() : n;
@@ -232,7 +237,9 @@ export class Ring {
     let tail = Atomics.load(u32, this.#cqTail);
     let n = 0;
     // The tail is read again when reached: fn's own submissions may complete at once.
-    while (head !== tail || head !== (tail = Atomics.load(u32, this.#cqTail))) {
+    if (this.#closed) return 0;
+    // fn may close the ring (a client's callback shutting its probes down): checked before each CQE.
+    while (!this.#closed && (head !== tail || head !== (tail = Atomics.load(u32, this.#cqTail)))) {
       const at = this.#cqes + (head & this.#cqMask) * CQE_SIZE;
       const lo = this.#ring.getUint32(at, true);
       const hi = this.#ring.getUint32(at + 4, true);
@@ -247,6 +254,7 @@ export class Ring {
 
   /** Completions wait in the kernel's overflow list (the CQ was full): enter again and reap. */
   get cqOverflow(): boolean {
+    if (this.#closed) return false;
     return (Atomics.load(this.#u32, this.#sqFlags) & SQ_CQ_OVERFLOW) !== 0;
   }
 
@@ -257,6 +265,7 @@ export class Ring {
 
   /** Deferred task work is queued (only known with SETUP_TASKRUN_FLAG; false otherwise). */
   get taskWorkPending(): boolean {
+    if (this.#closed) return false;
     return (Atomics.load(this.#u32, this.#sqFlags) & SQ_TASKRUN) !== 0;
   }
 
@@ -306,9 +315,4 @@ function mapOrClose(fd: number, length: number, offset: number, prior?: unknown,
     throw new SysError('mmap', e, undefined, 'io_uring ring');
   }
   return ptr;
-}
-
-/** `enter` result that only asks to try again (a signal). */
-export function retryable(res: number): boolean {
-  return res === -EINTR;
 }

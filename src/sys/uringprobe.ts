@@ -276,6 +276,7 @@ export class UringProbes {
       // min_complete 0), so it is entered again while the ring says work is left (bounded:
       // the rest waits for the next tick).
       for (let round = 0; round < MAX_ROUNDS; round++) {
+        if (lane !== this.#tick && lane !== this.#urgent) return; // a callback shut the probes down
         const r = lane.ring.enter(true);
         if (r < 0 && r !== -EINTR && r !== -EAGAIN && r !== -EBUSY) return this.#broken(lane, 'io_uring_enter', -r);
         this.#lane = lane;

@@ -207,6 +207,25 @@ test('shutdown() with connections in flight: nothing told after, every fd closed
   probes.shutdown();
 });
 
+test('shutdown() inside a callback: the other connections hear nothing, and the probes serve again after', { skip }, async (t) => {
+  const s = await servers();
+  t.after(() => s.stop());
+  const errors: Error[] = [];
+  const probes = new UringProbes({ onError: (err) => errors.push(err) });
+  const others = Array.from({ length: 20 }, () => attempt(probes, tcpAddress('127.0.0.1', s.answer)!, REQUEST));
+  await new Promise<void>((resolve) => {
+    probes.open(tcpAddress('127.0.0.1', s.answer)!, REQUEST, {
+      onConnected: () => {}, onData: () => { probes.shutdown(); resolve(); }, onEnd: () => {}, onFailed: () => {},
+    });
+  });
+  const told = others.filter((a) => a.log.length > 0).length;
+  // A new exchange takes a few ticks: any late callback of the old ones would show meanwhile.
+  assert.deepEqual(await attempt(probes, tcpAddress('127.0.0.1', s.answer)!, REQUEST).done, [ANSWER, 'end']);
+  assert.equal(others.filter((a) => a.log.length > 0).length, told, 'nothing told after the shutdown');
+  assert.deepEqual(errors, []);
+  probes.shutdown();
+});
+
 test('maxConnections: open() past it throws socket EMFILE; a freed slot is taken again', { skip }, async (t) => {
   const s = await servers();
   t.after(() => s.stop());
