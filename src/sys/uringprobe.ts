@@ -40,6 +40,7 @@ const CANCEL_ALL = 1 << 0;
 const CANCEL_FD = 1 << 1;
 const CANCEL_FD_FIXED = 1 << 3;
 const EPIPE = 32;
+const EINVAL = 22;
 const EINTR = 4;
 const EAGAIN = 11;
 const EBUSY = 16;
@@ -367,7 +368,16 @@ export function uringUnavailable(): string | undefined {
       ring = new Ring(8, 16);
       const missing = ring.missingOps([OP_SOCKET, OP_CONNECT, OP_SEND, OP_RECV, OP_CLOSE, OP_ASYNC_CANCEL]);
       if (missing.length > 0) unavailable = `io_uring lacks opcodes ${missing.join(', ')}`;
-      else ring.registerSparseFiles(1);
+      else {
+        ring.registerSparseFiles(1);
+        // close() cancels by fixed slot (6.0 on); without it a RECV could outlive its slot
+        // and write into the region of the slot's next connection. An older kernel says EINVAL.
+        ring.push({ op: OP_ASYNC_CANCEL, flags: 0, fd: 0, off: 0, addr: 0, len: 0, opFlags: CANCEL_ALL | CANCEL_FD | CANCEL_FD_FIXED, userLo: 1, userHi: 0, fileIndex: 0 });
+        ring.enter(true);
+        let res = 0;
+        ring.reap((_lo, _hi, r) => { res = r; });
+        if (res === -EINVAL) unavailable = 'io_uring cannot cancel by fixed file (kernel before 6.0)';
+      }
     } catch (err) {
       unavailable = toError(err).message;
     } finally {
