@@ -10,7 +10,9 @@
  * Modes take turns, BENCH_URING_ROUNDS times, so the drift of a shared machine hits all alike:
  *   baseline       nothing to do (the grid's timer alone): the process's own noise;
  *   epoll          TcpProbes, closed with a FIN;
- *   uring          UringProbes (tick lane), closed with a FIN;
+ *   uring          UringProbes (tick lane), closed with a FIN: an answer waits up to two ticks;
+ *   uring-followup the same with followUpMs 1 (the ring entered again 1 ms after new chains:
+ *                  an answer waits up to one tick);
  *   uring-urgent   UringProbes with every connection urgent (a second ring whose fd wakes the
  *                  loop at each completion): what readiness probes cost.
  *
@@ -19,7 +21,7 @@
  *   flock /tmp/t6-bench.lock node_modules/.bin/node bench/probes-uring.mjs
  * env: BENCH_URING_N (1000 a second), BENCH_URING_SECONDS (20 of CPU window per mode, split
  *      over the rounds), BENCH_URING_ROUNDS (4), BENCH_URING_WARMUP_S (2, per round),
- *      BENCH_URING_MODES (epoll,uring,uring-urgent; baseline always runs)
+ *      BENCH_URING_MODES (epoll,uring,uring-followup,uring-urgent; baseline always runs)
  */
 import { spawn } from 'node:child_process';
 import os from 'node:os';
@@ -103,7 +105,7 @@ function startLoad(probes, port, perSecond, urgent) {
 
 /** One round of one mode: warm-up, then a CPU window (answers and served requests counted). */
 async function round(mode, acc, server, n, windowS, warmupS) {
-  const probes = mode === 'baseline' ? undefined : mode === 'epoll' ? new TcpProbes() : new UringProbes();
+  const probes = mode === 'baseline' ? undefined : mode === 'epoll' ? new TcpProbes() : new UringProbes({ followUpMs: mode === 'uring-followup' ? 1 : 0 });
   const load = startLoad(probes, server.port, n, mode === 'uring-urgent');
   await sleep(warmupS * 1000);
   const answered0 = load.counts.answered;
@@ -131,7 +133,7 @@ export async function run() {
   const rounds = Math.max(1, envInt('BENCH_URING_ROUNDS', 4));
   const warmupS = envInt('BENCH_URING_WARMUP_S', 2);
   const why = uringUnavailable();
-  const asked = (process.env.BENCH_URING_MODES ?? 'epoll,uring,uring-urgent').split(',').map((s) => s.trim()).filter(Boolean);
+  const asked = (process.env.BENCH_URING_MODES ?? 'epoll,uring,uring-followup,uring-urgent').split(',').map((s) => s.trim()).filter(Boolean);
   if (why !== undefined) console.log(`io_uring unavailable (${why}): epoll and baseline only`);
   const modes = ['baseline', ...asked.filter((m) => why === undefined || !m.startsWith('uring'))];
   const acc = Object.fromEntries(modes.map((m) => [m, { served: 0, answered: 0, failed: 0, thrown: 0, timedOut: 0, userMs: 0, systemMs: 0, wallMs: 0, roundPercents: [] }]));

@@ -20,6 +20,8 @@
  * connections live in the tick lane (DEFER_TASKRUN: completions are made only when this
  * thread enters the ring, so no wake per response): while any of its slots is busy a timer
  * (reapMs, 50 ms) enters with GETEVENTS and dispatches what came; none busy, no timer. An
+ * answer so waits up to two ticks (the connect completes as deferred work: the request goes
+ * out on the next tick, its answer is taken on the one after; followUpMs makes it one). An
  * `urgent` connection (a readiness probe) lives in the urgent lane, a second ring made on
  * first use whose completions wake the loop at once (see sys/uringlane.ts for why not an
  * eventfd on the first ring).
@@ -61,6 +63,12 @@ const MAX_ROUNDS = 256;
 export interface UringProbesOptions extends TcpProbesOptions {
   /** How often completions are taken while connections are open, in ms (default 50). */
   reapMs?: number;
+  /**
+   * The tick lane is entered again this long after new chains were submitted, so their
+   * requests go out at once and answers come within one tick instead of two; default 0
+   * (never): measured here it cost some 0.3-0.6 % of a core more at 1,000 probes a second.
+   */
+  followUpMs?: number;
   /** Connections open at once, at most (default 4096, and never over RLIMIT_NOFILE); open() throws EMFILE past it. */
   maxConnections?: number;
 }
@@ -104,10 +112,14 @@ export class UringProbes {
   #generation = 0;
   #immediate: NodeJS.Immediate | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #followUp: NodeJS.Timeout | undefined;
+  /** open() wrote a chain into the tick lane since the last turn. */
+  #freshChains = false;
   #reaping = false;
   /** The lane whose CQEs are being dispatched (#complete is one function for both). */
   #lane: Lane<Connection> | undefined;
   readonly #reapMs: number;
+  readonly #followUpMs: number;
   readonly #maxConnections: number;
   readonly #onError: (err: Error) => void;
 
@@ -115,6 +127,7 @@ export class UringProbes {
   constructor(opts: UringProbesOptions = {}) {
     if (opts.reset === true) throw new Error('UringProbes: the reset option is not supported');
     this.#reapMs = opts.reapMs ?? 50;
+    this.#followUpMs = opts.followUpMs ?? 0;
     this.#maxConnections = opts.maxConnections ?? 4096;
     this.#onError = opts.onError ?? ((err) => queueMicrotask(() => { throw err; }));
   }
@@ -162,6 +175,7 @@ export class UringProbes {
       this.#pushRecv(conn);
     }
     if (lane.busy === 1 && lane.urgent) this.#watch?.setRef(true);
+    if (!lane.urgent) this.#freshChains = true;
     this.#schedule(lane);
     return conn;
   }
@@ -200,7 +214,8 @@ export class UringProbes {
     this.#watch = undefined;
     if (this.#immediate !== undefined) clearImmediate(this.#immediate);
     if (this.#timer !== undefined) clearInterval(this.#timer);
-    this.#immediate = this.#timer = undefined;
+    if (this.#followUp !== undefined) clearTimeout(this.#followUp);
+    this.#immediate = this.#timer = this.#followUp = undefined;
   }
 
   /** The lane for a connection, set up on first use (the urgent one with its watch). */
@@ -235,6 +250,17 @@ export class UringProbes {
     this.#immediate = undefined;
     // Nothing left to submit: a reap inside this turn took it already; the tick takes the rest.
     for (const lane of [this.#tick, this.#urgent]) if (lane !== undefined && lane.ring.pending > 0) this.#guarded(lane);
+    // A connect completes a moment after its submission, as deferred work: entered once more
+    // shortly after, the request goes out then and its answer is taken by the next tick,
+    // rather than the request waiting a tick and the answer another.
+    // Only after new chains: closes need no follow-up (and would chain one after another).
+    if (this.#freshChains && this.#followUpMs > 0) this.#followUp ??= setTimeout(this.#onFollowUp, this.#followUpMs);
+    this.#freshChains = false;
+  };
+
+  readonly #onFollowUp = (): void => {
+    this.#followUp = undefined;
+    if (this.#tick !== undefined) this.#guarded(this.#tick);
   };
 
   readonly #onTick = (): void => {

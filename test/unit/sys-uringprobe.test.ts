@@ -82,15 +82,17 @@ test('probeTransport: T6_PROBE_TRANSPORT=epoll forces TcpProbes', { skip }, () =
   assert.equal(probeTransport({}), 'uring');
 });
 
-test('a request is sent, the answer read, the end seen; the slot is freed', { skip }, async (t) => {
+test('a request is sent, the answer read, the end seen; the slot is freed (with and without the follow-up enter)', { skip }, async (t) => {
   const s = await servers();
   t.after(() => s.stop());
-  const probes = UringProbes.tryCreate()!;
-  const a = attempt(probes, tcpAddress('127.0.0.1', s.answer)!, REQUEST);
-  assert.deepEqual(await a.done, [ANSWER, 'end']);
-  assert.equal(probes.size, 0);
-  await until(() => probes.busySlots === 0, 'the slot');
-  probes.shutdown();
+  for (const followUpMs of [0, 1]) {
+    const probes = UringProbes.tryCreate({ followUpMs })!;
+    const a = attempt(probes, tcpAddress('127.0.0.1', s.answer)!, REQUEST);
+    assert.deepEqual(await a.done, [ANSWER, 'end']);
+    assert.equal(probes.size, 0);
+    await until(() => probes.busySlots === 0, 'the slot');
+    probes.shutdown();
+  }
 });
 
 test('a bare connect is told after open() returns, never inside it', { skip }, async (t) => {
