@@ -204,14 +204,15 @@ export class UringProbes {
 
   /** Closes every connection (their clients are not told) and both rings; a later open() makes new ones. */
   shutdown(): void {
+    // The watch first: the urgent ring's fd leaves libuv's epoll set before it is closed.
+    this.#watch?.close();
+    this.#watch = undefined;
     for (const lane of [this.#tick, this.#urgent]) {
       if (lane === undefined) continue;
       for (const conn of lane.slots) if (conn?.open === true) { conn.open = false; this.#open--; }
       lane.close();
     }
     this.#tick = this.#urgent = undefined;
-    this.#watch?.close();
-    this.#watch = undefined;
     if (this.#immediate !== undefined) clearImmediate(this.#immediate);
     if (this.#timer !== undefined) clearInterval(this.#timer);
     if (this.#followUp !== undefined) clearTimeout(this.#followUp);
