@@ -171,6 +171,15 @@ const PROTOTYPES = {
   // For the calls glibc has no wrapper for (openat2, pidfd_open: glibc wraps it only from
   // 2.36, musl not at all), or wraps for every thread (setgroups).
   syscall: 'long syscall(long number, ...)',
+  // io_uring (sys/uring.ts): its three system calls as fixed prototypes (a variadic koffi call
+  // parses its argument types on every call; these run on every turn that has probes), and
+  // the mapping of its rings. On x86_64 and aarch64 Linux a variadic callee takes integer
+  // and pointer arguments in the same registers as a fixed one.
+  uring_setup: 'long syscall(long number, uint32 entries, void *params)',
+  uring_enter: 'long syscall(long number, int fd, uint32 toSubmit, uint32 minComplete, uint32 flags, void *arg, size_t argSize)',
+  uring_register: 'long syscall(long number, int fd, uint32 opcode, void *arg, uint32 count)',
+  mmap: 'void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)',
+  munmap: 'int munmap(void *addr, size_t length)',
 } as const;
 
 /**
@@ -206,6 +215,21 @@ Object.defineProperty(c, 'strerror', {
 export function addressOf(buf: Buffer): bigint {
   libc();
   return koffi.address(buf) as bigint;
+}
+
+/** The address a koffi pointer (as mmap returns it) holds; 0n for null. */
+export function pointerAddress(ptr: unknown): bigint {
+  libc();
+  return ptr === null ? 0n : (koffi.address(ptr) as bigint);
+}
+
+/**
+ * An ArrayBuffer over `length` bytes of native memory at `ptr` (koffi.view: no copy). It
+ * stays valid only while the memory is mapped: the caller unmaps it after its last use.
+ */
+export function nativeView(ptr: unknown, length: number): ArrayBuffer {
+  libc();
+  return koffi.view(ptr, length) as ArrayBuffer;
 }
 
 /** A libuv poll handle watching an fd (watchReadable). */
