@@ -25,7 +25,10 @@
  *               `t6 metrics` asks: how long a callback queued on arrival waited), p50/p99/max,
  *               and the CPU of that window (the sampling's own cost included). The same
  *               tree without `probe/` is the baseline, in the same run. Targets: CPU ≤ 5 % of
- *               one core, p99 delay ≤ 10 ms.
+ *               one core, p99 delay ≤ 10 ms. The probe tree runs twice: with t6's default
+ *               transport (io_uring where the kernel allows it; the targets are judged on
+ *               it) and with T6_PROBE_TRANSPORT=epoll, for the comparison (BENCH_HEALTH_EPOLL=0
+ *               skips the second).
  *
  * No s6 column: s6 has no built-in probe. Its nearest, s6-notifyoncheck with a check
  * script, covers readiness only (one fork+exec per attempt, and it ends at readiness); a
@@ -49,6 +52,7 @@ import { startTree } from './rc.mjs';
 import { listenFifodir } from '../src/s6/fifodir.ts';
 import { eventSocket, readEvents } from '../src/supervise/event-client.ts';
 import { askMetrics } from '../src/rc/metrics.ts';
+import { uringUnavailable } from '../src/sys/uringprobe.ts';
 
 export const GOALS = { readyRatio: 1.2, probeCpuPercent: 5, probeDelayP99Ms: 10 };
 
@@ -349,15 +353,30 @@ function processPerCheck(port, count) {
   return { tool: 'curl', count, userS: user, sysS: sys, wallMs, perCheckMs, coresAt1000PerS: perCheckMs };
 }
 
+/** A probe tree whose t6-svscan gets T6_PROBE_TRANSPORT=`transport` (unset for 'default': io_uring where the kernel allows it). */
+async function probeTreeWith(transport, ...args) {
+  const saved = process.env.T6_PROBE_TRANSPORT;
+  if (transport === 'default') delete process.env.T6_PROBE_TRANSPORT;
+  else process.env.T6_PROBE_TRANSPORT = transport;
+  try {
+    return { transport, ...(await probeTree(...args)) };
+  } finally {
+    if (saved === undefined) delete process.env.T6_PROBE_TRANSPORT;
+    else process.env.T6_PROBE_TRANSPORT = saved;
+  }
+}
+
 async function probes(n, windowS, sampleMs) {
   const server = await httpServer();
   const profDir = process.env.BENCH_HEALTH_CPU_PROF || undefined;
   if (profDir) fs.mkdirSync(profDir, { recursive: true });
   try {
-    const out = {};
+    const out = { defaultTransport: uringUnavailable() === undefined ? 'uring' : `epoll (io_uring: ${uringUnavailable()})` };
     const srv0 = cpuOf(server.proc.pid);
-    out.probe = await probeTree(n, server.port, true, windowS, sampleMs, profDir);
+    out.probe = await probeTreeWith('default', n, server.port, true, windowS, sampleMs, profDir);
     const srv1 = cpuOf(server.proc.pid);
+    // The epoll transport in the same run, for comparison (BENCH_HEALTH_EPOLL=0 skips it).
+    if (process.env.BENCH_HEALTH_EPOLL !== '0' && !profDir) out.epoll = await probeTreeWith('epoll', n, server.port, true, windowS, sampleMs, undefined);
     out.baseline = await probeTree(n, server.port, false, windowS, sampleMs, undefined);
     out.serverCpuMs = srv1.cpuMs - srv0.cpuMs;
     out.processPerCheck = processPerCheck(server.port, envInt('BENCH_HEALTH_CHECKS', 200));
@@ -371,12 +390,14 @@ async function probes(n, windowS, sampleMs) {
 
 function printProbes(p) {
   const rows = [[`tree (${p.probe.services} services)`, 'svscan CPU % core', 'with sampling %', 'loop delay p50 ms', 'p99', 'max', 'samples', 'round trip p50/p99 ms', 'all ready/up (s)']];
-  for (const [label, r] of [['HTTP probe each 1 s, liveness 3', p.probe], ['no probe/ (baseline)', p.baseline]]) {
+  const trees = [[`HTTP probe each 1 s, liveness 3 (${p.defaultTransport ?? 'default'})`, p.probe], ...(p.epoll ? [['the same over epoll (T6_PROBE_TRANSPORT=epoll)', p.epoll]] : []), ['no probe/ (baseline)', p.baseline]];
+  for (const [label, r] of trees) {
     rows.push([label, fmt(r.cpu.percent), fmt(r.sampledCpuPercent), fmt(r.delay.p50), fmt(r.delay.p99), fmt(r.delay.max), String(r.delay.n), `${fmt(r.roundTrip.p50)}/${fmt(r.roundTrip.p99)}`, fmt(r.allReadyMs / 1000)]);
   }
   printTable(rows);
   const c = p.processPerCheck;
   if (c) console.log(`  a process per check instead (s6's way: s6-notifyoncheck runs one per attempt; not s6 itself): ${c.count} \`curl -sf\` runs, ${fmt(c.perCheckMs)} ms CPU each (user ${fmt(c.userS)} s, system ${fmt(c.sysS)} s): 1,000 a second would take ${fmt(c.coresAt1000PerS)} cores`);
+  if (p.epoll) console.log(`  io_uring / epoll CPU: ${fmt(p.probe.cpu.percent / p.epoll.cpu.percent)} (user/system ticks ${p.epoll.cpu.userTicks}/${p.epoll.cpu.sysTicks} over epoll; ${p.epoll.changedOverWindows} of ${p.epoll.runningAfter} changed)`);
   console.log(`  probe tree: ${p.probe.changedOverWindows} of ${p.probe.runningAfter} services changed pid or readiness over the windows (t6-svstat -a); log lines with "unhealthy": ${p.probe.svscanWarnings.filter((l) => /unhealthy/.test(l)).length}; user/system ticks ${p.probe.cpu.userTicks}/${p.probe.cpu.sysTicks}; schedstat on-CPU ${fmt(p.probe.cpu.runPercent)} % (baseline ${fmt(p.baseline.cpu.runPercent)} %); RSS ${fmt(p.probe.rssMB)} MB (baseline ${fmt(p.baseline.rssMB)}), ${p.probe.fds} fds`);
 }
 

@@ -12,15 +12,18 @@
  *
  * Cost is what shapes the code: a supervisor probing 1,000 services over HTTP each second
  * must spend under 5 % of a core on it. So a probe to an IP address goes over raw system
- * calls (sys/tcpprobe.ts: one epoll set for all probes, no node:net handle per connection,
- * which cut the Prober's user time by a quarter to a third and its total by 7-22 % in three
- * runs of bench/probes-unit.mjs; the kernel's share, loopback TCP, stays). It closes with a FIN, not a reset:
- * SO_LINGER 0 saves about a quarter of the kernel time, but a server whose sockets have no
- * error handler (a bare node:net one) dies of the ECONNRESET, and a probe must never harm
- * what it probes. HTTP is one request, `Connection: close`, the
- * status line parsed and the body only when asked; the request bytes are made once per
- * Prober, and responses are read into one shared buffer (the judge copies what it keeps).
- * A host name still goes through node:net, which resolves it and tries each address.
+ * calls, never a node:net handle per connection: io_uring where the kernel allows it
+ * (sys/uringprobe.ts: one chain of linked operations per connection, submitted and reaped
+ * a tick at a time, a few system calls per tick for all probes), else one epoll set for all
+ * probes (sys/tcpprobe.ts). Liveness attempts and their deadlines run on one coarse clock
+ * (probe-clock.ts); readiness attempts, and probes with a short timeout, use precise timers
+ * and io_uring's urgent lane, so a service's start is not delayed by the grid. It closes
+ * with a FIN, not a reset: SO_LINGER 0 saves kernel time, but a server whose sockets have
+ * no error handler (a bare node:net one) dies of the ECONNRESET, and a probe must never
+ * harm what it probes. HTTP is one request, `Connection: close`, the status line parsed
+ * and the body only when asked; the request bytes are made once per Prober, and responses
+ * are read into a shared buffer (the judge copies what it keeps). A host name still goes
+ * through node:net, which resolves it and tries each address.
  *
  * The Prober never throws out of a callback: a failed connect, spawn or kill is a failed
  * attempt. The owner's callbacks are called last, once the Prober's state is settled, so an
@@ -30,6 +33,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { SpawnOptions } from '../sys/spawn.ts';
 import { TcpProbes, tcpAddress, type TcpAddress, type TcpProbeClient, type TcpProbeConnection } from '../sys/tcpprobe.ts';
+import { UringProbes, probeTransport } from '../sys/uringprobe.ts';
 import { SIGNALS } from '../sys/signals.ts';
 import { strerror } from '../sys/errors.ts';
 import { signalName } from '../s6/signals.ts';
@@ -48,8 +52,13 @@ export interface ProberDeps {
   monotonicMs(): number;
   /** A timer that may fire up to a tick late, shared by many probes (probe-clock.ts); liveness attempts and their deadlines use it. Default: setTimer. */
   coarseTimer?(ms: number, fn: () => void): { cancel(): void };
-  /** How tcp and http probes connect: 'raw' (default; an IP address over sys/tcpprobe.ts, a name over node:net) or 'node:net' always (for comparison, in bench/). */
-  transport?: 'raw' | 'node:net';
+  /**
+   * How tcp and http probes connect: 'raw' (default: an IP address over io_uring,
+   * sys/uringprobe.ts, where the kernel allows it and T6_PROBE_TRANSPORT is not `epoll`,
+   * else over epoll, sys/tcpprobe.ts; a name over node:net), or one of them always
+   * ('uring' falls back to epoll where io_uring cannot be had).
+   */
+  transport?: 'raw' | 'uring' | 'epoll' | 'node:net';
 }
 
 /** What a Prober tells its owner; each reason is phrased for a person and names the probe and its last error. */
@@ -73,14 +82,31 @@ export type ProberPhase = 'readiness' | 'liveness' | 'ended';
  */
 const READ_BUFFER = Buffer.allocUnsafe(16 * 1024);
 
-/** The process's probe connections: one epoll set and one buffer for every Prober, made on first use. */
-let sharedTcp: TcpProbes | undefined;
+/** What both raw transports offer: connections whose callbacks a Prober gets. */
+interface ProbeConnections {
+  open(address: TcpAddress, request: Buffer | undefined, client: TcpProbeClient, urgent?: boolean): TcpProbeConnection;
+}
 
-function tcpProbes(): TcpProbes {
-  // No onError: a TcpProbes that cannot watch its set first fails every connection, whose
-  // Prober reports it as the attempt's error; and callbacks given here never throw.
-  sharedTcp ??= new TcpProbes({ onError: () => {} });
-  return sharedTcp;
+/** A liveness probe with a timeout this short goes in io_uring's urgent lane: the tick lane may take two 50 ms ticks to answer. */
+const URGENT_BELOW_TIMEOUT_MS = 500;
+
+// The process's probe connections, shared by every Prober and made on first use. No
+// onError: a transport that cannot watch its set first fails every connection, whose
+// Prober reports it as the attempt's error; and the callbacks given here never throw.
+let sharedEpoll: TcpProbes | undefined;
+/** null: io_uring cannot be had here (checked once). */
+let sharedUring: UringProbes | null | undefined;
+/** What 'raw' means in this process, decided once (io_uring checked, T6_PROBE_TRANSPORT read). */
+let rawKind: 'uring' | 'epoll' | undefined;
+
+function connections(transport: 'raw' | 'uring' | 'epoll'): ProbeConnections {
+  if (transport === 'raw') transport = rawKind ??= probeTransport();
+  if (transport === 'uring') {
+    if (sharedUring === undefined) sharedUring = UringProbes.tryCreate({ onError: () => {} }) ?? null;
+    if (sharedUring !== null) return sharedUring;
+  }
+  sharedEpoll ??= new TcpProbes({ onError: () => {} });
+  return sharedEpoll;
 }
 
 /** Runs one service's probe; it starts when constructed (after `start-delay`) and runs until it ends or stop(). */
@@ -196,7 +222,9 @@ export class Prober {
   #open(address: TcpAddress): void {
     this.#http?.reset();
     try {
-      this.#conn = tcpProbes().open(address, this.#request, this.#client);
+      const transport = this.#deps.transport === 'node:net' ? 'raw' : this.#deps.transport ?? 'raw';
+      const urgent = this.#phase === 'readiness' || this.#spec.timeoutMs < URGENT_BELOW_TIMEOUT_MS;
+      this.#conn = connections(transport).open(address, this.#request, this.#client, urgent);
     } catch (err) {
       this.#settle(this.#attempt, errorText(err as Error));
     }

@@ -379,3 +379,15 @@ test('liveness attempts and their deadlines go on the coarse clock when the host
   // first liveness attempt's scheduling (just before onReady) on, coarse.
   assert.match(calls.join(' '), /^(precise ){4}(coarse ?){3,}$/);
 });
+
+for (const transport of ['uring', 'epoll'] as const) {
+  test(`transport ${transport}: readiness over HTTP, then liveness failures named alike, and a refused port`, async (t) => {
+    const server = await httpServer(t, (n) => [n <= 2 ? 200 : 500, n <= 2 ? 'fine' : 'broken']);
+    const deps: ProberDeps = { ...timerDeps(), transport };
+    const p = probe(t, httpTarget(server.port), { liveness: 2, timeoutMs: 5000 }, deps);
+    assert.deepEqual(await p.first, { kind: 'ready' });
+    assert.deepEqual(await p.nth(2), { kind: 'unhealthy', reason: `liveness probe http://127.0.0.1:${server.port}/health failed 2 times: status 500` });
+    const refused = probe(t, tcp(await closedPort()), { attempts: 2 }, deps);
+    assert.match(JSON.stringify(await refused.first), /failed 2 attempts: connect ECONNREFUSED/);
+  });
+}
