@@ -7,8 +7,11 @@
  *
  * Schedules, each on fresh Probers in every round:
  *   spread          the services' starts spread over one second (start-delay i ms), as on
- *                   a running machine (the Prober's raw transport, sys/tcpprobe.ts);
+ *                   a running machine (the Prober's default transport, host timers);
  *   spread-net      the same with the Prober forced onto node:net (its transport before);
+ *   spread-epoll    the same with the Prober forced onto epoll (sys/tcpprobe.ts);
+ *   t6, t6-epoll    what t6-svscan does: liveness on the shared coarse clock (probe-clock.ts),
+ *                   over its default transport (io_uring where the kernel allows it) or epoll;
  *   spread-grid     the same with the host's timers on a 50 ms grid (not what t6 does: what
  *                   coalescing the loop's wake-ups would save);
  *   burst           every Prober started at the same instant, as at boot (the first
@@ -38,6 +41,10 @@ import os from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { envInt, fmt, isMain, median, printTable, sleep, writeResults } from './lib.mjs';
 import { Prober } from '../src/supervise/probes.ts';
+import { withProbeClock } from '../src/supervise/probe-clock.ts';
+
+/** The Prober's transport in each mode ('raw': io_uring where the kernel allows it, else epoll). */
+const TRANSPORTS = { 'spread-net': 'node:net', 'spread-epoll': 'epoll', 't6-epoll': 'epoll' };
 import { TcpProbes, tcpAddress } from '../src/sys/tcpprobe.ts';
 
 const SERVER = `
@@ -71,9 +78,9 @@ async function startServer() {
 }
 
 /** `n` Probers on `port`, the i-th first probing `delay(i)` ms from now; their outcomes counted. */
-function startProbers(n, port, delay, transport, gridMs = 0) {
+function startProbers(n, port, delay, transport, gridMs = 0, clock = false) {
   const counts = { ready: 0, gaveUp: 0, unhealthy: 0 };
-  const deps = {
+  const hostDeps = {
     spawn: () => { throw new Error('no check probes here'); },
     kill: () => {},
     setTimer: (ms, fn) => {
@@ -87,6 +94,8 @@ function startProbers(n, port, delay, transport, gridMs = 0) {
     monotonicMs: () => performance.now(),
     transport,
   };
+  // t6-svscan's way: liveness on the host's one coarse clock (probe-clock.ts).
+  const deps = clock ? withProbeClock(hostDeps) : hostDeps;
   const events = { onReady: () => counts.ready++, onGaveUp: () => counts.gaveUp++, onUnhealthy: () => counts.unhealthy++ };
   const probers = [];
   for (let i = 0; i < n; i++) {
@@ -197,7 +206,7 @@ async function round(mode, acc, server, n, windowS, warmupS) {
   };
   const set = mode === 'baseline' ? undefined
     : floors[mode] !== undefined ? floors[mode](n, server.port, delays(mode, n))
-      : startProbers(n, server.port, delays(mode, n), mode === 'spread-net' ? 'node:net' : 'raw', mode === 'spread-grid' ? 50 : 0);
+      : startProbers(n, server.port, delays(mode, n), TRANSPORTS[mode] ?? 'raw', mode === 'spread-grid' ? 50 : 0, mode === 't6' || mode === 't6-epoll');
   await sleep(warmupS * 1000);
   const before = await server.requests();
   const cpu = await cpuWindow(windowS);
