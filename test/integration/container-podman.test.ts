@@ -165,8 +165,8 @@ test('t6-linux-init -C is pid 1 of a podman container: the service runs, 100 orp
   for (const line of ['service demo-longrun-1 successfully stopped', 'demo-oneshot-1 is down', 'sending all processes the TERM signal']) {
     assert.ok(down.includes(line), `missing ${line} after the stop:\n${down}`);
   }
-  // Well within the 20 s before podman's SIGKILL: the halt was t6's, not the kill.
-  assert.ok(end.ms - stopAt < 15_000, `the stop took ${end.ms - stopAt} ms`);
+  // Exit 0, not 137: the halt was t6's, not podman's SIGKILL after -t 20 (no time limit is
+  // asserted: a busy machine may be slow, the lines and the code say what happened).
 });
 
 test('t6-linux-init -C in podman: the container exit code is the one in /run/s6-linux-init-container-results/exitcode, on podman stop and on podman kill -s TERM', { skip, timeout: 300_000 }, async (t) => {
