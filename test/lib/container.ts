@@ -199,6 +199,9 @@ export class Container {
   exit: ContainerExit | undefined;
   /** Complete lines so far, stdout and stderr in arrival order. */
   readonly lines: string[] = [];
+  /** The same lines, per stream. */
+  readonly stdout: string[] = [];
+  readonly stderr: string[] = [];
   readonly #child: ChildProcess;
   readonly #start = performance.now();
   readonly #partial = { stdout: '', stderr: '' };
@@ -213,12 +216,16 @@ export class Container {
         const parts = (this.#partial[which] + chunk.toString('utf8')).split('\n');
         this.#partial[which] = parts.pop()!;
         this.lines.push(...parts);
+        this[which].push(...parts);
         this.#wake();
       });
     }
     this.exited = new Promise((resolve) => {
-      this.#child.on('exit', (code, signal) => {
-        for (const which of ['stdout', 'stderr'] as const) if (this.#partial[which] !== '') this.lines.push(this.#partial[which]);
+      // 'close', not 'exit': it comes once stdout and stderr are read to their end.
+      this.#child.on('close', (code, signal) => {
+        for (const which of ['stdout', 'stderr'] as const) {
+          if (this.#partial[which] !== '') { this.lines.push(this.#partial[which]); this[which].push(this.#partial[which]); }
+        }
         this.exit = { code, signal, ms: this.elapsed() };
         this.#wake();
         resolve(this.exit);
