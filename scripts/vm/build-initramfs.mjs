@@ -7,7 +7,8 @@
 //
 //   /bin/busybox + a relative symlink per applet (sh, getty, login, mount, poweroff, …)
 //   /etc/passwd, /etc/group  passwordless root login, as in the article; /etc/profile
-//   /opt/t6/                 dist/*.cjs, bin/ wrappers, the pinned Node (stripped), koffi
+//   /opt/t6/                 scripts/package-opt.mjs's folder: bin/ wrappers, dist/, the pinned
+//                            Node (stripped), koffi's linux-x64 addon
 //   /lib…, /lib64…           the shared libraries node and koffi.node need (from ldd), and
 //                            busybox's or the --init file's if they are linked dynamically
 //   /etc/t6-linux-init/current/   the boot tree, written by t6-linux-init-maker as the
@@ -38,6 +39,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { busyboxLibraries, isElf, missingInImage, sharedLibraries } from './elf.ts';
 import { BIN_DIR, DEFAULT_BASEDIR } from '../../src/s6/initctl.ts';
+import { packageOpt } from '../package-opt.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const started = Date.now();
@@ -149,39 +151,10 @@ for (const rel of applets) {
   fs.symlinkSync(path.relative(path.dirname(rel), 'bin/busybox'), at(rel));
 }
 
-// The pinned Node and t6, laid out as in the repository so bin/ wrappers and koffi's
-// package resolution work unchanged.
-copy(node, 'opt/t6/node_modules/node/bin/node', 0o755);
+// The pinned Node and t6: the self-contained folder of scripts/package-opt.mjs, laid out
+// as in the repository so bin/ wrappers and koffi's package resolution work unchanged.
 let stripped = false;
-if (opts.strip && which('strip')) {
-  // -s keeps .dynsym, which koffi needs to find napi_* (BOOT-LAB.md).
-  stripped = spawnSync('strip', ['-s', at('opt/t6/node_modules/node/bin/node')], { stdio: 'inherit' }).status === 0;
-}
-copy(path.join(root, 'package.json'), 'opt/t6/package.json');
-for (const f of fs.readdirSync(path.join(root, 'dist'))) {
-  if (f.endsWith('.cjs') || f.endsWith('.json')) copy(path.join(root, 'dist', f), `opt/t6/dist/${f}`);
-}
-// pid 1's startup snapshot and the build's stamp, with their times: bin/init uses the blob
-// only if it is not newer than the stamp (src/sys/snapshot.ts).
-for (const f of ['t6-linux-init.blob', 't6-linux-init.blob.ok']) {
-  const from = path.join(root, 'dist', f);
-  if (!fs.existsSync(from)) continue;
-  copy(from, `opt/t6/dist/${f}`);
-  const { atime, mtime } = fs.statSync(from);
-  fs.utimesSync(at(`opt/t6/dist/${f}`), atime, mtime);
-}
-for (const f of fs.readdirSync(path.join(root, 'bin'))) copy(path.join(root, 'bin', f), `opt/t6/bin/${f}`);
-// koffi: src/sys/libc.ts loads @koromix/koffi-linux-x64's koffi.node directly and falls
-// back to koffi's JS loader; ship both, JS files only (no sources, docs or musl build).
-const koffiDir = path.join(root, 'node_modules/koffi');
-copyTree(koffiDir, 'opt/t6/node_modules/koffi', (src, ent) => {
-  const rel = path.relative(koffiDir, src);
-  if (ent.isDirectory()) return rel === 'src' || rel.startsWith('src/');
-  return /\.(c?js|json)$/.test(ent.name) && !rel.endsWith('.d.ts');
-});
-const koffiBin = path.join(root, 'node_modules/@koromix/koffi-linux-x64');
-for (const f of ['package.json', 'index.js']) copy(path.join(koffiBin, f), `opt/t6/node_modules/@koromix/koffi-linux-x64/${f}`);
-copy(koffiNode, 'opt/t6/node_modules/@koromix/koffi-linux-x64/linux_x64/koffi.node');
+try { stripped = packageOpt(at('opt/t6'), { strip: opts.strip }).stripped; } catch (err) { fail(err.message); }
 
 // Shared libraries, at the paths ldd names (glibc searches the multiarch folders without
 // an ld.so.cache): node's, koffi.node's, busybox's and the --init file's.
