@@ -75,6 +75,8 @@ const TWO32 = 2 ** 32;
 export interface Sqe {
   op: number;
   flags: number;
+  /** ioprio (u16 @2): for SEND and RECV, IORING_RECVSEND_* flags. */
+  ioprio: number;
   fd: number;
   /** `off` (u64 @8): connect's address length, socket's type. */
   off: number;
@@ -199,6 +201,7 @@ export class Ring {
     this.#sqeBytes.fill(0, at, at + SQE_SIZE);
     v.setUint8(at, s.op);
     v.setUint8(at + 1, s.flags);
+    v.setUint16(at + 2, s.ioprio, true);
     v.setInt32(at + 4, s.fd, true);
     v.setUint32(at + 8, s.off, true);
     v.setUint32(at + 16, s.addr % TWO32, true);

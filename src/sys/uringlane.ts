@@ -43,7 +43,7 @@ export class Lane<T> {
   readonly #chunks: Buffer[] = [];
   readonly #chunkAddresses: number[] = [];
   /** One SQE's fields, refilled for each push (no object per SQE). */
-  readonly sqe: Sqe = { op: 0, flags: 0, fd: 0, off: 0, addr: 0, len: 0, opFlags: 0, userLo: 0, userHi: 0, fileIndex: 0 };
+  readonly sqe: Sqe = { op: 0, flags: 0, ioprio: 0, fd: 0, off: 0, addr: 0, len: 0, opFlags: 0, userLo: 0, userHi: 0, fileIndex: 0 };
 
   /** A new ring and its slot table, as large as `maxSlots` and RLIMIT_NOFILE allow; throws SysError. */
   constructor(urgent: boolean, maxSlots: number, readBytes: number) {
@@ -114,6 +114,7 @@ export class Lane<T> {
     s.userLo = userLo;
     s.userHi = userHi;
     s.fileIndex = 0;
+    s.ioprio = 0;
     return s;
   }
 

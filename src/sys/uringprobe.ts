@@ -36,6 +36,9 @@ import { Lane } from './uringlane.ts';
 import { READ_BYTES, type TcpAddress, type TcpProbeClient, type TcpProbeConnection, type TcpProbesOptions } from './tcpprobe.ts';
 
 const SOCK_STREAM = 1;
+/** RECV: wait for data before the first attempt (an answer is never there when the RECV is issued). */
+const RECVSEND_POLL_FIRST = 1;
+const POLL_FIRST = process.env.T6_URING_POLL_FIRST === '1';
 const MSG_WAITALL = 0x100;
 const MSG_NOSIGNAL = 0x4000;
 const CANCEL_ALL = 1 << 0;
@@ -237,7 +240,9 @@ export class UringProbes {
   /** A RECV into the connection's region. */
   #pushRecv(conn: Connection): void {
     const lane = conn.lane;
-    lane.ring.push(lane.fill(OP_RECV, SQE_FIXED_FILE, conn.slot, 0, lane.regionAddress(conn.slot), READ_BYTES, 0, user(conn, STEP_RECV), conn.generation));
+    const sqe = lane.fill(OP_RECV, SQE_FIXED_FILE, conn.slot, 0, lane.regionAddress(conn.slot), READ_BYTES, 0, user(conn, STEP_RECV), conn.generation);
+    if (POLL_FIRST) sqe.ioprio = RECVSEND_POLL_FIRST;
+    lane.ring.push(sqe);
     conn.inFlight = true;
   }
 
@@ -399,7 +404,7 @@ export function uringUnavailable(): string | undefined {
         ring.registerSparseFiles(1);
         // close() cancels by fixed slot (6.0 on); without it a RECV could outlive its slot
         // and write into the region of the slot's next connection. An older kernel says EINVAL.
-        ring.push({ op: OP_ASYNC_CANCEL, flags: 0, fd: 0, off: 0, addr: 0, len: 0, opFlags: CANCEL_ALL | CANCEL_FD | CANCEL_FD_FIXED, userLo: 1, userHi: 0, fileIndex: 0 });
+        ring.push({ op: OP_ASYNC_CANCEL, flags: 0, ioprio: 0, fd: 0, off: 0, addr: 0, len: 0, opFlags: CANCEL_ALL | CANCEL_FD | CANCEL_FD_FIXED, userLo: 1, userHi: 0, fileIndex: 0 });
         ring.enter(true);
         let res = 0;
         ring.reap((_lo, _hi, r) => { res = r; });
