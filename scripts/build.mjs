@@ -154,6 +154,13 @@ for (const name of ['t6', ...commands.map((c) => `t6-${c}`)]) {
   fs.writeFileSync(path.join(binDir, name), wrapperText(name), { mode: 0o755 });
 }
 fs.writeFileSync(path.join(distDir, 'commands.json'), JSON.stringify(commands) + '\n');
+// Container helpers that are shell scripts, not Node programs (they run in front of many
+// scripts, and must keep every fd they are given): scripts/container/NAME → bin/t6-NAME.
+const shellHelpers = path.join(root, 'scripts', 'container');
+for (const name of fs.readdirSync(shellHelpers)) {
+  fs.copyFileSync(path.join(shellHelpers, name), path.join(binDir, `t6-${name}`));
+  fs.chmodSync(path.join(binDir, `t6-${name}`), 0o755);
+}
 
 // The startup snapshot of each SNAPSHOT_COMMANDS bundle, built by the pinned Node that will
 // start from it. Node aborts on a blob it cannot read, so one is kept only once a start from
