@@ -50,8 +50,9 @@ function describe(err: unknown): string {
 }
 
 /**
- * Applies `attrs` to `name` in `dirfd`, then (recursing) to each entry below it, dot-entries
- * only when `hidden`. Each failure goes to `fail` and the others go on.
+ * Applies `attrs` to `name` in `dirfd` (whose path is `dirPath`, '' for the root), then
+ * (recursing) to each entry below it, dot-entries only when `hidden`. Each failure goes to
+ * `fail` and the others go on.
  */
 function applyEntry(dirfd: number, name: string, dirPath: string, attrs: EntryAttrs, walk: { recurse: boolean; hidden: boolean }, fail: (err: unknown) => void): void {
   let st: fs.Stats;
@@ -62,7 +63,7 @@ function applyEntry(dirfd: number, name: string, dirPath: string, attrs: EntryAt
     return;
   }
   if (!walk.recurse || !st.isDirectory()) return;
-  const shown = name === '.' ? dirPath : dirPath === '/' ? `/${name}` : `${dirPath}/${name}`;
+  const shown = name === '.' ? dirPath || '/' : `${dirPath}/${name}`;
   let sub: number;
   let names: string[];
   try {
@@ -97,7 +98,9 @@ function applyLine(spec: FixAttrsLine, ids: { uid: number; gid: number }, hidden
       continue;
     }
     try {
-      applyEntry(dirfd, path.basename(abs) || '.', path.dirname(abs), attrs, { recurse: spec.recurse, hidden }, (err) => errors.push(describe(err)));
+      // The root directory is '' in messages, so that its entries read /name.
+      const parent = path.dirname(abs) === '/' ? '' : path.dirname(abs);
+      applyEntry(dirfd, path.basename(abs) || '.', parent, attrs, { recurse: spec.recurse, hidden }, (err) => errors.push(describe(err)));
     } finally {
       close(dirfd);
     }
