@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import { type LegacyContext, listEntries, say, stage2Policy } from './legacy-common.ts';
 import { type AccountDb, readAccountDb, resolveAccount } from './legacy-accounts.ts';
 import { byteOrder, expandGlob } from './legacy-glob.ts';
-import { setAttrsAt, type EntryAttrs } from '../sys/attrs.ts';
+import { sameFile, setAttrsAt, type EntryAttrs } from '../sys/attrs.ts';
 import { listAt, openAt, openDirectory } from '../sys/dirfd.ts';
 import { O_DIRECTORY, O_RDONLY, close } from '../sys/fd.ts';
 import { SysError, strerror } from '../sys/errors.ts';
@@ -73,6 +73,8 @@ function applyEntry(dirfd: number, name: string, dirPath: string, attrs: EntryAt
     return;
   }
   try {
+    // Another directory renamed into its place since: not descended into.
+    if (!sameFile(fs.fstatSync(sub), st)) throw new Error(`${shown} was replaced while being changed`);
     names = listAt(sub, shown).sort(byteOrder);
     for (const n of names) if (walk.hidden || !n.startsWith('.')) applyEntry(sub, n, shown, attrs, walk, fail);
   } catch (err) {

@@ -1,7 +1,8 @@
 /**
  * s6-overlay's legacy layouts (src/init/container-legacy.ts) against temporary directories:
  * fix-attrs.d for real (these tests run as root: chown works), cont-init.d and
- * cont-finish.d with a host that starts the scripts through child_process. Waits are on the
+ * cont-finish.d with a host that starts the scripts through child_process, services.d's
+ * copies and links (the scanner side is in test/integration). Waits are on the
  * steps' own promises, never on fixed sleeps.
  */
 import { test } from 'node:test';
@@ -13,7 +14,7 @@ import path from 'node:path';
 import { tmpdir } from '../lib/harness.ts';
 import { readContainerSettings, type ContainerSettings } from '../../src/init/container-settings.ts';
 import {
-  type LegacyContext, type LegacyHost, contFinish, contInit, defaultLegacyDirs, fixAttrs,
+  type LegacyContext, type LegacyHost, contFinish, contInit, defaultLegacyDirs, fixAttrs, servicesUp,
 } from '../../src/init/container-legacy.ts';
 import { parseFixAttrsLine } from '../../src/init/legacy-fix-attrs.ts';
 import { expandGlob } from '../../src/init/legacy-glob.ts';
@@ -269,4 +270,30 @@ test('cont-finish: without S6_KILL_FINISH_MAXTIME a script runs to its end', asy
   script(ctx, 'cont-finish.d', 'a', 'exit 0');
   assert.equal(await contFinish(ctx), 0);
   assert.equal(ctx.lines.length, 2);
+});
+
+test('services-up without a scanner to wait for: fresh copies, our old links replaced, a foreign entry left alone, one rescan', async () => {
+  const ctx = context({ S6_BEHAVIOUR_IF_STAGE2_FAILS: '2' });
+  const rescans: boolean[] = [];
+  ctx.host.rescan = (prune) => { rescans.push(prune); return Promise.resolve(); };
+  const sd = path.join(ctx.dirs.legacy, 'services.d');
+  for (const name of ['web', 'taken']) {
+    fs.mkdirSync(path.join(sd, name, 'data'), { recursive: true });
+    fs.writeFileSync(path.join(sd, name, 'run'), '#!/bin/sh\nexec sleep 1000\n', { mode: 0o750 });
+    fs.writeFileSync(path.join(sd, name, 'data', 'secret'), 'x', { mode: 0o600 });
+    fs.chownSync(path.join(sd, name, 'data', 'secret'), 911, 912);
+  }
+  fs.mkdirSync(ctx.dirs.scandir);
+  fs.mkdirSync(path.join(ctx.dirs.servicesCopy, 'stale'), { recursive: true });
+  fs.symlinkSync(path.join(ctx.dirs.servicesCopy, 'web'), path.join(ctx.dirs.scandir, 'web')); // an earlier boot's
+  fs.symlinkSync('/run/s6-rc/servicedirs/taken', path.join(ctx.dirs.scandir, 'taken')); // an s6-rc longrun's
+  assert.equal(await servicesUp(ctx), 1, 'one service could not be linked: S6_BEHAVIOUR_IF_STAGE2_FAILS=2 stops');
+  assert.deepEqual(rescans, [false]);
+  assert.deepEqual(fs.readdirSync(ctx.dirs.servicesCopy).sort(), ['taken', 'web'], 'made afresh: the stale copy is gone');
+  const copy = path.join(ctx.dirs.servicesCopy, 'web');
+  assert.equal(fs.readlinkSync(path.join(ctx.dirs.scandir, 'web')), copy);
+  assert.equal(fs.readlinkSync(path.join(ctx.dirs.scandir, 'taken')), '/run/s6-rc/servicedirs/taken', 'not ours: untouched');
+  assert.equal(mode(path.join(copy, 'run')), '750');
+  assert.deepEqual([owner(path.join(copy, 'data', 'secret')), mode(path.join(copy, 'data', 'secret'))], ['911:912', '600'], 'owners and modes kept');
+  assert.ok(ctx.lines.includes(`error: services-up: ${path.join(ctx.dirs.scandir, 'taken')} exists and is not a legacy service: taken not started`), ctx.lines.join('\n'));
 });
