@@ -51,8 +51,9 @@ async function runScript(ctx: LegacyContext, step: string, file: string, maxMs: 
 
 /** Runs every entry of `dir` in order, one after the other; returns how many failed. */
 async function runAll(ctx: LegacyContext, step: string, dir: string, maxMs: number): Promise<number> {
-  let failures = 0;
-  for (const name of listEntries(dir)) {
+  const { names, unreadable } = listEntries(ctx, step, dir);
+  let failures = unreadable;
+  for (const name of names) {
     const file = path.join(dir, name);
     say(ctx, 'info', step, `starting ${file}`);
     const wstat = await runScript(ctx, step, file, maxMs);

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import type { ContainerSettings } from './container-settings.ts';
 import { byteOrder } from './legacy-glob.ts';
+import { strerror } from '../sys/errors.ts';
 
 /** Where the steps look and write (all configurable, so tests use temporary directories). */
 export interface LegacyDirs {
@@ -64,17 +65,19 @@ export function say(ctx: LegacyContext, level: keyof typeof LEVEL_MIN, step: str
 
 /**
  * The entries of `dir` to run or apply, in byte order, dot-files skipped (s6-ls | s6-sort);
- * none when it does not exist.
+ * none when it does not exist. Another failure to read it is said, and counted by the
+ * caller as one failure (`unreadable`).
  */
-export function listEntries(dir: string): string[] {
+export function listEntries(ctx: LegacyContext, step: string, dir: string): { names: string[]; unreadable: number } {
   let names: string[];
   try {
     names = fs.readdirSync(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { names: [], unreadable: 0 };
+    say(ctx, 'error', step, `unable to read ${dir}: ${strerror(err)}`);
+    return { names: [], unreadable: 1 };
   }
-  return names.filter((n) => !n.startsWith('.')).sort(byteOrder);
+  return { names: names.filter((n) => !n.startsWith('.')).sort(byteOrder), unreadable: 0 };
 }
 
 /**

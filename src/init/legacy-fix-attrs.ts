@@ -140,10 +140,20 @@ function applyFile(ctx: LegacyContext, file: string, accounts: () => AccountDb):
 /** The `fix-attrs` oneshot: every file of `<legacy>/fix-attrs.d` in order; the stage-2 policy decides the exit code. */
 export async function fixAttrs(ctx: LegacyContext): Promise<number> {
   const dir = path.join(ctx.dirs.legacy, 'fix-attrs.d');
-  const files = listEntries(dir);
+  const { names: files, unreadable } = listEntries(ctx, STEP, dir);
   let db: AccountDb | undefined;
-  const accounts = (): AccountDb => (db ??= readAccountDb(ctx.dirs.passwd, ctx.dirs.group));
-  let failures = 0;
+  const accounts = (): AccountDb => {
+    if (db !== undefined) return db;
+    try {
+      db = readAccountDb(ctx.dirs.passwd, ctx.dirs.group);
+    } catch (err) {
+      // Said once; names then resolve to nothing, and only numbers (or fallbacks) work.
+      say(ctx, 'error', STEP, `unable to read ${ctx.dirs.passwd} or ${ctx.dirs.group}: ${strerror(err)}`);
+      db = { users: new Map(), groups: new Map() };
+    }
+    return db;
+  };
+  let failures = unreadable;
   for (const name of files) {
     say(ctx, 'info', STEP, `applying ${path.join(dir, name)}`);
     failures += applyFile(ctx, path.join(dir, name), accounts);

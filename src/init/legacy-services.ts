@@ -67,7 +67,9 @@ function installAll(ctx: LegacyContext): { linked: Linked[]; failures: number } 
   fs.chmodSync(copies, 0o755);
   const linked: Linked[] = [];
   let failures = 0;
-  for (const name of listEntries(src)) {
+  const listed = listEntries(ctx, UP, src);
+  failures += listed.unreadable;
+  for (const name of listed.names) {
     const from = path.join(src, name);
     const dir = path.join(copies, name);
     try {
@@ -173,7 +175,7 @@ async function supervisedDirs(dir: string): Promise<string[]> {
 export async function servicesDown(ctx: LegacyContext): Promise<number> {
   const copies = ctx.dirs.servicesCopy;
   const dirs: string[] = [];
-  for (const name of listEntries(copies)) {
+  for (const name of listEntries(ctx, DOWN, copies).names) {
     const dir = path.join(copies, name);
     const at = path.join(ctx.dirs.scandir, name);
     try {

@@ -297,3 +297,16 @@ test('services-up without a scanner to wait for: fresh copies, our old links rep
   assert.deepEqual([owner(path.join(copy, 'data', 'secret')), mode(path.join(copy, 'data', 'secret'))], ['911:912', '600'], 'owners and modes kept');
   assert.ok(ctx.lines.includes(`error: services-up: ${path.join(ctx.dirs.scandir, 'taken')} exists and is not a legacy service: taken not started`), ctx.lines.join('\n'));
 });
+
+test('a legacy directory that cannot be read is one failure for the policy (cont-init), nothing for cont-finish', async () => {
+  const ctx = context({ S6_BEHAVIOUR_IF_STAGE2_FAILS: '2' });
+  fs.writeFileSync(path.join(ctx.dirs.legacy, 'cont-init.d'), 'not a directory');
+  fs.writeFileSync(path.join(ctx.dirs.legacy, 'cont-finish.d'), 'not a directory');
+  assert.equal(await contInit(ctx), 1);
+  assert.equal(await contFinish(ctx), 0);
+  assert.deepEqual(ctx.lines, [
+    `error: cont-init: unable to read ${ctx.dirs.legacy}/cont-init.d: Not a directory`,
+    'error: cont-init: 1 failure; stopping (S6_BEHAVIOUR_IF_STAGE2_FAILS=2)',
+    `error: cont-finish: unable to read ${ctx.dirs.legacy}/cont-finish.d: Not a directory`,
+  ]);
+});
