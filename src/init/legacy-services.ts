@@ -26,10 +26,10 @@ export function copyServiceTree(from: string, to: string, st: fs.Stats = fs.stat
   } else if (st.isFile()) {
     fs.copyFileSync(from, to, fs.constants.COPYFILE_EXCL);
   } else {
-    return; // a FIFO, a socket or a device in a service directory: not copied (nor by s6-hiercopy)
+    return; // a FIFO, a socket or a device has no business in a service definition: not copied
   }
-  // Owners as s6-hiercopy keeps them when root (a data/ file of the service's user);
-  // modes with no umask in the way (a run script stays executable).
+  // Owners kept when root (inferred: a data/ file given to the service's user must stay
+  // its); modes with no umask in the way (a run script stays executable).
   if (asRoot) fs.lchownSync(to, st.uid, st.gid);
   if (!st.isSymbolicLink()) fs.chmodSync(to, st.mode & 0o7777);
 }
@@ -101,6 +101,10 @@ function notThere(list: readonly Linked[]): string[] {
  * S6_CMD_WAIT_FOR_SERVICES: after S6_SERVICES_READYTIME ms, waits until every service is
  * supervised, then up (ready, for those with notification-fd), all within
  * S6_CMD_WAIT_FOR_SERVICES_MAXTIME ms (0: no bound). Returns the count of failures.
+ * s6-overlay sleeps the ready time because s6-svwait fails on a directory nobody supervises
+ * yet; the waits here need no pause, but images tune the setting, so it is kept. s6-overlay
+ * also bounds its two s6-svwait runs (up; ready) one after the other, each by the maximum
+ * time; one bound over the whole wait is what the setting's name says.
  */
 async function waitServices(ctx: LegacyContext, linked: readonly Linked[]): Promise<number> {
   const s = ctx.settings;
