@@ -151,6 +151,7 @@ const PROTOTYPES = {
   linkat: 'int linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, int flags)',
   readlinkat: 'long readlinkat(int dirfd, const char *path, void *buf, size_t size)',
   getdents64: 'long getdents64(int fd, void *buf, size_t size)',
+  fchownat: 'int fchownat(int dirfd, const char *path, uint32 uid, uint32 gid, int flags)',
   lseek: 'long lseek(int fd, long offset, int whence)',
   fa_addfchdir: 'int posix_spawn_file_actions_addfchdir_np(void *fa, int fd)',
   // glibc's setfsuid/setfsgid are plain system calls: they change the calling thread only.
