@@ -577,3 +577,35 @@ export function selectedPeers() {
 export function isMain(url) {
   return process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(url);
 }
+
+// ---- a counting HTTP server, for the probe benches ---------------------------------------
+
+const COUNTING_HTTP_SERVER = `
+const http = require('node:http');
+let requests = 0;
+const server = http.createServer((req, res) => { requests++; res.end('ok'); });
+server.listen(0, '127.0.0.1', () => process.stdout.write(server.address().port + '\\n'));
+process.stdin.on('data', () => process.stdout.write(requests + '\\n'));
+`;
+
+/** An HTTP server in a process of its own (its CPU is not the bench's): its port, a request counter, and a stop. */
+export async function startServer() {
+  const child = spawn(process.execPath, ['-e', COUNTING_HTTP_SERVER], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = [];
+  let waiting;
+  child.stdout.setEncoding('utf8').on('data', (d) => {
+    for (const l of d.split('\n').filter(Boolean)) lines.push(l);
+    waiting?.();
+  });
+  const nextLine = () => new Promise((resolve) => {
+    const take = () => { if (lines.length > 0) { waiting = undefined; resolve(lines.shift()); } };
+    waiting = take;
+    take();
+  });
+  const port = Number(await nextLine());
+  return {
+    port,
+    requests: async () => { child.stdin.write('\n'); return Number(await nextLine()); },
+    stop: () => new Promise((resolve) => { child.once('exit', resolve); child.kill('SIGTERM'); }),
+  };
+}

@@ -35,47 +35,16 @@
  *      BENCH_PROBES_MODES (raw,sys,sys-reset,raw-keepalive,spread-net,spread,burst;
  *      baseline always runs)
  */
-import { spawn } from 'node:child_process';
 import net from 'node:net';
 import os from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { envInt, fmt, isMain, median, printTable, sleep, writeResults } from './lib.mjs';
+import { envInt, fmt, isMain, median, printTable, sleep, startServer, writeResults } from './lib.mjs';
 import { Prober } from '../src/supervise/probes.ts';
 import { withProbeClock } from '../src/supervise/probe-clock.ts';
+import { TcpProbes, tcpAddress } from '../src/sys/tcpprobe.ts';
 
 /** The Prober's transport in each mode ('raw': io_uring where the kernel allows it, else epoll). */
 const TRANSPORTS = { 'spread-net': 'node:net', 'spread-epoll': 'epoll', 't6-epoll': 'epoll' };
-import { TcpProbes, tcpAddress } from '../src/sys/tcpprobe.ts';
-
-const SERVER = `
-const http = require('node:http');
-let requests = 0;
-const server = http.createServer((req, res) => { requests++; res.end('ok'); });
-server.listen(0, '127.0.0.1', () => process.stdout.write(server.address().port + '\\n'));
-process.stdin.on('data', () => process.stdout.write(requests + '\\n'));
-`;
-
-/** The HTTP server in its own process: its port, a request counter, and a stop. */
-async function startServer() {
-  const child = spawn(process.execPath, ['-e', SERVER], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = [];
-  let waiting;
-  child.stdout.setEncoding('utf8').on('data', (d) => {
-    for (const l of d.split('\n').filter(Boolean)) lines.push(l);
-    waiting?.();
-  });
-  const nextLine = () => new Promise((resolve) => {
-    const take = () => { if (lines.length > 0) { waiting = undefined; resolve(lines.shift()); } };
-    waiting = take;
-    take();
-  });
-  const port = Number(await nextLine());
-  return {
-    port,
-    requests: async () => { child.stdin.write('\n'); return Number(await nextLine()); },
-    stop: () => new Promise((resolve) => { child.once('exit', resolve); child.kill('SIGTERM'); }),
-  };
-}
 
 /** `n` Probers on `port`, the i-th first probing `delay(i)` ms from now; their outcomes counted. */
 function startProbers(n, port, delay, transport, gridMs = 0, clock = false) {

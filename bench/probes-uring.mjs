@@ -23,43 +23,12 @@
  *      over the rounds), BENCH_URING_ROUNDS (4), BENCH_URING_WARMUP_S (2, per round),
  *      BENCH_URING_MODES (epoll,uring,uring-followup,uring-urgent; baseline always runs)
  */
-import { spawn } from 'node:child_process';
 import os from 'node:os';
-import { envInt, fmt, isMain, printTable, sleep, writeResults } from './lib.mjs';
+import { envInt, fmt, isMain, printTable, sleep, startServer, writeResults } from './lib.mjs';
 import { TcpProbes, tcpAddress } from '../src/sys/tcpprobe.ts';
 import { UringProbes, uringUnavailable } from '../src/sys/uringprobe.ts';
 
 const GRID_MS = 50;
-
-const SERVER = `
-const http = require('node:http');
-let requests = 0;
-const server = http.createServer((req, res) => { requests++; res.end('ok'); });
-server.listen(0, '127.0.0.1', () => process.stdout.write(server.address().port + '\\n'));
-process.stdin.on('data', () => process.stdout.write(requests + '\\n'));
-`;
-
-/** The HTTP server in its own process: its port, a request counter, and a stop. */
-async function startServer() {
-  const child = spawn(process.execPath, ['-e', SERVER], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = [];
-  let waiting;
-  child.stdout.setEncoding('utf8').on('data', (d) => {
-    for (const l of d.split('\n').filter(Boolean)) lines.push(l);
-    waiting?.();
-  });
-  const nextLine = () => new Promise((resolve) => {
-    const take = () => { if (lines.length > 0) { waiting = undefined; resolve(lines.shift()); } };
-    waiting = take;
-    take();
-  });
-  const port = Number(await nextLine());
-  return {
-    port,
-    requests: async () => { child.stdin.write('\n'); return Number(await nextLine()); },
-    stop: () => new Promise((resolve) => { child.once('exit', resolve); child.kill('SIGTERM'); }),
-  };
-}
 
 /**
  * `perSecond` connections a second on the grid through `probes` (undefined: the grid's
