@@ -19,7 +19,7 @@ import { ENV_DIR, RUN_IMAGE, TMPFS_DIR } from '../s6/initctl.ts';
 import type { SvscanEnd } from '../supervise/svscan.ts';
 import { HANDOVER_ENV } from '../supervise/handover.ts';
 import { buildEnvironment, copyTree, dumpEnvironment, pickRunlevel, prepareTmpfs, readEnvDir, type RunMode } from './stage1.ts';
-import { Pid1, type ServiceManager } from './pid1.ts';
+import { Pid1, type ContainerHooks, type ServiceManager } from './pid1.ts';
 import { strerror } from '../sys/errors.ts';
 import { monotonicMs } from '../sys/clock.ts';
 
@@ -53,6 +53,8 @@ export interface LinuxInitHooks {
   console(line: string): void;
   /** -r: the service manager pid 1 runs at boot and at shutdown. */
   serviceManager?: ServiceManager;
+  /** t6-container: a container /init's hooks. */
+  container?: ContainerHooks;
 }
 
 /** A step of the boot, for boot analysis: CLOCK_MONOTONIC ms (sys/clock.ts). */
@@ -142,7 +144,7 @@ export function runLinuxInit(o: LinuxInitOptions, kernelArgs: readonly string[],
   const say = (line: string): void => hooks.console(`t6-linux-init: ${line}`);
   // A re-exec of pid 1 (t6-svscanctl -R /run/service): stage 1 was done by the first image.
   const stage1 = isReexec() ? resumedStage1() : runStage1(o, kernelArgs, say);
-  return new Pid1(o, { ...stage1, kernelArgs, say, console: hooks.console, serviceManager: hooks.serviceManager }).serve();
+  return new Pid1(o, { ...stage1, kernelArgs, say, console: hooks.console, serviceManager: hooks.serviceManager, ...(hooks.container === undefined ? {} : { container: hooks.container }) }).serve();
 }
 
 /** Whether this image is a re-exec of pid 1, carrying on from a hand-over. */

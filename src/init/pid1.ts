@@ -42,6 +42,16 @@ export interface ServiceManager {
   shutdown(log: (line: string) => void, local?: LocalRunner): Promise<number>;
 }
 
+/** A container /init's say in pid 1 (t6-container, s6-overlay's behaviour). */
+export interface ContainerHooks {
+  /** The service manager's boot change failed with `code`: true if the container stops (its exit code is then `code`). */
+  stopOnStage2Failure(code: number): boolean;
+  /** rc.init runs CMD: when it ends, the container halts (rc.init wrote the exit code). */
+  haltAfterRcInit: boolean;
+  /** A signal pid 1 would act on: true if it went to CMD instead (S6_CMD_RECEIVE_SIGNALS). */
+  divert(signal: ScannerSignal): boolean;
+}
+
 /** What stage 1 and the caller hand to pid 1. */
 export interface Pid1Context {
   runlevel: string;
@@ -54,6 +64,8 @@ export interface Pid1Context {
   serviceManager: ServiceManager | undefined;
   /** Stage 1's steps, for boot analysis. */
   steps: readonly BootStep[];
+  /** t6-container's hooks (a container's /init); undefined for t6-linux-init. */
+  container?: ContainerHooks;
 }
 
 /** pid 1 for the machine's life. */
@@ -104,6 +116,7 @@ export class Pid1 {
   /** Signals that ask for a shutdown, as s6-linux-init's (or, with -U, busybox's). */
   #signalActions(): Partial<Record<ScannerSignal, () => void>> {
     const o = this.#o;
+    const divert = this.#ctx.container?.divert;
     const request = (action: FinalAction) => (): void => {
       if (o.container && action !== 'h') {
         try { fs.writeFileSync(path.join(CONTAINER_RESULTS, 'haltcode'), `${action}\n`); } catch { /* best effort */ }
@@ -111,13 +124,19 @@ export class Pid1 {
       this.#shutdownd.request(action, 0);
     };
     const nothing = (): void => {};
-    return {
+    const actions: Partial<Record<ScannerSignal, () => void>> = {
       SIGINT: request('r'), SIGPWR: request('p'),
       SIGUSR1: request(o.busyboxSignals ? 'h' : 'p'), SIGUSR2: request(o.busyboxSignals ? 'p' : 'h'),
       // busybox's reboot applet sends SIGTERM; s6's machine ignores it, a container halts.
       SIGTERM: o.container ? request('h') : o.busyboxSignals ? request('r') : nothing,
       SIGQUIT: nothing, SIGWINCH: nothing,
     };
+    if (divert === undefined) return actions;
+    // While CMD runs, these go to it instead (t6-container with S6_CMD_RECEIVE_SIGNALS).
+    for (const [signal, act] of Object.entries(actions) as [ScannerSignal, () => void][]) {
+      actions[signal] = () => { if (!divert(signal)) act(); };
+    }
+    return actions;
   }
 
   /** The first scan is done: the shutdown FIFO listens, and stage 2 starts (not after a re-exec: it ran). */
@@ -147,10 +166,14 @@ export class Pid1 {
     try {
       if (serviceManager !== undefined) {
         const code = await this.#guarded('t6-rc', () => serviceManager.boot(runlevel, (line) => this.#log(line), this.#scanner?.local(), { stages: this.#steps, kernel: !this.#o.container }));
+        if (code !== 0 && this.#ctx.container?.stopOnStage2Failure(code) === true) return this.#haltWith(code, `the services could not be brought up (exit ${code})`);
         if (code !== 0) this.#ctx.say(`warning: the service manager could not bring ${runlevel} up (exit ${code}); see ${CATCHALL_LOGDIR}`);
         if (!fs.existsSync(rcInit)) return;
       }
-      const wstat = await this.#runChild(rcInit, [runlevel, ...kernelArgs], this.#o.noLogger ? 2 : this.#catchAll(), stage2Stdin);
+      // A container without a catch-all logger: CMD's stdout is the container's stdout.
+      const out = this.#o.noLogger ? (this.#o.container ? 1 : 2) : this.#catchAll();
+      const wstat = await this.#runChild(rcInit, [runlevel, ...kernelArgs], out, stage2Stdin, this.#o.noLogger ? 2 : out);
+      if (this.#ctx.container?.haltAfterRcInit === true) return this.#shutdownd.request('h', 0);
       if (wstat === undefined) this.#ctx.say(`warning: ${rcInit} does not exist`);
       else if (wstat !== 0) this.#ctx.say(`warning: ${rcInit} ${describeWaitStatus(wstat)}; the services it did not start stay down - log in on the console and see ${CATCHALL_LOGDIR}`);
     } catch (err) {
@@ -158,6 +181,13 @@ export class Pid1 {
     } finally {
       close(stage2Stdin);
     }
+  }
+
+  /** The container stops with `code`, for `why` (a stage-2 failure under S6_BEHAVIOUR_IF_STAGE2_FAILS=2). */
+  #haltWith(code: number, why: string): void {
+    this.#ctx.say(`fatal: ${why} - stopping the container`);
+    try { fs.writeFileSync(path.join(CONTAINER_RESULTS, 'exitcode'), `${code}\n`); } catch { /* the halt still comes */ }
+    this.#shutdownd.request('h', 0);
   }
 
   /** rc.shutdown, then the service manager's shutdown change (-r): the wait status shutdownd reports. */
@@ -241,12 +271,12 @@ export class Pid1 {
     return this.#scanner?.catchAllFd ?? 2;
   }
 
-  /** Runs a script as pid 1's child, output to `out`; its wait status, or undefined if it does not exist. */
-  #runChild(file: string, argv: string[], out: number, stdin: number | 'null' = 'null'): Promise<number | undefined> {
+  /** Runs a script as pid 1's child, output to `out` (errors to `err`); its wait status, or undefined if it does not exist. */
+  #runChild(file: string, argv: string[], out: number, stdin: number | 'null' = 'null', err = out): Promise<number | undefined> {
     if (!fs.existsSync(file)) return Promise.resolve(undefined);
     return new Promise((resolve, reject) => {
       try {
-        const pid = spawn({ path: file, argv: [file, ...argv], cwd: '/', fds: new Map([[0, stdin], [1, out], [2, out]]), allCloexec: true });
+        const pid = spawn({ path: file, argv: [file, ...argv], cwd: '/', fds: new Map([[0, stdin], [1, out], [2, err]]), allCloexec: true });
         this.#scanner!.reaper.watch(pid, resolve);
       } catch (err) {
         reject(err);

@@ -177,14 +177,15 @@ export function sayAt(verbosity: number, prog: string, line: (text: string) => v
  * shutdown what `t6-rc -v2 -bDa change` does, with their messages; each resolves with the
  * exit code the command would have had.
  */
-export function pid1ServiceManager(opts: { compiled: string; live: string; scandir: string }): {
+export function pid1ServiceManager(opts: { compiled: string; live: string; scandir: string; bootTimeoutMs?: number; verbosity?: number }): {
   boot(runlevel: string, log: (line: string) => void, local?: LocalRunner, timings?: BootTimings): Promise<number>;
   shutdown(log: (line: string) => void, local?: LocalRunner): Promise<number>;
 } {
-  const change = async (req: Omit<ChangeRequest, 'live' | 'dryRun' | 'timeoutMs' | 'verbosity'>, log: (line: string) => void): Promise<number> => {
-    const say = sayAt(2, 't6-rc', log);
+  const verbosity = opts.verbosity ?? 2;
+  const change = async (req: Omit<ChangeRequest, 'live' | 'dryRun' | 'timeoutMs' | 'verbosity'>, log: (line: string) => void, timeoutMs = 0): Promise<number> => {
+    const say = sayAt(verbosity, 't6-rc', log);
     try {
-      const running = await startChange({ ...req, live: opts.live, dryRun: false, timeoutMs: 0, verbosity: 2 }, say);
+      const running = await startChange({ ...req, live: opts.live, dryRun: false, timeoutMs, verbosity }, say);
       return await running.done;
     } catch (err) {
       say.fatal(strerror(err));
@@ -202,7 +203,7 @@ export function pid1ServiceManager(opts: { compiled: string; live: string; scand
       }
       // t6-rc-init is the last step before the change: the analysis shows it with stage 1's.
       const boot: BootTimings = { stages: [...timings?.stages ?? [], { name: 't6-rc-init', start: initStart, end: monotonicMs() }], kernel: timings?.kernel ?? false };
-      return change({ names: [runlevel], addUp: false, up: true, prune: true, stopEssentials: false, block: false, local: local?.request, boot }, log);
+      return change({ names: [runlevel], addUp: false, up: true, prune: true, stopEssentials: false, block: false, local: local?.request, boot }, log, opts.bootTimeoutMs ?? 0);
     },
     shutdown: (log, local) => change({ names: [], addUp: true, up: false, prune: false, stopEssentials: true, block: true, local: local?.request }, log),
   };
