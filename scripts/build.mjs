@@ -52,6 +52,21 @@ for (const name of commands) {
     : `import { main } from '../../src/cli/${name}.ts';\nimport { runMain } from '../../src/cli/_run.ts';\nrunMain('t6-${name}', main);\n`);
   entryPoints[`t6-${name}`] = file;
 }
+// t6-rc in two bundles (issue 12): dist/t6-rc.cjs runs help, list, listall and diff with
+// no writer at work from the database's reader index (src/cli/_rc-read.ts), and requires
+// dist/t6-rc-main.cjs, the whole command, for anything else. A `t6-rc list` then reads and
+// compiles about a third of the code. The second bundle is found beside the first, so a
+// tree copied whole (or a bin/ falling back to this one) finds its own.
+const RC_SPLIT = 'rc';
+if (commands.includes(RC_SPLIT)) {
+  fs.writeFileSync(path.join(entryDir, 't6-rc.ts'), `import { readCommand } from '../../src/cli/_rc-read.ts';
+import { runMain } from '../../src/cli/_run.ts';
+declare const __dirname: string;
+runMain('t6-rc', (args, io) => readCommand(args, io) ?? require(\`\${__dirname}/t6-rc-main.cjs\`).mainFull(args, io));
+`);
+  fs.writeFileSync(path.join(entryDir, 't6-rc-main.ts'), "export { mainFull } from '../../src/cli/rc.ts';\n");
+  entryPoints['t6-rc-main'] = path.join(entryDir, 't6-rc-main.ts');
+}
 // The multicall entry: `t6 <tool> args…` loads only the tool it is asked for.
 const table = commands.map((name) => `  ${JSON.stringify(name)}: () => import('../../src/cli/${name}.ts'),`).join('\n');
 fs.writeFileSync(path.join(entryDir, 't6.ts'),
