@@ -97,10 +97,7 @@ export function show(view: ReadView, command: 'list' | 'listall' | 'diff', names
   }
   const selection = selectIn(view, names, addUp);
   const indexes = command === 'list' ? listIn(view, selection, up) : listAllIn(view, selection, up);
-  // A plain loop and one join: cheaper, run once and cold, than a map to templates.
-  const lines = new Array<string>(indexes.length + 1);
-  for (let k = 0; k < indexes.length; k++) lines[k] = view.nameOf(indexes[k]!);
-  lines[indexes.length] = '';
-  io.out(indexes.length === 0 ? '' : lines.join('\n'));
+  // One join of the names: cheaper, run once and cold, than a template per name.
+  io.out(indexes.length === 0 ? '' : `${view.namesOf(indexes).join('\n')}\n`);
   return EXIT.ok;
 }

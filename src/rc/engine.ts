@@ -57,6 +57,7 @@ export function viewOfLive(live: Live): ReadView {
     up: (i) => live.state[i]!,
     indexOf: (name) => live.db.byName.get(name)?.index,
     nameOf: (i) => services[i]!.name,
+    namesOf: (indexes) => indexes.map((i) => services[i]!.name),
     atomicsOf: (i) => atomicsOf(services[i]!),
     dependencies: () => (deps ??= graphOf(live).deps as number[][]),
   };

@@ -27,6 +27,8 @@ export interface ReadView {
   up(i: number): boolean;
   indexOf(name: string): number | undefined;
   nameOf(i: number): string;
+  /** The names of `indexes`, in their order. */
+  namesOf(indexes: readonly number[]): string[];
   /** Itself, or a bundle's contents. */
   atomicsOf(i: number): readonly number[];
   /** deps[i]: the direct dependencies of atomic i. */
@@ -35,20 +37,26 @@ export interface ReadView {
 
 /** The atomic services that `names` stand for, plus (with `addUp`) every service that is up. */
 export function selectIn(view: ReadView, names: readonly string[], addUp: boolean): Set<number> {
-  const out = new Set<number>();
+  let out: Set<number> | undefined;
   for (const name of names) {
     const i = view.indexOf(name);
     if (i === undefined) throw new UnknownServiceError(`${name} is not a recognized identifier in ${view.dir}/compiled`);
-    for (const a of view.atomicsOf(i)) out.add(a);
+    // The first name's atomics through Set's own constructor (a whole bundle at once).
+    if (out === undefined) out = new Set(view.atomicsOf(i));
+    else for (const a of view.atomicsOf(i)) out.add(a);
   }
+  out ??= new Set<number>();
   if (addUp) for (let i = 0; i < view.atomics; i++) if (view.up(i)) out.add(i);
   return out;
 }
 
 /** `list`: the selection (inverted with -d), in index order. */
 export function listIn(view: ReadView, selection: Set<number>, up: boolean): number[] {
+  // The selection holds atomics only: in index order, it is itself sorted (a typed array's
+  // sort is numeric and native).
+  if (up) return Array.from(Int32Array.from(selection).sort());
   const out: number[] = [];
-  for (let i = 0; i < view.atomics; i++) if (selection.has(i) === up) out.push(i);
+  for (let i = 0; i < view.atomics; i++) if (!selection.has(i)) out.push(i);
   return out;
 }
 
@@ -79,6 +87,13 @@ export function diffIn(view: ReadView): DiffEntry[] {
     const rcUp = view.up(i);
     if (supervisorUp !== rcUp) out.push({ name, index: i, rcUp, supervisorUp });
   }
+  return out;
+}
+
+/** names[i] for each i of `indexes`: one plain loop, no call per name. */
+export function namesAt(names: readonly string[], indexes: readonly number[]): string[] {
+  const out = new Array<string>(indexes.length);
+  for (let k = 0; k < indexes.length; k++) out[k] = names[indexes[k]!]!;
   return out;
 }
 
@@ -136,6 +151,7 @@ class IndexedView implements ReadView {
   up(i: number): boolean { return (this.state[i]! & 1) === 1; }
   indexOf(name: string): number | undefined { return this.index.indexOf(name); }
   nameOf(i: number): string { return this.index.names[i]!; }
+  namesOf(indexes: readonly number[]): string[] { return namesAt(this.index.names, indexes); }
   atomicsOf(i: number): readonly number[] { return this.index.atomicsOf(i); }
   dependencies(): readonly (readonly number[])[] { return this.index.dependencies(); }
 }
