@@ -52,6 +52,21 @@ for (const name of commands) {
     : `import { main } from '../../src/cli/${name}.ts';\nimport { runMain } from '../../src/cli/_run.ts';\nrunMain('t6-${name}', main);\n`);
   entryPoints[`t6-${name}`] = file;
 }
+// t6-rc in two bundles (issue 12): dist/t6-rc.cjs runs help, list, listall and diff with
+// no writer at work from the database's reader index (src/cli/_rc-read.ts), and requires
+// dist/t6-rc-main.cjs, the whole command, for anything else. A `t6-rc list` then reads and
+// compiles about a third of the code. The second bundle is found beside the first, so a
+// tree copied whole (or a bin/ falling back to this one) finds its own.
+const RC_SPLIT = 'rc';
+if (commands.includes(RC_SPLIT)) {
+  fs.writeFileSync(path.join(entryDir, 't6-rc.ts'), `import { readCommand } from '../../src/cli/_rc-read.ts';
+import { runMain } from '../../src/cli/_run.ts';
+declare const __dirname: string;
+runMain('t6-rc', (args, io) => readCommand(args, io) ?? require(\`\${__dirname}/t6-rc-main.cjs\`).mainFull(args, io));
+`);
+  fs.writeFileSync(path.join(entryDir, 't6-rc-main.ts'), "export { mainFull } from '../../src/cli/rc.ts';\n");
+  entryPoints['t6-rc-main'] = path.join(entryDir, 't6-rc-main.ts');
+}
 // The multicall entry: `t6 <tool> args…` loads only the tool it is asked for.
 const table = commands.map((name) => `  ${JSON.stringify(name)}: () => import('../../src/cli/${name}.ts'),`).join('\n');
 fs.writeFileSync(path.join(entryDir, 't6.ts'),
@@ -95,10 +110,11 @@ await build({
 
 // Node options per command. t6-svscan is a long-lived daemon that allocates little: a
 // 1 MB young generation (instead of up to 16 MB) keeps its footprint small; t6-linux-init
-// becomes t6-svscan in the same process, so it gets the same. t6-rc lives a few
-// milliseconds but reads a database of a thousand services: a young generation that
-// starts at 4 MB spares it the two scavenges it would pay on the way (about 2 ms of a 30 ms
-// `t6-rc list`, for 0.7 ms more at start-up). t6-rc-compile is the other way round: on a
+// becomes t6-svscan in the same process, so it gets the same. t6-rc gets nothing: its
+// young generation started at 4 MB while `t6-rc list` decoded all of db.json (two
+// scavenges spared); reading the reader index instead, it allocates too little for that to
+// pay, and the larger young generation cost a list more than it saved (issue 12; a change
+// may pay a scavenge or two more). t6-rc-compile is the other way round: on a
 // 1,000-service source a young generation kept at 1 MB touches about 1,200 fewer fresh
 // pages than one left to grow (each a page fault, dear on a virtual machine) for a few
 // more, cheap scavenges: 5-10 ms of a 230 ms compile (bench/rc-compile.mjs).
@@ -119,7 +135,7 @@ const heapLimitMatch = /^export const HEAP_LIMIT_MB = (\d+);$/m.exec(fs.readFile
 if (heapLimitMatch === null) throw new Error('src/sys/heap.ts: no `export const HEAP_LIMIT_MB = <number>;` line');
 const daemonFlags = `--max-semi-space-size=1 --max-old-space-size=${heapLimitMatch[1]} --no-memory-reducer `;
 const nodeFlags = {
-  't6-svscan': daemonFlags, 't6-linux-init': daemonFlags, 't6-rc': '--min-semi-space-size=4 ', 't6-rc-compile': '--max-semi-space-size=1 ',
+  't6-svscan': daemonFlags, 't6-linux-init': daemonFlags, 't6-rc-compile': '--max-semi-space-size=1 ',
 };
 
 // The wrapper finds t6's tree from its own location: $0, resolved if it is a symbolic link

@@ -72,12 +72,15 @@ export function runMain(prog: string, main: Main): void {
   Promise.resolve()
     .then(() => main(process.argv.slice(2), io))
     .then((code) => { process.exitCode = code; }, (err: unknown) => {
-      if (err instanceof UsageError) {
-        io.err(`${prog}: usage: ${err.message}\n`);
+      // By name, not instanceof: a command in two bundles (t6-rc, scripts/build.mjs) throws
+      // the second bundle's copies of these classes.
+      const name = err instanceof Error ? err.name : undefined;
+      if (name === 'UsageError') {
+        io.err(`${prog}: usage: ${(err as Error).message}\n`);
         process.exitCode = EXIT.usage;
-      } else if (err instanceof FatalError) {
-        io.err(`${prog}: fatal: ${err.message}\n`);
-        process.exitCode = err.exitCode;
+      } else if (name === 'FatalError') {
+        io.err(`${prog}: fatal: ${(err as FatalError).message}\n`);
+        process.exitCode = (err as FatalError).exitCode;
       } else {
         io.err(`${prog}: fatal: ${strerror(err)}\n`);
         process.exitCode = EXIT.system;

@@ -8,39 +8,22 @@ import { getopt, uintOption } from './_getopt.ts';
 import { DEFAULT_LIVE, openLive } from '../rc/live.ts';
 import { type CompiledDb, loadDb } from '../rc/db.ts';
 import { toDot } from '../rc/graph.ts';
-import { diff, list, listAll, select } from '../rc/engine.ts';
+import { viewOfLive } from '../rc/engine.ts';
+import { diffIn, listAllIn, listIn, selectIn } from '../rc/read-view.ts';
+import { HELP, RC_OPTIONS, USAGE, readCommand, show as showView } from './_rc-read.ts';
 import { describeServices } from '../rc/describe.ts';
 import { type ChangeRequest, openForReading, rcExitCode, sayAt, startChange } from '../rc/run.ts';
 import { StatusLine, changeProgress } from './_progress.ts';
 import { EXIT } from '../s6/exit.ts';
 import { tainFromUnixMs } from '../s6/tai.ts';
 
-const USAGE = 't6-rc [ -l live ] [ -v verbosity ] [ -n ] [ -t timeout ] [ --settle=ms ] [ -u | -d | -D ] [ -p ] [ -a ] [ -b ] [ --json ] help|list|listall|diff|start|stop|change [ servicenames... ] | t6-rc [ -l live | -c compiled ] [ --svg ] graph';
-const HELP = `usage: ${USAGE}
-  change names…   bring the services (and their dependencies; with -d, their dependents) up (-u, default) or down (-d)
-  start / stop    -u change / -d change
-  list names…     the selection, one name per line (-d: everything else; -a adds what is up)
-  listall names…  the selection closed over dependencies (-u) or dependents (-d)
-  diff            longruns whose supervisor disagrees with t6-rc (+NAME: supervisor wants it up)
-  -l live         live directory (default ${DEFAULT_LIVE})
-  -v n            0 silent, 1 warnings (default), 2 each transition, 3 debug
-  -n              dry run: print what would be done, do nothing
-  -t ms           give up after ms milliseconds (exit 2)
-  --settle=ms     a longrun this change starts counts as up once it stayed up ms after
-                  spawning (with readiness: once ready); dying before fails its start and
-                  leaves its dependents down. A longrun's up-settle file wins over it
-  -D              down, essential services included    -p   prune: everything else goes the other way
-  -a              add every service that is up to the selection
-  -b              wait for the locks (LIVE/lock, the database's) instead of failing
-  --json          list, listall, diff: print a JSON array of service objects
-                  (docs/service.schema.json)
-  graph           the dependency graph of the live database (or of -c compiled) as
-                  Graphviz DOT; with --svg, as SVG (needs Graphviz's dot installed)
-Oneshots run inside t6-svscan (its built-in runner), not as children of t6-rc.
-`;
-
 export async function main(args: string[], io: CommandIo): Promise<number> {
-  const { options, rest } = getopt(args, { flags: 'udDpabnh', withArg: 'lvtc', long: { json: 'flag', help: 'flag', svg: 'flag', settle: 'arg' } });
+  return readCommand(args, io) ?? mainFull(args, io);
+}
+
+/** Every command, through the whole database and the locks (after readCommand left `args`). */
+export async function mainFull(args: string[], io: CommandIo): Promise<number> {
+  const { options, rest } = getopt(args, RC_OPTIONS);
   let compiled: string | undefined;
   let svg = false;
   let json = false;
@@ -90,21 +73,21 @@ async function rcFailure(work: () => Promise<number>): Promise<number> {
   }
 }
 
-/** list, listall, diff: read under the shared lock, print (or JSON). */
+/** list, listall, diff: read under the shared lock (or with no writer at work: rc/run.ts), print (or JSON). */
 async function show(command: 'list' | 'listall' | 'diff', req: ChangeRequest, json: boolean, io: CommandIo): Promise<number> {
   const { state, unlock } = await openForReading(req.live, req.block);
   try {
+    const view = viewOfLive(state);
+    if (!json) return showView(view, command, req.names, req.up, req.addUp, io);
+    const now = tainFromUnixMs(Date.now());
     if (command === 'diff') {
-      const d = diff(state);
-      if (json) io.out(`${JSON.stringify(await describeServices(state, d.map((e) => e.index), tainFromUnixMs(Date.now())))}\n`);
-      else io.out(d.map((e) => `${e.supervisorUp === true ? '+' : '-'}${e.name}\n`).join(''));
+      const d = diffIn(view);
+      io.out(`${JSON.stringify(await describeServices(state, d.map((e) => e.index), now))}\n`);
       return d.length > 0 ? EXIT.failed : EXIT.ok;
     }
-    const selection = select(state, req.names, req.addUp);
-    const indexes = command === 'list' ? list(state, selection, req.up) : listAll(state, selection, req.up);
-    const services = state.db.services;
-    if (json) io.out(`${JSON.stringify(await describeServices(state, indexes, tainFromUnixMs(Date.now())))}\n`);
-    else io.out(indexes.map((i) => `${services[i]!.name}\n`).join(''));
+    const selection = selectIn(view, req.names, req.addUp);
+    const indexes = command === 'list' ? listIn(view, selection, req.up) : listAllIn(view, selection, req.up);
+    io.out(`${JSON.stringify(await describeServices(state, indexes, now))}\n`);
     return EXIT.ok;
   } finally {
     unlock();

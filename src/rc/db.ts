@@ -6,6 +6,8 @@
  * A compiled directory holds:
  *   db.json              CompiledDb, below, written compact (encodeDb: every field at its
  *                        default left out, each source directory named once)
+ *   index                the readers' index (db-index.ts): names and dependencies only, for
+ *                        t6-rc list/listall/diff; absent from databases of older compilers
  *   servicedirs/NAME/    one ready-to-run s6 service directory per longrun (run, finish,
  *                        notification-fd, timeout-kill, …, env/, data/, as in the source)
  *   lock                 empty; t6-rc takes it shared while it uses the database

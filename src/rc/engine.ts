@@ -23,21 +23,17 @@
 import fs from 'node:fs';
 import { type LongrunService, type OneshotService, atomicsOf } from './db.ts';
 import { type Live, liveServicedir, writeState } from './live.ts';
-import { type Graph, type Phase, PhaseRun, closure, planChange } from './plan.ts';
+import { type Graph, type Phase, PhaseRun, planChange } from './plan.ts';
 import { type ControlResult, RunnerSession, runOneshot, runnerSocket } from './oneshot.ts';
-import { ClientError, readStatusFile, svcSend, waitFor } from '../s6/client.ts';
+import { ClientError, svcSend, waitFor } from '../s6/client.ts';
 import { type TransitionFailure, describeFailure, describeStartFailure, failureOfWaitStatus } from './failure.ts';
 import { startSettled } from './settle.ts';
+import { type ReadView, UnknownServiceError, selectIn } from './read-view.ts';
 import { strerror } from '../sys/errors.ts';
 import { foreignRunnerSocket } from './foreign.ts';
 import type { LocalRunner } from '../supervise/scanner-host.ts';
 import { EXIT } from '../s6/exit.ts';
 import { monotonicMs } from '../sys/clock.ts';
-
-/** Unknown service name (exit 3). */
-export class UnknownServiceError extends Error {
-  override name = 'UnknownServiceError';
-}
 
 /** Where oneshots run: t6-svscan's runner, or, under another scanner, s6rc-oneshot-runner (foreign.ts). */
 function oneshotSocket(live: Live): string {
@@ -50,56 +46,30 @@ export function graphOf(live: Live): Graph {
   return { atomics: live.db.atomics, deps: atomics.map((s) => s.deps), essential: atomics.map((s) => s.essential) };
 }
 
+/** The readers' view (read-view.ts) of a loaded live state. */
+export function viewOfLive(live: Live): ReadView {
+  const services = live.db.services;
+  let deps: number[][] | undefined;
+  return {
+    dir: live.dir,
+    longruns: live.db.longruns,
+    atomics: live.db.atomics,
+    up: (i) => live.state[i]!,
+    indexOf: (name) => live.db.byName.get(name)?.index,
+    nameOf: (i) => services[i]!.name,
+    namesOf: (indexes) => indexes.map((i) => services[i]!.name),
+    atomicsOf: (i) => atomicsOf(services[i]!),
+    dependencies: () => (deps ??= graphOf(live).deps as number[][]),
+  };
+}
+
 /** The atomic services that `names` stand for, plus (with `addUp`) every service that is up. */
 export function select(live: Live, names: readonly string[], addUp: boolean): Set<number> {
-  const out = new Set<number>();
-  for (const name of names) {
-    const s = live.db.byName.get(name);
-    if (s === undefined) throw new UnknownServiceError(`${name} is not a recognized identifier in ${live.dir}/compiled`);
-    for (const i of atomicsOf(s)) out.add(i);
-  }
-  if (addUp) live.state.forEach((up, i) => { if (up) out.add(i); });
-  return out;
+  return selectIn(viewOfLive(live), names, addUp);
 }
 
-/** `list`: the selection (inverted with -d), in index order. */
-export function list(live: Live, selection: Set<number>, up: boolean): number[] {
-  const all = [...Array(live.db.atomics).keys()];
-  return up ? all.filter((i) => selection.has(i)) : all.filter((i) => !selection.has(i));
-}
-
-/** `listall`: the selection closed over dependencies (up) or reverse dependencies (down). */
-export function listAll(live: Live, selection: Set<number>, up: boolean): number[] {
-  return [...closure(graphOf(live), selection, up)].sort((a, b) => a - b);
-}
-
-/** One longrun whose supervisor disagrees with t6-rc. */
-export interface DiffEntry {
-  name: string;
-  /** The longrun's index in the database (and the live state). */
-  index: number;
-  /** t6-rc's bit. */
-  rcUp: boolean;
-  /** The supervisor's want-up flag (undefined: status unreadable). */
-  supervisorUp: boolean | undefined;
-}
-
-/** `diff`: longruns where the supervisor's want-up differs from t6-rc's state. */
-export function diff(live: Live): DiffEntry[] {
-  const out: DiffEntry[] = [];
-  for (const s of live.db.services) {
-    if (s.type !== 'longrun') continue;
-    let supervisorUp: boolean | undefined;
-    try {
-      supervisorUp = readStatusFile(liveServicedir(live.dir, s.name)).wantUp;
-    } catch {
-      supervisorUp = undefined;
-    }
-    const rcUp = live.state[s.index]!;
-    if (supervisorUp !== rcUp) out.push({ name: s.name, index: s.index, rcUp, supervisorUp });
-  }
-  return out;
-}
+/** Thrown by select (read-view.ts holds it: the readers' bundle throws it too). */
+export { UnknownServiceError };
 
 /** How t6-rc talks: already filtered by verbosity. */
 export interface Say {

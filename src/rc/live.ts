@@ -367,17 +367,12 @@ export function unlinkIfExists(p: string): void {
  *
  * A writer also marks the file, writing its pid into it while it holds the lock and
  * emptying it before letting go: a reader learns from one stat that no writer is at work,
- * without the native addon a lock test needs (see rc/run.ts openForReading). A writer
+ * without the native addon a lock test needs (read-view.ts liveWriterMarked, rc/run.ts openForReading). A writer
  * that died leaves its mark; readers then take the lock as before, and the next writer
  * clears it.
  */
 export async function lockLive(live: string, block: boolean, shared = false): Promise<() => void> {
   return lockFile(path.join(live, 'lock'), block, shared, true);
-}
-
-/** Whether a writer holds (or held, and died holding) LIVE/lock: its mark is in the file. */
-export function liveWriterMarked(live: string): boolean {
-  return fs.statSync(path.join(live, 'lock')).size > 0;
 }
 
 /**

@@ -7,12 +7,12 @@
  * before the state is read, so two changes never work from one state, and released when
  * the work is done. Failures are typed errors; `rcExitCode` gives each its exit code.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { EXIT } from '../s6/exit.ts';
 import { DbError } from './db.ts';
 import { Change, UnknownServiceError, select, type Say, type TransitionObserver } from './engine.ts';
-import { LiveError, initLive, liveWriterMarked, lockDb, lockLive, openLive, type Live } from './live.ts';
+import { LiveError, initLive, lockDb, lockLive, openLive, type Live } from './live.ts';
+import { readWithoutWriter } from './read-view.ts';
 import { strerror } from '../sys/errors.ts';
 import type { LocalRunner } from '../supervise/scanner-host.ts';
 import { type BootTimings, TimingRecorder } from './timings.ts';
@@ -55,26 +55,8 @@ export async function openLocked(live: string, block: boolean, shared: boolean):
  * database's lock needs no test. Throws LiveError.
  */
 export async function openForReading(live: string, block: boolean): Promise<LockedState> {
-  const unlocked = readUnlocked(live);
+  const unlocked = readWithoutWriter(live, () => openLive(live));
   return unlocked === undefined ? openLocked(live, block, true) : { state: unlocked, unlock: () => {} };
-}
-
-/** The live state read with no writer at work, or undefined when that cannot be known. */
-function readUnlocked(live: string): Live | undefined {
-  const version = (): string => `${fs.statSync(path.join(live, 'state'), { bigint: true }).ino} ${fs.readlinkSync(path.join(live, 'compiled'))}`;
-  let before: string;
-  try {
-    if (liveWriterMarked(live)) return undefined;
-    before = version();
-  } catch {
-    return undefined; // a missing file: the locked path says what is wrong
-  }
-  const state = openLive(live);
-  try {
-    return version() === before ? state : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** What a change is asked to do (t6-rc's options). */

@@ -9,6 +9,7 @@ import { isUtf8 } from 'node:buffer';
 import fs from 'node:fs';
 import path from 'node:path';
 import { type CompiledDb, encodeDb } from './db.ts';
+import { INDEX_FILE, encodeIndex } from './db-index.ts';
 import type { SourceService } from './source.ts';
 import { strerror } from '../sys/errors.ts';
 
@@ -24,7 +25,7 @@ export class CompileWriteError extends Error {
 
 /**
  * Writes the compiled directory atomically: everything goes into a temporary sibling
- * (db.json, servicedirs/NAME for each longrun, lock), every file and directory is fsynced,
+ * (db.json, index, servicedirs/NAME for each longrun, lock), every file and directory is fsynced,
  * then the sibling is renamed to `target` and the parent fsynced. Refuses an existing
  * target. On any failure the sibling is removed and nothing appears at `target`.
  *
@@ -70,9 +71,12 @@ export async function writeCompiled(target: string, db: CompiledDb, sources: Map
       hooks.step?.(`servicedir ${s.name}`);
     }
     dirs.push(sdirs);
-    writeNewFile(path.join(tmp, 'db.json'), encodeDb(db));
+    const dbJson = encodeDb(db);
+    writeNewFile(path.join(tmp, 'db.json'), dbJson);
+    // The readers' index (db-index.ts), made from the same CompiledDb in the same directory.
+    writeNewFile(path.join(tmp, INDEX_FILE), encodeIndex(db, Buffer.byteLength(dbJson)));
     writeNewFile(path.join(tmp, 'lock'), '');
-    toSync.push(path.join(tmp, 'db.json'), path.join(tmp, 'lock'));
+    toSync.push(path.join(tmp, 'db.json'), path.join(tmp, INDEX_FILE), path.join(tmp, 'lock'));
     hooks.step?.('files');
     if (!isRamFs(parent)) {
       await fsyncAll(toSync);

@@ -325,3 +325,42 @@ test("a carried-over servicedir gets the new database's files as s6-rc-update gi
   assert.ok(fs.existsSync(path.join(sd, 'supervise')) && fs.existsSync(path.join(sd, 'event')), "the supervisor's files are left alone");
   assert.deepEqual(fs.readdirSync(sd).filter((n) => n.startsWith('.')), [], 'nothing staged is left behind');
 });
+
+test("after t6-rc-update, list, listall and diff read the new database's index and agree with its db.json", async () => {
+  const base = tmpdir('t6-rcu-');
+  const scandir = path.join(base, 'service');
+  const live = path.join(base, 'live');
+  fs.mkdirSync(scandir);
+  const compile = (name: string, services: Record<string, Record<string, string>>): string => {
+    const src = path.join(base, `${name}-src`);
+    for (const [svc, files] of Object.entries(services)) {
+      fs.mkdirSync(path.join(src, svc), { recursive: true });
+      for (const [f, text] of Object.entries(files)) fs.writeFileSync(path.join(src, svc, f), text, { mode: f === 'run' ? 0o755 : 0o644 });
+    }
+    const c = run('t6-rc-compile', [path.join(base, name), src]);
+    assert.equal(c.status, 0, c.stderr);
+    return path.join(base, name);
+  };
+  const longrun = (deps = ''): Record<string, string> => ({ type: 'longrun\n', run: sh('exec sleep 3600'), ...(deps === '' ? {} : { dependencies: deps }) });
+  const db1 = compile('db1', { a: longrun(), b: longrun('a\n'), o: { type: 'oneshot\n', up: 'true\n' }, all: { type: 'bundle\n', contents: 'a\nb\no\n' } });
+  const db2 = compile('db2', {
+    a: longrun('o\n'), b: longrun('a\n'), c: longrun('b\n'), o: { type: 'oneshot\n', up: 'true\n' }, all: { type: 'bundle\n', contents: 'c\n' }, some: { type: 'bundle\n', contents: 'a\no\n' },
+  });
+  const tree = await Tree.start(scandir);
+  cleanups.push(async () => { await tree.stop(); fs.rmSync(base, { recursive: true, force: true }); });
+  assert.equal(run('t6-rc-init', ['-c', db1, '-l', live, scandir]).status, 0);
+  assert.equal(run('t6-rc', ['-l', live, 'change', 'all']).status, 0);
+  const u = run('t6-rc-update', ['-l', live, db2]);
+  assert.equal(u.status, 0, u.stderr);
+  assert.equal(fs.readFileSync(path.join(live, 'compiled', 'index'), 'utf8'), fs.readFileSync(path.join(db2, 'index'), 'utf8'));
+  const seen: string[] = [];
+  for (const args of [['list', 'all'], ['-a', 'list'], ['-d', 'list', 'some'], ['listall', 'all'], ['-d', 'listall', 'o'], ['-a', '-d', 'listall'], ['diff']]) {
+    const short = run('t6-rc', ['-l', live, ...args]);
+    const whole = run('t6-rc', ['-l', live, '--json', ...args]);
+    assert.equal(short.stderr, '', args.join(' '));
+    assert.equal(short.status, whole.status, args.join(' '));
+    assert.equal(short.stdout.replace(/^[+-]/gm, ''), (JSON.parse(whole.stdout) as { name: string }[]).map((s) => `${s.name}\n`).join(''), args.join(' '));
+    seen.push(short.stdout);
+  }
+  assert.deepEqual(seen.slice(0, 4), ['c\n', 'a\nb\no\n', 'b\nc\n', 'a\nb\nc\no\n']);
+});

@@ -1,10 +1,11 @@
 /**
- * Writes a compiled t6-rc database (db.json + servicedirs/, src/rc/db.ts) straight from a
+ * Writes a compiled t6-rc database (db.json, index + servicedirs/, src/rc/db.ts) straight from a
  * small description, for tests that must not depend on t6-rc-compile.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { DB_VERSION, type CompiledDb, type Service } from '../../src/rc/db.ts';
+import { INDEX_FILE, encodeIndex } from '../../src/rc/db-index.ts';
 import { makeService } from './harness.ts';
 
 /** One service of a test database. */
@@ -40,7 +41,10 @@ export function writeDb(dir: string, services: TestService[]): string {
     return { ...atomic, type: 'longrun', readiness: s.notificationFd !== undefined, producerFor: undefined, consumerFor: [], pipelineName: undefined, upSettle: s.upSettle };
   });
   const db: CompiledDb = { version: DB_VERSION, longruns: longruns.length, oneshots: oneshots.length, services: out };
-  fs.writeFileSync(path.join(dir, 'db.json'), JSON.stringify(db, null, 1));
+  const text = JSON.stringify(db, null, 1);
+  fs.writeFileSync(path.join(dir, 'db.json'), text);
+  // And the readers' index, as t6-rc-compile writes it (test/unit/rc-index.test.ts covers a database without one).
+  fs.writeFileSync(path.join(dir, INDEX_FILE), encodeIndex(db, Buffer.byteLength(text)));
   fs.writeFileSync(path.join(dir, 'lock'), '');
   return dir;
 }

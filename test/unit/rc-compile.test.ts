@@ -312,7 +312,10 @@ test("the article's demo (s6-rc: A Demo) compiles to the expected db", async () 
         { name: 'default', index: 2, source, essential: false, type: 'bundle', contents: [0] },
       ],
     });
-    assert.deepEqual(fs.readdirSync(r.target).sort(), ['db.json', 'lock', 'servicedirs']);
+    assert.deepEqual(fs.readdirSync(r.target).sort(), ['db.json', 'index', 'lock', 'servicedirs']);
+    // The readers' index (db-index.ts): names, then each service's type and deps or contents.
+    assert.equal(fs.readFileSync(path.join(r.target, 'index'), 'utf8'),
+      `t6-rc-index 1 1 1 3 ${fs.statSync(path.join(r.target, 'db.json')).size}\ndemo-longrun-1\ndemo-oneshot-1\ndefault\nl1\no\nb0\n.\n`);
     // On disk, compact: each source named once, fields at their defaults left out.
     assert.deepEqual(JSON.parse(fs.readFileSync(path.join(r.target, 'db.json'), 'utf8')), {
       version: DB_VERSION, longruns: 1, oneshots: 1, sources: [source],
