@@ -1,22 +1,44 @@
 /**
- * t6-container: /init for containers built for s6-overlay v3 (issue 15). For now only its
- * `legacy` subcommands: the work of s6-overlay's built-in oneshots for the old layouts
- * (/etc/fix-attrs.d, cont-init.d, cont-finish.d, services.d), each runnable on its own.
- * Settings come from the S6_* variables of the environment (container-settings.ts).
+ * t6-container: /init for containers (issue 15), for images built for s6-overlay v3 and
+ * for any application (`ENTRYPOINT ["/opt/t6/bin/t6-container"]`, the application as CMD).
+ * As pid 1 it does s6-overlay's preinit and stage 0 (init/container.ts), then stage 1 and
+ * pid 1's life in this same process (t6-linux-init's), with the container's service manager
+ * (rc/container-rc.ts) and CMD run once `top` is up. `legacy STEP` runs one step of the old
+ * layouts (/etc/fix-attrs.d, cont-init.d, cont-finish.d, services.d): the system oneshots
+ * call it. Settings: the S6_* variables (init/container-settings.ts).
  */
-import { type CommandIo, UsageError } from './_run.ts';
+import fs from 'node:fs';
+import path from 'node:path';
+import { type CommandIo, FatalError, UsageError, writeAll } from './_run.ts';
 import { getopt } from './_getopt.ts';
 import { profileDirs, readContainerSettings } from '../init/container-settings.ts';
 import {
   type LegacyContext, contFinish, contInit, defaultLegacyDirs, fixAttrs, servicesDown, servicesUp,
 } from '../init/container-legacy.ts';
 import { processLegacyHost } from '../init/legacy-host.ts';
+import {
+  CONTAINER, cmdRunnerScript, containerEnvironment, containerHooks, containerLinuxInitOptions, containerMakerOptions, containerPath, prepareRun,
+} from '../init/container.ts';
+import { makeTree } from '../init/maker.ts';
+import { isReexec, runLinuxInit, Stage1Error } from '../init/linux-init.ts';
+import { waitForClosingFd } from '../init/limits.ts';
+import { containerServiceManager } from '../rc/container-rc.ts';
+import { ScannerSetupError } from '../supervise/scanner.ts';
+import { DEFAULT_SCANDIR, SCRIPTS_DIR, STAGE2 } from '../s6/initctl.ts';
 import { EXIT } from '../s6/exit.ts';
+import { getpid } from '../sys/system.ts';
+import { strerror } from '../sys/errors.ts';
+import { endTree } from './_tree.ts';
 
-const USAGE = 't6-container legacy [ -l legacydir ] [ -s scandir ] [ -c copydir ] [ -P passwd ] [ -G group ] fix-attrs|cont-init|cont-finish|services-up|services-down';
+const USAGE = 't6-container [ -- ] [ CMD... ] | t6-container legacy [ -l legacydir ] [ -s scandir ] [ -c copydir ] [ -P passwd ] [ -G group ] fix-attrs|cont-init|cont-finish|services-up|services-down';
 
 const HELP = `usage: ${USAGE}
-Runs one step of s6-overlay's legacy layouts, as its built-in oneshots do:
+As a container's pid 1 (ENTRYPOINT, or /init): prepares /run, saves the container's
+environment in /run/s6/container_environment (for t6-with-contenv), compiles the image's
+service definitions (/etc/s6-overlay/s6-rc.d and its user bundles, the legacy
+/etc/cont-init.d, /etc/services.d…), brings them up, then runs CMD; CMD's exit code is the
+container's. SIGTERM (docker or podman stop) brings everything down in reverse order.
+With legacy STEP, runs one step of s6-overlay's legacy layouts, as its built-in oneshots do:
   fix-attrs      owners and modes from legacydir/fix-attrs.d (deprecated)
   cont-init      every script of legacydir/cont-init.d, in order
   cont-finish    every script of legacydir/cont-finish.d, in order (S6_KILL_FINISH_MAXTIME)
@@ -44,7 +66,8 @@ async function legacy(args: string[], io: CommandIo): Promise<number> {
   const { options, rest } = getopt(args, { withArg: 'lscPG' });
   const step = rest[0];
   if (rest.length !== 1 || step === undefined || !Object.hasOwn(STEPS, step)) throw new UsageError(USAGE);
-  const { settings, warnings } = readContainerSettings(process.env);
+  // The oneshots run with pid 1's environment (PATH): the settings are the container's saved ones.
+  const { settings, warnings } = readContainerSettings(containerEnvironment(process.env));
   for (const w of warnings) io.err(`${io.prog}: warning: ${w}\n`);
   const dirs = defaultLegacyDirs(profileDirs(settings).legacy);
   for (const { name, value } of options) {
@@ -66,5 +89,51 @@ async function legacy(args: string[], io: CommandIo): Promise<number> {
 export async function main(args: string[], io: CommandIo): Promise<number> {
   if (args[0] === '--help' || args[0] === '-h') { io.out(HELP); return EXIT.ok; }
   if (args[0] === 'legacy') return legacy(args.slice(1), io);
-  throw new UsageError(USAGE);
+  if (getpid() !== 1) throw new FatalError('must run as the container\'s pid 1 (its ENTRYPOINT, or /init)', EXIT.usage);
+  return init(args[0] === '--' ? args.slice(1) : args, io);
+}
+
+/** pid 1: preinit, the boot tree, then stage 1 and the tree's life; CMD is `cmd`. */
+async function init(cmd: string[], io: CommandIo): Promise<number> {
+  const say = (line: string): void => writeAll(2, `t6-container: ${line}\n`);
+  const t6bin = path.resolve(path.dirname(process.argv[1] ?? '.'), '..', 'bin');
+  // After a re-exec of pid 1 stage 1 is done and the environment is stage 1's: the settings
+  // are the saved container environment's, as stage 2's are.
+  const resumed = isReexec();
+  const { settings, warnings } = readContainerSettings(resumed ? containerEnvironment(process.env) : process.env);
+  const initialPath = containerPath(process.env.PATH, t6bin);
+  if (!resumed) {
+    for (const w of warnings) say(`warning: ${w}`);
+    if (settings.waitForClosingFd !== undefined) {
+      const problem = waitForClosingFd(settings.waitForClosingFd);
+      if (problem !== undefined) say(`warning: ${problem}`);
+    }
+    process.env.PATH = initialPath;
+    try {
+      prepareRun(settings, (line) => say(`warning: ${line}`));
+      makeTree(CONTAINER.basedir, containerMakerOptions(settings, t6bin, initialPath));
+      fs.writeFileSync(path.join(CONTAINER.basedir, SCRIPTS_DIR, STAGE2), cmdRunnerScript(settings), { mode: 0o755 });
+      fs.writeFileSync(CONTAINER.workdir, `${process.cwd()}\n`);
+    } catch (err) {
+      throw new FatalError(`unable to prepare /run: ${strerror(err)}`, EXIT.usage);
+    }
+  }
+  const { overlay, bundles } = profileDirs(settings);
+  const serviceManager = containerServiceManager({
+    where: { overlay, bundles }, ownSources: CONTAINER.ownSources, t6Container: path.join(t6bin, 't6-container'),
+    compiled: CONTAINER.compiled, live: CONTAINER.live, scandir: DEFAULT_SCANDIR,
+    bootTimeoutMs: settings.cmdWaitForServicesMaxTimeMs, verbosity: settings.verbosity,
+    ...(settings.stage2Hook === undefined ? {} : { hook: settings.stage2Hook }), stopOnHookFailure: settings.behaviourIfStage2Fails >= 2,
+  });
+  try {
+    const end = await runLinuxInit(containerLinuxInitOptions(settings, initialPath), cmd, {
+      console: (line) => writeAll(2, `${line}\n`),
+      serviceManager,
+      container: containerHooks(settings, cmd.length > 0, say),
+    });
+    return endTree(end, io);
+  } catch (err) {
+    if (!(err instanceof Stage1Error) && !(err instanceof ScannerSetupError)) throw err;
+    throw new FatalError(err.message, err instanceof ScannerSetupError ? err.exitCode : EXIT.system);
+  }
 }

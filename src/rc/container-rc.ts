@@ -8,7 +8,9 @@
 import fs from 'node:fs';
 import { check } from './compile.ts';
 import { containerSources, readContainerSources, type OverlayDirs } from './container-sources.ts';
+import { runOneshot, runnerSocket } from './oneshot.ts';
 import { pid1ServiceManager } from './run.ts';
+import type { LocalRunner } from '../supervise/scanner-host.ts';
 import { CompileWriteError, writeCompiled } from './write-compiled.ts';
 import { strerror } from '../sys/errors.ts';
 import { EXIT } from '../s6/exit.ts';
@@ -29,8 +31,10 @@ export interface ContainerRcOptions {
   bootTimeoutMs: number;
   /** S6_VERBOSITY: t6-rc's (the compiler's is one less). */
   verbosity: number;
-  /** S6_STAGE2_HOOK, run before compiling: its exit code. */
-  hook?: () => Promise<number>;
+  /** S6_STAGE2_HOOK's words, run before compiling (never through a shell). */
+  hook?: readonly string[];
+  /** S6_BEHAVIOUR_IF_STAGE2_FAILS ≥ 2: a failing hook stops the boot (its code is the container's). */
+  stopOnHookFailure: boolean;
 }
 
 /** The service manager pid 1 runs in a container (pid1.ts's ServiceManager). */
@@ -39,8 +43,13 @@ export function containerServiceManager(o: ContainerRcOptions): ReturnType<typeo
   return {
     boot: async (runlevel, log, local, timings) => {
       if (o.hook !== undefined) {
-        const code = await o.hook();
-        if (code !== 0) return code;
+        const code = await runHere(o.hook, o.scandir, local);
+        if (code !== 0) {
+          log(`t6-container: ${o.stopOnHookFailure ? 'fatal' : 'warning'}: S6_STAGE2_HOOK ${o.hook.join(' ')} ${code < 0 ? 'could not be run' : `exited ${code}`}`);
+          if (o.stopOnHookFailure) return code < 0 ? EXIT.system : code;
+        } else if (o.verbosity >= 2) {
+          log(`t6-container: info: S6_STAGE2_HOOK ${o.hook.join(' ')} exited 0`);
+        }
       }
       const compiled = await compile(o, log);
       if (compiled !== 0) return compiled;
@@ -49,6 +58,25 @@ export function containerServiceManager(o: ContainerRcOptions): ReturnType<typeo
     // Nothing was compiled (a hook that failed): nothing to bring down.
     shutdown: (log, local) => (fs.existsSync(o.compiled) ? inner.shutdown(log, local) : Promise.resolve(0)),
   };
+}
+
+/**
+ * Runs `argv` as pid 1's oneshot runner runs a oneshot (pid 1 reaps every process, so the
+ * runner is how its own code waits for one): its exit code, 128+N for a signal, -1 if it
+ * could not be run.
+ */
+function runHere(argv: readonly string[], scandir: string, local: LocalRunner | undefined): Promise<number> {
+  const req = { argv: [...argv], cwd: '/', env: null, timeoutMs: 0 };
+  const code = (wstat: number): number => ((wstat & 0x7f) === 0 ? (wstat >> 8) & 0xff : 128 + (wstat & 0x7f));
+  const ask = local?.request;
+  if (ask === undefined) return runOneshot(runnerSocket(scandir), req).then((r) => (r.kind === 'exited' ? code(r.wstat) : -1));
+  return new Promise((resolve) => {
+    ask(JSON.stringify(req), (obj, last) => {
+      const m = obj as { wstat?: unknown; error?: unknown };
+      if (typeof m.wstat === 'number') resolve(code(m.wstat));
+      else if (typeof m.error === 'string' || last) resolve(-1);
+    });
+  });
 }
 
 /** The image's definitions and the system ones into `o.compiled`: 0, or 1 with every problem logged. */

@@ -31,6 +31,7 @@ function envDir(): string {
 function seenEnv(env: NodeJS.ProcessEnv): Map<string, string> {
   const r = spawnSync(WITH_CONTENV, [process.execPath, '-e', 'process.stdout.write(JSON.stringify(process.env))'], { env, encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stderr, '', 'nothing said on a normal run');
   return new Map(Object.entries(JSON.parse(r.stdout) as Record<string, string>));
 }
 

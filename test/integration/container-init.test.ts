@@ -1,0 +1,111 @@
+/**
+ * t6-container as the /init of real podman containers (issue 15): an image laid out for
+ * s6-overlay v3 (an init-* oneshot chain with dependencies.d, a longrun with
+ * notification-fd, the user bundle in user-bundles.d, a cont-init.d script using
+ * with-contenv, a services.d service), CMD run once everything is up, its exit code the
+ * container's, and `podman stop` bringing the services down in reverse order.
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { buildRootfs, podmanUsable, rootfsCopy, runContainer, type Rootfs } from '../lib/container.ts';
+
+const why = podmanUsable();
+const skip = why !== undefined && process.env.CI !== 'true' ? `podman is not usable here: ${why}` : false;
+const mustRun = (): void => { if (why !== undefined) assert.fail(`podman is not usable (CI=true, so this fails instead of skipping): ${why}`); };
+const INIT = '/opt/t6/bin/t6-container';
+
+let base: Rootfs | undefined;
+/** A fresh copy of the shared rootfs (busybox, /opt/t6), built on first use. */
+function rootfs(t: TestContext): string {
+  base ??= buildRootfs();
+  return rootfsCopy(t, base);
+}
+
+/** Writes `files` (path → text; a name ending in / is a directory) under `root`; scripts (#!) are executable. */
+function put(root: string, files: Record<string, string>): void {
+  for (const [rel, text] of Object.entries(files)) {
+    const at = path.join(root, rel);
+    if (rel.endsWith('/')) { fs.mkdirSync(at, { recursive: true }); continue; }
+    fs.mkdirSync(path.dirname(at), { recursive: true });
+    fs.writeFileSync(at, text, { mode: text.startsWith('#!') ? 0o755 : 0o644 });
+  }
+}
+
+/** An image shaped like a linuxserver.io one, on a fresh copy of the shared rootfs. */
+function overlayImage(t: TestContext): string {
+  const dir = rootfs(t);
+  const rc = 'etc/s6-overlay/s6-rc.d';
+  put(dir, {
+    [`${rc}/init-config/type`]: 'oneshot\n',
+    [`${rc}/init-config/up`]: '/etc/s6-overlay/s6-rc.d/init-config/run\n',
+    [`${rc}/init-config/run`]: '#!/opt/t6/bin/t6-with-contenv /bin/sh\necho "init-config: up, GREETING=$GREETING"\n',
+    [`${rc}/init-config/down`]: 'echo init-config: down\n',
+    [`${rc}/svc-app/type`]: 'longrun\n',
+    [`${rc}/svc-app/dependencies.d/init-config`]: '',
+    [`${rc}/svc-app/notification-fd`]: '3\n',
+    [`${rc}/svc-app/run`]: '#!/opt/t6/bin/t6-with-contenv /bin/sh\necho "svc-app: running, GREETING=$GREETING"\necho >&3\nexec sleep 2147483647\n',
+    [`${rc}/svc-app/finish`]: '#!/bin/sh\necho svc-app: finished\n',
+    'etc/s6-overlay/user-bundles.d/user/type': 'bundle\n',
+    'etc/s6-overlay/user-bundles.d/user/contents.d/init-config': '',
+    'etc/s6-overlay/user-bundles.d/user/contents.d/svc-app': '',
+    'etc/s6-overlay/user-bundles.d/user2/type': 'bundle\n',
+    'etc/s6-overlay/user-bundles.d/user2/contents.d/': '',
+    'etc/cont-init.d/10-hello': '#!/opt/t6/bin/t6-with-contenv /bin/sh\necho "cont-init: hello from $GREETING"\n',
+    'etc/cont-finish.d/10-bye': '#!/bin/sh\necho cont-finish: bye\n',
+    'etc/services.d/legacy/run': '#!/bin/sh\necho legacy: running\nexec sleep 2147483647\n',
+  });
+  return dir;
+}
+
+test('t6-container: an s6-overlay image comes up in dependency order, CMD runs last, and its exit code is the container\'s', { skip, timeout: 300_000 }, async (t) => {
+  mustRun();
+  const dir = overlayImage(t);
+  const c = runContainer(dir, [INIT, '/bin/sh', '-c', 'echo "cmd: running, GREETING=$GREETING"; exit 3'], { t, env: { GREETING: 'bonjour', S6_VERBOSITY: '2' } });
+  const exit = await c.exited;
+  const out = c.text;
+  t.diagnostic(`exit ${exit.code} after ${exit.ms.toFixed(0)} ms`);
+  assert.equal(exit.code, 3, out);
+  const at = (re: RegExp): number => {
+    const i = out.search(re);
+    assert.ok(i >= 0, `${re} in:\n${out}`);
+    return i;
+  };
+  assert.ok(at(/init-config: up, GREETING=bonjour/) < at(/svc-app: running, GREETING=bonjour/), 'init-config before svc-app (dependencies.d)');
+  assert.ok(at(/cont-init: hello from bonjour/) < at(/legacy: running/), 'cont-init.d before services.d');
+  // CMD gets stage 2's environment (PATH), as under s6-overlay: GREETING is with-contenv's.
+  const cmd = at(/cmd: running, GREETING=\n/);
+  assert.ok(cmd > at(/svc-app: running/) && cmd > at(/legacy: running/), 'CMD after every service');
+  assert.ok(at(/cont-finish: bye/) > cmd, 'cont-finish.d at the end');
+  assert.ok(at(/init-config: down/) > at(/svc-app: finished/), 'down in reverse order');
+});
+
+test('t6-container: CMD ending by a signal is 128+N; podman stop brings it down, in reverse order', { skip, timeout: 300_000 }, async (t) => {
+  mustRun();
+  const dir = overlayImage(t);
+  const killed = runContainer(dir, [INIT, '/bin/sh', '-c', 'kill -KILL $$'], { t });
+  assert.equal((await killed.exited).code, 137, killed.text);
+
+  const dir2 = overlayImage(t);
+  const c = runContainer(dir2, [INIT, '/bin/sh', '-c', 'echo cmd: waiting; exec sleep 2147483647'], { t });
+  await c.waitLine(/cmd: waiting/, 120_000);
+  const asked = c.elapsed();
+  await c.stop(30);
+  const exit = await c.exited;
+  t.diagnostic(`podman stop: exit ${exit.code}, ${(exit.ms - asked).toFixed(0)} ms after it`);
+  const out = c.text;
+  assert.ok(out.indexOf('svc-app: finished') < out.indexOf('init-config: down'), out);
+  assert.match(out, /cont-finish: bye/);
+});
+
+test('t6-container: S6_BEHAVIOUR_IF_STAGE2_FAILS=2 stops the container when a cont-init.d script fails', { skip, timeout: 300_000 }, async (t) => {
+  mustRun();
+  const dir = overlayImage(t);
+  put(dir, { 'etc/cont-init.d/20-broken': '#!/bin/sh\necho cont-init: broken\nexit 7\n' });
+  const c = runContainer(dir, [INIT, '/bin/sh', '-c', 'echo cmd: should not run'], { t, env: { S6_BEHAVIOUR_IF_STAGE2_FAILS: '2' } });
+  const exit = await c.exited;
+  assert.notEqual(exit.code, 0, c.text);
+  assert.doesNotMatch(c.text, /cmd: should not run/);
+  assert.match(c.text, /cont-init: broken/);
+});
