@@ -34,8 +34,12 @@ export const CONTAINER = {
   ownSources: '/run/s6/t6-sources',
 } as const;
 
-/** The signals CMD gets instead of pid 1 with S6_CMD_RECEIVE_SIGNALS. */
-const CMD_SIGNALS: readonly ScannerSignal[] = ['SIGTERM', 'SIGQUIT', 'SIGINT', 'SIGUSR1', 'SIGUSR2', 'SIGPWR', 'SIGWINCH'];
+/**
+ * The signals CMD gets instead of pid 1 with S6_CMD_RECEIVE_SIGNALS: s6-overlay's seven, and
+ * SIGHUP (t6's addition: `docker kill -s HUP` is how people ask an application to reload;
+ * without a CMD running, it keeps its scanner meaning, a rescan).
+ */
+const CMD_SIGNALS: readonly ScannerSignal[] = ['SIGTERM', 'SIGQUIT', 'SIGINT', 'SIGUSR1', 'SIGUSR2', 'SIGPWR', 'SIGWINCH', 'SIGHUP'];
 
 /**
  * The environment stage-2 settings are read from, as s6-overlay's printcontenv reads them:

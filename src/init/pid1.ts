@@ -19,6 +19,7 @@ import {
   CATCHALL_LOGDIR, CONTAINER_RESULTS, DEFAULT_SCANDIR, RUNLEVELD_SERVICE, SCRIPTS_DIR, SHUTDOWND_SERVICE, STAGE2, STAGE3, STAGE4, TMPFS_DIR, shutdowndFifo,
 } from '../s6/initctl.ts';
 import type { Scanner, ScannerSignal } from '../supervise/scanner.ts';
+import { BUILTIN_SIGNAL_COMMANDS } from '../supervise/scandir-control.ts';
 import type { LocalRunner } from '../supervise/scanner-host.ts';
 import { serveScandir, type SvscanEnd } from '../supervise/svscan.ts';
 import { EventLog } from '../supervise/events.ts';
@@ -132,6 +133,8 @@ export class Pid1 {
       SIGQUIT: nothing, SIGWINCH: nothing,
     };
     if (divert === undefined) return actions;
+    // SIGHUP's own action stays the scanner's (rescan), unless CMD takes it.
+    actions.SIGHUP = () => this.#scanner?.command(BUILTIN_SIGNAL_COMMANDS.SIGHUP);
     // While CMD runs, these go to it instead (t6-container with S6_CMD_RECEIVE_SIGNALS).
     for (const [signal, act] of Object.entries(actions) as [ScannerSignal, () => void][]) {
       actions[signal] = () => { if (!divert(signal)) act(); };

@@ -109,3 +109,46 @@ test('t6-container: S6_BEHAVIOUR_IF_STAGE2_FAILS=2 stops the container when a co
   assert.doesNotMatch(c.text, /cmd: should not run/);
   assert.match(c.text, /cont-init: broken/);
 });
+
+test('t6-container: with S6_CMD_RECEIVE_SIGNALS, podman kill -s HUP reaches CMD, and podman stop\'s TERM too: the container exits with CMD\'s code', { skip, timeout: 300_000 }, async (t) => {
+  mustRun();
+  const dir = overlayImage(t);
+  const script = 'trap "echo cmd: got HUP" HUP; trap "echo cmd: got TERM; exit 42" TERM; echo cmd: waiting; while :; do sleep 1 & wait $!; done';
+  const c = runContainer(dir, [INIT, '/bin/sh', '-c', script], { t, env: { S6_CMD_RECEIVE_SIGNALS: '1' } });
+  await c.waitLine(/cmd: waiting/, 120_000);
+  const hup = c.kill('HUP');
+  assert.equal(hup.status, 0, hup.stderr);
+  await c.waitLine(/cmd: got HUP/, 60_000);
+  await c.stop(30);
+  const exit = await c.exited;
+  assert.match(c.text, /cmd: got TERM/);
+  assert.equal(exit.code, 42, c.text);
+  assert.ok(c.text.indexOf('cmd: got TERM') < c.text.indexOf('svc-app: finished'), 'CMD first, then the services');
+});
+
+test('t6-container: S6_CMD_WAIT_FOR_SERVICES_MAXTIME exceeded is a stage-2 failure (stops the container with policy 2)', { skip, timeout: 300_000 }, async (t) => {
+  mustRun();
+  const dir = overlayImage(t);
+  // svc-app never becomes ready: its notification-fd is never written.
+  put(dir, { 'etc/s6-overlay/s6-rc.d/svc-app/run': '#!/bin/sh\necho svc-app: running, never ready\nexec sleep 2147483647\n' });
+  const c = runContainer(dir, [INIT, '/bin/sh', '-c', 'echo cmd: should not run'], {
+    t, env: { S6_CMD_WAIT_FOR_SERVICES_MAXTIME: '1500', S6_BEHAVIOUR_IF_STAGE2_FAILS: '2' },
+  });
+  const exit = await c.exited;
+  assert.notEqual(exit.code, 0, c.text);
+  assert.match(c.text, /svc-app: running, never ready/);
+  assert.doesNotMatch(c.text, /cmd: should not run/);
+  assert.match(c.text, /timed out|time/i);
+});
+
+test('t6-container on a read-only root with S6_READ_ONLY_ROOT=1 and a tmpfs on /run', { skip, timeout: 300_000 }, async (t) => {
+  mustRun();
+  const dir = overlayImage(t);
+  const c = runContainer(dir, [INIT, '/bin/sh', '-c', 'echo cmd: ran; touch /etc/x 2>/dev/null && echo cmd: root writable || echo cmd: root read-only'], {
+    t, readOnly: true, env: { S6_READ_ONLY_ROOT: '1' }, extra: ['--tmpfs', '/run:rw,exec,mode=755'],
+  });
+  const exit = await c.exited;
+  assert.equal(exit.code, 0, c.text);
+  assert.match(c.text, /cmd: root read-only/);
+  assert.match(c.text, /svc-app: running/);
+});
