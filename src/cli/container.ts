@@ -17,8 +17,9 @@ import {
 } from '../init/container-legacy.ts';
 import { processLegacyHost } from '../init/legacy-host.ts';
 import {
-  CONTAINER, cmdRunnerScript, containerEnvironment, containerHooks, containerLinuxInitOptions, containerMakerOptions, containerPath, prepareRun,
+  CONTAINER, cmdRunnerScript, containerEnvironment, containerHooks, containerLinuxInitOptions, containerMakerOptions, containerMaxServices, containerPath, prepareRun,
 } from '../init/container.ts';
+import { SYSTEM_FD_LIMIT_CALLS } from '../supervise/fdlimit.ts';
 import { makeTree } from '../init/maker.ts';
 import { isReexec, runLinuxInit, Stage1Error } from '../init/linux-init.ts';
 import { waitForClosingFd } from '../init/limits.ts';
@@ -126,7 +127,9 @@ async function init(cmd: string[], io: CommandIo): Promise<number> {
     ...(settings.stage2Hook === undefined ? {} : { hook: settings.stage2Hook }), stopOnHookFailure: settings.behaviourIfStage2Fails >= 2,
   });
   try {
-    const end = await runLinuxInit(containerLinuxInitOptions(settings, initialPath), cmd, {
+    let hard = 1 << 20;
+    try { hard = Number(SYSTEM_FD_LIMIT_CALLS.get().hard); } catch { /* the default */ }
+    const end = await runLinuxInit(containerLinuxInitOptions(settings, initialPath, containerMaxServices(hard)), cmd, {
       console: (line) => writeAll(2, `${line}\n`),
       serviceManager,
       container: containerHooks(settings, cmd.length > 0, say),

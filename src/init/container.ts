@@ -22,6 +22,7 @@ import type { LinuxInitOptions } from './linux-init.ts';
 import type { ScannerSignal } from '../supervise/scanner.ts';
 import { CATCHALL_LOGDIR, CONTAINER_RESULTS, TMPFS_DIR } from '../s6/initctl.ts';
 import { parseSignal } from '../s6/signals.ts';
+import { fdsNeeded, servicesWithin } from '../supervise/fdlimit.ts';
 
 /** s6-overlay's places, kept. */
 export const CONTAINER = {
@@ -117,9 +118,19 @@ export function containerMakerOptions(s: ContainerSettings, t6bin: string, initi
   };
 }
 
+/**
+ * How many services pid 1 takes on: 1,000, or what the open-file limit holds when a
+ * container cannot raise it (no CAP_SYS_RESOURCE: podman's and docker's default), so that
+ * a container does not start with a warning about a limit it was given on purpose.
+ */
+export function containerMaxServices(hardFdLimit: number): number {
+  return fdsNeeded(1000) <= hardFdLimit ? 1000 : Math.max(16, servicesWithin(hardFdLimit, false));
+}
+
 /** t6-linux-init's options for the tree containerMakerOptions describes. */
-export function containerLinuxInitOptions(s: ContainerSettings, initialPath: string): LinuxInitOptions {
+export function containerLinuxInitOptions(s: ContainerSettings, initialPath: string, maxServices = 1000): LinuxInitOptions {
   return {
+    maxServices,
     basedir: CONTAINER.basedir, initialPath, umask: 0o022, envDump: s.keepEnv ? undefined : CONTAINER.envDir, slashdev: undefined,
     defaultRunlevel: 'top', graceMs: s.killGraceTimeMs, runMode: 'keep', container: true, noLogger: s.logging === 0,
     syncInContainer: s.syncDisks, busyboxSignals: false,

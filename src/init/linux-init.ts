@@ -37,6 +37,8 @@ export interface LinuxInitOptions {
   noLogger: boolean;
   syncInContainer: boolean;
   busyboxSignals: boolean;
+  /** How many services pid 1 supervises at most (default 1,000; a container sizes it to its open-file limit). */
+  maxServices?: number;
 }
 
 /** A stage-1 step failed: `step` says which, `cause` why. */

@@ -67,6 +67,7 @@ test('t6-container: an s6-overlay image comes up in dependency order, CMD runs l
   const out = c.text;
   t.diagnostic(`exit ${exit.code} after ${exit.ms.toFixed(0)} ms`);
   assert.equal(exit.code, 3, out);
+  assert.doesNotMatch(out, /warning|fatal/, 'a plain image boots without a warning (the open-file limit included)');
   const at = (re: RegExp): number => {
     const i = out.search(re);
     assert.ok(i >= 0, `${re} in:\n${out}`);
@@ -150,5 +151,20 @@ test('t6-container on a read-only root with S6_READ_ONLY_ROOT=1 and a tmpfs on /
   const exit = await c.exited;
   assert.equal(exit.code, 0, c.text);
   assert.match(c.text, /cmd: root read-only/);
+  assert.match(c.text, /svc-app: running/);
+});
+
+test('t6-container --user 1000: refused with the reason when /run is not the user\'s; runs with a tmpfs on /run owned by the user', { skip, timeout: 300_000 }, async (t) => {
+  mustRun();
+  const refused = runContainer(overlayImage(t), [INIT, '/bin/sh', '-c', 'echo cmd: should not run'], { t, user: '1000:1000' });
+  const r = await refused.exited;
+  assert.equal(r.code, 100, refused.text);
+  assert.match(refused.text, /\/run is not writable/);
+  const c = runContainer(overlayImage(t), [INIT, '/bin/sh', '-c', 'echo "cmd: ran as $(id -u)"; exit 5'], {
+    t, user: '1000:1000', extra: ['--tmpfs', '/run:rw,exec,mode=755,U'],
+  });
+  const exit = await c.exited;
+  assert.equal(exit.code, 5, c.text);
+  assert.match(c.text, /cmd: ran as 1000/);
   assert.match(c.text, /svc-app: running/);
 });
