@@ -9,7 +9,8 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { buildRootfs, podmanUsable, rootfsCopy, runContainer, type Rootfs } from '../lib/container.ts';
+import { buildRootfs, podmanUsable, processTree, rootfsCopy, runContainer, type Rootfs } from '../lib/container.ts';
+import { childrenOf, until } from '../lib/harness.ts';
 
 const why = podmanUsable();
 const skip = why !== undefined && process.env.CI !== 'true' ? `podman is not usable here: ${why}` : false;
@@ -167,4 +168,37 @@ test('t6-container --user 1000: refused with the reason when /run is not the use
   assert.equal(exit.code, 5, c.text);
   assert.match(c.text, /cmd: ran as 1000/);
   assert.match(c.text, /svc-app: running/);
+});
+
+test('t6-container reaps: a service double-forks 1,000 orphans, and once they exit no zombie remains (seen from the host)', { skip, timeout: 300_000 }, async (t) => {
+  mustRun();
+  const dir = overlayImage(t);
+  put(dir, {
+    'etc/s6-overlay/s6-rc.d/orphans/type': 'longrun\n',
+    'etc/s6-overlay/s6-rc.d/orphans/run': [
+      '#!/bin/sh',
+      'rm -f /tmp/gate && mkfifo /tmp/gate || exit 1',
+      'i=0',
+      // Each ( cat & ) subshell exits at once: its cat is reparented to pid 1.
+      'while [ $i -lt 1000 ]; do ( cat /tmp/gate >/dev/null & ); i=$((i+1)); done',
+      'echo "orphans: forked $i"',
+      'exec sleep 2147483647',
+      '',
+    ].join('\n'),
+    'etc/s6-overlay/user-bundles.d/user/contents.d/orphans': '',
+  });
+  const c = runContainer(dir, [INIT, '/bin/sh', '-c', 'echo cmd: waiting; exec sleep 2147483647'], { t });
+  await c.waitLine(/orphans: forked 1000/, 120_000);
+  await c.waitLine(/cmd: waiting/, 120_000);
+  const pid1 = c.hostPid();
+  assert.ok(pid1 !== undefined, 'the container\'s pid 1 on the host');
+  const cats = (): number => processTree(pid1, childrenOf).filter((p) => p.comm === 'cat').length;
+  await until('1,000 orphaned cats in the container', () => cats() === 1000 || undefined, 120_000);
+  // Open the gate: every cat reads EOF and exits; pid 1 must reap them all.
+  const open = c.exec(['/bin/sh', '-c', 'exec 3>/tmp/gate; exec 3>&-']);
+  assert.equal(open.status, 0, open.stderr);
+  const left = (): string[] => processTree(pid1, childrenOf).filter((p) => p.state === 'Z' || p.comm === 'cat').map((p) => `${p.pid} ${p.state} ${p.comm}`);
+  await until('no orphan left, no zombie', () => left().length === 0 || undefined, 120_000);
+  await c.stop(30);
+  assert.equal((await c.exited).code, 0, c.text);
 });
