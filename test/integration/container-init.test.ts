@@ -202,3 +202,28 @@ test('t6-container reaps: a service double-forks 1,000 orphans, and once they ex
   await c.stop(30);
   assert.equal((await c.exited).code, 0, c.text);
 });
+
+test('t6-container logs: a producer/consumer pipeline into a logger with s6-log directives, and S6_LOGGING=1\'s catch-all log copied to stdout', { skip, timeout: 300_000 }, async (t) => {
+  mustRun();
+  const dir = overlayImage(t);
+  const rc = 'etc/s6-overlay/s6-rc.d';
+  put(dir, {
+    [`${rc}/svc-app/producer-for`]: 'app-log\n',
+    [`${rc}/app-log/type`]: 'longrun\n',
+    [`${rc}/app-log/consumer-for`]: 'svc-app\n',
+    [`${rc}/app-log/pipeline-name`]: 'app-pipeline\n',
+    [`${rc}/app-log/run`]: '#!/bin/sh\nmkdir -p /var/log/app\nexec /opt/t6/bin/t6-log n3 s100000 /var/log/app\n',
+    'etc/s6-overlay/user-bundles.d/user/contents.d/app-pipeline': '',
+  });
+  const c = runContainer(dir, [INIT, '/bin/sh', '-c', 'echo cmd: into the catch-all log; exec sleep 2147483647'], { t, env: { S6_LOGGING: '1' } });
+  await c.waitLine(/cmd: into the catch-all log/, 120_000);
+  await until('svc-app\'s line in its own log', () => {
+    const r = c.exec(['cat', '/var/log/app/current']);
+    return /svc-app: running/.test(r.stdout) || undefined;
+  }, 60_000);
+  assert.doesNotMatch(c.text, /svc-app: running/, 'a service with a logger writes to it, not to the console');
+  const caught = c.exec(['cat', '/run/uncaught-logs/current']);
+  assert.match(caught.stdout, /cmd: into the catch-all log/);
+  await c.stop(30);
+  assert.equal((await c.exited).code, 0, c.text);
+});
