@@ -13,4 +13,4 @@ export interface PackageOptResult {
   ms: number;
 }
 /** Writes the self-contained t6 folder (/opt/t6's shape) into `out`, replacing it. */
-export function packageOpt(out: string, opts?: { strip?: boolean; sourceMaps?: boolean }): PackageOptResult;
+export function packageOpt(out: string, opts?: { strip?: boolean; sourceMaps?: boolean; systemNode?: string }): PackageOptResult;

@@ -14,7 +14,11 @@
 // Source maps are left out by default: they are half of dist/ (about 8 of 17 MB) and no
 // bundle enables them at run time (--source-maps keeps them).
 //
-// Usage: node scripts/package-opt.mjs [--no-strip] [--source-maps] [OUT]   (default .cache/opt-t6)
+// --system-node=PATH: for an image that already has Node 24 (a node:24-slim one), the folder
+// carries no Node of its own: node_modules/node/bin/node is a link to PATH, and the startup
+// snapshot (made by, and only readable by, the pinned Node) is left out. About 3 MB then.
+//
+// Usage: node scripts/package-opt.mjs [--no-strip] [--source-maps] [--system-node=PATH] [OUT]   (default .cache/opt-t6)
 // Needs `npm run build` first. Prints the size in MB, total and per part, on stdout.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -57,7 +61,8 @@ function copyFile(from, to, mode) {
  * Writes the t6 folder into `out` (replaced if it exists). Returns the sizes in bytes per
  * part, whether node was stripped, and how long it took. Throws if the build is missing.
  */
-export function packageOpt(out, { strip = true, sourceMaps = false } = {}) {
+export function packageOpt(out, { strip = true, sourceMaps = false, systemNode = undefined } = {}) {
+  if (systemNode !== undefined && !path.isAbsolute(systemNode)) throw new Error(`--system-node needs an absolute path, got ${systemNode}`);
   const started = Date.now();
   const node = path.join(ROOT, 'node_modules/node/bin/node');
   for (const f of [node, path.join(ROOT, 'dist/t6-svscan.cjs'), path.join(ROOT, 'bin/t6-svscan'), ...KOFFI_FILES.map((k) => path.join(ROOT, 'node_modules', k))]) {
@@ -68,16 +73,23 @@ export function packageOpt(out, { strip = true, sourceMaps = false } = {}) {
   for (const f of fs.readdirSync(path.join(ROOT, 'bin'))) copyFile(path.join(ROOT, 'bin', f), path.join(out, 'bin', f));
   for (const f of fs.readdirSync(path.join(ROOT, 'dist'))) {
     if (f.endsWith('.map') && !sourceMaps) continue;
+    // The snapshot blob and its stamp: only the Node that made them can start from them.
+    if (systemNode !== undefined && /\.blob(\.ok)?$/.test(f)) continue;
     const from = path.join(ROOT, 'dist', f);
     copyFile(from, path.join(out, 'dist', f));
     const { atime, mtime } = fs.statSync(from);
     fs.utimesSync(path.join(out, 'dist', f), atime, mtime);
   }
   const outNode = path.join(out, 'node_modules/node/bin/node');
-  copyFile(node, outNode, 0o755);
   let stripped = false;
-  // -s keeps .dynsym, which koffi needs to find napi_* (BOOT-LAB.md); it saves about 18 MB.
-  if (strip && which('strip')) stripped = spawnSync('strip', ['-s', outNode], { stdio: 'inherit' }).status === 0;
+  if (systemNode === undefined) {
+    copyFile(node, outNode, 0o755);
+    // -s keeps .dynsym, which koffi needs to find napi_* (BOOT-LAB.md); it saves about 18 MB.
+    if (strip && which('strip')) stripped = spawnSync('strip', ['-s', outNode], { stdio: 'inherit' }).status === 0;
+  } else {
+    fs.mkdirSync(path.dirname(outNode), { recursive: true });
+    fs.symlinkSync(systemNode, outNode);
+  }
   for (const k of KOFFI_FILES) copyFile(path.join(ROOT, 'node_modules', k), path.join(out, 'node_modules', k));
   const parts = {
     bin: treeBytes(path.join(out, 'bin')),
@@ -92,16 +104,17 @@ const mb = (n) => (n / 1e6).toFixed(1);
 
 if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const args = process.argv.slice(2);
-  const flags = { strip: !args.includes('--no-strip'), sourceMaps: args.includes('--source-maps') };
+  const systemNode = args.find((a) => a.startsWith('--system-node='))?.slice('--system-node='.length);
+  const flags = { strip: !args.includes('--no-strip'), sourceMaps: args.includes('--source-maps'), systemNode };
   const rest = args.filter((a) => !a.startsWith('--'));
-  const unknown = args.filter((a) => a.startsWith('--') && !['--no-strip', '--source-maps'].includes(a));
+  const unknown = args.filter((a) => a.startsWith('--') && !['--no-strip', '--source-maps'].includes(a) && !a.startsWith('--system-node='));
   if (unknown.length > 0 || rest.length > 1) {
-    process.stderr.write('usage: package-opt.mjs [--no-strip] [--source-maps] [OUT]\n');
+    process.stderr.write('usage: package-opt.mjs [--no-strip] [--source-maps] [--system-node=PATH] [OUT]\n');
     process.exit(100);
   }
   try {
     const r = packageOpt(path.resolve(rest[0] ?? path.join(ROOT, '.cache/opt-t6')), flags);
-    process.stdout.write(`${r.out}: ${mb(r.totalBytes)} MB (bin ${mb(r.parts.bin)}, dist ${mb(r.parts.dist)}, node ${mb(r.parts.node)}${r.stripped ? ' stripped' : ''}, koffi ${mb(r.parts.koffi)}) in ${r.ms} ms\n`);
+    process.stdout.write(`${r.out}: ${mb(r.totalBytes)} MB (bin ${mb(r.parts.bin)}, dist ${mb(r.parts.dist)}, node ${systemNode === undefined ? mb(r.parts.node) : `a link to ${systemNode}`}${r.stripped ? ' stripped' : ''}, koffi ${mb(r.parts.koffi)}) in ${r.ms} ms\n`);
   } catch (err) {
     process.stderr.write(`package-opt: ${err.message}\n`);
     process.exit(1);

@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { buildRootfs, podmanUsable, processTree, rootfsCopy, runContainer, type Rootfs } from '../lib/container.ts';
 import { childrenOf, until } from '../lib/harness.ts';
+import { packageOpt } from '../../scripts/package-opt.mjs';
 
 const why = podmanUsable();
 const skip = why !== undefined && process.env.CI !== 'true' ? `podman is not usable here: ${why}` : false;
@@ -226,4 +227,21 @@ test('t6-container logs: a producer/consumer pipeline into a logger with s6-log 
   assert.match(caught.stdout, /cmd: into the catch-all log/);
   await c.stop(30);
   assert.equal((await c.exited).code, 0, c.text);
+});
+
+test('an image that has Node already (node:24-slim\'s shape): /opt/t6 made with --system-node is a few MB, and t6-container runs on that Node', { skip, timeout: 300_000 }, async (t) => {
+  mustRun();
+  const dir = overlayImage(t);
+  // The image's own Node at /usr/local/bin/node, as node:24-slim has it; /opt/t6 without one.
+  fs.mkdirSync(path.join(dir, 'usr/local/bin'), { recursive: true });
+  fs.renameSync(path.join(dir, 'opt/t6/node_modules/node/bin/node'), path.join(dir, 'usr/local/bin/node'));
+  fs.rmSync(path.join(dir, 'opt/t6'), { recursive: true });
+  const r = packageOpt(path.join(dir, 'opt/t6'), { systemNode: '/usr/local/bin/node' });
+  t.diagnostic(`/opt/t6 with --system-node: ${(r.totalBytes / 1e6).toFixed(1)} MB`);
+  assert.ok(r.totalBytes < 10e6, `${r.totalBytes} bytes`);
+  const c = runContainer(dir, [INIT, '/usr/local/bin/node', '-e', 'console.log(`cmd: node ${process.version}`)'], { t });
+  const exit = await c.exited;
+  assert.equal(exit.code, 0, c.text);
+  assert.match(c.text, /cmd: node v24\./);
+  assert.match(c.text, /svc-app: running/);
 });
