@@ -227,3 +227,38 @@ export function readBlocking(fd: number, size: number): Buffer {
   const n = fs.readSync(fd, buf, 0, size, null);
   return buf.subarray(0, n);
 }
+
+/**
+ * Lets the fds this process was started with survive an execve, as a program run in front
+ * of another (t6-setuidgid) must: a run script's notification-fd, a socket it was handed.
+ * Node marks every inherited fd close-on-exec when it starts, and opens its own among them,
+ * so they are told apart by kind: Node's are anonymous inodes (its event loops, eventfds,
+ * io_uring) and pipes whose two ends are both here (libuv's signal pipe); everything else
+ * above 2 (files, sockets, FIFOs, a lone pipe end) is cleared of close-on-exec. Returns
+ * those fds. Without /proc it does nothing (and says so by returning undefined).
+ */
+export function keepInheritedFds(): number[] | undefined {
+  let names: string[];
+  try {
+    names = fs.readdirSync('/proc/self/fd');
+  } catch {
+    return undefined;
+  }
+  const targets = new Map<number, string>();
+  for (const name of names) {
+    const fd = Number(name);
+    if (!(fd > 2)) continue;
+    try { targets.set(fd, fs.readlinkSync(`/proc/self/fd/${fd}`)); } catch { /* the listing's own fd, gone */ }
+  }
+  const pipeCount = new Map<string, number>();
+  for (const target of targets.values()) if (target.startsWith('pipe:')) pipeCount.set(target, (pipeCount.get(target) ?? 0) + 1);
+  const kept: number[] = [];
+  for (const [fd, target] of targets) {
+    if (target.startsWith('anon_inode:') || (pipeCount.get(target) ?? 0) > 1) continue;
+    try {
+      setCloexec(fd, false);
+      kept.push(fd);
+    } catch { /* closed meanwhile */ }
+  }
+  return kept.sort((a, b) => a - b);
+}
