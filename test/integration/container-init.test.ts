@@ -108,7 +108,8 @@ test('t6-container: S6_BEHAVIOUR_IF_STAGE2_FAILS=2 stops the container when a co
   put(dir, { 'etc/cont-init.d/20-broken': '#!/bin/sh\necho cont-init: broken\nexit 7\n' });
   const c = runContainer(dir, [INIT, '/bin/sh', '-c', 'echo cmd: should not run'], { t, env: { S6_BEHAVIOUR_IF_STAGE2_FAILS: '2' } });
   const exit = await c.exited;
-  assert.notEqual(exit.code, 0, c.text);
+  // cont-init's step exits 1, so the change fails with 1: the container's code, as under s6-overlay.
+  assert.equal(exit.code, 1, c.text);
   assert.doesNotMatch(c.text, /cmd: should not run/);
   assert.match(c.text, /cont-init: broken/);
 });
@@ -244,4 +245,31 @@ test('an image that has Node already (node:24-slim\'s shape): /opt/t6 made with 
   assert.equal(exit.code, 0, c.text);
   assert.match(c.text, /cmd: node v24\./);
   assert.match(c.text, /svc-app: running/);
+});
+
+test('S6_STAGE2_HOOK runs before the compile: a service it adds comes up, with what it wrote into the saved environment; failing under policy 2, its code is the container\'s', { skip, timeout: 300_000 }, async (t) => {
+  mustRun();
+  const dir = overlayImage(t);
+  put(dir, {
+    'docker-mods': [
+      '#!/bin/sh',
+      'rc=/etc/s6-overlay/s6-rc.d',
+      'mkdir -p $rc/custom-svc',
+      'echo longrun > $rc/custom-svc/type',
+      'printf "#!/opt/t6/bin/t6-with-contenv /bin/sh\\necho custom-svc: MOD=\\$MOD\\nexec sleep 2147483647\\n" > $rc/custom-svc/run',
+      'chmod 755 $rc/custom-svc/run',
+      'touch /etc/s6-overlay/user-bundles.d/user/contents.d/custom-svc',
+      'printf added > /run/s6/container_environment/MOD',
+      '',
+    ].join('\n'),
+  });
+  const c = runContainer(dir, [INIT, '/bin/sh', '-c', 'echo cmd: done'], { t, env: { S6_STAGE2_HOOK: '/docker-mods' } });
+  assert.equal((await c.exited).code, 0, c.text);
+  assert.match(c.text, /custom-svc: MOD=added/);
+
+  const failing = overlayImage(t);
+  put(failing, { 'docker-mods': '#!/bin/sh\necho hook: failing\nexit 9\n' });
+  const f = runContainer(failing, [INIT, '/bin/sh', '-c', 'echo cmd: should not run'], { t, env: { S6_STAGE2_HOOK: '/docker-mods', S6_BEHAVIOUR_IF_STAGE2_FAILS: '2' } });
+  assert.equal((await f.exited).code, 9, f.text);
+  assert.doesNotMatch(f.text, /cmd: should not run/);
 });
