@@ -18,6 +18,7 @@ import { readProbeSpec, type ProbeSpec } from '../../src/supervise/probe-spec.ts
 import { kill as sysKill, spawn as sysSpawn } from '../../src/sys/spawn.ts';
 import { Reaper } from '../../src/sys/reaper.ts';
 import { tmpdir, until } from '../lib/harness.ts';
+import { closedPort } from '../lib/probe-servers.ts';
 
 /** An outcome the Prober reported. */
 type Outcome = { kind: 'ready' } | { kind: 'gave-up' | 'unhealthy'; reason: string };
@@ -127,14 +128,6 @@ async function listening(t: TestContext, server: net.Server): Promise<number> {
   return (server.address() as net.AddressInfo).port;
 }
 
-/** A port nobody listens on (it was free a moment ago). */
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((resolve) => s.close(resolve));
-  return port;
-}
 
 /** An HTTP server answering with `answer(n)` for its n-th request (from 1): status and body. */
 async function httpServer(t: TestContext, answer: (n: number, req: http.IncomingMessage) => [number, string?]) {

@@ -10,40 +10,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import { tcpAddress, type TcpAddress, type TcpProbeClient } from '../../src/sys/tcpprobe.ts';
 import { UringProbes, probeTransport, uringUnavailable } from '../../src/sys/uringprobe.ts';
+import { servers, closedPort } from '../lib/probe-servers.ts';
 
 const why = uringUnavailable();
 const skip = why === undefined ? false : `io_uring unavailable: ${why}`;
 
-/** Servers in a child Node process on 127.0.0.1: `answer` replies to the first bytes and closes; `silent` never answers; `drop` closes at once. */
-async function servers(): Promise<{ answer: number; silent: number; drop: number; stop(): Promise<void> }> {
-  const source = `
-    const net = require('node:net');
-    const make = (onConn) => new Promise((ok) => { const s = net.createServer((c) => { c.on('error', () => {}); onConn(c); }); s.listen(0, '127.0.0.1', () => ok(s.address().port)); });
-    Promise.all([
-      make((c) => c.once('data', () => c.end('HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok'))),
-      make((c) => c.resume()),
-      make((c) => c.destroy()),
-    ]).then((ports) => process.stdout.write(ports.join(' ') + '\\n'));
-  `;
-  const child = spawn(process.execPath, ['-e', source], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const line = await new Promise<string>((resolve) => child.stdout.once('data', (d) => resolve(String(d))));
-  const [answer, silent, drop] = line.trim().split(' ').map(Number) as [number, number, number];
-  return { answer, silent, drop, stop: () => new Promise((resolve) => { child.once('exit', () => resolve()); child.kill(); }) };
-}
 
-/** A port nobody listens on (it was free a moment ago). */
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((resolve) => s.close(resolve));
-  return port;
-}
 
 const REQUEST = Buffer.from('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
 const ANSWER = 'data HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok';
