@@ -112,7 +112,7 @@ async function init(cmd: string[], io: CommandIo): Promise<number> {
     process.env.PATH = initialPath;
     try {
       prepareRun(settings, (line) => say(`warning: ${line}`));
-      makeTree(CONTAINER.basedir, containerMakerOptions(settings, t6bin, initialPath));
+      makeTree(CONTAINER.basedir, containerMakerOptions(settings, t6bin, initialPath, process.env));
       fs.writeFileSync(path.join(CONTAINER.basedir, SCRIPTS_DIR, STAGE2), cmdRunnerScript(settings), { mode: 0o755 });
       fs.writeFileSync(CONTAINER.workdir, `${process.cwd()}\n`);
     } catch (err) {

@@ -105,14 +105,20 @@ function writable(dir: string): boolean {
   }
 }
 
-/** The maker's settings for a container's boot tree. */
-export function containerMakerOptions(s: ContainerSettings, t6bin: string, initialPath: string): MakerOptions {
+/**
+ * The maker's settings for a container's boot tree. With S6_KEEP_ENV the whole container
+ * environment `env` goes into the tree's env/, so pid 1, every service and CMD get it.
+ */
+export function containerMakerOptions(s: ContainerSettings, t6bin: string, initialPath: string, env: Readonly<Record<string, string | undefined>> = {}): MakerOptions {
+  const kept: Array<[string, string]> = s.keepEnv
+    ? Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && e[0] !== 'PATH' && e[0] !== '' && !e[0].includes('/') && !e[0].startsWith('.') && !e[0].includes('='))
+    : [];
   const style = s.loggingScript === undefined ? 0 : (s.loggingScript.includes('t') ? 1 : 0) | (s.loggingScript.includes('T') ? 2 : 0);
   return {
     basedir: CONTAINER.basedir, t6bin, compiled: CONTAINER.compiled, live: CONTAINER.live,
     logToConsole: s.logging === 1, initialPath, umask: 0o022, timestampStyle: style as 0 | 1 | 2 | 3,
     ...(s.keepEnv ? {} : { envStore: CONTAINER.envDir }),
-    env: [], graceMs: s.killGraceTimeMs, defaultRunlevel: 'top', runMode: 'keep', container: true,
+    env: kept, graceMs: s.killGraceTimeMs, defaultRunlevel: 'top', runMode: 'keep', container: true,
     noLogger: s.logging === 0, syncInContainer: s.syncDisks, rcInProcess: true,
     ...(s.waitForClosingFd === undefined ? {} : { readyFd: s.waitForClosingFd }),
   };

@@ -273,3 +273,15 @@ test('S6_STAGE2_HOOK runs before the compile: a service it adds comes up, with w
   assert.equal((await f.exited).code, 9, f.text);
   assert.doesNotMatch(f.text, /cmd: should not run/);
 });
+
+test('S6_KEEP_ENV=1: services and CMD get the container\'s environment as it is, and nothing is saved', { skip, timeout: 300_000 }, async (t) => {
+  mustRun();
+  const c = runContainer(overlayImage(t), [INIT, '/bin/sh', '-c', 'echo "cmd: GREETING=$GREETING"; test -e /run/s6/container_environment && echo cmd: saved'], {
+    t, env: { GREETING: 'hello there', S6_KEEP_ENV: '1' },
+  });
+  const exit = await c.exited;
+  assert.match(c.text, /cmd: GREETING=hello there/);
+  assert.match(c.text, /svc-app: running, GREETING=hello there/);
+  assert.doesNotMatch(c.text, /cmd: saved/);
+  assert.equal(exit.code, 1, 'test -e failed last: nothing was saved');
+});
