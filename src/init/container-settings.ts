@@ -54,6 +54,8 @@ export interface ContainerSettings {
   worldWritableRun: boolean;
   /** S6_WAIT_FOR_CLOSING_FD: an fd (3 or more) read until a byte or its end before anything starts. */
   waitForClosingFd: number | undefined;
+  /** T6_LOG_PREFIX (t6's own): every service without a logger gets its own pipe, its lines on the container's stdout as `name: line`. */
+  logPrefix: boolean;
 }
 
 /** What was read, and a sentence for each value that was not taken. */
@@ -118,6 +120,7 @@ export function readContainerSettings(env: Readonly<Record<string, string | unde
       readOnlyRoot: on('S6_READ_ONLY_ROOT'),
       worldWritableRun: on('S6_YES_I_WANT_A_WORLD_WRITABLE_RUN_BECAUSE_KUBERNETES'),
       waitForClosingFd: closingFd >= 3 ? closingFd : undefined,
+      logPrefix: on('T6_LOG_PREFIX'),
     },
   };
 }

@@ -37,6 +37,8 @@ export interface LinuxInitOptions {
   noLogger: boolean;
   syncInContainer: boolean;
   busyboxSignals: boolean;
+  /** t6-container with T6_LOG_PREFIX: every service without a logger to pid 1's stdout as `name: line` (t6-svscan -1). */
+  consoleSink?: boolean;
 }
 
 /** A stage-1 step failed: `step` says which, `cause` why. */
