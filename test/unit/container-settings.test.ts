@@ -11,7 +11,9 @@ test('an empty environment gives s6-overlay v3 defaults', () => {
     cmdUseTerminal: false, cmdReceiveSignals: false, cmdWaitForServices: false, cmdWaitForServicesMaxTimeMs: 0,
     servicesReadyTimeMs: 50, servicesGraceTimeMs: 3000, killFinishMaxTimeMs: 0, killGraceTimeMs: 3000,
     syncDisks: false, fixAttrsHidden: false, readOnlyRoot: false, worldWritableRun: false, waitForClosingFd: undefined,
+    logPrefix: false,
   });
+  assert.equal(readContainerSettings({ T6_LOG_PREFIX: '1' }).settings.logPrefix, true, 'T6_LOG_PREFIX=1: the console sink');
 });
 
 test('numbers must be all digits; a switch is on for a number other than 0; what was not taken is said', () => {
