@@ -1,13 +1,15 @@
 /**
  * examples/node-app in a real podman container (issue 15 item 3, Node applications without
  * pm2): t6-container as /init, a `migrate` oneshot before the API and the worker (two
- * longruns), the API ready by t6's HTTP probe, a crashing worker restarted, every longrun's
- * lines on podman's stdout as `name: line` (T6_LOG_PREFIX), `podman stop` ending it cleanly,
- * and the API's own exit code the container's (its finish script).
+ * longruns), the API ready by t6's HTTP probe and answering the host on a published port, a
+ * crashing worker restarted (and the API after a SIGKILL), every longrun's lines on podman's
+ * stdout as `name: line` (T6_LOG_PREFIX), `podman stop` ending it cleanly, and the API's own
+ * exit code the container's (its finish script).
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildRootfs, podmanUsable, rootfsCopy, runContainer, type Container, type Rootfs } from '../lib/container.ts';
@@ -38,6 +40,18 @@ function exampleImage(t: TestContext): string {
   return dir;
 }
 
+/** A TCP port free on the host's loopback now, for `podman run -p`. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 /** An HTTP request to the API from inside the container (no published port needed): status and body. */
 function request(c: Container, method: string, urlPath: string, body?: string): { status: number; body: string } {
   const script = `const r = await fetch('http://127.0.0.1:8080${urlPath}', { method: ${JSON.stringify(method)}${body === undefined ? '' : `, body: ${JSON.stringify(body)}`} });`
@@ -50,7 +64,8 @@ function request(c: Container, method: string, urlPath: string, body?: string): 
 
 test('node-app: migrate runs first, the API answers, a crashed worker is restarted, lines are prefixed, podman stop ends it cleanly', { skip, timeout: 300_000 }, async (t) => {
   mustRun();
-  const c = runContainer(exampleImage(t), [INIT], { t, env: ENV });
+  const port = await freePort();
+  const c = runContainer(exampleImage(t), [INIT], { t, env: ENV, extra: ['-p', `127.0.0.1:${port}:8080`] });
   const migrated = await c.waitLine(/^migrate: done, 2 migrations$/, 120_000);
   const listening = await c.waitLine(/^api: listening on port 8080$/, 60_000);
   const started = await c.waitLine(/^worker: started, pid \d+$/, 60_000);
@@ -61,9 +76,11 @@ test('node-app: migrate runs first, the API answers, a crashed worker is restart
   const ready = await c.waitLine(/^t6-rc: info: service api successfully started$/, 60_000);
   assert.ok(ready.index > listening.index, `the API ready once it listens:\n${c.text}`);
 
-  const root = request(c, 'GET', '/');
-  assert.equal(root.status, 200);
-  assert.deepEqual(JSON.parse(root.body), { hello: 'world', migrations: ['001-create-db', '002-create-queue'] });
+  // From the host, through the published port.
+  const fromHost = await fetch(`http://127.0.0.1:${port}/`);
+  assert.equal(fromHost.status, 200);
+  assert.deepEqual(await fromHost.json(), { hello: 'world', migrations: ['001-create-db', '002-create-queue'] });
+  assert.equal(request(c, 'GET', '/healthz').status, 200, 'and from inside the container');
 
   const job = request(c, 'POST', '/jobs', JSON.stringify({ n: 1 }));
   assert.equal(job.status, 202);
