@@ -49,9 +49,10 @@ With legacy STEP, runs one step of s6-overlay's legacy layouts, as its built-in 
   -l legacydir   default /etc, or /etc/cont-profile.d/$S6_RUNTIME_PROFILE
   -s scandir     default /run/service       -c copydir  default /run/s6/legacy-services
   -P passwd      default /etc/passwd        -G group    default /etc/group
-Settings: the S6_* variables of s6-overlay v3. Exit: the step's code (fix-attrs, cont-init
-and services-up: 1 when something failed and S6_BEHAVIOUR_IF_STAGE2_FAILS is 2 or more),
-100 usage.
+Settings: the S6_* variables of s6-overlay v3, and T6_LOG_PREFIX=1 (with S6_LOGGING=0:
+each service's lines on stdout as "name: line"). Exit: the step's code (fix-attrs,
+cont-init and services-up: 1 when something failed and S6_BEHAVIOUR_IF_STAGE2_FAILS is 2
+or more), 100 usage.
 `;
 
 const STEPS = {

@@ -54,6 +54,8 @@ export interface ContainerSettings {
   worldWritableRun: boolean;
   /** S6_WAIT_FOR_CLOSING_FD: an fd (3 or more) read until a byte or its end before anything starts. */
   waitForClosingFd: number | undefined;
+  /** T6_LOG_PREFIX (t6's own), with S6_LOGGING=0 only: every service without a logger gets its own pipe, its lines on the container's stdout as `name: line`. */
+  logPrefix: boolean;
 }
 
 /** What was read, and a sentence for each value that was not taken. */
@@ -92,6 +94,9 @@ export function readContainerSettings(env: Readonly<Record<string, string | unde
   if (graceMs > MAX_KILL_GRACETIME_MS) warnings.push(`S6_KILL_GRACETIME=${graceMs} is over ${MAX_KILL_GRACETIME_MS}: using ${MAX_KILL_GRACETIME_MS}`);
   const closingFd = int('S6_WAIT_FOR_CLOSING_FD', 0);
   if (closingFd > 0 && closingFd < 3) warnings.push(`S6_WAIT_FOR_CLOSING_FD=${closingFd} is not an fd above 2: ignored`);
+  // With a catch-all logger, the sink would write each line to stdout and into the logger (which may copy it to stdout again).
+  const logPrefix = on('T6_LOG_PREFIX');
+  if (logPrefix && logging !== 0) warnings.push(`T6_LOG_PREFIX is for S6_LOGGING=0 (services on the container's stdout): ignored with S6_LOGGING=${logging}`);
   return {
     warnings,
     settings: {
@@ -118,6 +123,7 @@ export function readContainerSettings(env: Readonly<Record<string, string | unde
       readOnlyRoot: on('S6_READ_ONLY_ROOT'),
       worldWritableRun: on('S6_YES_I_WANT_A_WORLD_WRITABLE_RUN_BECAUSE_KUBERNETES'),
       waitForClosingFd: closingFd >= 3 ? closingFd : undefined,
+      logPrefix: logPrefix && logging === 0,
     },
   };
 }

@@ -139,7 +139,7 @@ export function containerLinuxInitOptions(s: ContainerSettings, initialPath: str
     maxServices,
     basedir: CONTAINER.basedir, initialPath, umask: 0o022, envDump: s.keepEnv ? undefined : CONTAINER.envDir, slashdev: undefined,
     defaultRunlevel: 'top', graceMs: s.killGraceTimeMs, runMode: 'keep', container: true, noLogger: s.logging === 0,
-    syncInContainer: s.syncDisks, busyboxSignals: false,
+    syncInContainer: s.syncDisks, busyboxSignals: false, consoleSink: s.logPrefix,
   };
 }
 

@@ -39,6 +39,8 @@ export interface LinuxInitOptions {
   busyboxSignals: boolean;
   /** How many services pid 1 supervises at most (default 1,000; a container sizes it to its open-file limit). */
   maxServices?: number;
+  /** t6-container with T6_LOG_PREFIX: every service without a logger to pid 1's stdout as `name: line` (t6-svscan -1). */
+  consoleSink?: boolean;
 }
 
 /** A stage-1 step failed: `step` says which, `cause` why. */

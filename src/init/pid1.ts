@@ -98,7 +98,7 @@ export class Pid1 {
   /** Runs the supervision tree until pid 1 must end (see serveScandir). */
   serve(): Promise<SvscanEnd> {
     return serveScandir({
-      scandir: DEFAULT_SCANDIR, rescanMs: 0, maxServices: this.#o.maxServices ?? 1000,
+      scandir: DEFAULT_SCANDIR, rescanMs: 0, maxServices: this.#o.maxServices ?? 1000, consoleSink: this.#o.consoleSink === true,
       notServices: new Set([SHUTDOWND_SERVICE, RUNLEVELD_SERVICE]),
       signalActions: this.#signalActions(),
       started: (scanner, resumed) => this.#started(scanner, resumed),

@@ -11,7 +11,12 @@ test('an empty environment gives s6-overlay v3 defaults', () => {
     cmdUseTerminal: false, cmdReceiveSignals: false, cmdWaitForServices: false, cmdWaitForServicesMaxTimeMs: 0,
     servicesReadyTimeMs: 50, servicesGraceTimeMs: 3000, killFinishMaxTimeMs: 0, killGraceTimeMs: 3000,
     syncDisks: false, fixAttrsHidden: false, readOnlyRoot: false, worldWritableRun: false, waitForClosingFd: undefined,
+    logPrefix: false,
   });
+  assert.equal(readContainerSettings({ T6_LOG_PREFIX: '1' }).settings.logPrefix, true, 'T6_LOG_PREFIX=1: the console sink');
+  const withLogger = readContainerSettings({ T6_LOG_PREFIX: '1', S6_LOGGING: '1' });
+  assert.equal(withLogger.settings.logPrefix, false, 'not with a catch-all logger: each line would come twice');
+  assert.match(withLogger.warnings.join('\n'), /T6_LOG_PREFIX is for S6_LOGGING=0/);
 });
 
 test('numbers must be all digits; a switch is on for a number other than 0; what was not taken is said', () => {
