@@ -45,10 +45,11 @@ const CMD_SIGNALS: readonly ScannerSignal[] = ['SIGTERM', 'SIGQUIT', 'SIGINT', '
 /**
  * The environment stage-2 settings are read from, as s6-overlay's printcontenv reads them:
  * the saved container environment (a hook may have changed it), or with S6_KEEP_ENV the
- * process's own.
+ * process's own; the process's own too where nothing was saved (a step run by hand).
  */
 export function containerEnvironment(env: Readonly<Record<string, string | undefined>>, envDir: string = CONTAINER.envDir): Record<string, string | undefined> {
   if (/^[0-9]+$/.test(env.S6_KEEP_ENV ?? '') && Number(env.S6_KEEP_ENV) !== 0) return { ...env };
+  if (!fs.existsSync(envDir)) return { ...env };
   const saved: Record<string, string | undefined> = {};
   for (const [name, value] of readEnvDir(envDir)) saved[name] = value;
   return saved;

@@ -1,0 +1,40 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { cmdRunnerScript, containerEnvironment, containerMaxServices, containerPath } from '../../src/init/container.ts';
+import { readContainerSettings } from '../../src/init/container-settings.ts';
+import { fdsNeeded } from '../../src/supervise/fdlimit.ts';
+import { tmpdir } from '../lib/harness.ts';
+
+test('settings come from the saved environment; from the process\'s own with S6_KEEP_ENV, or where nothing was saved', () => {
+  const dir = path.join(tmpdir('t6-cenv-'), 'container_environment');
+  const mine = { S6_VERBOSITY: '0', PATH: '/bin' };
+  assert.deepEqual(containerEnvironment(mine, dir), mine, 'nothing saved: a step run by hand');
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'S6_VERBOSITY'), '3\n');
+  assert.deepEqual(containerEnvironment(mine, dir), { S6_VERBOSITY: '3' });
+  assert.deepEqual(containerEnvironment({ ...mine, S6_KEEP_ENV: '1' }, dir), { ...mine, S6_KEEP_ENV: '1' });
+});
+
+test('PATH as s6-overlay\'s /init leaves it, with t6\'s bin/ last', () => {
+  assert.equal(containerPath('/usr/local/bin:/usr/bin', '/opt/t6/bin'), '/command:/bin:/usr/local/bin:/usr/bin:/opt/t6/bin');
+  assert.equal(containerPath(undefined, '/opt/t6/bin'), '/command:/usr/bin:/bin:/opt/t6/bin');
+  assert.equal(containerPath('/command:/usr/bin:/bin:/opt/t6/bin', '/opt/t6/bin'), '/command:/usr/bin:/bin:/opt/t6/bin');
+});
+
+test('pid 1 takes on 1,000 services, or what a limit it cannot raise holds', () => {
+  assert.equal(containerMaxServices(1 << 20), 1000);
+  assert.equal(containerMaxServices(fdsNeeded(1000)), 1000);
+  const small = containerMaxServices(1024);
+  assert.ok(small > 100 && small < 1000 && fdsNeeded(small) <= 1024, String(small));
+});
+
+test('the CMD runner is valid sh, quotes S6_CMD_ARG0\'s words, and records CMD\'s code (128+N for a signal)', () => {
+  for (const env of [{}, { S6_CMD_RECEIVE_SIGNALS: '1' }, { S6_CMD_ARG0: "it's two words" }]) {
+    const script = cmdRunnerScript(readContainerSettings(env).settings);
+    assert.equal(spawnSync('sh', ['-n', '-c', script]).status, 0, script);
+  }
+  assert.match(cmdRunnerScript(readContainerSettings({ S6_CMD_ARG0: "it's two" }).settings), /'it'\\''s' two "\$@"/);
+});
