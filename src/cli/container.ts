@@ -120,9 +120,9 @@ async function init(cmd: string[], io: CommandIo): Promise<number> {
       throw new FatalError(`unable to prepare /run: ${strerror(err)}`, EXIT.usage);
     }
   }
-  const { overlay, bundles } = profileDirs(settings);
+  const { overlay, bundles, legacy: legacyDir } = profileDirs(settings);
   const serviceManager = containerServiceManager({
-    where: { overlay, bundles }, ownSources: CONTAINER.ownSources, t6Container: path.join(t6bin, 't6-container'),
+    where: { overlay, bundles }, legacyDir, ownSources: CONTAINER.ownSources, t6Container: path.join(t6bin, 't6-container'),
     compiled: CONTAINER.compiled, live: CONTAINER.live, scandir: DEFAULT_SCANDIR,
     bootTimeoutMs: settings.cmdWaitForServicesMaxTimeMs, verbosity: settings.verbosity,
     ...(settings.stage2Hook === undefined ? {} : { hook: settings.stage2Hook }), stopOnHookFailure: settings.behaviourIfStage2Fails >= 2,

@@ -24,6 +24,8 @@ export interface ContainerRcOptions {
   t6Container: string;
   /** s6-overlay's own system definitions in the image (default: its usual place). */
   imageSystem?: string;
+  /** Where the legacy layouts are (/etc, or the profile's): steps with nothing there run no process. */
+  legacyDir?: string;
   compiled: string;
   live: string;
   scandir: string;
@@ -84,7 +86,7 @@ async function compile(o: ContainerRcOptions, log: (line: string) => void): Prom
   const prog = 't6-rc-compile';
   const verbosity = Math.max(o.verbosity - 1, 0);
   try {
-    const sources = containerSources(o.where, o.ownSources, o.t6Container, o.imageSystem);
+    const sources = containerSources(o.where, o.ownSources, o.t6Container, o.imageSystem, o.legacyDir);
     if (verbosity >= 1) for (const note of sources.notes) log(`${prog}: warning: ${note}`);
     const set = readContainerSources(sources);
     const result = check(set.services, set.problems, set.warnings);

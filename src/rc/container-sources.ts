@@ -58,7 +58,7 @@ export interface OverlayDirs {
  * copy of its own at `imageSystem`, and empty user bundles when it has none. `t6Container`
  * is the absolute path of the t6-container command the system oneshots run.
  */
-export function containerSources(where: OverlayDirs, ownDir: string, t6Container: string, imageSystem = IMAGE_SYSTEM_SOURCES): ContainerSources {
+export function containerSources(where: OverlayDirs, ownDir: string, t6Container: string, imageSystem = IMAGE_SYSTEM_SOURCES, legacyDir?: string): ContainerSources {
   const { overlay, bundles } = where;
   const overlaySources = `${overlay}/s6-rc.d`;
   const notes: string[] = [];
@@ -75,7 +75,7 @@ export function containerSources(where: OverlayDirs, ownDir: string, t6Container
   if (imageHasSystem) dirs.push(imageSystem);
   if (!imageHasSystem || !hasBundles) {
     fs.mkdirSync(ownDir, { recursive: true, mode: 0o755 });
-    if (!imageHasSystem) writeSystemDefinitions(ownDir, t6Container);
+    if (!imageHasSystem) writeSystemDefinitions(ownDir, t6Container, legacyDir === undefined ? undefined : legacySteps(legacyDir));
     if (!hasBundles) {
       for (const b of USER_BUNDLES) if (!isDir(`${bundles}/${b}`)) writeDefinition(ownDir, b, { type: 'bundle', 'contents.d': [] });
     }
@@ -106,12 +106,33 @@ export function readContainerSources(sources: ContainerSources): SourceSet {
 /** A definition's files: a string is a file's text, a list a directory of empty files named by it. */
 type Definition = Record<string, string | readonly string[]>;
 
-/** The five system definitions, their oneshots running `t6Container legacy STEP`. */
-export function writeSystemDefinitions(dir: string, t6Container: string): void {
+/** The legacy directories under `legacyDir` (/etc, or a profile's) that hold something, as the steps that need them. */
+export function legacySteps(legacyDir: string): Set<string> {
+  const holds = (name: string): boolean => {
+    try {
+      return fs.readdirSync(path.join(legacyDir, name)).some((n) => !n.startsWith('.'));
+    } catch {
+      return false;
+    }
+  };
+  const steps = new Set<string>();
+  if (holds('fix-attrs.d')) steps.add('fix-attrs');
+  if (holds('cont-init.d')) steps.add('cont-init');
+  if (holds('cont-finish.d')) steps.add('cont-finish');
+  if (holds('services.d')) { steps.add('services-up'); steps.add('services-down'); }
+  return steps;
+}
+
+/**
+ * The five system definitions, their oneshots running `t6Container legacy STEP`; a step
+ * not in `needed` (its directory is empty or missing) gets a script with no command, which
+ * t6-rc runs without a process (most images have no legacy layout at all).
+ */
+export function writeSystemDefinitions(dir: string, t6Container: string, needed?: ReadonlySet<string>): void {
   if (!path.isAbsolute(t6Container) || /[\s"'\\]/.test(t6Container)) {
     throw new Error(`${t6Container}: the t6-container path must be absolute, without blanks or quotes (it goes into an up script)`);
   }
-  const step = (name: string): string => `${t6Container} legacy ${name}\n`;
+  const step = (name: string): string => (needed === undefined || needed.has(name) ? `${t6Container} legacy ${name}\n` : `# nothing to do: no ${name} in this image\n`);
   const defs: Record<string, Definition> = {
     top: { type: 'bundle', 'contents.d': ['base', 'user', 'legacy-services', 'user2'] },
     base: { type: 'bundle', 'contents.d': ['fix-attrs', 'legacy-cont-init'] },

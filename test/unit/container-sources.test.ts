@@ -98,3 +98,16 @@ test('the t6-container path goes into up scripts: it must be absolute and plain'
   assert.throws(() => writeSystemDefinitions(dir, 'bin/t6-container'), /must be absolute/);
   assert.throws(() => writeSystemDefinitions(dir, '/opt/my t6/bin/t6-container'), /without blanks/);
 });
+
+test('a legacy step with nothing to do in the image runs no process: its script has no command', () => {
+  const img = image('new');
+  const legacy = path.join(img.root, 'etc');
+  fs.mkdirSync(path.join(legacy, 'cont-init.d'), { recursive: true });
+  fs.writeFileSync(path.join(legacy, 'cont-init.d', '10-x'), '#!/bin/sh\n');
+  fs.mkdirSync(path.join(legacy, 'services.d'), { recursive: true }); // empty
+  const svcs = compiled(containerSources(img.where, img.own, T6, img.imageSystem, legacy));
+  assert.deepEqual(svcs.get('fix-attrs')!.up, []);
+  assert.deepEqual(svcs.get('legacy-cont-init')!.up, [T6, 'legacy', 'cont-init']);
+  assert.deepEqual(svcs.get('legacy-cont-init')!.down, []);
+  assert.deepEqual(svcs.get('legacy-services')!.up, []);
+});
