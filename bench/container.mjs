@@ -25,6 +25,11 @@
 //            process tree; t6's pid 1 alone and the total; tini + the start script running
 //            the same 5 services' programs as the reference.
 //
+//   t6-noop  a diagnostic column, the same image plus system definitions of its own (in
+//            s6-overlay's place, which t6-container then compiles instead of its own) whose
+//            oneshots fix-attrs, legacy-cont-init and legacy-services run /bin/true rather
+//            than `t6-container legacy STEP` (a Node process each): what t6 costs without them.
+//
 // Rounds alternate (BENCH_CONTAINER_ROUNDS, default 5): t6, floors, tini, then the next
 // round in the reverse order, so drift hits all alike. Medians, min–max, differences and
 // ratios; the machine's state (load, a /bin/true loop, CPU busy before) before and after.
@@ -32,8 +37,10 @@
 //
 //   flock /tmp/t6-bench.lock node_modules/.bin/node bench/container.mjs
 //
-// Knobs: BENCH_CONTAINER_ROUNDS=5, BENCH_CONTAINER_SETTLE_MS=3000,
-// BENCH_CONTAINER_SHOW=1 (print every line of each t6 run with its arrival time).
+// Knobs: BENCH_CONTAINER_ROUNDS=5, BENCH_CONTAINER_SETTLE_MS=3000, BENCH_CONTAINER_QUIET_WAIT_S=30
+// (before each round after the first; the first waits BENCH_QUIET_WAIT_S),
+// BENCH_CONTAINER_SHOW=1 (print every line of each t6 run with its arrival time),
+// BENCH_CONTAINER_NOOP=0 (no t6-noop column).
 // Needs root, podman and runc (apt-get install -y --no-install-recommends podman runc);
 // skips, saying why, without them. tini: apt-get install -y --no-install-recommends tini
 // (without it the tini reference is skipped, said so).
@@ -79,6 +86,8 @@ const FILES = {
   [`${RC}/svc-c/type`]: 'longrun\n',
   [`${RC}/svc-c/run`]: '#!/bin/sh\necho "svc-c: running"\nexec sleep 2147483647\n',
   'etc/s6-overlay/user-bundles.d/user/type': 'bundle\n',
+  'etc/s6-overlay/user-bundles.d/user2/type': 'bundle\n',
+  'etc/s6-overlay/user-bundles.d/user2/contents.d/': '',
   ...Object.fromEntries(['init-a', 'init-b', 'svc-ready', 'svc-b', 'svc-c'].map((s) => [`etc/s6-overlay/user-bundles.d/user/contents.d/${s}`, ''])),
   // The reference: the same programs, started by a script under tini. The oneshots in
   // order, the longruns in the background (svc-ready's fd 3 to /dev/null), then CMD.
@@ -96,13 +105,39 @@ const FILES = {
   ].join('\n'),
 };
 
-/** The image: a hard-link copy of the shared rootfs with FILES (and tini-static) added; new files only. */
-function makeImage(base, withTini) {
+/**
+ * The diagnostic image's system definitions (`t6-noop`): s6-overlay's own place for them,
+ * which t6-container compiles instead of its own, with the same graph and every oneshot's
+ * up and down `/bin/true`, where t6's run `t6-container legacy STEP` (a Node process each).
+ * What t6 costs without those three processes, in the same rounds.
+ */
+const SYS = 'package/admin/s6-overlay/etc/s6-rc/sources';
+const NOOP_SYSTEM = {
+  [`${SYS}/top/type`]: 'bundle\n',
+  ...Object.fromEntries(['base', 'user', 'legacy-services', 'user2'].map((s) => [`${SYS}/top/contents.d/${s}`, ''])),
+  [`${SYS}/base/type`]: 'bundle\n',
+  ...Object.fromEntries(['fix-attrs', 'legacy-cont-init'].map((s) => [`${SYS}/base/contents.d/${s}`, ''])),
+  [`${SYS}/fix-attrs/type`]: 'oneshot\n',
+  [`${SYS}/fix-attrs/up`]: '/bin/true\n',
+  [`${SYS}/legacy-cont-init/type`]: 'oneshot\n',
+  [`${SYS}/legacy-cont-init/up`]: '/bin/true\n',
+  [`${SYS}/legacy-cont-init/down`]: '/bin/true\n',
+  [`${SYS}/legacy-cont-init/dependencies.d/fix-attrs`]: '',
+  [`${SYS}/legacy-services/type`]: 'oneshot\n',
+  [`${SYS}/legacy-services/up`]: '/bin/true\n',
+  [`${SYS}/legacy-services/down`]: '/bin/true\n',
+  [`${SYS}/legacy-services/dependencies.d/base`]: '',
+  [`${SYS}/legacy-services/dependencies.d/user`]: '',
+};
+
+/** The image: a hard-link copy of the shared rootfs with FILES (and tini-static, or the no-op system definitions) added; new files only. */
+function makeImage(base, withTini, extra = {}) {
   const dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 't6-bench-container-')), 'root');
   const r = spawnSync('cp', ['-al', base.dir, dir], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`cp -al ${base.dir} ${dir}: ${r.stderr}`);
-  for (const [rel, text] of Object.entries(FILES)) {
+  for (const [rel, text] of Object.entries({ ...FILES, ...extra })) {
     const at = path.join(dir, rel);
+    if (rel.endsWith('/')) { fs.mkdirSync(at, { recursive: true }); continue; }
     fs.mkdirSync(path.dirname(at), { recursive: true });
     fs.writeFileSync(at, text, { mode: text.startsWith('#!') ? 0o755 : 0o644 });
   }
@@ -178,7 +213,7 @@ const T6_STOP_MARKS = {
 
 /** One start to the CMD's line: t6 (with every mark and the exit) or a floor. */
 async function startRun(kind, image) {
-  if (kind === 't6') {
+  if (kind === 't6' || kind === 't6-noop') {
     const c = start(image, [INIT, ...START_CMD]);
     try {
       const exit = await c.exited;
@@ -227,7 +262,7 @@ function containerMemory(c) {
 /** A stop round: the container up with CMD sleeping, settled; its memory; then `podman stop` → podman run exits. */
 async function stopRun(kind, image, settleMs) {
   // tini: pid 1, its child the start script, which runs the services' programs then "$@" (CMD).
-  const argv = { t6: [INIT, ...WAIT_CMD], floor: FLOOR_STOP_CMD, tini: ['/sbin/tini', '--', '/bench/start.sh', ...WAIT_CMD] }[kind];
+  const argv = { t6: [INIT, ...WAIT_CMD], 't6-noop': [INIT, ...WAIT_CMD], floor: FLOOR_STOP_CMD, tini: ['/sbin/tini', '--', '/bench/start.sh', ...WAIT_CMD] }[kind];
   const c = start(image, argv);
   try {
     const up = await c.waitLine(T6_MARKS.cmd, 120_000);
@@ -250,11 +285,11 @@ async function stopRun(kind, image, settleMs) {
       const i = c.lines.findIndex((l, j) => j >= from && re.test(l));
       return i < 0 ? undefined : c.lineMs[i] - asked;
     };
-    const stopMarks = kind === 't6' ? Object.fromEntries(Object.entries(T6_STOP_MARKS).map(([k, re]) => [k, after(re)])) : undefined;
+    const stopMarks = kind.startsWith('t6') ? Object.fromEntries(Object.entries(T6_STOP_MARKS).map(([k, re]) => [k, after(re)])) : undefined;
     return {
       upMs: up.ms, stopMs: downMs, podmanStopMs: stop.ms, exitCode: exit.code, stopMarks,
       memory: { pid1PssKB: memory.pid1.pss, pid1RssKB: memory.pid1.rss, pssKB: memory.pssKB, rssKB: memory.rssKB, ussKB: memory.ussKB, processes: memory.processes.map((p) => `${p.comm}:${p.pss}`) },
-      lines: kind === 't6' ? c.lines.map((l, i) => `${c.lineMs[i]} ${l}`) : undefined,
+      lines: kind.startsWith('t6') ? c.lines.map((l, i) => `${c.lineMs[i]} ${l}`) : undefined,
     };
   } finally { await done(c); }
 }
@@ -276,6 +311,9 @@ export function analyse(runs) {
       t6Exit: pick(t6s, (r) => r.exitMs),
       t6First: pick(t6s, (r) => r.firstLineMs),
       t6Own: pick(t6s, (r) => r.ownMs),
+      noopCmd: pick(runs.start['t6-noop'], (r) => r.cmdMs),
+      noopFirst: pick(runs.start['t6-noop'], (r) => r.firstLineMs),
+      noopOwn: pick(runs.start['t6-noop'], (r) => r.ownMs),
       floorTrue: pick(runs.start.true, (r) => r.exitMs),
       floorEcho: pick(runs.start.echo, (r) => r.cmdMs),
       floorEchoExit: pick(runs.start.echo, (r) => r.exitMs),
@@ -310,6 +348,8 @@ export function analyse(runs) {
     stopOverFloor: s.stop.t6?.stop && s.stop.floor?.stop ? s.stop.t6.stop.median - s.stop.floor.stop.median : undefined,
     stopRatio: ratio(s.stop.t6?.stop?.median, s.stop.floor?.stop?.median),
     stopOverFloorPerRound: diffs((runs.stop.t6 ?? []).map((r) => r.stopMs), (runs.stop.floor ?? []).map((r) => r.stopMs)),
+    noopStartOverEcho: s.start.noopCmd && s.start.floorEcho ? s.start.noopCmd.median - s.start.floorEcho.median : undefined,
+    noopStopOverFloor: s.stop['t6-noop']?.stop && s.stop.floor?.stop ? s.stop['t6-noop'].stop.median - s.stop.floor.stop.median : undefined,
     pssVsTini: ratio(s.stop.t6?.pss?.median, s.stop.tini?.pss?.median),
   };
   // The start target is line against line: the floor's `sh -c echo` line. /bin/true's exit
@@ -330,6 +370,8 @@ function report({ stats: s, compare: c }, tiniSkipped) {
     row('  t6: the container\'s first line', s.start.t6First),
     row('  t6: first line → CMD\'s line (t6\'s own share)', s.start.t6Own),
     row('  t6: podman run exits (services down)', s.start.t6Exit),
+    row('t6-noop (system oneshots /bin/true): CMD\'s line', s.start.noopCmd),
+    row('  t6-noop: first line → CMD\'s line', s.start.noopOwn),
     row('floor: sh -c echo, its line', s.start.floorEcho),
     row('floor: sh -c echo, podman run exits', s.start.floorEchoExit),
     row('floor: /bin/true, podman run exits', s.start.floorTrue),
@@ -362,9 +404,11 @@ function report({ stats: s, compare: c }, tiniSkipped) {
     ['  t6 CMD line − floor /bin/true exit (ms)', fmt(c.startOverTrue), '', ''],
     ['  t6 / floor echo (×)', fmt(c.startRatioEcho), '', ''],
     ['  per round, t6 − echo (ms): median, min–max', `${fmt(c.startOverEchoPerRound?.median)} (${mm(c.startOverEchoPerRound)})`, '', ''],
+    ['  t6-noop − floor echo (diagnostic: system oneshots /bin/true) (ms)', fmt(c.noopStartOverEcho), '', ''],
     ['stop: t6 − floor (ms)', fmt(c.stopOverFloor), `≤ ${GOALS.stopOverFloorMs}`, yes(c.met.stop)],
     ['  t6 / floor (×)', fmt(c.stopRatio), '', ''],
     ['  per round, t6 − floor (ms): median, min–max', `${fmt(c.stopOverFloorPerRound?.median)} (${mm(c.stopOverFloorPerRound)})`, '', ''],
+    ['  t6-noop − floor (diagnostic) (ms)', fmt(c.noopStopOverFloor), '', ''],
     ['memory: t6 total PSS / tini total PSS (×)', fmt(c.pssVsTini), '', ''],
   ]);
 }
@@ -385,35 +429,45 @@ export async function run() {
   const base = buildRootfs();
   console.log(`container: rootfs built in ${base.ms} ms (${(base.bytes / 1e6).toFixed(1)} MB, /opt/t6 ${(base.optBytes / 1e6).toFixed(1)} MB)`);
   const image = makeImage(base, withTini);
+  const noop = process.env.BENCH_CONTAINER_NOOP !== '0';
+  const images = { t6: image, 't6-noop': noop ? makeImage(base, false, NOOP_SYSTEM) : undefined };
+  const imageOf = (k) => images[k] ?? image;
   const busy = await waitQuiet();
   const before = { loadavg: os.loadavg(), trueLoopMs: trueLoopMs(), busy, at: new Date().toISOString() };
   console.log(`\n== container: t6-container beside floors, ${rounds} alternating rounds ==`);
   console.log(`machine before: load ${loadLine(before.loadavg)}, /bin/true ×1000 ${fmt(before.trueLoopMs)} ms, ${(busy * 100).toFixed(0)}% busy`);
   // One warm-up of each, not counted: the first podman run after a while pays for its caches.
   for (const k of ['t6', 'echo']) await startRun(k, image);
-  const runs = { start: { t6: [], true: [], echo: [] }, stop: { t6: [], floor: [], ...(withTini ? { tini: [] } : {}) } };
+  const runs = {
+    start: { t6: [], ...(noop ? { 't6-noop': [] } : {}), true: [], echo: [] },
+    stop: { t6: [], ...(noop ? { 't6-noop': [] } : {}), floor: [], ...(withTini ? { tini: [] } : {}) },
+  };
   const failures = [];
+  const busyBeforeRound = [];
   for (let i = 0; i < rounds; i++) {
+    // Others share this machine: each round waits (up to BENCH_CONTAINER_QUIET_WAIT_S) for a quiet moment, and says how busy it was.
+    if (i > 0) busyBeforeRound.push(await waitQuiet(undefined, envInt('BENCH_CONTAINER_QUIET_WAIT_S', 30)));
+    else busyBeforeRound.push(busy);
     const order = (xs) => (i % 2 === 0 ? xs : [...xs].reverse());
     for (const k of order(Object.keys(runs.start))) {
-      try { runs.start[k].push(await startRun(k, image)); } catch (err) { failures.push({ round: i + 1, what: `start ${k}`, error: String(err?.message ?? err) }); }
+      try { runs.start[k].push(await startRun(k, imageOf(k))); } catch (err) { failures.push({ round: i + 1, what: `start ${k}`, error: String(err?.message ?? err) }); }
     }
     for (const k of order(Object.keys(runs.stop))) {
-      try { runs.stop[k].push(await stopRun(k, image, settleMs)); } catch (err) { failures.push({ round: i + 1, what: `stop ${k}`, error: String(err?.message ?? err) }); }
+      try { runs.stop[k].push(await stopRun(k, imageOf(k), settleMs)); } catch (err) { failures.push({ round: i + 1, what: `stop ${k}`, error: String(err?.message ?? err) }); }
     }
     const st = runs.start; const sp = runs.stop;
-    console.log(`round ${i + 1}: start t6 ${st.t6.at(-1)?.cmdMs} (first line ${st.t6.at(-1)?.firstLineMs}), echo ${st.echo.at(-1)?.cmdMs}, true ${st.true.at(-1)?.exitMs}; stop t6 ${sp.t6.at(-1)?.stopMs}, floor ${sp.floor.at(-1)?.stopMs}${sp.tini ? `, tini ${sp.tini.at(-1)?.stopMs}` : ''}; PSS t6 ${fmt(mb(sp.t6.at(-1)?.memory.pssKB))} MB (pid 1 ${fmt(mb(sp.t6.at(-1)?.memory.pid1PssKB))})${sp.tini ? `, tini ${fmt(mb(sp.tini.at(-1)?.memory.pssKB))} MB` : ''}`);
+    console.log(`round ${i + 1} (${(busyBeforeRound[i] * 100).toFixed(0)}% busy before): start t6 ${st.t6.at(-1)?.cmdMs} (first line ${st.t6.at(-1)?.firstLineMs})${noop ? `, t6-noop ${st['t6-noop'].at(-1)?.cmdMs}` : ''}, echo ${st.echo.at(-1)?.cmdMs}, true ${st.true.at(-1)?.exitMs}; stop t6 ${sp.t6.at(-1)?.stopMs}${noop ? `, t6-noop ${sp['t6-noop'].at(-1)?.stopMs}` : ''}, floor ${sp.floor.at(-1)?.stopMs}${sp.tini ? `, tini ${sp.tini.at(-1)?.stopMs}` : ''}; PSS t6 ${fmt(mb(sp.t6.at(-1)?.memory.pssKB))} MB (pid 1 ${fmt(mb(sp.t6.at(-1)?.memory.pid1PssKB))})${sp.tini ? `, tini ${fmt(mb(sp.tini.at(-1)?.memory.pssKB))} MB` : ''}`);
   }
   const after = { loadavg: os.loadavg(), trueLoopMs: trueLoopMs(), busy: await cpuBusy(1000), at: new Date().toISOString() };
   const analysis = analyse(runs);
   report(analysis, tiniSkipped);
   console.log(`\nmachine: before load ${loadLine(before.loadavg)}, /bin/true ×1000 ${fmt(before.trueLoopMs)} ms, ${(before.busy * 100).toFixed(0)}% busy; after load ${loadLine(after.loadavg)}, /bin/true ×1000 ${fmt(after.trueLoopMs)} ms, ${(after.busy * 100).toFixed(0)}% busy (${os.cpus().length} CPUs)`);
   for (const f of failures) console.log(`failed: round ${f.round} ${f.what}: ${f.error.split('\n')[0]}`);
-  fs.rmSync(path.dirname(image), { recursive: true, force: true });
+  for (const dir of new Set(Object.values(images).filter(Boolean))) fs.rmSync(path.dirname(dir), { recursive: true, force: true });
   const result = {
     rounds, settleMs, goals: GOALS, rootfs: { ms: base.ms, bytes: base.bytes, optBytes: base.optBytes },
     podman: spawnSync('podman', ['--version'], { encoding: 'utf8' }).stdout.trim(),
-    ...analysis, runs, failures, tini: tiniSkipped === undefined ? TINI : { skipped: tiniSkipped },
+    ...analysis, runs, failures, busyBeforeRound, tini: tiniSkipped === undefined ? TINI : { skipped: tiniSkipped },
     machine: { before, after },
   };
   const file = writeResults('container', result);
