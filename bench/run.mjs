@@ -7,7 +7,7 @@
  * bench/results/*.json (the summary in summary-<time>.json and summary-latest.json).
  *
  *   npm run bench                       (builds, then runs this)
- *   node_modules/.bin/node bench/run.mjs [coldstart memory restart clients idle rc-compile rc log-memory log-throughput reexec scale events health boot]
+ *   node_modules/.bin/node bench/run.mjs [coldstart memory restart clients idle rc-compile rc log-memory log-throughput reexec scale events health container boot]
  *   (boot, t6 beside s6 and a Node floor on a real kernel in qemu, runs only when named)
  *
  * Each benchmark also runs alone (node_modules/.bin/node bench/<name>.mjs) and documents
@@ -35,9 +35,10 @@ import * as scale from './scale.mjs';
 import * as boot from './boot.mjs';
 import * as events from './events.mjs';
 import * as health from './health.mjs';
+import * as container from './container.mjs';
 
 const BENCHMARKS = {
-  coldstart, memory, restart, clients, idle, 'rc-compile': rcCompile, rc, 'log-memory': logMemory, 'log-throughput': logThroughput, reexec, scale, events, health, boot,
+  coldstart, memory, restart, clients, idle, 'rc-compile': rcCompile, rc, 'log-memory': logMemory, 'log-throughput': logThroughput, reexec, scale, events, health, container, boot,
 };
 /** Run when none is named: all but boot (qemu boots under software emulation: minutes; name it to run it). */
 const DEFAULT_BENCHMARKS = Object.keys(BENCHMARKS).filter((n) => n !== 'boot');
@@ -154,8 +155,23 @@ export function summaryRows(all, figures = []) {
   if (all.scale) scaleRows(all.scale, add, rows);
   if (all.events) eventRows(all.events, add);
   if (all.health) healthRows(all.health, add);
+  if (all.container?.stats) containerRows(all.container, add, rows);
   if (all.boot?.median) bootRows(all.boot, add, rows);
   return rows;
+}
+
+/** Rows of bench/container.mjs: t6-container against podman floors of the same run, memory beside tini. */
+function containerRows(ct, add, rows) {
+  const g = ct.goals ?? container.GOALS;
+  const st = ct.stats;
+  const c = ct.compare;
+  add('container: podman run → CMD\'s line, 5 services (ms)', { t6: st.start.t6Cmd?.median }, 'ms', `≤ floor (sh -c echo: ${fmt(st.start.floorEcho?.median)}) + ${g.startOverFloorMs}`, c.met.start);
+  add('container: start, t6 − floor (ms)', { t6: c.startOverEcho }, 'ms', `≤ ${g.startOverFloorMs}`, c.met.start);
+  add('container: podman stop → gone (ms)', { t6: st.stop.t6?.stop?.median }, 'ms', `≤ floor (${fmt(st.stop.floor?.stop?.median)}) + ${g.stopOverFloorMs}`, c.met.stop);
+  add('container: stop, t6 − floor (ms)', { t6: c.stopOverFloor }, 'ms', `≤ ${g.stopOverFloorMs}`, c.met.stop);
+  add('container: pid 1 PSS at rest (MB)', { t6: st.stop.t6?.pid1Pss?.median }, 'MB', '–', undefined);
+  add('container: all processes PSS at rest (MB)', { t6: st.stop.t6?.pss?.median }, 'MB', '–', undefined);
+  if (st.stop.tini) rows.push([`  (tini + a start script, same services: PSS ${fmt(st.stop.tini.pss?.median)} MB, stop ${fmt(st.stop.tini.stop?.median)} ms)`, '', '', '', '', '', '', '']);
 }
 
 /** Rows of bench/boot.mjs: t6 beside the real s6 stack booted in the same run, and t6 over the Node floor. */

@@ -199,6 +199,8 @@ export class Container {
   exit: ContainerExit | undefined;
   /** Complete lines so far, stdout and stderr in arrival order. */
   readonly lines: string[] = [];
+  /** When each of `lines` arrived, ms from spawning `podman run` (same index). */
+  readonly lineMs: number[] = [];
   /** The same lines, per stream. */
   readonly stdout: string[] = [];
   readonly stderr: string[] = [];
@@ -216,6 +218,8 @@ export class Container {
         const parts = (this.#partial[which] + chunk.toString('utf8')).split('\n');
         this.#partial[which] = parts.pop()!;
         this.lines.push(...parts);
+        const at = this.elapsed();
+        for (let i = 0; i < parts.length; i++) this.lineMs.push(at);
         this[which].push(...parts);
         this.#wake();
       });
@@ -224,7 +228,7 @@ export class Container {
       // 'close', not 'exit': it comes once stdout and stderr are read to their end.
       this.#child.on('close', (code, signal) => {
         for (const which of ['stdout', 'stderr'] as const) {
-          if (this.#partial[which] !== '') { this.lines.push(this.#partial[which]); this[which].push(this.#partial[which]); }
+          if (this.#partial[which] !== '') { this.lines.push(this.#partial[which]); this.lineMs.push(this.elapsed()); this[which].push(this.#partial[which]); }
         }
         this.exit = { code, signal, ms: this.elapsed() };
         this.#wake();
