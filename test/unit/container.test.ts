@@ -32,9 +32,12 @@ test('pid 1 takes on 1,000 services, or what a limit it cannot raise holds', () 
 });
 
 test('the CMD runner is valid sh, quotes S6_CMD_ARG0\'s words, and records CMD\'s code (128+N for a signal)', () => {
-  for (const env of [{}, { S6_CMD_RECEIVE_SIGNALS: '1' }, { S6_CMD_ARG0: "it's two words" }]) {
+  for (const env of [{}, { S6_CMD_RECEIVE_SIGNALS: '1' }, { S6_CMD_ARG0: "it's two words" }, { S6_CMD_USE_TERMINAL: '1', S6_LOGGING: '2' }]) {
     const script = cmdRunnerScript(readContainerSettings(env).settings);
     assert.equal(spawnSync('sh', ['-n', '-c', script]).status, 0, script);
   }
   assert.match(cmdRunnerScript(readContainerSettings({ S6_CMD_ARG0: "it's two" }).settings), /'it'\\''s' two "\$@"/);
+  // S6_CMD_USE_TERMINAL: only with a catch-all logger (without one CMD's output is the terminal's already).
+  assert.match(cmdRunnerScript(readContainerSettings({ S6_CMD_USE_TERMINAL: '1', S6_LOGGING: '2' }).settings), /tty/);
+  assert.doesNotMatch(cmdRunnerScript(readContainerSettings({ S6_CMD_USE_TERMINAL: '1' }).settings), /tty/);
 });
