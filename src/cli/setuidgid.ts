@@ -6,42 +6,21 @@
  * was meant to get (a notification-fd) stay open. Exit 100 usage, 1 unknown account, 111
  * when the ids cannot be taken or PROG cannot be run.
  */
-import fs from 'node:fs';
 import { type CommandIo, FatalError, UsageError } from './_run.ts';
 import { EXIT } from '../s6/exit.ts';
+import { readAccountDb, setuidgidAccount } from '../init/legacy-accounts.ts';
 import { keepInheritedFds } from '../sys/fd.ts';
 import { currentEnv, execve, findInPath } from '../sys/spawn.ts';
 import { strerror } from '../sys/errors.ts';
 
 const USAGE = 't6-setuidgid account prog...';
 
-/** uid, gid and supplementary groups of `account`, from /etc/passwd and /etc/group; undefined if unknown. */
-function lookupAccount(account: string): { uid: number; gid: number; groups: number[] } | undefined {
-  const numeric = /^([0-9]+):([0-9]+)$/.exec(account);
-  if (numeric !== null) return { uid: Number(numeric[1]), gid: Number(numeric[2]), groups: [] };
-  const read = (file: string): string[][] => {
-    try {
-      return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l !== '' && !l.startsWith('#')).map((l) => l.split(':'));
-    } catch {
-      return [];
-    }
-  };
-  const user = read('/etc/passwd').find((f) => f[0] === account && /^[0-9]+$/.test(f[2] ?? '') && /^[0-9]+$/.test(f[3] ?? ''));
-  if (user === undefined) return undefined;
-  const gid = Number(user[3]);
-  const groups = new Set<number>([gid]);
-  for (const g of read('/etc/group')) {
-    if (/^[0-9]+$/.test(g[2] ?? '') && (g[3] ?? '').split(',').includes(account)) groups.add(Number(g[2]));
-  }
-  return { uid: Number(user[2]), gid, groups: [...groups] };
-}
-
 export async function main(args: string[], io: CommandIo): Promise<number> {
   if (args[0] === '--help') { io.out(`usage: ${USAGE}\n`); return EXIT.ok; }
   const [account, ...argv] = args;
   if (account === undefined || argv.length === 0) throw new UsageError(USAGE);
   if (account !== '') {
-    const who = lookupAccount(account);
+    const who = setuidgidAccount(account, readAccountDb('/etc/passwd', '/etc/group'));
     if (who === undefined) throw new FatalError(`unknown account: ${account}`, EXIT.failed);
     const { setgroups, setgid, setuid } = process;
     try {

@@ -22,6 +22,7 @@ import type { LinuxInitOptions } from './linux-init.ts';
 import type { ScannerSignal } from '../supervise/scanner.ts';
 import { CATCHALL_LOGDIR, CONTAINER_RESULTS, TMPFS_DIR } from '../s6/initctl.ts';
 import { parseSignal } from '../s6/signals.ts';
+import { kill } from '../sys/spawn.ts';
 import { fdsNeeded, servicesWithin } from '../supervise/fdlimit.ts';
 
 /** s6-overlay's places, kept. */
@@ -197,8 +198,7 @@ export function containerHooks(s: ContainerSettings, hasCmd: boolean, say: (line
       try { pid = Number(fs.readFileSync(CONTAINER.cmdPid, 'utf8').trim()); } catch { return false; }
       if (!Number.isInteger(pid) || pid <= 1) return false;
       try {
-        process.kill(pid, parseSignal(signal) ?? 15);
-        return true;
+        return kill(pid, parseSignal(signal) ?? 15);
       } catch {
         return false;
       }

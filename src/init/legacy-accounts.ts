@@ -15,6 +15,8 @@ import fs from 'node:fs';
 export interface AccountDb {
   users: Map<string, { uid: number; gid: number }>;
   groups: Map<string, number>;
+  /** Each user's supplementary groups: the gids of the groups that list it as a member. */
+  memberOf: Map<string, number[]>;
 }
 
 const isNumber = (s: string): boolean => /^[0-9]+$/.test(s) && Number(s) <= 0xfffffffe;
@@ -38,10 +40,14 @@ export function readAccountDb(passwdPath: string, groupPath: string): AccountDb 
     }
   }
   const groups = new Map<string, number>();
+  const memberOf = new Map<string, number[]>();
   for (const f of lines(groupPath)) {
-    if (f.length >= 3 && f[0] !== '' && isNumber(f[2]!) && !groups.has(f[0]!)) groups.set(f[0]!, Number(f[2]));
+    if (f.length >= 3 && f[0] !== '' && isNumber(f[2]!) && !groups.has(f[0]!)) {
+      groups.set(f[0]!, Number(f[2]));
+      for (const member of (f[3] ?? '').split(',').filter((m) => m !== '')) memberOf.set(member, [...(memberOf.get(member) ?? []), Number(f[2])]);
+    }
   }
-  return { users, groups };
+  return { users, groups, memberOf };
 }
 
 /** The ids of an account field, or the reason it has none. */
@@ -68,4 +74,16 @@ function lookup(account: string, db: AccountDb): { uid: number; gid: number } | 
   const uid = db.users.get(user)?.uid ?? (isNumber(user) ? Number(user) : undefined);
   const gid = db.groups.get(group) ?? (isNumber(group) ? Number(group) : undefined);
   return uid === undefined || gid === undefined ? undefined : { uid, gid };
+}
+
+/**
+ * s6-setuidgid's account: `uid:gid` in numbers (no supplementary groups), or a user name:
+ * its uid, its primary gid, and the groups that list it. Undefined when the name is unknown.
+ */
+export function setuidgidAccount(account: string, db: AccountDb): { uid: number; gid: number; groups: number[] } | undefined {
+  const numeric = /^([0-9]+):([0-9]+)$/.exec(account);
+  if (numeric !== null) return { uid: Number(numeric[1]), gid: Number(numeric[2]), groups: [] };
+  const user = db.users.get(account);
+  if (user === undefined) return undefined;
+  return { ...user, groups: [...new Set([user.gid, ...(db.memberOf.get(account) ?? [])])] };
 }

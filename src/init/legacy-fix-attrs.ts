@@ -149,7 +149,7 @@ export async function fixAttrs(ctx: LegacyContext): Promise<number> {
     } catch (err) {
       // Said once; names then resolve to nothing, and only numbers (or fallbacks) work.
       say(ctx, 'error', STEP, `unable to read ${ctx.dirs.passwd} or ${ctx.dirs.group}: ${strerror(err)}`);
-      db = { users: new Map(), groups: new Map() };
+      db = { users: new Map(), groups: new Map(), memberOf: new Map() };
     }
     return db;
   };

@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { cmdRunnerScript, containerEnvironment, containerMaxServices, containerPath } from '../../src/init/container.ts';
 import { readContainerSettings } from '../../src/init/container-settings.ts';
 import { fdsNeeded } from '../../src/supervise/fdlimit.ts';
+import { readAccountDb, setuidgidAccount } from '../../src/init/legacy-accounts.ts';
 import { tmpdir } from '../lib/harness.ts';
 
 test('settings come from the saved environment; from the process\'s own with S6_KEEP_ENV, or where nothing was saved', () => {
@@ -40,4 +41,14 @@ test('the CMD runner is valid sh, quotes S6_CMD_ARG0\'s words, and records CMD\'
   // S6_CMD_USE_TERMINAL: only with a catch-all logger (without one CMD's output is the terminal's already).
   assert.match(cmdRunnerScript(readContainerSettings({ S6_CMD_USE_TERMINAL: '1', S6_LOGGING: '2' }).settings), /tty/);
   assert.doesNotMatch(cmdRunnerScript(readContainerSettings({ S6_CMD_USE_TERMINAL: '1' }).settings), /tty/);
+});
+
+test('t6-setuidgid\'s account: a name with its primary and listed groups, uid:gid in numbers, an unknown name undefined', () => {
+  const dir = tmpdir('t6-accounts-');
+  fs.writeFileSync(path.join(dir, 'passwd'), 'abc:x:911:1000::/config:/bin/false\n');
+  fs.writeFileSync(path.join(dir, 'group'), 'users:x:1000:\nvideo:x:44:abc,other\naudio:x:29:other\n');
+  const db = readAccountDb(path.join(dir, 'passwd'), path.join(dir, 'group'));
+  assert.deepEqual(setuidgidAccount('abc', db), { uid: 911, gid: 1000, groups: [1000, 44] });
+  assert.deepEqual(setuidgidAccount('12:34', db), { uid: 12, gid: 34, groups: [] });
+  assert.equal(setuidgidAccount('nobody-here', db), undefined);
 });
