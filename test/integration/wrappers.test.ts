@@ -57,7 +57,7 @@ test('t6-linux-init-maker run through PATH writes scripts that call t6 by absolu
   assert.doesNotMatch(init, /\$0/);
   // bin/init execs t6's Node itself, with the t6-linux-init wrapper's options, on its bundle.
   const root = path.dirname(BIN);
-  const flags = /\/node" (.*)"\$t6\/dist\/t6-linux-init\.cjs"/.exec(fs.readFileSync(path.join(BIN, 't6-linux-init'), 'utf8'))?.[1];
+  const flags = /"\$node" (.*)"\$t6\/dist\/t6-linux-init\.cjs"/.exec(fs.readFileSync(path.join(BIN, 't6-linux-init'), 'utf8'))?.[1];
   assert.ok(flags !== undefined, 'the t6-linux-init wrapper names its Node options');
   assert.ok(init.includes(`\nexec ${root}/node_modules/node/bin/node ${flags}${root}/dist/t6-linux-init.cjs -c `), init);
   const initArgv = /^exec (\S+) .* (\S+\.cjs) -c /m.exec(init);
@@ -105,7 +105,7 @@ test('a client runs found through PATH with a bare $0, through a symbolic link, 
 
 test('t6-svscan and t6-linux-init run with the heap limit of src/sys/heap.ts and no memory reducer; the other commands with V8\'s own', () => {
   for (const name of ['t6-svscan', 't6-linux-init']) {
-    assert.match(fs.readFileSync(path.join(BIN, name), 'utf8'), new RegExp(`/node" --max-semi-space-size=1 --max-old-space-size=${HEAP_LIMIT_MB} --no-memory-reducer "`), name);
+    assert.match(fs.readFileSync(path.join(BIN, name), 'utf8'), new RegExp(`"\\$node" --max-semi-space-size=1 --max-old-space-size=${HEAP_LIMIT_MB} --no-memory-reducer "`), name);
   }
   assert.doesNotMatch(fs.readFileSync(path.join(BIN, 't6-rc'), 'utf8'), /max-old-space-size|memory-reducer/);
 });
