@@ -114,9 +114,9 @@ export function writeDebTree(tree, root, { debVersion, date, copyright }) {
   return kib;
 }
 
-/** Builds `file` from `root` with dpkg-deb: every file owned by root:root, xz-compressed (`fast`: xz -1). */
+/** Builds `file` from `root` with dpkg-deb: every file owned by root:root, xz-compressed (`fast`: gzip -1, for tests). */
 export function buildDeb(root, file, { fast = false } = {}) {
   fs.rmSync(file, { force: true });
-  const r = spawnSync('dpkg-deb', ['--root-owner-group', '-Zxz', `-z${fast ? 1 : 6}`, '--build', root, file], { encoding: 'utf8' });
+  const r = spawnSync('dpkg-deb', ['--root-owner-group', ...(fast ? ['-Zgzip', '-z1'] : ['-Zxz', '-z6']), '--build', root, file], { encoding: 'utf8' });
   if (r.error !== undefined || r.status !== 0) throw new Error(`dpkg-deb --build: ${r.error?.message ?? r.stderr}`);
 }

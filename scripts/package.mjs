@@ -18,7 +18,7 @@
 // the target. Needs `npm run build` first (`npm run package` does both). Prints each
 // file's path and size on stdout.
 //
-// Usage: node scripts/package.mjs [--tar-only | --deb-only] [--fast] [OUT]   (--fast: xz -1 for the .deb)
+// Usage: node scripts/package.mjs [--tar-only | --deb-only] [--fast] [OUT]   (--fast: the .deb in gzip -1)
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -128,8 +128,8 @@ function buildTar(stage, file) {
 }
 
 /**
- * Builds the packages into `out` (`fast`: the .deb compressed with xz -1, 7 s instead of
- * 46 s here and 5 MB larger, for the tests). Returns the paths written with their sizes in bytes
+ * Builds the packages into `out` (`fast`: the .deb in gzip -1, for the tests: xz takes
+ * 46 s here, and the tests read the package more than once). Returns the paths written with their sizes in bytes
  * (and the .deb's installed size), and how long it took.
  */
 export function buildPackages(out = DEFAULT_OUT, { tar = true, deb = true, fast = false } = {}) {
