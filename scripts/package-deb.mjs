@@ -116,7 +116,12 @@ export function writeDebTree(tree, root, { debVersion, date, copyright }) {
 
 /** Builds `file` from `root` with dpkg-deb: every file owned by root:root, xz-compressed (`fast`: gzip -1, for tests). */
 export function buildDeb(root, file, { fast = false } = {}) {
-  fs.rmSync(file, { force: true });
-  const r = spawnSync('dpkg-deb', ['--root-owner-group', ...(fast ? ['-Zgzip', '-z1'] : ['-Zxz', '-z6']), '--build', root, file], { encoding: 'utf8' });
-  if (r.error !== undefined || r.status !== 0) throw new Error(`dpkg-deb --build: ${r.error?.message ?? r.stderr}`);
+  // Written beside, then renamed: a failed build never leaves half a package under the name.
+  const tmp = `${file}.tmp`;
+  const r = spawnSync('dpkg-deb', ['--root-owner-group', ...(fast ? ['-Zgzip', '-z1'] : ['-Zxz', '-z6']), '--build', root, tmp], { encoding: 'utf8' });
+  if (r.error !== undefined || r.status !== 0) {
+    fs.rmSync(tmp, { force: true });
+    throw new Error(`dpkg-deb --build: ${r.error?.message ?? r.stderr}`);
+  }
+  fs.renameSync(tmp, file);
 }

@@ -121,10 +121,15 @@ function stageTree(dir, meta) {
   return pages;
 }
 
-/** Writes the tarball of `stage`/t6 to `file`: owned by root in the archive, times kept (bin/init compares the snapshot's). */
+/** Writes the tarball of `stage`/t6 to `file` (whole or not at all: the image build picks it up): owned by root in the archive, times kept (bin/init compares the snapshot's). */
 function buildTar(stage, file) {
-  fs.rmSync(file, { force: true });
-  run('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', '-czf', file, '-C', stage, 't6']);
+  try {
+    run('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', '-czf', `${file}.tmp`, '-C', stage, 't6']);
+  } catch (err) {
+    fs.rmSync(`${file}.tmp`, { force: true });
+    throw err;
+  }
+  fs.renameSync(`${file}.tmp`, file);
 }
 
 /**
