@@ -236,3 +236,13 @@ for (const name of SNAPSHOT_COMMANDS) {
   const problem = buildSnapshot(bundle, blob);
   if (problem !== undefined) process.stderr.write(`build: warning: no startup snapshot for t6-${name} (${problem}); it starts from its bundle\n`);
 }
+
+// The manual pages, for the npm package only (`npm pack` runs this as `prepare`): man/, which
+// package.json's "man" lists, and npm install -g links into PREFIX/share/man. A checkout does
+// without: running every command's --help would double the build's time.
+const manDir = path.join(root, 'man');
+fs.rmSync(manDir, { recursive: true, force: true });
+if (relocatable) {
+  const { writeManPages } = await import('./man.mjs');
+  writeManPages(root, binDir, manDir, { version, date: new Date().toISOString().slice(0, 10) });
+}

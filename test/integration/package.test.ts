@@ -213,10 +213,14 @@ test('the manual pages: gzip -9n, each with its sections; options and exit codes
   assert.match(pages.get('t6-with-contenv')!, /^\.SH EXIT STATUS\n.*111/m);
 });
 
-test('npm pack: a package that declares every command, carries its build, and installs with npm install -g', { skip: which('npm') === undefined && 'no npm' }, (t) => {
-  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+test('npm pack: a package that declares every command and page, carries its build, and installs with npm install -g', { skip: which('npm') === undefined && 'no npm' }, (t) => {
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string>; man: string[] };
   assert.deepEqual(Object.keys(pkg.bin).sort(), COMMANDS);
   for (const [name, file] of Object.entries(pkg.bin)) assert.equal(file, `bin/${name}`);
+  // "man" names each command's page in the section docs/man/pages.json gives it.
+  const sections = JSON.parse(fs.readFileSync(path.join(ROOT, 'docs/man/pages.json'), 'utf8')) as Record<string, { section: number }>;
+  const pages = COMMANDS.map((name) => `man${sections[name]?.section}/${name}.${sections[name]?.section}.gz`);
+  assert.deepEqual([...pkg.man].sort(), pages.map((p) => `man/${p}`).sort());
   // prepare builds (relocatable wrappers), postpack builds this checkout's again.
   const dest = tmpdir('t6-package-npm-');
   const packed = run('npm', ['pack', '--pack-destination', dest], { cwd: ROOT });
@@ -224,6 +228,7 @@ test('npm pack: a package that declares every command, carries its build, and in
   const tgz = path.join(dest, packed.stdout.trim().split('\n').at(-1)!);
   const files = run('tar', ['-tzf', tgz]).stdout.trim().split('\n');
   for (const name of COMMANDS) assert.ok(files.includes(`package/bin/${name}`), name);
+  for (const page of pages) assert.ok(files.includes(`package/man/${page}`), page);
   assert.ok(files.includes('package/dist/t6-svscan.cjs') && files.includes('package/dist/commands.json'));
   assert.deepEqual(files.filter((f) => f.endsWith('.map') || f.startsWith('package/src/') || f.startsWith('package/test/')), []);
   const wrapper = run('tar', ['-xzOf', tgz, 'package/bin/t6-svok']).stdout;
@@ -240,6 +245,7 @@ test('npm pack: a package that declares every command, carries its build, and in
   }
   assert.equal(inst.status, 0, inst.stderr);
   for (const name of COMMANDS) assert.ok(fs.existsSync(path.join(prefix, 'bin', name)), `${prefix}/bin/${name}`);
+  for (const page of pages) assert.ok(fs.existsSync(path.join(prefix, 'share/man', page)), `${prefix}/share/man/${page}`);
   // A PATH whose node (if any) is the system's: the installed commands must find the pinned one.
   for (const [cmd, args, want] of [['t6-svstat', ['--help'], /^usage: t6-svstat /], ['t6', ['--help'], /^usage: t6 <tool>/]] as const) {
     const r = run('sh', ['-x', path.join(prefix, 'bin', cmd), ...args], { cwd: '/', env: { PATH: '/usr/bin:/bin' } });
