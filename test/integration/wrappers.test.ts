@@ -136,3 +136,13 @@ test('a tree without its Node (an npm install) takes one hoisted beside it, else
   assert.equal(hoisted.status, 0, hoisted.stderr);
   assert.ok(hoisted.stderr.includes(`+ exec ${pkg}/bin/../../node/bin/node `), hoisted.stderr);
 });
+
+test('--version: t6 and every t6-* command print their name and the version, and exit 0', () => {
+  const version = JSON.parse(fs.readFileSync(path.join(BIN, '../package.json'), 'utf8')).version as string;
+  for (const argv of [['t6', '--version'], ['t6', 'svc', '--version'], ['t6-svstat', '--version'], ['t6-rc', '--version'], ['t6-linux-init', '--version']]) {
+    const r = spawnSync(path.join(BIN, argv[0]!), argv.slice(1), { encoding: 'utf8' });
+    assert.equal(r.status, 0, `${argv.join(' ')}: ${r.stderr}`);
+    const name = argv[0] === 't6' && argv.length === 3 ? `t6-${argv[1]}` : argv[0];
+    assert.equal(r.stdout, `${name} ${version}\n`, argv.join(' '));
+  }
+});
