@@ -10,6 +10,12 @@
  * 64 KiB of the body. What it holds is bounded: headers up to 16 KiB, then only the last
  * few bytes of the body (a text may straddle two reads). Chunks given to `feed` may be a
  * shared read buffer: nothing is kept from them without a copy.
+ *
+ * With keep-alive the connection outlives the response, so the response is read to its end
+ * (by Content-Length or chunks, up to 64 KiB of body) whatever the verdict, which is told
+ * then; `reusable` says whether the server keeps the connection (no `Connection: close`, not
+ * HTTP/1.0, framed, nothing after the end). A response that cannot be read to an end that
+ * way is judged as without keep-alive, and its connection is not reused.
  */
 
 /** How much of the body is searched for the text. */
@@ -27,7 +33,7 @@ const HTTP1 = Buffer.from('HTTP/1.');
 export type Verdict = true | string | undefined;
 
 /** Where the chunked decoder is. */
-type ChunkState = 'size' | 'ext' | 'data' | 'data-end' | 'done';
+type ChunkState = 'size' | 'ext' | 'data' | 'data-end' | 'trailer' | 'done';
 
 /** One probe's response judge, reset for each attempt (so an attempt allocates next to nothing). */
 export class HttpResponseCheck {
@@ -46,11 +52,25 @@ export class HttpResponseCheck {
   #sizeDigits = 0;
   /** The last needle.length − 1 body bytes examined, so a text split across reads is found. */
   #carry: Buffer | undefined;
+  readonly #keepAlive: boolean;
+  /** Keep-alive: the verdict already made, told at the response's end. */
+  #verdict: Verdict;
+  /** Keep-alive: the text was found (the rest of the body is still read). */
+  #found = false;
+  /** The server will not keep this connection (or its response cannot be read to an end). */
+  #close = false;
+  #reusable = false;
 
-  constructor(status: { min: number; max: number }, needle: Buffer | undefined) {
+  constructor(status: { min: number; max: number }, needle: Buffer | undefined, keepAlive = false) {
     this.#min = status.min;
     this.#max = status.max;
     this.#needle = needle;
+    this.#keepAlive = keepAlive;
+  }
+
+  /** Keep-alive: the response was read to its end and the server keeps the connection. */
+  get reusable(): boolean {
+    return this.#reusable;
   }
 
   /** Forget the previous attempt. */
@@ -64,6 +84,10 @@ export class HttpResponseCheck {
     this.#chunkLeft = 0;
     this.#sizeDigits = 0;
     this.#carry = undefined;
+    this.#verdict = undefined;
+    this.#found = false;
+    this.#close = false;
+    this.#reusable = false;
   }
 
   /** The bytes just read. */
@@ -72,8 +96,9 @@ export class HttpResponseCheck {
   }
 
   /** The server closed the connection. */
-  end(): string {
-    if (this.#inBody) return this.#lacks();
+  end(): string | true {
+    this.#close = true;
+    if (this.#inBody) return this.#finish();
     if (this.#held === undefined) return 'connection closed without a response';
     return this.#held.indexOf(LF) < 0 ? 'connection closed inside the status line' : 'connection closed inside the headers';
   }
@@ -85,14 +110,19 @@ export class HttpResponseCheck {
     if (data.length < 12 || data.compare(HTTP1, 0, HTTP1.length, 0, HTTP1.length) !== 0 || data[8] !== 0x20) return 'not an HTTP response';
     const status = digit(data[9]) * 100 + digit(data[10]) * 10 + digit(data[11]);
     if (!(status >= 100 && status <= 999)) return 'not an HTTP response';
-    if (status < this.#min || status > this.#max) return `status ${status}`;
-    if (this.#needle === undefined) return true;
+    const refused = status < this.#min || status > this.#max ? `status ${status}` : undefined;
+    if (!this.#keepAlive && refused !== undefined) return refused;
+    if (!this.#keepAlive && this.#needle === undefined) return true;
+    this.#verdict = refused ?? (this.#needle === undefined ? true : undefined);
     const end = headEnd(data);
     if (end < 0) return this.#hold(data, chunk);
-    this.#headers(data.toString('latin1', 0, end));
+    const noBody = status === 204 || status === 304; // by definition
+    this.#headers(data.toString('latin1', 0, end), data[7] === 0x30, noBody);
     this.#inBody = true;
     this.#held = undefined;
-    if (status === 204 || status === 304) return this.#lacks(); // no body, by definition
+    if (noBody) return this.#finish(data.length > end);
+    // Not to be read to an end: judged now if it can be, and the connection goes.
+    if (this.#close && this.#verdict !== undefined) return this.#verdict;
     return this.#body(data.subarray(end));
   }
 
@@ -103,11 +133,14 @@ export class HttpResponseCheck {
     return undefined;
   }
 
-  /** What of the headers matters for reading the body. */
-  #headers(head: string): void {
+  /** What of the headers matters for reading the body (and, with keep-alive, for keeping the connection). */
+  #headers(head: string, http10: boolean, noBody: boolean): void {
     const length = /\ncontent-length[ \t]*:[ \t]*(\d+)/i.exec(head);
     this.#chunked = /\ntransfer-encoding[ \t]*:[^\n]*chunked/i.test(head);
     if (length !== null && !this.#chunked) this.#remaining = Number(length[1]);
+    if (!this.#keepAlive) return;
+    const framed = noBody || this.#chunked || (this.#remaining >= 0 && this.#remaining <= BODY_LIMIT);
+    this.#close = http10 || !framed || /\nconnection[ \t]*:[^\n]*close/i.test(head);
   }
 
   #body(chunk: Buffer): Verdict {
@@ -118,7 +151,7 @@ export class HttpResponseCheck {
         this.#remaining -= data.length;
       }
       const verdict = this.#scan(data);
-      if (verdict === undefined && this.#remaining === 0) return this.#lacks();
+      if (verdict === undefined && this.#remaining === 0) return this.#finish(chunk.length > data.length);
       return verdict;
     }
     return this.#dechunk(chunk);
@@ -138,6 +171,12 @@ export class HttpResponseCheck {
         continue;
       }
       const byte = chunk[i++]!;
+      if (this.#chunk === 'trailer') {
+        // After the last chunk: CRLF ends the response; anything else is a trailer (not read: the connection goes).
+        if (byte === CR) continue;
+        this.#chunk = 'done';
+        return this.#finish(byte !== LF || i < chunk.length);
+      }
       if (this.#chunk === 'data-end') {
         if (byte === LF) this.#chunk = 'size';
         else if (byte !== CR) return 'bad chunked body';
@@ -154,7 +193,11 @@ export class HttpResponseCheck {
     if (byte === LF) {
       if (this.#sizeDigits === 0) return 'bad chunked body';
       this.#sizeDigits = 0;
-      if (this.#chunkLeft === 0) { this.#chunk = 'done'; return this.#lacks(); }
+      if (this.#chunkLeft === 0) {
+        if (!this.#keepAlive) { this.#chunk = 'done'; return this.#finish(); }
+        this.#chunk = 'trailer';
+        return undefined;
+      }
       this.#chunk = 'data';
       return undefined;
     }
@@ -169,17 +212,29 @@ export class HttpResponseCheck {
 
   /** Looks for the text in the next body bytes; false once 64 KiB have been looked at. */
   #scan(piece: Buffer): Verdict {
-    const needle = this.#needle!;
+    const needle = this.#needle;
+    if (needle === undefined || this.#found) return undefined; // keep-alive: the body is only read to its end
     const room = BODY_LIMIT - this.#bodySeen;
     const part = piece.length > room ? piece.subarray(0, room) : piece;
     const hay = this.#carry === undefined ? part : Buffer.concat([this.#carry, part]);
-    if (hay.indexOf(needle) >= 0) return true;
+    if (hay.indexOf(needle) >= 0) {
+      if (!this.#keepAlive || this.#close) return true;
+      this.#found = true;
+      return undefined;
+    }
     this.#bodySeen += part.length;
     if (this.#bodySeen >= BODY_LIMIT) return `no ${quote(needle)} in the first ${BODY_LIMIT / 1024} KiB of the body`;
     const keep = needle.length - 1;
     // A copy: `piece` may be the shared read buffer, overwritten by the next read.
     if (keep > 0) this.#carry = Buffer.from(hay.subarray(Math.max(0, hay.length - keep)));
     return undefined;
+  }
+
+  /** The response's end: the verdict made, else the text's; `extra`: bytes came after it (the connection is not reused). */
+  #finish(extra = false): true | string {
+    if (extra) this.#close = true;
+    this.#reusable = this.#keepAlive && !this.#close;
+    return this.#verdict ?? (this.#found ? true : this.#lacks());
   }
 
   #lacks(): string {

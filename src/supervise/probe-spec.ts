@@ -19,6 +19,11 @@
  * - `http-status` (http only): accepted status codes, `200` or a range `200-399` (default 200-399);
  * - `http-body` (http only): a text the first 64 KiB of the body must contain (one trailing
  *   newline of the file is not part of it);
+ * - `http-keepalive` (http only): `1` keeps the connection between liveness attempts (HTTP/1.1
+ *   keep-alive, as Envoy's health checks do), `0` (the default) makes one per attempt with
+ *   `Connection: close`, as Kubernetes does. Kept, a liveness attempt is one request on a
+ *   connection the server keeps open, not a TCP handshake and teardown: a fraction of the
+ *   kernel's work. But it no longer proves that the server accepts new connections;
  * - `liveness`: N ≥ 1: after readiness the same probe goes on at `interval`, and N
  *   consecutive failures make the service unhealthy; absent: the probe ends at readiness.
  *
@@ -50,13 +55,15 @@ export interface ProbeSpec {
   httpStatus: { min: number; max: number };
   /** Bytes the first 64 KiB of the body must contain (http only). */
   httpBody?: Buffer;
+  /** HTTP keep-alive between liveness attempts (`http-keepalive` 1; http only). */
+  httpKeepAlive?: boolean;
   /** Consecutive failures after readiness that make the service unhealthy; absent: no liveness probing. */
   liveness?: number;
 }
 
 /** Every file `probe/` may hold: the three kinds, then the settings. */
 const KINDS = ['tcp', 'http', 'check'] as const;
-const SETTINGS = ['interval', 'timeout', 'start-delay', 'attempts', 'http-status', 'http-body', 'liveness'] as const;
+const SETTINGS = ['interval', 'timeout', 'start-delay', 'attempts', 'http-status', 'http-body', 'http-keepalive', 'liveness'] as const;
 const KNOWN: ReadonlySet<string> = new Set([...KINDS, ...SETTINGS]);
 
 /** Longest value file read (a URL is the longest value; more is certainly a mistake). */
@@ -111,15 +118,17 @@ function parseEntries(dir: string, present: ReadonlySet<string>, problems: strin
   const startDelayMs = num('start-delay', DEFAULTS.startDelay, 0);
   const attempts = num('attempts', DEFAULTS.attempts, 0);
   const liveness = readNumber(ctx, 'liveness', 1);
-  for (const name of ['http-status', 'http-body']) {
+  for (const name of ['http-status', 'http-body', 'http-keepalive']) {
     if (present.has(name) && kind !== undefined && kind !== 'http') problems.push(`probe/${name}: only for an http probe (this one is ${kind})`);
   }
   const httpStatus = readStatusRange(ctx) ?? DEFAULTS.httpStatus;
   const httpBody = readBodyText(ctx);
+  const keepAlive = readFlag(ctx, 'http-keepalive');
   if (target === undefined) return undefined;
   return {
     target, intervalMs, timeoutMs, startDelayMs, attempts, httpStatus,
     ...(httpBody === undefined ? {} : { httpBody }),
+    ...(keepAlive === true && target.kind === 'http' ? { httpKeepAlive: true } : {}),
     ...(liveness === undefined ? {} : { liveness }),
   };
 }
@@ -247,6 +256,15 @@ function readStatusRange(ctx: Ctx): Found<{ min: number; max: number }> {
     return undefined;
   }
   return { min, max };
+}
+
+/** A flag file: `1` or `0`. */
+function readFlag(ctx: Ctx, name: string): Found<boolean> {
+  const line = readLine(ctx, name);
+  if (line === undefined) return undefined;
+  if (line === '1' || line === '0') return line === '1';
+  ctx.problems.push(`probe/${name}: ${quote(line)} - expected 1 (on) or 0 (off)`);
+  return undefined;
 }
 
 /** `http-body`: the text, without one trailing newline. */

@@ -128,6 +128,10 @@ export class Prober {
   #socket: net.Socket | undefined;
   /** The raw connection of the attempt under way (an IP address target). */
   #conn: TcpProbeConnection | undefined;
+  /** Keep-alive: the connection kept from the last liveness attempt, for the next one. */
+  #idle: TcpProbeConnection | undefined;
+  /** The attempt under way sent its request on a kept connection, and nothing has come back yet. */
+  #reusedSilent = false;
   /** The target as a socket address, when it is an IP address (and transport is raw). */
   readonly #address: TcpAddress | undefined;
   /** The check process of the attempt under way, until it is reaped. */
@@ -156,8 +160,10 @@ export class Prober {
       if (target.kind === 'http') this.#connectOptions.onread = { buffer: READ_BUFFER, callback: this.#onRead };
     }
     if (target.kind === 'http') {
-      this.#request = Buffer.from(`GET ${target.path} HTTP/1.1\r\nHost: ${target.hostHeader}\r\nUser-Agent: t6-probe\r\nAccept: */*\r\nConnection: close\r\n\r\n`, 'latin1');
-      this.#http = new HttpResponseCheck(spec.httpStatus, spec.httpBody);
+      // Keep-alive only over the raw transports (a host name goes through node:net, one connection per attempt).
+      const keepAlive = spec.httpKeepAlive === true && this.#address !== undefined;
+      this.#request = Buffer.from(`GET ${target.path} HTTP/1.1\r\nHost: ${target.hostHeader}\r\nUser-Agent: t6-probe\r\nAccept: */*\r\n${keepAlive ? '' : 'Connection: close\r\n'}\r\n`, 'latin1');
+      this.#http = new HttpResponseCheck(spec.httpStatus, spec.httpBody, keepAlive);
     }
     if (target.kind === 'check') {
       const dir = path.resolve(serviceDir);
@@ -218,9 +224,22 @@ export class Prober {
     if (this.#http !== undefined) socket.on('end', this.#onEnd);
   }
 
-  /** A raw connection; a failure at once (a refused loopback connection) settles the attempt now. */
+  /** A raw connection (the kept one if any); a failure at once (a refused loopback connection) settles the attempt now. */
   #open(address: TcpAddress): void {
     this.#http?.reset();
+    const kept = this.#idle;
+    this.#idle = undefined;
+    this.#reusedSilent = false;
+    if (kept !== undefined) {
+      try {
+        kept.send(this.#request!);
+        this.#conn = kept;
+        this.#reusedSilent = true;
+        return;
+      } catch {
+        kept.close(); // gone meanwhile: a new connection, as for the first attempt
+      }
+    }
     try {
       const transport = this.#deps.transport === 'node:net' ? 'raw' : this.#deps.transport ?? 'raw';
       const urgent = this.#phase === 'readiness' || this.#spec.timeoutMs < URGENT_BELOW_TIMEOUT_MS;
@@ -237,10 +256,36 @@ export class Prober {
    */
   readonly #client: TcpProbeClient = {
     onConnected: () => { if (this.#request === undefined) this.#settle(this.#attempt, true); },
-    onData: (bytes) => this.#judge(bytes),
-    onEnd: () => this.#settle(this.#attempt, this.#http!.end()),
-    onFailed: (syscall, code) => this.#settle(this.#attempt, `${syscall} ${code}`),
+    onData: (bytes) => {
+      if (this.#dropIdle()) return;
+      this.#reusedSilent = false;
+      this.#judge(bytes);
+    },
+    onEnd: () => { if (!this.#dropIdle() && !this.#retried()) this.#settle(this.#attempt, this.#http!.end()); },
+    onFailed: (syscall, code) => { if (!this.#dropIdle() && !this.#retried()) this.#settle(this.#attempt, `${syscall} ${code}`); },
   };
+
+  /** The kept connection spoke between attempts (the server closed it, most likely): dropped; true if it was that. */
+  #dropIdle(): boolean {
+    if (this.#attempt !== 0 || this.#idle === undefined) return false;
+    this.#idle.close();
+    this.#idle = undefined;
+    return true;
+  }
+
+  /**
+   * A kept connection ended or failed before any answer: the server closed it as the request
+   * went (its keep-alive timeout), which says nothing of its health. The attempt goes on, on
+   * a new connection, once; true if so.
+   */
+  #retried(): boolean {
+    if (!this.#reusedSilent || this.#attempt === 0) return false;
+    this.#reusedSilent = false;
+    this.#conn?.close();
+    this.#conn = undefined;
+    this.#open(this.#address!);
+    return true;
+  }
 
   // The socket handlers, bound once per Prober. Only the socket of the attempt under way
   // can call them: a socket is destroyed when its attempt settles, and a destroyed socket
@@ -317,6 +362,7 @@ export class Prober {
     }
     this.#conn?.close();
     this.#conn = undefined;
+    if (this.#phase === 'ended') this.#idle = void this.#idle?.close();
     if (this.#pid > 0 && this.#phase === 'ended') this.#killCheck();
   }
 
@@ -324,9 +370,16 @@ export class Prober {
   #settle(n: number, outcome: true | string): void {
     if (n === 0 || n !== this.#attempt || this.#phase === 'ended') return;
     this.#attempt = 0;
+    // Kept for the next liveness attempt when the server keeps it (a readiness attempt's is on
+    // the urgent lane, and liveness uses the tick one: it goes).
+    if (this.#phase === 'liveness' && this.#http?.reusable === true && this.#conn !== undefined) {
+      this.#idle = this.#conn;
+      this.#conn = undefined;
+    }
     this.#cleanup();
     if (outcome === true) this.#succeeded();
     else this.#failed(outcome);
+    if ((this.#phase as ProberPhase) === 'ended') this.#idle = void this.#idle?.close(); // unhealthy: nothing more to ask
   }
 
   #succeeded(): void {

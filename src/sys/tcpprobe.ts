@@ -47,6 +47,8 @@ const EPOLLIN = 0x1;
 const EPOLLOUT = 0x4;
 const EINTR = 4;
 const EAGAIN = 11;
+const EBADF = 9;
+const EBUSY = 16;
 const EINPROGRESS = 115;
 const EALREADY = 114;
 const EISCONN = 106;
@@ -93,6 +95,12 @@ export interface TcpProbeClient {
 /** One open connection; close() it when done (idempotent, safe inside its callbacks). */
 export interface TcpProbeConnection {
   close(): void;
+  /**
+   * Another request on this connection, once the last answer is in (HTTP keep-alive): its
+   * answer comes through the same client. Throws SysError if the connection is closed, or
+   * the request cannot be written at once.
+   */
+  send(request: Buffer): void;
 }
 
 /** How a TcpProbes is set up. */
@@ -114,7 +122,7 @@ class Connection implements TcpProbeConnection {
   readonly fd: number;
   /** Written into the epoll data beside the fd: tells this connection's events from a later one's on the same fd number. */
   readonly generation: number;
-  readonly request: Buffer | undefined;
+  request: Buffer | undefined;
   readonly client: TcpProbeClient;
 
   constructor(owner: TcpProbes, fd: number, generation: number, request: Buffer | undefined, client: TcpProbeClient) {
@@ -127,6 +135,10 @@ class Connection implements TcpProbeConnection {
 
   close(): void {
     this.owner.release(this);
+  }
+
+  send(request: Buffer): void {
+    this.owner.resend(this, request);
   }
 }
 
@@ -230,6 +242,20 @@ export class TcpProbes {
       conn.sent += n;
     }
     return 1;
+  }
+
+  /** A further request on an open connection (its socket stays in the set, readable). Called through the connection's send(). */
+  resend(conn: Connection, request: Buffer): void {
+    if (conn.phase !== 'reading') throw new SysError('write', conn.phase === 'closed' ? EBADF : EBUSY);
+    conn.request = request;
+    conn.sent = 0;
+    const sent = this.#send(conn);
+    if (sent < 0) throw new SysError('write', -sent);
+    // The socket buffer is full (hardly, for one small request): the rest goes once it is writable.
+    if (sent === 0) {
+      conn.phase = 'connecting';
+      if (!this.#ctl(EPOLL_CTL_MOD, conn, EPOLLOUT)) throw new SysError('epoll_ctl', errno());
+    }
   }
 
   /** Closes a connection (out of the set first); idempotent. Called through the connection's close(). */

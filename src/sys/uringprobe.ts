@@ -30,10 +30,12 @@
 import { addressOf, watchReadable, type FdWatch } from './libc.ts';
 import { SysError, errnoCode, toError } from './errors.ts';
 import {
-  OP_ASYNC_CANCEL, OP_CLOSE, OP_CONNECT, OP_RECV, OP_SEND, OP_SOCKET, Ring, SQE_CQE_SKIP_SUCCESS, SQE_FIXED_FILE,
+  OP_ASYNC_CANCEL, OP_CLOSE, OP_CONNECT, OP_RECV, OP_SEND, OP_SOCKET, SQE_CQE_SKIP_SUCCESS, SQE_FIXED_FILE,
   SQE_IO_HARDLINK, SQE_IO_LINK,
 } from './uring.ts';
 import { Lane } from './uringlane.ts';
+export { probeTransport, uringUnavailable } from './uringavail.ts';
+import { uringUnavailable } from './uringavail.ts';
 import { READ_BYTES, type TcpAddress, type TcpProbeClient, type TcpProbeConnection, type TcpProbesOptions } from './tcpprobe.ts';
 
 const SOCK_STREAM = 1;
@@ -49,7 +51,7 @@ const MSG_NOSIGNAL = 0x4000;
 const CANCEL_ALL = 1 << 0;
 const CANCEL_FD = 1 << 1;
 const CANCEL_FD_FIXED = 1 << 3;
-const [EINTR, EAGAIN, EBUSY, EINVAL, EPIPE] = [4, 11, 16, 22, 32];
+const [EINTR, EAGAIN, EBUSY, EPIPE] = [4, 11, 16, 32];
 
 // The step of a chain, in user_data's low word above the slot (bits 24-31); the high word is the generation.
 const STEP_SOCKET = 0;
@@ -95,8 +97,10 @@ class Connection implements TcpProbeConnection {
   readonly lane: Lane<Connection>;
   readonly slot: number;
   readonly generation: number;
-  /** Kept until the connection is dropped: the kernel reads the request and the address from their memory. */
-  readonly request: Buffer | undefined;
+  /** Kept until the connection is dropped (or the next request): the kernel reads the request and the address from their memory. */
+  request: Buffer | undefined;
+  /** A request went out on it after the first (keep-alive): a failed SEND leaves the RECV armed. */
+  reused = false;
   readonly address: TcpAddress;
   readonly client: TcpProbeClient;
 
@@ -112,6 +116,10 @@ class Connection implements TcpProbeConnection {
 
   close(): void {
     this.owner.release(this);
+  }
+
+  send(request: Buffer): void {
+    this.owner.resend(this, request);
   }
 }
 
@@ -191,6 +199,23 @@ export class UringProbes {
     if (!lane.urgent) this.#freshChains = true;
     this.#schedule(lane);
     return conn;
+  }
+
+  /**
+   * A further request on an open connection: one SEND (its RECV is armed since the last
+   * answer, and also tells when the server closes the idle connection). Called through the
+   * connection's send().
+   */
+  resend(conn: Connection, request: Buffer): void {
+    if (!conn.open) throw new SysError('write', EPIPE);
+    const lane = conn.lane;
+    lane.room(1);
+    conn.request = request;
+    conn.reused = true;
+    const flags = SQE_FIXED_FILE | SQE_CQE_SKIP_SUCCESS;
+    lane.ring.push(lane.fill(OP_SEND, flags, conn.slot, 0, nativeAddress(request), request.length, MSG_WAITALL | MSG_NOSIGNAL, user(conn, STEP_SEND), conn.generation));
+    if (!lane.urgent) this.#freshChains = true;
+    this.#schedule(lane);
   }
 
   /** Closes a connection: cancel what it has in flight, close its slot; idempotent. Called through the connection's close(). */
@@ -349,7 +374,8 @@ export class UringProbes {
     if (step === STEP_CLOSE) return lane.freeSlot(slot);
     if (!conn.open || step === STEP_CANCEL) return;
     if (step === STEP_RECV) return this.#received(conn, res);
-    conn.inFlight = false;
+    // A chain's failure ends the rest of it; a lone SEND on a kept connection leaves its RECV armed.
+    if (!(step === STEP_SEND && conn.reused)) conn.inFlight = false;
     // A SEND completion is posted only on failure: a short send (res ≥ 0) means the peer went away.
     if (res < 0 || step === STEP_SEND) return this.#fail(conn, STEP_SYSCALL[step]!, res < 0 ? -res : EPIPE);
     if (step === STEP_CONNECT) this.#call(conn, () => conn.client.onConnected());
@@ -405,43 +431,4 @@ export class UringProbes {
 /** user_data's low word: the slot, and the step above it (bits 24-31). */
 function user(conn: Connection, step: number): number {
   return (conn.slot | (step << 24)) >>> 0;
-}
-
-let unavailable: string | null | undefined;
-
-/**
- * Why io_uring cannot carry probes here (ENOSYS, EPERM from seccomp or the io_uring_disabled
- * sysctl, a kernel without SOCKET or fixed files…), or undefined when it can. Tried once.
- */
-export function uringUnavailable(): string | undefined {
-  if (unavailable === undefined) {
-    unavailable = null;
-    let ring: Ring | undefined;
-    try {
-      ring = new Ring(8, 16);
-      const missing = ring.missingOps([OP_SOCKET, OP_CONNECT, OP_SEND, OP_RECV, OP_CLOSE, OP_ASYNC_CANCEL]);
-      if (missing.length > 0) unavailable = `io_uring lacks opcodes ${missing.join(', ')}`;
-      else {
-        ring.registerSparseFiles(1);
-        // close() cancels by fixed slot (6.0 on); without it a RECV could outlive its slot
-        // and write into the region of the slot's next connection. An older kernel says EINVAL.
-        ring.push({ op: OP_ASYNC_CANCEL, flags: 0, ioprio: 0, fd: 0, off: 0, addr: 0, len: 0, opFlags: CANCEL_ALL | CANCEL_FD | CANCEL_FD_FIXED, userLo: 1, userHi: 0, fileIndex: 0 });
-        ring.enter(true);
-        let res = 0;
-        ring.reap((_lo, _hi, r) => { res = r; });
-        if (res === -EINVAL) unavailable = 'io_uring cannot cancel by fixed file (kernel before 6.0)';
-      }
-    } catch (err) {
-      unavailable = toError(err).message;
-    } finally {
-      ring?.close();
-    }
-  }
-  return unavailable ?? undefined;
-}
-
-/** The probe transport to use: `epoll` (TcpProbes) when T6_PROBE_TRANSPORT=epoll or io_uring is unavailable, else `uring`. */
-export function probeTransport(env: NodeJS.ProcessEnv = process.env): 'epoll' | 'uring' {
-  if (env.T6_PROBE_TRANSPORT === 'epoll') return 'epoll';
-  return uringUnavailable() === undefined ? 'uring' : 'epoll';
 }

@@ -95,3 +95,35 @@ test('reset makes the judge ready for the next attempt', () => {
   assert.equal(judge(check, 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nno', Infinity, false), undefined);
   assert.equal(judge(check, 'HTTP/1.1 200 OK\r\n\r\nok'), true);
 });
+
+test('keep-alive: the response is read to its end (whatever the verdict), and reusable says whether the connection can carry the next', () => {
+  const kept = new HttpResponseCheck(RANGE, undefined, true);
+  const body = new HttpResponseCheck(RANGE, Buffer.from('up'), true);
+  // [response, check, verdict, reusable]: framed by Content-Length or chunks (with the last CRLF), every split.
+  const cases: [string, HttpResponseCheck, Verdict, boolean][] = [
+    ['HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok', kept, true, true],
+    ['HTTP/1.1 503 Busy\r\nContent-Length: 4\r\n\r\nbusy', kept, 'status 503', true],
+    ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nup\r\n3\r\n!!!\r\n0\r\n\r\n', body, true, true],
+    ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\ndown\r\n0\r\n\r\n', body, 'body lacks "up"', true],
+    ['HTTP/1.1 204 No Content\r\n\r\n', kept, true, true],
+    // The server will not keep it: judged all the same, the connection goes.
+    ['HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok', kept, true, false],
+    ['HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok', kept, true, false],
+    ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-Trailer: 1\r\n\r\n', kept, true, false],
+  ];
+  for (const [response, check, verdict, reusable] of cases) {
+    for (let step = 1; step <= response.length; step++) {
+      assert.deepEqual(judge(check, response, step, false), verdict, `${JSON.stringify(response)} every ${step}`);
+      assert.equal(check.reusable, reusable, `${JSON.stringify(response)} every ${step}: reusable`);
+    }
+  }
+  // Unframed (until the close): a status verdict at once, never reused; bytes after the end: not reused either.
+  assert.equal(judge(kept, 'HTTP/1.1 200 OK\r\n\r\nstream…', Infinity, false), true);
+  assert.equal(kept.reusable, false);
+  assert.equal(judge(kept, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1', Infinity, false), true);
+  assert.equal(kept.reusable, false);
+  // Without keep-alive nothing changes: the verdict at the status line.
+  const plain = new HttpResponseCheck(RANGE, undefined);
+  assert.equal(judge(plain, 'HTTP/1.1 200 OK\r\n', Infinity, false), true);
+  assert.equal(plain.reusable, false);
+});

@@ -384,3 +384,52 @@ for (const transport of ['uring', 'epoll'] as const) {
     assert.match(JSON.stringify(await refused.first), /failed 2 attempts: connect ECONNREFUSED/);
   });
 }
+
+for (const transport of ['uring', 'epoll'] as const) {
+  test(`http-keepalive over ${transport}: liveness attempts share one connection; one the server drops when idle costs no failure`, async (t) => {
+    const sockets: net.Socket[] = [];
+    let requests = 0;
+    let drop = false;
+    const server = http.createServer((req, res) => {
+      requests++;
+      res.end('ok');
+      if (drop) res.on('finish', () => req.socket.destroy());
+    });
+    server.on('connection', (s: net.Socket) => sockets.push(s));
+    const port = await listening(t, server);
+    const p = probe(t, httpTarget(port), { liveness: 3, httpKeepAlive: true, timeoutMs: 5000 }, { ...timerDeps(), transport });
+    assert.deepEqual(await p.first, { kind: 'ready' });
+    await until('5 liveness answers', () => requests >= 6 || undefined);
+    // The readiness attempt's own connection (closed after it), then one for every liveness attempt.
+    assert.equal(sockets.length, 2, `${sockets.length} connections for ${requests} requests`);
+    // Now the server closes each connection once it has answered, as one whose keep-alive timeout is short.
+    drop = true;
+    const before = requests;
+    await until('5 more answers', () => requests >= before + 5 || undefined);
+    assert.ok(sockets.length > 2, 'new connections once the old ones were dropped');
+    assert.deepEqual(p.outcomes, [{ kind: 'ready' }], 'no attempt failed');
+  });
+
+  test(`http-keepalive over ${transport}: a kept connection closed as the request goes is retried at once on a new one`, async (t) => {
+    let connections = 0;
+    let answers = 0;
+    // Each connection answers its first request, then closes at the second without a word
+    // (a server whose keep-alive timeout fell just as the request went).
+    const server = net.createServer((s) => {
+      connections++;
+      let seen = 0;
+      s.on('error', () => {});
+      s.on('data', () => {
+        if (++seen > 1) return void s.destroy();
+        answers++;
+        s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      });
+    });
+    const port = await listening(t, server);
+    const p = probe(t, httpTarget(port), { liveness: 1, httpKeepAlive: true, timeoutMs: 5000 }, { ...timerDeps(), transport });
+    assert.deepEqual(await p.first, { kind: 'ready' });
+    await until('4 liveness answers', () => answers >= 5 || undefined);
+    assert.deepEqual(p.outcomes, [{ kind: 'ready' }], 'liveness 1: a single failed attempt would have made it unhealthy');
+    assert.ok(connections >= answers, `${connections} connections, ${answers} answers`);
+  });
+}
