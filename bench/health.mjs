@@ -25,9 +25,10 @@
  *               `t6 metrics` asks: how long a callback queued on arrival waited), p50/p99/max,
  *               and the CPU of that window (the sampling's own cost included). The same
  *               tree without `probe/` is the baseline, in the same run. Targets: CPU ≤ 5 % of
- *               one core, p99 delay ≤ 10 ms. The probe tree runs twice: with t6's default
+ *               one core, p99 delay ≤ 10 ms. The probe tree runs three times: with t6's default
  *               transport (io_uring where the kernel allows it; the targets are judged on
- *               it) and with T6_PROBE_TRANSPORT=epoll, for the comparison (BENCH_HEALTH_EPOLL=0
+ *               it) and with T6_PROBE_TRANSPORT=epoll, for the comparison, and a third time
+ *               with `probe/http-keepalive` 1 (BENCH_HEALTH_KEEPALIVE=0 skips it; BENCH_HEALTH_EPOLL=0
  *               skips the second).
  *
  * No s6 column: s6 has no built-in probe. Its nearest, s6-notifyoncheck with a check
@@ -227,6 +228,7 @@ async function probeTree(n, port, withProbe, windowS, sampleMs, profDir) {
       fs.writeFileSync(path.join(svc, 'probe', 'http'), `http://127.0.0.1:${port}/health?s=${i}\n`);
       fs.writeFileSync(path.join(svc, 'probe', 'interval'), '1000\n');
       fs.writeFileSync(path.join(svc, 'probe', 'liveness'), '3\n');
+      if (withProbe === 'keepalive') fs.writeFileSync(path.join(svc, 'probe', 'http-keepalive'), '1\n');
     }
   }
   const socket = path.join(scandir, '.s6-svscan', 'run');
@@ -377,6 +379,8 @@ async function probes(n, windowS, sampleMs) {
     const srv1 = cpuOf(server.proc.pid);
     // The epoll transport in the same run, for comparison (BENCH_HEALTH_EPOLL=0 skips it).
     if (process.env.BENCH_HEALTH_EPOLL !== '0' && !profDir) out.epoll = await probeTreeWith('epoll', n, server.port, true, windowS, sampleMs, undefined);
+    // probe/http-keepalive 1, default transport, in the same run (BENCH_HEALTH_KEEPALIVE=0 skips it).
+    if (process.env.BENCH_HEALTH_KEEPALIVE !== '0' && !profDir) out.keepAlive = await probeTreeWith('default', n, server.port, 'keepalive', windowS, sampleMs, undefined);
     out.baseline = await probeTree(n, server.port, false, windowS, sampleMs, undefined);
     out.serverCpuMs = srv1.cpuMs - srv0.cpuMs;
     out.processPerCheck = processPerCheck(server.port, envInt('BENCH_HEALTH_CHECKS', 200));
@@ -390,7 +394,8 @@ async function probes(n, windowS, sampleMs) {
 
 function printProbes(p) {
   const rows = [[`tree (${p.probe.services} services)`, 'svscan CPU % core', 'with sampling %', 'loop delay p50 ms', 'p99', 'max', 'samples', 'round trip p50/p99 ms', 'all ready/up (s)']];
-  const trees = [[`HTTP probe each 1 s, liveness 3 (${p.defaultTransport ?? 'default'})`, p.probe], ...(p.epoll ? [['the same over epoll (T6_PROBE_TRANSPORT=epoll)', p.epoll]] : []), ['no probe/ (baseline)', p.baseline]];
+  const trees = [[`HTTP probe each 1 s, liveness 3 (${p.defaultTransport ?? 'default'})`, p.probe], ...(p.epoll ? [['the same over epoll (T6_PROBE_TRANSPORT=epoll)', p.epoll]] : []),
+    ...(p.keepAlive ? [['the same with probe/http-keepalive 1', p.keepAlive]] : []), ['no probe/ (baseline)', p.baseline]];
   for (const [label, r] of trees) {
     rows.push([label, fmt(r.cpu.percent), fmt(r.sampledCpuPercent), fmt(r.delay.p50), fmt(r.delay.p99), fmt(r.delay.max), String(r.delay.n), `${fmt(r.roundTrip.p50)}/${fmt(r.roundTrip.p99)}`, fmt(r.allReadyMs / 1000)]);
   }
@@ -422,7 +427,8 @@ export async function run(parts = ['readiness', 'probes']) {
     console.log(`\n== ${n} services with an HTTP probe each second (liveness 3) against none: t6-svscan's CPU and event loop over ${windowS} s ==`);
     const p = await probes(n, windowS, envInt('BENCH_HEALTH_SAMPLE_MS', 50));
     printProbes(p);
-    console.log(`  targets: CPU ≤ ${GOALS.probeCpuPercent} % of a core: ${p.probe.cpu.percent <= GOALS.probeCpuPercent ? 'met' : 'NOT met'}; p99 loop delay ≤ ${GOALS.probeDelayP99Ms} ms: ${p.probe.delay.p99 <= GOALS.probeDelayP99Ms ? 'met' : 'NOT met'}; HTTP server's CPU over the probe tree's life ${fmt(p.serverCpuMs)} ms`);
+    if (p.keepAlive) console.log(`  with probe/http-keepalive 1: CPU ${fmt(p.keepAlive.cpu.percent)} % (target: ${p.keepAlive.cpu.percent <= GOALS.probeCpuPercent ? 'met' : 'NOT met'}), p99 loop delay ${fmt(p.keepAlive.delay.p99)} ms; ${p.keepAlive.changedOverWindows} of ${p.keepAlive.runningAfter} changed; fds ${p.keepAlive.fds}`);
+    console.log(`  targets (a connection per attempt, the default): CPU ≤ ${GOALS.probeCpuPercent} % of a core: ${p.probe.cpu.percent <= GOALS.probeCpuPercent ? 'met' : 'NOT met'}; p99 loop delay ≤ ${GOALS.probeDelayP99Ms} ms: ${p.probe.delay.p99 <= GOALS.probeDelayP99Ms ? 'met' : 'NOT met'}; HTTP server's CPU over the probe tree's life ${fmt(p.serverCpuMs)} ms`);
     result.probes = p;
   }
   result.load = { before: loadBefore, after: os.loadavg() };
