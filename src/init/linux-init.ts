@@ -18,7 +18,7 @@ import { SIGNALS } from '../sys/signals.ts';
 import { ENV_DIR, RUN_IMAGE, TMPFS_DIR } from '../s6/initctl.ts';
 import type { SvscanEnd } from '../supervise/svscan.ts';
 import { HANDOVER_ENV } from '../supervise/handover.ts';
-import { buildEnvironment, copyTree, dumpEnvironment, pickRunlevel, prepareTmpfs, readEnvDir, type RunMode } from './stage1.ts';
+import { buildEnvironment, copyTree, dumpEnvironment, isMountPoint, pickRunlevel, prepareTmpfs, readEnvDir, type RunMode } from './stage1.ts';
 import { Pid1, type ContainerHooks, type ServiceManager } from './pid1.ts';
 import { strerror } from '../sys/errors.ts';
 import { monotonicMs } from '../sys/clock.ts';
@@ -100,7 +100,8 @@ export function runStage1(o: LinuxInitOptions, kernelArgs: readonly string[], sa
   umask(o.umask);
   if (o.slashdev !== undefined) {
     const dev = o.slashdev;
-    step(`unable to mount a devtmpfs on ${dev}`, () => mount('dev', dev, 'devtmpfs', MS.NOSUID | MS.NOEXEC, 'mode=0755'), `mount ${dev}`);
+    // Kept as it is when an initramfs handed one over (switch_root after moving its /dev).
+    step(`unable to mount a devtmpfs on ${dev}`, () => { if (!isMountPoint(dev)) mount('dev', dev, 'devtmpfs', MS.NOSUID | MS.NOEXEC, 'mode=0755'); }, `mount ${dev}`);
     if (!reopenStdio(path.join(dev, 'console'))) reopenStdio('/dev/null');
   }
   if (!isOpen(1)) reopenStdio('/dev/null');

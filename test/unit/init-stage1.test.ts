@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { BIN, tmpdir } from '../lib/harness.ts';
-import { readEnvDir, buildEnvironment, pickRunlevel, copyTree, dumpEnvironment } from '../../src/init/stage1.ts';
+import { readEnvDir, buildEnvironment, pickRunlevel, copyTree, dumpEnvironment, isMountPoint } from '../../src/init/stage1.ts';
 import { parseMounts, planUnmounts } from '../../src/init/umountall.ts';
 import { shQuote, catchAllScript, describeTree, type MakerOptions } from '../../src/init/maker.ts';
 import { formatHardLimits, parseHardLimits } from '../../src/init/limits.ts';
@@ -35,6 +35,16 @@ test('runlevel from the kernel command line, else the default', () => {
   assert.equal(pickRunlevel(['splash', '3', 'default'], 'default'), '3');
   assert.equal(pickRunlevel(['single', 'x'], 'default'), 'default');
   assert.equal(pickRunlevel([], 'multi'), 'multi');
+});
+
+test('-d keeps a /dev an initramfs handed over: isMountPoint sees a mount, not a plain directory', () => {
+  assert.equal(isMountPoint('/'), true);
+  assert.equal(isMountPoint('/proc'), true);
+  assert.equal(isMountPoint('/proc/'), true);
+  const dir = tmpdir();
+  fs.mkdirSync(path.join(dir, 'dev'));
+  assert.equal(isMountPoint(path.join(dir, 'dev')), false);
+  assert.throws(() => isMountPoint(path.join(dir, 'none')), /ENOENT/);
 });
 
 test('copyTree keeps FIFOs, modes and symbolic links; env dump is whole', () => {
