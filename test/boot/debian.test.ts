@@ -94,6 +94,10 @@ test('debian: a Debian system boots under t6 to a login on ttyS0 and over ssh; e
     // A job for every minute, set first: cron looks at /etc/cron.d once a minute.
     await sh("echo '* * * * * root echo ran > /run/cron-ran' > /etc/cron.d/t6-test");
     assert.equal((await sh('cat /proc/1/comm')).trim(), 't6-svscan');
+    // utmp, started by stage 1: the boot's record, and the console's login.
+    const who = await sh('who -b; who');
+    assert.match(who, /system boot/, who);
+    assert.match(who, /^root\s+ttyS0\s/m, who);
     assert.match(await sh('mount'), /^\/dev\/vda on \/ type ext4 \(rw/m);
     // udev handled the disk: its database has blkid's findings and the by-label link.
     const info = await sh('udevadm info /dev/vda');
