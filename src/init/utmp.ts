@@ -200,3 +200,18 @@ export function startUtmp(bootMs: number, opts: { utmpPath?: string; groupPath?:
   }
   return true;
 }
+
+/**
+ * The boot's record in wtmp (`last` shows it as `reboot   system boot`), as sysvinit's init
+ * leaves it once it can: wtmp is on the root filesystem, read-only until the boot's
+ * services have checked it. Returns false if wtmp does not exist or is still read-only.
+ * Throws other errors.
+ */
+export function recordBootInWtmp(bootMs: number, wtmpPath: string = DEFAULT_WTMP): boolean {
+  try {
+    return appendWtmp(encodeBootRecord(bootMs), wtmpPath);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EROFS') return false;
+    throw err;
+  }
+}

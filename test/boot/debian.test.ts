@@ -98,6 +98,8 @@ test('debian: a Debian system boots under t6 to a login on ttyS0 and over ssh; e
     const who = await sh('who -b; who');
     assert.match(who, /system boot/, who);
     assert.match(who, /^root\s+ttyS0\s/m, who);
+    // And wtmp, once the root was writable: `last` knows this boot.
+    assert.match(await sh('last -x reboot'), /^reboot\s+system boot\s/m);
     assert.match(await sh('mount'), /^\/dev\/vda on \/ type ext4 \(rw/m);
     // udev handled the disk: its database has blkid's findings and the by-label link.
     const info = await sh('udevadm info /dev/vda');

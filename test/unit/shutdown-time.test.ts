@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ShutdownTimeError, WALL_NOW, describeDelay, parseShutdownTime, shutdownWarning, wallMessage } from '../../src/init/shutdown-time.ts';
-import { UTMP_RECORD_SIZE, UT_TYPE, appendWtmp, decodeUtmp, encodeRunLevelRecord, loggedInUsers, startUtmp, wall } from '../../src/init/utmp.ts';
+import { UTMP_RECORD_SIZE, UT_TYPE, appendWtmp, decodeUtmp, encodeRunLevelRecord, loggedInUsers, recordBootInWtmp, startUtmp, wall } from '../../src/init/utmp.ts';
 import { checkShutdownAllowed, parseShutdownAllow } from '../../src/init/shutdown-allow.ts';
 import { tmpdir } from '../lib/harness.ts';
 
@@ -142,6 +142,18 @@ test('utmp at boot: a fresh file, 0664 and group utmp, with the boot record at t
   assert.equal(st.mode & 0o777, 0o664);
   if (process.getuid?.() === 0) assert.equal(st.gid, 43);
   assert.equal(startUtmp(bootMs, { utmpPath: path.join(dir, 'no-var-run', 'utmp') }), false);
+});
+
+test('the boot in wtmp: a BOOT_TIME record (reboot, ~) appended once the file exists; nothing without it', () => {
+  const dir = tmpdir();
+  const wtmp = path.join(dir, 'wtmp');
+  assert.equal(recordBootInWtmp(1_800_000_000_000, wtmp), false);
+  assert.equal(fs.existsSync(wtmp), false, 'never created');
+  fs.writeFileSync(wtmp, encodeRunLevelRecord('shutdown', 1_700_000_000_000));
+  assert.equal(recordBootInWtmp(1_800_000_000_000, wtmp), true);
+  const records = decodeUtmp(fs.readFileSync(wtmp));
+  assert.deepEqual(records.map((r) => [r.type, r.line, r.user]), [[UT_TYPE.RUN_LVL, '~', 'shutdown'], [UT_TYPE.BOOT_TIME, '~', 'reboot']]);
+  assert.equal(fs.readFileSync(wtmp).readInt32LE(UTMP_RECORD_SIZE + 340), 1_800_000_000);
 });
 
 test('shutdown.allow: one name a line, # comments, blank lines, at most 64 names', () => {
