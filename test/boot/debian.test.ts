@@ -53,7 +53,15 @@ function before(text: string, first: string, then: string): void {
 test('debian: a Debian system boots under t6 to a login on ttyS0 and over ssh; every service up; udev, rsyslog and cron work; poweroff stops all in reverse order and leaves the root clean', { skip, timeout: 1_500_000 }, async (t) => {
   if (missing !== undefined) assert.fail(`CI must provide what the Debian boot test needs: ${missing}`);
   const t0 = Date.now();
-  const built = buildDebianImage();
+  let built: ReturnType<typeof buildDebianImage>;
+  try {
+    built = buildDebianImage();
+  } catch (err) {
+    // Outside CI a machine without Debian's mirror (debootstrap's downloads) skips; CI has one.
+    if (inCi) throw err;
+    t.skip(`Debian boot test skipped: the image could not be built: ${String(err).slice(0, 500)}`);
+    return;
+  }
   const buildMs = Date.now() - t0;
   // The cached image stays as built: the machine runs on a copy.
   const disk = path.join(tmpdir('t6-debian-'), 'disk.img');
