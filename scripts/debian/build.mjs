@@ -9,7 +9,7 @@
 //                      (serial console only: sshd refuses empty passwords) and ssh's key.
 //                      KEY covers the package list, the kernel and BASE_VERSION: rebuilding
 //                      t6 never runs debootstrap again. About 80 s of debootstrap here.
-//   2. debian.img      the base, plus t6 (installT6), examples/debian compiled into
+//   2. debian.img      the base, plus t6 (installT6: the .deb of scripts/package.mjs), examples/debian compiled into
 //                      /etc/t6-rc/compiled, and a boot tree from t6-linux-init-maker;
 //                      an ext4 image made with `mkfs.ext4 -d` (no loop mount).
 //   3. initrd.img      t6's own small initramfs (initramfs-init, static busybox, the virtio
@@ -131,7 +131,8 @@ function baseLayer(k) {
  */
 function installT6(dir) {
   if (fs.existsSync(path.join(root, 'scripts/package.mjs'))) {
-    run(process.execPath, [path.join(root, 'scripts/package.mjs')]);
+    // --fast: gzip -1, the image is the only one to unpack it.
+    run(process.execPath, [path.join(root, 'scripts/package.mjs'), '--deb-only', '--fast']);
     const pkgDir = path.join(root, '.cache/package');
     const deb = fs.readdirSync(pkgDir).filter((f) => /^t6_.*_amd64\.deb$/.test(f)).sort().pop() ?? fail('scripts/package.mjs made no .deb');
     fs.copyFileSync(path.join(pkgDir, deb), path.join(dir, 'tmp/t6.deb'));

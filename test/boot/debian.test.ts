@@ -38,7 +38,7 @@ function ssh(port: number, key: string, command: string): Promise<{ status: numb
     let out = '';
     child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
     child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 300_000);
     child.on('exit', (status) => { clearTimeout(timer); resolve({ status, out }); });
   });
 }
@@ -102,6 +102,9 @@ test('debian: a Debian system boots under t6 to a login on ttyS0 and over ssh; e
     // A job for every minute, set first: cron looks at /etc/cron.d once a minute.
     await sh("echo '* * * * * root echo ran > /run/cron-ran' > /etc/cron.d/t6-test");
     assert.equal((await sh('cat /proc/1/comm')).trim(), 't6-svscan');
+    // t6 as installed (the .deb at /usr/lib/t6): pid 1 started from its startup snapshot.
+    assert.doesNotMatch(vm.transcript, /without the startup snapshot/);
+    assert.match(await sh("tr '\\0' ' ' < /proc/1/cmdline"), /--snapshot-blob \/usr\/lib\/t6\/dist\/t6-linux-init\.blob /);
     // utmp, started by stage 1: the boot's record, and the console's login.
     const who = await sh('who -b; who');
     assert.match(who, /system boot/, who);
