@@ -152,7 +152,7 @@ test('debian: a Debian system boots under t6 to a login on ttyS0 and over ssh; e
     assert.match(spawnSync('dumpe2fs', ['-h', disk], { encoding: 'utf8' }).stdout, /^Filesystem state:\s+clean$/m);
     const fsck = spawnSync('e2fsck', ['-n', '-f', disk], { encoding: 'utf8' });
     assert.equal(fsck.status, 0, `e2fsck -n -f: ${fsck.stdout}${fsck.stderr}`);
-    t.diagnostic(`figures ${JSON.stringify({ buildMs, builtMs: built.ms, loginMs, sshAnsweredMs: sshMs, powerDownMs: vm.marks['power down'] })}`);
+    t.diagnostic(`figures ${JSON.stringify({ buildMs, builtMs: built.ms, stage1Ms: vm.marks.stage1, sshdUpMs: vm.marks['sshd up'], loginMs, sshAnsweredMs: sshMs, powerDownMs: vm.marks['power down'] })}`);
   } finally {
     vm.kill();
   }
