@@ -124,6 +124,9 @@ test('debian: a Debian system boots under t6 to a login on ttyS0 and over ssh; e
     await sh('i=0; until [ -s /run/cron-ran ]; do i=$((i+1)); [ $i -lt 1500 ] || exit 1; sleep 0.1; done', 200_000);
     assert.match(await sh('grep CRON /var/log/syslog'), /CRON\[\d+\]: \(root\) CMD \(echo ran > \/run\/cron-ran\)/);
 
+    // Boot analysis counts from the program the kernel ran: t6's initramfs, then t6.
+    assert.match(await sh('t6 analyze critical-chain'), /from the kernel's Run \/init\b[\s\S]*^default @/m);
+
     // A logout ends the getty's process; t6 starts it again, and the next login works.
     vm.send('exit\r');
     await vm.waitFor(/t6-debian login: /, 120_000, 'login again');
