@@ -108,6 +108,8 @@ function configureBase(dir) {
 
 /** Layer 1: the debootstrapped tree as a tarball, made once per key. */
 function baseLayer(k) {
+  // The key also covers the text of the two functions that fill the tree, so editing them
+  // rebuilds it without a BASE_VERSION bump being forgotten.
   const key = sha(String(BASE_VERSION), SUITE, PACKAGES.join(','), k.version, fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').match(/function (configureBase|addModules)[\s\S]*?\n}\n/g).join(''));
   const tar = path.join(cache, `base-${key}.tar`);
   if (fs.existsSync(tar) && !process.argv.includes('--force')) return { tar, built: false, ms: 0 };
@@ -191,7 +193,7 @@ function imageLayer(base) {
   run('tar', ['-C', tree, '--numeric-owner', '-xpf', base.tar]);
   const how = installT6(tree);
   installServices(tree);
-  const key2 = sshKey(tree);
+  const sshKeyFile = sshKey(tree);
   // Room for logs and the test's files: the tree's size plus half, at least 1.5 GiB.
   const mib = Math.max(1536, Math.ceil(Number(run('du', ['-sm', tree]).split('\t')[0]) * 1.5));
   fs.rmSync(`${img}.tmp`, { force: true });
@@ -199,7 +201,7 @@ function imageLayer(base) {
   fs.renameSync(`${img}.tmp`, img);
   fs.writeFileSync(stamp, key);
   fs.rmSync(tree, { recursive: true, force: true });
-  return { img, built: true, key: key2, how, ms: Date.now() - t0 };
+  return { img, built: true, key: sshKeyFile, how, ms: Date.now() - t0 };
 }
 
 /** Layer 3: the initramfs (static busybox, the virtio block modules, initramfs-init). */
