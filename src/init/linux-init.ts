@@ -18,10 +18,11 @@ import { SIGNALS } from '../sys/signals.ts';
 import { ENV_DIR, RUN_IMAGE, TMPFS_DIR } from '../s6/initctl.ts';
 import type { SvscanEnd } from '../supervise/svscan.ts';
 import { HANDOVER_ENV } from '../supervise/handover.ts';
-import { buildEnvironment, copyTree, dumpEnvironment, pickRunlevel, prepareTmpfs, readEnvDir, type RunMode } from './stage1.ts';
+import { buildEnvironment, copyTree, dumpEnvironment, isMountPoint, pickRunlevel, prepareTmpfs, readEnvDir, type RunMode } from './stage1.ts';
 import { Pid1, type ContainerHooks, type ServiceManager } from './pid1.ts';
 import { strerror } from '../sys/errors.ts';
 import { monotonicMs } from '../sys/clock.ts';
+import { startUtmp } from './utmp.ts';
 
 /** t6-linux-init's options (the maker writes them into basedir/bin/init). */
 export interface LinuxInitOptions {
@@ -100,7 +101,8 @@ export function runStage1(o: LinuxInitOptions, kernelArgs: readonly string[], sa
   umask(o.umask);
   if (o.slashdev !== undefined) {
     const dev = o.slashdev;
-    step(`unable to mount a devtmpfs on ${dev}`, () => mount('dev', dev, 'devtmpfs', MS.NOSUID | MS.NOEXEC, 'mode=0755'), `mount ${dev}`);
+    // Kept as it is when an initramfs handed one over (switch_root after moving its /dev).
+    step(`unable to mount a devtmpfs on ${dev}`, () => { if (!isMountPoint(dev)) mount('dev', dev, 'devtmpfs', MS.NOSUID | MS.NOEXEC, 'mode=0755'); }, `mount ${dev}`);
     if (!reopenStdio(path.join(dev, 'console'))) reopenStdio('/dev/null');
   }
   if (!isOpen(1)) reopenStdio('/dev/null');
@@ -109,6 +111,11 @@ export function runStage1(o: LinuxInitOptions, kernelArgs: readonly string[], sa
   step(`unable to copy ${runImage} into ${TMPFS_DIR}`, () => {
     for (const name of fs.readdirSync(runImage)) copyTree(path.join(runImage, name), path.join(TMPFS_DIR, name));
   }, 'copy run-image');
+  if (!o.container && o.runMode === 'mount') {
+    // utmp lives on /run (/var/run/utmp), fresh here: started before anyone can log in.
+    // Not on a /run kept (-n, -N): the utmp there is someone else's.
+    try { startUtmp(Date.now() - monotonicMs()); } catch (err) { say(`warning: unable to start utmp: ${strerror(err)}`); }
+  }
   const envChanges = step('unable to read the env directory', () => readEnvDir(path.join(o.basedir, ENV_DIR)), 'environment');
   if (o.envDump !== undefined) {
     try {

@@ -14,6 +14,18 @@ import { mount, umount, MS } from '../sys/system.ts';
 /** How /run is prepared: a fresh tmpfs (default), remounted (-n), or left alone (-N). */
 export type RunMode = 'mount' | 'remount' | 'keep';
 
+/**
+ * Whether something is mounted on `dir`: its device differs from its parent's (or it is
+ * `/`). An initramfs that switches root hands over the /dev it mounted; stage 1's `-d`
+ * then keeps that devtmpfs, which already holds the console and the disks, instead of
+ * mounting a second one over it.
+ */
+export function isMountPoint(dir: string): boolean {
+  const abs = path.resolve(dir);
+  if (abs === '/') return true;
+  return fs.statSync(abs).dev !== fs.statSync(path.dirname(abs)).dev;
+}
+
 /** Mounts a fresh tmpfs on `dir` (after unmounting what was there), or remounts it. */
 export function prepareTmpfs(dir: string, mode: RunMode): void {
   if (mode === 'keep') return;

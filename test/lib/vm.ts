@@ -96,6 +96,8 @@ export interface QemuOptions {
   monitorSocket?: string;
   /** A file that receives the guest's second serial port (/dev/ttyS1): Vm.run's answers. */
   answerFile?: string;
+  /** A virtio NIC on qemu's user network, the guest's port 22 forwarded to this port of 127.0.0.1. */
+  sshPort?: number;
 }
 
 /** qemu-system-x86_64's arguments: BOOT-LAB.md's boot command. */
@@ -113,6 +115,8 @@ export function qemuArgs(o: QemuOptions): string[] {
     '-kernel', o.kernel, '-initrd', o.initrd, '-append', o.append ?? DEFAULT_APPEND,
     ...(o.disk === undefined ? [] : ['-drive', `file=${o.disk},if=virtio,format=raw`]),
     ...(o.monitorSocket === undefined ? [] : ['-monitor', `unix:${o.monitorSocket},server=on,wait=off`]),
+    // romfile= : no iPXE option ROM to load, the kernel is given directly.
+    ...(o.sshPort === undefined ? [] : ['-netdev', `user,id=n0,hostfwd=tcp:127.0.0.1:${o.sshPort}-:22`, '-device', 'virtio-net-pci,netdev=n0,romfile=']),
   ];
 }
 
@@ -345,4 +349,36 @@ export class Vm {
     const tail = this.transcript.split('\n').slice(-40).join('\n');
     return new Error(`${message} (${this.elapsed()} ms after spawning qemu)\n--- console (last 40 lines) ---\n${tail}`);
   }
+}
+
+/** A TCP port of 127.0.0.1 that is free now (for qemu's hostfwd). */
+export async function freePort(): Promise<number> {
+  const net = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** What scripts/debian/build.mjs reports. */
+export interface DebianImage {
+  image: string;
+  initrd: string;
+  kernel: string;
+  sshKey: string;
+  ms: number;
+}
+
+/** The kernel command line of the Debian image: root on the virtio disk, read-only until fsck. */
+export const DEBIAN_APPEND = 'console=ttyS0 root=/dev/vda ro net.ifnames=0 quiet panic=-1';
+
+/** Builds (or finds cached) the Debian image of scripts/debian/build.mjs; needs root and debootstrap. */
+export function buildDebianImage(): DebianImage {
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts/debian/build.mjs')], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  if (r.status !== 0) throw new Error(`scripts/debian/build.mjs failed (${r.status}): ${r.stderr}`);
+  return JSON.parse(r.stdout) as DebianImage;
 }
