@@ -36,10 +36,11 @@ const started = Date.now();
 const ENABLED = ['serial-getty@ttyS0.service', 'ssh.service', 'cron.service', 'rsyslog.service', 'networking.service', 'ssh-keys.service', 'tmp.mount'];
 /**
  * Masked: units t6's image has no counterpart for. logind needs dbus (not installed) and no
- * login needs it (no libpam-systemd); the timers are periodic jobs of apt, dpkg, e2scrub and
+ * login needs it (no libpam-systemd); getty-static starts gettys on tty2-6 when logind is
+ * missing, and the image has only the serial console; the timers are periodic jobs of apt, dpkg, e2scrub and
  * fstrim; the rest are mounts and helpers of the kernel's extra filesystems.
  */
-const MASKED = ['systemd-logind.service', 'getty@tty1.service', 'e2scrub_reap.service', 'e2scrub_all.timer', 'fstrim.timer', 'apt-daily.timer',
+const MASKED = ['systemd-logind.service', 'getty@tty1.service', 'getty-static.service', 'e2scrub_reap.service', 'e2scrub_all.timer', 'fstrim.timer', 'apt-daily.timer',
   'apt-daily-upgrade.timer', 'dpkg-db-backup.timer', 'systemd-timesyncd.service', 'systemd-pstore.service', 'systemd-binfmt.service',
   'proc-sys-fs-binfmt_misc.automount', 'sys-kernel-debug.mount', 'sys-kernel-tracing.mount', 'sys-kernel-config.mount',
   'sys-fs-fuse-connections.mount', 'dev-hugepages.mount', 'dev-mqueue.mount', 'systemd-networkd.service', 'systemd-resolved.service'];
