@@ -36,9 +36,9 @@ const started = Date.now();
 const ENABLED = ['serial-getty@ttyS0.service', 'ssh.service', 'cron.service', 'rsyslog.service', 'networking.service', 'ssh-keys.service', 'tmp.mount'];
 /**
  * Masked: units t6's image has no counterpart for. logind needs dbus (not installed) and no
- * login needs it (no libpam-systemd); getty-static starts gettys on tty2-6 when logind is
- * missing, and the image has only the serial console; the timers are periodic jobs of apt, dpkg, e2scrub and
- * fstrim; the rest are mounts and helpers of the kernel's extra filesystems.
+ * login needs it (no libpam-systemd); without logind, getty-static would start gettys on
+ * tty2-6 (the image has only the serial console); the timers are periodic jobs of apt, dpkg,
+ * e2scrub and fstrim; the rest are mounts and helpers of the kernel's extra filesystems.
  */
 const MASKED = ['systemd-logind.service', 'getty@tty1.service', 'getty-static.service', 'e2scrub_reap.service', 'e2scrub_all.timer', 'fstrim.timer', 'apt-daily.timer',
   'apt-daily-upgrade.timer', 'dpkg-db-backup.timer', 'systemd-timesyncd.service', 'systemd-pstore.service', 'systemd-binfmt.service',
