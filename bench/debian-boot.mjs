@@ -51,17 +51,46 @@ const HOST_KEYS = ['rsa', 'ecdsa', 'ed25519'].flatMap((t) => [`/etc/ssh/ssh_host
 /** Every process: pid, name, PSS (kB), executable; one line each. */
 const PROCESSES = String.raw`for d in /proc/[0-9]*; do p=${'$'}{d#/proc/}; c=$(cat $d/comm 2>/dev/null) || continue; s=$(awk '/^Pss:/ {print $2}' $d/smaps_rollup 2>/dev/null); e=$(readlink $d/exe 2>/dev/null); echo "proc $p $c ${'$'}{s:-0} ${'$'}{e:--}"; done`;
 
-/** A fresh copy of `image` in `dir`, without ssh host keys. */
-function freshDisk(image, dir) {
+/**
+ * BENCH_DEBIAN_HOST_KEYS: `boot` (default), both machines make their ssh host keys at boot;
+ * `image`, the same pair set, made once on the host, is written into both copies (as a
+ * machine that has booted before has them): no key generation in the guest.
+ */
+const HOST_KEYS_MODE = process.env.BENCH_DEBIAN_HOST_KEYS === 'image' ? 'image' : 'boot';
+
+/** debugfs commands: the host keys out of /etc/ssh; in `image` mode, `keyDir`'s written in. */
+function keyCommands(keyDir) {
+  const cmds = HOST_KEYS.map((k) => `rm ${k}\n`);
+  if (keyDir === undefined) return cmds.join('');
+  cmds.push('cd /etc/ssh\n');
+  for (const k of HOST_KEYS) {
+    const name = path.basename(k);
+    cmds.push(`write ${path.join(keyDir, 'etc/ssh', name)} ${name}\n`, `sif ${name} mode 0${name.endsWith('.pub') ? '100644' : '100600'}\n`, `sif ${name} uid 0\n`, `sif ${name} gid 0\n`);
+  }
+  return cmds.join('');
+}
+
+/** A fresh copy of `image` in `dir`: without ssh host keys, or with `keyDir`'s. */
+function freshDisk(image, dir, keyDir) {
   const disk = path.join(dir, 'disk.img');
   const cp = spawnSync('cp', ['--sparse=always', image, disk], { encoding: 'utf8' });
   if (cp.status !== 0) throw new Error(`cp ${image}: ${cp.stderr}`);
   const cmds = path.join(dir, 'debugfs.cmd');
-  fs.writeFileSync(cmds, HOST_KEYS.map((k) => `rm ${k}\n`).join(''));
+  fs.writeFileSync(cmds, keyCommands(keyDir));
   // debugfs says what it could not remove on stderr (the systemd image has no keys) and exits 0.
   const r = spawnSync('debugfs', ['-w', '-f', cmds, disk], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`debugfs: ${r.stderr}`);
   return disk;
+}
+
+/** `image` mode's host keys, made once on the host into a temporary tree (ssh-keygen -A -f). */
+function hostKeys() {
+  if (HOST_KEYS_MODE !== 'image') return undefined;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 't6-debian-keys-'));
+  fs.mkdirSync(path.join(dir, 'etc/ssh'), { recursive: true });
+  const r = spawnSync('ssh-keygen', ['-A', '-f', dir], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`ssh-keygen -A: ${r.stderr}`);
+  return dir;
 }
 
 /** Resolves with the ms (from qemu's spawn) at which the port gave an SSH banner. */
@@ -136,9 +165,9 @@ async function inspect(port, key, kind) {
 }
 
 /** One boot of `kind`: boot, time login and ssh, settle, inspect, power off. */
-async function oneBoot(assets, built, kind, settleMs) {
+async function oneBoot(assets, built, kind, settleMs, keyDir) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `t6-debian-${kind}-`));
-  const disk = freshDisk(built[KINDS[kind].image], dir);
+  const disk = freshDisk(built[KINDS[kind].image], dir, keyDir);
   const port = await freePort();
   const vm = Vm.boot({ qemu: assets.qemu, kernel: built.kernel, initrd: built.initrd, append: KINDS[kind].append, memory: '1G', disk, sshPort: port, timeoutMs: 900_000 });
   try {
@@ -183,14 +212,15 @@ function buildImages() {
 
 /** Alternating rounds; a failed boot is reported and left out. */
 async function rounds(assets, built, n, settleMs) {
+  const keyDir = hostKeys();
   const runs = { t6: [], systemd: [] };
   const last = {};
   const failures = [];
   for (let i = 0; i < n; i++) {
     for (const kind of Object.keys(KINDS)) {
       try {
-        const b = await oneBoot(assets, built, kind, settleMs);
-        console.log(`round ${i + 1} ${kind}: ${JSON.stringify(b.figures)} (init: ${b.initProcesses.join(', ')}; host keys made at boot: ${b.keysMade})`);
+        const b = await oneBoot(assets, built, kind, settleMs, keyDir);
+        console.log(`round ${i + 1} ${kind}: ${JSON.stringify(b.figures)} (init: ${b.initProcesses.join(', ')}; host keys there after boot: ${b.keysMade})`);
         runs[kind].push({ ...b.figures, kernelZeroMs: b.kernelZeroMs, initProcesses: b.initProcesses });
         last[kind] = b;
       } catch (err) {
@@ -199,6 +229,7 @@ async function rounds(assets, built, n, settleMs) {
       }
     }
   }
+  if (keyDir !== undefined) fs.rmSync(keyDir, { recursive: true, force: true });
   return { runs, last, failures };
 }
 
@@ -239,7 +270,7 @@ function saveSvgs(last) {
   for (const [kind, b] of Object.entries(last)) {
     if (!b.svg?.includes('<svg')) continue;
     fs.mkdirSync(RESULTS_DIR, { recursive: true });
-    const file = path.join(RESULTS_DIR, `debian-boot-${kind}-${day}.svg`);
+    const file = path.join(RESULTS_DIR, `debian-boot-${kind}-${day}${HOST_KEYS_MODE === 'image' ? '-hostkeys-image' : ''}.svg`);
     fs.writeFileSync(file, b.svg);
     saved[kind] = path.relative(ROOT, file);
   }
@@ -259,7 +290,7 @@ export async function run() {
   const n = envInt('BENCH_DEBIAN_ROUNDS', 3);
   const settleMs = envInt('BENCH_DEBIAN_SETTLE_MS', 10_000);
   const before = { loadavg: os.loadavg(), at: new Date().toISOString() };
-  console.log(`debian-boot: ${n} rounds of t6, systemd ${built.systemd}; images built in ${built.buildMs} ms; load average before: ${loadLine(before.loadavg)}`);
+  console.log(`debian-boot: ${n} rounds of t6, systemd ${built.systemd}; ssh host keys: ${HOST_KEYS_MODE === 'image' ? 'in the image (made once on the host)' : 'made at boot'}; images built in ${built.buildMs} ms; load average before: ${loadLine(before.loadavg)}`);
   const { runs, last, failures } = await rounds(assets, built, n, settleMs);
   const after = { loadavg: os.loadavg(), at: new Date().toISOString() };
   const s = { t6: stats(runs.t6), systemd: stats(runs.systemd) };
@@ -273,7 +304,7 @@ export async function run() {
   for (const [kind, file] of Object.entries(svgs)) console.log(`timeline (${kind}): ${file}`);
   for (const f of failures) console.log(`failed: round ${f.round} ${f.kind}: ${f.error.split('\n')[0]}`);
   const result = {
-    rounds: n, settleMs, systemd: built.systemd, append: { t6: KINDS.t6.append, systemd: KINDS.systemd.append }, masked: built.masked,
+    rounds: n, settleMs, hostKeys: HOST_KEYS_MODE, systemd: built.systemd, append: { t6: KINDS.t6.append, systemd: KINDS.systemd.append }, masked: built.masked,
     runs, stats: s, sshVsSystemd: q, goal: GOAL, met: q === undefined ? undefined : q <= GOAL.sshVsSystemd,
     analyze: { t6: last.t6?.analyze, systemd: last.systemd?.analyze }, svgs, machine: { before, after }, failures,
   };
