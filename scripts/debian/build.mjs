@@ -9,7 +9,7 @@
 //                      (serial console only: sshd refuses empty passwords) and ssh's key.
 //                      KEY covers the package list, the kernel and BASE_VERSION: rebuilding
 //                      t6 never runs debootstrap again. About 80 s of debootstrap here.
-//   2. debian.img      the base, plus t6 (installT6), examples/debian compiled into
+//   2. debian.img      the base, plus t6 (installT6: the .deb of scripts/package.mjs), examples/debian compiled into
 //                      /etc/t6-rc/compiled, and a boot tree from t6-linux-init-maker;
 //                      an ext4 image made with `mkfs.ext4 -d` (no loop mount).
 //   3. initrd.img      t6's own small initramfs (initramfs-init, static busybox, the virtio
@@ -108,6 +108,8 @@ function configureBase(dir) {
 
 /** Layer 1: the debootstrapped tree as a tarball, made once per key. */
 function baseLayer(k) {
+  // The key also covers the text of the two functions that fill the tree, so editing them
+  // rebuilds it without a BASE_VERSION bump being forgotten.
   const key = sha(String(BASE_VERSION), SUITE, PACKAGES.join(','), k.version, fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').match(/function (configureBase|addModules)[\s\S]*?\n}\n/g).join(''));
   const tar = path.join(cache, `base-${key}.tar`);
   if (fs.existsSync(tar) && !process.argv.includes('--force')) return { tar, built: false, ms: 0 };
@@ -131,7 +133,8 @@ function baseLayer(k) {
  */
 function installT6(dir) {
   if (fs.existsSync(path.join(root, 'scripts/package.mjs'))) {
-    run(process.execPath, [path.join(root, 'scripts/package.mjs')]);
+    // --fast: gzip -1, the image is the only one to unpack it.
+    run(process.execPath, [path.join(root, 'scripts/package.mjs'), '--deb-only', '--fast']);
     const pkgDir = path.join(root, '.cache/package');
     const deb = fs.readdirSync(pkgDir).filter((f) => /^t6_.*_amd64\.deb$/.test(f)).sort().pop() ?? fail('scripts/package.mjs made no .deb');
     fs.copyFileSync(path.join(pkgDir, deb), path.join(dir, 'tmp/t6.deb'));
@@ -190,7 +193,7 @@ function imageLayer(base) {
   run('tar', ['-C', tree, '--numeric-owner', '-xpf', base.tar]);
   const how = installT6(tree);
   installServices(tree);
-  const key2 = sshKey(tree);
+  const sshKeyFile = sshKey(tree);
   // Room for logs and the test's files: the tree's size plus half, at least 1.5 GiB.
   const mib = Math.max(1536, Math.ceil(Number(run('du', ['-sm', tree]).split('\t')[0]) * 1.5));
   fs.rmSync(`${img}.tmp`, { force: true });
@@ -198,7 +201,7 @@ function imageLayer(base) {
   fs.renameSync(`${img}.tmp`, img);
   fs.writeFileSync(stamp, key);
   fs.rmSync(tree, { recursive: true, force: true });
-  return { img, built: true, key: key2, how, ms: Date.now() - t0 };
+  return { img, built: true, key: sshKeyFile, how, ms: Date.now() - t0 };
 }
 
 /** Layer 3: the initramfs (static busybox, the virtio block modules, initramfs-init). */

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { strerror } from '../sys/errors.ts';
 import { EXIT } from '../s6/exit.ts';
+import { VERSION } from '../sys/version.ts';
 
 /**
  * How every t6 command runs: `main(args, io)` returns an exit code; errors of the kind
@@ -69,6 +70,12 @@ function makeIo(prog: string): CommandIo {
 /** Runs `main` as the process: sets the exit code and lets Node exit once output is flushed. */
 export function runMain(prog: string, main: Main): void {
   const io = makeIo(prog);
+  // `CMD --version` alone, as packaging and bug reports expect; never as pid 1, whose
+  // arguments come from the kernel's command line and which must not exit.
+  if (process.argv.length === 3 && process.argv[2] === '--version' && process.pid !== 1) {
+    io.out(`${prog} ${VERSION}\n`);
+    return;
+  }
   Promise.resolve()
     .then(() => main(process.argv.slice(2), io))
     .then((code) => { process.exitCode = code; }, (err: unknown) => {
@@ -92,6 +99,7 @@ export function runMain(prog: string, main: Main): void {
 export function runMulticall(tools: Record<string, () => Promise<{ main: Main }>>): void {
   const tool = process.argv[2];
   const names = Object.keys(tools).sort();
+  if (tool === '--version') { writeAll(1, `t6 ${VERSION}\n`); return; }
   if (tool === undefined || tool === '--help' || tool === '-h' || !(tool in tools)) {
     const text = `usage: t6 <tool> [args…]\ntools: ${names.join(' ')}\nEach tool is also installed as t6-<tool>; 't6 <tool> --help' describes it.\n`;
     if (tool === '--help' || tool === '-h') { writeAll(1, text); return; }

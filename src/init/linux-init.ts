@@ -22,6 +22,7 @@ import { buildEnvironment, copyTree, dumpEnvironment, isMountPoint, pickRunlevel
 import { Pid1, type ContainerHooks, type ServiceManager } from './pid1.ts';
 import { strerror } from '../sys/errors.ts';
 import { monotonicMs } from '../sys/clock.ts';
+import { startUtmp } from './utmp.ts';
 
 /** t6-linux-init's options (the maker writes them into basedir/bin/init). */
 export interface LinuxInitOptions {
@@ -110,6 +111,11 @@ export function runStage1(o: LinuxInitOptions, kernelArgs: readonly string[], sa
   step(`unable to copy ${runImage} into ${TMPFS_DIR}`, () => {
     for (const name of fs.readdirSync(runImage)) copyTree(path.join(runImage, name), path.join(TMPFS_DIR, name));
   }, 'copy run-image');
+  if (!o.container && o.runMode === 'mount') {
+    // utmp lives on /run (/var/run/utmp), fresh here: started before anyone can log in.
+    // Not on a /run kept (-n, -N): the utmp there is someone else's.
+    try { startUtmp(Date.now() - monotonicMs()); } catch (err) { say(`warning: unable to start utmp: ${strerror(err)}`); }
+  }
   const envChanges = step('unable to read the env directory', () => readEnvDir(path.join(o.basedir, ENV_DIR)), 'environment');
   if (o.envDump !== undefined) {
     try {

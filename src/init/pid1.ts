@@ -29,6 +29,7 @@ import { rebootCommand, runFinale, type FinalAction, type FinaleHost } from './f
 import type { BootStep, LinuxInitOptions } from './linux-init.ts';
 import { monotonicMs } from '../sys/clock.ts';
 import { strerror, toError } from '../sys/errors.ts';
+import { recordBootInWtmp } from './utmp.ts';
 import { EXIT } from '../s6/exit.ts';
 
 /** pid 1's use of the service manager (t6-linux-init -r): messages go to `log`, whole lines; each resolves with an exit code. */
@@ -183,6 +184,10 @@ export class Pid1 {
       this.#ctx.say(`warning: unable to run ${rcInit}: ${strerror(err)}`);
     } finally {
       close(stage2Stdin);
+      // Stage 2 has made the root writable, if anything does: the boot goes into wtmp now.
+      if (!this.#o.container) {
+        try { recordBootInWtmp(Date.now() - monotonicMs()); } catch (err) { this.#ctx.say(`warning: unable to record the boot in wtmp: ${strerror(err)}`); }
+      }
     }
   }
 

@@ -57,13 +57,23 @@ export interface UnmountResult {
   error?: string;
 }
 
-/** Unmounts `plan` in order; a busy filesystem is remounted read-only. Never throws. */
-export function unmountAll(plan: readonly MountEntry[]): UnmountResult[] {
+/** The two system calls unmountAll makes (a parameter, so that tests can stand in for the kernel). */
+export interface UnmountSys {
+  umount(target: string): void;
+  mount(source: string, target: string, fstype: string, flags: number): void;
+}
+
+/**
+ * Unmounts `plan` in order; a busy filesystem is remounted read-only. Never throws. The
+ * root of a booted system (`/`) is never detached: umount(2) on it remounts it read-only
+ * instead (do_umount_root), so it is reported as such.
+ */
+export function unmountAll(plan: readonly MountEntry[], sys: UnmountSys = { umount, mount }): UnmountResult[] {
   const results: UnmountResult[] = [];
   for (const e of plan) {
     try {
-      umount(e.target);
-      results.push({ target: e.target, outcome: 'unmounted' });
+      sys.umount(e.target);
+      results.push({ target: e.target, outcome: e.target === '/' ? 'remounted read-only' : 'unmounted' });
       continue;
     } catch (err) {
       if (errorCode(err) !== 'EBUSY') {
@@ -72,7 +82,7 @@ export function unmountAll(plan: readonly MountEntry[]): UnmountResult[] {
       }
     }
     try {
-      mount(e.source, e.target, '', MS.REMOUNT | MS.RDONLY);
+      sys.mount(e.source, e.target, '', MS.REMOUNT | MS.RDONLY);
       results.push({ target: e.target, outcome: 'remounted read-only' });
     } catch (err) {
       results.push({ target: e.target, outcome: 'failed', error: `busy, and remounting read-only failed: ${strerror(err)}` });

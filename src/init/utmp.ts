@@ -21,7 +21,7 @@ export const DEFAULT_UTMP = '/var/run/utmp';
 /** glibc's _PATH_WTMP. */
 export const DEFAULT_WTMP = '/var/log/wtmp';
 /** ut_type values used here. */
-export const UT_TYPE = { RUN_LVL: 1, USER_PROCESS: 7 } as const;
+export const UT_TYPE = { RUN_LVL: 1, BOOT_TIME: 2, USER_PROCESS: 7 } as const;
 
 /** One utmp record, decoded. */
 export interface UtmpEntry {
@@ -117,8 +117,17 @@ function sessionId(): number {
 
 /** The wtmp record halt/poweroff/reboot leave: RUN_LVL, line `~`, user `reboot` or `shutdown`. */
 export function encodeRunLevelRecord(user: 'reboot' | 'shutdown', nowMs: number, pid = process.pid, host = os.hostname()): Buffer {
+  return encodeTildeRecord(UT_TYPE.RUN_LVL, user, nowMs, pid, host);
+}
+
+/** The record of the boot, as sysvinit's init writes it: BOOT_TIME, line `~`, user `reboot`. */
+export function encodeBootRecord(bootMs: number, pid = process.pid, host = os.hostname()): Buffer {
+  return encodeTildeRecord(UT_TYPE.BOOT_TIME, 'reboot', bootMs, pid, host);
+}
+
+function encodeTildeRecord(type: number, user: string, nowMs: number, pid: number, host: string): Buffer {
   const buf = Buffer.alloc(UTMP_RECORD_SIZE);
-  buf.writeInt16LE(UT_TYPE.RUN_LVL, 0);
+  buf.writeInt16LE(type, 0);
   buf.writeInt32LE(pid, 4);
   buf.write('~', 8, 32, 'utf8');
   buf.write(user, 44, 32, 'utf8');
@@ -148,4 +157,61 @@ export function appendWtmp(record: Buffer, wtmpPath: string = DEFAULT_WTMP): boo
     fs.closeSync(fd);
   }
   return true;
+}
+
+/** The gid of `name` in a group file, if it is there. */
+function groupId(name: string, groupPath: string): number | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(groupPath, 'utf8');
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split('\n')) {
+    const f = line.split(':');
+    if (f[0] === name && f.length >= 3 && /^\d+$/.test(f[2]!)) return Number(f[2]);
+  }
+  return undefined;
+}
+
+/**
+ * Starts utmp at boot, as a distribution's init does: a fresh file (its folder, /run, is a
+ * new tmpfs) holding the boot record, root's and group utmp's (0664), so that login and
+ * sshd record sessions and `who`, `who -b` and `uptime` answer. Without it glibc's writers
+ * never create the file and nobody is ever logged in. Returns false if `utmpPath`'s folder
+ * does not exist (a system without /var/run keeps no utmp). Throws other errors.
+ */
+export function startUtmp(bootMs: number, opts: { utmpPath?: string; groupPath?: string } = {}): boolean {
+  const file = opts.utmpPath ?? DEFAULT_UTMP;
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOCTTY, 0o664);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+  try {
+    fs.fchmodSync(fd, 0o664);
+    const gid = groupId('utmp', opts.groupPath ?? '/etc/group');
+    if (gid !== undefined) fs.fchownSync(fd, 0, gid);
+    fs.writeSync(fd, encodeBootRecord(bootMs));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return true;
+}
+
+/**
+ * The boot's record in wtmp (`last` shows it as `reboot   system boot`), as sysvinit's init
+ * leaves it once it can: wtmp is on the root filesystem, read-only until the boot's
+ * services have checked it. Returns false if wtmp does not exist or is still read-only.
+ * Throws other errors.
+ */
+export function recordBootInWtmp(bootMs: number, wtmpPath: string = DEFAULT_WTMP): boolean {
+  try {
+    return appendWtmp(encodeBootRecord(bootMs), wtmpPath);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EROFS') return false;
+    throw err;
+  }
 }

@@ -17,7 +17,7 @@ import { strerror } from '../sys/errors.ts';
 import type { LocalRunner } from '../supervise/scanner-host.ts';
 import { type BootTimings, TimingRecorder } from './timings.ts';
 import { saveRecord } from './timings-store.ts';
-import { kernelLogTime } from '../sys/kmsg.ts';
+import { kernelLogRecord } from '../sys/kmsg.ts';
 import { monotonicMs } from '../sys/clock.ts';
 
 /** The live state, read under its locks; `unlock` releases them. */
@@ -123,13 +123,19 @@ function fanOut(list: TransitionObserver[]): TransitionObserver {
   };
 }
 
-/** The `Run /sbin/init` line of the kernel's log (any init path). */
-const KERNEL_RUNS_INIT = /^Run \S+ as init process/;
+/** The `Run /sbin/init` line of the kernel's log (any init path: `/init` is an initramfs's). */
+const KERNEL_RUNS_INIT = /^Run (\S+) as init process/;
+
+/** When the kernel started its first user process, and which program that was. */
+function kernelRunsInit(): { kernelInit?: number; kernelInitPath?: string } {
+  const rec = kernelLogRecord(KERNEL_RUNS_INIT);
+  return rec === undefined ? {} : { kernelInit: rec.ms, kernelInitPath: KERNEL_RUNS_INIT.exec(rec.message)?.[1] ?? '/sbin/init' };
+}
 
 /** Writes a change's record; a failure to write it is a warning, not the change's failure. */
 function saveTimings(req: ChangeRequest, recorder: TimingRecorder, code: number, say: Say): void {
   try {
-    const boot = req.boot === undefined ? undefined : { ...req.boot, kernelInit: req.boot.kernel ? kernelLogTime(KERNEL_RUNS_INIT) : undefined };
+    const boot = req.boot === undefined ? undefined : { ...req.boot, ...(req.boot.kernel ? kernelRunsInit() : {}) };
     saveRecord(req.live, boot === undefined ? 'change' : 'boot', (seq) => recorder.record(code, seq, boot));
   } catch (err) {
     say.warn(`unable to record the change's timings in ${req.live}/timings: ${strerror(err)}`);

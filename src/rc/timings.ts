@@ -84,6 +84,11 @@ export interface TimingRecord {
   exitCode: number;
   /** The kernel's `Run /sbin/init` (printk time, CLOCK_MONOTONIC ms), when it could be read. */
   kernelInit?: number;
+  /**
+   * The program that line names: the init, or an initramfs's `/init`, whose time (modules,
+   * finding the root, switch_root) then comes before stage 1. Absent in older records.
+   */
+  kernelInitPath?: string;
   /** Stage 1's steps (boot only). */
   stages: Stage[];
   /** Transitions, in the order they were launched. */
@@ -203,7 +208,7 @@ export class TimingRecorder {
   }
 
   /** The record of the change, ended now with `exitCode`. */
-  record(exitCode: number, seq: number, boot?: BootTimings & { kernelInit?: number | undefined }): TimingRecord {
+  record(exitCode: number, seq: number, boot?: BootTimings & { kernelInit?: number | undefined; kernelInitPath?: string | undefined }): TimingRecord {
     const { db } = this.#live;
     const targets: Record<string, string[]> = {};
     for (const name of this.#request.names) {
@@ -221,6 +226,7 @@ export class TimingRecorder {
       request: { names: [...this.#request.names], up: this.#request.up, prune: this.#request.prune },
       targets, started: this.#started, ended, exitCode,
       ...(boot?.kernelInit === undefined ? {} : { kernelInit: round3(boot.kernelInit) }),
+      ...(boot?.kernelInitPath === undefined ? {} : { kernelInitPath: boot.kernelInitPath }),
       stages: this.#stages(boot?.stages ?? []),
       services: this.#order,
     };

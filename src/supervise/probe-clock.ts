@@ -26,9 +26,19 @@ export interface ClockHost {
   monotonicMs(): number;
 }
 
-/** One pending timer of the grid. */
-interface Entry {
+/** One pending timer of the grid; it is its own handle (one object per timer: they live a second, long enough to be promoted). */
+class Entry implements CoarseTimer {
   fn: (() => void) | undefined;
+  readonly #onCancel: (entry: Entry) => void;
+
+  constructor(fn: () => void, onCancel: (entry: Entry) => void) {
+    this.fn = fn;
+    this.#onCancel = onCancel;
+  }
+
+  cancel(): void {
+    this.#onCancel(this);
+  }
 }
 
 /** Timers on a shared grid, served by one host timer (see the file's header). */
@@ -60,7 +70,7 @@ export class ProbeClock {
   setTimer(ms: number, fn: () => void): CoarseTimer {
     const now = this.#host.monotonicMs();
     const point = Math.ceil((now + Math.max(0, ms)) / this.#tickMs) * this.#tickMs;
-    const entry: Entry = { fn };
+    const entry = new Entry(fn, this.#cancel);
     let bucket = this.#buckets.get(point);
     if (bucket === undefined) {
       bucket = [];
@@ -70,14 +80,14 @@ export class ProbeClock {
     bucket.push(entry);
     this.#live++;
     if (!this.#firing && point < this.#armedAt) this.#arm(point, now);
-    return { cancel: () => this.#cancel(entry) };
+    return entry;
   }
 
-  #cancel(entry: Entry): void {
+  readonly #cancel = (entry: Entry): void => {
     if (entry.fn === undefined) return;
     entry.fn = undefined;
     if (--this.#live === 0) this.#clear();
-  }
+  };
 
   /** Nothing pending: no host timer, no buckets (idle costs nothing). */
   #clear(): void {

@@ -18,6 +18,11 @@ const MAX_RECORDS = 100_000;
  * device, a container's). Never throws.
  */
 export function kernelLogTime(pattern: RegExp, kmsg = '/dev/kmsg'): number | undefined {
+  return kernelLogRecord(pattern, kmsg)?.ms;
+}
+
+/** As kernelLogTime, with the record's message (what the pattern matched in). Never throws. */
+export function kernelLogRecord(pattern: RegExp, kmsg = '/dev/kmsg'): { ms: number; message: string } | undefined {
   let fd: number;
   try {
     fd = fs.openSync(kmsg, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
@@ -43,7 +48,7 @@ export function kernelLogTime(pattern: RegExp, kmsg = '/dev/kmsg'): number | und
       const message = text.slice(semi + 1, eol < 0 ? undefined : eol);
       if (!pattern.test(message)) continue;
       const usec = Number(text.slice(0, semi).split(',')[2]);
-      return Number.isFinite(usec) ? usec / 1000 : undefined;
+      return Number.isFinite(usec) ? { ms: usec / 1000, message } : undefined;
     }
     return undefined;
   } finally {

@@ -18,8 +18,9 @@
  * Batching: open() and close() only write SQEs; one io_uring_enter per turn of the event
  * loop (setImmediate) submits them, and takes what completed meanwhile. Ordinary
  * connections live in the tick lane (DEFER_TASKRUN: completions are made only when this
- * thread enters the ring, so no wake per response): while any of its slots is busy a timer
- * (reapMs, 50 ms) enters with GETEVENTS and dispatches what came; none busy, no timer. An
+ * thread enters the ring, so no wake per response): while any of its slots is busy it is
+ * reaped at least every reapMs (50 ms), by the turn that submits new chains or else by a
+ * timer (GETEVENTS, then what came is dispatched); none busy, no timer. An
  * answer so waits up to two ticks (the connect completes as deferred work: the request goes
  * out on the next tick, its answer is taken on the one after; followUpMs makes it one). An
  * `urgent` connection (a readiness probe) lives in the urgent lane, a second ring made on
@@ -48,11 +49,7 @@ const MSG_NOSIGNAL = 0x4000;
 const CANCEL_ALL = 1 << 0;
 const CANCEL_FD = 1 << 1;
 const CANCEL_FD_FIXED = 1 << 3;
-const EPIPE = 32;
-const EINVAL = 22;
-const EINTR = 4;
-const EAGAIN = 11;
-const EBUSY = 16;
+const [EINTR, EAGAIN, EBUSY, EINVAL, EPIPE] = [4, 11, 16, 22, 32];
 
 // The step of a chain, in user_data's low word above the slot (bits 24-31); the high word is the generation.
 const STEP_SOCKET = 0;
@@ -63,6 +60,15 @@ const STEP_CLOSE = 4;
 const STEP_CANCEL = 5;
 const SLOT_MASK = 0xffffff;
 const STEP_SYSCALL = ['socket', 'connect', 'write', 'read'];
+// Native addresses of what the kernel reads (a Prober's sockaddr and request, reused by every
+// attempt; a Buffer's memory never moves): a koffi call and a BigInt per attempt saved.
+const addresses = new WeakMap<Buffer, number>();
+function nativeAddress(buf: Buffer): number {
+  let at = addresses.get(buf);
+  if (at === undefined) addresses.set(buf, at = Number(addressOf(buf)));
+  return at;
+}
+
 /** io_uring_enter calls per reap, at most. */
 const MAX_ROUNDS = 256;
 
@@ -175,10 +181,10 @@ export class UringProbes {
     lane.fill(OP_SOCKET, SQE_IO_LINK | SQE_CQE_SKIP_SUCCESS, address.family, SOCK_STREAM, 0, 0, 0, user(conn, STEP_SOCKET), conn.generation).fileIndex = slot + 1;
     ring.push(lane.sqe);
     const connectFlags = SQE_FIXED_FILE | (last ? 0 : SQE_IO_LINK | SQE_CQE_SKIP_SUCCESS);
-    ring.push(lane.fill(OP_CONNECT, connectFlags, slot, address.sockaddr.length, Number(addressOf(address.sockaddr)), 0, 0, user(conn, STEP_CONNECT), conn.generation));
+    ring.push(lane.fill(OP_CONNECT, connectFlags, slot, address.sockaddr.length, nativeAddress(address.sockaddr), 0, 0, user(conn, STEP_CONNECT), conn.generation));
     if (!last) {
       const flags = SQE_FIXED_FILE | SQE_IO_LINK | SQE_CQE_SKIP_SUCCESS;
-      ring.push(lane.fill(OP_SEND, flags, slot, 0, Number(addressOf(request)), request.length, MSG_WAITALL | MSG_NOSIGNAL, user(conn, STEP_SEND), conn.generation));
+      ring.push(lane.fill(OP_SEND, flags, slot, 0, nativeAddress(request), request.length, MSG_WAITALL | MSG_NOSIGNAL, user(conn, STEP_SEND), conn.generation));
       this.#pushRecv(conn);
     }
     if (lane.busy === 1 && lane.urgent) this.#watch?.setRef(true);
@@ -221,7 +227,7 @@ export class UringProbes {
     }
     this.#tick = this.#urgent = undefined;
     if (this.#immediate !== undefined) clearImmediate(this.#immediate);
-    if (this.#timer !== undefined) clearInterval(this.#timer);
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
     if (this.#followUp !== undefined) clearTimeout(this.#followUp);
     this.#immediate = this.#timer = this.#followUp = undefined;
   }
@@ -253,7 +259,7 @@ export class UringProbes {
   /** The next check phase submits what was written (one io_uring_enter per lane per turn); the tick lane's timer runs while it has busy slots. */
   #schedule(lane: Lane<Connection>): void {
     this.#immediate ??= setImmediate(this.#onTurn);
-    if (!lane.urgent) this.#timer ??= setInterval(this.#onTick, this.#reapMs);
+    if (!lane.urgent) this.#timer ??= setTimeout(this.#onTick, this.#reapMs);
   }
 
   readonly #onTurn = (): void => {
@@ -292,10 +298,16 @@ export class UringProbes {
     } catch (err) {
       this.#onError(toError(err));
     }
-    if (lane.busy > 0) return;
-    if (lane.urgent) this.#watch?.setRef(false);
-    else if (this.#timer !== undefined) {
-      clearInterval(this.#timer);
+    if (lane.urgent) {
+      if (lane.busy === 0) this.#watch?.setRef(false);
+    } else if (lane.busy > 0) {
+      // The next reap comes reapMs after this one, whoever made this one: when probes start
+      // on every tick of their clock, their own turn reaps, and this timer never wakes the
+      // process on its own (one wake per tick, not two).
+      if (this.#timer === undefined) this.#timer = setTimeout(this.#onTick, this.#reapMs);
+      else this.#timer.refresh();
+    } else if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
       this.#timer = undefined;
     }
   }
@@ -351,7 +363,12 @@ export class UringProbes {
       this.release(conn);
       return this.#call(conn, () => conn.client.onEnd(), true);
     }
-    this.#call(conn, () => conn.client.onData(conn.lane.received(conn.slot, res)));
+    try { // not through #call: this runs for every answer, and a closure per call is garbage
+      conn.client.onData(conn.lane.received(conn.slot, res));
+    } catch (err) {
+      this.release(conn);
+      this.#onError(toError(err));
+    }
     if (!conn.open) return;
     try {
       conn.lane.room(1);

@@ -6,8 +6,9 @@
  * and its bin/init runs t6's Node on the bundle with no second shell. A client (t6-svok,
  * t6-svstat) runs found through PATH with a bare $0, through a symbolic link, from a copied
  * bin/ alone (it falls back to the tree it was built in) and from a copied tree (bin/, dist/,
- * node_modules/node/ side by side: it runs its own). The long-lived commands get their heap
- * limit. Needs a build.
+ * node_modules/node/ side by side: it runs its own), and from a tree without its Node (as
+ * npm installs it: a hoisted one, else a recent enough one on PATH). The long-lived commands
+ * get their heap limit. Needs a build.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -57,7 +58,7 @@ test('t6-linux-init-maker run through PATH writes scripts that call t6 by absolu
   assert.doesNotMatch(init, /\$0/);
   // bin/init execs t6's Node itself, with the t6-linux-init wrapper's options, on its bundle.
   const root = path.dirname(BIN);
-  const flags = /\/node" (.*)"\$t6\/dist\/t6-linux-init\.cjs"/.exec(fs.readFileSync(path.join(BIN, 't6-linux-init'), 'utf8'))?.[1];
+  const flags = /"\$node" (.*)"\$t6\/dist\/t6-linux-init\.cjs"/.exec(fs.readFileSync(path.join(BIN, 't6-linux-init'), 'utf8'))?.[1];
   assert.ok(flags !== undefined, 'the t6-linux-init wrapper names its Node options');
   assert.ok(init.includes(`\nexec ${root}/node_modules/node/bin/node ${flags}${root}/dist/t6-linux-init.cjs -c `), init);
   const initArgv = /^exec (\S+) .* (\S+\.cjs) -c /m.exec(init);
@@ -105,7 +106,43 @@ test('a client runs found through PATH with a bare $0, through a symbolic link, 
 
 test('t6-svscan and t6-linux-init run with the heap limit of src/sys/heap.ts and no memory reducer; the other commands with V8\'s own', () => {
   for (const name of ['t6-svscan', 't6-linux-init']) {
-    assert.match(fs.readFileSync(path.join(BIN, name), 'utf8'), new RegExp(`/node" --max-semi-space-size=1 --max-old-space-size=${HEAP_LIMIT_MB} --no-memory-reducer "`), name);
+    assert.match(fs.readFileSync(path.join(BIN, name), 'utf8'), new RegExp(`"\\$node" --max-semi-space-size=1 --max-old-space-size=${HEAP_LIMIT_MB} --no-memory-reducer "`), name);
   }
   assert.doesNotMatch(fs.readFileSync(path.join(BIN, 't6-rc'), 'utf8'), /max-old-space-size|memory-reducer/);
+});
+
+test('a tree without its Node (an npm install) takes one hoisted beside it, else a node >= 24 on PATH, else says what is missing', () => {
+  const dir = tmpdir('t6-wrapper-');
+  // node_modules/t6-init/{bin,dist} as npm lays a package out, with no node_modules/node inside.
+  const pkg = path.join(dir, 'node_modules', 't6-init');
+  fs.cpSync(BIN, path.join(pkg, 'bin'), { recursive: true });
+  fs.mkdirSync(path.join(pkg, 'dist'));
+  fs.writeFileSync(path.join(pkg, 'dist', 't6-svstat.cjs'), "process.stdout.write(`${process.execPath}\\n`);\n");
+  // A `node` on PATH that is too old: refused, with a message naming what was looked for.
+  const fake = path.join(dir, 'path');
+  fs.mkdirSync(fake);
+  fs.writeFileSync(path.join(fake, 'node'), '#!/bin/sh\n[ "$1" = -p ] && echo false\nexit 0\n', { mode: 0o755 });
+  const old = spawnSync(path.join(pkg, 'bin', 't6-svstat'), ['/'], { env: { PATH: `${fake}:${SYSTEM_PATH}` }, encoding: 'utf8' });
+  assert.equal(old.status, 111, old.stderr);
+  assert.match(old.stderr, /^t6-svstat: no Node\.js 24: neither .*node_modules\/node, .*\.\.\/node nor a node >= 24 on PATH\n$/);
+  // One on PATH that is recent enough (the pinned one) runs the bundle.
+  const pinned = fs.realpathSync(path.join(path.dirname(BIN), 'node_modules', 'node', 'bin', 'node'));
+  const onPath = spawnSync(path.join(pkg, 'bin', 't6-svstat'), ['/'], { env: { PATH: `${path.dirname(pinned)}:${SYSTEM_PATH}` }, encoding: 'utf8' });
+  assert.equal(onPath.stdout, `${pinned}\n`, onPath.stderr);
+  // Hoisted: node_modules/node beside node_modules/t6-init wins over PATH.
+  fs.mkdirSync(path.join(dir, 'node_modules', 'node', 'bin'), { recursive: true });
+  fs.symlinkSync(pinned, path.join(dir, 'node_modules', 'node', 'bin', 'node'));
+  const hoisted = spawnSync('sh', ['-x', path.join(pkg, 'bin', 't6-svstat'), '/'], { env: { PATH: `${fake}:${SYSTEM_PATH}` }, encoding: 'utf8' });
+  assert.equal(hoisted.status, 0, hoisted.stderr);
+  assert.ok(hoisted.stderr.includes(`+ exec ${pkg}/bin/../../node/bin/node `), hoisted.stderr);
+});
+
+test('--version: t6 and every t6-* command print their name and the version, and exit 0', () => {
+  const version = JSON.parse(fs.readFileSync(path.join(BIN, '../package.json'), 'utf8')).version as string;
+  for (const argv of [['t6', '--version'], ['t6', 'svc', '--version'], ['t6-svstat', '--version'], ['t6-rc', '--version'], ['t6-linux-init', '--version']]) {
+    const r = spawnSync(path.join(BIN, argv[0]!), argv.slice(1), { encoding: 'utf8' });
+    assert.equal(r.status, 0, `${argv.join(' ')}: ${r.stderr}`);
+    const name = argv[0] === 't6' && argv.length === 3 ? `t6-${argv[1]}` : argv[0];
+    assert.equal(r.stdout, `${name} ${version}\n`, argv.join(' '));
+  }
 });

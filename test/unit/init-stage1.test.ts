@@ -6,7 +6,8 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { BIN, tmpdir } from '../lib/harness.ts';
 import { readEnvDir, buildEnvironment, pickRunlevel, copyTree, dumpEnvironment, isMountPoint } from '../../src/init/stage1.ts';
-import { parseMounts, planUnmounts } from '../../src/init/umountall.ts';
+import { parseMounts, planUnmounts, unmountAll } from '../../src/init/umountall.ts';
+import { SysError } from '../../src/sys/errors.ts';
 import { shQuote, catchAllScript, describeTree, type MakerOptions } from '../../src/init/maker.ts';
 import { formatHardLimits, parseHardLimits } from '../../src/init/limits.ts';
 import {
@@ -116,6 +117,23 @@ test('unmount plan: reverse order, /run kept, first devtmpfs/proc/sysfs kept, la
   ].join('\n'));
   assert.equal(mounts[6]!.target, '/mnt/my disk');
   assert.deepEqual(planUnmounts(mounts).map((m) => m.target), ['/mnt/proc', '/mnt/my disk', '/dev/pts']);
+});
+
+test('unmounting all: the root, which umount(2) only remounts read-only, is reported so; a busy one is remounted; other errors are named', () => {
+  const calls: string[] = [];
+  const busy = new Set(['/var']);
+  const sys = {
+    umount(target: string): void {
+      calls.push(`umount ${target}`);
+      if (busy.has(target)) throw new SysError('umount2', 16, target);
+      if (target === '/gone') throw new SysError('umount2', 22, target);
+    },
+    mount(_source: string, target: string): void { calls.push(`remount ${target}`); },
+  };
+  const plan = planUnmounts(parseMounts('/dev/vda / ext4 rw 0 0\n/dev/vdb /var ext4 rw 0 0\ntmpfs /tmp tmpfs rw 0 0\nx /gone ext4 rw 0 0\n'));
+  const results = unmountAll(plan, sys);
+  assert.deepEqual(results.map((r) => [r.target, r.outcome]), [['/gone', 'failed'], ['/tmp', 'unmounted'], ['/var', 'remounted read-only'], ['/', 'remounted read-only']]);
+  assert.deepEqual(calls, ['umount /gone', 'umount /tmp', 'umount /var', 'remount /var', 'umount /']);
 });
 
 test('maker helpers: sh quoting never lets a word be interpreted, catch-all script follows -1 and -t', () => {

@@ -16,7 +16,7 @@ import { formatMs } from '../../src/rc/analyze/model.ts';
 import { plotSvg } from '../../src/rc/analyze/plot.ts';
 import { tickLabel, tickStep } from '../../src/rc/analyze/svg.ts';
 import { KEEP_CHANGES, TimingsError, listRecords, loadRecord, saveRecord } from '../../src/rc/timings-store.ts';
-import { kernelLogTime } from '../../src/sys/kmsg.ts';
+import { kernelLogRecord, kernelLogTime } from '../../src/sys/kmsg.ts';
 
 const REAL = 1_796_000_000_000;
 const at = (mono: number): Instant => ({ mono, real: REAL + mono });
@@ -144,4 +144,14 @@ test("the kernel log reader finds a record's printk time, and is quiet when ther
   fs.writeFileSync(file, '6,310,2153727,-;Run /sbin/init as init process\n');
   assert.equal(kernelLogTime(/^Run \S+ as init process/, file), 2153.727);
   assert.equal(kernelLogTime(/^nothing/, file), undefined);
+  assert.deepEqual(kernelLogRecord(/^Run \S+ as init process/, file), { ms: 2153.727, message: 'Run /sbin/init as init process' });
+});
+
+test("a boot through an initramfs is measured from the kernel's Run /init, and says so in the chain and the plot", () => {
+  const r: TimingRecord = { ...bootRecord(), kernelInitPath: '/init' };
+  assert.match(criticalChain(r).origin, /kernel's Run \/init$/);
+  const svg = plotSvg(r);
+  assert.ok(svg.includes('kernel: Run /init<'), 'the dashed line is labelled with the program the kernel ran');
+  // A record without the path (older, or a kernel that ran the init itself) reads as before.
+  assert.match(criticalChain(bootRecord()).origin, /kernel's Run \/sbin\/init$/);
 });

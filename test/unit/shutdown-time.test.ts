@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ShutdownTimeError, WALL_NOW, describeDelay, parseShutdownTime, shutdownWarning, wallMessage } from '../../src/init/shutdown-time.ts';
-import { UTMP_RECORD_SIZE, UT_TYPE, appendWtmp, decodeUtmp, encodeRunLevelRecord, loggedInUsers, wall } from '../../src/init/utmp.ts';
+import { UTMP_RECORD_SIZE, UT_TYPE, appendWtmp, decodeUtmp, encodeRunLevelRecord, loggedInUsers, recordBootInWtmp, startUtmp, wall } from '../../src/init/utmp.ts';
 import { checkShutdownAllowed, parseShutdownAllow } from '../../src/init/shutdown-allow.ts';
 import { tmpdir } from '../lib/harness.ts';
 
@@ -123,6 +123,38 @@ test('the wtmp record: RUN_LVL, line ~, user reboot/shutdown, the host; appended
 });
 
 // --- /etc/shutdown.allow ----------------------------------------------------------------
+
+test('utmp at boot: a fresh file, 0664 and group utmp, with the boot record at the boot time; none without its folder', () => {
+  const dir = tmpdir();
+  const file = path.join(dir, 'utmp');
+  fs.writeFileSync(file, utmpRecord(UT_TYPE.USER_PROCESS, 'tty1', 'ghost')); // left from before: gone
+  fs.writeFileSync(path.join(dir, 'group'), 'root:x:0:\nutmp:x:43:\n');
+  const bootMs = Date.UTC(2026, 11, 7, 2, 0, 0, 250);
+  assert.equal(startUtmp(bootMs, { utmpPath: file, groupPath: path.join(dir, 'group') }), true);
+  const buf = fs.readFileSync(file);
+  assert.equal(buf.length, UTMP_RECORD_SIZE);
+  const [boot] = decodeUtmp(buf);
+  assert.deepEqual([boot!.type, boot!.line, boot!.user], [UT_TYPE.BOOT_TIME, '~', 'reboot']);
+  assert.equal(buf.readInt32LE(340), bootMs / 1000 - 0.25);
+  assert.equal(buf.readInt32LE(344), 250_000);
+  assert.deepEqual(loggedInUsers(file), []);
+  const st = fs.statSync(file);
+  assert.equal(st.mode & 0o777, 0o664);
+  if (process.getuid?.() === 0) assert.equal(st.gid, 43);
+  assert.equal(startUtmp(bootMs, { utmpPath: path.join(dir, 'no-var-run', 'utmp') }), false);
+});
+
+test('the boot in wtmp: a BOOT_TIME record (reboot, ~) appended once the file exists; nothing without it', () => {
+  const dir = tmpdir();
+  const wtmp = path.join(dir, 'wtmp');
+  assert.equal(recordBootInWtmp(1_800_000_000_000, wtmp), false);
+  assert.equal(fs.existsSync(wtmp), false, 'never created');
+  fs.writeFileSync(wtmp, encodeRunLevelRecord('shutdown', 1_700_000_000_000));
+  assert.equal(recordBootInWtmp(1_800_000_000_000, wtmp), true);
+  const records = decodeUtmp(fs.readFileSync(wtmp));
+  assert.deepEqual(records.map((r) => [r.type, r.line, r.user]), [[UT_TYPE.RUN_LVL, '~', 'shutdown'], [UT_TYPE.BOOT_TIME, '~', 'reboot']]);
+  assert.equal(fs.readFileSync(wtmp).readInt32LE(UTMP_RECORD_SIZE + 340), 1_800_000_000);
+});
 
 test('shutdown.allow: one name a line, # comments, blank lines, at most 64 names', () => {
   assert.deepEqual(parseShutdownAllow('# admins\nroot\n\n  alice  \n#bob\n'), { users: ['root', 'alice'], truncated: false });

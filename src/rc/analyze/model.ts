@@ -18,9 +18,14 @@ export function tookMs(t: ServiceTiming): number {
   return Math.max(0, doneAt(t).mono - t.requested.mono);
 }
 
+/** The kernel's line that starts a boot's record: `Run /sbin/init`, or `Run /init` (an initramfs) and so on. */
+export function kernelInitLine(r: TimingRecord): string {
+  return `Run ${r.kernelInitPath ?? '/sbin/init'}`;
+}
+
 /** The record's time zero (CLOCK_MONOTONIC ms) and what it is. */
 export function originOf(r: TimingRecord): { mono: number; what: string } {
-  if (r.kernelInit !== undefined) return { mono: r.kernelInit, what: "the kernel's Run /sbin/init" };
+  if (r.kernelInit !== undefined) return { mono: r.kernelInit, what: `the kernel's ${kernelInitLine(r)}` };
   const first = r.stages[0];
   if (first !== undefined && first.start <= r.started.mono) return { mono: first.start, what: `the start of ${first.name}` };
   return { mono: r.started.mono, what: r.kind === 'boot' ? 'the start of the boot change' : `the start of change ${r.seq}` };

@@ -8,7 +8,7 @@
  */
 import type { ServiceTiming, TimingRecord } from '../timings.ts';
 import { criticalChain } from './critical-chain.ts';
-import { doneAt, formatMs, gatesOf, originOf, tookMs } from './model.ts';
+import { doneAt, formatMs, gatesOf, kernelInitLine, originOf, tookMs } from './model.ts';
 import { el, esc, text, textWidth, tickLabel, tickStep } from './svg.ts';
 
 const WIDTH = 1200;
@@ -95,7 +95,7 @@ function kernelLine(r: TimingRecord, l: Layout): string {
   if (r.kernelInit === undefined) return '';
   const x = l.x(r.kernelInit);
   return `<g class="kernel">${el('line', { x1: x, y1: HEADER + 8, x2: x, y2: l.height - LEGEND, stroke: FAILED, 'stroke-width': 1.5, 'stroke-dasharray': '5 3' })}`
-    + `${text(x + 4, HEADER + AXIS - 4, 'kernel: Run /sbin/init', { 'font-size': 11, 'font-family': 'sans-serif', fill: FAILED })}</g>`;
+    + `${text(x + 4, HEADER + AXIS - 4, `kernel: ${kernelInitLine(r)}`, { 'font-size': 11, 'font-family': 'sans-serif', fill: FAILED })}</g>`;
 }
 
 /** A label beside a bar: after it when it fits, else before it. */

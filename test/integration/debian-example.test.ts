@@ -1,0 +1,67 @@
+/**
+ * examples/debian without a machine: its source compiles with t6-rc-compile, its bundles hold
+ * what its README says, and its fsck-root script reads fsck's exit code as a bit mask
+ * (0 and 1 go on, 2 reboots at once, 4 and above fail the oneshot), run here against a
+ * stand-in fsck and reboot on PATH. The Debian boot test (test/boot/debian.test.ts) runs
+ * the real thing.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { BIN, ROOT, tmpdir } from '../lib/harness.ts';
+import { atomicsOf, loadDb } from '../../src/rc/db.ts';
+import { closure } from '../../src/rc/plan.ts';
+
+const EXAMPLE = path.join(ROOT, 'examples/debian');
+
+/** What `t6-rc listall NAME` prints: NAME's services and all they depend on, by name. */
+function listall(compiled: string, name: string): string[] {
+  const db = loadDb(compiled);
+  const g = { atomics: db.atomics, deps: db.services.slice(0, db.atomics).map((s) => (s.type === 'bundle' ? [] : s.deps)), essential: [] };
+  return [...closure(g, atomicsOf(db.byName.get(name)!), true)].map((i) => db.services[i]!.name).sort();
+}
+
+test('examples/debian compiles; basic, network and default hold what the README says, getty does not wait for fsck', () => {
+  const compiled = path.join(tmpdir('t6-debian-ex-'), 'compiled');
+  const r = spawnSync(path.join(BIN, 't6-rc-compile'), [compiled, path.join(EXAMPLE, 'source')], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const list = (bundle: string): string[] => listall(compiled, bundle);
+  assert.deepEqual(list('network'), ['eth0', 'fsck-root', 'loopback', 'mount-kernfs', 'remount-root', 'udev-trigger', 'udevd']);
+  assert.deepEqual(list('basic'), ['fsck-root', 'hostname', 'modules', 'mount-fstab', 'mount-kernfs', 'mount-tmp', 'random-seed', 'remount-root', 'sysctl', 'udev-trigger', 'udevd']);
+  const all = list('default');
+  for (const name of [...list('basic'), ...list('network'), 'rsyslogd', 'cron', 'ssh-keys', 'sshd', 'getty-ttyS0']) assert.ok(all.includes(name), name);
+  assert.ok(!list('getty-ttyS0').includes('fsck-root'), 'a broken root still gets a console');
+  // Every oneshot's program is one of the example's scripts or a Debian command, by absolute path.
+  for (const name of fs.readdirSync(path.join(EXAMPLE, 'source'))) {
+    for (const file of ['up', 'down']) {
+      const p = path.join(EXAMPLE, 'source', name, file);
+      if (!fs.existsSync(p)) continue;
+      const prog = fs.readFileSync(p, 'utf8').trim().split(/\s+/)[0]!;
+      assert.ok(prog.startsWith('/'), `${name}/${file}: ${prog}`);
+      if (prog.startsWith('/etc/t6-rc/scripts/')) assert.ok(fs.existsSync(path.join(EXAMPLE, 'scripts', path.basename(prog))), `${name}/${file}: ${prog}`);
+    }
+  }
+});
+
+test("fsck-root reads fsck's exit code as a bit mask: 0 and 1 go on, 2 and 3 reboot at once, 4 and above fail", () => {
+  const dir = tmpdir('t6-debian-fsck-');
+  const bin = path.join(dir, 'bin');
+  fs.mkdirSync(bin);
+  const log = path.join(dir, 'log');
+  fs.writeFileSync(path.join(bin, 'fsck'), `#!/bin/sh\necho "fsck $*" >> '${log}'\nexit "$FSCK_EXIT"\n`, { mode: 0o755 });
+  fs.writeFileSync(path.join(bin, 'reboot'), `#!/bin/sh\necho "reboot $*" >> '${log}'\n`, { mode: 0o755 });
+  fs.writeFileSync(path.join(bin, 'sync'), '#!/bin/sh\n', { mode: 0o755 });
+  const cases: Array<[number, number, RegExp | undefined]> = [[0, 0, undefined], [1, 0, /corrected/], [2, 0, /rebooting/], [3, 0, /rebooting/], [4, 1, /has errors/], [8, 1, /fsck exited 8/], [12, 1, /has errors/]];
+  for (const [code, status, says] of cases) {
+    fs.rmSync(log, { force: true });
+    const r = spawnSync(path.join(EXAMPLE, 'scripts/fsck-root'), [], { encoding: 'utf8', env: { PATH: `${bin}:/usr/bin:/bin`, FSCK_EXIT: String(code) } });
+    assert.equal(r.status, status, `fsck ${code}: ${r.stdout}${r.stderr}`);
+    if (says === undefined) assert.equal(r.stdout, '');
+    else assert.match(r.stdout, says);
+    const calls = fs.readFileSync(log, 'utf8');
+    assert.match(calls, /^fsck -T -a \/$/m);
+    assert.equal(/^reboot -f$/m.test(calls), code === 2 || code === 3, `fsck ${code}: ${calls}`);
+  }
+});
