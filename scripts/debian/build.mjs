@@ -193,6 +193,9 @@ function imageLayer(base) {
   run('tar', ['-C', tree, '--numeric-owner', '-xpf', base.tar]);
   const how = installT6(tree);
   installServices(tree);
+  // openssh-server's postinst made host keys inside debootstrap: every copy of the image
+  // would share them. The ssh-keys oneshot makes this machine's own at its first boot.
+  for (const f of fs.readdirSync(path.join(tree, 'etc/ssh'))) if (f.startsWith('ssh_host_')) fs.rmSync(path.join(tree, 'etc/ssh', f));
   const sshKeyFile = sshKey(tree);
   // Room for logs and the test's files: the tree's size plus half, at least 1.5 GiB.
   const mib = Math.max(1536, Math.ceil(Number(run('du', ['-sm', tree]).split('\t')[0]) * 1.5));

@@ -7,8 +7,11 @@
  *
  * One boot does every check, over the serial console and over ssh: every service of
  * `default` up, udev's record of /dev/vda, `logger` reaching /var/log/syslog through
- * rsyslog, a cron job run, then poweroff with the services stopping in reverse order. The
- * disk is checked on the host afterwards: the next boot's fsck would find it clean.
+ * rsyslog, a cron job run, a file written, then poweroff with the services stopping in
+ * reverse order; the disk is checked on the host afterwards. A second boot of the same disk
+ * finds the root clean (fsck-root's own words) and the file intact, and `reboot` restarts
+ * the machine; a third one reboots on Ctrl-Alt-Del (qemu's sendkey). The first boot also
+ * makes the machine's ssh host keys (the image has none), which the later boots keep.
  *
  * Needs root (debootstrap, chroot, an image with root's files), debootstrap, qemu, ssh and
  * Debian's mirror; skipped without them, except in CI (CI=true) where .ci/run installs them.
@@ -29,6 +32,9 @@ const inCi = process.env.CI !== undefined && process.env.CI !== '' && process.en
 const skip = missing !== undefined && !inCi ? `Debian boot test skipped: ${missing}` : false;
 
 const PROMPT = /root@t6-debian:[^#\n]*# /;
+
+/** What the first boot leaves for the later ones: its disk (a copy of the image), the build, the file it wrote. */
+let firstBoot: { disk: string; built: ReturnType<typeof buildDebianImage>; mark: string } | undefined;
 
 /** Runs a command over ssh (qemu's hostfwd to the guest's sshd), with the image's key. */
 function ssh(port: number, key: string, command: string): Promise<{ status: number | null; out: string }> {
@@ -134,6 +140,9 @@ test('debian: a Debian system boots under t6 to a login on ttyS0 and over ssh; e
     await vm.waitFor(PROMPT, 120_000, 'shell again');
     assert.match(await sh('t6-svstat /run/service/getty-ttyS0'), /^up \(pid \d+\) \d+ seconds?$/m);
 
+    // A file the next boot must find intact (written just before poweroff, with no sync of our own).
+    const lastWords = `t6-last-words-${process.pid}-${Date.now()}`;
+    await sh(`echo ${lastWords} > /root/last-words`);
     const from = vm.transcript.length;
     vm.send('poweroff\r');
     await vm.waitFor(/reboot: Power down/, 300_000, 'power down');
@@ -155,7 +164,64 @@ test('debian: a Debian system boots under t6 to a login on ttyS0 and over ssh; e
     assert.match(spawnSync('dumpe2fs', ['-h', disk], { encoding: 'utf8' }).stdout, /^Filesystem state:\s+clean$/m);
     const fsck = spawnSync('e2fsck', ['-n', '-f', disk], { encoding: 'utf8' });
     assert.equal(fsck.status, 0, `e2fsck -n -f: ${fsck.stdout}${fsck.stderr}`);
+    firstBoot = { disk, built, mark: lastWords };
     t.diagnostic(`figures ${JSON.stringify({ buildMs, builtMs: built.ms, stage1Ms: vm.marks.stage1, sshdUpMs: vm.marks['sshd up'], loginMs, sshAnsweredMs: sshMs, powerDownMs: vm.marks['power down'] })}`);
+  } finally {
+    vm.kill();
+  }
+});
+
+/** Boots the first boot's disk again; resolves once sshd is up and the boot change is over (t6-rc -b). */
+async function bootAgain(port: number, monitorSocket?: string): Promise<Vm> {
+  const { disk, built } = firstBoot!;
+  const { qemu } = assets as VmAssets;
+  const vm = Vm.boot({ qemu, kernel: built.kernel, initrd: built.initrd, append: DEBIAN_APPEND, memory: '1G', disk, sshPort: port, timeoutMs: 600_000, ...(monitorSocket === undefined ? {} : { monitorSocket }) });
+  await vm.waitFor(/t6-rc: info: service sshd successfully started/, 300_000, 'sshd up');
+  return vm;
+}
+
+test('debian: a second boot finds the root clean and the last file intact; reboot restarts the machine, services stopped in reverse order', { skip, timeout: 900_000 }, async (t) => {
+  if (firstBoot === undefined) return t.skip('the first boot did not complete');
+  const port = await freePort();
+  const vm = await bootAgain(port);
+  try {
+    // fsck-root's fsck said what it found (its output is in the catch-all log), and the file is there.
+    const r = await ssh(port, firstBoot.built.sshKey, 't6-rc -b -n -u change default && grep -h "t6root: clean" /run/uncaught-logs/current; cat /root/last-words; t6-svstat /run/service/sshd');
+    assert.equal(r.status, 0, r.out);
+    assert.match(r.out, /t6root: clean, \d+\/\d+ files, \d+\/\d+ blocks/);
+    assert.match(r.out, new RegExp(`^${firstBoot.mark}$`, 'm'));
+    const from = vm.transcript.length;
+    // reboot over ssh: the session ends as sshd stops; the console tells the rest.
+    void ssh(port, firstBoot.built.sshKey, 'reboot');
+    await vm.waitFor(/reboot: Restarting system/, 300_000, 'restart');
+    const down = vm.transcript.slice(from);
+    before(down, 'service sshd successfully stopped', 'service ssh-keys: stopping');
+    before(down, 'service udevd successfully stopped', 'service mount-kernfs: stopping');
+    assert.match(down, /t6-linux-init: unmounted .*remounted read-only: \//);
+    assert.doesNotMatch(down, /unable to unmount|t6-svscan: (error|fatal)|t6-rc: (warning|fatal)/);
+  } finally {
+    vm.kill();
+  }
+});
+
+test('debian: Ctrl-Alt-Del (qemu sendkey) reboots cleanly', { skip, timeout: 900_000 }, async (t) => {
+  if (firstBoot === undefined) return t.skip('the first boot did not complete');
+  const port = await freePort();
+  const monitor = path.join(tmpdir('t6-debian-'), 'monitor.sock');
+  const vm = await bootAgain(port, monitor);
+  try {
+    const r = await ssh(port, firstBoot.built.sshKey, 't6-rc -b -n -u change default && echo boot-done');
+    assert.match(r.out, /^boot-done$/m, r.out);
+    const from = vm.transcript.length;
+    await vm.monitor(monitor, 'sendkey ctrl-alt-delete');
+    await vm.waitFor(/reboot: Restarting system/, 300_000, 'restart');
+    const down = vm.transcript.slice(from);
+    before(down, 'service cron successfully stopped', 'service rsyslogd: stopping');
+    before(down, 'service mount-kernfs successfully stopped', 't6-linux-init: sending all processes the TERM signal');
+    assert.doesNotMatch(down, /unable to unmount|t6-svscan: (error|fatal)|t6-rc: (warning|fatal)/);
+    // Clean for the next boot too.
+    assert.equal((await vm.waitExit(60_000)).signal, null);
+    assert.match(spawnSync('dumpe2fs', ['-h', firstBoot.disk], { encoding: 'utf8' }).stdout, /^Filesystem state:\s+clean$/m);
   } finally {
     vm.kill();
   }
