@@ -23,10 +23,10 @@
 // Usage: node scripts/debian/build-systemd.mjs [--force]   (as root; needs Debian's mirror)
 // Prints a JSON summary on stdout.
 import { spawnSync } from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { mirror, sha, tools } from './common.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const cache = path.join(root, '.cache/debian');
@@ -62,25 +62,7 @@ ExecStart=/usr/bin/ssh-keygen -A
 RequiredBy=ssh.service
 `;
 
-function fail(message) {
-  process.stderr.write(`build-systemd: ${message}\n`);
-  process.exit(1);
-}
-function run(cmd, args, opts = {}) {
-  const r = spawnSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', maxBuffer: 1 << 28, ...opts });
-  if (r.status !== 0) fail(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal}): ${(r.stderr || r.error?.message || '').trim().slice(-2000)}`);
-  return r.stdout;
-}
-const sha = (...parts) => crypto.createHash('sha256').update(parts.join('\0')).digest('hex').slice(0, 16);
-
-/** The mirror apt already uses (as scripts/debian/build.mjs), else Debian's. */
-function mirror() {
-  try {
-    const m = /^URIs:\s*(\S+)/m.exec(fs.readFileSync('/etc/apt/sources.list.d/debian.sources', 'utf8'));
-    if (m !== null && !m[1].includes('security')) return m[1];
-  } catch { /* none */ }
-  return 'http://deb.debian.org/debian';
-}
+const { fail, run } = tools('build-systemd');
 
 /** The t6 image's layers (base tarball, kernel, initrd, ssh key), built or found cached. */
 function t6Layers() {

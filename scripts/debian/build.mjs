@@ -22,6 +22,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { mirror, sha, tools } from './common.mjs';
 import { packageOpt } from '../package-opt.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -38,16 +39,7 @@ const HOSTNAME = 't6-debian';
 const T6_DIR = '/usr/lib/t6';
 const BASEDIR = '/etc/t6-linux-init/current';
 
-function fail(message) {
-  process.stderr.write(`build-debian: ${message}\n`);
-  process.exit(1);
-}
-function run(cmd, args, opts = {}) {
-  const r = spawnSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', maxBuffer: 1 << 28, ...opts });
-  if (r.status !== 0) fail(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal}): ${(r.stderr || r.error?.message || '').trim().slice(-2000)}`);
-  return r.stdout;
-}
-const sha = (...parts) => crypto.createHash('sha256').update(parts.join('\0')).digest('hex').slice(0, 16);
+const { fail, run } = tools('build-debian');
 /** The hash of every file under `dir` (names, modes and contents). */
 function treeHash(dir) {
   const h = crypto.createHash('sha256');
@@ -62,15 +54,6 @@ function treeHash(dir) {
   };
   walk(dir);
   return h.digest('hex').slice(0, 16);
-}
-
-/** The mirror apt already uses (CONTAINER-LAB.md), else Debian's. */
-function mirror() {
-  try {
-    const m = /^URIs:\s*(\S+)/m.exec(fs.readFileSync('/etc/apt/sources.list.d/debian.sources', 'utf8'));
-    if (m !== null && !m[1].includes('security')) return m[1];
-  } catch { /* none */ }
-  return 'http://deb.debian.org/debian';
 }
 
 /** The cloud kernel of the boot tests (scripts/vm/fetch-kernel.sh) and its version. */
