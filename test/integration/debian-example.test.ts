@@ -29,7 +29,11 @@ test('examples/debian compiles; basic, network and default hold what the README 
   assert.equal(r.status, 0, r.stderr);
   const list = (bundle: string): string[] => listall(compiled, bundle);
   assert.deepEqual(list('network'), ['eth0', 'fsck-root', 'loopback', 'mount-kernfs', 'remount-root', 'udev-trigger', 'udevd']);
-  assert.deepEqual(list('basic'), ['fsck-root', 'hostname', 'modules', 'mount-fstab', 'mount-kernfs', 'mount-tmp', 'random-seed', 'remount-root', 'sysctl', 'udev-trigger', 'udevd']);
+  // eth0 waits for its own interface, not for udev to settle; the random seed is loaded before the root is writable.
+  assert.ok(!list('eth0').includes('udev-settle'), 'eth0 does not wait for udev-settle');
+  assert.deepEqual(list('random-seed'), ['random-seed']);
+  assert.deepEqual(list('sshd').filter((n) => n.startsWith('random-seed') || n.startsWith('udev')), [], 'sshd waits for neither the seed nor udev');
+  assert.deepEqual(list('basic'), ['fsck-root', 'hostname', 'modules', 'mount-fstab', 'mount-kernfs', 'mount-tmp', 'random-seed', 'random-seed-save', 'remount-root', 'sysctl', 'udev-settle', 'udev-trigger', 'udevd']);
   const all = list('default');
   for (const name of [...list('basic'), ...list('network'), 'rsyslogd', 'cron', 'ssh-keys', 'sshd', 'getty-ttyS0']) assert.ok(all.includes(name), name);
   assert.ok(!list('getty-ttyS0').includes('fsck-root'), 'a broken root still gets a console');
