@@ -3,7 +3,8 @@
  * what its README says, and its fsck-root script reads fsck's exit code as a bit mask
  * (0 and 1 go on, 2 reboots at once, 4 and above fail the oneshot), run here against a
  * stand-in fsck and reboot on PATH. The Debian boot test (test/boot/debian.test.ts) runs
- * the real thing.
+ * the real thing. Its random-seed script loads and reads a seed with no writable root, stores
+ * the fresh one later, and saves one at shutdown.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -29,7 +30,11 @@ test('examples/debian compiles; basic, network and default hold what the README 
   assert.equal(r.status, 0, r.stderr);
   const list = (bundle: string): string[] => listall(compiled, bundle);
   assert.deepEqual(list('network'), ['eth0', 'fsck-root', 'loopback', 'mount-kernfs', 'remount-root', 'udev-trigger', 'udevd']);
-  assert.deepEqual(list('basic'), ['fsck-root', 'hostname', 'modules', 'mount-fstab', 'mount-kernfs', 'mount-tmp', 'random-seed', 'remount-root', 'sysctl', 'udev-trigger', 'udevd']);
+  // eth0 waits for its own interface, not for udev to settle; the random seed is loaded before the root is writable.
+  assert.ok(!list('eth0').includes('udev-settle'), 'eth0 does not wait for udev-settle');
+  assert.deepEqual(list('random-seed'), ['random-seed']);
+  assert.deepEqual(list('sshd').filter((n) => n.startsWith('random-seed') || n.startsWith('udev')), [], 'sshd waits for neither the seed nor udev');
+  assert.deepEqual(list('basic'), ['fsck-root', 'hostname', 'modules', 'mount-fstab', 'mount-kernfs', 'mount-tmp', 'random-seed', 'random-seed-save', 'remount-root', 'sysctl', 'udev-settle', 'udev-trigger', 'udevd']);
   const all = list('default');
   for (const name of [...list('basic'), ...list('network'), 'rsyslogd', 'cron', 'ssh-keys', 'sshd', 'getty-ttyS0']) assert.ok(all.includes(name), name);
   assert.ok(!list('getty-ttyS0').includes('fsck-root'), 'a broken root still gets a console');
@@ -64,4 +69,29 @@ test("fsck-root reads fsck's exit code as a bit mask: 0 and 1 go on, 2 and 3 reb
     assert.match(calls, /^fsck -T -a \/$/m);
     assert.equal(/^reboot -f$/m.test(calls), code === 2 || code === 3, `fsck ${code}: ${calls}`);
   }
+});
+
+test('random-seed: load reads a fresh seed with no writable root; store makes it the saved one; save writes a new one', () => {
+  const dir = tmpdir('t6-debian-seed-');
+  const env = { PATH: '/usr/bin:/bin', RANDOM_SEED: path.join(dir, 'var/lib/urandom/random-seed'), RANDOM_SEED_FRESH: path.join(dir, 'run-random-seed') };
+  const run = (arg: string): void => {
+    const r = spawnSync(path.join(EXAMPLE, 'scripts/random-seed'), [arg], { encoding: 'utf8', env });
+    assert.equal(r.status, 0, `${arg}: ${r.stdout}${r.stderr}`);
+  };
+  // First boot: no saved seed, and nothing written where the root would be.
+  run('load');
+  assert.equal(fs.statSync(env.RANDOM_SEED_FRESH).size, 512);
+  assert.equal(fs.statSync(env.RANDOM_SEED_FRESH).mode & 0o777, 0o600);
+  assert.ok(!fs.existsSync(path.dirname(env.RANDOM_SEED)), 'load writes nothing on the root');
+  const fresh = fs.readFileSync(env.RANDOM_SEED_FRESH);
+  run('store');
+  assert.deepEqual(fs.readFileSync(env.RANDOM_SEED), fresh);
+  assert.ok(!fs.existsSync(env.RANDOM_SEED_FRESH));
+  // The next boot loads the saved one (into /dev/urandom) and reads another.
+  run('load');
+  assert.notDeepEqual(fs.readFileSync(env.RANDOM_SEED_FRESH), fresh);
+  run('save');
+  assert.equal(fs.statSync(env.RANDOM_SEED).size, 512);
+  assert.notDeepEqual(fs.readFileSync(env.RANDOM_SEED), fresh);
+  assert.equal(spawnSync(path.join(EXAMPLE, 'scripts/random-seed'), ['frob'], { env }).status, 100);
 });
