@@ -62,7 +62,7 @@ ExecStart=/usr/bin/ssh-keygen -A
 RequiredBy=ssh.service
 `;
 
-const { fail, run } = tools('build-systemd');
+const { fail, run, tryRun } = tools('build-systemd');
 
 /** The t6 image's layers (base tarball, kernel, initrd, ssh key), built or found cached. */
 function t6Layers() {
@@ -81,16 +81,21 @@ function aptInstall(tree, packages) {
   fs.writeFileSync(path.join(tree, 'etc/apt/sources.list'), `deb ${mirror()} bookworm main\n`);
   const proc = path.join(tree, 'proc');
   run('mount', ['-t', 'proc', 'proc', proc]);
+  let failure;
   try {
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive', LC_ALL: 'C' };
-    run('chroot', [tree, 'apt-get', '-q', 'update'], { env });
-    run('chroot', [tree, 'apt-get', '-q', '-y', '--no-install-recommends', 'install', ...packages], { env });
-    run('chroot', [tree, 'apt-get', 'clean'], { env });
+    tryRun('chroot', [tree, 'apt-get', '-q', 'update'], { env });
+    tryRun('chroot', [tree, 'apt-get', '-q', '-y', '--no-install-recommends', 'install', ...packages], { env });
+    tryRun('chroot', [tree, 'apt-get', 'clean'], { env });
+  } catch (err) {
+    failure = err.message;
   } finally {
     spawnSync('umount', [proc]);
     fs.rmSync(policy, { force: true });
     if (!hadResolv) fs.rmSync(resolv, { force: true });
   }
+  // Only now: fail() exits at once, and the chroot's /proc must be gone first.
+  if (failure !== undefined) fail(failure);
   fs.rmSync(path.join(tree, 'var/lib/apt/lists'), { recursive: true, force: true });
   fs.mkdirSync(path.join(tree, 'var/lib/apt/lists/partial'), { recursive: true });
 }

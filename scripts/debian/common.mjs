@@ -5,18 +5,29 @@ import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 
-/** `fail(message)` (prints `NAME: message`, exits 1) and `run(cmd, args)` (its stdout; fails on a non-zero exit) for a builder called NAME. */
+/**
+ * For a builder called NAME: `fail(message)` (prints `NAME: message`, exits 1), `run(cmd, args)`
+ * (its stdout; fails on a non-zero exit), and `tryRun`, the same but throwing, for steps that
+ * must undo something (a mount) before the builder exits.
+ */
 export function tools(name) {
   const fail = (message) => {
     process.stderr.write(`${name}: ${message}\n`);
     process.exit(1);
   };
-  const run = (cmd, args, opts = {}) => {
+  const tryRun = (cmd, args, opts = {}) => {
     const r = spawnSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', maxBuffer: 1 << 28, ...opts });
-    if (r.status !== 0) fail(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal}): ${(r.stderr || r.error?.message || '').trim().slice(-2000)}`);
+    if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal}): ${(r.stderr || r.error?.message || '').trim().slice(-2000)}`);
     return r.stdout;
   };
-  return { fail, run };
+  const run = (cmd, args, opts = {}) => {
+    try {
+      return tryRun(cmd, args, opts);
+    } catch (err) {
+      return fail(err.message);
+    }
+  };
+  return { fail, run, tryRun };
 }
 
 /** 16 hex digits of the SHA-256 of the parts: a cache key. */
