@@ -93,7 +93,8 @@ test('a stranger sending READY=1 to the notify socket does not make a service re
   // A process of another service, which knows the address: not of daemon's tree.
   const address = notifyAddress(sd);
   makeService(path.join(sd, 'stranger'), {
-    run: sh(`while [ ! -e go ]; do sleep 0.02; done\nexec python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.sendto(b"READY=1\\nSTATUS=hijacked", "\\0" + sys.argv[1][1:])' '${address}'`),
+    // One message, then it stays up: a run that exited would be restarted a second later and send again.
+    run: sh(`while [ ! -e go ]; do sleep 0.02; done\npython3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.sendto(b"READY=1\\nSTATUS=hijacked", "\\0" + sys.argv[1][1:])' '${address}'\nexec sleep 3600`),
   });
   const ev = events(daemon);
   const t = await tree(sd);
