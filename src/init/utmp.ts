@@ -13,6 +13,7 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
+import { readAccountDb } from './legacy-accounts.ts';
 
 /** Size of one record. */
 export const UTMP_RECORD_SIZE = 384;
@@ -146,12 +147,13 @@ function encodeTildeRecord(type: number, user: string, nowMs: number, pid: numbe
 export function appendWtmp(record: Buffer, wtmpPath: string = DEFAULT_WTMP): boolean {
   let fd: number;
   try {
-    fd = fs.openSync(wtmpPath, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_NOCTTY);
+    fd = fs.openSync(wtmpPath, fs.constants.O_WRONLY | fs.constants.O_APPEND | SAFE_OPEN);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw err;
   }
   try {
+    mustBeFile(fd, wtmpPath);
     fs.writeSync(fd, record);
   } finally {
     fs.closeSync(fd);
@@ -159,19 +161,15 @@ export function appendWtmp(record: Buffer, wtmpPath: string = DEFAULT_WTMP): boo
   return true;
 }
 
-/** The gid of `name` in a group file, if it is there. */
-function groupId(name: string, groupPath: string): number | undefined {
-  let text: string;
-  try {
-    text = fs.readFileSync(groupPath, 'utf8');
-  } catch {
-    return undefined;
-  }
-  for (const line of text.split('\n')) {
-    const f = line.split(':');
-    if (f[0] === name && f.length >= 3 && /^\d+$/.test(f[2]!)) return Number(f[2]);
-  }
-  return undefined;
+/**
+ * How utmp and wtmp are opened. pid 1 writes them as root, and /var/log may be another's to
+ * write in (group syslog on some systems): a link planted there is not followed, and a FIFO
+ * never blocks the open (a FIFO without a reader would hang pid 1); mustBeFile refuses it.
+ */
+const SAFE_OPEN = fs.constants.O_NOCTTY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
+
+function mustBeFile(fd: number, file: string): void {
+  if (!fs.fstatSync(fd).isFile()) throw Object.assign(new Error(`${file} is not a regular file`), { code: 'EFTYPE' });
 }
 
 /**
@@ -185,14 +183,15 @@ export function startUtmp(bootMs: number, opts: { utmpPath?: string; groupPath?:
   const file = opts.utmpPath ?? DEFAULT_UTMP;
   let fd: number;
   try {
-    fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOCTTY, 0o664);
+    fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | SAFE_OPEN, 0o664);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw err;
   }
   try {
+    mustBeFile(fd, file);
     fs.fchmodSync(fd, 0o664);
-    const gid = groupId('utmp', opts.groupPath ?? '/etc/group');
+    const gid = readAccountDb('/etc/passwd', opts.groupPath ?? '/etc/group').groups.get('utmp');
     if (gid !== undefined) fs.fchownSync(fd, 0, gid);
     fs.writeSync(fd, encodeBootRecord(bootMs));
   } finally {

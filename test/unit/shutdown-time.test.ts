@@ -7,6 +7,7 @@ process.env.TZ = 'Europe/Paris';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { ShutdownTimeError, WALL_NOW, describeDelay, parseShutdownTime, shutdownWarning, wallMessage } from '../../src/init/shutdown-time.ts';
 import { UTMP_RECORD_SIZE, UT_TYPE, appendWtmp, decodeUtmp, encodeRunLevelRecord, loggedInUsers, recordBootInWtmp, startUtmp, wall } from '../../src/init/utmp.ts';
@@ -120,6 +121,26 @@ test('the wtmp record: RUN_LVL, line ~, user reboot/shutdown, the host; appended
   fs.writeFileSync(wtmp, utmpRecord(2, '~', 'reboot'));
   assert.equal(appendWtmp(encodeRunLevelRecord('shutdown', Date.now()), wtmp), true);
   assert.deepEqual(decodeUtmp(fs.readFileSync(wtmp)).map((e) => e.user), ['reboot', 'shutdown']);
+});
+
+test('wtmp and utmp are never opened through a link, and a FIFO in their place is refused at once, never waited on', () => {
+  const dir = tmpdir();
+  const target = path.join(dir, 'precious');
+  fs.writeFileSync(target, 'keep me\n');
+  const link = path.join(dir, 'wtmp');
+  fs.symlinkSync(target, link);
+  assert.throws(() => appendWtmp(encodeRunLevelRecord('shutdown', Date.now()), link), { code: 'ELOOP' });
+  assert.throws(() => recordBootInWtmp(Date.now(), link), { code: 'ELOOP' });
+  assert.throws(() => startUtmp(Date.now(), { utmpPath: link }), { code: 'ELOOP' });
+  assert.equal(fs.readFileSync(target, 'utf8'), 'keep me\n', 'the link\'s target untouched');
+  const fifo = path.join(dir, 'fifo');
+  assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+  // No reader: a blocking open would hang here (and pid 1 with it).
+  assert.throws(() => appendWtmp(encodeRunLevelRecord('shutdown', Date.now()), fifo), { code: 'ENXIO' });
+  assert.throws(() => startUtmp(Date.now(), { utmpPath: fifo }), { code: 'ENXIO' });
+  const dirInstead = path.join(dir, 'a-directory');
+  fs.mkdirSync(dirInstead);
+  assert.throws(() => appendWtmp(encodeRunLevelRecord('shutdown', Date.now()), dirInstead), { code: 'EISDIR' });
 });
 
 // --- /etc/shutdown.allow ----------------------------------------------------------------
