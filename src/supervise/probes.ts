@@ -102,7 +102,7 @@ let rawKind: 'uring' | 'epoll' | undefined;
 function connections(transport: 'raw' | 'uring' | 'epoll'): ProbeConnections {
   if (transport === 'raw') transport = rawKind ??= probeTransport();
   if (transport === 'uring') {
-    if (sharedUring === undefined) sharedUring = UringProbes.tryCreate({ onError: () => {} }) ?? null;
+    if (sharedUring === undefined) sharedUring = UringProbes.tryCreate({ onError: () => {}, mergeHandshakeAck: process.env.T6_PROBE_HANDSHAKE_ACK !== 'separate' }) ?? null;
     if (sharedUring !== null) return sharedUring;
   }
   sharedEpoll ??= new TcpProbes({ onError: () => {} });

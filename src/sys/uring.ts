@@ -43,6 +43,7 @@ export const OP_CLOSE = 19;
 export const OP_SEND = 26;
 export const OP_RECV = 27;
 export const OP_SOCKET = 45;
+export const OP_URING_CMD = 46;
 
 /** SQE flags (IOSQE_*). */
 export const SQE_FIXED_FILE = 1 << 0;
@@ -87,8 +88,10 @@ export interface Sqe {
   opFlags: number;
   userLo: number;
   userHi: number;
-  /** file_index (@44): a direct descriptor's slot + 1 (0: none). */
+  /** file_index (@44): a direct descriptor's slot + 1 (0: none); a socket command's optlen. */
   fileIndex: number;
+  /** addr3 (u64 @48): a socket command's optval, a native address (0: none). */
+  addr3: number;
 }
 
 /** The flag sets tried in order at setup: the cheapest first, then fewer on EINVAL (older kernels). */
@@ -211,6 +214,10 @@ export class Ring {
     v.setUint32(at + 32, s.userLo, true);
     v.setUint32(at + 36, s.userHi, true);
     v.setUint32(at + 44, s.fileIndex, true);
+    if (s.addr3 !== 0) {
+      v.setUint32(at + 48, s.addr3 % TWO32, true);
+      v.setUint32(at + 52, Math.floor(s.addr3 / TWO32), true);
+    }
     this.#tail = (this.#tail + 1) >>> 0;
   }
 

@@ -29,6 +29,16 @@ const CHUNK_SLOTS = 64;
 /** The urgent lane's setup: no deferred task work (so completions come without entering), one issuer. */
 const URGENT_TRIES: readonly number[] = [SETUP_SINGLE_ISSUER | SETUP_SUBMIT_ALL, 0];
 
+// Native addresses of what the kernel reads (a Prober's sockaddr and request, reused by every
+// attempt; a Buffer's memory never moves): a koffi call and a BigInt per attempt saved.
+const addresses = new WeakMap<Buffer, number>();
+/** The native address of `buf`'s bytes, looked up once per Buffer. */
+export function nativeAddress(buf: Buffer): number {
+  let at = addresses.get(buf);
+  if (at === undefined) addresses.set(buf, at = Number(addressOf(buf)));
+  return at;
+}
+
 /** A ring with its slots and receive regions (see the file's header); T is what holds a slot. */
 export class Lane<T> {
   readonly ring: Ring;
@@ -43,7 +53,7 @@ export class Lane<T> {
   readonly #chunks: Buffer[] = [];
   readonly #chunkAddresses: number[] = [];
   /** One SQE's fields, refilled for each push (no object per SQE). */
-  readonly sqe: Sqe = { op: 0, flags: 0, ioprio: 0, fd: 0, off: 0, addr: 0, len: 0, opFlags: 0, userLo: 0, userHi: 0, fileIndex: 0 };
+  readonly sqe: Sqe = { op: 0, flags: 0, ioprio: 0, fd: 0, off: 0, addr: 0, len: 0, opFlags: 0, userLo: 0, userHi: 0, fileIndex: 0, addr3: 0 };
 
   /** A new ring and its slot table, as large as `maxSlots` and RLIMIT_NOFILE allow; throws SysError. */
   constructor(urgent: boolean, maxSlots: number, readBytes: number) {
@@ -101,7 +111,7 @@ export class Lane<T> {
     return this.#chunks[Math.floor(slot / CHUNK_SLOTS)]!.subarray(at, at + n);
   }
 
-  /** Fills the shared SQE record (fileIndex 0: the caller sets it for SOCKET and CLOSE) and returns it. */
+  /** Fills the shared SQE record (fileIndex and addr3 0: the caller sets them for SOCKET, CLOSE and socket commands) and returns it. */
   fill(op: number, flags: number, fd: number, off: number, addr: number, len: number, opFlags: number, userLo: number, userHi: number): Sqe {
     const s = this.sqe;
     s.op = op;
@@ -114,6 +124,7 @@ export class Lane<T> {
     s.userLo = userLo;
     s.userHi = userHi;
     s.fileIndex = 0;
+    s.addr3 = 0;
     s.ioprio = 0;
     return s;
   }

@@ -5,14 +5,16 @@
  * returns; a refused connection told as `connect ECONNREFUSED`; a server that never answers,
  * closed in flight with nothing told after; a server that closes early; close() inside a
  * callback; a throwing callback; shutdown(); urgent delivery with no tick to wait for; the
- * maxConnections cap; and 5,000 attempts of every kind that leave as many fds and no busy
- * slot. Skipped as a whole where io_uring cannot serve (uringUnavailable() says why).
+ * maxConnections cap; 5,000 attempts of every kind that leave as many fds and no busy
+ * slot; and the handshake's last ACK carried by the request (segments counted). Skipped as a whole where io_uring cannot serve (uringUnavailable() says why).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { tcpAddress, type TcpAddress, type TcpProbeClient } from '../../src/sys/tcpprobe.ts';
-import { UringProbes, probeTransport, uringUnavailable } from '../../src/sys/uringprobe.ts';
+import { UringProbes, probeTransport, uringSocketCommands, uringUnavailable } from '../../src/sys/uringprobe.ts';
 import { servers, closedPort } from '../lib/probe-servers.ts';
 
 const why = uringUnavailable();
@@ -262,4 +264,18 @@ test('5,000 attempts (answered, bare, refused, closed in flight, dropped) leave 
   assert.ok(![...outcomes.keys()].some((k) => k.includes('AFTER CLOSE')), JSON.stringify([...outcomes]));
   probes.shutdown();
   assert.equal(fdCount(), before, 'shutdown closes both rings');
+});
+
+test('an HTTP attempt acknowledges the SYN-ACK with its request: two TCP segments fewer, counted in a network namespace of its own', { skip: skip || (!uringSocketCommands() ? 'io_uring sets no socket option here (kernel before 6.7)' : process.getuid?.() !== 0 ? 'needs root (unshare --net)' : false) }, () => {
+  const script = fileURLToPath(new URL('../lib/handshake-segments.ts', import.meta.url));
+  const perAttempt = (mode: string): number => {
+    const r = spawnSync('unshare', ['--net', 'sh', '-c', '{ ip link set lo up || busybox ip link set lo up; } && exec "$0" "$@"', process.execPath, script, '40', mode], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    return Number(r.stdout.trim());
+  };
+  const plain = perAttempt('plain');
+  const merged = perAttempt('merge');
+  // Ten or eleven segments for both ends without (SYN, SYN-ACK, ACK, request, …), two fewer
+  // with: no bare ACK closing the handshake, and none from the server for the request alone.
+  assert.ok(plain - merged >= 1.5, `segments per attempt: ${plain} without, ${merged} with`);
 });
