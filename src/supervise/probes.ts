@@ -99,13 +99,18 @@ let sharedUring: UringProbes | null | undefined;
 /** What 'raw' means in this process, decided once (io_uring checked, T6_PROBE_TRANSPORT read). */
 let rawKind: 'uring' | 'epoll' | undefined;
 
+/** The shared transports' options: T6_PROBE_HANDSHAKE_ACK=separate keeps the handshake's ACK apart from the request. */
+function probeOptions(): { onError: () => void; mergeHandshakeAck: boolean } {
+  return { onError: () => {}, mergeHandshakeAck: process.env.T6_PROBE_HANDSHAKE_ACK !== 'separate' };
+}
+
 function connections(transport: 'raw' | 'uring' | 'epoll'): ProbeConnections {
   if (transport === 'raw') transport = rawKind ??= probeTransport();
   if (transport === 'uring') {
-    if (sharedUring === undefined) sharedUring = UringProbes.tryCreate({ onError: () => {}, mergeHandshakeAck: process.env.T6_PROBE_HANDSHAKE_ACK !== 'separate' }) ?? null;
+    if (sharedUring === undefined) sharedUring = UringProbes.tryCreate(probeOptions()) ?? null;
     if (sharedUring !== null) return sharedUring;
   }
-  sharedEpoll ??= new TcpProbes({ onError: () => {} });
+  sharedEpoll ??= new TcpProbes(probeOptions());
   return sharedEpoll;
 }
 

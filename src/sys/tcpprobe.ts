@@ -36,6 +36,10 @@ const SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
 const SO_ERROR = 4;
 const SO_LINGER = 13;
+const IPPROTO_TCP = 6;
+const TCP_QUICKACK = 12;
+/** TCP_QUICKACK's value for a probe that sends a request (a native int). */
+const QUICKACK_OFF = Buffer.alloc(4);
 const MSG_DONTWAIT = 0x40;
 /** No SIGPIPE for a send to a closed peer (Node ignores it, but a child's spawn resets it: never rely on that). */
 const MSG_NOSIGNAL = 0x4000;
@@ -107,6 +111,13 @@ export interface TcpProbeConnection {
 export interface TcpProbesOptions {
   /** Close with SO_LINGER 0 (a reset, no FIN exchange, no TIME_WAIT); default false. */
   reset?: boolean;
+  /**
+   * A connection that sends a request acknowledges the server's SYN-ACK with that request
+   * rather than with an ACK of its own (TCP_QUICKACK 0 before connect): two segments of ten
+   * fewer per HTTP attempt, for the server too. Default true (over io_uring: where the kernel
+   * sets socket options there, 6.7 on); false never does.
+   */
+  mergeHandshakeAck?: boolean;
   /** Called with what a client's callback threw (its connection is closed); default: rethrown in a microtask. */
   onError?: (err: Error) => void;
 }
@@ -156,11 +167,13 @@ export class TcpProbes {
   readonly #int = Buffer.alloc(4);
   readonly #intLength = Buffer.alloc(4);
   readonly #linger: Buffer | undefined;
+  readonly #mergeHandshakeAck: boolean;
   readonly #onError: (err: Error) => void;
 
   constructor(opts: TcpProbesOptions = {}) {
     // struct linger: l_onoff int, l_linger int; on with 0 s.
     this.#linger = opts.reset === true ? Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]) : undefined;
+    this.#mergeHandshakeAck = opts.mergeHandshakeAck !== false;
     this.#onError = opts.onError ?? ((err) => queueMicrotask(() => { throw err; }));
   }
 
@@ -198,6 +211,7 @@ export class TcpProbes {
   #start(conn: Connection, address: TcpAddress): SysError | undefined {
     const { fd } = conn;
     if (this.#linger !== undefined && c.setsockopt(fd, SOL_SOCKET, SO_LINGER, this.#linger, 8) !== 0) return new SysError('setsockopt', errno());
+    if (this.#mergeHandshakeAck && conn.request !== undefined && c.setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, QUICKACK_OFF, 4) !== 0) return new SysError('setsockopt', errno());
     if (c.connect(fd, address.sockaddr, address.sockaddr.length) !== 0) {
       const e = errno();
       if (e !== EINPROGRESS && e !== EINTR) return new SysError('connect', e);

@@ -83,13 +83,6 @@ export interface UringProbesOptions extends TcpProbesOptions {
   followUpMs?: number;
   /** Connections open at once, at most (default 4096, and never over RLIMIT_NOFILE); open() throws EMFILE past it. */
   maxConnections?: number;
-  /**
-   * A connection that sends a request acknowledges the server's SYN-ACK with that request
-   * rather than with an ACK of its own (TCP_QUICKACK 0 before CONNECT): two segments of ten
-   * fewer per HTTP attempt, for the server too. Default: where the kernel sets socket options
-   * through io_uring (uringSocketCommands); false never does.
-   */
-  mergeHandshakeAck?: boolean;
 }
 
 /** One connection's state. */
