@@ -195,7 +195,7 @@ async function startProfiledTree(dir, profDir, maxServices = 4000) {
   const ready = new ByteFifo(path.join(dir, 'svscan-ready'));
   const bin = t6Bin('t6-svscan');
   // The wrapper's own command line (its Node flags: semi-space, heap, memory reducer), with --cpu-prof added.
-  const exec = fs.readFileSync(bin, 'utf8').match(/^exec "\$t6\/node_modules\/node\/bin\/node" (.*) "\$t6\/dist\/(t6-svscan\.[a-z]+)" "\$@"$/m);
+  const exec = fs.readFileSync(bin, 'utf8').match(/^exec "\$(?:node|t6\/node_modules\/node\/bin\/node)" (.*) "\$t6\/dist\/(t6-svscan\.[a-z]+)" "\$@"$/m);
   if (exec === null) throw new Error(`${bin}: no exec line to take Node's flags from`);
   const t6 = path.join(path.dirname(bin), '..');
   const node = path.join(t6, 'node_modules', 'node', 'bin', 'node');
