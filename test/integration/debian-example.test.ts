@@ -102,8 +102,8 @@ test("eth0 down: stops ifupdown's dhclient (by its pid file) and waits for it to
   fs.mkdirSync(bin);
   const log = path.join(dir, 'log');
   const pidfile = path.join(dir, 'dhclient.eth0.pid');
-  // The stand-in ifdown says whether the pid file and the process it named were still there when it ran.
-  fs.writeFileSync(path.join(bin, 'ifdown'), `#!/bin/sh\necho "ifdown $* pidfile=$([ -e '${pidfile}' ] && echo yes || echo no) alive=$(kill -0 "$VICTIM" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' /proc/$VICTIM/status && echo yes || echo no)" >> '${log}'\n`, { mode: 0o755 });
+  // The stand-in ifdown says whether the pid file still named a process (was not empty) and whether that process still ran.
+  fs.writeFileSync(path.join(bin, 'ifdown'), `#!/bin/sh\necho "ifdown $* pidfile=$([ -s '${pidfile}' ] && echo yes || echo no) alive=$(kill -0 "$VICTIM" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' /proc/$VICTIM/status && echo yes || echo no)" >> '${log}'\n`, { mode: 0o755 });
   // A process whose comm is "dhclient": sleep under that name.
   const dhclient = path.join(dir, 'dhclient');
   fs.copyFileSync(fs.realpathSync('/bin/sleep'), dhclient);
@@ -116,7 +116,7 @@ test("eth0 down: stops ifupdown's dhclient (by its pid file) and waits for it to
   };
   const { spawn } = await import('node:child_process');
   const client = spawn(dhclient, ['300'], { stdio: 'ignore' });
-  const exited = new Promise((resolve) => client.on('exit', (code, signal) => resolve(signal)));
+  const exited = new Promise((resolve) => client.on('exit', (_code, signal) => resolve(signal)));
   fs.writeFileSync(pidfile, `${client.pid}\n`);
   assert.equal(down(client.pid!), `ifdown eth0 pidfile=no alive=no\n`);
   assert.equal(await exited, 'SIGTERM');
