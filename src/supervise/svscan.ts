@@ -20,7 +20,6 @@ import { Scanner, SCANNER_SIGNALS, type ScannerOptions, type ScannerSignal } fro
 import { monotonicNowMs, takeHandover, type Handover } from './handover.ts';
 import { Reexec } from './reexec-process.ts';
 import { EventLog } from './events.ts';
-import { processCpuMs, whenQuiet } from './quiet.ts';
 import { strerror, bugText } from '../sys/errors.ts';
 
 /** How the tree is run. */
@@ -55,12 +54,8 @@ export type SvscanEnd =
   | { kind: 'exec'; path: string; argv0: string; cwd: string }
   | { kind: 'exit'; code: number };
 
-/**
- * The executable pages only start-up needed go back once start-up is over: pid 1 quiet (at
- * most 5 % of a CPU) over 2 s, looked at from 1 s after the first scan on; after 5 minutes
- * at the latest.
- */
-const PAGE_OUT_WHEN = { firstCheckMs: 1000, windowMs: 2000, maxBusyFraction: 0.05, maxWaitMs: 300_000 } as const;
+/** Start-up is over this long after the first scan: the executable pages only start-up needed go back. */
+const PAGE_OUT_AFTER_MS = 1000;
 
 /**
  * Runs the supervision tree until the scanner ends (or `interrupt` resolves). Throws
@@ -129,10 +124,9 @@ export async function serveScandir(cfg: SvscanConfig): Promise<SvscanEnd> {
   for (const sig of pending.splice(0)) scanner!.signal(sig);
   reexec.watchHeap();
   // pid 1 lives for months: give back the executable pages only start-up needed.
-  const cancelPageOut = whenQuiet({ ...PAGE_OUT_WHEN, cpuMs: processCpuMs, now: monotonicNowMs }, () => pageOutExecutable());
+  setTimeout(() => pageOutExecutable(), PAGE_OUT_AFTER_MS).unref();
 
   const end = await (cfg.interrupt === undefined ? ended : Promise.race([ended, cfg.interrupt]));
-  cancelPageOut();
   reexec.stop();
   release();
   return end;
