@@ -11,7 +11,6 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
-import tty from 'node:tty';
 import { type CommandIo, FatalError } from './_run.ts';
 import { DEFAULT_SHUTDOWND_FIFO, encodeShutdownRequest } from '../s6/initctl.ts';
 import { DEFAULT_UTMP, DEFAULT_WTMP, appendWtmp, encodeRunLevelRecord, wall } from '../init/utmp.ts';
@@ -92,6 +91,8 @@ function shortName(name: string): string {
  * mismatch, so that a shutdown meant for another machine's session does not happen here.
  */
 export function confirmHostname(io: CommandIo): void {
+  // node:tty (with node:net and the streams) only here: every other shutdown request goes without it.
+  const tty = process.getBuiltinModule('node:tty');
   if (!tty.isatty(0) || !tty.isatty(1)) throw new FatalError('unable to ask hostname confirmation: stdin or stdout is not a tty', EXIT.usage);
   const expected = shortName(os.hostname());
   io.out("Please enter the machine's hostname: ");

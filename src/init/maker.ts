@@ -116,13 +116,33 @@ interface Tree {
   fifos: Array<[string, number]>;
 }
 
+/** A file of the t6 tree whose `bin/` is t6bin: `dist/…`, `node_modules/node/…`. */
+function t6TreePath(o: MakerOptions, rel: string): string {
+  return path.join(path.dirname(path.resolve(o.t6bin)), rel);
+}
+
+/**
+ * bin/halt, bin/poweroff, bin/reboot: t6's Node on the t6-hpr bundle itself, without the
+ * bin/ wrapper's shell (a second shell's start is tens of ms under emulation, on the way to
+ * "The system is going down"), when both are where the tree's layout puts them; else the
+ * wrapper. Shell built-ins only.
+ */
+function hprScript(o: MakerOptions, what: string, flag: string): string {
+  const q = shQuote;
+  const node = q(t6TreePath(o, 'node_modules/node/bin/node'));
+  const bundle = q(t6TreePath(o, 'dist/t6-hpr.cjs'));
+  const args = `${flag}${o.container && !o.syncInContainer ? ' -n' : ''} "$@"`;
+  return script(`${what}: ask pid 1 to ${what === 'halt' ? 'halt the machine' : what === 'poweroff' ? 'power the machine off' : 'reboot'} (-f: at once, without stopping services).`,
+    `test -x ${node} && test -f ${bundle} && exec ${node} ${bundle} ${args}\nexec ${q(`${o.t6bin}/t6-hpr`)} ${args}`);
+}
+
 /**
  * The init command line baked into bin/init. It runs t6's Node on the t6-linux-init bundle
  * itself, as the bin/ wrapper would, without the wrapper's shell: t6bin is a t6 tree's
  * `bin/`, beside its `dist/` and `node_modules/node/` (the layout the wrappers assume too).
  */
 function initCommand(o: MakerOptions): string[] {
-  const t6Path = (rel: string): string => path.join(path.dirname(path.resolve(o.t6bin)), rel);
+  const t6Path = (rel: string): string => t6TreePath(o, rel);
   const argv = [t6Path('node_modules/node/bin/node'), ...DAEMON_NODE_FLAGS, t6Path('dist/t6-linux-init.cjs'), '-c', o.basedir, '-m', `0${o.umask.toString(8).padStart(3, '0')}`, '-p', o.initialPath, '-q', String(o.graceMs)];
   if (o.envStore !== undefined) argv.push('-s', o.envStore);
   if (o.devtmpfs !== undefined) argv.push('-d', o.devtmpfs);
@@ -181,10 +201,7 @@ export function describeTree(o: MakerOptions): Tree {
   for (const d of [BIN_DIR, ENV_DIR, SCRIPTS_DIR, RUN_IMAGE, SVC, `${SVC}/.s6-svscan`, `${SVC}/${SHUTDOWND_SERVICE}`]) tree.dirs.push([d, 0o755]);
 
   tree.files.push([bin('init'), initScript(o), 0o755]);
-  const noSync = o.container && !o.syncInContainer ? ' -n' : '';
-  tree.files.push([bin('halt'), script('halt: ask pid 1 to halt the machine (-f: at once, without stopping services).', `exec ${t6('t6-hpr')} -h${noSync} "$@"`), 0o755]);
-  tree.files.push([bin('poweroff'), script('poweroff: ask pid 1 to power the machine off (-f: at once).', `exec ${t6('t6-hpr')} -p${noSync} "$@"`), 0o755]);
-  tree.files.push([bin('reboot'), script('reboot: ask pid 1 to reboot the machine (-f: at once).', `exec ${t6('t6-hpr')} -r${noSync} "$@"`), 0o755]);
+  for (const [what, flag] of [['halt', '-h'], ['poweroff', '-p'], ['reboot', '-r']] as const) tree.files.push([bin(what), hprScript(o, what, flag), 0o755]);
   tree.files.push([bin('shutdown'), script('shutdown [-h|-p|-r|-k] [-a] [-t sec] time [message], or shutdown -c.', `exec ${t6('t6-shutdown')} "$@"`), 0o755]);
   if (!o.container) {
     tree.files.push([bin('telinit'), script('telinit RUNLEVEL: run scripts/runlevel under pid 1 (0: power off, 6: reboot).', `exec ${t6('t6-telinit')} -c ${q(o.basedir)} "$@"`), 0o755]);

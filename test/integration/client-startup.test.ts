@@ -2,7 +2,8 @@
  * The status and control clients start no more than Node itself does (issue 12): a
  * t6-svstat, t6-svc or t6-svok of a supervised service, and a t6-svok of one nobody
  * supervises, and a `t6-rc list` while no change is at work, load no native module (koffi's libc binding costs a dlopen of a 1 MB library)
- * and no module file beside their bundle. Needs a build.
+ * and no module file beside their bundle. Nor does `t6-hpr -p` asking the shutdown daemon
+ * (poweroff's time goes by it), which also leaves node:tty and node:net alone. Needs a build.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,14 +16,14 @@ import { writeDb } from '../lib/rcdb.ts';
 const NODE = path.join(ROOT, 'node_modules', 'node', 'bin', 'node');
 
 /** Runs dist/NAME.cjs under the pinned Node with a preload that reports, at exit, what else was loaded. */
-function loadedBy(name: string, args: string[]): { status: number | null; loaded: string[]; builtins: string[] } {
+function loadedBy(name: string, args: string[], env: NodeJS.ProcessEnv = process.env): { status: number | null; loaded: string[]; builtins: string[] } {
   const dir = tmpdir('t6-client-startup-');
   const probe = path.join(dir, 'probe.cjs');
   fs.writeFileSync(probe, `const fs = require('node:fs'); const dlopen = process.dlopen; const seen = []; const before = new Set(process.moduleLoadList);
 process.on('exit', () => fs.writeFileSync(${JSON.stringify(path.join(dir, 'builtins'))}, JSON.stringify(process.moduleLoadList.filter((m) => !before.has(m) && m.startsWith('NativeModule ')).map((m) => m.slice(13)))));
 process.dlopen = function (m, file, ...rest) { seen.push(file); return dlopen.call(this, m, file, ...rest); };
 process.on('exit', () => fs.writeFileSync(${JSON.stringify(path.join(dir, 'loaded'))}, JSON.stringify([...seen, ...Object.keys(require.cache).filter((f) => f !== __filename && !f.endsWith(${JSON.stringify(`/dist/${name}.cjs`)}))])));\n`);
-  const r = spawnSync(NODE, ['-r', probe, path.join(ROOT, 'dist', `${name}.cjs`), ...args], { encoding: 'utf8' });
+  const r = spawnSync(NODE, ['-r', probe, path.join(ROOT, 'dist', `${name}.cjs`), ...args], { encoding: 'utf8', env });
   return {
     status: r.status,
     loaded: JSON.parse(fs.readFileSync(path.join(dir, 'loaded'), 'utf8')) as string[],
@@ -71,5 +72,27 @@ test('t6-rc list and listall load no native module while no writer is at work, a
     assert.ok(marked.loaded.some((f) => f.includes('koffi')), `loaded ${marked.loaded.join(', ')}`);
   } finally {
     await tree.stop();
+  }
+});
+
+test('t6-hpr -p, asking the shutdown daemon, loads no native module, nothing beside its bundle, and of the built-ins beyond Node\'s snapshot only node:os', () => {
+  const dir = tmpdir('t6-client-startup-hpr-');
+  const fifo = path.join(dir, 'fifo');
+  const wtmp = path.join(dir, 'wtmp');
+  assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+  fs.writeFileSync(wtmp, '');
+  // The daemon's end: open for reading, so that the client's probe finds a reader.
+  const reader = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  try {
+    const r = loadedBy('t6-hpr', ['-p', '--fifo', fifo], { ...process.env, T6_WTMP: wtmp, T6_UTMP: path.join(dir, 'utmp') });
+    assert.equal(r.status, 0);
+    const request = Buffer.alloc(64);
+    assert.equal(fs.readSync(reader, request), 17, 'one 17-byte request');
+    assert.equal(String.fromCharCode(request[0]!), 'p');
+    assert.equal(fs.statSync(wtmp).size, 384, 'the wtmp record written');
+    assert.deepEqual(r.loaded, [], `t6-hpr loaded ${r.loaded.join(', ')}`);
+    assert.deepEqual(r.builtins.filter((m) => m !== 'os'), [], `t6-hpr loaded node:${r.builtins.join(', node:')}`);
+  } finally {
+    fs.closeSync(reader);
   }
 });

@@ -95,3 +95,41 @@ test('random-seed: load reads a fresh seed with no writable root; store makes it
   assert.notDeepEqual(fs.readFileSync(env.RANDOM_SEED), fresh);
   assert.equal(spawnSync(path.join(EXAMPLE, 'scripts/random-seed'), ['frob'], { env }).status, 100);
 });
+
+test("eth0 down: stops ifupdown's dhclient (by its pid file) and waits for it to be gone before ifdown, so dhclient -r releases without its fixed sleep", async () => {
+  const dir = tmpdir('t6-debian-eth0-');
+  const bin = path.join(dir, 'bin');
+  fs.mkdirSync(bin);
+  const log = path.join(dir, 'log');
+  const pidfile = path.join(dir, 'dhclient.eth0.pid');
+  // The stand-in ifdown says whether the pid file still named a process (was not empty) and whether that process still ran.
+  fs.writeFileSync(path.join(bin, 'ifdown'), `#!/bin/sh\necho "ifdown $* pidfile=$([ -s '${pidfile}' ] && echo yes || echo no) alive=$(kill -0 "$VICTIM" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' /proc/$VICTIM/status && echo yes || echo no)" >> '${log}'\n`, { mode: 0o755 });
+  // A process whose comm is "dhclient": sleep under that name.
+  const dhclient = path.join(dir, 'dhclient');
+  fs.copyFileSync(fs.realpathSync('/bin/sleep'), dhclient);
+  fs.chmodSync(dhclient, 0o755);
+  const down = (victim?: number): string => {
+    fs.rmSync(log, { force: true });
+    const r = spawnSync(path.join(EXAMPLE, 'scripts/eth0'), ['down'], { encoding: 'utf8', env: { PATH: `${bin}:/usr/bin:/bin`, DHCLIENT_PID: pidfile, VICTIM: String(victim ?? '') } });
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+    return fs.readFileSync(log, 'utf8');
+  };
+  const { spawn } = await import('node:child_process');
+  const client = spawn(dhclient, ['300'], { stdio: 'ignore' });
+  const exited = new Promise((resolve) => client.on('exit', (_code, signal) => resolve(signal)));
+  fs.writeFileSync(pidfile, `${client.pid}\n`);
+  assert.equal(down(client.pid!), `ifdown eth0 pidfile=no alive=no\n`);
+  assert.equal(await exited, 'SIGTERM');
+  // A pid file naming a process that is not a dhclient (a stale file, the pid reused): left alone, ifdown still runs.
+  const other = spawn(fs.realpathSync('/bin/sleep'), ['300'], { stdio: 'ignore' });
+  fs.writeFileSync(pidfile, `${other.pid}\n`);
+  try {
+    assert.equal(down(other.pid!), `ifdown eth0 pidfile=yes alive=yes\n`);
+  } finally {
+    other.kill('SIGKILL');
+  }
+  // No pid file (eth0 never came up): ifdown alone.
+  fs.rmSync(pidfile, { force: true });
+  assert.equal(down(), `ifdown eth0 pidfile=no alive=no\n`);
+  assert.equal(spawnSync(path.join(EXAMPLE, 'scripts/eth0'), ['frob']).status, 100);
+});

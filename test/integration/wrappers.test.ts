@@ -54,10 +54,15 @@ test('t6-linux-init-maker run through PATH writes scripts that call t6 by absolu
   assert.equal(r.status, 0, r.stderr);
   const halt = fs.readFileSync(path.join(out, 'bin/halt'), 'utf8');
   assert.match(halt, new RegExp(`^exec ${BIN.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/t6-hpr -h "\\$@"$`, 'm'));
+  // halt runs t6's Node on the t6-hpr bundle itself (the wrapper's shell skipped), and it runs.
+  const root = path.dirname(BIN);
+  assert.ok(halt.includes(`&& exec ${root}/node_modules/node/bin/node ${root}/dist/t6-hpr.cjs -h "$@"\n`), halt);
+  const help = spawnSync('/bin/sh', [path.join(out, 'bin/halt'), '--help'], { env: { PATH: SYSTEM_PATH }, encoding: 'utf8' });
+  assert.equal(help.status, 0, help.stderr);
+  assert.match(help.stdout, /^usage: t6-hpr /);
   const init = fs.readFileSync(path.join(out, 'bin/init'), 'utf8');
   assert.doesNotMatch(init, /\$0/);
   // bin/init execs t6's Node itself, with the t6-linux-init wrapper's options, on its bundle.
-  const root = path.dirname(BIN);
   const flags = /"\$node" (.*)"\$t6\/dist\/t6-linux-init\.cjs"/.exec(fs.readFileSync(path.join(BIN, 't6-linux-init'), 'utf8'))?.[1];
   assert.ok(flags !== undefined, 'the t6-linux-init wrapper names its Node options');
   assert.ok(init.includes(`\nexec ${root}/node_modules/node/bin/node ${flags}${root}/dist/t6-linux-init.cjs -c `), init);
