@@ -100,9 +100,7 @@ let sharedUring: UringProbes | null | undefined;
 let rawKind: 'uring' | 'epoll' | undefined;
 
 /** The shared transports' options: T6_PROBE_HANDSHAKE_ACK=separate keeps the handshake's ACK apart from the request. */
-function probeOptions(): { onError: () => void; mergeHandshakeAck: boolean } {
-  return { onError: () => {}, mergeHandshakeAck: process.env.T6_PROBE_HANDSHAKE_ACK !== 'separate' };
-}
+const probeOptions = (): { onError: () => void; mergeHandshakeAck: boolean } => ({ onError: () => {}, mergeHandshakeAck: process.env.T6_PROBE_HANDSHAKE_ACK !== 'separate' });
 
 function connections(transport: 'raw' | 'uring' | 'epoll'): ProbeConnections {
   if (transport === 'raw') transport = rawKind ??= probeTransport();
@@ -273,10 +271,12 @@ export class Prober {
   /** The kept connection spoke between attempts (the server closed it, most likely): dropped; true if it was that. */
   #dropIdle(): boolean {
     if (this.#attempt !== 0 || this.#idle === undefined) return false;
-    this.#idle.close();
-    this.#idle = undefined;
+    this.#closeIdle();
     return true;
   }
+
+  /** Closes the kept connection, if any. */
+  #closeIdle(): void { this.#idle?.close(); this.#idle = undefined; }
 
   /**
    * A kept connection ended or failed before any answer: the server closed it as the request
@@ -367,7 +367,7 @@ export class Prober {
     }
     this.#conn?.close();
     this.#conn = undefined;
-    if (this.#phase === 'ended') this.#idle = void this.#idle?.close();
+    if (this.#phase === 'ended') this.#closeIdle();
     if (this.#pid > 0 && this.#phase === 'ended') this.#killCheck();
   }
 
@@ -384,7 +384,7 @@ export class Prober {
     this.#cleanup();
     if (outcome === true) this.#succeeded();
     else this.#failed(outcome);
-    if ((this.#phase as ProberPhase) === 'ended') this.#idle = void this.#idle?.close(); // unhealthy: nothing more to ask
+    if ((this.#phase as ProberPhase) === 'ended') this.#closeIdle(); // unhealthy: nothing more to ask
   }
 
   #succeeded(): void {

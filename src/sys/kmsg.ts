@@ -13,15 +13,10 @@ const RECORD_MAX = 8192;
 const MAX_RECORDS = 100_000;
 
 /**
- * The printk time, in ms, of the first record in the kernel's log whose message matches
- * `pattern`; undefined when none does or /dev/kmsg cannot be read (not root, no such
- * device, a container's). Never throws.
+ * The first record in the kernel's log whose message matches `pattern`: its printk time in
+ * ms and its message; undefined when none does or /dev/kmsg cannot be read (not root, no
+ * such device, a container's). Never throws.
  */
-export function kernelLogTime(pattern: RegExp, kmsg = '/dev/kmsg'): number | undefined {
-  return kernelLogRecord(pattern, kmsg)?.ms;
-}
-
-/** As kernelLogTime, with the record's message (what the pattern matched in). Never throws. */
 export function kernelLogRecord(pattern: RegExp, kmsg = '/dev/kmsg'): { ms: number; message: string } | undefined {
   let fd: number;
   try {

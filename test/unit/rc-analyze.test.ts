@@ -16,7 +16,7 @@ import { formatMs } from '../../src/rc/analyze/model.ts';
 import { plotSvg } from '../../src/rc/analyze/plot.ts';
 import { tickLabel, tickStep } from '../../src/rc/analyze/svg.ts';
 import { KEEP_CHANGES, TimingsError, listRecords, loadRecord, saveRecord } from '../../src/rc/timings-store.ts';
-import { kernelLogRecord, kernelLogTime } from '../../src/sys/kmsg.ts';
+import { kernelLogRecord } from '../../src/sys/kmsg.ts';
 
 const REAL = 1_796_000_000_000;
 const at = (mono: number): Instant => ({ mono, real: REAL + mono });
@@ -138,12 +138,12 @@ test(`the store keeps the boot's record and the last ${KEEP_CHANGES} changes, nu
 });
 
 test("the kernel log reader finds a record's printk time, and is quiet when there is no log", () => {
-  assert.equal(kernelLogTime(/x/, '/nonexistent/kmsg'), undefined);
+  assert.equal(kernelLogRecord(/x/, '/nonexistent/kmsg'), undefined);
   // A regular file reads as one record.
   const file = path.join(tmpdir('t6-kmsg-'), 'kmsg');
   fs.writeFileSync(file, '6,310,2153727,-;Run /sbin/init as init process\n');
-  assert.equal(kernelLogTime(/^Run \S+ as init process/, file), 2153.727);
-  assert.equal(kernelLogTime(/^nothing/, file), undefined);
+  assert.equal(kernelLogRecord(/^Run \S+ as init process/, file)?.ms, 2153.727);
+  assert.equal(kernelLogRecord(/^nothing/, file), undefined);
   assert.deepEqual(kernelLogRecord(/^Run \S+ as init process/, file), { ms: 2153.727, message: 'Run /sbin/init as init process' });
 });
 
