@@ -167,7 +167,9 @@ export class Change {
       for (const phase of phases) {
         if (this.#opts.verbosity >= 3) this.#say.info(`bringing selected services ${phase.up ? 'up' : 'down'}`);
         const r = await Promise.race([this.#runPhase(phase), timedOut]);
-        if (r === 'timeout') {
+        // A transition whose timeout -t cut short ends at the deadline too (up to the 1 ms
+        // #timeout floors away), and may be told before the -t timer fires: that is -t's.
+        if (r === 'timeout' || (r && performance.now() >= this.#deadline - 1)) {
           this.#say.fatal('timed out');
           return EXIT.rcTimedOut;
         }
