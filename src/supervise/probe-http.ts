@@ -52,7 +52,7 @@ export class HttpResponseCheck {
   #sizeDigits = 0;
   /** The last needle.length − 1 body bytes examined, so a text split across reads is found. */
   #carry: Buffer | undefined;
-  readonly #keepAlive: boolean;
+  #keepAlive: boolean;
   /** Keep-alive: the verdict already made, told at the response's end. */
   #verdict: Verdict;
   /** Keep-alive: the text was found (the rest of the body is still read). */
@@ -73,8 +73,9 @@ export class HttpResponseCheck {
     return this.#reusable;
   }
 
-  /** Forget the previous attempt. */
-  reset(): void {
+  /** Forget the previous attempt; `keepAlive`, if given, says whether this one's request asked to keep the connection. */
+  reset(keepAlive?: boolean): void {
+    if (keepAlive !== undefined) this.#keepAlive = keepAlive;
     this.#held = undefined;
     this.#inBody = false;
     this.#bodySeen = 0;

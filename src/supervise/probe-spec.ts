@@ -19,11 +19,14 @@
  * - `http-status` (http only): accepted status codes, `200` or a range `200-399` (default 200-399);
  * - `http-body` (http only): a text the first 64 KiB of the body must contain (one trailing
  *   newline of the file is not part of it);
- * - `http-keepalive` (http only): `1` keeps the connection between liveness attempts (HTTP/1.1
- *   keep-alive, as Envoy's health checks do), `0` (the default) makes one per attempt with
- *   `Connection: close`, as Kubernetes does. Kept, a liveness attempt is one request on a
- *   connection the server keeps open, not a TCP handshake and teardown: a fraction of the
- *   kernel's work. But it no longer proves that the server accepts new connections;
+ * - `http-reuse` (http only): how many liveness attempts one connection carries, N ≥ 1
+ *   (default 10). A reused connection (HTTP/1.1 keep-alive, as Envoy's health checks do) costs
+ *   one request, not a TCP handshake and teardown on both ends: a fraction of the kernel's
+ *   work, and no TIME_WAIT socket or conntrack entry left on the server for each attempt. The
+ *   Nth request says `Connection: close`, and an attempt after a failure always opens a new
+ *   connection, so a server that stops accepting new ones is still found out within N
+ *   attempts. `1` makes a new connection for every attempt, as Kubernetes does. Readiness
+ *   attempts always use a connection of their own;
  * - `liveness`: N ≥ 1: after readiness the same probe goes on at `interval`, and N
  *   consecutive failures make the service unhealthy; absent: the probe ends at readiness.
  *
@@ -55,15 +58,15 @@ export interface ProbeSpec {
   httpStatus: { min: number; max: number };
   /** Bytes the first 64 KiB of the body must contain (http only). */
   httpBody?: Buffer;
-  /** HTTP keep-alive between liveness attempts (`http-keepalive` 1; http only). */
-  httpKeepAlive?: boolean;
+  /** Liveness attempts one connection carries (`http-reuse`; http only); absent: DEFAULT_HTTP_REUSE. */
+  httpReuse?: number;
   /** Consecutive failures after readiness that make the service unhealthy; absent: no liveness probing. */
   liveness?: number;
 }
 
 /** Every file `probe/` may hold: the three kinds, then the settings. */
 const KINDS = ['tcp', 'http', 'check'] as const;
-const SETTINGS = ['interval', 'timeout', 'start-delay', 'attempts', 'http-status', 'http-body', 'http-keepalive', 'liveness'] as const;
+const SETTINGS = ['interval', 'timeout', 'start-delay', 'attempts', 'http-status', 'http-body', 'http-reuse', 'liveness'] as const;
 const KNOWN: ReadonlySet<string> = new Set([...KINDS, ...SETTINGS]);
 
 /** Longest value file read (a URL is the longest value; more is certainly a mistake). */
@@ -72,6 +75,9 @@ const MAX_FILE_BYTES = 4096;
 const MAX_BODY_TEXT = 1024;
 /** Largest ms value: what a Node timer can wait. */
 const MAX_MS = 0x7fffffff;
+
+/** Liveness attempts one HTTP connection carries by default (`http-reuse`). */
+export const DEFAULT_HTTP_REUSE = 10;
 
 const DEFAULTS = { interval: 1000, timeout: 1000, startDelay: 0, attempts: 0, httpStatus: { min: 200, max: 399 } };
 
@@ -95,7 +101,10 @@ export function readProbeSpec(serviceDir: string): { spec?: ProbeSpec; problem?:
     return { problem: `probe: unable to read: ${strerror(err)}` };
   }
   const problems: string[] = [];
-  for (const e of entries.sort()) if (!KNOWN.has(e)) problems.push(`probe/${e}: unknown file (known: ${[...KNOWN].join(', ')})`);
+  for (const e of entries.sort()) {
+    if (e === 'http-keepalive') problems.push('probe/http-keepalive: replaced by probe/http-reuse (liveness attempts per connection; 1: a new one for each)');
+    else if (!KNOWN.has(e)) problems.push(`probe/${e}: unknown file (known: ${[...KNOWN].join(', ')})`);
+  }
   const spec = parseEntries(dir, new Set(entries), problems);
   if (problems.length > 0 || spec === undefined) return { problem: problems.join('; ') };
   return { spec };
@@ -118,17 +127,17 @@ function parseEntries(dir: string, present: ReadonlySet<string>, problems: strin
   const startDelayMs = num('start-delay', DEFAULTS.startDelay, 0);
   const attempts = num('attempts', DEFAULTS.attempts, 0);
   const liveness = readNumber(ctx, 'liveness', 1);
-  for (const name of ['http-status', 'http-body', 'http-keepalive']) {
+  for (const name of ['http-status', 'http-body', 'http-reuse']) {
     if (present.has(name) && kind !== undefined && kind !== 'http') problems.push(`probe/${name}: only for an http probe (this one is ${kind})`);
   }
   const httpStatus = readStatusRange(ctx) ?? DEFAULTS.httpStatus;
   const httpBody = readBodyText(ctx);
-  const keepAlive = readFlag(ctx, 'http-keepalive');
+  const reuse = readNumber(ctx, 'http-reuse', 1);
   if (target === undefined) return undefined;
   return {
     target, intervalMs, timeoutMs, startDelayMs, attempts, httpStatus,
     ...(httpBody === undefined ? {} : { httpBody }),
-    ...(keepAlive === true && target.kind === 'http' ? { httpKeepAlive: true } : {}),
+    ...(reuse !== undefined && target.kind === 'http' ? { httpReuse: reuse } : {}),
     ...(liveness === undefined ? {} : { liveness }),
   };
 }
@@ -256,15 +265,6 @@ function readStatusRange(ctx: Ctx): Found<{ min: number; max: number }> {
     return undefined;
   }
   return { min, max };
-}
-
-/** A flag file: `1` or `0`. */
-function readFlag(ctx: Ctx, name: string): Found<boolean> {
-  const line = readLine(ctx, name);
-  if (line === undefined) return undefined;
-  if (line === '1' || line === '0') return line === '1';
-  ctx.problems.push(`probe/${name}: ${quote(line)} - expected 1 (on) or 0 (off)`);
-  return undefined;
 }
 
 /** `http-body`: the text, without one trailing newline. */

@@ -17,13 +17,14 @@
  * a tick at a time, a few system calls per tick for all probes), else one epoll set for all
  * probes (sys/tcpprobe.ts). Liveness attempts and their deadlines run on one coarse clock
  * (probe-clock.ts); readiness attempts, and probes with a short timeout, use precise timers
- * and io_uring's urgent lane, so a service's start is not delayed by the grid. It closes
- * with a FIN, not a reset: SO_LINGER 0 saves kernel time, but a server whose sockets have
- * no error handler (a bare node:net one) dies of the ECONNRESET, and a probe must never
- * harm what it probes. HTTP is one request, `Connection: close`, the status line parsed
- * and the body only when asked; the request bytes are made once per Prober, and responses
- * are read into a shared buffer (the judge copies what it keeps). A host name still goes
- * through node:net, which resolves it and tries each address.
+ * and io_uring's urgent lane, so a service's start is not delayed by the grid. A liveness
+ * attempt over HTTP reuses its connection (`http-reuse`, probe-spec.ts): a request instead
+ * of a handshake and a teardown. A new connection closes with a FIN, not a reset: SO_LINGER
+ * 0 saves kernel time, but a server whose sockets have no error handler (a bare node:net one)
+ * dies of the ECONNRESET, and a probe must never harm what it probes. Only the status line
+ * is parsed, and the body only when asked; the request bytes are made once per Prober, and
+ * responses are read into a shared buffer (the judge copies what it keeps). A host name
+ * still goes through node:net, which resolves it and tries each address.
  *
  * The Prober never throws out of a callback: a failed connect, spawn or kill is a failed
  * attempt. The owner's callbacks are called last, once the Prober's state is settled, so an
@@ -32,13 +33,13 @@
 import net from 'node:net';
 import path from 'node:path';
 import type { SpawnOptions } from '../sys/spawn.ts';
-import { TcpProbes, tcpAddress, type TcpAddress, type TcpProbeClient, type TcpProbeConnection } from '../sys/tcpprobe.ts';
-import { UringProbes, probeTransport } from '../sys/uringprobe.ts';
+import { tcpAddress, type TcpAddress, type TcpProbeClient, type TcpProbeConnection } from '../sys/tcpprobe.ts';
 import { SIGNALS } from '../sys/signals.ts';
 import { strerror } from '../sys/errors.ts';
 import { signalName } from '../s6/signals.ts';
-import type { ProbeSpec } from './probe-spec.ts';
 import { HttpResponseCheck } from './probe-http.ts';
+import { DEFAULT_HTTP_REUSE, type ProbeSpec } from './probe-spec.ts';
+import { connections } from './probe-connections.ts';
 
 /** What a Prober needs from its host (the Supervisor's; tests give their own). */
 export interface ProberDeps {
@@ -82,35 +83,8 @@ export type ProberPhase = 'readiness' | 'liveness' | 'ended';
  */
 const READ_BUFFER = Buffer.allocUnsafe(16 * 1024);
 
-/** What both raw transports offer: connections whose callbacks a Prober gets. */
-interface ProbeConnections {
-  open(address: TcpAddress, request: Buffer | undefined, client: TcpProbeClient, urgent?: boolean): TcpProbeConnection;
-}
-
 /** A liveness probe with a timeout this short goes in io_uring's urgent lane: the tick lane may take two 50 ms ticks to answer. */
 const URGENT_BELOW_TIMEOUT_MS = 500;
-
-// The process's probe connections, shared by every Prober and made on first use. No
-// onError: a transport that cannot watch its set first fails every connection, whose
-// Prober reports it as the attempt's error; and the callbacks given here never throw.
-let sharedEpoll: TcpProbes | undefined;
-/** null: io_uring cannot be had here (checked once). */
-let sharedUring: UringProbes | null | undefined;
-/** What 'raw' means in this process, decided once (io_uring checked, T6_PROBE_TRANSPORT read). */
-let rawKind: 'uring' | 'epoll' | undefined;
-
-/** The shared transports' options: T6_PROBE_HANDSHAKE_ACK=separate keeps the handshake's ACK apart from the request. */
-const probeOptions = (): { onError: () => void; mergeHandshakeAck: boolean } => ({ onError: () => {}, mergeHandshakeAck: process.env.T6_PROBE_HANDSHAKE_ACK !== 'separate' });
-
-function connections(transport: 'raw' | 'uring' | 'epoll'): ProbeConnections {
-  if (transport === 'raw') transport = rawKind ??= probeTransport();
-  if (transport === 'uring') {
-    if (sharedUring === undefined) sharedUring = UringProbes.tryCreate(probeOptions()) ?? null;
-    if (sharedUring !== null) return sharedUring;
-  }
-  sharedEpoll ??= new TcpProbes(probeOptions());
-  return sharedEpoll;
-}
 
 /** Runs one service's probe; it starts when constructed (after `start-delay`) and runs until it ends or stop(). */
 export class Prober {
@@ -133,6 +107,8 @@ export class Prober {
   #conn: TcpProbeConnection | undefined;
   /** Keep-alive: the connection kept from the last liveness attempt, for the next one. */
   #idle: TcpProbeConnection | undefined;
+  /** Attempts made on the connection under way (or kept), this one included. */
+  #uses = 0;
   /** The attempt under way sent its request on a kept connection, and nothing has come back yet. */
   #reusedSilent = false;
   /** The target as a socket address, when it is an IP address (and transport is raw). */
@@ -140,7 +116,12 @@ export class Prober {
   /** The check process of the attempt under way, until it is reaped. */
   #pid = 0;
   #timedOut = false;
+  /** The request that closes its connection (`Connection: close`); undefined for a tcp probe. */
   readonly #request: Buffer | undefined;
+  /** The request that keeps its connection, when liveness attempts may reuse one (`http-reuse` above 1, an IP address). */
+  readonly #keepAliveRequest: Buffer | undefined;
+  /** Liveness attempts one connection carries. */
+  readonly #reuse: number;
   readonly #http: HttpResponseCheck | undefined;
   readonly #check: SpawnOptions | undefined;
   /** net.connect's options, made once (net.Socket copies them; none are changed). */
@@ -162,11 +143,13 @@ export class Prober {
       this.#connectOptions = { host: target.host, port: target.port };
       if (target.kind === 'http') this.#connectOptions.onread = { buffer: READ_BUFFER, callback: this.#onRead };
     }
+    // Reuse only over the raw transports (a host name goes through node:net, one connection per attempt).
+    this.#reuse = target.kind === 'http' && this.#address !== undefined ? spec.httpReuse ?? DEFAULT_HTTP_REUSE : 1;
     if (target.kind === 'http') {
-      // Keep-alive only over the raw transports (a host name goes through node:net, one connection per attempt).
-      const keepAlive = spec.httpKeepAlive === true && this.#address !== undefined;
-      this.#request = Buffer.from(`GET ${target.path} HTTP/1.1\r\nHost: ${target.hostHeader}\r\nUser-Agent: t6-probe\r\nAccept: */*\r\n${keepAlive ? '' : 'Connection: close\r\n'}\r\n`, 'latin1');
-      this.#http = new HttpResponseCheck(spec.httpStatus, spec.httpBody, keepAlive);
+      const head = `GET ${target.path} HTTP/1.1\r\nHost: ${target.hostHeader}\r\nUser-Agent: t6-probe\r\nAccept: */*\r\n`;
+      this.#request = Buffer.from(`${head}Connection: close\r\n\r\n`, 'latin1');
+      if (this.#reuse > 1) this.#keepAliveRequest = Buffer.from(`${head}\r\n`, 'latin1');
+      this.#http = new HttpResponseCheck(spec.httpStatus, spec.httpBody);
     }
     if (target.kind === 'check') {
       const dir = path.resolve(serviceDir);
@@ -229,24 +212,30 @@ export class Prober {
 
   /** A raw connection (the kept one if any); a failure at once (a refused loopback connection) settles the attempt now. */
   #open(address: TcpAddress): void {
-    this.#http?.reset();
     const kept = this.#idle;
     this.#idle = undefined;
     this.#reusedSilent = false;
     if (kept !== undefined) {
+      const request = this.#requestFor(this.#uses + 1);
+      this.#http?.reset(request !== this.#request);
       try {
-        kept.send(this.#request!);
+        kept.send(request!);
         this.#conn = kept;
+        this.#uses++;
         this.#reusedSilent = true;
         return;
       } catch {
         kept.close(); // gone meanwhile: a new connection, as for the first attempt
       }
     }
+    this.#uses = 1;
+    // A readiness attempt's connection is not kept (it is on the urgent lane): it says so.
+    const request = this.#phase === 'liveness' ? this.#requestFor(1) : this.#request;
+    this.#http?.reset(request !== this.#request);
     try {
       const transport = this.#deps.transport === 'node:net' ? 'raw' : this.#deps.transport ?? 'raw';
       const urgent = this.#phase === 'readiness' || this.#spec.timeoutMs < URGENT_BELOW_TIMEOUT_MS;
-      this.#conn = connections(transport).open(address, this.#request, this.#client, urgent);
+      this.#conn = connections(transport).open(address, request, this.#client, urgent);
     } catch (err) {
       this.#settle(this.#attempt, errorText(err as Error));
     }
@@ -267,6 +256,11 @@ export class Prober {
     onEnd: () => { if (!this.#dropIdle() && !this.#retried()) this.#settle(this.#attempt, this.#http!.end()); },
     onFailed: (syscall, code) => { if (!this.#dropIdle() && !this.#retried()) this.#settle(this.#attempt, `${syscall} ${code}`); },
   };
+
+  /** The request for a connection's `uses`th attempt: the Nth of `http-reuse` closes it. */
+  #requestFor(uses: number): Buffer | undefined {
+    return this.#keepAliveRequest !== undefined && uses < this.#reuse ? this.#keepAliveRequest : this.#request;
+  }
 
   /** The kept connection spoke between attempts (the server closed it, most likely): dropped; true if it was that. */
   #dropIdle(): boolean {
@@ -375,9 +369,10 @@ export class Prober {
   #settle(n: number, outcome: true | string): void {
     if (n === 0 || n !== this.#attempt || this.#phase === 'ended') return;
     this.#attempt = 0;
-    // Kept for the next liveness attempt when the server keeps it (a readiness attempt's is on
-    // the urgent lane, and liveness uses the tick one: it goes).
-    if (this.#phase === 'liveness' && this.#http?.reusable === true && this.#conn !== undefined) {
+    // Kept for the next liveness attempt when it succeeded and the server keeps it. After a
+    // failure the next attempt opens a new connection: whether the server still accepts one
+    // is part of what the next answer says.
+    if (outcome === true && this.#phase === 'liveness' && this.#http?.reusable === true && this.#conn !== undefined) {
       this.#idle = this.#conn;
       this.#conn = undefined;
     }

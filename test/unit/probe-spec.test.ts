@@ -55,12 +55,14 @@ test('every setting file is read: interval, timeout, start-delay, attempts, live
   });
 });
 
-test('http-keepalive: 1 keeps the connection between liveness attempts, 0 (the default) does not; anything else, or on another kind, is refused', () => {
-  assert.equal(readProbeSpec(service({ http: 'http://127.0.0.1/', 'http-keepalive': '1\n' })).spec?.httpKeepAlive, true);
-  assert.equal(readProbeSpec(service({ http: 'http://127.0.0.1/', 'http-keepalive': '0\n' })).spec?.httpKeepAlive, undefined);
-  assert.equal(readProbeSpec(service({ http: 'http://127.0.0.1/' })).spec?.httpKeepAlive, undefined);
-  assert.equal(readProbeSpec(service({ http: 'http://127.0.0.1/', 'http-keepalive': 'yes\n' })).problem, 'probe/http-keepalive: "yes" - expected 1 (on) or 0 (off)');
-  assert.equal(readProbeSpec(service({ tcp: '127.0.0.1:80', 'http-keepalive': '1\n' })).problem, 'probe/http-keepalive: only for an http probe (this one is tcp)');
+test('http-reuse: N >= 1 liveness attempts per connection, absent: the default; 0, a non-number, the old http-keepalive, or on another kind, are refused', () => {
+  assert.equal(readProbeSpec(service({ http: 'http://127.0.0.1/', 'http-reuse': '1\n' })).spec?.httpReuse, 1);
+  assert.equal(readProbeSpec(service({ http: 'http://127.0.0.1/', 'http-reuse': '25\n' })).spec?.httpReuse, 25);
+  assert.equal(readProbeSpec(service({ http: 'http://127.0.0.1/' })).spec?.httpReuse, undefined);
+  assert.equal(readProbeSpec(service({ http: 'http://127.0.0.1/', 'http-reuse': '0\n' })).problem, 'probe/http-reuse: "0" - must be at least 1');
+  assert.equal(readProbeSpec(service({ http: 'http://127.0.0.1/', 'http-reuse': 'yes\n' })).problem, 'probe/http-reuse: "yes" - not a decimal number up to 2147483647');
+  assert.equal(readProbeSpec(service({ http: 'http://127.0.0.1/', 'http-keepalive': '1\n' })).problem, 'probe/http-keepalive: replaced by probe/http-reuse (liveness attempts per connection; 1: a new one for each)');
+  assert.equal(readProbeSpec(service({ tcp: '127.0.0.1:80', 'http-reuse': '2\n' })).problem, 'probe/http-reuse: only for an http probe (this one is tcp)');
 });
 
 test('a decimal file may lack its newline; attempts 0 means unlimited; a single http-status is a one-code range', () => {
@@ -131,7 +133,7 @@ test('http-status and http-body belong to an http probe only', () => {
 
 test('an unknown file is refused (a misspelt setting would otherwise be ignored), every problem reported at once', () => {
   assert.equal(problemOf({ tcp: 'h:1', intervall: '10', timeout: 'x' }),
-    'probe/intervall: unknown file (known: tcp, http, check, interval, timeout, start-delay, attempts, http-status, http-body, http-keepalive, liveness); probe/timeout: "x" - not a decimal number up to 2147483647');
+    'probe/intervall: unknown file (known: tcp, http, check, interval, timeout, start-delay, attempts, http-status, http-body, http-reuse, liveness); probe/timeout: "x" - not a decimal number up to 2147483647');
 });
 
 test('a check that is not executable, not a file, or missing its target is refused', () => {

@@ -386,7 +386,7 @@ for (const transport of ['uring', 'epoll'] as const) {
 }
 
 for (const transport of ['uring', 'epoll'] as const) {
-  test(`http-keepalive over ${transport}: liveness attempts share one connection; one the server drops when idle costs no failure`, async (t) => {
+  test(`http-reuse over ${transport}: liveness attempts share one connection; one the server drops when idle costs no failure`, async (t) => {
     const sockets: net.Socket[] = [];
     let requests = 0;
     let drop = false;
@@ -397,7 +397,7 @@ for (const transport of ['uring', 'epoll'] as const) {
     });
     server.on('connection', (s: net.Socket) => sockets.push(s));
     const port = await listening(t, server);
-    const p = probe(t, httpTarget(port), { liveness: 3, httpKeepAlive: true, timeoutMs: 5000 }, { ...timerDeps(), transport });
+    const p = probe(t, httpTarget(port), { liveness: 3, httpReuse: 1000, timeoutMs: 5000 }, { ...timerDeps(), transport });
     assert.deepEqual(await p.first, { kind: 'ready' });
     await until('5 liveness answers', () => requests >= 6 || undefined);
     // The readiness attempt's own connection (closed after it), then one for every liveness attempt.
@@ -410,7 +410,48 @@ for (const transport of ['uring', 'epoll'] as const) {
     assert.deepEqual(p.outcomes, [{ kind: 'ready' }], 'no attempt failed');
   });
 
-  test(`http-keepalive over ${transport}: a kept connection closed as the request goes is retried at once on a new one`, async (t) => {
+  test(`http-reuse over ${transport}: a connection carries N liveness attempts, the Nth with Connection: close; after a failure, a new one`, async (t) => {
+    // Each request as "connection:its Connection header"; the 8th is answered 500.
+    const seen: string[] = [];
+    const ids = new WeakMap<net.Socket, number>();
+    let connections = 0;
+    const server = http.createServer((req, res) => {
+      seen.push(`${ids.get(req.socket)}:${req.headers.connection ?? ''}`);
+      res.statusCode = seen.length === 8 ? 500 : 200;
+      res.end('ok');
+    });
+    server.on('connection', (s: net.Socket) => ids.set(s, ++connections));
+    const port = await listening(t, server);
+    const p = probe(t, httpTarget(port), { liveness: 3, httpReuse: 3, timeoutMs: 5000 }, { ...timerDeps(), transport });
+    assert.deepEqual(await p.first, { kind: 'ready' });
+    await until('10 requests', () => seen.length >= 10 || undefined);
+    assert.deepEqual(seen.slice(0, 10), [
+      '1:close', // readiness: a connection of its own
+      '2:', '2:', '2:close', // three liveness attempts, the third ends the connection
+      '3:', '3:', '3:close',
+      '4:', // answered 500: the connection is not kept
+      '5:', '5:',
+    ]);
+    assert.deepEqual(p.outcomes, [{ kind: 'ready' }], 'one failure of liveness 3');
+  });
+
+  test(`http-reuse 1 over ${transport}: a new connection, with Connection: close, for every attempt`, async (t) => {
+    const seen: string[] = [];
+    const ids = new WeakMap<net.Socket, number>();
+    let connections = 0;
+    const server = http.createServer((req, res) => {
+      seen.push(`${ids.get(req.socket)}:${req.headers.connection ?? ''}`);
+      res.end('ok');
+    });
+    server.on('connection', (s: net.Socket) => ids.set(s, ++connections));
+    const port = await listening(t, server);
+    const p = probe(t, httpTarget(port), { liveness: 3, httpReuse: 1, timeoutMs: 5000 }, { ...timerDeps(), transport });
+    assert.deepEqual(await p.first, { kind: 'ready' });
+    await until('4 requests', () => seen.length >= 4 || undefined);
+    assert.deepEqual(seen.slice(0, 4), ['1:close', '2:close', '3:close', '4:close']);
+  });
+
+  test(`http-reuse over ${transport}: a kept connection closed as the request goes is retried at once on a new one`, async (t) => {
     let connections = 0;
     let answers = 0;
     // Each connection answers its first request, then closes at the second without a word
@@ -426,7 +467,7 @@ for (const transport of ['uring', 'epoll'] as const) {
       });
     });
     const port = await listening(t, server);
-    const p = probe(t, httpTarget(port), { liveness: 1, httpKeepAlive: true, timeoutMs: 5000 }, { ...timerDeps(), transport });
+    const p = probe(t, httpTarget(port), { liveness: 1, httpReuse: 1000, timeoutMs: 5000 }, { ...timerDeps(), transport });
     assert.deepEqual(await p.first, { kind: 'ready' });
     await until('4 liveness answers', () => answers >= 5 || undefined);
     assert.deepEqual(p.outcomes, [{ kind: 'ready' }], 'liveness 1: a single failed attempt would have made it unhealthy');
