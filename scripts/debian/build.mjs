@@ -190,7 +190,30 @@ function imageLayer(base) {
   return { img, built: true, key: sshKeyFile, how, ms: Date.now() - t0 };
 }
 
-/** Layer 3: the initramfs (static busybox, the virtio block modules, initramfs-init). */
+/** The kernel package's file in the cache (downloaded by addModules, or now). Not shared with addModules: its text is part of the base layer's key. */
+function kernelPackage(version) {
+  const dl = path.join(cache, 'kernel-deb');
+  const find = () => fs.readdirSync(dl).find((f) => f.startsWith(`linux-image-${version}_`));
+  fs.mkdirSync(dl, { recursive: true });
+  if (find() === undefined) run('apt-get', ['download', '-q', `linux-image-${version}`], { cwd: dl });
+  return path.join(dl, find() ?? fail(`apt-get download linux-image-${version} gave nothing`));
+}
+
+/** The NIC's driver and what it needs (virtio_net, net_failover, failover), extracted from the kernel package into `dest`. */
+function netModules(version, dest) {
+  const tmp = fs.mkdtempSync(path.join(cache, 'netmods-'));
+  const wanted = ['kernel/net/core/failover.ko', 'kernel/drivers/net/net_failover.ko', 'kernel/drivers/net/virtio_net.ko'].map((m) => `./lib/modules/${version}/${m}`);
+  run('bash', ['-c', 'set -o pipefail; dpkg-deb --fsys-tarfile "$1" | tar -x -C "$2" "${@:3}"', 'bash', kernelPackage(version), tmp, ...wanted]);
+  for (const m of wanted) fs.copyFileSync(path.join(tmp, m), path.join(dest, path.basename(m)));
+  fs.rmSync(tmp, { recursive: true, force: true });
+}
+
+/**
+ * Layer 3: the initramfs (static busybox, the virtio block modules, initramfs-init), and the
+ * virtio NIC's driver: Debian's own initramfs loads the driver of every device it finds (its
+ * udev coldplug), so eth0 is there when the system starts, not only once the system's udev
+ * has replayed every device; both images boot this initramfs.
+ */
 function initrdLayer(k) {
   const mods = path.join(root, '.cache/vm/kernel', `modules-${k.version}`);
   const init = path.join(root, 'scripts/debian/initramfs-init');
@@ -199,7 +222,7 @@ function initrdLayer(k) {
   if (spawnSync('ldd', [busybox], { encoding: 'utf8' }).stdout.includes('=>')) fail(`${busybox} is dynamically linked (apt-get install busybox-static)`);
   const initrd = path.join(cache, 'initrd.img');
   const stamp = `${initrd}.key`;
-  const key = sha(fs.readFileSync(init, 'utf8'), treeHash(mods), fs.readFileSync(busybox).length);
+  const key = sha(fs.readFileSync(init, 'utf8'), treeHash(mods), fs.readFileSync(busybox).length, netModules.toString());
   if (fs.existsSync(initrd) && fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === key) return { initrd, built: false };
   const stage = path.join(cache, 'initrd-tree');
   fs.rmSync(stage, { recursive: true, force: true });
@@ -212,6 +235,7 @@ function initrdLayer(k) {
   fs.copyFileSync(init, path.join(stage, 'init'));
   fs.chmodSync(path.join(stage, 'init'), 0o755);
   for (const f of fs.readdirSync(mods)) fs.copyFileSync(path.join(mods, f), path.join(stage, 'lib/modules', f));
+  netModules(k.version, path.join(stage, 'lib/modules'));
   run('bash', ['-c', 'set -o pipefail; cd "$1" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -6 > "$2"', 'bash', stage, `${initrd}.tmp`]);
   fs.renameSync(`${initrd}.tmp`, initrd);
   fs.writeFileSync(stamp, key);

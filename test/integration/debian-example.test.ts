@@ -29,9 +29,9 @@ test('examples/debian compiles; basic, network and default hold what the README 
   const r = spawnSync(path.join(BIN, 't6-rc-compile'), [compiled, path.join(EXAMPLE, 'source')], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   const list = (bundle: string): string[] => listall(compiled, bundle);
-  assert.deepEqual(list('network'), ['eth0', 'fsck-root', 'loopback', 'mount-kernfs', 'remount-root', 'udev-trigger', 'udevd']);
-  // eth0 waits for its own interface, not for udev to settle; the random seed is loaded before the root is writable.
-  assert.ok(!list('eth0').includes('udev-settle'), 'eth0 does not wait for udev-settle');
+  assert.deepEqual(list('network'), ['eth0', 'fsck-root', 'loopback', 'mount-kernfs', 'remount-root', 'udevd']);
+  // eth0 waits for its own interface, not for udev-trigger's pass over every device, nor for udev to settle; the random seed is loaded before the root is writable.
+  assert.ok(!list('eth0').includes('udev-settle') && !list('eth0').includes('udev-trigger'), 'eth0 waits for neither udev-trigger nor udev-settle');
   assert.deepEqual(list('random-seed'), ['random-seed']);
   assert.deepEqual(list('sshd').filter((n) => n.startsWith('random-seed') || n.startsWith('udev')), [], 'sshd waits for neither the seed nor udev');
   assert.deepEqual(list('basic'), ['fsck-root', 'hostname', 'modules', 'mount-fstab', 'mount-kernfs', 'mount-tmp', 'random-seed', 'random-seed-save', 'remount-root', 'sysctl', 'udev-settle', 'udev-trigger', 'udevd']);
