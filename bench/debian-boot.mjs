@@ -34,7 +34,14 @@
 //              over ssh into bench/results/debian-boot-{t6,systemd}-DATE.svg (the last round's
 //              first boot) and …-DATE-later.svg (its later boot)
 //
-//   node_modules/.bin/node bench/debian-boot.mjs     (BENCH_DEBIAN_ROUNDS=3 rounds: 4 boots each)
+//   floor:     the t6 image with scripts/bench/debian-floor-init as pid 1: the same services, the
+//              same scripts, in the same dependency order, started by a shell and nothing else
+//              (no supervision, logging or boot record); login and banner timed alike, then
+//              qemu killed. What any init must spend on this disk: where the floor's own time is
+//              above a goal's bound, no init can meet that goal with these services.
+//
+//   node_modules/.bin/node bench/debian-boot.mjs     (BENCH_DEBIAN_ROUNDS=3 rounds: 6 boots each;
+//                                                     BENCH_DEBIAN_KINDS=t6,systemd,floor: which)
 //   Needs root (the images' builds), qemu-system-x86, ssh, debugfs, Debian's mirror.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -50,7 +57,11 @@ export const GOAL = { sshFromInitMs: 0.5, shutdownMs: 0.3 };
 const KINDS = {
   t6: { image: 't6Image', append: DEBIAN_APPEND },
   systemd: { image: 'image', append: `${DEBIAN_APPEND} init=/lib/systemd/systemd` },
+  // The floor: t6's image with scripts/bench/debian-floor-init as pid 1 (its services, from a
+  // shell, nothing else); booted and timed, never inspected or powered off.
+  floor: { image: 't6Image', append: `${DEBIAN_APPEND} init=/usr/sbin/t6-floor`, floor: true },
 };
+const FLOOR_INIT = path.join(ROOT, 'scripts/bench/debian-floor-init');
 const PROMPT = /root@t6-debian:[^#\n]*# /;
 const HOST_KEYS = ['rsa', 'ecdsa', 'ed25519'].flatMap((t) => [`/etc/ssh/ssh_host_${t}_key`, `/etc/ssh/ssh_host_${t}_key.pub`]);
 /** Every process: pid, name, PSS (kB), executable; one line each. */
@@ -59,13 +70,13 @@ const PROCESSES = String.raw`for d in /proc/[0-9]*; do p=${'$'}{d#/proc/}; c=$(c
 /** debugfs commands: the ssh host keys out of /etc/ssh (the systemd image has none: debugfs says so and goes on). */
 const KEY_COMMANDS = HOST_KEYS.map((k) => `rm ${k}\n`).join('');
 
-/** A fresh copy of `image` in `dir`, without ssh host keys. */
-function freshDisk(image, dir) {
+/** A fresh copy of `image` in `dir`, without ssh host keys (with the floor's init when asked). */
+function freshDisk(image, dir, floor = false) {
   const disk = path.join(dir, 'disk.img');
   const cp = spawnSync('cp', ['--sparse=always', image, disk], { encoding: 'utf8' });
   if (cp.status !== 0) throw new Error(`cp ${image}: ${cp.stderr}`);
   const cmds = path.join(dir, 'debugfs.cmd');
-  fs.writeFileSync(cmds, KEY_COMMANDS);
+  fs.writeFileSync(cmds, KEY_COMMANDS + (floor ? `cd /usr/sbin\nwrite ${FLOOR_INIT} t6-floor\nsif t6-floor mode 0100755\n` : ''));
   const r = spawnSync('debugfs', ['-w', '-f', cmds, disk], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`debugfs: ${r.stderr}`);
   return disk;
@@ -152,6 +163,7 @@ async function oneBoot(assets, built, kind, disk, settleMs) {
     const loginMs = (await vm.waitFor(/t6-debian login: /, 600_000, 'login')).ms;
     const zeroMs = await login(vm);
     const sshMs = await banner;
+    if (KINDS[kind].floor === true) return await floorFigures(vm, port, built.sshKey, zeroMs, loginMs, sshMs);
     await sleep(Math.max(0, sshMs + settleMs - vm.elapsed()));
     const seen = await inspect(port, built.sshKey, kind);
     vm.send('poweroff\r');
@@ -177,6 +189,18 @@ async function oneBoot(assets, built, kind, disk, settleMs) {
   }
 }
 
+/** The floor's boot: its times from the same zeros; it has no plot, no init memory to speak of, and no shutdown. */
+async function floorFigures(vm, port, key, zeroMs, loginMs, sshMs) {
+  const run = /\[\s*([\d.]+)\] Run (\S+) as init process/.exec(await ssh(port, key, 'dmesg'));
+  const runMs = run === null ? undefined : zeroMs + Number(run[1]) * 1000;
+  const keys = (await ssh(port, key, 'ls /etc/ssh')).includes('ssh_host_ed25519_key');
+  const r = (x, zero) => (zero === undefined ? undefined : Math.round(x - zero));
+  return {
+    figures: { loginMs, sshMs, loginFromKernelMs: r(loginMs, zeroMs), sshFromKernelMs: r(sshMs, zeroMs), loginFromInitMs: r(loginMs, runMs), sshFromInitMs: r(sshMs, runMs) },
+    kernelZeroMs: Math.round(zeroMs), initProcesses: ['1 sh'], keysMade: keys, svg: undefined, analyze: undefined,
+  };
+}
+
 /** The two boots of a round: `first` (no host keys on the fresh copy) and `later` (the same disk again). */
 export const PHASES = ['first', 'later'];
 
@@ -185,7 +209,7 @@ async function oneRound(assets, built, kind, settleMs) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `t6-debian-${kind}-`));
   const boots = {};
   try {
-    const disk = freshDisk(built[KINDS[kind].image], dir);
+    const disk = freshDisk(built[KINDS[kind].image], dir, KINDS[kind].floor === true);
     for (const phase of PHASES) boots[phase] = await oneBoot(assets, built, kind, disk, settleMs);
   } catch (err) {
     boots.error = err;
@@ -205,11 +229,12 @@ function buildImages() {
 
 /** Alternating rounds; a failed boot is reported and left out (with the later boot, if it was the first). */
 async function rounds(assets, built, n, settleMs) {
-  const runs = Object.fromEntries(PHASES.map((p) => [p, { t6: [], systemd: [] }]));
+  const kinds = (process.env.BENCH_DEBIAN_KINDS ?? Object.keys(KINDS).join(',')).split(',').filter((k) => k in KINDS);
+  const runs = Object.fromEntries(PHASES.map((p) => [p, Object.fromEntries(kinds.map((k) => [k, []]))]));
   const last = Object.fromEntries(PHASES.map((p) => [p, {}]));
   const failures = [];
   for (let i = 0; i < n; i++) {
-    for (const kind of Object.keys(KINDS)) {
+    for (const kind of kinds) {
       const boots = await oneRound(assets, built, kind, settleMs);
       for (const phase of PHASES) {
         const b = boots[phase];
@@ -249,12 +274,15 @@ const LABELS = {
 /** The table: per figure, median [min–max] of each, t6/systemd, the goal where there is one. */
 export function tableRows(s) {
   const cell = (x) => (x === undefined ? '–' : `${fmt(x.median)} [${fmt(x.min)}–${fmt(x.max)}]`);
-  const rows = [['figure (median [min–max])', 't6', 'systemd', 't6/systemd', 'goal', 'met']];
+  const floor = s.floor !== undefined;
+  const rows = [['figure (median [min–max])', 't6', 'systemd', ...(floor ? ['floor (sh)'] : []), 't6/systemd', ...(floor ? ['floor/systemd'] : []), 'goal', 'met']];
   for (const f of FIGURES) {
-    const q = ratio(s.t6[f]?.median, s.systemd[f]?.median);
+    const q = ratio(s.t6?.[f]?.median, s.systemd?.[f]?.median);
     const goal = GOAL[f] === undefined ? '' : `≤ ${GOAL[f]}`;
     const met = goal === '' || q === undefined ? '' : q <= GOAL[f] ? 'yes' : 'NO';
-    rows.push([LABELS[f], cell(s.t6[f]), cell(s.systemd[f]), fmt(q), goal, met]);
+    const floorCells = floor ? [cell(s.floor[f])] : [];
+    const floorRatio = floor ? [fmt(ratio(s.floor[f]?.median, s.systemd?.[f]?.median))] : [];
+    rows.push([LABELS[f], cell(s.t6?.[f]), cell(s.systemd?.[f]), ...floorCells, fmt(q), ...floorRatio, goal, met]);
   }
   return rows;
 }
@@ -279,10 +307,10 @@ const loadLine = (l) => l.map((x) => x.toFixed(2)).join(' ');
 
 /** One phase's stats, table, judged goals; printed. */
 function report(phase, runs) {
-  const s = { t6: stats(runs.t6), systemd: stats(runs.systemd) };
+  const s = Object.fromEntries(Object.entries(runs).map(([kind, r]) => [kind, stats(r)]));
   console.log(`\n${phase === 'first' ? 'first boot (a fresh copy: host keys made at boot)' : 'later boot (the same disk again: host keys there)'}`);
   printTable(tableRows(s));
-  const ratios = Object.fromEntries(Object.keys(GOAL).map((f) => [f, ratio(s.t6[f]?.median, s.systemd[f]?.median)]));
+  const ratios = Object.fromEntries(Object.keys(GOAL).map((f) => [f, ratio(s.t6?.[f]?.median, s.systemd?.[f]?.median)]));
   for (const [f, q] of Object.entries(ratios)) console.log(`goal, ${phase} boot: ${LABELS[f]}, t6 ≤ ${GOAL[f]} × systemd: ${q === undefined ? 'not judged' : `${fmt(q)}, ${q <= GOAL[f] ? 'met' : 'NOT met'}`}`);
   const met = Object.fromEntries(Object.entries(ratios).map(([f, q]) => [f, q === undefined ? undefined : q <= GOAL[f]]));
   return { stats: s, ratios, met };
@@ -305,7 +333,7 @@ export async function run() {
   const phases = Object.fromEntries(PHASES.map((p) => [p, report(p, runs[p])]));
   console.log(`machine: load average before ${loadLine(before.loadavg)}, after ${loadLine(after.loadavg)} (${os.cpus().length} CPUs)`);
   for (const phase of PHASES) {
-    for (const [kind, b] of Object.entries(last[phase])) console.log(`${kind === 't6' ? 't6-analyze' : 'systemd-analyze'} (the last ${kind} ${phase} boot):\n${b.analyze}`);
+    for (const [kind, b] of Object.entries(last[phase])) if (b.analyze !== undefined) console.log(`${kind === 't6' ? 't6-analyze' : 'systemd-analyze'} (the last ${kind} ${phase} boot):\n${b.analyze}`);
   }
   const svgs = saveSvgs(last);
   for (const [what, file] of Object.entries(svgs)) console.log(`timeline (${what} boot): ${file}`);
