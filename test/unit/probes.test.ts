@@ -385,6 +385,20 @@ for (const transport of ['uring', 'epoll'] as const) {
   });
 }
 
+/** An HTTP server that records each request as "connection number:its Connection header" (`seen`), answering the nth with status(n). */
+async function recordingServer(t: TestContext, status: (n: number) => number): Promise<{ seen: string[]; port: number }> {
+  const seen: string[] = [];
+  const ids = new WeakMap<net.Socket, number>();
+  let connections = 0;
+  const server = http.createServer((req, res) => {
+    seen.push(`${ids.get(req.socket)}:${req.headers.connection ?? ''}`);
+    res.statusCode = status(seen.length);
+    res.end('ok');
+  });
+  server.on('connection', (s: net.Socket) => ids.set(s, ++connections));
+  return { seen, port: await listening(t, server) };
+}
+
 for (const transport of ['uring', 'epoll'] as const) {
   test(`http-reuse over ${transport}: liveness attempts share one connection; one the server drops when idle costs no failure`, async (t) => {
     const sockets: net.Socket[] = [];
@@ -411,17 +425,8 @@ for (const transport of ['uring', 'epoll'] as const) {
   });
 
   test(`http-reuse over ${transport}: a connection carries N liveness attempts, the Nth with Connection: close; after a failure, a new one`, async (t) => {
-    // Each request as "connection:its Connection header"; the 8th is answered 500.
-    const seen: string[] = [];
-    const ids = new WeakMap<net.Socket, number>();
-    let connections = 0;
-    const server = http.createServer((req, res) => {
-      seen.push(`${ids.get(req.socket)}:${req.headers.connection ?? ''}`);
-      res.statusCode = seen.length === 8 ? 500 : 200;
-      res.end('ok');
-    });
-    server.on('connection', (s: net.Socket) => ids.set(s, ++connections));
-    const port = await listening(t, server);
+    // The 8th request is answered 500.
+    const { seen, port } = await recordingServer(t, (n) => (n === 8 ? 500 : 200));
     const p = probe(t, httpTarget(port), { liveness: 3, httpReuse: 3, timeoutMs: 5000 }, { ...timerDeps(), transport });
     assert.deepEqual(await p.first, { kind: 'ready' });
     await until('10 requests', () => seen.length >= 10 || undefined);
@@ -436,15 +441,7 @@ for (const transport of ['uring', 'epoll'] as const) {
   });
 
   test(`http-reuse 1 over ${transport}: a new connection, with Connection: close, for every attempt`, async (t) => {
-    const seen: string[] = [];
-    const ids = new WeakMap<net.Socket, number>();
-    let connections = 0;
-    const server = http.createServer((req, res) => {
-      seen.push(`${ids.get(req.socket)}:${req.headers.connection ?? ''}`);
-      res.end('ok');
-    });
-    server.on('connection', (s: net.Socket) => ids.set(s, ++connections));
-    const port = await listening(t, server);
+    const { seen, port } = await recordingServer(t, () => 200);
     const p = probe(t, httpTarget(port), { liveness: 3, httpReuse: 1, timeoutMs: 5000 }, { ...timerDeps(), transport });
     assert.deepEqual(await p.first, { kind: 'ready' });
     await until('4 requests', () => seen.length >= 4 || undefined);
