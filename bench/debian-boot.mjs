@@ -142,15 +142,32 @@ async function login(vm) {
   return seen.ms - Number(seen.match[1]) * 1000;
 }
 
+/** dmesg's `Run … as init process` line, over ssh: its kernel time (s) and the program. */
+async function runInit(port, key) {
+  const run = /\[\s*([\d.]+)\] Run (\S+) as init process/.exec(await ssh(port, key, 'dmesg'));
+  return { runInitS: run === null ? undefined : Number(run[1]), runInit: run?.[2] };
+}
+
+/** Whether the guest's ssh host keys are there (made at its first boot). */
+async function hostKeysMade(port, key) {
+  return (await ssh(port, key, 'ls /etc/ssh')).includes('ssh_host_ed25519_key');
+}
+
+/** Login and banner (ms from qemu's spawn) from the kernel's clock zero and from `Run /init`. */
+function bootTimes(loginMs, sshMs, zeroMs, runInitS) {
+  const runMs = runInitS === undefined ? undefined : zeroMs + runInitS * 1000;
+  const r = (x, zero) => (zero === undefined ? undefined : Math.round(x - zero));
+  return { loginMs, sshMs, loginFromKernelMs: r(loginMs, zeroMs), sshFromKernelMs: r(sshMs, zeroMs), loginFromInitMs: r(loginMs, runMs), sshFromInitMs: r(sshMs, runMs) };
+}
+
 /** What is read over ssh once the machine has settled: dmesg's Run line, memory, the plot. */
 async function inspect(port, key, kind) {
-  const run = /\[\s*([\d.]+)\] Run (\S+) as init process/.exec(await ssh(port, key, 'dmesg'));
+  const run = await runInit(port, key);
   const memory = initMemory(await ssh(port, key, PROCESSES), kind);
   const svg = await ssh(port, key, kind === 't6' ? 't6-analyze plot' : 'systemd-analyze plot');
   const analyze = (await ssh(port, key, kind === 't6' ? 't6-analyze blame | head -15; t6-analyze critical-chain sshd'
     : 'systemd-analyze; systemd-analyze blame | head -15; systemd-analyze critical-chain ssh.service')).trim();
-  const keys = (await ssh(port, key, 'ls /etc/ssh')).includes('ssh_host_ed25519_key');
-  return { runInitS: run === null ? undefined : Number(run[1]), runInit: run?.[2], memory, svg, analyze, keysMade: keys };
+  return { ...run, memory, svg, analyze, keysMade: await hostKeysMade(port, key) };
 }
 
 /** One boot of `kind` from `disk`: boot, time login and ssh, settle, inspect, power off. */
@@ -163,19 +180,16 @@ async function oneBoot(assets, built, kind, disk, settleMs) {
     const loginMs = (await vm.waitFor(/t6-debian login: /, 600_000, 'login')).ms;
     const zeroMs = await login(vm);
     const sshMs = await banner;
-    if (KINDS[kind].floor === true) return await floorFigures(vm, port, built.sshKey, zeroMs, loginMs, sshMs);
+    if (KINDS[kind].floor === true) return await floorFigures(port, built.sshKey, zeroMs, loginMs, sshMs);
     await sleep(Math.max(0, sshMs + settleMs - vm.elapsed()));
     const seen = await inspect(port, built.sshKey, kind);
     vm.send('poweroff\r');
     const typed = vm.elapsed();
     const exit = await vm.waitExit(300_000);
     if (exit.code !== 0) throw new Error(`qemu exited ${exit.code ?? exit.signal} after poweroff`);
-    const runMs = seen.runInitS === undefined ? undefined : zeroMs + seen.runInitS * 1000;
-    const r = (x, zero) => (zero === undefined ? undefined : Math.round(x - zero));
     return {
       figures: {
-        loginMs: loginMs, sshMs, loginFromKernelMs: r(loginMs, zeroMs), sshFromKernelMs: r(sshMs, zeroMs),
-        loginFromInitMs: r(loginMs, runMs), sshFromInitMs: r(sshMs, runMs), shutdownMs: exit.ms - typed,
+        ...bootTimes(loginMs, sshMs, zeroMs, seen.runInitS), shutdownMs: exit.ms - typed,
         initPssMB: seen.memory.initPssMB, udevdPssMB: seen.memory.udevdPssMB,
       },
       kernelZeroMs: Math.round(zeroMs), initProcesses: seen.memory.initProcesses, keysMade: seen.keysMade, svg: seen.svg, analyze: seen.analyze,
@@ -190,14 +204,11 @@ async function oneBoot(assets, built, kind, disk, settleMs) {
 }
 
 /** The floor's boot: its times from the same zeros; it has no plot, no init memory to speak of, and no shutdown. */
-async function floorFigures(vm, port, key, zeroMs, loginMs, sshMs) {
-  const run = /\[\s*([\d.]+)\] Run (\S+) as init process/.exec(await ssh(port, key, 'dmesg'));
-  const runMs = run === null ? undefined : zeroMs + Number(run[1]) * 1000;
-  const keys = (await ssh(port, key, 'ls /etc/ssh')).includes('ssh_host_ed25519_key');
-  const r = (x, zero) => (zero === undefined ? undefined : Math.round(x - zero));
+async function floorFigures(port, key, zeroMs, loginMs, sshMs) {
+  const { runInitS } = await runInit(port, key);
   return {
-    figures: { loginMs, sshMs, loginFromKernelMs: r(loginMs, zeroMs), sshFromKernelMs: r(sshMs, zeroMs), loginFromInitMs: r(loginMs, runMs), sshFromInitMs: r(sshMs, runMs) },
-    kernelZeroMs: Math.round(zeroMs), initProcesses: ['1 sh'], keysMade: keys, svg: undefined, analyze: undefined,
+    figures: bootTimes(loginMs, sshMs, zeroMs, runInitS),
+    kernelZeroMs: Math.round(zeroMs), initProcesses: ['1 sh'], keysMade: await hostKeysMade(port, key), svg: undefined, analyze: undefined,
   };
 }
 

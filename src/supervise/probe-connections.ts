@@ -11,8 +11,7 @@ export interface ProbeConnections {
   open(address: TcpAddress, request: Buffer | undefined, client: TcpProbeClient, urgent?: boolean): TcpProbeConnection;
 }
 
-// The process's probe connections, shared by every Prober and made on first use. No
-// onError: a transport that cannot watch its set first fails every connection, whose
+// No onError: a transport that cannot watch its set first fails every connection, whose
 // Prober reports it as the attempt's error; and the callbacks given here never throw.
 let sharedEpoll: TcpProbes | undefined;
 /** null: io_uring cannot be had here (checked once). */
@@ -33,4 +32,3 @@ export function connections(transport: 'raw' | 'uring' | 'epoll'): ProbeConnecti
   sharedEpoll ??= new TcpProbes(probeOptions());
   return sharedEpoll;
 }
-

@@ -204,7 +204,7 @@ export class Prober {
     if (this.#address !== undefined) return this.#open(this.#address);
     const socket = net.connect(this.#connectOptions!);
     this.#socket = socket;
-    this.#http?.reset();
+    this.#http?.reset(false); // node:net: one connection per attempt, with Connection: close
     socket.on('connect', this.#onConnect);
     socket.on('error', this.#onError);
     if (this.#http !== undefined) socket.on('end', this.#onEnd);
